@@ -1,0 +1,227 @@
+//! Types shared by several kinds: params, results, workspaces, conditions.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource,
+    SecretVolumeSource,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The group every kind of this project lives in.
+pub const GROUP: &str = "cicdoperator.ning1875.io";
+/// The one served and stored version.
+pub const VERSION: &str = "v1";
+pub const API_VERSION: &str = "cicdoperator.ning1875.io/v1";
+
+/// Schema for an embedded Kubernetes type whose full OpenAPI schema would
+/// make the CRD too large for `kubectl apply` (256 KiB annotation limit).
+/// The controller still decodes it into the typed struct and reports errors.
+pub fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+/// Like [`any_object`], for a list of embedded objects.
+pub fn any_object_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true }
+    })
+}
+
+/// A value of a string, array or object param (or result).
+fn any_param_value(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "x-kubernetes-preserve-unknown-fields": true })
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ParamType {
+    #[default]
+    String,
+    Array,
+    Object,
+}
+
+impl std::fmt::Display for ParamType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ParamType::String => "string",
+            ParamType::Array => "array",
+            ParamType::Object => "object",
+        })
+    }
+}
+
+/// The value of a param or result. YAML decides the shape: a scalar is a
+/// string, a sequence an array of strings, a mapping an object of strings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(untagged)]
+#[schemars(schema_with = "any_param_value")]
+pub enum ParamValue {
+    String(String),
+    Array(Vec<String>),
+    Object(BTreeMap<String, String>),
+}
+
+impl ParamValue {
+    pub fn param_type(&self) -> ParamType {
+        match self {
+            ParamValue::String(_) => ParamType::String,
+            ParamValue::Array(_) => ParamType::Array,
+            ParamValue::Object(_) => ParamType::Object,
+        }
+    }
+
+    /// The empty value of a type: what `hasDefault: true` without a
+    /// `default` stands for.
+    pub fn empty(param_type: ParamType) -> Self {
+        match param_type {
+            ParamType::String => ParamValue::String(String::new()),
+            ParamType::Array => ParamValue::Array(Vec::new()),
+            ParamType::Object => ParamValue::Object(BTreeMap::new()),
+        }
+    }
+}
+
+/// A param a task or pipeline declares.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParamSpec {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub param_type: ParamType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<ParamValue>,
+    /// Kept from the original design: `true` makes the param optional even
+    /// without a `default` (it then defaults to the empty value of its type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_default: Option<bool>,
+    /// For object params: the keys the object must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<BTreeMap<String, PropertySpec>>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct PropertySpec {
+    #[serde(rename = "type", default)]
+    pub property_type: ParamType,
+}
+
+/// A param value given by a run.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct Param {
+    pub name: String,
+    pub value: ParamValue,
+}
+
+/// A result a task or pipeline declares.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultSpec {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub result_type: ParamType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A result as recorded in a run's status.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct RunResult {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub result_type: ParamType,
+    pub value: ParamValue,
+}
+
+/// A workspace a task declares: a directory its steps share, whose storage
+/// the run chooses.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceDeclaration {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Defaults to /workspace/<name>.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_path: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+/// The storage a run binds to a declared workspace: exactly one source.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceBinding {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_dir: Option<EmptyDirVolumeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<PersistentVolumeClaimVolumeSource>,
+    /// A claim made for this run (and owned by it), deleted with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub volume_claim_template: Option<k8s_openapi::api::core::v1::PersistentVolumeClaim>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapVolumeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretVolumeSource>,
+}
+
+impl WorkspaceBinding {
+    /// The names of the volume sources set on this binding, to check that
+    /// exactly one is.
+    pub fn sources(&self) -> Vec<&'static str> {
+        let mut sources = Vec::new();
+        if self.empty_dir.is_some() {
+            sources.push("emptyDir");
+        }
+        if self.persistent_volume_claim.is_some() {
+            sources.push("persistentVolumeClaim");
+        }
+        if self.volume_claim_template.is_some() {
+            sources.push("volumeClaimTemplate");
+        }
+        if self.config_map.is_some() {
+            sources.push("configMap");
+        }
+        if self.secret.is_some() {
+            sources.push("secret");
+        }
+        sources
+    }
+}
+
+/// A status condition. Only `Succeeded` is used: True, False, or Unknown
+/// while the run is in progress.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+}
+
+/// Marks a run for cancellation when set in `spec.status`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RunSpecStatus {
+    Cancelled,
+}

@@ -1,0 +1,20 @@
+//! The custom resources of group `cicdoperator.ning1875.io/v1`, as plain
+//! serde types. Nothing here talks to a cluster.
+
+pub mod common;
+pub mod pipeline;
+pub mod task;
+pub mod taskrun;
+
+pub use common::*;
+pub use pipeline::*;
+pub use task::*;
+pub use taskrun::*;
+
+use kube::CustomResourceExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+/// Every CRD this project installs, in a stable order.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![MyTask::crd(), MyTaskRun::crd(), MyPipeline::crd(), MyPipelineRun::crd()]
+}

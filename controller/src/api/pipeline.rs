@@ -1,0 +1,194 @@
+//! MyPipeline and MyPipelineRun: a DAG of tasks that pass results.
+//! (The types; the scheduler and reconciler live elsewhere.)
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{
+    Condition, Param, ParamSpec, RunResult, RunSpecStatus, WorkspaceBinding, any_object,
+};
+use super::task::TaskSpec;
+use super::taskrun::PodTemplate;
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "cicdoperator.ning1875.io",
+    version = "v1",
+    kind = "MyPipeline",
+    namespaced,
+    shortname = "mp",
+    category = "cicd",
+    doc = "A DAG of tasks; a MyPipelineRun runs it."
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<ParamSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<PipelineWorkspaceDeclaration>,
+    #[serde(default)]
+    pub tasks: Vec<PipelineTask>,
+    /// Tasks run after all others, whatever happened to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finally: Vec<PipelineTask>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<PipelineResultSpec>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineWorkspaceDeclaration {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineTask {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub task_spec: Option<TaskSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<PipelineTaskWorkspace>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_after: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<WhenExpression>,
+}
+
+/// Binds a pipeline workspace to a workspace of one task.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineTaskWorkspace {
+    /// The task's workspace name.
+    pub name: String,
+    /// The pipeline's workspace name; defaults to `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_path: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum WhenOperator {
+    In,
+    NotIn,
+}
+
+/// Runs a task only when `input` is (or is not) one of `values`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct WhenExpression {
+    pub input: String,
+    pub operator: WhenOperator,
+    pub values: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineResultSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Usually `$(tasks.<task>.results.<result>)`.
+    pub value: String,
+}
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "cicdoperator.ning1875.io",
+    version = "v1",
+    kind = "MyPipelineRun",
+    namespaced,
+    status = "PipelineRunStatus",
+    shortname = "mpr",
+    category = "cicd",
+    doc = "Runs a MyPipeline: one MyTaskRun per pipeline task.",
+    printcolumn = r#"{"name":"Succeeded","type":"string","jsonPath":".status.conditions[?(@.type==\"Succeeded\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Succeeded\")].reason"}"#,
+    printcolumn = r#"{"name":"StartTime","type":"date","jsonPath":".status.startTime"}"#,
+    printcolumn = r#"{"name":"CompletionTime","type":"date","jsonPath":".status.completionTime"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineRunSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub pipeline_spec: Option<PipelineSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<WorkspaceBinding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<PipelineTimeouts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RunSpecStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template: Option<PodTemplate>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct PipelineTimeouts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finally: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineRunStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub child_references: Vec<ChildReference>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_tasks: Vec<SkippedTask>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<RunResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub pipeline_spec: Option<PipelineSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildReference {
+    pub name: String,
+    pub pipeline_task_name: String,
+    pub kind: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedTask {
+    pub name: String,
+    pub reason: String,
+}

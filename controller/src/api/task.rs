@@ -1,0 +1,130 @@
+//! MyTask: a reusable template of ordered steps.
+
+use k8s_openapi::api::core::v1::{
+    Container, EnvFromSource, EnvVar, ResourceRequirements, SecurityContext, Volume, VolumeMount,
+};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{ParamSpec, ResultSpec, WorkspaceDeclaration, any_object, any_object_list};
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "cicdoperator.ning1875.io",
+    version = "v1",
+    kind = "MyTask",
+    namespaced,
+    shortname = "mt",
+    category = "cicd",
+    doc = "A template of ordered steps that a MyTaskRun runs as one pod."
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<ParamSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<ResultSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<WorkspaceDeclaration>,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// Defaults every step inherits unless it sets the field itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_template: Option<StepTemplate>,
+    /// Containers that run beside the steps for the whole run (a database,
+    /// a docker daemon). They run as native sidecars: started, and ready,
+    /// before the first step, and stopped when the last step ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "any_object_list")]
+    pub sidecars: Vec<Container>,
+    /// Extra pod volumes the steps can mount.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "any_object_list")]
+    pub volumes: Vec<Volume>,
+}
+
+/// What a step does when its command fails.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OnError {
+    /// Record the failure and go on with the next step; the run can still succeed.
+    Continue,
+    /// Skip the remaining steps and fail the run.
+    #[default]
+    StopAndFail,
+}
+
+impl OnError {
+    pub fn as_flag(self) -> &'static str {
+        match self {
+            OnError::Continue => "continue",
+            OnError::StopAndFail => "stopAndFail",
+        }
+    }
+}
+
+/// One step: a container image and either a script or a command.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub name: String,
+    /// Falls back to the stepTemplate's image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// A script run as an executable file; without a `#!` line it runs
+    /// under `/bin/sh -e`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+    /// Defaults to /workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub security_context: Option<SecurityContext>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<String>,
+    /// A duration such as `30s` or `1h30m`; the step is killed after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<OnError>,
+}
+
+/// Fields every step inherits unless it sets them itself. Env vars merge
+/// by name, the step's winning.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepTemplate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub security_context: Option<SecurityContext>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<String>,
+}

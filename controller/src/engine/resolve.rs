@@ -1,0 +1,341 @@
+//! Turns (run, task) into a fully resolved run: params chosen, workspaces
+//! bound, step template applied and every `$(...)` reference substituted.
+//! Everything the pod renderer needs, and every error the user must fix.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{
+    Container, EnvFromSource, EnvVar, ResourceRequirements, SecurityContext, VolumeMount,
+};
+
+use crate::api::{OnError, ParamValue, TaskRunSpec, TaskSpec, WorkspaceBinding};
+use crate::layout;
+
+use super::duration::parse_duration;
+use super::errors::ValidationErrors;
+use super::substitute::{Resolver, Value, substitute_list, substitute_opt, substitute_str};
+use super::validate::{list_or_none, resolve_params, validate_run_spec, validate_task};
+
+/// Who the run is; feeds `$(context.*)` and the pod's metadata.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunIdentity {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    /// The MyTask name, or the run's own name for an inline taskSpec.
+    pub task_name: String,
+    /// 0 for the first attempt, N for the Nth retry.
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedWorkspace {
+    pub name: String,
+    pub mount_path: String,
+    pub read_only: bool,
+    /// None for an optional workspace the run does not bind.
+    pub binding: Option<WorkspaceBinding>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedStep {
+    pub name: String,
+    pub image: String,
+    pub script: Option<String>,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<EnvVar>,
+    pub env_from: Vec<EnvFromSource>,
+    pub working_dir: String,
+    pub resources: Option<ResourceRequirements>,
+    pub security_context: Option<SecurityContext>,
+    pub volume_mounts: Vec<VolumeMount>,
+    pub image_pull_policy: Option<String>,
+    pub timeout: Option<String>,
+    pub on_error: OnError,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedTaskRun {
+    pub identity: RunIdentity,
+    /// The task as written (before substitution), kept in the run's status.
+    pub task: TaskSpec,
+    pub params: BTreeMap<String, ParamValue>,
+    pub steps: Vec<ResolvedStep>,
+    pub sidecars: Vec<Container>,
+    pub workspaces: Vec<ResolvedWorkspace>,
+    /// Accepted oddities worth telling the user about.
+    pub warnings: Vec<String>,
+    /// None when the run has no timeout (`timeout: "0"`).
+    pub timeout: Option<Duration>,
+}
+
+/// The values `$(...)` references of a task run resolve to.
+pub struct TaskVariables<'a> {
+    pub params: &'a BTreeMap<String, ParamValue>,
+    pub results: Vec<&'a str>,
+    pub workspaces: &'a [ResolvedWorkspace],
+    pub context: BTreeMap<&'static str, String>,
+}
+
+impl TaskVariables<'_> {
+    fn param(&self, rest: &str) -> Result<Value, String> {
+        let name_len = rest.find(['.', '[']).unwrap_or(rest.len());
+        let (name, selector) = rest.split_at(name_len);
+        let Some(value) = self.params.get(name) else {
+            let known: Vec<&str> = self.params.keys().map(String::as_str).collect();
+            return Err(format!("no param named {name:?} is declared (declared: {})", list_or_none(&known)));
+        };
+        match (value, selector) {
+            (ParamValue::String(text), "") => Ok(Value::Str(text.clone())),
+            (ParamValue::Array(items), "[*]") => Ok(Value::Array(items.clone())),
+            (ParamValue::Array(items), index) if index.starts_with('[') && index.ends_with(']') => {
+                let position: usize = index[1..index.len() - 1]
+                    .parse()
+                    .map_err(|_| format!("{index} is not an index of array param {name:?}"))?;
+                items.get(position).cloned().map(Value::Str).ok_or_else(|| {
+                    format!("index {position} is out of range: param {name:?} has {} item(s)", items.len())
+                })
+            }
+            (ParamValue::Array(_), _) => Err(format!(
+                "param {name:?} is an array: use $(params.{name}[*]) as a whole item of command or args, or $(params.{name}[N])"
+            )),
+            (ParamValue::Object(object), key) if key.starts_with('.') => {
+                let key = &key[1..];
+                object.get(key).cloned().map(Value::Str).ok_or_else(|| {
+                    let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+                    format!("object param {name:?} has no key {key:?} (keys: {})", list_or_none(&keys))
+                })
+            }
+            (ParamValue::Object(_), _) => {
+                Err(format!("param {name:?} is an object: use $(params.{name}.KEY)"))
+            }
+            (ParamValue::String(_), selector) => Err(format!(
+                "param {name:?} is a string; {selector:?} applies only to array or object params"
+            )),
+        }
+    }
+
+    fn result(&self, rest: &str) -> Result<Value, String> {
+        let (name, field) = rest.split_once('.').unwrap_or((rest, "path"));
+        if !self.results.contains(&name) {
+            return Err(format!(
+                "no result named {name:?} is declared (declared: {})",
+                list_or_none(&self.results)
+            ));
+        }
+        match field {
+            "path" => Ok(Value::Str(layout::result_path(name))),
+            other => Err(format!("results have no field {other:?}; use $(results.{name}.path)")),
+        }
+    }
+
+    fn workspace(&self, rest: &str) -> Result<Value, String> {
+        let Some((name, field)) = rest.split_once('.') else {
+            return Err(format!("name a field: $(workspaces.{rest}.path) or $(workspaces.{rest}.bound)"));
+        };
+        let Some(workspace) = self.workspaces.iter().find(|w| w.name == name) else {
+            let known: Vec<&str> = self.workspaces.iter().map(|w| w.name.as_str()).collect();
+            return Err(format!("no workspace named {name:?} is declared (declared: {})", list_or_none(&known)));
+        };
+        let bound = workspace.binding.is_some();
+        let claim = workspace
+            .binding
+            .as_ref()
+            .and_then(|b| b.persistent_volume_claim.as_ref())
+            .map(|claim| claim.claim_name.clone())
+            .unwrap_or_default();
+        match field {
+            "path" if bound => Ok(Value::Str(workspace.mount_path.clone())),
+            "path" => Ok(Value::Str(String::new())),
+            "bound" => Ok(Value::Str(bound.to_string())),
+            "claim" => Ok(Value::Str(claim)),
+            other => Err(format!("workspaces have no field {other:?}; use path, bound or claim")),
+        }
+    }
+}
+
+impl Resolver for TaskVariables<'_> {
+    fn lookup(&self, expr: &str) -> Result<Value, String> {
+        let (namespace, rest) = expr.split_once(['.', '[']).unwrap_or((expr, ""));
+        match namespace {
+            "params" => self.param(rest),
+            "results" => self.result(rest),
+            "workspaces" => self.workspace(rest),
+            "context" => self.context.get(rest).cloned().map(Value::Str).ok_or_else(|| {
+                let known: Vec<&str> = self.context.keys().copied().collect();
+                format!("unknown context variable (known: {})", known.join(", "))
+            }),
+            "tasks" => Err("$(tasks.*) refers to pipeline tasks and is only valid in a MyPipeline".into()),
+            _ => Err("unknown reference".into()),
+        }
+    }
+}
+
+fn context_variables(identity: &RunIdentity) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("taskRun.name", identity.name.clone()),
+        ("taskRun.namespace", identity.namespace.clone()),
+        ("taskRun.uid", identity.uid.clone()),
+        ("task.name", identity.task_name.clone()),
+        ("task.retry-count", identity.attempt.to_string()),
+    ])
+}
+
+/// Binds every declared workspace, and mounts bindings the task does not
+/// declare (accepted, with a warning: the original design's runs do this).
+fn resolve_workspaces(
+    task: &TaskSpec,
+    task_name: &str,
+    bindings: &[WorkspaceBinding],
+    errors: &mut ValidationErrors,
+    warnings: &mut Vec<String>,
+) -> Vec<ResolvedWorkspace> {
+    let mut resolved = Vec::new();
+    for declaration in &task.workspaces {
+        let binding = bindings.iter().find(|b| b.name == declaration.name).cloned();
+        if binding.is_none() && !declaration.optional {
+            errors.push(
+                "spec.workspaces",
+                format!("workspace {:?} is required by task {task_name:?} but the run does not bind it", declaration.name),
+            );
+        }
+        let read_only = declaration.read_only
+            || binding.as_ref().is_some_and(|b| b.config_map.is_some() || b.secret.is_some());
+        resolved.push(ResolvedWorkspace {
+            name: declaration.name.clone(),
+            mount_path: declaration
+                .mount_path
+                .clone()
+                .unwrap_or_else(|| layout::default_workspace_path(&declaration.name)),
+            read_only,
+            binding,
+        });
+    }
+    for binding in bindings {
+        if task.workspaces.iter().any(|d| d.name == binding.name) {
+            continue;
+        }
+        let mount_path = layout::default_workspace_path(&binding.name);
+        warnings.push(format!(
+            "workspace {:?} is bound by the run but task {task_name:?} does not declare it; it is mounted at {mount_path}",
+            binding.name
+        ));
+        resolved.push(ResolvedWorkspace {
+            name: binding.name.clone(),
+            mount_path,
+            read_only: binding.config_map.is_some() || binding.secret.is_some(),
+            binding: Some(binding.clone()),
+        });
+    }
+    resolved
+}
+
+/// Env vars of the template, overridden by the step's own of the same name.
+fn merge_env(template: &[EnvVar], step: &[EnvVar]) -> Vec<EnvVar> {
+    let mut merged: Vec<EnvVar> =
+        template.iter().filter(|t| !step.iter().any(|s| s.name == t.name)).cloned().collect();
+    merged.extend(step.iter().cloned());
+    merged
+}
+
+fn substitute_env(env: &mut [EnvVar], vars: &dyn Resolver, field: &str, errors: &mut ValidationErrors) {
+    for (index, var) in env.iter_mut().enumerate() {
+        substitute_opt(&mut var.value, vars, &format!("{field}.env[{index}].value"), errors);
+    }
+}
+
+/// Validates the run against its task and resolves everything.
+/// `task_field` names where the task came from in errors, e.g.
+/// `spec.taskSpec` or `MyTask t1: spec`.
+pub fn resolve_task_run(
+    identity: &RunIdentity,
+    run: &TaskRunSpec,
+    task: &TaskSpec,
+    task_field: &str,
+    default_timeout: Duration,
+) -> Result<ResolvedTaskRun, ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let mut warnings = Vec::new();
+    validate_run_spec(run, &mut errors);
+    validate_task(task, task_field, &mut errors);
+
+    let params = resolve_params(&task.params, &run.params, "spec.params", &mut errors);
+    let workspaces = resolve_workspaces(task, &identity.task_name, &run.workspaces, &mut errors, &mut warnings);
+    let vars = TaskVariables {
+        params: &params,
+        results: task.results.iter().map(|r| r.name.as_str()).collect(),
+        workspaces: &workspaces,
+        context: context_variables(identity),
+    };
+
+    let template = task.step_template.clone().unwrap_or_default();
+    let mut steps = Vec::with_capacity(task.steps.len());
+    for (index, step) in task.steps.iter().enumerate() {
+        let at = format!("{task_field}.steps[{index}]");
+        let mut env = merge_env(&template.env, &step.env);
+        substitute_env(&mut env, &vars, &at, &mut errors);
+        let image = step.image.clone().or_else(|| template.image.clone()).unwrap_or_default();
+        let working_dir = step
+            .working_dir
+            .clone()
+            .or_else(|| template.working_dir.clone())
+            .unwrap_or_else(|| layout::WORKSPACE_ROOT.to_string());
+        let mut env_from = template.env_from.clone();
+        env_from.extend(step.env_from.iter().cloned());
+        let mut volume_mounts = template.volume_mounts.clone();
+        volume_mounts.extend(step.volume_mounts.iter().cloned());
+        let mut script = step.script.clone();
+        substitute_opt(&mut script, &vars, &format!("{at}.script"), &mut errors);
+        steps.push(ResolvedStep {
+            name: step.name.clone(),
+            image: substitute_str(&image, &vars, &format!("{at}.image"), &mut errors),
+            script,
+            command: substitute_list(&step.command, &vars, &format!("{at}.command"), &mut errors),
+            args: substitute_list(&step.args, &vars, &format!("{at}.args"), &mut errors),
+            env,
+            env_from,
+            working_dir: substitute_str(&working_dir, &vars, &format!("{at}.workingDir"), &mut errors),
+            resources: step.resources.clone().or_else(|| template.resources.clone()),
+            security_context: step.security_context.clone().or_else(|| template.security_context.clone()),
+            volume_mounts,
+            image_pull_policy: step.image_pull_policy.clone().or_else(|| template.image_pull_policy.clone()),
+            timeout: step.timeout.clone(),
+            on_error: step.on_error.unwrap_or_default(),
+        });
+    }
+
+    let mut sidecars = task.sidecars.clone();
+    for (index, sidecar) in sidecars.iter_mut().enumerate() {
+        let at = format!("{task_field}.sidecars[{index}]");
+        substitute_opt(&mut sidecar.image, &vars, &format!("{at}.image"), &mut errors);
+        if let Some(command) = sidecar.command.as_mut() {
+            *command = substitute_list(command, &vars, &format!("{at}.command"), &mut errors);
+        }
+        if let Some(args) = sidecar.args.as_mut() {
+            *args = substitute_list(args, &vars, &format!("{at}.args"), &mut errors);
+        }
+        if let Some(env) = sidecar.env.as_mut() {
+            substitute_env(env, &vars, &at, &mut errors);
+        }
+    }
+
+    let timeout = match run.timeout.as_deref().map(parse_duration) {
+        None => Some(default_timeout),
+        Some(Ok(Duration::ZERO)) => None,
+        Some(Ok(timeout)) => Some(timeout),
+        Some(Err(_)) => None, // reported by validate_run_spec
+    };
+
+    errors.into_result(ResolvedTaskRun {
+        identity: identity.clone(),
+        task: task.clone(),
+        params,
+        steps,
+        sidecars,
+        workspaces,
+        warnings,
+        timeout,
+    })
+}

@@ -1,0 +1,312 @@
+//! Structural checks of a task and of the inputs a run gives it.
+//! Reference checks happen during substitution (see `resolve`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::{
+    Param, ParamSpec, ParamType, ParamValue, TaskRunSpec, TaskSpec, WorkspaceBinding,
+};
+
+use super::duration::parse_duration;
+use super::errors::ValidationErrors;
+
+/// Container names are DNS labels: 63 characters; steps get a `step-` prefix.
+pub const MAX_STEP_NAME_LEN: usize = 63 - "step-".len();
+
+/// Volume names the pod renderer uses itself.
+pub const RESERVED_VOLUME_PREFIX: &str = "cicd-";
+
+/// True for a DNS-1123 label: lowercase letters, digits and `-`, starting
+/// and ending with a letter or digit.
+pub fn is_dns_label(name: &str, max_len: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max_len
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// Param, result and workspace names: letters, digits, `_` and `-`,
+/// not starting with a digit or `-` (dots would be ambiguous in `$(...)`).
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn check_names<'a>(
+    names: impl Iterator<Item = &'a str>,
+    field: &str,
+    what: &str,
+    errors: &mut ValidationErrors,
+) {
+    let mut seen = BTreeSet::new();
+    for (index, name) in names.enumerate() {
+        let at = format!("{field}[{index}].name");
+        if !is_variable_name(name) {
+            errors.push(
+                &at,
+                format!("{what} name {name:?} is invalid: use letters, digits, '_' and '-', starting with a letter or '_'"),
+            );
+        }
+        if !seen.insert(name) {
+            errors.push(&at, format!("duplicate {what} name {name:?}"));
+        }
+    }
+}
+
+/// The declared default of a param, if it has one. `hasDefault: true`
+/// without `default` means the empty value of the param's type.
+pub fn declared_default(spec: &ParamSpec) -> Option<ParamValue> {
+    match (&spec.default, spec.has_default) {
+        (Some(value), _) => Some(value.clone()),
+        (None, Some(true)) => Some(ParamValue::empty(spec.param_type)),
+        (None, _) => None,
+    }
+}
+
+fn check_object_keys(
+    spec: &ParamSpec,
+    value: &ParamValue,
+    field: &str,
+    errors: &mut ValidationErrors,
+) {
+    if let (Some(properties), ParamValue::Object(object)) = (&spec.properties, value) {
+        let missing: Vec<&str> =
+            properties.keys().filter(|key| !object.contains_key(*key)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            errors.push(
+                field,
+                format!("object param {:?} is missing key(s) {}", spec.name, missing.join(", ")),
+            );
+        }
+    }
+}
+
+/// Checks a task on its own, whatever run uses it. `field` prefixes every
+/// error (e.g. `spec` for a MyTask, `spec.taskSpec` when inline).
+pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
+    check_names(task.params.iter().map(|p| p.name.as_str()), &format!("{field}.params"), "param", errors);
+    check_names(task.results.iter().map(|r| r.name.as_str()), &format!("{field}.results"), "result", errors);
+    check_names(
+        task.workspaces.iter().map(|w| w.name.as_str()),
+        &format!("{field}.workspaces"),
+        "workspace",
+        errors,
+    );
+
+    for (index, param) in task.params.iter().enumerate() {
+        let at = format!("{field}.params[{index}]");
+        if param.default.is_some() && param.has_default == Some(false) {
+            errors.push(
+                format!("{at}.hasDefault"),
+                format!("param {:?} has a default but hasDefault is false; remove one of them", param.name),
+            );
+        }
+        if let Some(default) = &param.default {
+            if default.param_type() != param.param_type {
+                errors.push(
+                    format!("{at}.default"),
+                    format!(
+                        "param {:?} is of type {} but its default is {}",
+                        param.name,
+                        param.param_type,
+                        default.param_type()
+                    ),
+                );
+            } else {
+                check_object_keys(param, default, &format!("{at}.default"), errors);
+            }
+        }
+        if param.properties.is_some() && param.param_type != ParamType::Object {
+            errors.push(
+                format!("{at}.properties"),
+                format!("param {:?} has properties but is of type {}, not object", param.name, param.param_type),
+            );
+        }
+    }
+
+    for (index, workspace) in task.workspaces.iter().enumerate() {
+        if let Some(path) = &workspace.mount_path
+            && !path.starts_with('/')
+        {
+            errors.push(
+                format!("{field}.workspaces[{index}].mountPath"),
+                format!("mountPath {path:?} of workspace {:?} must be an absolute path", workspace.name),
+            );
+        }
+    }
+
+    let mut volume_names = BTreeSet::new();
+    for (index, volume) in task.volumes.iter().enumerate() {
+        let at = format!("{field}.volumes[{index}].name");
+        if volume.name.starts_with(RESERVED_VOLUME_PREFIX) {
+            errors.push(&at, format!("volume name {:?} is reserved (prefix {RESERVED_VOLUME_PREFIX:?})", volume.name));
+        }
+        if !volume_names.insert(volume.name.as_str()) {
+            errors.push(&at, format!("duplicate volume name {:?}", volume.name));
+        }
+    }
+
+    if task.steps.is_empty() {
+        errors.push(format!("{field}.steps"), "a task needs at least one step");
+    }
+    let template = task.step_template.clone().unwrap_or_default();
+    let mut step_names = BTreeSet::new();
+    for (index, step) in task.steps.iter().enumerate() {
+        let at = format!("{field}.steps[{index}]");
+        if !is_dns_label(&step.name, MAX_STEP_NAME_LEN) {
+            errors.push(
+                format!("{at}.name"),
+                format!(
+                    "step name {:?} is invalid: use at most {MAX_STEP_NAME_LEN} lowercase letters, digits and '-', starting and ending with a letter or digit",
+                    step.name
+                ),
+            );
+        }
+        if !step_names.insert(step.name.as_str()) {
+            errors.push(format!("{at}.name"), format!("duplicate step name {:?}", step.name));
+        }
+        if step.image.as_deref().or(template.image.as_deref()).is_none_or(str::is_empty) {
+            errors.push(format!("{at}.image"), format!("step {:?} has no image (and stepTemplate sets none)", step.name));
+        }
+        match (&step.script, step.command.is_empty()) {
+            (Some(_), false) => errors.push(
+                format!("{at}.script"),
+                format!("step {:?} sets both script and command; use one", step.name),
+            ),
+            (None, true) => errors.push(
+                format!("{at}.command"),
+                format!(
+                    "step {:?} needs a script or a command (an image's own entrypoint cannot be wrapped without a registry lookup)",
+                    step.name
+                ),
+            ),
+            _ => {}
+        }
+        if let Some(timeout) = &step.timeout
+            && let Err(why) = parse_duration(timeout)
+        {
+            errors.push(format!("{at}.timeout"), why);
+        }
+        for (mount_index, mount) in step.volume_mounts.iter().enumerate() {
+            if !volume_names.contains(mount.name.as_str()) {
+                errors.push(
+                    format!("{at}.volumeMounts[{mount_index}].name"),
+                    format!("step {:?} mounts volume {:?}, which spec.volumes does not declare", step.name, mount.name),
+                );
+            }
+        }
+    }
+}
+
+/// The params a run resolves to: its own values, else the defaults.
+/// Reports undeclared, duplicate, mistyped and missing params.
+pub fn resolve_params(
+    declared: &[ParamSpec],
+    given: &[Param],
+    field: &str,
+    errors: &mut ValidationErrors,
+) -> BTreeMap<String, ParamValue> {
+    let mut values = BTreeMap::new();
+    let by_name: BTreeMap<&str, &ParamSpec> = declared.iter().map(|p| (p.name.as_str(), p)).collect();
+    for (index, param) in given.iter().enumerate() {
+        let at = format!("{field}[{index}]");
+        let Some(spec) = by_name.get(param.name.as_str()) else {
+            let known: Vec<&str> = by_name.keys().copied().collect();
+            errors.push(
+                format!("{at}.name"),
+                format!("param {:?} is not declared by the task (declared: {})", param.name, list_or_none(&known)),
+            );
+            continue;
+        };
+        if values.contains_key(&param.name) {
+            errors.push(format!("{at}.name"), format!("param {:?} is given twice", param.name));
+            continue;
+        }
+        if param.value.param_type() != spec.param_type {
+            errors.push(
+                format!("{at}.value"),
+                format!(
+                    "param {:?} is declared as {} but the value given is {}",
+                    param.name,
+                    spec.param_type,
+                    param.value.param_type()
+                ),
+            );
+            continue;
+        }
+        check_object_keys(spec, &param.value, &format!("{at}.value"), errors);
+        values.insert(param.name.clone(), param.value.clone());
+    }
+    for spec in declared {
+        if values.contains_key(&spec.name) || given.iter().any(|p| p.name == spec.name) {
+            continue;
+        }
+        match declared_default(spec) {
+            Some(default) => {
+                values.insert(spec.name.clone(), default);
+            }
+            None => errors.push(
+                field,
+                format!("param {:?} is required (it has no default) but was not given", spec.name),
+            ),
+        }
+    }
+    values
+}
+
+pub fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+}
+
+/// Checks one workspace binding on its own: one source, a sane subPath.
+pub fn validate_binding(binding: &WorkspaceBinding, field: &str, errors: &mut ValidationErrors) {
+    let sources = binding.sources();
+    match sources.len() {
+        1 => {}
+        0 => errors.push(
+            field,
+            format!(
+                "workspace binding {:?} has no volume source (set one of emptyDir, persistentVolumeClaim, volumeClaimTemplate, configMap, secret)",
+                binding.name
+            ),
+        ),
+        _ => errors.push(
+            field,
+            format!("workspace binding {:?} sets {} sources ({}); set exactly one", binding.name, sources.len(), sources.join(", ")),
+        ),
+    }
+    if let Some(sub_path) = &binding.sub_path
+        && (sub_path.starts_with('/') || sub_path.split('/').any(|part| part == ".."))
+    {
+        errors.push(
+            format!("{field}.subPath"),
+            format!("subPath {sub_path:?} of workspace {:?} must be relative and must not contain '..'", binding.name),
+        );
+    }
+}
+
+/// Checks what a run says apart from its task: one task source, a valid
+/// timeout, bindings that are well formed and not repeated.
+pub fn validate_run_spec(spec: &TaskRunSpec, errors: &mut ValidationErrors) {
+    match (&spec.task_ref, &spec.task_spec) {
+        (Some(_), Some(_)) => errors.push("spec.taskRef", "set either taskRef or taskSpec, not both"),
+        (None, None) => errors.push("spec.taskRef", "set taskRef (the name of a MyTask) or an inline taskSpec"),
+        (Some(name), None) if name.is_empty() => errors.push("spec.taskRef", "taskRef is empty"),
+        _ => {}
+    }
+    if let Some(timeout) = &spec.timeout
+        && let Err(why) = parse_duration(timeout)
+    {
+        errors.push("spec.timeout", why);
+    }
+    let mut seen = BTreeSet::new();
+    for (index, binding) in spec.workspaces.iter().enumerate() {
+        let at = format!("spec.workspaces[{index}]");
+        validate_binding(binding, &at, errors);
+        if !seen.insert(binding.name.as_str()) {
+            errors.push(format!("{at}.name"), format!("workspace {:?} is bound twice", binding.name));
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Building the pod of a run: a pure function of the resolved run.
+//!
+//! Layout (see `layout`): an init container copies the entrypoint and the
+//! step scripts into shared volumes; each step is a container whose command
+//! is the entrypoint, which waits for the previous step's post file, runs
+//! the step and reports through the termination message. Sidecars run as
+//! native sidecars (init containers that keep running).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource,
+    Pod, PodSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::api::{OnError, TaskRunSpec, WorkspaceBinding};
+use crate::engine::resolve::{ResolvedStep, ResolvedTaskRun, ResolvedWorkspace};
+use crate::layout;
+use crate::names;
+
+use super::resources::requests_of_largest_step;
+
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "cicd-operator";
+pub const LABEL_TASK_RUN: &str = "cicdoperator.ning1875.io/taskRun";
+pub const LABEL_TASK: &str = "cicdoperator.ning1875.io/task";
+pub const LABEL_ATTEMPT: &str = "cicdoperator.ning1875.io/attempt";
+
+/// Prefix of step container names, so they never clash with sidecars.
+pub const STEP_PREFIX: &str = "step-";
+pub const SIDECAR_PREFIX: &str = "sidecar-";
+pub const PREPARE_CONTAINER: &str = "prepare";
+
+const VOLUME_TOOLS: &str = "cicd-bin";
+const VOLUME_SCRIPTS: &str = "cicd-scripts";
+const VOLUME_RUN: &str = "cicd-run";
+const VOLUME_RESULTS: &str = "cicd-results";
+const VOLUME_WORKSPACE: &str = "cicd-workspace";
+
+/// Installation-wide settings the renderer needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderSettings {
+    /// The image holding the static entrypoint at `layout::ENTRYPOINT_IN_IMAGE`.
+    pub entrypoint_image: String,
+}
+
+pub fn step_container_name(step: &str) -> String {
+    format!("{STEP_PREFIX}{step}")
+}
+
+fn workspace_volume_name(index: usize) -> String {
+    format!("cicd-ws-{index}")
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume { name: name.to_string(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }
+}
+
+/// The pod volume behind a workspace binding. A volumeClaimTemplate becomes
+/// a claim made for this run (see [`claims_to_create`]).
+fn workspace_volume(run_name: &str, index: usize, workspace: &ResolvedWorkspace, binding: &WorkspaceBinding) -> Volume {
+    let mut volume = Volume { name: workspace_volume_name(index), ..Default::default() };
+    if let Some(claim) = &binding.persistent_volume_claim {
+        volume.persistent_volume_claim = Some(claim.clone());
+    } else if binding.volume_claim_template.is_some() {
+        volume.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource {
+            claim_name: names::claim_name(run_name, &workspace.name),
+            read_only: None,
+        });
+    } else if let Some(config_map) = &binding.config_map {
+        volume.config_map = Some(config_map.clone());
+    } else if let Some(secret) = &binding.secret {
+        volume.secret = Some(secret.clone());
+    } else {
+        volume.empty_dir = Some(binding.empty_dir.clone().unwrap_or_default());
+    }
+    volume
+}
+
+/// Claims the run must create before its pod, one per volumeClaimTemplate.
+pub fn claims_to_create(resolved: &ResolvedTaskRun, owner: &OwnerReference) -> Vec<PersistentVolumeClaim> {
+    resolved
+        .workspaces
+        .iter()
+        .filter_map(|workspace| {
+            let template = workspace.binding.as_ref()?.volume_claim_template.as_ref()?;
+            let mut claim = template.clone();
+            claim.metadata.name = Some(names::claim_name(&resolved.identity.name, &workspace.name));
+            claim.metadata.namespace = Some(resolved.identity.namespace.clone());
+            claim.metadata.owner_references = Some(vec![owner.clone()]);
+            claim.status = None;
+            Some(claim)
+        })
+        .collect()
+}
+
+/// The mounts every step gets: tools, scripts, hand-off files, results,
+/// the default working directory and the workspaces.
+fn common_step_mounts(workspaces: &[ResolvedWorkspace]) -> Vec<VolumeMount> {
+    let mut mounts = vec![
+        mount(VOLUME_TOOLS, layout::TOOLS_DIR, true),
+        mount(VOLUME_SCRIPTS, layout::SCRIPTS_DIR, true),
+        mount(VOLUME_RUN, layout::RUN_DIR, false),
+        mount(VOLUME_RESULTS, layout::RESULTS_DIR, false),
+        mount(VOLUME_WORKSPACE, layout::WORKSPACE_ROOT, false),
+    ];
+    for (index, workspace) in workspaces.iter().enumerate() {
+        let Some(binding) = &workspace.binding else { continue };
+        let mut workspace_mount = mount(&workspace_volume_name(index), &workspace.mount_path, workspace.read_only);
+        workspace_mount.sub_path = binding.sub_path.clone();
+        mounts.push(workspace_mount);
+    }
+    mounts
+}
+
+/// The entrypoint's arguments for step `index`: wait for the previous
+/// step, report, then run the script or command.
+fn entrypoint_args(index: usize, step: &ResolvedStep, result_names: &[&str]) -> Vec<String> {
+    let mut args = vec!["step".to_string()];
+    if index > 0 {
+        args.extend(["--wait-file".to_string(), layout::post_file(index - 1)]);
+    }
+    args.extend([
+        "--post-file".to_string(),
+        layout::post_file(index),
+        "--termination-path".to_string(),
+        layout::TERMINATION_PATH.to_string(),
+        "--results-dir".to_string(),
+        layout::RESULTS_DIR.to_string(),
+    ]);
+    if !result_names.is_empty() {
+        args.extend(["--results".to_string(), result_names.join(",")]);
+    }
+    if let Some(timeout) = &step.timeout {
+        args.extend(["--timeout".to_string(), timeout.clone()]);
+    }
+    if step.on_error == OnError::Continue {
+        args.extend(["--on-error".to_string(), OnError::Continue.as_flag().to_string()]);
+    }
+    args.push("--".to_string());
+    if step.script.is_some() {
+        args.push(layout::script_path(index, &step.name));
+    } else {
+        args.extend(step.command.iter().cloned());
+    }
+    args.extend(step.args.iter().cloned());
+    args
+}
+
+/// The init container: copies the entrypoint into the tools volume and
+/// writes the scripts. Scripts travel base64-encoded because Kubernetes
+/// expands `$(VAR)` in args, which would mangle shell code.
+fn prepare_container(settings: &RenderSettings, steps: &[ResolvedStep]) -> Container {
+    let mut args = vec![
+        "init".to_string(),
+        "--tools-dir".to_string(),
+        layout::TOOLS_DIR.to_string(),
+        "--scripts-dir".to_string(),
+        layout::SCRIPTS_DIR.to_string(),
+    ];
+    for (index, step) in steps.iter().enumerate() {
+        if let Some(script) = &step.script {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(script.as_bytes());
+            args.extend(["--script".to_string(), format!("{}={encoded}", layout::script_name(index, &step.name))]);
+        }
+    }
+    Container {
+        name: PREPARE_CONTAINER.to_string(),
+        image: Some(settings.entrypoint_image.clone()),
+        command: Some(vec![layout::ENTRYPOINT_IN_IMAGE.to_string()]),
+        args: Some(args),
+        volume_mounts: Some(vec![
+            mount(VOLUME_TOOLS, layout::TOOLS_DIR, false),
+            mount(VOLUME_SCRIPTS, layout::SCRIPTS_DIR, false),
+        ]),
+        ..Default::default()
+    }
+}
+
+fn step_container(
+    index: usize,
+    step: &ResolvedStep,
+    result_names: &[&str],
+    common_mounts: &[VolumeMount],
+    resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+) -> Container {
+    let mut mounts = common_mounts.to_vec();
+    mounts.extend(step.volume_mounts.iter().cloned());
+    Container {
+        name: step_container_name(&step.name),
+        image: Some(step.image.clone()),
+        command: Some(vec![layout::ENTRYPOINT_PATH.to_string()]),
+        args: Some(entrypoint_args(index, step, result_names)),
+        env: (!step.env.is_empty()).then(|| step.env.clone()),
+        env_from: (!step.env_from.is_empty()).then(|| step.env_from.clone()),
+        working_dir: Some(step.working_dir.clone()),
+        resources,
+        security_context: step.security_context.clone(),
+        volume_mounts: Some(mounts),
+        image_pull_policy: step.image_pull_policy.clone(),
+        termination_message_path: Some(layout::TERMINATION_PATH.to_string()),
+        termination_message_policy: Some("File".to_string()),
+        ..Default::default()
+    }
+}
+
+/// Native sidecars: init containers with `restartPolicy: Always` start
+/// (and pass their startup probes) before the steps and are stopped by the
+/// kubelet when the last step ends, so the pod completes.
+fn sidecar_containers(sidecars: &[Container], common_mounts: &[VolumeMount]) -> Vec<Container> {
+    sidecars
+        .iter()
+        .map(|sidecar| {
+            let mut container = sidecar.clone();
+            container.name = format!("{SIDECAR_PREFIX}{}", sidecar.name);
+            container.restart_policy = Some("Always".to_string());
+            let mut mounts: Vec<VolumeMount> = common_mounts
+                .iter()
+                .filter(|m| m.name.starts_with("cicd-ws-") || m.name == VOLUME_WORKSPACE)
+                .cloned()
+                .collect();
+            mounts.extend(sidecar.volume_mounts.clone().unwrap_or_default());
+            container.volume_mounts = Some(mounts);
+            container
+        })
+        .collect()
+}
+
+/// Labels of the run's pod: the run's own labels plus ours.
+pub fn pod_labels(resolved: &ResolvedTaskRun, run_labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut labels = run_labels.clone();
+    labels.insert(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string());
+    labels.insert(LABEL_TASK_RUN.to_string(), names::dns_label(&[&resolved.identity.name]));
+    labels.insert(LABEL_TASK.to_string(), names::dns_label(&[&resolved.identity.task_name]));
+    labels.insert(LABEL_ATTEMPT.to_string(), resolved.identity.attempt.to_string());
+    labels
+}
+
+/// Renders the pod of one attempt of a run.
+pub fn render_pod(
+    resolved: &ResolvedTaskRun,
+    run: &TaskRunSpec,
+    run_labels: &BTreeMap<String, String>,
+    owner: &OwnerReference,
+    settings: &RenderSettings,
+) -> Pod {
+    let identity = &resolved.identity;
+    let result_names: Vec<&str> = resolved.task.results.iter().map(|r| r.name.as_str()).collect();
+    let common_mounts = common_step_mounts(&resolved.workspaces);
+
+    let mut resources: Vec<_> = resolved.steps.iter().map(|s| s.resources.clone()).collect();
+    requests_of_largest_step(&mut resources);
+    let containers: Vec<Container> = resolved
+        .steps
+        .iter()
+        .zip(resources)
+        .enumerate()
+        .map(|(index, (step, resources))| step_container(index, step, &result_names, &common_mounts, resources))
+        .collect();
+
+    let mut init_containers = vec![prepare_container(settings, &resolved.steps)];
+    init_containers.extend(sidecar_containers(&resolved.sidecars, &common_mounts));
+
+    let mut volumes = vec![
+        empty_dir(VOLUME_TOOLS),
+        empty_dir(VOLUME_SCRIPTS),
+        empty_dir(VOLUME_RUN),
+        empty_dir(VOLUME_RESULTS),
+        empty_dir(VOLUME_WORKSPACE),
+    ];
+    for (index, workspace) in resolved.workspaces.iter().enumerate() {
+        if let Some(binding) = &workspace.binding {
+            volumes.push(workspace_volume(&identity.name, index, workspace, binding));
+        }
+    }
+    volumes.extend(resolved.task.volumes.iter().cloned());
+
+    let template = run.pod_template.clone().unwrap_or_default();
+    let host_network = template.host_network.unwrap_or(false);
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(names::pod_name(&identity.name, identity.attempt)),
+            namespace: Some(identity.namespace.clone()),
+            labels: Some(pod_labels(resolved, run_labels)),
+            owner_references: Some(vec![owner.clone()]),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            init_containers: Some(init_containers),
+            containers,
+            volumes: Some(volumes),
+            restart_policy: Some("Never".to_string()),
+            service_account_name: run.service_account_name.clone(),
+            active_deadline_seconds: resolved.timeout.map(|t| t.as_secs().max(1) as i64),
+            // Service links add an env var per Service to every step: noise,
+            // and more names for Kubernetes' own $(VAR) expansion to hit.
+            enable_service_links: Some(false),
+            node_selector: template.node_selector.clone(),
+            tolerations: (!template.tolerations.is_empty()).then(|| template.tolerations.clone()),
+            affinity: template.affinity.clone(),
+            security_context: template.security_context.clone(),
+            image_pull_secrets: (!template.image_pull_secrets.is_empty()).then(|| template.image_pull_secrets.clone()),
+            host_network: template.host_network,
+            dns_policy: host_network.then(|| "ClusterFirstWithHostNet".to_string()),
+            priority_class_name: template.priority_class_name.clone(),
+            runtime_class_name: template.runtime_class_name.clone(),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}

@@ -1,0 +1,280 @@
+//! Reading a run's pod back into the run's status: a pure function of the
+//! task and the pod. The entrypoint's report (the termination message)
+//! is preferred over the container's own state, because it knows when the
+//! step's command really started and what it produced.
+
+use cicd_entrypoint::termination::{self, Outcome, StepReport};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{ParamType, ParamValue, RunResult, StepState, TaskSpec};
+use crate::reason;
+
+use super::render::step_container_name;
+
+/// The `Succeeded` condition's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Succeeded {
+    True,
+    False,
+    Unknown,
+}
+
+impl Succeeded {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Succeeded::True => "True",
+            Succeeded::False => "False",
+            Succeeded::Unknown => "Unknown",
+        }
+    }
+}
+
+/// What the pod says about the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodReading {
+    pub succeeded: Succeeded,
+    pub reason: String,
+    pub message: String,
+    pub steps: Vec<StepState>,
+    pub results: Vec<RunResult>,
+    /// When the last step finished, if the pod is done.
+    pub finished_at: Option<Time>,
+}
+
+impl PodReading {
+    pub fn is_done(&self) -> bool {
+        self.succeeded != Succeeded::Unknown
+    }
+}
+
+/// Waiting reasons that mean the image will not come without a change.
+const IMAGE_PULL_FAILURES: &[&str] = &["ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
+
+fn time_from_ms(ms: i64) -> Option<Time> {
+    Timestamp::from_millisecond(ms).ok().map(Time)
+}
+
+fn reason_of(outcome: Outcome, container_reason: Option<&str>) -> String {
+    match (outcome, container_reason) {
+        (_, Some("OOMKilled")) => "OOMKilled".to_string(),
+        (Outcome::Succeeded, _) => "Completed".to_string(),
+        (Outcome::Failed, _) => "Error".to_string(),
+        (Outcome::TimedOut, _) => "TimedOut".to_string(),
+        (Outcome::Skipped, _) => "Skipped".to_string(),
+        (Outcome::Signaled, _) => "Signaled".to_string(),
+    }
+}
+
+/// One step's state, and its report if the entrypoint wrote one.
+fn read_step(name: &str, status: Option<&ContainerStatus>) -> (StepState, Option<StepReport>) {
+    let container = step_container_name(name);
+    let mut state =
+        StepState { name: name.to_string(), container: container.clone(), state: "Waiting".into(), ..Default::default() };
+    let Some(current) = status.and_then(|s| s.state.as_ref()) else {
+        return (state, None);
+    };
+    if let Some(waiting) = &current.waiting {
+        state.reason = waiting.reason.clone().unwrap_or_default();
+        state.message = waiting.message.clone().unwrap_or_default();
+        return (state, None);
+    }
+    if let Some(running) = &current.running {
+        state.state = "Running".into();
+        state.started_at = running.started_at.clone();
+        return (state, None);
+    }
+    let Some(terminated) = &current.terminated else {
+        return (state, None);
+    };
+    state.state = "Terminated".into();
+    let report = terminated.message.as_deref().and_then(|m| termination::decode(m).ok());
+    match &report {
+        Some(report) => {
+            state.exit_code = Some(report.exit_code);
+            state.reason = reason_of(report.outcome, terminated.reason.as_deref());
+            state.message = report.message.clone().unwrap_or_default();
+            state.started_at = report.started_at_ms.and_then(time_from_ms);
+            state.finished_at = report.finished_at_ms.and_then(time_from_ms);
+        }
+        None => {
+            // No report: the container was killed before the entrypoint
+            // could write one (OOM, deadline, node loss).
+            state.exit_code = Some(terminated.exit_code);
+            state.reason = terminated.reason.clone().unwrap_or_else(|| "Error".into());
+            state.message = terminated.message.clone().unwrap_or_default();
+            state.started_at = terminated.started_at.clone();
+            state.finished_at = terminated.finished_at.clone();
+        }
+    }
+    (state, report)
+}
+
+/// Typed results from the reports, in step order (a later step's value of
+/// the same result wins). Array and object results are JSON in the file.
+fn read_results(task: &TaskSpec, reports: &[StepReport]) -> (Vec<RunResult>, Vec<String>) {
+    let mut results = Vec::new();
+    let mut problems = Vec::new();
+    for declared in &task.results {
+        let Some(raw) = reports.iter().rev().find_map(|r| r.results.get(&declared.name)) else { continue };
+        let value = match declared.result_type {
+            ParamType::String => Ok(ParamValue::String(raw.clone())),
+            ParamType::Array => serde_json::from_str::<Vec<String>>(raw).map(ParamValue::Array),
+            ParamType::Object => serde_json::from_str(raw).map(ParamValue::Object),
+        };
+        match value {
+            Ok(value) => results.push(RunResult {
+                name: declared.name.clone(),
+                result_type: declared.result_type,
+                value,
+            }),
+            Err(error) => problems.push(format!(
+                "result {:?} is declared as {} but its value is not a JSON {}: {error}",
+                declared.name, declared.result_type, declared.result_type
+            )),
+        }
+    }
+    (results, problems)
+}
+
+fn waiting_failure(pod: &Pod) -> Option<(String, String)> {
+    let status = pod.status.as_ref()?;
+    let containers = status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
+    for container in containers {
+        let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) else { continue };
+        let why = waiting.reason.as_deref().unwrap_or_default();
+        let detail = waiting.message.clone().unwrap_or_default();
+        if IMAGE_PULL_FAILURES.contains(&why) {
+            return Some((
+                reason::IMAGE_PULL_FAILED.to_string(),
+                format!("container {:?}: image {:?} cannot be pulled ({why}): {detail}", container.name, container.image),
+            ));
+        }
+        if why == "CreateContainerConfigError" {
+            return Some((
+                reason::CREATE_CONTAINER_CONFIG_ERROR.to_string(),
+                format!("container {:?} cannot be configured: {detail}", container.name),
+            ));
+        }
+    }
+    None
+}
+
+fn unschedulable_message(pod: &Pod) -> Option<String> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    let scheduled = conditions.iter().find(|c| c.type_ == "PodScheduled")?;
+    (scheduled.status == "False")
+        .then(|| format!("pod cannot be scheduled yet: {}", scheduled.message.clone().unwrap_or_default()))
+}
+
+/// Reads the pod of a run. `cancelled` says the user asked to stop the run,
+/// so a pod stopped for that is reported as cancelled, not failed.
+pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
+    let status = pod.status.clone().unwrap_or_default();
+    let container_status =
+        |name: &str| status.container_statuses.iter().flatten().find(|c| c.name == step_container_name(name));
+    let mut steps = Vec::with_capacity(task.steps.len());
+    let mut reports = Vec::new();
+    for step in &task.steps {
+        let (state, report) = read_step(&step.name, container_status(&step.name));
+        steps.push(state);
+        reports.extend(report);
+    }
+    let (results, result_problems) = read_results(task, &reports);
+    let finished_at = steps.iter().filter_map(|s| s.finished_at.clone()).max_by_key(|t| t.0);
+    let mut reading = PodReading {
+        succeeded: Succeeded::Unknown,
+        reason: reason::PENDING.to_string(),
+        message: String::new(),
+        steps,
+        results,
+        finished_at: None,
+    };
+    let phase = status.phase.as_deref().unwrap_or("Pending");
+    let pod_reason = status.reason.as_deref().unwrap_or_default();
+    let pod_message = status.message.clone().unwrap_or_default();
+
+    match phase {
+        "Succeeded" => {
+            let produced: Vec<&str> = reading.results.iter().map(|r| r.name.as_str()).collect();
+            let missing: Vec<&str> =
+                task.results.iter().map(|r| r.name.as_str()).filter(|n| !produced.contains(n)).collect();
+            if !result_problems.is_empty() {
+                reading.fail(reason::INVALID_RESULTS, result_problems.join("; "));
+            } else if !missing.is_empty() {
+                reading.fail(
+                    reason::MISSING_RESULTS,
+                    format!(
+                        "all steps completed but result(s) {} were not written (write each to $(results.<name>.path))",
+                        missing.join(", ")
+                    ),
+                );
+            } else {
+                reading.succeeded = Succeeded::True;
+                reading.reason = reason::SUCCEEDED.to_string();
+                reading.message = "all steps completed".to_string();
+            }
+            reading.finished_at = finished_at;
+        }
+        "Failed" => {
+            let (why, message) = if cancelled {
+                (reason::CANCELLED, "the run was cancelled".to_string())
+            } else if pod_reason == "DeadlineExceeded" {
+                (reason::TIMEOUT, format!("the run did not finish within its timeout: {pod_message}"))
+            } else if pod_reason == "Evicted" {
+                (reason::POD_EVICTED, format!("the pod was evicted: {pod_message}"))
+            } else if pod_reason == "NodeLost" {
+                (reason::NODE_LOST, format!("the pod's node was lost: {pod_message}"))
+            } else {
+                (reason::FAILED, failed_step_message(&reading.steps).unwrap_or(pod_message))
+            };
+            reading.fail(why, message);
+            reading.finished_at = finished_at;
+        }
+        "Running" => {
+            reading.reason = reason::RUNNING.to_string();
+            reading.message = match reading.steps.iter().find(|s| s.state == "Running") {
+                Some(step) => format!("step {:?} is running", step.name),
+                None => "the pod is running".to_string(),
+            };
+        }
+        _ => {
+            if let Some((why, message)) = waiting_failure(pod) {
+                reading.fail(&why, message);
+            } else {
+                reading.message = unschedulable_message(pod).unwrap_or_else(|| "the pod is starting".to_string());
+            }
+        }
+    }
+    if cancelled && reading.succeeded == Succeeded::Unknown {
+        reading.message = format!("cancelling: {}", reading.message);
+    }
+    reading
+}
+
+/// "step build failed with exit code 2", naming the first step that failed
+/// for a reason of its own (not skipped).
+fn failed_step_message(steps: &[StepState]) -> Option<String> {
+    let failed = steps
+        .iter()
+        .find(|s| s.state == "Terminated" && s.reason != "Skipped" && s.reason != "Completed" && s.exit_code != Some(0))?;
+    let mut message = match failed.reason.as_str() {
+        "OOMKilled" => format!("step {:?} was OOMKilled (exit code {})", failed.name, failed.exit_code.unwrap_or(137)),
+        "TimedOut" => format!("step {:?} timed out", failed.name),
+        _ => format!("step {:?} failed with exit code {}", failed.name, failed.exit_code.unwrap_or(-1)),
+    };
+    if !failed.message.is_empty() {
+        message.push_str(": ");
+        message.push_str(&failed.message);
+    }
+    Some(message)
+}
+
+impl PodReading {
+    fn fail(&mut self, why: &str, message: String) {
+        self.succeeded = Succeeded::False;
+        self.reason = why.to_string();
+        self.message = message;
+    }
+}

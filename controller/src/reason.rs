@@ -1,0 +1,19 @@
+//! The reasons a run's `Succeeded` condition can carry. Users match on
+//! these in scripts and dashboards, so they are stable strings.
+
+pub const PENDING: &str = "Pending";
+pub const RUNNING: &str = "Running";
+pub const SUCCEEDED: &str = "Succeeded";
+pub const FAILED: &str = "Failed";
+pub const TIMEOUT: &str = "TaskRunTimeout";
+pub const CANCELLED: &str = "TaskRunCancelled";
+pub const IMAGE_PULL_FAILED: &str = "ImagePullFailed";
+pub const CREATE_CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
+pub const RESOLUTION_FAILED: &str = "TaskRunResolutionFailed";
+pub const VALIDATION_FAILED: &str = "TaskRunValidationFailed";
+pub const MISSING_RESULTS: &str = "TaskRunMissingResults";
+pub const INVALID_RESULTS: &str = "TaskRunInvalidResults";
+pub const POD_DELETED: &str = "PodDeleted";
+pub const POD_EVICTED: &str = "PodEvicted";
+pub const POD_CREATION_FAILED: &str = "PodCreationFailed";
+pub const NODE_LOST: &str = "NodeLost";
