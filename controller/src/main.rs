@@ -1,1 +1,75 @@
-fn main() {}
+//! `cicd-controller`: run the controller, or use the offline commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use cicd_controller::commands;
+use cicd_controller::config::ControllerConfig;
+use cicd_controller::pod::render::RenderSettings;
+
+#[derive(Parser)]
+#[command(name = "cicd-controller", version, about = "Kubernetes-native CI/CD: runs MyTaskRuns and MyPipelineRuns")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd,
+    /// Print the pod each MyTaskRun in the files would get, or every validation error.
+    Render {
+        /// A YAML file with MyTask and MyTaskRun documents (repeatable).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, env = "CICD_ENTRYPOINT_IMAGE", default_value = cicd_controller::config::DEFAULT_ENTRYPOINT_IMAGE)]
+        entrypoint_image: String,
+    },
+    /// Run the controller against the cluster in the current kubeconfig.
+    Run(ControllerConfig),
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Crd => {
+            print!("{}", commands::crds_yaml()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Render { files, entrypoint_image } => {
+            let mut inputs = Vec::new();
+            for file in &files {
+                let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+                inputs.push((file.display().to_string(), text));
+            }
+            let settings = RenderSettings { entrypoint_image };
+            match commands::render_yaml(&inputs, &settings, cicd_controller::config::DEFAULT_TIMEOUT) {
+                Ok(yaml) => {
+                    print!("{yaml}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    eprintln!("{error}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Run(config) => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(cicd_controller::controller::run(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The running controller: client, leader election, watches, HTTP.
+
+pub mod context;
+pub mod taskrun;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::{Config as ControllerSettings, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use kube_lease_manager::LeaseManagerBuilder;
+use tracing::{error, info, warn};
+
+use crate::api::MyTaskRun;
+use crate::config::ControllerConfig;
+use crate::error::Result;
+use crate::http::{self, Probes};
+use crate::metrics::Metrics;
+use crate::pod::render::{LABEL_MANAGED_BY, MANAGED_BY, RenderSettings};
+use crate::reconcile::taskrun::DecideSettings;
+
+use context::Context;
+
+/// The Lease replicas compete for.
+const LEASE_NAME: &str = "cicd-controller";
+/// Seconds a leader holds the Lease without renewing it.
+const LEASE_SECONDS: u64 = 15;
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs until a signal arrives or leadership is lost.
+pub async fn run(config: ControllerConfig) -> Result<()> {
+    crate::telemetry::init(config.log_json);
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let probes = Probes { metrics: metrics.clone(), ready: ready.clone() };
+    let address = config.metrics_address;
+    tokio::spawn(async move {
+        if let Err(error) = http::serve(address, probes).await {
+            error!(%error, "metrics server stopped");
+        }
+    });
+
+    let identity = config.identity.clone().unwrap_or_else(|| format!("cicd-controller-{}", std::process::id()));
+    let mut leadership = None;
+    if config.leader_elect {
+        let manager = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
+            .with_namespace(&config.lease_namespace)
+            .with_identity(&identity)
+            .with_duration(LEASE_SECONDS)
+            .with_grace(5)
+            .build()
+            .await?;
+        let (mut channel, task) = manager.watch().await;
+        info!(%identity, "waiting to become leader");
+        while !*channel.borrow_and_update() {
+            if channel.changed().await.is_err() {
+                warn!("lease manager stopped before we became leader");
+                return Ok(());
+            }
+        }
+        info!(%identity, "became leader");
+        leadership = Some((channel, task));
+    }
+
+    let reporter = Reporter { controller: "cicd-controller".into(), instance: Some(identity) };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        settings: DecideSettings {
+            render: RenderSettings { entrypoint_image: config.entrypoint_image.clone() },
+            default_timeout: config.default_timeout,
+        },
+        metrics,
+    });
+    let namespace = config.watch_namespace.as_deref();
+    let runs: Api<MyTaskRun> = scoped(&client, namespace);
+    let pods: Api<Pod> = scoped(&client, namespace);
+    let managed_pods = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
+    let controller = Controller::new(runs, watcher::Config::default())
+        .owns(pods, managed_pods)
+        .with_config(ControllerSettings::default().concurrency(config.workers))
+        .shutdown_on_signal()
+        .run(taskrun::reconcile, taskrun::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "reconcile error");
+            }
+        });
+    ready.store(true, Ordering::Relaxed);
+    info!(workers = config.workers, namespace = namespace.unwrap_or("<all>"), "controller started");
+
+    match leadership {
+        None => controller.await,
+        Some((mut channel, _task)) => {
+            let lost = async move {
+                while channel.changed().await.is_ok() {
+                    if !*channel.borrow() {
+                        return;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = controller => {}
+                _ = lost => {
+                    // Another replica may already be reconciling: stop at
+                    // once; the Deployment restarts us as a follower.
+                    error!("lost the leader lease; exiting");
+                    ready.store(false, Ordering::Relaxed);
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+    Ok(())
+}

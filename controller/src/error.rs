@@ -1,0 +1,16 @@
+//! Errors of the controller's I/O layer. The pure engine reports user
+//! mistakes as `ValidationErrors`, which end up in a run's status instead.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("object has no {0}")]
+    MissingField(&'static str),
+    #[error("leader election failed: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("cannot serve metrics on {address}: {source}")]
+    Serve { address: std::net::SocketAddr, source: std::io::Error },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

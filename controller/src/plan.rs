@@ -1,0 +1,78 @@
+//! From a run and its task to the objects to create: the one composition
+//! of resolve + render, shared by the controller and `cicd-controller render`.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use crate::api::{MyTaskRun, TaskSpec};
+use crate::engine::errors::ValidationErrors;
+use crate::engine::resolve::{ResolvedTaskRun, RunIdentity, resolve_task_run};
+use crate::pod::render::{RenderSettings, claims_to_create, render_pod};
+
+/// Where the run's task came from, for error messages and `context.task.name`.
+#[derive(Debug, Clone, Copy)]
+pub enum TaskSource<'a> {
+    /// A MyTask of this name.
+    Named(&'a str),
+    /// The run's inline `spec.taskSpec`.
+    Inline,
+}
+
+/// What a run attempt needs created.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub resolved: ResolvedTaskRun,
+    pub claims: Vec<PersistentVolumeClaim>,
+    pub pod: Pod,
+}
+
+/// The owner reference that ties the pod (and claims) to the run, so they
+/// are garbage-collected with it and their events wake the controller.
+pub fn owner_reference(run: &MyTaskRun) -> OwnerReference {
+    OwnerReference {
+        api_version: crate::api::API_VERSION.to_string(),
+        kind: "MyTaskRun".to_string(),
+        name: run.metadata.name.clone().unwrap_or_default(),
+        uid: run.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+pub fn identity(run: &MyTaskRun, source: TaskSource<'_>, attempt: u32) -> RunIdentity {
+    let name = run.metadata.name.clone().unwrap_or_default();
+    RunIdentity {
+        task_name: match source {
+            TaskSource::Named(task) => task.to_string(),
+            TaskSource::Inline => name.clone(),
+        },
+        name,
+        namespace: run.metadata.namespace.clone().unwrap_or_else(|| "default".to_string()),
+        uid: run.metadata.uid.clone().unwrap_or_default(),
+        attempt,
+    }
+}
+
+/// Validates the run against `task` and renders attempt `attempt`.
+pub fn plan_task_run(
+    run: &MyTaskRun,
+    task: &TaskSpec,
+    source: TaskSource<'_>,
+    attempt: u32,
+    default_timeout: Duration,
+    settings: &RenderSettings,
+) -> Result<Plan, ValidationErrors> {
+    let task_field = match source {
+        TaskSource::Named(name) => format!("MyTask {name:?}: spec"),
+        TaskSource::Inline => "spec.taskSpec".to_string(),
+    };
+    let identity = identity(run, source, attempt);
+    let resolved = resolve_task_run(&identity, &run.spec, task, &task_field, default_timeout)?;
+    let owner = owner_reference(run);
+    let labels = run.metadata.labels.clone().unwrap_or_default();
+    let pod = render_pod(&resolved, &run.spec, &labels, &owner, settings);
+    let claims = claims_to_create(&resolved, &owner);
+    Ok(Plan { resolved, claims, pod })
+}

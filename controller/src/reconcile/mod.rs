@@ -1,0 +1,3 @@
+//! Pure decisions of the controllers: observed state in, actions out.
+
+pub mod taskrun;

@@ -1,0 +1,301 @@
+//! What to do about a MyTaskRun, decided from what was observed: a pure
+//! function. The controller fetches the inputs and carries out the actions.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{AttemptStatus, Condition, MyTaskRun, RunSpecStatus, TaskRunStatus, TaskSpec};
+use crate::engine::duration::parse_duration;
+use crate::names;
+use crate::plan::{TaskSource, plan_task_run};
+use crate::pod::render::RenderSettings;
+use crate::pod::status::{PodReading, Succeeded, read_pod};
+use crate::reason;
+
+pub const CONDITION_SUCCEEDED: &str = "Succeeded";
+
+/// The run's task, as the controller found it.
+#[derive(Debug, Clone, Copy)]
+pub enum TaskLookup<'a> {
+    Found { name: &'a str, spec: &'a TaskSpec },
+    Inline(&'a TaskSpec),
+    Missing { name: &'a str },
+}
+
+/// Everything the decision depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    pub run: &'a MyTaskRun,
+    pub task: TaskLookup<'a>,
+    /// The pod of the current attempt, if it exists.
+    pub pod: Option<&'a Pod>,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecideSettings {
+    pub render: RenderSettings,
+    pub default_timeout: Duration,
+}
+
+/// A Kubernetes Event to publish about the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    CreateClaim(Box<PersistentVolumeClaim>),
+    /// Create the pod; an existing pod of that name is adopted.
+    CreatePod(Box<Pod>),
+    /// Stop a pod's containers but keep the pod, so its logs stay readable.
+    StopPod(String),
+    Publish(Notice),
+    WriteStatus(Box<TaskRunStatus>),
+    RequeueAfter(Duration),
+}
+
+/// True once the run has a final `Succeeded` condition.
+pub fn is_done(status: Option<&TaskRunStatus>) -> bool {
+    succeeded_condition(status).is_some_and(|c| c.status != "Unknown")
+}
+
+pub fn succeeded_condition(status: Option<&TaskRunStatus>) -> Option<&Condition> {
+    status?.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED)
+}
+
+/// The attempt in progress: 0, then one more per recorded retry.
+pub fn current_attempt(run: &MyTaskRun) -> u32 {
+    run.status.as_ref().map_or(0, |s| s.retries_status.len() as u32)
+}
+
+/// Builds the new status and the actions, step by step.
+struct Decision<'a> {
+    observed: Observed<'a>,
+    settings: &'a DecideSettings,
+    status: TaskRunStatus,
+    actions: Vec<Action>,
+}
+
+impl<'a> Decision<'a> {
+    fn now(&self) -> Time {
+        Time(self.observed.now)
+    }
+
+    fn notice(&mut self, warning: bool, reason: &str, message: impl Into<String>) {
+        self.actions.push(Action::Publish(Notice { warning, reason: reason.to_string(), message: message.into() }));
+    }
+
+    /// Sets the `Succeeded` condition, keeping its transition time when
+    /// nothing but the message changed.
+    fn set_condition(&mut self, succeeded: Succeeded, why: &str, message: String) {
+        let now = self.now();
+        let previous = self.status.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED);
+        let unchanged = previous.is_some_and(|c| c.status == succeeded.as_str() && c.reason == why);
+        let last_transition_time =
+            if unchanged { previous.and_then(|c| c.last_transition_time.clone()) } else { Some(now) };
+        self.status.conditions.retain(|c| c.type_ != CONDITION_SUCCEEDED);
+        self.status.conditions.push(Condition {
+            type_: CONDITION_SUCCEEDED.to_string(),
+            status: succeeded.as_str().to_string(),
+            reason: why.to_string(),
+            message,
+            last_transition_time,
+        });
+    }
+
+    fn finish(&mut self, succeeded: Succeeded, why: &str, message: String, finished_at: Option<Time>) {
+        self.set_condition(succeeded, why, message);
+        if self.status.start_time.is_none() {
+            self.status.start_time = Some(self.now());
+        }
+        self.status.completion_time = Some(finished_at.unwrap_or_else(|| self.now()));
+    }
+
+    fn attempt(&self) -> u32 {
+        self.status.retries_status.len() as u32
+    }
+
+    /// Records a failed attempt and either starts the next one or fails
+    /// the run. Cancellation is never retried.
+    fn attempt_failed(&mut self, task: (&TaskSpec, TaskSource<'_>), why: &str, message: String, attempt_start: Option<Time>) {
+        let retries = self.observed.run.spec.retries.unwrap_or(0);
+        if why != reason::CANCELLED && self.attempt() < retries {
+            let pod_name = self.status.pod_name.take().unwrap_or_default();
+            self.status.retries_status.push(AttemptStatus {
+                pod_name,
+                reason: why.to_string(),
+                message: message.clone(),
+                start_time: attempt_start,
+                completion_time: Some(self.now()),
+            });
+            self.status.steps.clear();
+            self.status.results.clear();
+            let attempt = self.attempt();
+            self.notice(true, "Retrying", format!("attempt {attempt} of {} failed ({why}: {message}); retrying", retries + 1));
+            self.start_attempt(task);
+        } else {
+            self.notice(true, why, message.clone());
+            self.finish(Succeeded::False, why, message, None);
+        }
+    }
+
+    /// Plans the current attempt and creates its claims and pod.
+    fn start_attempt(&mut self, (spec, source): (&TaskSpec, TaskSource<'_>)) {
+        let run = self.observed.run;
+        let attempt = self.attempt();
+        match plan_task_run(run, spec, source, attempt, self.settings.default_timeout, &self.settings.render) {
+            Err(errors) => {
+                let message = errors.to_string();
+                self.notice(true, reason::VALIDATION_FAILED, message.clone());
+                self.finish(Succeeded::False, reason::VALIDATION_FAILED, message, None);
+            }
+            Ok(plan) => {
+                if attempt == 0 {
+                    for warning in &plan.resolved.warnings {
+                        self.notice(true, "Warning", warning.clone());
+                    }
+                    self.status.warnings = plan.resolved.warnings.clone();
+                    self.notice(false, "Started", format!("running task {:?}", plan.resolved.identity.task_name));
+                }
+                let pod_name = plan.pod.metadata.name.clone().unwrap_or_default();
+                self.actions.extend(plan.claims.into_iter().map(|c| Action::CreateClaim(Box::new(c))));
+                self.actions.push(Action::CreatePod(Box::new(plan.pod)));
+                if self.status.start_time.is_none() {
+                    self.status.start_time = Some(self.now());
+                }
+                self.status.task_spec = Some(spec.clone());
+                self.status.pod_name = Some(pod_name.clone());
+                self.set_condition(Succeeded::Unknown, reason::PENDING, format!("pod {pod_name} created"));
+                if let Some(timeout) = plan.resolved.timeout {
+                    self.actions.push(Action::RequeueAfter(timeout));
+                }
+            }
+        }
+    }
+
+    /// The run's timeout, None for "0". An invalid value was reported when
+    /// the attempt started, so it counts as none here.
+    fn timeout(&self) -> Option<Duration> {
+        match self.observed.run.spec.timeout.as_deref().map(parse_duration) {
+            None => Some(self.settings.default_timeout),
+            Some(Ok(Duration::ZERO)) | Some(Err(_)) => None,
+            Some(Ok(timeout)) => Some(timeout),
+        }
+    }
+
+    /// Notices for steps that failed since the last look.
+    fn step_notices(&mut self, reading: &PodReading) {
+        for step in &reading.steps {
+            let failed = step.state == "Terminated" && step.exit_code.unwrap_or(0) != 0 && step.reason != "Skipped";
+            let known = self.status.steps.iter().any(|old| old.name == step.name && old.state == "Terminated");
+            if failed && !known {
+                let message = format!("step {:?} failed with exit code {}", step.name, step.exit_code.unwrap_or(-1));
+                self.notice(true, "StepFailed", message);
+            }
+        }
+    }
+
+    fn follow_pod(&mut self, task: (&TaskSpec, TaskSource<'_>), pod: &Pod, cancelled: bool) {
+        let reading = read_pod(task.0, pod, cancelled);
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let attempt_start = pod.metadata.creation_timestamp.clone();
+        self.step_notices(&reading);
+        self.status.steps = reading.steps.clone();
+        self.status.results = reading.results.clone();
+        self.status.pod_name = Some(pod_name.clone());
+
+        if cancelled && !reading.is_done() {
+            self.actions.push(Action::StopPod(pod_name));
+            let message = "the run was cancelled".to_string();
+            self.notice(true, reason::CANCELLED, message.clone());
+            self.finish(Succeeded::False, reason::CANCELLED, message, None);
+            return;
+        }
+        if reading.is_done() {
+            match reading.succeeded {
+                Succeeded::True => {
+                    self.notice(false, reason::SUCCEEDED, reading.message.clone());
+                    self.finish(Succeeded::True, &reading.reason, reading.message, reading.finished_at);
+                }
+                _ => self.attempt_failed(task, &reading.reason, reading.message, attempt_start),
+            }
+            return;
+        }
+        if pod.metadata.deletion_timestamp.is_some() {
+            let message = format!("pod {pod_name} was deleted before the run finished");
+            self.attempt_failed(task, reason::POD_DELETED, message, attempt_start);
+            return;
+        }
+        if let (Some(timeout), Some(started)) = (self.timeout(), attempt_start.as_ref()) {
+            let elapsed_ms = self.observed.now.as_millisecond() - started.0.as_millisecond();
+            let timeout_ms = timeout.as_millis() as i64;
+            if elapsed_ms >= timeout_ms {
+                self.actions.push(Action::StopPod(pod_name));
+                let message = format!("the run did not finish within its timeout of {}s", timeout.as_secs());
+                self.attempt_failed(task, reason::TIMEOUT, message, attempt_start);
+                return;
+            }
+            self.actions.push(Action::RequeueAfter(Duration::from_millis((timeout_ms - elapsed_ms) as u64)));
+        }
+        let was_running = succeeded_condition(self.observed.run.status.as_ref()).is_some_and(|c| c.reason == reason::RUNNING);
+        if reading.reason == reason::RUNNING && !was_running {
+            self.notice(false, reason::RUNNING, reading.message.clone());
+        }
+        self.set_condition(Succeeded::Unknown, &reading.reason, reading.message);
+    }
+}
+
+/// Decides what to do about a run. Returns no actions for a finished run.
+pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> {
+    let run = observed.run;
+    if is_done(run.status.as_ref()) {
+        return Vec::new();
+    }
+    let mut decision =
+        Decision { observed, settings, status: run.status.clone().unwrap_or_default(), actions: Vec::new() };
+    decision.status.observed_generation = run.metadata.generation;
+    let cancelled = run.spec.status == Some(RunSpecStatus::Cancelled);
+    let run_name = run.metadata.name.clone().unwrap_or_default();
+    let namespace = run.metadata.namespace.clone().unwrap_or_default();
+
+    let task = match observed.task {
+        TaskLookup::Found { name, spec } => Some((spec, TaskSource::Named(name))),
+        TaskLookup::Inline(spec) => Some((spec, TaskSource::Inline)),
+        TaskLookup::Missing { name } => {
+            let message = format!("MyTask {name:?} was not found in namespace {namespace:?} (taskRef must name a MyTask in the run's own namespace)");
+            decision.notice(true, reason::RESOLUTION_FAILED, message.clone());
+            decision.finish(Succeeded::False, reason::RESOLUTION_FAILED, message, None);
+            None
+        }
+    };
+
+    if let Some(task) = task {
+        let expected_pod = names::pod_name(&run_name, decision.attempt());
+        match observed.pod {
+            Some(pod) => decision.follow_pod(task, pod, cancelled),
+            None if cancelled => {
+                let message = "the run was cancelled".to_string();
+                decision.notice(true, reason::CANCELLED, message.clone());
+                decision.finish(Succeeded::False, reason::CANCELLED, message, None);
+            }
+            None if decision.status.pod_name.as_deref() == Some(expected_pod.as_str()) => {
+                let message = format!("pod {expected_pod} was deleted before the run finished");
+                decision.attempt_failed(task, reason::POD_DELETED, message, None);
+            }
+            None => decision.start_attempt(task),
+        }
+    }
+
+    let Decision { status, mut actions, .. } = decision;
+    if run.status.as_ref() != Some(&status) {
+        actions.push(Action::WriteStatus(Box::new(status)));
+    }
+    actions
+}

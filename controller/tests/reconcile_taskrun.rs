@@ -1,0 +1,384 @@
+//! The TaskRun reconciler's decisions: given a run, its task and its pod,
+//! which requests are made and what status results.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cicd_controller::api::{
+    AttemptStatus, Condition, MyTaskRun, Param, ParamValue, RunSpecStatus, TaskRunSpec, TaskRunStatus, TaskSpec,
+};
+use cicd_controller::manifests::Manifests;
+use cicd_controller::pod::render::RenderSettings;
+use cicd_controller::reconcile::taskrun::{Action, DecideSettings, Observed, TaskLookup, decide};
+use cicd_entrypoint::termination::{FORMAT_VERSION, Outcome, StepReport, encode};
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+const TASK_YAML: &str = r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTask
+metadata: {name: build, namespace: ci}
+spec:
+  params:
+    - name: NAME
+  results:
+    - name: OUT
+  steps:
+    - name: one
+      image: 127.0.0.1:5000/cicd/bash:5
+      script: echo -n "hi $(params.NAME)" > $(results.OUT.path)
+    - name: two
+      image: 127.0.0.1:5000/cicd/bash:5
+      script: echo two
+"#;
+
+fn task() -> TaskSpec {
+    let mut manifests = Manifests::default();
+    manifests.add_yaml("task", TASK_YAML).expect("task parses");
+    manifests.tasks[0].spec.clone()
+}
+
+fn run(spec: TaskRunSpec) -> MyTaskRun {
+    let mut run = MyTaskRun::new("tr", spec);
+    run.metadata.namespace = Some("ci".into());
+    run.metadata.uid = Some("uid-1".into());
+    run.metadata.generation = Some(1);
+    run
+}
+
+fn good_spec() -> TaskRunSpec {
+    TaskRunSpec {
+        task_ref: Some("build".into()),
+        params: vec![Param { name: "NAME".into(), value: ParamValue::String("bob".into()) }],
+        ..Default::default()
+    }
+}
+
+fn settings() -> DecideSettings {
+    DecideSettings {
+        render: RenderSettings { entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into() },
+        default_timeout: Duration::from_secs(3600),
+    }
+}
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_second(1_700_000_000 + seconds).expect("valid time")
+}
+
+fn observe<'a>(run: &'a MyTaskRun, task: &'a TaskSpec, pod: Option<&'a Pod>, now: i64) -> Vec<Action> {
+    let observed = Observed { run, task: TaskLookup::Found { name: "build", spec: task }, pod, now: at(now) };
+    decide(observed, &settings())
+}
+
+fn written_status(actions: &[Action]) -> TaskRunStatus {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::WriteStatus(status) => Some((**status).clone()),
+            _ => None,
+        })
+        .expect("a status write")
+}
+
+fn condition(status: &TaskRunStatus) -> &Condition {
+    status.conditions.iter().find(|c| c.type_ == "Succeeded").expect("Succeeded condition")
+}
+
+fn created_pods(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreatePod(pod) => pod.metadata.name.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn stopped_pods(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::StopPod(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn event_reasons(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Publish(notice) => Some(notice.reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn report(outcome: Outcome, exit_code: i32, results: &[(&str, &str)]) -> String {
+    encode(&StepReport {
+        version: FORMAT_VERSION,
+        outcome,
+        exit_code,
+        started_at_ms: Some(1_700_000_001_000),
+        finished_at_ms: Some(1_700_000_002_000),
+        message: None,
+        results: results.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+    })
+    .expect("report fits")
+}
+
+fn terminated(name: &str, exit_code: i32, message: Option<String>) -> ContainerStatus {
+    ContainerStatus {
+        name: name.into(),
+        state: Some(ContainerState {
+            terminated: Some(ContainerStateTerminated { exit_code, message, ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn running(name: &str) -> ContainerStatus {
+    ContainerStatus {
+        name: name.into(),
+        state: Some(ContainerState { running: Some(ContainerStateRunning::default()), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn pod(name: &str, phase: &str, created: i64, containers: Vec<ContainerStatus>) -> Pod {
+    let mut pod = Pod::default();
+    pod.metadata.name = Some(name.into());
+    pod.metadata.creation_timestamp = Some(Time(at(created)));
+    pod.status = Some(PodStatus { phase: Some(phase.into()), container_statuses: Some(containers), ..Default::default() });
+    pod
+}
+
+/// A run whose first reconcile already created its pod.
+fn started(spec: TaskRunSpec) -> MyTaskRun {
+    let mut run = run(spec);
+    let task = task();
+    let actions = observe(&run, &task, None, 0);
+    run.status = Some(written_status(&actions));
+    run
+}
+
+#[test]
+fn a_new_run_creates_its_pod_and_reports_pending() {
+    let run = run(good_spec());
+    let task = task();
+    let actions = observe(&run, &task, None, 0);
+    assert_eq!(created_pods(&actions), vec!["tr-pod"]);
+    assert!(actions.contains(&Action::RequeueAfter(Duration::from_secs(3600))));
+    assert_eq!(event_reasons(&actions), vec!["Started"]);
+    let status = written_status(&actions);
+    assert_eq!(condition(&status).status, "Unknown");
+    assert_eq!(condition(&status).reason, "Pending");
+    assert_eq!(status.pod_name.as_deref(), Some("tr-pod"));
+    assert_eq!(status.start_time, Some(Time(at(0))));
+    assert_eq!(status.task_spec.as_ref(), Some(&task), "the resolved task is kept in status");
+}
+
+#[test]
+fn after_a_restart_the_existing_pod_is_adopted_not_recreated() {
+    let run = started(good_spec());
+    let task = task();
+    let pod = pod("tr-pod", "Running", 0, vec![running("step-one")]);
+    let actions = observe(&run, &task, Some(&pod), 5);
+    assert!(created_pods(&actions).is_empty());
+    let status = written_status(&actions);
+    assert_eq!(condition(&status).reason, "Running");
+    assert_eq!(condition(&status).message, "step \"one\" is running");
+    assert_eq!(event_reasons(&actions), vec!["Running"]);
+}
+
+#[test]
+fn nothing_is_written_when_nothing_changed() {
+    let mut run = started(good_spec());
+    let task = task();
+    let pod = pod("tr-pod", "Running", 0, vec![running("step-one")]);
+    run.status = Some(written_status(&observe(&run, &task, Some(&pod), 5)));
+    let actions = observe(&run, &task, Some(&pod), 6);
+    assert!(actions.iter().all(|a| matches!(a, Action::RequeueAfter(_))), "{actions:?}");
+}
+
+#[test]
+fn a_succeeded_pod_gives_results_and_completion() {
+    let run = started(good_spec());
+    let task = task();
+    let pod = pod(
+        "tr-pod",
+        "Succeeded",
+        0,
+        vec![
+            terminated("step-one", 0, Some(report(Outcome::Succeeded, 0, &[("OUT", "hi bob")]))),
+            terminated("step-two", 0, Some(report(Outcome::Succeeded, 0, &[]))),
+        ],
+    );
+    let actions = observe(&run, &task, Some(&pod), 9);
+    let status = written_status(&actions);
+    assert_eq!(condition(&status).status, "True");
+    assert_eq!(status.results[0].name, "OUT");
+    assert_eq!(status.results[0].value, ParamValue::String("hi bob".into()));
+    assert_eq!(status.completion_time.as_ref().map(|t| t.0.as_millisecond()), Some(1_700_000_002_000));
+    assert_eq!(event_reasons(&actions), vec!["Succeeded"]);
+}
+
+#[test]
+fn a_finished_run_is_left_alone() {
+    let mut run = started(good_spec());
+    let mut status = run.status.clone().unwrap_or_default();
+    status.conditions[0].status = "True".into();
+    run.status = Some(status);
+    let task = task();
+    let pod = pod("tr-pod", "Succeeded", 0, vec![]);
+    assert!(observe(&run, &task, Some(&pod), 100).is_empty());
+}
+
+#[test]
+fn a_run_past_its_timeout_is_stopped_and_fails() {
+    let run = started(TaskRunSpec { timeout: Some("30s".into()), ..good_spec() });
+    let task = task();
+    let pod = pod("tr-pod", "Running", 0, vec![running("step-one")]);
+    let before = observe(&run, &task, Some(&pod), 20);
+    assert!(before.contains(&Action::RequeueAfter(Duration::from_secs(10))), "{before:?}");
+    let actions = observe(&run, &task, Some(&pod), 31);
+    assert_eq!(stopped_pods(&actions), vec!["tr-pod"]);
+    let status = written_status(&actions);
+    assert_eq!(condition(&status).status, "False");
+    assert_eq!(condition(&status).reason, "TaskRunTimeout");
+    assert!(condition(&status).message.contains("30s"), "{}", condition(&status).message);
+}
+
+#[test]
+fn cancelling_a_running_run_stops_its_pod() {
+    let mut run = started(good_spec());
+    run.spec.status = Some(RunSpecStatus::Cancelled);
+    let task = task();
+    let pod = pod("tr-pod", "Running", 0, vec![running("step-one")]);
+    let actions = observe(&run, &task, Some(&pod), 3);
+    assert_eq!(stopped_pods(&actions), vec!["tr-pod"]);
+    let status = written_status(&actions);
+    assert_eq!((condition(&status).status.as_str(), condition(&status).reason.as_str()), ("False", "TaskRunCancelled"));
+}
+
+#[test]
+fn a_run_cancelled_before_it_started_never_gets_a_pod() {
+    let run = run(TaskRunSpec { status: Some(RunSpecStatus::Cancelled), ..good_spec() });
+    let task = task();
+    let actions = observe(&run, &task, None, 0);
+    assert!(created_pods(&actions).is_empty());
+    assert_eq!(condition(&written_status(&actions)).reason, "TaskRunCancelled");
+}
+
+#[test]
+fn a_failed_attempt_is_retried_in_a_new_pod_then_the_run_fails() {
+    let run1 = started(TaskRunSpec { retries: Some(1), ..good_spec() });
+    let task = task();
+    let failed = |name: &str| {
+        pod(
+            name,
+            "Failed",
+            0,
+            vec![terminated("step-one", 3, Some(report(Outcome::Failed, 3, &[]))), terminated("step-two", 1, Some(report(Outcome::Skipped, 1, &[])))],
+        )
+    };
+    let first = failed("tr-pod");
+    let actions = observe(&run1, &task, Some(&first), 10);
+    assert_eq!(created_pods(&actions), vec!["tr-pod-retry1"]);
+    assert!(event_reasons(&actions).contains(&"Retrying".to_string()));
+    let status = written_status(&actions);
+    assert_eq!(condition(&status).status, "Unknown");
+    assert_eq!(status.pod_name.as_deref(), Some("tr-pod-retry1"));
+    assert_eq!(
+        status.retries_status,
+        vec![AttemptStatus {
+            pod_name: "tr-pod".into(),
+            reason: "Failed".into(),
+            message: "step \"one\" failed with exit code 3".into(),
+            start_time: Some(Time(at(0))),
+            completion_time: Some(Time(at(10))),
+        }]
+    );
+
+    let mut run2 = run1.clone();
+    run2.status = Some(status);
+    let second = failed("tr-pod-retry1");
+    let actions = observe(&run2, &task, Some(&second), 20);
+    assert!(created_pods(&actions).is_empty(), "retries are used up");
+    let status = written_status(&actions);
+    assert_eq!((condition(&status).status.as_str(), condition(&status).reason.as_str()), ("False", "Failed"));
+    assert_eq!(status.steps[0].exit_code, Some(3));
+    assert_eq!(status.steps[1].reason, "Skipped");
+}
+
+#[test]
+fn a_missing_task_fails_naming_task_and_namespace() {
+    let run = run(TaskRunSpec { task_ref: Some("nope".into()), ..Default::default() });
+    let observed = Observed { run: &run, task: TaskLookup::Missing { name: "nope" }, pod: None, now: at(0) };
+    let actions = decide(observed, &settings());
+    assert!(created_pods(&actions).is_empty());
+    let status = written_status(&actions);
+    let condition = condition(&status);
+    assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("False", "TaskRunResolutionFailed"));
+    assert!(condition.message.contains("\"nope\"") && condition.message.contains("\"ci\""), "{}", condition.message);
+}
+
+#[test]
+fn an_invalid_run_fails_with_every_error() {
+    let run = run(TaskRunSpec {
+        task_ref: Some("build".into()),
+        params: vec![Param { name: "EXTRA".into(), value: ParamValue::String("x".into()) }],
+        timeout: Some("soon".into()),
+        ..Default::default()
+    });
+    let task = task();
+    let actions = observe(&run, &task, None, 0);
+    assert!(created_pods(&actions).is_empty());
+    let status = written_status(&actions);
+    let condition = condition(&status);
+    assert_eq!(condition.reason, "TaskRunValidationFailed");
+    for expected in ["spec.timeout", "\"soon\"", "spec.params[0].name", "\"EXTRA\"", "\"NAME\" is required"] {
+        assert!(condition.message.contains(expected), "{expected} missing from {}", condition.message);
+    }
+    assert_eq!(event_reasons(&actions), vec!["TaskRunValidationFailed"]);
+}
+
+#[test]
+fn a_pod_deleted_from_under_a_running_run_fails_it() {
+    let run = started(good_spec());
+    let task = task();
+    let actions = observe(&run, &task, None, 5);
+    assert!(created_pods(&actions).is_empty(), "the pod is not silently recreated");
+    let status = written_status(&actions);
+    assert_eq!(condition(&status).reason, "PodDeleted");
+    assert!(condition(&status).message.contains("tr-pod"));
+}
+
+#[test]
+fn a_pod_being_deleted_while_running_fails_the_run() {
+    let run = started(good_spec());
+    let task = task();
+    let mut pod = pod("tr-pod", "Running", 0, vec![running("step-one")]);
+    pod.metadata.deletion_timestamp = Some(Time(at(4)));
+    let status = written_status(&observe(&run, &task, Some(&pod), 5));
+    assert_eq!(condition(&status).reason, "PodDeleted");
+}
+
+#[test]
+fn a_failed_step_is_announced_once() {
+    let run = started(good_spec());
+    let task = task();
+    let pod = pod(
+        "tr-pod",
+        "Running",
+        0,
+        vec![terminated("step-one", 0, Some(report(Outcome::Failed, 2, &[]))), running("step-two")],
+    );
+    let actions = observe(&run, &task, Some(&pod), 5);
+    assert!(event_reasons(&actions).contains(&"StepFailed".to_string()), "{actions:?}");
+    let mut later = run.clone();
+    later.status = Some(written_status(&actions));
+    assert!(!event_reasons(&observe(&later, &task, Some(&pod), 6)).contains(&"StepFailed".to_string()));
+}
