@@ -1,0 +1,475 @@
+//! End-to-end tests on a real cluster (hack/local-cluster): the controller
+//! runs in the cluster from deploy/, and runs execute as real pods.
+//!
+//! Ignored by default; `hack/e2e` brings everything up and runs them with
+//! `cargo test -p cicd-controller --test e2e -- --ignored`. Each test works
+//! in a namespace of its own, so they run in parallel.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cicd_controller::api::{MyTaskRun, ParamValue};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+
+/// Steps' shell image, served by the local registry.
+const BASH: &str = "127.0.0.1:5000/cicd/bash:5";
+const CONTROLLER_NAMESPACE: &str = "cicd-system";
+
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs kubectl; panics with its stderr when it fails.
+fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs (source hack/local-cluster/env.sh)");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).expect("write kubectl stdin");
+    }
+    let output = child.wait_with_output().expect("kubectl finishes");
+    assert!(output.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// kubectl without asserting success, for diagnostics.
+fn kubectl_lossy(args: &[&str]) -> String {
+    match Command::new("kubectl").args(args).output() {
+        Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        Err(error) => format!("kubectl {args:?}: {error}"),
+    }
+}
+
+/// A namespace for one test, deleted when the test passes.
+struct TestNamespace {
+    name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    async fn new(test: &str) -> Self {
+        let name = format!("e2e-{test}");
+        let _ = kubectl_lossy(&["delete", "namespace", &name, "--wait=true", "--ignore-not-found"]);
+        kubectl(&["create", "namespace", &name], None);
+        // The default ServiceAccount appears shortly after the namespace.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !kubectl_lossy(&["get", "serviceaccount", "default", "-n", &name]).contains("default") {
+            assert!(Instant::now() < deadline, "no default ServiceAccount in {name}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let client = Client::try_default().await.expect("kube client from KUBECONFIG");
+        TestNamespace { name, client }
+    }
+
+    fn apply(&self, yaml: &str) {
+        kubectl(&["apply", "-n", &self.name, "-f", "-"], Some(yaml));
+    }
+
+    fn apply_file(&self, relative: &str) {
+        let path = repo_root().join(relative);
+        kubectl(&["apply", "-n", &self.name, "-f", &path.display().to_string()], None);
+    }
+
+    fn runs(&self) -> Api<MyTaskRun> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Everything a failing test should show: the run, its pod's events,
+    /// and the controller's log.
+    fn diagnostics(&self, run: &str) -> String {
+        let mut out = String::new();
+        out.push_str(&format!("\n===== MyTaskRun {run} =====\n"));
+        out.push_str(&kubectl_lossy(&["get", "mytaskrun", run, "-n", &self.name, "-o", "yaml"]));
+        out.push_str("\n===== pods =====\n");
+        out.push_str(&kubectl_lossy(&["get", "pods", "-n", &self.name, "-o", "wide"]));
+        out.push_str("\n===== events =====\n");
+        out.push_str(&kubectl_lossy(&["get", "events", "-n", &self.name, "--sort-by=.lastTimestamp"]));
+        out.push_str("\n===== controller log (tail) =====\n");
+        out.push_str(&kubectl_lossy(&[
+            "logs",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "deployment/cicd-controller",
+            "--tail=80",
+        ]));
+        out
+    }
+
+    /// Waits until `check` holds for the run, or panics with diagnostics.
+    async fn wait_run(&self, run: &str, limit: Duration, what: &str, check: impl Fn(&MyTaskRun) -> bool) -> MyTaskRun {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(current)) = self.runs().get_opt(run).await
+                && check(&current)
+            {
+                return current;
+            }
+            if Instant::now() > deadline {
+                panic!("MyTaskRun {run} did not reach {what} within {limit:?}{}", self.diagnostics(run));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn wait_done(&self, run: &str, limit: Duration) -> MyTaskRun {
+        self.wait_run(run, limit, "a final condition", |r| condition(r).is_some_and(|(status, _, _)| status != "Unknown"))
+            .await
+    }
+
+    fn passed(self) {
+        let _ = kubectl_lossy(&["delete", "namespace", &self.name, "--wait=false"]);
+    }
+}
+
+/// (status, reason, message) of the run's Succeeded condition.
+fn condition(run: &MyTaskRun) -> Option<(String, String, String)> {
+    let condition = run.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Succeeded")?;
+    Some((condition.status.clone(), condition.reason.clone(), condition.message.clone()))
+}
+
+fn expect_condition(ns: &TestNamespace, run: &MyTaskRun, status: &str, reason: &str) -> String {
+    let name = run.metadata.name.clone().unwrap_or_default();
+    match condition(run) {
+        Some((s, r, message)) if s == status && r == reason => message,
+        other => panic!("run {name}: expected {status}/{reason}, got {other:?}{}", ns.diagnostics(&name)),
+    }
+}
+
+fn result(run: &MyTaskRun, name: &str) -> Option<ParamValue> {
+    run.status.as_ref()?.results.iter().find(|r| r.name == name).map(|r| r.value.clone())
+}
+
+fn string_result(run: &MyTaskRun, name: &str) -> String {
+    match result(run, name) {
+        Some(ParamValue::String(value)) => value,
+        other => panic!("result {name}: {other:?}"),
+    }
+}
+
+/// The seed's image tag: <base>:<revision or master>-<YYYYmmdd-HH-MM>-<9 hex>.
+fn assert_seed_image_url(url: &str) {
+    let base = "registry.cn-beijing.aliyuncs.com/ning1875_haiwai_image/mytask-01:master-";
+    let rest = url.strip_prefix(base).unwrap_or_else(|| panic!("IMAGE_URL {url:?} does not start with {base}"));
+    let parts: Vec<&str> = rest.split('-').collect();
+    assert_eq!(parts.len(), 4, "IMAGE_URL {url:?}");
+    assert!(parts[0].len() == 8 && parts[0].chars().all(|c| c.is_ascii_digit()), "date in {url:?}");
+    assert!(parts[1].len() == 2 && parts[2].len() == 2, "hour-minute in {url:?}");
+    assert!(parts[3].len() == 9 && parts[3].chars().all(|c| c.is_ascii_hexdigit()), "random part in {url:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn seed_t1_tr1_succeeds_with_its_image_url() {
+    let ns = TestNamespace::new("seed-t1").await;
+    ns.apply_file("examples/seed-t1-tr1.yaml");
+    let run = ns.wait_done("tr1", Duration::from_secs(180)).await;
+    expect_condition(&ns, &run, "True", "Succeeded");
+    assert_seed_image_url(&string_result(&run, "IMAGE_URL"));
+    let status = run.status.clone().unwrap_or_default();
+    assert!(status.warnings.iter().any(|w| w.contains("myworkspace")), "warning about the undeclared workspace: {:?}", status.warnings);
+    assert_eq!(status.steps.len(), 1);
+    assert_eq!(status.steps[0].exit_code, Some(0));
+    assert!(status.start_time.is_some() && status.completion_time.is_some());
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn seed_t2_tr2_succeeds_with_its_image_url() {
+    let ns = TestNamespace::new("seed-t2").await;
+    ns.apply_file("examples/seed-t2-tr2.yaml");
+    // t2 sleeps 20 s and 60 s on purpose.
+    let run = ns.wait_done("tr2", Duration::from_secs(300)).await;
+    expect_condition(&ns, &run, "True", "Succeeded");
+    assert_seed_image_url(&string_result(&run, "IMAGE_URL"));
+    let steps = run.status.clone().unwrap_or_default().steps;
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, vec!["genarate-image-tag", "hello-world"]);
+    // Steps ran one after the other: the second started after the first ended.
+    let first_end = steps[0].finished_at.clone().expect("first step finished").0;
+    let second_start = steps[1].started_at.clone().expect("second step started").0;
+    assert!(second_start >= first_end, "step 2 started {second_start} before step 1 ended {first_end}");
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn params_fall_back_to_defaults_and_arrays_expand() {
+    let ns = TestNamespace::new("params").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTask
+metadata: {{name: greet}}
+spec:
+  params:
+    - name: WHO
+    - name: GREETING
+      default: hello
+    - name: FLAGS
+      type: array
+      default: ["-a", "b c"]
+  results:
+    - name: TEXT
+    - name: ARGC
+  steps:
+    - name: say
+      image: {BASH}
+      script: echo -n "$(params.GREETING) $(params.WHO)" > $(results.TEXT.path)
+    - name: count
+      image: {BASH}
+      command: [bash, -c, 'echo -n "$#" > $(results.ARGC.path)', counter]
+      args: ["$(params.FLAGS[*])"]
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: greet-run}}
+spec:
+  taskRef: greet
+  params:
+    - name: WHO
+      value: world
+"#
+    ));
+    let run = ns.wait_done("greet-run", Duration::from_secs(120)).await;
+    expect_condition(&ns, &run, "True", "Succeeded");
+    assert_eq!(string_result(&run, "TEXT"), "hello world");
+    assert_eq!(string_result(&run, "ARGC"), "2", "the array param became two separate args");
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn a_claim_workspace_carries_files_between_steps() {
+    let ns = TestNamespace::new("workspace").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTask
+metadata: {{name: share}}
+spec:
+  workspaces:
+    - name: source
+  results:
+    - name: CONTENT
+  steps:
+    - name: write
+      image: {BASH}
+      script: echo -n "from step one" > $(workspaces.source.path)/note.txt
+    - name: read
+      image: {BASH}
+      script: cat $(workspaces.source.path)/note.txt > $(results.CONTENT.path)
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: share-run}}
+spec:
+  taskRef: share
+  workspaces:
+    - name: source
+      volumeClaimTemplate:
+        spec:
+          accessModes: [ReadWriteOnce]
+          resources: {{requests: {{storage: 16Mi}}}}
+"#
+    ));
+    let run = ns.wait_done("share-run", Duration::from_secs(180)).await;
+    expect_condition(&ns, &run, "True", "Succeeded");
+    assert_eq!(string_result(&run, "CONTENT"), "from step one");
+    let claims = kubectl(&["get", "pvc", "-n", &ns.name, "-o", "jsonpath={.items[*].status.phase}"], None);
+    assert_eq!(claims.trim(), "Bound", "one claim, made from the template and bound");
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn a_failing_step_fails_the_run_and_skips_the_rest() {
+    let ns = TestNamespace::new("failing").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: fail-run}}
+spec:
+  taskSpec:
+    steps:
+      - name: ok
+        image: {BASH}
+        script: echo fine
+      - name: broken
+        image: {BASH}
+        script: exit 3
+      - name: never
+        image: {BASH}
+        script: touch /workspace/should-not-exist
+"#
+    ));
+    let run = ns.wait_done("fail-run", Duration::from_secs(120)).await;
+    let message = expect_condition(&ns, &run, "False", "Failed");
+    assert!(message.contains("\"broken\"") && message.contains("exit code 3"), "{message}");
+    let steps = run.status.clone().unwrap_or_default().steps;
+    assert_eq!(steps[0].exit_code, Some(0));
+    assert_eq!(steps[1].exit_code, Some(3));
+    assert_eq!(steps[2].reason, "Skipped", "{:?}", steps[2]);
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn a_run_past_its_timeout_is_stopped() {
+    let ns = TestNamespace::new("timeout").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: slow-run}}
+spec:
+  timeout: 10s
+  taskSpec:
+    steps:
+      - name: sleep
+        image: {BASH}
+        script: sleep 300
+"#
+    ));
+    let started = Instant::now();
+    let run = ns.wait_done("slow-run", Duration::from_secs(90)).await;
+    expect_condition(&ns, &run, "False", "TaskRunTimeout");
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    // The pod is stopped, not left sleeping.
+    let pods = ns.pods();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pod = pods.get("slow-run-pod").await.expect("pod kept for its logs");
+        let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
+        if phase == "Failed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pod still {phase}{}", ns.diagnostics("slow-run"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn cancelling_a_running_run_stops_it() {
+    let ns = TestNamespace::new("cancel").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: cancel-run}}
+spec:
+  taskSpec:
+    steps:
+      - name: sleep
+        image: {BASH}
+        script: sleep 300
+"#
+    ));
+    ns.wait_run("cancel-run", Duration::from_secs(120), "Running", |r| {
+        condition(r).is_some_and(|(_, reason, _)| reason == "Running")
+    })
+    .await;
+    let patch = serde_json::json!({ "spec": { "status": "Cancelled" } });
+    ns.runs().patch("cancel-run", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("cancel");
+    let run = ns.wait_done("cancel-run", Duration::from_secs(30)).await;
+    expect_condition(&ns, &run, "False", "TaskRunCancelled");
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn invalid_runs_end_with_a_clear_reason() {
+    let ns = TestNamespace::new("invalid").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTask
+metadata: {{name: needs-param}}
+spec:
+  params:
+    - name: REQUIRED
+  steps:
+    - name: echo
+      image: {BASH}
+      script: echo $(params.REQUIRED) $(params.TYPO)
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: invalid-run}}
+spec:
+  taskRef: needs-param
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: orphan-run}}
+spec:
+  taskRef: no-such-task
+"#
+    ));
+    let invalid = ns.wait_done("invalid-run", Duration::from_secs(60)).await;
+    let message = expect_condition(&ns, &invalid, "False", "TaskRunValidationFailed");
+    assert!(message.contains("\"REQUIRED\" is required"), "{message}");
+    assert!(message.contains("$(params.TYPO)"), "{message}");
+    let orphan = ns.wait_done("orphan-run", Duration::from_secs(60)).await;
+    let message = expect_condition(&ns, &orphan, "False", "TaskRunResolutionFailed");
+    assert!(message.contains("\"no-such-task\"") && message.contains(&ns.name), "{message}");
+    let pods = ns.pods().list(&ListParams::default()).await.expect("list pods");
+    assert!(pods.items.is_empty(), "no pod for an invalid run");
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn a_controller_restarted_mid_run_adopts_the_pod() {
+    let ns = TestNamespace::new("restart").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: restart-run}}
+spec:
+  taskSpec:
+    results:
+      - name: DONE
+    steps:
+      - name: first
+        image: {BASH}
+        script: sleep 15
+      - name: second
+        image: {BASH}
+        script: echo -n yes > $(results.DONE.path)
+"#
+    ));
+    ns.wait_run("restart-run", Duration::from_secs(120), "Running", |r| {
+        condition(r).is_some_and(|(_, reason, _)| reason == "Running")
+    })
+    .await;
+    kubectl(
+        &["delete", "pod", "-n", CONTROLLER_NAMESPACE, "-l", "app.kubernetes.io/name=cicd-controller", "--wait=false"],
+        None,
+    );
+    let run = ns.wait_done("restart-run", Duration::from_secs(180)).await;
+    expect_condition(&ns, &run, "True", "Succeeded");
+    assert_eq!(string_result(&run, "DONE"), "yes");
+    let pods = ns
+        .pods()
+        .list(&ListParams::default().labels("cicdoperator.ning1875.io/taskRun=restart-run"))
+        .await
+        .expect("list pods");
+    assert_eq!(pods.items.len(), 1, "exactly one pod for the run");
+    ns.passed();
+}
