@@ -382,3 +382,21 @@ fn a_failed_step_is_announced_once() {
     later.status = Some(written_status(&actions));
     assert!(!event_reasons(&observe(&later, &task, Some(&pod), 6)).contains(&"StepFailed".to_string()));
 }
+
+#[test]
+fn a_run_that_failed_while_its_pod_still_runs_stops_the_pod() {
+    let run = started(good_spec());
+    let task = task();
+    // Step one was OOM-killed before the entrypoint could report; step two
+    // would wait forever for its hand-off.
+    let mut oom = terminated("step-one", 137, None);
+    if let Some(t) = oom.state.as_mut().and_then(|s| s.terminated.as_mut()) {
+        t.reason = Some("OOMKilled".into());
+    }
+    let pod = pod("tr-pod", "Running", 0, vec![oom, running("step-two")]);
+    let actions = observe(&run, &task, Some(&pod), 5);
+    assert_eq!(stopped_pods(&actions), vec!["tr-pod"]);
+    let status = written_status(&actions);
+    assert_eq!(condition(&status).status, "False");
+    assert!(condition(&status).message.contains("OOMKilled"), "{}", condition(&status).message);
+}

@@ -60,13 +60,51 @@ impl std::fmt::Display for ParamType {
 
 /// The value of a param or result. YAML decides the shape: a scalar is a
 /// string, a sequence an array of strings, a mapping an object of strings.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+/// Numbers and booleans (`value: 8080`, `default: true`) are taken as text.
+// As in Tekton. The CRD schema accepts any value here, so refusing a number
+// would leave an object the apiserver stored but the controller cannot decode.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(untagged)]
 #[schemars(schema_with = "any_param_value")]
 pub enum ParamValue {
     String(String),
     Array(Vec<String>),
     Object(BTreeMap<String, String>),
+}
+
+/// The text of a scalar param value, or None for null, lists and maps.
+fn scalar_text(value: serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) => Some(text),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        serde_json::Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+impl<'de> Deserialize<'de> for ParamValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        const SHAPE: &str = "a param value must be a string, a list of strings or a map of strings";
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Array(items) => items
+                .into_iter()
+                .map(|item| scalar_text(item).ok_or_else(|| D::Error::custom(format!("{SHAPE}: a list item is not a string"))))
+                .collect::<Result<_, _>>()
+                .map(ParamValue::Array),
+            serde_json::Value::Object(entries) => entries
+                .into_iter()
+                .map(|(key, item)| {
+                    scalar_text(item)
+                        .map(|text| (key.clone(), text))
+                        .ok_or_else(|| D::Error::custom(format!("{SHAPE}: the value of key {key:?} is not a string")))
+                })
+                .collect::<Result<_, _>>()
+                .map(ParamValue::Object),
+            serde_json::Value::Null => Err(D::Error::custom(format!("{SHAPE}, not null"))),
+            scalar => Ok(ParamValue::String(scalar_text(scalar).unwrap_or_default())),
+        }
+    }
 }
 
 impl ParamValue {

@@ -31,7 +31,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(number * seconds_per_unit);
+        // Like Go, refuse what does not fit in i64 nanoseconds (~292 years)
+        // rather than panic (`from_secs_f64`) or wrap later.
+        total = Duration::try_from_secs_f64(number * seconds_per_unit)
+            .ok()
+            .and_then(|part| total.checked_add(part))
+            .filter(|total| total.as_nanos() <= i64::MAX as u128)
+            .ok_or_else(|| format!("{text:?} is too long a duration (the most is about 292 years)"))?;
     }
     Ok(total)
 }
@@ -47,6 +53,16 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("1m0.5s"), Ok(Duration::from_millis(60_500)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn rejects_overflowing_durations_instead_of_panicking() {
+        let nines = format!("{}s", "9".repeat(400));
+        for huge in ["99999999999999999999h", "2562048h", nines.as_str()] {
+            let error = parse_duration(huge).expect_err(huge);
+            assert!(error.contains(&format!("{huge:?}")), "{error}");
+        }
+        assert_eq!(parse_duration("2562047h"), Ok(Duration::from_secs(2_562_047 * 3600)));
     }
 
     #[test]

@@ -234,6 +234,9 @@ pub fn resolve_params(
                     param.value.param_type()
                 ),
             );
+            // Stand in the empty value of the declared type, so every use
+            // of the param is not reported again as undeclared.
+            values.insert(param.name.clone(), ParamValue::empty(spec.param_type));
             continue;
         }
         check_object_keys(spec, &param.value, &format!("{at}.value"), errors);

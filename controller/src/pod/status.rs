@@ -176,8 +176,12 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
         |name: &str| status.container_statuses.iter().flatten().find(|c| c.name == step_container_name(name));
     let mut steps = Vec::with_capacity(task.steps.len());
     let mut reports = Vec::new();
+    // A step that ended without a report was killed (OOM, node pressure)
+    // before it could hand off: the steps after it would wait forever.
+    let mut killed_without_report = false;
     for step in &task.steps {
         let (state, report) = read_step(&step.name, container_status(&step.name));
+        killed_without_report |= state.state == "Terminated" && report.is_none() && state.exit_code != Some(0);
         steps.push(state);
         reports.extend(report);
     }
@@ -227,23 +231,39 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
             } else if pod_reason == "NodeLost" {
                 (reason::NODE_LOST, format!("the pod's node was lost: {pod_message}"))
             } else {
-                (reason::FAILED, failed_step_message(&reading.steps).unwrap_or(pod_message))
+                let message = failed_step_message(task, &reading.steps)
+                    .or_else(|| failed_init_message(pod))
+                    .unwrap_or(pod_message);
+                (reason::FAILED, message)
             };
             reading.fail(why, message);
             reading.finished_at = finished_at;
         }
-        "Running" => {
-            reading.reason = reason::RUNNING.to_string();
-            reading.message = match reading.steps.iter().find(|s| s.state == "Running") {
-                Some(step) => format!("step {:?} is running", step.name),
-                None => "the pod is running".to_string(),
-            };
-        }
         _ => {
-            if let Some((why, message)) = waiting_failure(pod) {
-                reading.fail(&why, message);
-            } else {
-                reading.message = unschedulable_message(pod).unwrap_or_else(|| "the pod is starting".to_string());
+            // Pending or Running: a container that cannot start, or a step
+            // killed without a report, ends the run now rather than at its
+            // timeout (a later step can be waiting for its image while an
+            // earlier one runs, and the pod is then still Running).
+            let failure = waiting_failure(pod).or_else(|| {
+                killed_without_report.then(|| {
+                    let message = failed_step_message(task, &reading.steps).unwrap_or_default();
+                    (reason::FAILED.to_string(), message)
+                })
+            });
+            match failure {
+                Some(_) if cancelled => reading.fail(reason::CANCELLED, "the run was cancelled".to_string()),
+                Some((why, message)) => reading.fail(&why, message),
+                None if phase == "Running" => {
+                    reading.reason = reason::RUNNING.to_string();
+                    reading.message = match reading.steps.iter().find(|s| s.state == "Running") {
+                        Some(step) => format!("step {:?} is running", step.name),
+                        None => "the pod is running".to_string(),
+                    };
+                }
+                None => {
+                    reading.message =
+                        unschedulable_message(pod).unwrap_or_else(|| "the pod is starting".to_string());
+                }
             }
         }
     }
@@ -254,11 +274,19 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
 }
 
 /// "step build failed with exit code 2", naming the first step that failed
-/// for a reason of its own (not skipped).
-fn failed_step_message(steps: &[StepState]) -> Option<String> {
-    let failed = steps
-        .iter()
-        .find(|s| s.state == "Terminated" && s.reason != "Skipped" && s.reason != "Completed" && s.exit_code != Some(0))?;
+/// for a reason of its own (not skipped, and not a step whose failure was
+/// allowed with `onError: continue`).
+fn failed_step_message(task: &TaskSpec, steps: &[StepState]) -> Option<String> {
+    let continues = |name: &str| {
+        task.steps.iter().any(|s| s.name == name && s.on_error == Some(crate::api::OnError::Continue))
+    };
+    let failed = steps.iter().find(|s| {
+        s.state == "Terminated"
+            && s.reason != "Skipped"
+            && s.reason != "Completed"
+            && s.exit_code != Some(0)
+            && !continues(&s.name)
+    })?;
     let mut message = match failed.reason.as_str() {
         "OOMKilled" => format!("step {:?} was OOMKilled (exit code {})", failed.name, failed.exit_code.unwrap_or(137)),
         "TimedOut" => format!("step {:?} timed out", failed.name),
@@ -269,6 +297,24 @@ fn failed_step_message(steps: &[StepState]) -> Option<String> {
         message.push_str(&failed.message);
     }
     Some(message)
+}
+
+/// "init container "prepare" failed with exit code 1: ...", when the pod
+/// failed before any step ran.
+fn failed_init_message(pod: &Pod) -> Option<String> {
+    let statuses = pod.status.as_ref()?.init_container_statuses.as_ref()?;
+    statuses.iter().find_map(|container| {
+        let terminated = container.state.as_ref()?.terminated.as_ref()?;
+        (terminated.exit_code != 0).then(|| {
+            let mut message =
+                format!("init container {:?} failed with exit code {}", container.name, terminated.exit_code);
+            if let Some(detail) = terminated.message.as_deref().filter(|m| !m.is_empty()) {
+                message.push_str(": ");
+                message.push_str(detail);
+            }
+            message
+        })
+    })
 }
 
 impl PodReading {

@@ -219,6 +219,15 @@ impl<'a> Decision<'a> {
             return;
         }
         if reading.is_done() {
+            let pod_still_running = !matches!(
+                pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded") | Some("Failed")
+            );
+            if reading.succeeded == Succeeded::False && pod_still_running {
+                // A step died without a report or an image cannot be pulled:
+                // the later steps would wait for a hand-off that never comes.
+                self.actions.push(Action::StopPod(pod_name.clone()));
+            }
             match reading.succeeded {
                 Succeeded::True => {
                     self.notice(false, reason::SUCCEEDED, reading.message.clone());

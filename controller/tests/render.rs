@@ -1,0 +1,501 @@
+//! The pod a run gets.
+//!
+//! Golden files in `tests/golden/` hold the full render of some examples, so
+//! any change to a pod shows up in review. Rewrite them after an intended
+//! change with:
+//!
+//!     UPDATE_GOLDEN=1 cargo test -p cicd-controller --test render
+//!
+//! The other tests spell out the properties that matter, one at a time.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use cicd_controller::api::MyTaskRun;
+use cicd_controller::commands::render_yaml;
+use cicd_controller::manifests::Manifests;
+use cicd_controller::plan::{Plan, TaskSource, plan_task_run};
+use cicd_controller::pod::render::RenderSettings;
+use cicd_controller::pod::resources::quantity_value;
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use serde_json::json;
+
+const ENTRYPOINT_IMAGE: &str = "127.0.0.1:5000/cicd/entrypoint:dev";
+const ONE_HOUR: Duration = Duration::from_secs(3600);
+
+fn settings() -> RenderSettings {
+    RenderSettings { entrypoint_image: ENTRYPOINT_IMAGE.to_string() }
+}
+
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+// ---------------------------------------------------------------------------
+// Golden renders
+// ---------------------------------------------------------------------------
+
+/// Describes the first difference between two texts, with a few lines of
+/// context, so a failing comparison can be read without a diff tool.
+fn first_difference(expected: &str, actual: &str) -> String {
+    let expected_lines: Vec<&str> = expected.lines().collect();
+    let actual_lines: Vec<&str> = actual.lines().collect();
+    let line = expected_lines
+        .iter()
+        .zip(&actual_lines)
+        .position(|(e, a)| e != a)
+        .unwrap_or(expected_lines.len().min(actual_lines.len()));
+    let from = line.saturating_sub(3);
+    let show = |lines: &[&str]| -> String {
+        (from..(line + 4).min(lines.len()))
+            .map(|i| format!("{}{:>5} | {}\n", if i == line { ">" } else { " " }, i + 1, lines[i]))
+            .collect()
+    };
+    format!(
+        "first difference at line {} (expected {} lines, got {})\n--- expected\n{}+++ actual\n{}",
+        line + 1,
+        expected_lines.len(),
+        actual_lines.len(),
+        show(&expected_lines),
+        show(&actual_lines),
+    )
+}
+
+/// Renders `examples/<example>.yaml` and compares it with
+/// `tests/golden/<example>.pod.yaml` (or rewrites it with UPDATE_GOLDEN=1).
+fn check_golden(example: &str) {
+    let source = format!("examples/{example}.yaml");
+    let text = read(&repo_path(&source));
+    let rendered = render_yaml(&[(source.clone(), text)], &settings(), ONE_HOUR)
+        .unwrap_or_else(|e| panic!("{source} does not render: {e}"));
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{example}.pod.yaml"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(golden.parent().expect("a parent")).expect("create tests/golden");
+        std::fs::write(&golden, &rendered).expect("write the golden file");
+        return;
+    }
+    let expected = read(&golden);
+    assert!(
+        expected == rendered,
+        "the render of {source} differs from {}\n{}\nIf the change is intended, run:\n    UPDATE_GOLDEN=1 cargo test -p cicd-controller --test render",
+        golden.display(),
+        first_difference(&expected, &rendered),
+    );
+}
+
+#[test]
+fn golden_seed_t1_tr1() {
+    check_golden("seed-t1-tr1");
+}
+
+#[test]
+fn golden_seed_t2_tr2() {
+    check_golden("seed-t2-tr2");
+}
+
+#[test]
+fn golden_params() {
+    check_golden("params");
+}
+
+#[test]
+fn golden_workspaces() {
+    check_golden("workspaces");
+}
+
+#[test]
+fn golden_sidecar() {
+    check_golden("sidecar");
+}
+
+#[test]
+fn golden_step_template() {
+    check_golden("step-template");
+}
+
+#[test]
+fn difference_report_points_at_the_first_changed_line() {
+    let report = first_difference("a\nb\nc\n", "a\nB\nc\n");
+    assert!(report.starts_with("first difference at line 2"), "{report}");
+    assert!(report.contains(">    2 | b"), "{report}");
+    assert!(report.contains(">    2 | B"), "{report}");
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the property tests
+// ---------------------------------------------------------------------------
+
+fn manifests_of(example: &str) -> Manifests {
+    let mut manifests = Manifests::default();
+    let source = format!("examples/{example}.yaml");
+    manifests.add_yaml(&source, &read(&repo_path(&source))).expect("the example decodes");
+    manifests
+}
+
+/// Plans attempt `attempt` of the first run of an example, after `edit`
+/// has changed the run.
+fn plan_example(example: &str, attempt: u32, edit: impl FnOnce(&mut MyTaskRun)) -> Plan {
+    let manifests = manifests_of(example);
+    let mut run = manifests.task_runs[0].clone();
+    run.metadata.uid = Some("0c5a3a43-uid".into());
+    run.metadata.namespace = Some("ci".into());
+    edit(&mut run);
+    let result = match (&run.spec.task_spec, &run.spec.task_ref) {
+        (Some(inline), _) => plan_task_run(&run, inline, TaskSource::Inline, attempt, ONE_HOUR, &settings()),
+        (None, Some(name)) => {
+            let task = &manifests.task(name).expect("the example has its task").spec;
+            plan_task_run(&run, task, TaskSource::Named(name), attempt, ONE_HOUR, &settings())
+        }
+        (None, None) => panic!("the example's run names no task"),
+    };
+    result.unwrap_or_else(|errors| panic!("{example} is invalid: {errors}"))
+}
+
+fn seed_t1() -> Pod {
+    plan_example("seed-t1-tr1", 0, |_| {}).pod
+}
+
+fn spec(pod: &Pod) -> &PodSpec {
+    pod.spec.as_ref().expect("a pod spec")
+}
+
+fn container_names(containers: &[Container]) -> Vec<&str> {
+    containers.iter().map(|c| c.name.as_str()).collect()
+}
+
+fn args(container: &Container) -> Vec<&str> {
+    container.args.iter().flatten().map(String::as_str).collect()
+}
+
+/// The value following `flag` in a container's args.
+fn flag_value<'a>(container: &'a Container, flag: &str) -> Option<&'a str> {
+    let args = container.args.as_deref().unwrap_or_default();
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+/// The scripts the `prepare` init container writes, decoded: (file, text).
+fn prepared_scripts(pod: &Pod) -> Vec<(String, String)> {
+    let prepare = &spec(pod).init_containers.as_ref().expect("init containers")[0];
+    assert_eq!(prepare.name, "prepare");
+    let args = prepare.args.as_deref().unwrap_or_default();
+    args.iter()
+        .zip(args.iter().skip(1))
+        .filter(|(flag, _)| *flag == "--script")
+        .map(|(_, value)| {
+            let (name, encoded) = value.split_once('=').expect("name=base64");
+            let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).expect("valid base64");
+            (name.to_string(), String::from_utf8(bytes).expect("UTF-8"))
+        })
+        .collect()
+}
+
+fn mount_path_of(container: &Container, volume: &str) -> Option<String> {
+    container.volume_mounts.iter().flatten().find(|m| m.name == volume).map(|m| m.mount_path.clone())
+}
+
+// ---------------------------------------------------------------------------
+// Containers and the hand-off between steps
+// ---------------------------------------------------------------------------
+
+#[test]
+fn containers_are_the_steps_in_order() {
+    let pod = plan_example("seed-t2-tr2", 0, |_| {}).pod;
+    assert_eq!(container_names(&spec(&pod).containers), ["step-genarate-image-tag", "step-hello-world"]);
+    let scripts = plan_example("scripts", 0, |_| {}).pod;
+    assert_eq!(
+        container_names(&spec(&scripts).containers),
+        ["step-bash-script", "step-sh-script", "step-command-and-args"]
+    );
+}
+
+#[test]
+fn each_step_runs_the_entrypoint_and_waits_for_the_previous_one() {
+    let pod = plan_example("scripts", 0, |_| {}).pod;
+    for (index, container) in spec(&pod).containers.iter().enumerate() {
+        assert_eq!(container.command.as_deref(), Some(&["/cicd/bin/entrypoint".to_string()][..]));
+        assert_eq!(args(container)[0], "step");
+        let expected_wait = (index > 0).then(|| format!("/cicd/run/{}/out", index - 1));
+        assert_eq!(flag_value(container, "--wait-file").map(str::to_string), expected_wait, "step {index}");
+        assert_eq!(flag_value(container, "--post-file"), Some(format!("/cicd/run/{index}/out").as_str()));
+        assert_eq!(container.termination_message_path.as_deref(), Some("/cicd/termination"));
+        assert_eq!(container.termination_message_policy.as_deref(), Some("File"));
+    }
+}
+
+#[test]
+fn a_script_step_runs_its_script_file_and_a_command_step_its_command() {
+    let pod = plan_example("scripts", 0, |_| {}).pod;
+    let containers = &spec(&pod).containers;
+    let after_dashes = |c: &Container| -> Vec<String> {
+        let args = args(c);
+        let dashes = args.iter().position(|a| *a == "--").expect("a -- separator");
+        args[dashes + 1..].iter().map(|a| a.to_string()).collect()
+    };
+    assert_eq!(after_dashes(&containers[0]), ["/cicd/scripts/0-bash-script"]);
+    assert_eq!(after_dashes(&containers[1]), ["/cicd/scripts/1-sh-script"]);
+    assert_eq!(after_dashes(&containers[2]), ["/bin/echo", "command", "and", "args", "for", "scripts-demo-run"]);
+}
+
+#[test]
+fn prepare_carries_each_script_substituted_and_base64_encoded() {
+    let pod = seed_t1();
+    let scripts = prepared_scripts(&pod);
+    assert_eq!(scripts.len(), 1);
+    let (name, script) = &scripts[0];
+    assert_eq!(name, "0-genarate-image-tag");
+    let seed_script = read(&repo_path("examples/seed-t1-tr1.yaml"))
+        .split("script: |\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n---").next())
+        .expect("the seed's script")
+        .lines()
+        .map(|line| line.strip_prefix("        ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let expected = seed_script
+        .trim_end()
+        .replace("$(params.IMAGE_BASE_PATH)", "registry.cn-beijing.aliyuncs.com/ning1875_haiwai_image/mytask-01")
+        .replace("$(params.GIT_REVISION)", "")
+        .replace("$(results.IMAGE_URL.path)", "/cicd/results/IMAGE_URL")
+        + "\n";
+    assert_eq!(script, &expected);
+    assert!(script.contains("random_str=$(date +%s%N | md5sum |cut -c 1-9)"), "shell code is left alone");
+    let init = &spec(&pod).init_containers.as_ref().expect("init containers")[0];
+    assert_eq!(init.image.as_deref(), Some(ENTRYPOINT_IMAGE));
+    assert_eq!(init.command.as_deref(), Some(&["/cicd-entrypoint".to_string()][..]));
+    assert!(!args(init).iter().any(|a| a.contains("$(")), "no $(...) left for Kubernetes to expand");
+}
+
+#[test]
+fn only_script_steps_get_a_script_file() {
+    let scripts = prepared_scripts(&plan_example("scripts", 0, |_| {}).pod);
+    let names: Vec<&str> = scripts.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["0-bash-script", "1-sh-script"]);
+    assert!(scripts[0].1.starts_with("#!/bin/bash\n"));
+    assert!(scripts[1].1.contains("task run scripts-demo-run"));
+}
+
+#[test]
+fn declared_results_step_timeout_and_on_error_reach_the_entrypoint() {
+    let pod = seed_t1();
+    assert_eq!(flag_value(&spec(&pod).containers[0], "--results"), Some("IMAGE_URL"));
+    assert_eq!(flag_value(&spec(&pod).containers[0], "--results-dir"), Some("/cicd/results"));
+
+    let pod = plan_example("step-timeout", 0, |_| {}).pod;
+    let containers = &spec(&pod).containers;
+    assert_eq!(flag_value(&containers[0], "--timeout"), Some("30s"));
+    assert_eq!(flag_value(&containers[1], "--timeout"), Some("2s"));
+    assert_eq!(flag_value(&containers[1], "--on-error"), Some("continue"));
+    assert_eq!(flag_value(&containers[2], "--timeout"), None);
+    assert_eq!(flag_value(&containers[0], "--on-error"), None);
+}
+
+// ---------------------------------------------------------------------------
+// Pod metadata and pod-level settings
+// ---------------------------------------------------------------------------
+
+#[test]
+fn pod_never_restarts_and_is_owned_by_the_run() {
+    let pod = seed_t1();
+    assert_eq!(spec(&pod).restart_policy.as_deref(), Some("Never"));
+    assert_eq!(pod.metadata.name.as_deref(), Some("tr1-pod"));
+    assert_eq!(pod.metadata.namespace.as_deref(), Some("ci"));
+    let owners = pod.metadata.owner_references.as_deref().expect("an owner");
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0].api_version, "cicdoperator.ning1875.io/v1");
+    assert_eq!(owners[0].kind, "MyTaskRun");
+    assert_eq!(owners[0].name, "tr1");
+    assert_eq!(owners[0].uid, "0c5a3a43-uid");
+    assert_eq!(owners[0].controller, Some(true));
+}
+
+#[test]
+fn pod_labels_name_the_run_task_and_attempt_and_keep_the_runs_labels() {
+    let plan = plan_example("seed-t1-tr1", 0, |run| {
+        run.metadata.labels = Some([("team".to_string(), "payments".to_string())].into());
+    });
+    let labels = plan.pod.metadata.labels.expect("labels");
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "cicd-operator");
+    assert_eq!(labels["cicdoperator.ning1875.io/taskRun"], "tr1");
+    assert_eq!(labels["cicdoperator.ning1875.io/task"], "t1");
+    assert_eq!(labels["cicdoperator.ning1875.io/attempt"], "0");
+    assert_eq!(labels["team"], "payments");
+}
+
+#[test]
+fn a_retry_gets_its_own_pod_name_and_attempt_label() {
+    let pod = plan_example("retries", 1, |_| {}).pod;
+    assert_eq!(pod.metadata.name.as_deref(), Some("retries-demo-run-pod-retry1"));
+    assert_eq!(pod.metadata.labels.expect("labels")["cicdoperator.ning1875.io/attempt"], "1");
+    let script = &prepared_scripts(&plan_example("retries", 1, |_| {}).pod)[0].1;
+    assert!(script.starts_with("attempt=1\n"), "{script}");
+}
+
+#[test]
+fn active_deadline_is_one_hour_by_default_none_with_zero_and_follows_the_timeout() {
+    assert_eq!(spec(&seed_t1()).active_deadline_seconds, Some(3600));
+    let no_timeout = plan_example("seed-t1-tr1", 0, |run| run.spec.timeout = Some("0".into())).pod;
+    assert_eq!(spec(&no_timeout).active_deadline_seconds, None);
+    let two_minutes = plan_example("run-timeout", 0, |_| {}).pod;
+    assert_eq!(spec(&two_minutes).active_deadline_seconds, Some(120));
+}
+
+#[test]
+fn pod_template_settings_are_passed_through() {
+    let pod = plan_example("pod-template", 0, |_| {}).pod;
+    let spec = spec(&pod);
+    assert_eq!(spec.node_selector.as_ref().expect("a node selector")["kubernetes.io/os"], "linux");
+    assert_eq!(spec.tolerations.as_ref().expect("tolerations")[0].key.as_deref(), Some("example.com/dedicated-ci"));
+    assert_eq!(spec.security_context.as_ref().and_then(|s| s.fs_group), Some(2000));
+    assert_eq!(spec.enable_service_links, Some(false));
+    assert_eq!(spec.host_network, None);
+
+    let host = plan_example("sidecar", 0, |_| {}).pod;
+    assert_eq!(host.spec.as_ref().and_then(|s| s.host_network), Some(true));
+    assert_eq!(host.spec.as_ref().and_then(|s| s.dns_policy.as_deref()), Some("ClusterFirstWithHostNet"));
+}
+
+#[test]
+fn service_account_is_passed_through() {
+    let pod = plan_example("seed-t1-tr1", 0, |run| run.spec.service_account_name = Some("builder".into())).pod;
+    assert_eq!(spec(&pod).service_account_name.as_deref(), Some("builder"));
+}
+
+// ---------------------------------------------------------------------------
+// Workspaces and volumes
+// ---------------------------------------------------------------------------
+
+#[test]
+fn seed_workspace_is_mounted_at_workspace_myworkspace_in_every_step() {
+    for example in ["seed-t1-tr1", "seed-t2-tr2"] {
+        let pod = plan_example(example, 0, |_| {}).pod;
+        let volume = spec(&pod)
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.empty_dir.is_some() && v.name.starts_with("cicd-ws-"))
+            .expect("a volume for the workspace");
+        for container in &spec(&pod).containers {
+            assert_eq!(mount_path_of(container, &volume.name).as_deref(), Some("/workspace/myworkspace"), "{example}");
+            assert_eq!(container.working_dir.as_deref(), Some("/workspace"));
+        }
+    }
+}
+
+#[test]
+fn volume_claim_template_becomes_a_claim_owned_by_the_run() {
+    let plan = plan_example("workspaces", 0, |_| {});
+    assert_eq!(plan.claims.len(), 1);
+    let claim = &plan.claims[0];
+    assert_eq!(claim.metadata.name.as_deref(), Some("workspaces-demo-run-cache"));
+    assert_eq!(claim.metadata.namespace.as_deref(), Some("ci"));
+    assert_eq!(claim.metadata.owner_references.as_ref().expect("an owner")[0].name, "workspaces-demo-run");
+
+    let spec = spec(&plan.pod);
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.persistent_volume_claim.as_ref().is_some_and(|c| c.claim_name == "workspaces-demo-run-cache"))
+        .expect("the pod mounts the claim");
+    let mount = spec.containers[0].volume_mounts.iter().flatten().find(|m| m.name == volume.name).expect("a mount");
+    assert_eq!(mount.mount_path, "/cache");
+    assert_eq!(mount.sub_path.as_deref(), Some("build-cache"));
+}
+
+#[test]
+fn optional_workspace_left_unbound_gets_no_volume() {
+    let pod = plan_example("workspaces", 0, |_| {}).pod;
+    let workspace_volumes = spec(&pod).volumes.iter().flatten().filter(|v| v.name.starts_with("cicd-ws-")).count();
+    assert_eq!(workspace_volumes, 2, "source and cache, not the unbound credentials");
+}
+
+#[test]
+fn config_map_and_secret_workspaces_are_mounted_read_only() {
+    let pod = plan_example("workspaces-configmap-secret", 0, |_| {}).pod;
+    let spec = spec(&pod);
+    let mounts = spec.containers[0].volume_mounts.as_deref().unwrap_or_default();
+    for (path, source) in [("/workspace/settings", "configMap"), ("/etc/demo-token", "secret")] {
+        let mount = mounts.iter().find(|m| m.mount_path == path).unwrap_or_else(|| panic!("no mount at {path}"));
+        assert_eq!(mount.read_only, Some(true), "{path}");
+        let volume = spec.volumes.iter().flatten().find(|v| v.name == mount.name).expect("the volume");
+        let has_source = match source {
+            "configMap" => volume.config_map.as_ref().is_some_and(|c| c.name == "cicd-demo-settings"),
+            _ => volume.secret.as_ref().is_some_and(|s| s.secret_name.as_deref() == Some("cicd-demo-token")),
+        };
+        assert!(has_source, "{path} should come from the {source}");
+    }
+}
+
+#[test]
+fn sidecars_start_before_the_steps_as_native_sidecars() {
+    let pod = plan_example("sidecar", 0, |_| {}).pod;
+    let init = spec(&pod).init_containers.as_deref().expect("init containers");
+    assert_eq!(container_names(init), ["prepare", "sidecar-web"]);
+    assert_eq!(init[0].restart_policy, None);
+    assert_eq!(init[1].restart_policy.as_deref(), Some("Always"));
+    assert!(args(&init[1])[0].contains("-p 127.0.0.1:18765"), "params are substituted in sidecars");
+}
+
+// ---------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------
+
+/// An inline run whose three steps request (and limit) cpu 1, 500m and 2.
+fn run_with_cpu_steps() -> MyTaskRun {
+    let step = |name: &str, cpu: &str| {
+        json!({
+            "name": name, "image": "127.0.0.1:5000/cicd/bash:5", "script": "true",
+            "resources": { "requests": { "cpu": cpu, "memory": "64Mi" }, "limits": { "cpu": cpu } },
+        })
+    };
+    serde_json::from_value(json!({
+        "apiVersion": "cicdoperator.ning1875.io/v1", "kind": "MyTaskRun",
+        "metadata": { "name": "sized", "namespace": "ci" },
+        "spec": { "taskSpec": { "steps": [step("a", "1"), step("b", "500m"), step("c", "2")] } },
+    }))
+    .expect("a run")
+}
+
+fn quantities(pod: &Pod, which: &str, resource: &str) -> Vec<Option<String>> {
+    spec(pod)
+        .containers
+        .iter()
+        .map(|c| {
+            let resources = c.resources.as_ref()?;
+            let map = if which == "requests" { resources.requests.as_ref() } else { resources.limits.as_ref() };
+            map?.get(resource).map(|q| q.0.clone())
+        })
+        .collect()
+}
+
+fn sum(values: &[Option<String>]) -> f64 {
+    values.iter().flatten().map(|q| quantity_value(q).expect("a quantity")).sum()
+}
+
+#[test]
+fn summed_step_requests_equal_the_largest_steps_request_and_limits_are_kept() {
+    let run = run_with_cpu_steps();
+    let task = run.spec.task_spec.clone().expect("inline");
+    let pod = plan_task_run(&run, &task, TaskSource::Inline, 0, ONE_HOUR, &settings()).expect("valid").pod;
+
+    let cpu_requests = quantities(&pod, "requests", "cpu");
+    assert_eq!(sum(&cpu_requests), 2.0, "{cpu_requests:?}");
+    assert_eq!(cpu_requests[2].as_deref(), Some("2"), "the largest step keeps its request");
+    // Equal memory requests: exactly one step keeps 64Mi.
+    assert_eq!(sum(&quantities(&pod, "requests", "memory")), 64.0 * 1024.0 * 1024.0);
+    let limits = quantities(&pod, "limits", "cpu");
+    assert_eq!(limits, [Some("1".to_string()), Some("500m".to_string()), Some("2".to_string())]);
+}
+
+#[test]
+fn step_template_resources_apply_to_every_step_but_are_requested_once() {
+    let pod = plan_example("step-template", 0, |_| {}).pod;
+    assert_eq!(sum(&quantities(&pod, "requests", "cpu")), 0.01);
+    assert_eq!(sum(&quantities(&pod, "requests", "memory")), 16.0 * 1024.0 * 1024.0);
+}

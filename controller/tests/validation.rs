@@ -1,0 +1,863 @@
+//! Validation and substitution of a MyTaskRun against its MyTask.
+//!
+//! The first half feeds BAD inputs and checks that the error points at the
+//! exact field and names the offending value, so a user can fix it without
+//! guessing. The second half checks what GOOD inputs turn into.
+
+use std::time::Duration;
+
+use cicd_controller::api::{MyTaskRun, ParamValue, TaskRunSpec, TaskSpec};
+use cicd_controller::engine::errors::{FieldError, ValidationErrors};
+use cicd_controller::engine::resolve::ResolvedTaskRun;
+use cicd_controller::engine::validate::validate_run_spec;
+use cicd_controller::manifests::Manifests;
+use cicd_controller::plan::{TaskSource, plan_task_run};
+use cicd_controller::pod::render::RenderSettings;
+use serde_json::{Value, json};
+
+const IMAGE: &str = "127.0.0.1:5000/cicd/bash:5";
+const ONE_HOUR: Duration = Duration::from_secs(3600);
+
+// ---------------------------------------------------------------------------
+// Helpers: build runs and tasks from small JSON snippets.
+// ---------------------------------------------------------------------------
+
+/// Adds (or replaces) the top-level keys of `extra` in `base`.
+fn merged(mut base: Value, extra: Value) -> Value {
+    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
+}
+
+/// A valid task with one step `main`, plus whatever `extra` sets.
+fn task(extra: Value) -> Value {
+    merged(json!({ "steps": [{ "name": "main", "image": IMAGE, "script": "echo hi" }] }), extra)
+}
+
+/// A task whose only step runs `script`, plus whatever `extra` sets.
+fn task_with_script(script: &str, extra: Value) -> Value {
+    merged(json!({ "steps": [{ "name": "main", "image": IMAGE, "script": script }] }), extra)
+}
+
+/// A MyTaskRun named `run-1` with the given task inline and `spec` fields.
+fn inline_run(task: Value, spec: Value) -> MyTaskRun {
+    let document = json!({
+        "apiVersion": "cicdoperator.ning1875.io/v1",
+        "kind": "MyTaskRun",
+        "metadata": { "name": "run-1", "namespace": "ci", "uid": "uid-1" },
+        "spec": merged(json!({ "taskSpec": task }), spec),
+    });
+    serde_json::from_value(document).expect("the test builds a decodable MyTaskRun")
+}
+
+/// Validates and resolves a run whose task is inline.
+fn resolve_inline(run: &MyTaskRun) -> Result<ResolvedTaskRun, ValidationErrors> {
+    let task = run.spec.task_spec.clone().expect("an inline run");
+    plan(run, &task, TaskSource::Inline)
+}
+
+fn plan(run: &MyTaskRun, task: &TaskSpec, source: TaskSource<'_>) -> Result<ResolvedTaskRun, ValidationErrors> {
+    let settings = RenderSettings { entrypoint_image: "entrypoint:test".into() };
+    plan_task_run(run, task, source, 0, ONE_HOUR, &settings).map(|plan| plan.resolved)
+}
+
+/// Resolves the first MyTaskRun of some YAML against the MyTask it names.
+fn resolve_yaml(yaml: &str) -> Result<ResolvedTaskRun, ValidationErrors> {
+    let mut manifests = Manifests::default();
+    manifests.add_yaml("test.yaml", yaml).expect("the test YAML decodes");
+    let run = manifests.task_runs[0].clone();
+    let name = run.spec.task_ref.clone().expect("a taskRef");
+    let task = manifests.task(&name).expect("the named task is in the YAML").spec.clone();
+    plan(&run, &task, TaskSource::Named(&name))
+}
+
+fn errors_of(result: Result<ResolvedTaskRun, ValidationErrors>) -> Vec<FieldError> {
+    match result {
+        Ok(_) => panic!("expected validation errors, but the run was accepted"),
+        Err(errors) => errors.0,
+    }
+}
+
+/// Asserts that one of the errors is at exactly `field` and that its
+/// message contains every one of `needles`.
+#[track_caller]
+fn assert_error(result: Result<ResolvedTaskRun, ValidationErrors>, field: &str, needles: &[&str]) {
+    let errors = errors_of(result);
+    let found = errors.iter().any(|e| e.field == field && needles.iter().all(|needle| e.message.contains(needle)));
+    let listing: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+    assert!(found, "no error at {field:?} mentioning {needles:?}; the errors were:\n{}", listing.join("\n"));
+}
+
+fn resolved_ok(result: Result<ResolvedTaskRun, ValidationErrors>) -> ResolvedTaskRun {
+    result.unwrap_or_else(|errors| panic!("expected the run to be valid, got: {errors}"))
+}
+
+fn script_of(resolved: &ResolvedTaskRun, step: usize) -> &str {
+    resolved.steps[step].script.as_deref().expect("a script step")
+}
+
+// ---------------------------------------------------------------------------
+// Bad references in scripts, args and other text.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn unknown_param_reference_names_the_param_and_the_declared_ones() {
+    let task = task_with_script("echo $(params.nope)", json!({ "params": [{ "name": "known", "default": "x" }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["$(params.nope)", "\"nope\"", "declared: known"],
+    );
+}
+
+#[test]
+fn unknown_result_reference_names_the_result() {
+    let task = task_with_script("echo x > $(results.digest.path)", json!({ "results": [{ "name": "url" }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["$(results.digest.path)", "\"digest\"", "declared: url"],
+    );
+}
+
+#[test]
+fn unknown_result_field_is_rejected() {
+    let task = task_with_script("cat $(results.url.size)", json!({ "results": [{ "name": "url" }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["$(results.url.size)", "\"size\""],
+    );
+}
+
+#[test]
+fn unknown_workspace_reference_names_the_workspace() {
+    let task = task_with_script("ls $(workspaces.cache.path)", json!({}));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["$(workspaces.cache.path)", "\"cache\""],
+    );
+}
+
+#[test]
+fn unknown_context_variable_lists_the_known_ones() {
+    let task = task_with_script("echo $(context.foo)", json!({}));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["$(context.foo)", "taskRun.name"],
+    );
+}
+
+#[test]
+fn pipeline_task_result_reference_is_invalid_in_a_task() {
+    let task = task_with_script("echo $(tasks.build.results.digest)", json!({}));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["$(tasks.build.results.digest)", "MyPipeline"],
+    );
+}
+
+#[test]
+fn array_param_used_as_a_string_in_a_script_is_rejected() {
+    let task = task_with_script(
+        "ls $(params.files)",
+        json!({ "params": [{ "name": "files", "type": "array", "default": ["a"] }] }),
+    );
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["$(params.files)", "\"files\" is an array", "$(params.files[*])"],
+    );
+}
+
+#[test]
+fn array_expansion_inside_a_larger_arg_is_rejected() {
+    let task = json!({
+        "params": [{ "name": "files", "type": "array", "default": ["a", "b"] }],
+        "steps": [{ "name": "main", "image": IMAGE, "command": ["ls"], "args": ["-l", "--files=$(params.files[*])"] }],
+    });
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].args[1]",
+        &["$(params.files[*])", "stand alone"],
+    );
+}
+
+#[test]
+fn array_expansion_in_a_script_is_rejected() {
+    let task = task_with_script(
+        "for f in $(params.files[*]); do echo $f; done",
+        json!({ "params": [{ "name": "files", "type": "array", "default": ["a"] }] }),
+    );
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["$(params.files[*])", "is an array"],
+    );
+}
+
+#[test]
+fn array_index_out_of_range_says_how_many_items_there_are() {
+    let task = task_with_script(
+        "echo $(params.files[5])",
+        json!({ "params": [{ "name": "files", "type": "array", "default": ["a", "b"] }] }),
+    );
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["$(params.files[5])", "index 5 is out of range", "\"files\" has 2 item(s)"],
+    );
+}
+
+#[test]
+fn object_param_key_that_does_not_exist_lists_the_keys() {
+    let task = task_with_script(
+        "echo $(params.target.user)",
+        json!({ "params": [{ "name": "target", "type": "object", "default": { "host": "h", "port": "1" } }] }),
+    );
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["$(params.target.user)", "no key \"user\"", "keys: host, port"],
+    );
+}
+
+#[test]
+fn object_param_used_whole_is_rejected() {
+    let task = task_with_script(
+        "echo $(params.target)",
+        json!({ "params": [{ "name": "target", "type": "object", "default": { "host": "h" } }] }),
+    );
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["$(params.target)", "\"target\" is an object"],
+    );
+}
+
+#[test]
+fn bad_reference_in_an_env_value_points_at_the_env_var() {
+    let task = json!({
+        "steps": [{
+            "name": "main", "image": IMAGE, "script": "env",
+            "env": [{ "name": "A", "value": "1" }, { "name": "B", "value": "$(params.missing)" }],
+        }],
+    });
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].env[1].value",
+        &["$(params.missing)"],
+    );
+}
+
+#[test]
+fn errors_in_a_named_task_say_which_task() {
+    let yaml = r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTask
+metadata: {name: build}
+spec:
+  steps:
+    - name: compile
+      image: 127.0.0.1:5000/cicd/bash:5
+      script: echo $(params.GOOS)
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {name: build-run}
+spec:
+  taskRef: build
+"#;
+    assert_error(resolve_yaml(yaml), "MyTask \"build\": spec.steps[0].script", &["$(params.GOOS)"]);
+}
+
+// ---------------------------------------------------------------------------
+// Params given by the run.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn missing_required_param_names_it() {
+    let task = task(json!({ "params": [{ "name": "IMAGE" }, { "name": "TAG", "default": "latest" }] }));
+    assert_error(resolve_inline(&inline_run(task, json!({}))), "spec.params", &["\"IMAGE\"", "required"]);
+}
+
+#[test]
+fn undeclared_param_names_it_and_the_declared_ones() {
+    let task = task(json!({ "params": [{ "name": "IMAGE", "default": "x" }] }));
+    let run = inline_run(task, json!({ "params": [{ "name": "IMAGE_URL", "value": "y" }] }));
+    assert_error(resolve_inline(&run), "spec.params[0].name", &["\"IMAGE_URL\"", "declared: IMAGE"]);
+}
+
+#[test]
+fn param_given_twice_is_rejected() {
+    let task = task(json!({ "params": [{ "name": "A" }] }));
+    let run = inline_run(task, json!({ "params": [{ "name": "A", "value": "1" }, { "name": "A", "value": "2" }] }));
+    assert_error(resolve_inline(&run), "spec.params[1].name", &["\"A\"", "twice"]);
+}
+
+#[test]
+fn string_given_for_an_array_param_is_a_type_mismatch() {
+    let task = task(json!({ "params": [{ "name": "files", "type": "array" }] }));
+    let run = inline_run(task, json!({ "params": [{ "name": "files", "value": "a.txt" }] }));
+    assert_error(resolve_inline(&run), "spec.params[0].value", &["\"files\"", "declared as array", "given is string"]);
+}
+
+#[test]
+fn array_given_for_a_string_param_is_a_type_mismatch() {
+    let task = task(json!({ "params": [{ "name": "tag" }] }));
+    let run = inline_run(task, json!({ "params": [{ "name": "tag", "value": ["v1", "v2"] }] }));
+    assert_error(resolve_inline(&run), "spec.params[0].value", &["\"tag\"", "declared as string", "given is array"]);
+}
+
+#[test]
+fn object_value_missing_a_declared_property_names_the_key() {
+    let task = task(json!({
+        "params": [{ "name": "target", "type": "object", "properties": { "host": {}, "port": {} } }],
+    }));
+    let run = inline_run(task, json!({ "params": [{ "name": "target", "value": { "host": "h" } }] }));
+    assert_error(resolve_inline(&run), "spec.params[0].value", &["\"target\"", "missing key(s) port"]);
+}
+
+// ---------------------------------------------------------------------------
+// The task on its own.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn default_of_the_wrong_type_is_rejected() {
+    let task = task(json!({ "params": [{ "name": "files", "type": "array", "default": "a.txt" }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.params[0].default",
+        &["\"files\"", "type array", "default is string"],
+    );
+}
+
+#[test]
+fn has_default_false_with_a_default_is_contradictory() {
+    let task = task(json!({ "params": [{ "name": "tag", "default": "x", "hasDefault": false }] }));
+    assert_error(resolve_inline(&inline_run(task, json!({}))), "spec.taskSpec.params[0].hasDefault", &["\"tag\""]);
+}
+
+#[test]
+fn duplicate_param_names_are_rejected() {
+    let task = task(json!({ "params": [{ "name": "A", "default": "1" }, { "name": "A", "default": "2" }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.params[1].name",
+        &["duplicate param name \"A\""],
+    );
+}
+
+#[test]
+fn duplicate_result_names_are_rejected() {
+    let task = task(json!({ "results": [{ "name": "url" }, { "name": "digest" }, { "name": "url" }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.results[2].name",
+        &["duplicate result name \"url\""],
+    );
+}
+
+#[test]
+fn duplicate_workspace_names_are_rejected() {
+    let task =
+        task(json!({ "workspaces": [{ "name": "src", "optional": true }, { "name": "src", "optional": true }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.workspaces[1].name",
+        &["duplicate workspace name \"src\""],
+    );
+}
+
+#[test]
+fn invalid_param_name_is_rejected() {
+    let task = task(json!({ "params": [{ "name": "image.url", "default": "x" }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.params[0].name",
+        &["\"image.url\"", "invalid"],
+    );
+}
+
+#[test]
+fn duplicate_step_names_are_rejected() {
+    let task = json!({
+        "steps": [
+            { "name": "build", "image": IMAGE, "script": "true" },
+            { "name": "build", "image": IMAGE, "script": "true" },
+        ],
+    });
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[1].name",
+        &["duplicate step name \"build\""],
+    );
+}
+
+#[test]
+fn step_name_that_is_not_a_dns_label_is_rejected() {
+    let task = json!({ "steps": [{ "name": "Build_Image", "image": IMAGE, "script": "true" }] });
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].name",
+        &["\"Build_Image\"", "invalid"],
+    );
+}
+
+#[test]
+fn step_name_too_long_for_a_container_name_is_rejected() {
+    let long = "s".repeat(59);
+    let task = json!({ "steps": [{ "name": long, "image": IMAGE, "script": "true" }] });
+    assert_error(resolve_inline(&inline_run(task, json!({}))), "spec.taskSpec.steps[0].name", &[&long, "at most 58"]);
+}
+
+#[test]
+fn step_without_an_image_is_rejected() {
+    let task = json!({ "steps": [{ "name": "build", "script": "true" }] });
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].image",
+        &["\"build\"", "no image"],
+    );
+}
+
+#[test]
+fn step_with_both_script_and_command_is_rejected() {
+    let task = json!({ "steps": [{ "name": "build", "image": IMAGE, "script": "true", "command": ["make"] }] });
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["\"build\"", "both script and command"],
+    );
+}
+
+#[test]
+fn step_with_neither_script_nor_command_is_rejected() {
+    let task = json!({ "steps": [{ "name": "build", "image": IMAGE, "args": ["x"] }] });
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].command",
+        &["\"build\"", "script or a command"],
+    );
+}
+
+#[test]
+fn task_without_steps_is_rejected() {
+    let task = json!({ "steps": [] });
+    assert_error(resolve_inline(&inline_run(task, json!({}))), "spec.taskSpec.steps", &["at least one step"]);
+}
+
+#[test]
+fn bad_step_timeout_quotes_the_value() {
+    let task = json!({ "steps": [{ "name": "build", "image": IMAGE, "script": "true", "timeout": "5 minutes" }] });
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].timeout",
+        &["\"5 minutes\"", "not a duration"],
+    );
+}
+
+#[test]
+fn bad_run_timeout_quotes_the_value() {
+    let run = inline_run(task(json!({})), json!({ "timeout": "1d" }));
+    assert_error(resolve_inline(&run), "spec.timeout", &["\"1d\"", "not a duration"]);
+}
+
+#[test]
+fn run_timeout_too_long_to_represent_is_an_error_not_a_crash() {
+    let run = inline_run(task(json!({})), json!({ "timeout": "99999999999999999999h" }));
+    assert_error(resolve_inline(&run), "spec.timeout", &["\"99999999999999999999h\"", "too long"]);
+}
+
+#[test]
+fn relative_workspace_mount_path_is_rejected() {
+    let task = task(json!({ "workspaces": [{ "name": "src", "mountPath": "src", "optional": true }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.workspaces[0].mountPath",
+        &["\"src\"", "absolute"],
+    );
+}
+
+#[test]
+fn reserved_volume_name_is_rejected() {
+    let task = task(json!({ "volumes": [{ "name": "cicd-cache", "emptyDir": {} }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.volumes[0].name",
+        &["\"cicd-cache\"", "reserved"],
+    );
+}
+
+#[test]
+fn duplicate_volume_names_are_rejected() {
+    let task = task(json!({ "volumes": [{ "name": "cache", "emptyDir": {} }, { "name": "cache", "emptyDir": {} }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.volumes[1].name",
+        &["duplicate volume name \"cache\""],
+    );
+}
+
+#[test]
+fn volume_mount_of_an_undeclared_volume_is_rejected() {
+    let task = json!({
+        "volumes": [{ "name": "cache", "emptyDir": {} }],
+        "steps": [{
+            "name": "build", "image": IMAGE, "script": "true",
+            "volumeMounts": [{ "name": "cache", "mountPath": "/cache" }, { "name": "docker-sock", "mountPath": "/var/run" }],
+        }],
+    });
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].volumeMounts[1].name",
+        &["\"docker-sock\"", "\"build\""],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Workspace bindings.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn required_workspace_not_bound_names_it() {
+    let task = task(json!({ "workspaces": [{ "name": "source" }] }));
+    assert_error(resolve_inline(&inline_run(task, json!({}))), "spec.workspaces", &["\"source\"", "required"]);
+}
+
+#[test]
+fn binding_with_two_sources_names_them() {
+    let task = task(json!({ "workspaces": [{ "name": "source" }] }));
+    let run = inline_run(
+        task,
+        json!({ "workspaces": [{ "name": "source", "emptyDir": {}, "configMap": { "name": "cm" } }] }),
+    );
+    assert_error(resolve_inline(&run), "spec.workspaces[0]", &["\"source\"", "2 sources", "emptyDir, configMap"]);
+}
+
+#[test]
+fn binding_without_a_source_is_rejected() {
+    let task = task(json!({ "workspaces": [{ "name": "source" }] }));
+    let run = inline_run(task, json!({ "workspaces": [{ "name": "source" }] }));
+    assert_error(resolve_inline(&run), "spec.workspaces[0]", &["\"source\"", "no volume source"]);
+}
+
+#[test]
+fn sub_path_escaping_the_volume_is_rejected() {
+    let task = task(json!({ "workspaces": [{ "name": "source" }] }));
+    let run =
+        inline_run(task, json!({ "workspaces": [{ "name": "source", "emptyDir": {}, "subPath": "cache/../../etc" }] }));
+    assert_error(resolve_inline(&run), "spec.workspaces[0].subPath", &["\"cache/../../etc\"", "'..'"]);
+}
+
+#[test]
+fn absolute_sub_path_is_rejected() {
+    let task = task(json!({ "workspaces": [{ "name": "source" }] }));
+    let run = inline_run(task, json!({ "workspaces": [{ "name": "source", "emptyDir": {}, "subPath": "/etc" }] }));
+    assert_error(resolve_inline(&run), "spec.workspaces[0].subPath", &["\"/etc\"", "relative"]);
+}
+
+#[test]
+fn workspace_bound_twice_is_rejected() {
+    let task = task(json!({ "workspaces": [{ "name": "source" }] }));
+    let run = inline_run(
+        task,
+        json!({ "workspaces": [{ "name": "source", "emptyDir": {} }, { "name": "source", "emptyDir": {} }] }),
+    );
+    assert_error(resolve_inline(&run), "spec.workspaces[1].name", &["\"source\"", "twice"]);
+}
+
+// ---------------------------------------------------------------------------
+// Where the task comes from.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn task_ref_and_task_spec_together_are_rejected() {
+    let run = inline_run(task(json!({})), json!({ "taskRef": "build" }));
+    assert_error(resolve_inline(&run), "spec.taskRef", &["not both"]);
+}
+
+#[test]
+fn neither_task_ref_nor_task_spec_is_rejected() {
+    let mut errors = ValidationErrors::default();
+    validate_run_spec(&TaskRunSpec::default(), &mut errors);
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].field, "spec.taskRef");
+    assert!(errors.0[0].message.contains("taskSpec"), "{errors}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let task = json!({
+        "params": [{ "name": "A" }],
+        "steps": [
+            { "name": "one", "script": "echo $(params.B)" },
+            { "name": "Two", "image": IMAGE, "script": "true", "timeout": "soon" },
+        ],
+    });
+    let run = inline_run(task, json!({ "timeout": "never" }));
+    let fields: Vec<String> = errors_of(resolve_inline(&run)).into_iter().map(|e| e.field).collect();
+    for expected in [
+        "spec.timeout",
+        "spec.params",
+        "spec.taskSpec.steps[0].image",
+        "spec.taskSpec.steps[0].script",
+        "spec.taskSpec.steps[1].name",
+        "spec.taskSpec.steps[1].timeout",
+    ] {
+        assert!(fields.iter().any(|f| f == expected), "no error at {expected}: {fields:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Good inputs: the seed, and what substitution produces.
+// ---------------------------------------------------------------------------
+
+const SEED_T1_TR1: &str = include_str!("../../examples/seed-t1-tr1.yaml");
+const SEED_T2_TR2: &str = include_str!("../../examples/seed-t2-tr2.yaml");
+
+#[test]
+fn seed_run_binding_an_undeclared_workspace_is_accepted_with_a_warning() {
+    for (yaml, task) in [(SEED_T1_TR1, "t1"), (SEED_T2_TR2, "t2")] {
+        let resolved = resolved_ok(resolve_yaml(yaml));
+        assert_eq!(resolved.warnings.len(), 1, "{:?}", resolved.warnings);
+        let warning = &resolved.warnings[0];
+        assert!(warning.contains("\"myworkspace\""), "{warning}");
+        assert!(warning.contains(&format!("\"{task}\"")), "{warning}");
+        assert!(warning.contains("/workspace/myworkspace"), "{warning}");
+        let workspace = &resolved.workspaces[0];
+        assert_eq!(workspace.name, "myworkspace");
+        assert_eq!(workspace.mount_path, "/workspace/myworkspace");
+        assert!(workspace.binding.as_ref().is_some_and(|b| b.empty_dir.is_some()));
+    }
+}
+
+#[test]
+fn seed_t1_script_gets_params_and_result_path_and_keeps_shell_substitutions() {
+    let resolved = resolved_ok(resolve_yaml(SEED_T1_TR1));
+    let script = script_of(&resolved, 0);
+    assert!(script.contains("image_base_path=registry.cn-beijing.aliyuncs.com/ning1875_haiwai_image/mytask-01\n"));
+    // GIT_REVISION is not given: hasDefault with default "" makes it empty.
+    assert!(script.contains("git_revision=\n"), "{script}");
+    assert!(script.contains(r#"| tee "/cicd/results/IMAGE_URL""#), "{script}");
+    assert!(script.contains("random_str=$(date +%s%N | md5sum |cut -c 1-9)"), "{script}");
+    assert!(script.contains(r#"date_str=$(date +"%Y%m%d-%H-%M")"#), "{script}");
+    assert!(!script.contains("$(params."), "{script}");
+    assert!(!script.contains("$(results."), "{script}");
+}
+
+#[test]
+fn seed_t2_result_reference_without_path_means_the_path() {
+    let resolved = resolved_ok(resolve_yaml(SEED_T2_TR2));
+    assert!(script_of(&resolved, 0).contains(r#"| tee "/cicd/results/IMAGE_URL""#));
+    assert_eq!(script_of(&resolved, 1), "\necho hello-world\nsleep 60");
+}
+
+#[test]
+fn array_param_expands_into_separate_args() {
+    let task = json!({
+        "params": [{ "name": "flags", "type": "array" }, { "name": "out", "default": "bin/app" }],
+        "steps": [{
+            "name": "build", "image": IMAGE, "command": ["go", "build"],
+            "args": ["$(params.flags[*])", "-o", "$(params.out)", "./..."],
+        }],
+    });
+    let run =
+        inline_run(task, json!({ "params": [{ "name": "flags", "value": ["-v", "-trimpath", "-ldflags=-s -w"] }] }));
+    let resolved = resolved_ok(resolve_inline(&run));
+    assert_eq!(resolved.steps[0].command, ["go", "build"]);
+    assert_eq!(resolved.steps[0].args, ["-v", "-trimpath", "-ldflags=-s -w", "-o", "bin/app", "./..."]);
+}
+
+#[test]
+fn empty_array_param_expands_to_no_args() {
+    let task = json!({
+        "params": [{ "name": "extra", "type": "array", "hasDefault": true }],
+        "steps": [{ "name": "main", "image": IMAGE, "command": ["ls"], "args": ["$(params.extra[*])", "/"] }],
+    });
+    let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
+    assert_eq!(resolved.steps[0].args, ["/"]);
+    assert_eq!(resolved.params["extra"], ParamValue::Array(vec![]));
+}
+
+#[test]
+fn array_items_can_be_indexed_inside_strings() {
+    let task = task_with_script(
+        "echo first=$(params.files[0]) last=$(params.files[2])",
+        json!({ "params": [{ "name": "files", "type": "array", "default": ["a", "b", "c"] }] }),
+    );
+    let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
+    assert_eq!(script_of(&resolved, 0), "echo first=a last=c");
+}
+
+#[test]
+fn object_param_keys_are_substituted() {
+    let task = task_with_script(
+        "curl http://$(params.target.host):$(params.target.port)/",
+        json!({ "params": [{ "name": "target", "type": "object", "properties": { "host": {}, "port": {} } }] }),
+    );
+    let run = inline_run(task, json!({ "params": [{ "name": "target", "value": { "host": "db", "port": "5432" } }] }));
+    assert_eq!(script_of(&resolved_ok(resolve_inline(&run)), 0), "curl http://db:5432/");
+}
+
+#[test]
+fn defaults_are_used_for_params_the_run_does_not_give() {
+    let task = task_with_script(
+        "echo $(params.tag) $(params.files[1]) $(params.target.host) $(params.given)",
+        json!({ "params": [
+            { "name": "tag", "default": "latest" },
+            { "name": "files", "type": "array", "default": ["a", "b"] },
+            { "name": "target", "type": "object", "default": { "host": "example" } },
+            { "name": "given", "default": "unused" },
+        ] }),
+    );
+    let run = inline_run(task, json!({ "params": [{ "name": "given", "value": "from-run" }] }));
+    assert_eq!(script_of(&resolved_ok(resolve_inline(&run)), 0), "echo latest b example from-run");
+}
+
+#[test]
+fn has_default_without_a_default_means_empty() {
+    let task = task_with_script("echo [$(params.rev)]", json!({ "params": [{ "name": "rev", "hasDefault": true }] }));
+    let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
+    assert_eq!(script_of(&resolved, 0), "echo []");
+}
+
+#[test]
+fn has_default_with_a_default_uses_the_default() {
+    let task = task_with_script(
+        "echo [$(params.rev)]",
+        json!({ "params": [{ "name": "rev", "hasDefault": true, "default": "main" }] }),
+    );
+    let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
+    assert_eq!(script_of(&resolved, 0), "echo [main]");
+}
+
+#[test]
+fn numbers_and_booleans_in_yaml_are_taken_as_their_text() {
+    let yaml = r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTask
+metadata: {name: serve}
+spec:
+  params:
+    - name: port
+    - name: debug
+    - name: replicas
+      default: 3
+    - name: ports
+      type: array
+      default: [80, 443]
+  steps:
+    - name: main
+      image: 127.0.0.1:5000/cicd/bash:5
+      script: echo $(params.port) $(params.debug) $(params.replicas) $(params.ports[1])
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {name: serve-run}
+spec:
+  taskRef: serve
+  params:
+    - name: port
+      value: 8080
+    - name: debug
+      value: true
+"#;
+    let resolved = resolved_ok(resolve_yaml(yaml));
+    assert_eq!(script_of(&resolved, 0), "echo 8080 true 3 443");
+}
+
+#[test]
+fn context_variables_describe_the_run() {
+    let task = task_with_script(
+        "echo $(context.taskRun.name) $(context.taskRun.namespace) $(context.taskRun.uid) $(context.task.name) $(context.task.retry-count)",
+        json!({}),
+    );
+    let run = inline_run(task.clone(), json!({}));
+    // An inline task is named after its run.
+    assert_eq!(script_of(&resolved_ok(resolve_inline(&run)), 0), "echo run-1 ci uid-1 run-1 0");
+
+    let named = serde_json::from_value::<TaskSpec>(task).expect("a task");
+    let mut by_ref = run.clone();
+    by_ref.spec.task_spec = None;
+    by_ref.spec.task_ref = Some("greet".into());
+    let settings = RenderSettings { entrypoint_image: "entrypoint:test".into() };
+    let third_attempt = plan_task_run(&by_ref, &named, TaskSource::Named("greet"), 2, ONE_HOUR, &settings)
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(script_of(&third_attempt.resolved, 0), "echo run-1 ci uid-1 greet 2");
+}
+
+#[test]
+fn workspace_variables_give_path_bound_and_claim() {
+    let task = task_with_script(
+        "echo $(workspaces.src.path) $(workspaces.src.bound) $(workspaces.cache.path) $(workspaces.cache.claim) [$(workspaces.creds.path)] $(workspaces.creds.bound)",
+        json!({ "workspaces": [
+            { "name": "src" },
+            { "name": "cache", "mountPath": "/cache" },
+            { "name": "creds", "optional": true },
+        ] }),
+    );
+    let run = inline_run(
+        task,
+        json!({ "workspaces": [
+            { "name": "src", "emptyDir": {} },
+            { "name": "cache", "persistentVolumeClaim": { "claimName": "go-cache" } },
+        ] }),
+    );
+    let resolved = resolved_ok(resolve_inline(&run));
+    assert_eq!(script_of(&resolved, 0), "echo /workspace/src true /cache go-cache [] false");
+    assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
+}
+
+#[test]
+fn result_references_become_result_file_paths() {
+    let task = json!({
+        "results": [{ "name": "digest" }],
+        "steps": [{
+            "name": "main", "image": IMAGE, "command": ["sh", "-c"],
+            "args": ["echo sha > $(results.digest.path); cat $(results.digest)"],
+        }],
+    });
+    let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
+    assert_eq!(resolved.steps[0].args, ["echo sha > /cicd/results/digest; cat /cicd/results/digest"]);
+}
+
+#[test]
+fn step_template_fills_in_what_steps_leave_out() {
+    let task = json!({
+        "stepTemplate": {
+            "image": IMAGE,
+            "workingDir": "/src",
+            "env": [{ "name": "A", "value": "template" }, { "name": "B", "value": "$(params.b)" }],
+        },
+        "params": [{ "name": "b", "default": "from-param" }],
+        "steps": [
+            { "name": "one", "script": "true" },
+            { "name": "two", "image": "other:1", "workingDir": "/tmp", "script": "true", "env": [{ "name": "A", "value": "step" }] },
+        ],
+    });
+    let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
+    let env = |step: usize| -> Vec<(String, String)> {
+        resolved.steps[step].env.iter().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect()
+    };
+    assert_eq!(resolved.steps[0].image, IMAGE);
+    assert_eq!(resolved.steps[0].working_dir, "/src");
+    assert_eq!(env(0), [("A".into(), "template".into()), ("B".into(), "from-param".into())]);
+    assert_eq!(resolved.steps[1].image, "other:1");
+    assert_eq!(resolved.steps[1].working_dir, "/tmp");
+    assert_eq!(env(1), [("B".into(), "from-param".into()), ("A".into(), "step".into())]);
+}
+
+#[test]
+fn run_timeout_defaults_to_the_setting_and_zero_means_none() {
+    let default = resolved_ok(resolve_inline(&inline_run(task(json!({})), json!({}))));
+    assert_eq!(default.timeout, Some(ONE_HOUR));
+    let none = resolved_ok(resolve_inline(&inline_run(task(json!({})), json!({ "timeout": "0" }))));
+    assert_eq!(none.timeout, None);
+    let custom = resolved_ok(resolve_inline(&inline_run(task(json!({})), json!({ "timeout": "1h30m" }))));
+    assert_eq!(custom.timeout, Some(Duration::from_secs(5400)));
+}
