@@ -8,6 +8,7 @@ pub mod names;
 pub mod pod;
 pub mod reason;
 pub mod manifests;
+pub mod pipeline;
 pub mod plan;
 pub mod commands;
 pub mod config;

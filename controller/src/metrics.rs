@@ -25,6 +25,10 @@ pub struct Metrics {
     /// Finished runs by the reason of their final condition.
     pub runs_finished: Family<ReasonLabel, Counter>,
     pub run_duration: Histogram,
+    pub pipeline_reconciles: Counter,
+    pub pipeline_runs_started: Counter,
+    /// Finished pipeline runs by the reason of their final condition.
+    pub pipeline_runs_finished: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -44,7 +48,24 @@ impl Default for Metrics {
         registry.register("taskruns_started", "MyTaskRuns whose first pod was created", runs_started.clone());
         registry.register("taskruns_finished", "MyTaskRuns finished, by final reason", runs_finished.clone());
         registry.register("taskrun_duration_seconds", "From a run's start to its completion", run_duration.clone());
-        Metrics { registry, reconciles, reconcile_errors, reconcile_duration, runs_started, runs_finished, run_duration }
+        let pipeline_reconciles = Counter::default();
+        let pipeline_runs_started = Counter::default();
+        let pipeline_runs_finished = Family::<ReasonLabel, Counter>::default();
+        registry.register("pipelinerun_reconciles", "Reconciles of MyPipelineRuns", pipeline_reconciles.clone());
+        registry.register("pipelineruns_started", "MyPipelineRuns whose first task run was created", pipeline_runs_started.clone());
+        registry.register("pipelineruns_finished", "MyPipelineRuns finished, by final reason", pipeline_runs_finished.clone());
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            runs_started,
+            runs_finished,
+            run_duration,
+            pipeline_reconciles,
+            pipeline_runs_started,
+            pipeline_runs_finished,
+        }
     }
 }
 

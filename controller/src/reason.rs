@@ -17,3 +17,10 @@ pub const POD_DELETED: &str = "PodDeleted";
 pub const POD_EVICTED: &str = "PodEvicted";
 pub const POD_CREATION_FAILED: &str = "PodCreationFailed";
 pub const NODE_LOST: &str = "NodeLost";
+
+// Pipeline runs.
+pub const COMPLETED: &str = "Completed";
+pub const PIPELINE_TIMEOUT: &str = "PipelineRunTimeout";
+pub const PIPELINE_CANCELLED: &str = "PipelineRunCancelled";
+pub const PIPELINE_RESOLUTION_FAILED: &str = "PipelineRunResolutionFailed";
+pub const PIPELINE_VALIDATION_FAILED: &str = "PipelineRunValidationFailed";

@@ -85,8 +85,9 @@ pub struct PipelineTaskWorkspace {
     pub sub_path: Option<String>,
 }
 
+/// Spelled `in` and `notin`, as in Tekton.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "lowercase")]
 pub enum WhenOperator {
     In,
     NotIn,

@@ -1,6 +1,7 @@
 //! The running controller: client, leader election, watches, HTTP.
 
 pub mod context;
+pub mod pipelinerun;
 pub mod taskrun;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
 use tracing::{error, info, warn};
 
-use crate::api::MyTaskRun;
+use crate::api::{MyPipelineRun, MyTaskRun};
 use crate::config::ControllerConfig;
 use crate::error::Result;
 use crate::http::{self, Probes};
@@ -95,17 +96,34 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         .owns(pods, managed_pods)
         .with_config(ControllerSettings::default().concurrency(config.workers))
         .shutdown_on_signal()
-        .run(taskrun::reconcile, taskrun::error_policy, ctx)
+        .run(taskrun::reconcile, taskrun::error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(error) = result {
                 warn!(%error, "reconcile error");
             }
         });
+    // Pipeline runs own their task runs: a child's status change wakes its pipeline run.
+    let pipeline_runs: Api<MyPipelineRun> = scoped(&client, namespace);
+    let child_runs: Api<MyTaskRun> = scoped(&client, namespace);
+    let children = watcher::Config::default().labels(crate::pipeline::LABEL_PIPELINE_RUN);
+    let pipeline_controller = Controller::new(pipeline_runs, watcher::Config::default())
+        .owns(child_runs, children)
+        .with_config(ControllerSettings::default().concurrency(config.workers))
+        .shutdown_on_signal()
+        .run(pipelinerun::reconcile, pipelinerun::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "pipeline run reconcile error");
+            }
+        });
+    let controller = futures::future::join(controller, pipeline_controller);
     ready.store(true, Ordering::Relaxed);
     info!(workers = config.workers, namespace = namespace.unwrap_or("<all>"), "controller started");
 
     match leadership {
-        None => controller.await,
+        None => {
+            controller.await;
+        }
         Some((mut channel, _task)) => {
             let lost = async move {
                 while channel.changed().await.is_ok() {

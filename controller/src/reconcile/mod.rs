@@ -1,3 +1,4 @@
 //! Pure decisions of the controllers: observed state in, actions out.
 
+pub mod pipelinerun;
 pub mod taskrun;

@@ -1,0 +1,33 @@
+//! Pipelines, purely: the DAG of a MyPipeline, its validation, the
+//! variables (`$(params.x)`, `$(tasks.X.results.Y)`, `$(tasks.X.status)`)
+//! and the scheduler that says which task runs next. No I/O.
+
+pub mod dag;
+pub mod refs;
+pub mod schedule;
+pub mod validate;
+pub mod variables;
+
+/// Label on a child MyTaskRun: the MyPipelineRun it belongs to.
+pub const LABEL_PIPELINE_RUN: &str = "cicdoperator.ning1875.io/pipelineRun";
+/// Label on a child MyTaskRun: its pipeline task.
+pub const LABEL_PIPELINE_TASK: &str = "cicdoperator.ning1875.io/pipelineTask";
+/// Label on a child MyTaskRun: the MyPipeline, when the run names one.
+pub const LABEL_PIPELINE: &str = "cicdoperator.ning1875.io/pipeline";
+
+/// Why a pipeline task did not run (`status.skippedTasks[].reason`).
+pub mod skip {
+    /// Its `when` expressions were false.
+    pub const WHEN_FALSE: &str = "WhenExpressionsEvaluatedToFalse";
+    /// It needs the results of a task that was skipped, or runs after a
+    /// task skipped for a reason other than its own `when`.
+    pub const PARENT_SKIPPED: &str = "ParentTasksSkipped";
+    /// A task failed, so no new tasks start.
+    pub const STOPPING: &str = "PipelineRunStopping";
+    pub const CANCELLED: &str = "PipelineRunCancelled";
+    pub const TIMEOUT: &str = "PipelineRunTimeout";
+    /// `timeouts.tasks` ran out before it could start.
+    pub const TASKS_TIMEOUT: &str = "TasksTimedOut";
+    /// A finally task needs results of a task that did not succeed.
+    pub const RESULTS_MISSING: &str = "ResultsMissing";
+}

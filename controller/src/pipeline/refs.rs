@@ -1,0 +1,114 @@
+//! `$(tasks...)` references: which task (and result) a text points at.
+
+use crate::api::{ParamValue, PipelineTask};
+use crate::engine::refs::scan;
+
+/// What a `$(tasks...)` expression names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskVariable<'a> {
+    /// `$(tasks.status)`: the outcome of all non-finally tasks.
+    AggregateStatus,
+    /// `$(tasks.X.status)`.
+    Status { task: &'a str },
+    /// `$(tasks.X.results.Y)`, with an optional selector: `[*]`, `[N]` or `.KEY`.
+    Result { task: &'a str, result: &'a str, selector: &'a str },
+}
+
+impl TaskVariable<'_> {
+    pub fn task(&self) -> Option<&str> {
+        match self {
+            TaskVariable::AggregateStatus => None,
+            TaskVariable::Status { task } | TaskVariable::Result { task, .. } => Some(task),
+        }
+    }
+}
+
+/// Parses the part of an expression after `tasks.`; the error explains the
+/// accepted forms.
+pub fn parse_task_variable(rest: &str) -> Result<TaskVariable<'_>, String> {
+    if rest == "status" {
+        return Ok(TaskVariable::AggregateStatus);
+    }
+    let bad = || {
+        "use $(tasks.TASK.results.RESULT), $(tasks.TASK.status) or $(tasks.status)".to_string()
+    };
+    let (task, field) = rest.split_once('.').ok_or_else(bad)?;
+    if field == "status" {
+        return Ok(TaskVariable::Status { task });
+    }
+    let result_and_selector = field.strip_prefix("results.").ok_or_else(bad)?;
+    let name_len = result_and_selector.find(['.', '[']).unwrap_or(result_and_selector.len());
+    let (result, selector) = result_and_selector.split_at(name_len);
+    if result.is_empty() {
+        return Err(bad());
+    }
+    Ok(TaskVariable::Result { task, result, selector })
+}
+
+/// Every `$(tasks...)` reference in a text, with its parse result.
+pub fn task_variables(text: &str) -> Vec<(String, Result<TaskVariable<'_>, String>)> {
+    scan(text)
+        .into_iter()
+        .filter_map(|found| {
+            let rest = found.expr.strip_prefix("tasks.")?;
+            Some((found.expr.to_string(), parse_task_variable(rest)))
+        })
+        .collect()
+}
+
+/// The strings of a param value, each with its field suffix.
+pub fn value_texts(value: &ParamValue) -> Vec<(String, &str)> {
+    match value {
+        ParamValue::String(text) => vec![(String::new(), text.as_str())],
+        ParamValue::Array(items) => {
+            items.iter().enumerate().map(|(i, text)| (format!("[{i}]"), text.as_str())).collect()
+        }
+        ParamValue::Object(map) => map.iter().map(|(key, text)| (format!(".{key}"), text.as_str())).collect(),
+    }
+}
+
+/// Every text of a pipeline task that may hold references, with the field
+/// it sits in relative to the task (`params[0].value`, `when[1].input`).
+pub fn task_texts(task: &PipelineTask) -> Vec<(String, &str)> {
+    let mut texts = Vec::new();
+    for (index, param) in task.params.iter().enumerate() {
+        for (suffix, text) in value_texts(&param.value) {
+            texts.push((format!("params[{index}].value{suffix}"), text));
+        }
+    }
+    for (index, when) in task.when.iter().enumerate() {
+        texts.push((format!("when[{index}].input"), when.input.as_str()));
+        for (value_index, value) in when.values.iter().enumerate() {
+            texts.push((format!("when[{index}].values[{value_index}]"), value.as_str()));
+        }
+    }
+    texts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_three_forms() {
+        assert_eq!(parse_task_variable("status"), Ok(TaskVariable::AggregateStatus));
+        assert_eq!(parse_task_variable("a.status"), Ok(TaskVariable::Status { task: "a" }));
+        assert_eq!(
+            parse_task_variable("a.results.R[*]"),
+            Ok(TaskVariable::Result { task: "a", result: "R", selector: "[*]" })
+        );
+        assert_eq!(
+            parse_task_variable("a.results.R.key"),
+            Ok(TaskVariable::Result { task: "a", result: "R", selector: ".key" })
+        );
+        assert!(parse_task_variable("a.outputs.R").is_err());
+        assert!(parse_task_variable("a").is_err());
+    }
+
+    #[test]
+    fn finds_task_references_in_text_only() {
+        let found = task_variables("x=$(tasks.a.results.R) y=$(params.p) z=$(tasks.b.status)");
+        let exprs: Vec<&str> = found.iter().map(|(e, _)| e.as_str()).collect();
+        assert_eq!(exprs, vec!["tasks.a.results.R", "tasks.b.status"]);
+    }
+}

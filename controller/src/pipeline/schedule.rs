@@ -1,0 +1,352 @@
+//! The scheduler: from the pipeline and the state of its child runs to
+//! what happens next. Pure; the reconciler turns its answer into requests.
+
+use std::collections::BTreeMap;
+
+use crate::api::{Param, ParamType, ParamValue, PipelineSpec, PipelineTask, RunResult, SkippedTask};
+use crate::engine::errors::ValidationErrors;
+
+use super::dag::{Dag, Edge};
+use super::skip;
+use super::variables::{FinallyStatus, KnownResults, PipelineVariables, substitute_value, when_holds};
+
+/// What became of a pipeline task's child run, as far as scheduling cares.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChildState {
+    /// Created and not finished (includes retrying: the child retries itself).
+    Running,
+    Succeeded { results: BTreeMap<String, ParamValue> },
+    Failed { reason: String, message: String },
+}
+
+/// Why the whole run stops at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Cancelled,
+    TimedOut,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskToStart {
+    pub name: String,
+    pub finally: bool,
+    /// The task's params with every reference substituted.
+    pub params: Vec<Param>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Tasks are still running or about to start. `stopping`: a task
+    /// failed, so only running tasks and finally tasks remain.
+    Running { stopping: bool },
+    /// Every task succeeded, or was skipped by its `when` (then `skipped` > 0).
+    Succeeded { skipped: usize },
+    /// `reason` is one of the `reason::PIPELINE_*` constants.
+    Failed { reason: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub start: Vec<TaskToStart>,
+    /// Running tasks to cancel.
+    pub cancel: Vec<String>,
+    /// Every task known not to run, in pipeline order.
+    pub skipped: Vec<SkippedTask>,
+    pub outcome: Outcome,
+    /// The pipeline's results, once it is done.
+    pub results: Vec<RunResult>,
+    /// Counts for the condition message.
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub succeeded: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub incomplete: usize,
+}
+
+impl Counts {
+    pub fn message(&self) -> String {
+        format!(
+            "Tasks Completed: {} (Failed: {}), Skipped: {}, Incomplete: {}",
+            self.succeeded + self.failed,
+            self.failed,
+            self.skipped,
+            self.incomplete
+        )
+    }
+}
+
+pub struct ScheduleInput<'a> {
+    pub spec: &'a PipelineSpec,
+    pub dag: &'a Dag,
+    /// The pipeline's resolved params.
+    pub params: &'a BTreeMap<String, ParamValue>,
+    pub context: &'a BTreeMap<&'static str, String>,
+    /// Children that exist, by pipeline task name.
+    pub children: &'a BTreeMap<String, ChildState>,
+    /// `timeouts.tasks` has run out: no new non-finally task starts.
+    pub tasks_timed_out: bool,
+}
+
+/// Where a task stands this time round.
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    /// Waiting for parents.
+    Pending,
+    /// Starting now; counts as running for its children.
+    Starting,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped(&'static str),
+}
+
+impl State {
+    fn of(child: &ChildState) -> State {
+        match child {
+            ChildState::Running => State::Running,
+            ChildState::Succeeded { .. } => State::Succeeded,
+            ChildState::Failed { .. } => State::Failed,
+        }
+    }
+
+    fn is_final(&self) -> bool {
+        matches!(self, State::Succeeded | State::Failed | State::Skipped(_))
+    }
+
+    /// `$(tasks.X.status)`: Succeeded, Failed, or None when it did not run.
+    fn status_word(&self) -> &'static str {
+        match self {
+            State::Succeeded => "Succeeded",
+            State::Failed => "Failed",
+            _ => "None",
+        }
+    }
+}
+
+fn produced_results(children: &BTreeMap<String, ChildState>) -> BTreeMap<String, BTreeMap<String, ParamValue>> {
+    children
+        .iter()
+        .filter_map(|(name, child)| match child {
+            ChildState::Succeeded { results } => Some((name.clone(), results.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Substitutes a task's params for starting it.
+fn start(task: &PipelineTask, finally: bool, vars: &PipelineVariables<'_>, field: &str, errors: &mut ValidationErrors) -> TaskToStart {
+    let params = task
+        .params
+        .iter()
+        .enumerate()
+        .map(|(index, param)| Param {
+            name: param.name.clone(),
+            value: substitute_value(&param.value, vars, &format!("{field}.params[{index}].value"), errors),
+        })
+        .collect();
+    TaskToStart { name: task.name.clone(), finally, params }
+}
+
+/// Stops everything at once: cancels running children, starts nothing
+/// (not even finally tasks) and ends the run.
+pub fn stop_all(spec: &PipelineSpec, children: &BTreeMap<String, ChildState>, stop: Stop) -> Schedule {
+    let (reason, skip_reason, message) = match stop {
+        Stop::Cancelled => (crate::reason::PIPELINE_CANCELLED, skip::CANCELLED, "the pipeline run was cancelled"),
+        Stop::TimedOut => (crate::reason::PIPELINE_TIMEOUT, skip::TIMEOUT, "the pipeline run did not finish within its timeout"),
+    };
+    let mut counts = Counts::default();
+    let mut cancel = Vec::new();
+    let mut skipped = Vec::new();
+    for task in spec.tasks.iter().chain(&spec.finally) {
+        match children.get(&task.name) {
+            Some(ChildState::Running) => {
+                cancel.push(task.name.clone());
+                counts.incomplete += 1;
+            }
+            Some(ChildState::Succeeded { .. }) => counts.succeeded += 1,
+            Some(ChildState::Failed { .. }) => counts.failed += 1,
+            None => {
+                skipped.push(SkippedTask { name: task.name.clone(), reason: skip_reason.to_string() });
+                counts.skipped += 1;
+            }
+        }
+    }
+    let message = format!("{message}; {}", counts.message());
+    Schedule { start: Vec::new(), cancel, skipped, outcome: Outcome::Failed { reason, message }, results: Vec::new(), counts }
+}
+
+/// Decides what happens next. A task starts once every parent is done and
+/// none failed; a failure stops new tasks but lets running ones and the
+/// finally tasks finish.
+pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
+    let spec = input.spec;
+    let produced = produced_results(input.children);
+    let vars = PipelineVariables {
+        params: input.params,
+        results: KnownResults::Produced(&produced),
+        status: None,
+        context: input.context,
+    };
+    let mut errors = ValidationErrors::default();
+    let mut to_start = Vec::new();
+    let failed = spec
+        .tasks
+        .iter()
+        .any(|t| matches!(input.children.get(&t.name), Some(ChildState::Failed { .. })));
+
+    let mut states: BTreeMap<&str, State> = BTreeMap::new();
+    for name in &input.dag.order {
+        let Some((index, task)) = spec.tasks.iter().enumerate().find(|(_, t)| &t.name == name) else { continue };
+        let state = if let Some(child) = input.children.get(name) {
+            State::of(child)
+        } else if failed {
+            State::Skipped(skip::STOPPING)
+        } else if input.tasks_timed_out {
+            State::Skipped(skip::TASKS_TIMEOUT)
+        } else {
+            let parents: Vec<(&State, Edge)> = input
+                .dag
+                .parents
+                .get(name)
+                .into_iter()
+                .flatten()
+                .map(|(parent, edge)| (states.get(parent.as_str()).unwrap_or(&State::Pending), *edge))
+                .collect();
+            let parent_skipped = |(state, edge): &(&State, Edge)| match state {
+                State::Skipped(why) => *edge == Edge::Results || *why != skip::WHEN_FALSE,
+                _ => false,
+            };
+            if parents.iter().any(|(state, _)| !state.is_final()) {
+                State::Pending
+            } else if parents.iter().any(parent_skipped) {
+                State::Skipped(skip::PARENT_SKIPPED)
+            } else {
+                let field = format!("spec.tasks[{index}]");
+                if when_holds(&task.when, &vars, &format!("{field}.when"), &mut errors) {
+                    to_start.push(start(task, false, &vars, &field, &mut errors));
+                    State::Starting
+                } else {
+                    State::Skipped(skip::WHEN_FALSE)
+                }
+            }
+        };
+        states.insert(name.as_str(), state);
+    }
+
+    let regular_done = spec.tasks.iter().all(|t| states.get(t.name.as_str()).is_some_and(State::is_final));
+    let finally_status = FinallyStatus {
+        tasks: spec.tasks.iter().map(|t| (t.name.clone(), states.get(t.name.as_str()).map_or("None", State::status_word).to_string())).collect(),
+        // Running out of `timeouts.tasks` fails the run, so finally tasks see Failed.
+        aggregate: if failed || states.values().any(|s| *s == State::Skipped(skip::TASKS_TIMEOUT)) {
+            "Failed"
+        } else if states.values().any(|s| matches!(s, State::Skipped(_))) {
+            "Completed"
+        } else {
+            "Succeeded"
+        }
+        .to_string(),
+    };
+    let finally_vars = PipelineVariables { status: Some(&finally_status), ..vars };
+    for (index, task) in spec.finally.iter().enumerate() {
+        let state = if let Some(child) = input.children.get(&task.name) {
+            State::of(child)
+        } else if !regular_done {
+            State::Pending
+        } else {
+            let missing = input.dag.finally_result_parents.get(&task.name).into_iter().flatten().any(|parent| {
+                states.get(parent.as_str()) != Some(&State::Succeeded)
+            });
+            let field = format!("spec.finally[{index}]");
+            if missing {
+                State::Skipped(skip::RESULTS_MISSING)
+            } else if when_holds(&task.when, &finally_vars, &format!("{field}.when"), &mut errors) {
+                to_start.push(start(task, true, &finally_vars, &field, &mut errors));
+                State::Starting
+            } else {
+                State::Skipped(skip::WHEN_FALSE)
+            }
+        };
+        states.insert(task.name.as_str(), state);
+    }
+
+    let mut counts = Counts::default();
+    let mut skipped = Vec::new();
+    let mut failures = Vec::new();
+    for task in spec.tasks.iter().chain(&spec.finally) {
+        match states.get(task.name.as_str()).unwrap_or(&State::Pending) {
+            State::Succeeded => counts.succeeded += 1,
+            State::Failed => {
+                counts.failed += 1;
+                if let Some(ChildState::Failed { reason, message }) = input.children.get(&task.name) {
+                    failures.push(format!("task {:?} failed ({reason}: {message})", task.name));
+                }
+            }
+            State::Skipped(why) => {
+                counts.skipped += 1;
+                skipped.push(SkippedTask { name: task.name.clone(), reason: why.to_string() });
+            }
+            State::Pending | State::Starting | State::Running => counts.incomplete += 1,
+        }
+    }
+
+    // A reference that cannot be resolved at start time (a result the
+    // parent did not write) fails the run rather than start a task wrongly.
+    if !errors.is_empty() {
+        let cancel = spec
+            .tasks
+            .iter()
+            .chain(&spec.finally)
+            .filter(|t| input.children.get(&t.name) == Some(&ChildState::Running))
+            .map(|t| t.name.clone())
+            .collect();
+        return Schedule {
+            start: Vec::new(),
+            cancel,
+            skipped,
+            outcome: Outcome::Failed { reason: crate::reason::PIPELINE_VALIDATION_FAILED, message: errors.to_string() },
+            results: Vec::new(),
+            counts,
+        };
+    }
+
+    let outcome = if counts.incomplete > 0 {
+        Outcome::Running { stopping: failed }
+    } else if counts.failed > 0 {
+        Outcome::Failed { reason: crate::reason::FAILED, message: format!("{}; {}", failures.join("; "), counts.message()) }
+    } else if skipped.iter().any(|s| s.reason == skip::TASKS_TIMEOUT) {
+        Outcome::Failed {
+            reason: crate::reason::PIPELINE_TIMEOUT,
+            message: format!("timeouts.tasks ran out before every task ran; {}", counts.message()),
+        }
+    } else {
+        Outcome::Succeeded { skipped: counts.skipped }
+    };
+    let results = if counts.incomplete == 0 { pipeline_results(spec, &finally_vars) } else { Vec::new() };
+    Schedule { start: to_start, cancel: Vec::new(), skipped, outcome, results, counts }
+}
+
+/// The pipeline's results, from its tasks' results. A result whose task
+/// did not produce what it references is left out, not an error: the
+/// run's outcome already tells why.
+pub fn pipeline_results(spec: &PipelineSpec, vars: &PipelineVariables<'_>) -> Vec<RunResult> {
+    spec.results
+        .iter()
+        .filter_map(|result| {
+            let mut errors = ValidationErrors::default();
+            let value = substitute_value(&ParamValue::String(result.value.clone()), vars, "", &mut errors);
+            errors.is_empty().then(|| RunResult {
+                name: result.name.clone(),
+                result_type: match &value {
+                    ParamValue::String(_) => ParamType::String,
+                    ParamValue::Array(_) => ParamType::Array,
+                    ParamValue::Object(_) => ParamType::Object,
+                },
+                value,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,260 @@
+//! Checks a pipeline and the run's inputs before any task starts: task
+//! names and sources, the DAG, references, param types, workspaces,
+//! timeouts. Every problem names its field.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::{
+    Param, ParamType, ParamValue, PipelineSpec, PipelineTask, PipelineTimeouts, TaskSpec, WorkspaceBinding,
+};
+use crate::engine::duration::parse_duration;
+use crate::engine::errors::ValidationErrors;
+use crate::engine::validate::{is_dns_label, list_or_none, resolve_params, validate_binding, validate_task};
+
+use super::dag::{Dag, build_dag};
+use super::variables::{FinallyStatus, KnownResults, PipelineVariables, substitute_value, when_holds};
+
+/// Longest pipeline task name: it becomes a label value.
+pub const MAX_TASK_NAME_LEN: usize = 63;
+
+/// What validation needs besides the pipeline.
+pub struct PipelineInputs<'a> {
+    pub spec: &'a PipelineSpec,
+    /// Prefix of every pipeline error: `spec.pipelineSpec` or `MyPipeline "p": spec`.
+    pub field: &'a str,
+    /// The task of every pipeline task (regular and finally), by pipeline task name.
+    pub task_specs: &'a BTreeMap<String, TaskSpec>,
+    pub run_params: &'a [Param],
+    pub run_workspaces: &'a [WorkspaceBinding],
+    pub timeouts: Option<&'a PipelineTimeouts>,
+    pub context: &'a BTreeMap<&'static str, String>,
+}
+
+/// A pipeline that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidPipeline {
+    pub dag: Dag,
+    /// The pipeline's params: the run's values, else the defaults.
+    pub params: BTreeMap<String, ParamValue>,
+}
+
+fn check_task(task: &PipelineTask, at: &str, seen: &mut BTreeSet<String>, errors: &mut ValidationErrors) {
+    if !is_dns_label(&task.name, MAX_TASK_NAME_LEN) {
+        errors.push(
+            format!("{at}.name"),
+            format!(
+                "pipeline task name {:?} is invalid: use at most {MAX_TASK_NAME_LEN} lowercase letters, digits and '-', starting and ending with a letter or digit",
+                task.name
+            ),
+        );
+    }
+    if !seen.insert(task.name.clone()) {
+        errors.push(format!("{at}.name"), format!("duplicate pipeline task name {:?}", task.name));
+    }
+    match (&task.task_ref, &task.task_spec) {
+        (Some(_), Some(_)) => errors.push(format!("{at}.taskRef"), "set either taskRef or taskSpec, not both"),
+        (None, None) => errors.push(format!("{at}.taskRef"), "set taskRef (the name of a MyTask) or an inline taskSpec"),
+        (Some(name), None) if name.is_empty() => errors.push(format!("{at}.taskRef"), "taskRef is empty"),
+        (None, Some(spec)) => validate_task(spec, &format!("{at}.taskSpec"), errors),
+        _ => {}
+    }
+    if let Some(timeout) = &task.timeout
+        && let Err(why) = parse_duration(timeout)
+    {
+        errors.push(format!("{at}.timeout"), why);
+    }
+    for (index, when) in task.when.iter().enumerate() {
+        if when.values.is_empty() {
+            errors.push(format!("{at}.when[{index}].values"), "a when expression needs at least one value");
+        }
+    }
+}
+
+/// The result types each pipeline task's task declares.
+fn declared_results(task_specs: &BTreeMap<String, TaskSpec>) -> BTreeMap<String, BTreeMap<String, ParamType>> {
+    task_specs
+        .iter()
+        .map(|(name, spec)| (name.clone(), spec.results.iter().map(|r| (r.name.clone(), r.result_type)).collect()))
+        .collect()
+}
+
+/// Checks the params a pipeline task gives its task: references resolve
+/// (results stand in by declared type), and names and types match what
+/// the task declares.
+fn check_task_params(
+    task: &PipelineTask,
+    at: &str,
+    task_spec: &TaskSpec,
+    vars: &PipelineVariables<'_>,
+    errors: &mut ValidationErrors,
+) {
+    let substituted: Vec<Param> = task
+        .params
+        .iter()
+        .enumerate()
+        .map(|(index, param)| Param {
+            name: param.name.clone(),
+            value: substitute_value(&param.value, vars, &format!("{at}.params[{index}].value"), errors),
+        })
+        .collect();
+    let mut param_errors = ValidationErrors::default();
+    resolve_params(&task_spec.params, &substituted, &format!("{at}.params"), &mut param_errors);
+    for error in param_errors.0 {
+        let task_name = task.task_ref.as_deref().map_or("its inline taskSpec".to_string(), |n| format!("MyTask {n:?}"));
+        errors.push(error.field, format!("{} ({task_name})", error.message));
+    }
+    when_holds(&task.when, vars, &format!("{at}.when"), errors);
+}
+
+fn check_workspaces(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) {
+    let spec = inputs.spec;
+    let field = inputs.field;
+    let declared: BTreeSet<&str> = spec.workspaces.iter().map(|w| w.name.as_str()).collect();
+    let mut bound = BTreeSet::new();
+    for (index, binding) in inputs.run_workspaces.iter().enumerate() {
+        let at = format!("spec.workspaces[{index}]");
+        validate_binding(binding, &at, errors);
+        if !bound.insert(binding.name.as_str()) {
+            errors.push(format!("{at}.name"), format!("workspace {:?} is bound twice", binding.name));
+        }
+        if !declared.contains(binding.name.as_str()) {
+            errors.push(
+                format!("{at}.name"),
+                format!(
+                    "the pipeline declares no workspace {:?} (declared: {})",
+                    binding.name,
+                    list_or_none(&declared.iter().copied().collect::<Vec<_>>())
+                ),
+            );
+        }
+    }
+    for declaration in &spec.workspaces {
+        if !declaration.optional && !bound.contains(declaration.name.as_str()) {
+            errors.push(
+                "spec.workspaces",
+                format!("workspace {:?} is required by the pipeline but the run does not bind it", declaration.name),
+            );
+        }
+    }
+    let tasks = spec.tasks.iter().enumerate().map(|(i, t)| (format!("{field}.tasks[{i}]"), t));
+    let finally = spec.finally.iter().enumerate().map(|(i, t)| (format!("{field}.finally[{i}]"), t));
+    for (at, task) in tasks.chain(finally) {
+        for (index, workspace) in task.workspaces.iter().enumerate() {
+            let pipeline_workspace = workspace.workspace.as_deref().unwrap_or(&workspace.name);
+            if !declared.contains(pipeline_workspace) {
+                errors.push(
+                    format!("{at}.workspaces[{index}].workspace"),
+                    format!(
+                        "the pipeline declares no workspace {pipeline_workspace:?} (declared: {})",
+                        list_or_none(&declared.iter().copied().collect::<Vec<_>>())
+                    ),
+                );
+            }
+            if let Some(sub_path) = &workspace.sub_path
+                && (sub_path.starts_with('/') || sub_path.split('/').any(|part| part == ".."))
+            {
+                errors.push(
+                    format!("{at}.workspaces[{index}].subPath"),
+                    format!("subPath {sub_path:?} must be relative and must not contain '..'"),
+                );
+            }
+        }
+    }
+}
+
+/// Validates everything; on success returns the DAG and the params.
+pub fn validate_pipeline(inputs: &PipelineInputs<'_>) -> Result<ValidPipeline, ValidationErrors> {
+    let spec = inputs.spec;
+    let field = inputs.field;
+    let mut errors = ValidationErrors::default();
+    if spec.tasks.is_empty() {
+        errors.push(format!("{field}.tasks"), "a pipeline needs at least one task");
+    }
+    let mut seen = BTreeSet::new();
+    for (index, task) in spec.tasks.iter().enumerate() {
+        check_task(task, &format!("{field}.tasks[{index}]"), &mut seen, &mut errors);
+    }
+    for (index, task) in spec.finally.iter().enumerate() {
+        check_task(task, &format!("{field}.finally[{index}]"), &mut seen, &mut errors);
+    }
+
+    let params = resolve_params(&spec.params, inputs.run_params, "spec.params", &mut errors);
+    for (index, param) in spec.params.iter().enumerate() {
+        if let Some(default) = &param.default
+            && default.param_type() != param.param_type
+        {
+            errors.push(
+                format!("{field}.params[{index}].default"),
+                format!("param {:?} is of type {} but its default is {}", param.name, param.param_type, default.param_type()),
+            );
+        }
+    }
+    check_workspaces(inputs, &mut errors);
+
+    if let Some(timeouts) = inputs.timeouts {
+        for (name, value) in [("pipeline", &timeouts.pipeline), ("tasks", &timeouts.tasks), ("finally", &timeouts.finally)] {
+            if let Some(value) = value
+                && let Err(why) = parse_duration(value)
+            {
+                errors.push(format!("spec.timeouts.{name}"), why);
+            }
+        }
+    }
+
+    let dag = match build_dag(spec, field) {
+        Ok(dag) => Some(dag),
+        Err(dag_errors) => {
+            errors.0.extend(dag_errors.0);
+            None
+        }
+    };
+
+    // References and param types, checked against what each task declares.
+    let results = declared_results(inputs.task_specs);
+    let regular_results: BTreeMap<String, BTreeMap<String, ParamType>> =
+        results.iter().filter(|(name, _)| spec.tasks.iter().any(|t| &t.name == *name)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let finally_status = FinallyStatus {
+        tasks: spec.tasks.iter().map(|t| (t.name.clone(), "Succeeded".to_string())).collect(),
+        aggregate: "Succeeded".to_string(),
+    };
+    let regular_vars = PipelineVariables {
+        params: &params,
+        results: KnownResults::Declared(&regular_results),
+        status: None,
+        context: inputs.context,
+    };
+    let finally_vars = PipelineVariables { status: Some(&finally_status), ..regular_vars };
+    {
+        let tasks = spec.tasks.iter().enumerate().map(|(i, t)| (format!("{field}.tasks[{i}]"), t, &regular_vars));
+        let finally = spec.finally.iter().enumerate().map(|(i, t)| (format!("{field}.finally[{i}]"), t, &finally_vars));
+        for (at, task, vars) in tasks.chain(finally) {
+            if let Some(task_spec) = inputs.task_specs.get(&task.name) {
+                check_task_params(task, &at, task_spec, vars, &mut errors);
+            }
+        }
+        let all_vars = PipelineVariables { results: KnownResults::Declared(&results), ..finally_vars };
+        for (index, result) in spec.results.iter().enumerate() {
+            let mut result_errors = ValidationErrors::default();
+            substitute_value(
+                &ParamValue::String(result.value.clone()),
+                &all_vars,
+                &format!("{field}.results[{index}].value"),
+                &mut result_errors,
+            );
+            errors.0.extend(result_errors.0);
+        }
+    }
+
+    // The DAG and the substitution both report a bad `$(tasks...)`
+    // reference; keep the first report of each reference in each field.
+    let mut reported = BTreeSet::new();
+    errors.0.retain(|error| {
+        let reference = error.message.split(": ").next().unwrap_or_default();
+        !reference.starts_with("$(") || reported.insert((error.field.clone(), reference.to_string()))
+    });
+
+    match (errors.is_empty(), dag) {
+        (true, Some(dag)) => Ok(ValidPipeline { dag, params }),
+        _ => Err(errors),
+    }
+}

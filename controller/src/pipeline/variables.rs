@@ -1,0 +1,203 @@
+//! The values `$(...)` references in a pipeline task resolve to, and
+//! substitution of whole param values (which may change type: a string that
+//! is exactly `$(params.list[*])` becomes an array).
+
+use std::collections::BTreeMap;
+
+use crate::api::{ParamType, ParamValue, WhenExpression, WhenOperator};
+use crate::engine::errors::ValidationErrors;
+use crate::engine::refs::scan;
+use crate::engine::substitute::{Resolver, Value, substitute_list, substitute_str};
+use crate::engine::validate::list_or_none;
+
+use super::refs::{TaskVariable, parse_task_variable};
+
+/// What is known about task results.
+#[derive(Debug, Clone, Copy)]
+pub enum KnownResults<'a> {
+    /// While validating: the result types each pipeline task declares.
+    Declared(&'a BTreeMap<String, BTreeMap<String, ParamType>>),
+    /// While running: the values of tasks that succeeded.
+    Produced(&'a BTreeMap<String, BTreeMap<String, ParamValue>>),
+}
+
+/// Status words of `$(tasks.X.status)` and `$(tasks.status)`, known only
+/// to finally tasks.
+#[derive(Debug, Clone, Default)]
+pub struct FinallyStatus {
+    pub tasks: BTreeMap<String, String>,
+    pub aggregate: String,
+}
+
+pub struct PipelineVariables<'a> {
+    pub params: &'a BTreeMap<String, ParamValue>,
+    pub results: KnownResults<'a>,
+    /// Some only for finally tasks.
+    pub status: Option<&'a FinallyStatus>,
+    pub context: &'a BTreeMap<&'static str, String>,
+}
+
+/// Applies a selector (`""`, `[*]`, `[N]`, `.KEY`) to a value; `what`
+/// names the value in errors.
+fn select(value: &ParamValue, selector: &str, what: &str) -> Result<ParamValue, String> {
+    match (value, selector) {
+        (_, "") | (ParamValue::Array(_) | ParamValue::Object(_), "[*]") => Ok(value.clone()),
+        (ParamValue::Array(items), index) if index.starts_with('[') && index.ends_with(']') => {
+            let position: usize = index[1..index.len() - 1]
+                .parse()
+                .map_err(|_| format!("{index} is not an index of array {what}"))?;
+            items.get(position).cloned().map(ParamValue::String).ok_or_else(|| {
+                format!("index {position} is out of range: {what} has {} item(s)", items.len())
+            })
+        }
+        (ParamValue::Object(object), key) if key.starts_with('.') => {
+            object.get(&key[1..]).cloned().map(ParamValue::String).ok_or_else(|| {
+                let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+                format!("object {what} has no key {:?} (keys: {})", &key[1..], list_or_none(&keys))
+            })
+        }
+        (other, selector) => Err(format!("{selector:?} does not apply to {what}, which is of type {}", other.param_type())),
+    }
+}
+
+/// A value standing in for a result of a declared type, during validation.
+fn placeholder(result_type: ParamType, selector: &str) -> Result<ParamValue, String> {
+    match (result_type, selector) {
+        (ParamType::String, "") => Ok(ParamValue::String(String::new())),
+        (ParamType::Array | ParamType::Object, "" | "[*]") => Ok(ParamValue::empty(result_type)),
+        (ParamType::Array, index) if index.starts_with('[') => Ok(ParamValue::String(String::new())),
+        (ParamType::Object, key) if key.starts_with('.') => Ok(ParamValue::String(String::new())),
+        (result_type, selector) => Err(format!("{selector:?} does not apply to a result of type {result_type}")),
+    }
+}
+
+impl PipelineVariables<'_> {
+    /// The whole value an expression stands for.
+    pub fn value(&self, expr: &str) -> Result<ParamValue, String> {
+        let (namespace, rest) = expr.split_once('.').unwrap_or((expr, ""));
+        match namespace {
+            "params" => {
+                let name_len = rest.find(['.', '[']).unwrap_or(rest.len());
+                let (name, selector) = rest.split_at(name_len);
+                let value = self.params.get(name).ok_or_else(|| {
+                    let known: Vec<&str> = self.params.keys().map(String::as_str).collect();
+                    format!("the pipeline declares no param {name:?} (declared: {})", list_or_none(&known))
+                })?;
+                select(value, selector, &format!("param {name:?}"))
+            }
+            "tasks" => self.task_value(parse_task_variable(rest)?),
+            "context" => self.context.get(rest).cloned().map(ParamValue::String).ok_or_else(|| {
+                let known: Vec<&str> = self.context.keys().copied().collect();
+                format!("unknown context variable (known: {})", known.join(", "))
+            }),
+            _ => Err(format!("$({namespace}...) is not available in a pipeline task; use params, tasks or context")),
+        }
+    }
+
+    fn task_value(&self, variable: TaskVariable<'_>) -> Result<ParamValue, String> {
+        match variable {
+            TaskVariable::AggregateStatus => self
+                .status
+                .map(|s| ParamValue::String(s.aggregate.clone()))
+                .ok_or_else(|| "$(tasks.status) is only available to finally tasks".to_string()),
+            TaskVariable::Status { task } => {
+                let status = self.status.ok_or_else(|| format!("$(tasks.{task}.status) is only available to finally tasks"))?;
+                status.tasks.get(task).cloned().map(ParamValue::String).ok_or_else(|| {
+                    format!("no pipeline task named {task:?} (finally tasks can read the status of tasks only)")
+                })
+            }
+            TaskVariable::Result { task, result, selector } => match self.results {
+                KnownResults::Declared(declared) => {
+                    let results = declared.get(task).ok_or_else(|| format!("no pipeline task named {task:?}"))?;
+                    let result_type = results.get(result).ok_or_else(|| {
+                        let known: Vec<&str> = results.keys().map(String::as_str).collect();
+                        format!("task {task:?} declares no result {result:?} (declared: {})", list_or_none(&known))
+                    })?;
+                    placeholder(*result_type, selector)
+                }
+                KnownResults::Produced(produced) => {
+                    let results =
+                        produced.get(task).ok_or_else(|| format!("task {task:?} has no results: it did not succeed"))?;
+                    let value = results
+                        .get(result)
+                        .ok_or_else(|| format!("task {task:?} succeeded but did not produce result {result:?}"))?;
+                    select(value, selector, &format!("result {result:?} of task {task:?}"))
+                }
+            },
+        }
+    }
+}
+
+impl Resolver for PipelineVariables<'_> {
+    fn lookup(&self, expr: &str) -> Result<Value, String> {
+        match self.value(expr)? {
+            ParamValue::String(text) => Ok(Value::Str(text)),
+            ParamValue::Array(items) => Ok(Value::Array(items)),
+            ParamValue::Object(_) => Err(format!("$({expr}) is an object: use it as a whole param value, or select a key")),
+        }
+    }
+}
+
+/// Substitutes a param value. A string that is exactly one reference takes
+/// the referenced value whole, with its type; arrays expand `[*]` items.
+pub fn substitute_value(
+    value: &ParamValue,
+    vars: &PipelineVariables<'_>,
+    field: &str,
+    errors: &mut ValidationErrors,
+) -> ParamValue {
+    match value {
+        ParamValue::String(text) => {
+            if let [only] = scan(text).as_slice()
+                && only.start == 0
+                && only.end == text.len()
+            {
+                return match vars.value(only.expr) {
+                    Ok(whole) => whole,
+                    Err(why) => {
+                        errors.push(field, format!("$({}): {why}", only.expr));
+                        value.clone()
+                    }
+                };
+            }
+            ParamValue::String(substitute_str(text, vars, field, errors))
+        }
+        ParamValue::Array(items) => ParamValue::Array(substitute_list(items, vars, field, errors)),
+        ParamValue::Object(map) => ParamValue::Object(
+            map.iter()
+                .map(|(key, text)| (key.clone(), substitute_str(text, vars, &format!("{field}.{key}"), errors)))
+                .collect(),
+        ),
+    }
+}
+
+/// True when every expression holds. Inputs and values are substituted.
+pub fn when_holds(
+    expressions: &[WhenExpression],
+    vars: &PipelineVariables<'_>,
+    field: &str,
+    errors: &mut ValidationErrors,
+) -> bool {
+    let mut holds = true;
+    for (index, expression) in expressions.iter().enumerate() {
+        let at = format!("{field}[{index}]");
+        let input = substitute_str(&expression.input, vars, &format!("{at}.input"), errors);
+        let values = substitute_list(&expression.values, vars, &format!("{at}.values"), errors);
+        let found = values.contains(&input);
+        holds &= match expression.operator {
+            WhenOperator::In => found,
+            WhenOperator::NotIn => !found,
+        };
+    }
+    holds
+}
+
+/// `$(context...)` variables of a pipeline run.
+pub fn context_variables(run_name: &str, namespace: &str, uid: &str, pipeline_name: &str) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("pipelineRun.name", run_name.to_string()),
+        ("pipelineRun.namespace", namespace.to_string()),
+        ("pipelineRun.uid", uid.to_string()),
+        ("pipeline.name", pipeline_name.to_string()),
+    ])
+}

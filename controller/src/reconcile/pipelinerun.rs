@@ -1,0 +1,501 @@
+//! What to do about a MyPipelineRun, decided from what was observed: a pure
+//! function. The controller fetches the pipeline, the tasks and the child
+//! runs, and carries out the actions.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimVolumeSource};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{
+    ChildReference, Condition, MyPipelineRun, MyTaskRun, PipelineRunStatus, PipelineSpec, PipelineTask, RunSpecStatus,
+    TaskRunSpec, TaskSpec, WorkspaceBinding,
+};
+use crate::engine::duration::parse_duration;
+use crate::names;
+use crate::pipeline::schedule::{ChildState, Outcome, Schedule, ScheduleInput, Stop, TaskToStart, schedule, stop_all};
+use crate::pipeline::validate::{PipelineInputs, validate_pipeline};
+use crate::pipeline::variables::context_variables;
+use crate::pipeline::{LABEL_PIPELINE, LABEL_PIPELINE_RUN, LABEL_PIPELINE_TASK};
+use crate::pod::render::{LABEL_MANAGED_BY, MANAGED_BY};
+use crate::reason;
+use crate::reconcile::taskrun::{CONDITION_SUCCEEDED, Notice};
+
+/// The run's pipeline, as the controller found it.
+#[derive(Debug, Clone, Copy)]
+pub enum PipelineLookup<'a> {
+    Found { name: &'a str, spec: &'a PipelineSpec },
+    Inline(&'a PipelineSpec),
+    Missing { name: &'a str },
+    /// Neither pipelineRef nor pipelineSpec, or both.
+    Unspecified,
+}
+
+/// Everything the decision depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    pub run: &'a MyPipelineRun,
+    pub pipeline: PipelineLookup<'a>,
+    /// MyTasks of the run's namespace, by name (at least those referenced).
+    pub tasks: &'a BTreeMap<String, TaskSpec>,
+    /// MyTaskRuns labelled as this run's children.
+    pub children: &'a [MyTaskRun],
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    CreateClaim(Box<PersistentVolumeClaim>),
+    /// Create a child run; an existing one of that name is adopted.
+    CreateChild(Box<MyTaskRun>),
+    /// Set `spec.status: Cancelled` on this child run.
+    CancelChild(String),
+    Publish(Notice),
+    WriteStatus(Box<PipelineRunStatus>),
+    RequeueAfter(Duration),
+}
+
+pub fn succeeded_condition(status: Option<&PipelineRunStatus>) -> Option<&Condition> {
+    status?.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED)
+}
+
+/// True once the run has a final `Succeeded` condition.
+pub fn is_done(status: Option<&PipelineRunStatus>) -> bool {
+    succeeded_condition(status).is_some_and(|c| c.status != "Unknown")
+}
+
+/// The name of the child run of a pipeline task.
+pub fn child_name(run_name: &str, task: &str) -> String {
+    names::dns_label(&[run_name, task])
+}
+
+/// The value of the `pipelineRun` label on the run's children.
+pub fn run_label(run_name: &str) -> String {
+    names::dns_label(&[run_name])
+}
+
+/// What scheduling needs to know about a child run.
+pub fn child_state(child: &MyTaskRun) -> ChildState {
+    let condition = child.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED));
+    match condition.map(|c| c.status.as_str()) {
+        Some("True") => ChildState::Succeeded {
+            results: child
+                .status
+                .iter()
+                .flat_map(|s| &s.results)
+                .map(|r| (r.name.clone(), r.value.clone()))
+                .collect(),
+        },
+        Some("False") => {
+            let condition = condition.cloned();
+            ChildState::Failed {
+                reason: condition.as_ref().map(|c| c.reason.clone()).unwrap_or_default(),
+                message: condition.map(|c| c.message).unwrap_or_default(),
+            }
+        }
+        _ => ChildState::Running,
+    }
+}
+
+pub fn owner_reference(run: &MyPipelineRun) -> OwnerReference {
+    OwnerReference {
+        api_version: crate::api::API_VERSION.to_string(),
+        kind: "MyPipelineRun".to_string(),
+        name: run.metadata.name.clone().unwrap_or_default(),
+        uid: run.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn owned_by(child: &MyTaskRun, uid: &str) -> bool {
+    child.metadata.owner_references.iter().flatten().any(|o| o.uid == uid && o.controller == Some(true))
+}
+
+fn join_sub_paths(outer: Option<&str>, inner: Option<&str>) -> Option<String> {
+    match (outer.filter(|p| !p.is_empty()), inner.filter(|p| !p.is_empty())) {
+        (Some(outer), Some(inner)) => Some(format!("{}/{inner}", outer.trim_end_matches('/'))),
+        (Some(path), None) | (None, Some(path)) => Some(path.to_string()),
+        (None, None) => None,
+    }
+}
+
+/// Builds the new status and the actions.
+struct Decision<'a> {
+    observed: Observed<'a>,
+    default_timeout: Duration,
+    status: PipelineRunStatus,
+    actions: Vec<Action>,
+}
+
+impl<'a> Decision<'a> {
+    fn run(&self) -> &'a MyPipelineRun {
+        self.observed.run
+    }
+
+    fn run_name(&self) -> String {
+        self.run().metadata.name.clone().unwrap_or_default()
+    }
+
+    fn namespace(&self) -> String {
+        self.run().metadata.namespace.clone().unwrap_or_default()
+    }
+
+    fn notice(&mut self, warning: bool, reason: &str, message: impl Into<String>) {
+        self.actions.push(Action::Publish(Notice { warning, reason: reason.to_string(), message: message.into() }));
+    }
+
+    fn set_condition(&mut self, status: &str, why: &str, message: String) {
+        let now = Time(self.observed.now);
+        let previous = self.status.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED);
+        let unchanged = previous.is_some_and(|c| c.status == status && c.reason == why);
+        let last_transition_time =
+            if unchanged { previous.and_then(|c| c.last_transition_time.clone()) } else { Some(now) };
+        self.status.conditions.retain(|c| c.type_ != CONDITION_SUCCEEDED);
+        self.status.conditions.push(Condition {
+            type_: CONDITION_SUCCEEDED.to_string(),
+            status: status.to_string(),
+            reason: why.to_string(),
+            message,
+            last_transition_time,
+        });
+    }
+
+    fn finish(&mut self, succeeded: bool, why: &str, message: String) {
+        self.notice(!succeeded, why, message.clone());
+        self.set_condition(if succeeded { "True" } else { "False" }, why, message);
+        self.status.completion_time = Some(Time(self.observed.now));
+    }
+
+    /// Fails the run before scheduling (bad pipeline, missing task),
+    /// cancelling any child still running.
+    fn fail_early(&mut self, why: &str, message: String, children: &BTreeMap<String, ChildState>) {
+        for (task, child) in children {
+            if *child == ChildState::Running {
+                self.actions.push(Action::CancelChild(child_name(&self.run_name(), task)));
+            }
+        }
+        self.finish(false, why, message);
+    }
+
+    fn elapsed(&self) -> Duration {
+        let started = self.status.start_time.as_ref().map_or(self.observed.now, |t| t.0);
+        let millis = self.observed.now.as_millisecond() - started.as_millisecond();
+        Duration::from_millis(millis.max(0) as u64)
+    }
+
+    fn timeout_of(&self, pick: fn(&crate::api::PipelineTimeouts) -> &Option<String>) -> Option<Option<Duration>> {
+        let text = self.run().spec.timeouts.as_ref().and_then(|t| pick(t).as_deref())?;
+        Some(match parse_duration(text) {
+            Ok(Duration::ZERO) | Err(_) => None,
+            Ok(duration) => Some(duration),
+        })
+    }
+
+    /// None when the run has no overall timeout (`timeouts.pipeline: "0"`).
+    fn pipeline_timeout(&self) -> Option<Duration> {
+        self.timeout_of(|t| &t.pipeline).unwrap_or(Some(self.default_timeout))
+    }
+
+    /// The timeout a child gets: its pipeline task's own, else what is left
+    /// of `timeouts.tasks` (or `timeouts.finally`), else the pipeline's.
+    fn child_timeout(&self, task: &PipelineTask, finally: bool) -> Option<String> {
+        if let Some(timeout) = &task.timeout {
+            return Some(timeout.clone());
+        }
+        let seconds = |d: Duration| format!("{}s", d.as_secs().max(1));
+        let budget = if finally { self.timeout_of(|t| &t.finally) } else { self.timeout_of(|t| &t.tasks) };
+        match budget {
+            Some(Some(limit)) if finally => Some(seconds(limit)),
+            Some(Some(limit)) => Some(seconds(limit.saturating_sub(self.elapsed()))),
+            Some(None) => Some("0".to_string()),
+            None => self.run().spec.timeouts.as_ref().and_then(|t| t.pipeline.clone()),
+        }
+    }
+
+    fn claims(&self) -> Vec<PersistentVolumeClaim> {
+        let run_name = self.run_name();
+        self.run()
+            .spec
+            .workspaces
+            .iter()
+            .filter_map(|binding| {
+                let mut claim = binding.volume_claim_template.clone()?;
+                claim.metadata.name = Some(names::claim_name(&run_name, &binding.name));
+                claim.metadata.namespace = Some(self.namespace());
+                claim.metadata.owner_references = Some(vec![owner_reference(self.run())]);
+                claim.status = None;
+                Some(claim)
+            })
+            .collect()
+    }
+
+    /// The child's workspace bindings: the run's bindings under the task's
+    /// names, a claim template replaced by the run's one claim.
+    fn child_workspaces(&self, task: &PipelineTask) -> Vec<WorkspaceBinding> {
+        let run_name = self.run_name();
+        task.workspaces
+            .iter()
+            .filter_map(|workspace| {
+                let pipeline_workspace = workspace.workspace.as_deref().unwrap_or(&workspace.name);
+                let bound = self.run().spec.workspaces.iter().find(|b| b.name == pipeline_workspace)?;
+                let mut binding = bound.clone();
+                binding.name = workspace.name.clone();
+                binding.sub_path = join_sub_paths(bound.sub_path.as_deref(), workspace.sub_path.as_deref());
+                if binding.volume_claim_template.take().is_some() {
+                    binding.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: names::claim_name(&run_name, pipeline_workspace),
+                        read_only: None,
+                    });
+                }
+                Some(binding)
+            })
+            .collect()
+    }
+
+    fn child(&self, spec: &PipelineSpec, start: &TaskToStart, pipeline_name: Option<&str>) -> Option<MyTaskRun> {
+        let task = spec.tasks.iter().chain(&spec.finally).find(|t| t.name == start.name)?;
+        let run = self.run();
+        let run_name = self.run_name();
+        let mut labels = run.metadata.labels.clone().unwrap_or_default();
+        labels.insert(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string());
+        labels.insert(LABEL_PIPELINE_RUN.to_string(), run_label(&run_name));
+        labels.insert(LABEL_PIPELINE_TASK.to_string(), task.name.clone());
+        if let Some(pipeline) = pipeline_name {
+            labels.insert(LABEL_PIPELINE.to_string(), names::dns_label(&[pipeline]));
+        }
+        Some(MyTaskRun {
+            metadata: ObjectMeta {
+                name: Some(child_name(&run_name, &task.name)),
+                namespace: Some(self.namespace()),
+                labels: Some(labels),
+                owner_references: Some(vec![owner_reference(run)]),
+                ..Default::default()
+            },
+            spec: TaskRunSpec {
+                task_ref: task.task_ref.clone(),
+                task_spec: task.task_spec.clone(),
+                params: start.params.clone(),
+                workspaces: self.child_workspaces(task),
+                service_account_name: run.spec.service_account_name.clone(),
+                timeout: self.child_timeout(task, start.finally),
+                retries: task.retries,
+                status: None,
+                pod_template: run.spec.pod_template.clone(),
+            },
+            status: None,
+        })
+    }
+
+    /// Carries out a schedule: new children, cancellations, status.
+    fn apply(&mut self, spec: &PipelineSpec, schedule: Schedule, pipeline_name: Option<&str>) {
+        if !schedule.start.is_empty() {
+            let claims = self.claims();
+            self.actions.extend(claims.into_iter().map(|c| Action::CreateClaim(Box::new(c))));
+        }
+        let run_name = self.run_name();
+        for start in &schedule.start {
+            if let Some(child) = self.child(spec, start, pipeline_name) {
+                let child_name = child.metadata.name.clone().unwrap_or_default();
+                self.actions.push(Action::CreateChild(Box::new(child)));
+                self.notice(false, "TaskStarted", format!("pipeline task {:?} started as MyTaskRun {child_name}", start.name));
+            }
+        }
+        for task in &schedule.cancel {
+            self.actions.push(Action::CancelChild(child_name(&run_name, task)));
+        }
+        self.status.skipped_tasks = schedule.skipped;
+        match schedule.outcome {
+            Outcome::Running { stopping } => {
+                let mut message = schedule.counts.message();
+                if stopping {
+                    message.push_str("; a task failed: waiting for running tasks, then finally tasks");
+                }
+                if !is_running(self.observed.run.status.as_ref()) {
+                    self.notice(false, reason::RUNNING, "pipeline run started");
+                }
+                self.set_condition("Unknown", reason::RUNNING, message);
+                if let Some(timeout) = self.pipeline_timeout() {
+                    self.actions.push(Action::RequeueAfter(timeout.saturating_sub(self.elapsed()).max(Duration::from_secs(1))));
+                }
+            }
+            Outcome::Succeeded { skipped } => {
+                self.status.results = schedule.results;
+                let why = if skipped > 0 { reason::COMPLETED } else { reason::SUCCEEDED };
+                self.finish(true, why, schedule.counts.message());
+            }
+            Outcome::Failed { reason: why, message } => {
+                self.status.results = schedule.results;
+                self.finish(false, why, message);
+            }
+        }
+    }
+}
+
+fn is_running(status: Option<&PipelineRunStatus>) -> bool {
+    succeeded_condition(status).is_some_and(|c| c.reason == reason::RUNNING)
+}
+
+/// Decides what to do about a pipeline run. Returns no actions for a finished run.
+pub fn decide(observed: Observed<'_>, default_timeout: Duration) -> Vec<Action> {
+    let run = observed.run;
+    if is_done(run.status.as_ref()) {
+        return Vec::new();
+    }
+    let mut decision =
+        Decision { observed, default_timeout, status: run.status.clone().unwrap_or_default(), actions: Vec::new() };
+    decision.status.observed_generation = run.metadata.generation;
+    if decision.status.start_time.is_none() {
+        decision.status.start_time = Some(Time(observed.now));
+    }
+    decide_into(&mut decision);
+    let Decision { status, mut actions, .. } = decision;
+    if run.status.as_ref() != Some(&status) {
+        actions.push(Action::WriteStatus(Box::new(status)));
+    }
+    actions
+}
+
+fn decide_into(decision: &mut Decision<'_>) {
+    let observed = decision.observed;
+    let run = observed.run;
+    let run_name = decision.run_name();
+    let namespace = decision.namespace();
+    let uid = run.metadata.uid.clone().unwrap_or_default();
+
+    // The snapshot wins, so editing the MyPipeline never changes a run in flight.
+    let snapshot = run.status.as_ref().and_then(|s| s.pipeline_spec.as_ref());
+    let (spec, field, pipeline_name) = match (snapshot, observed.pipeline) {
+        (Some(spec), PipelineLookup::Found { name, .. } | PipelineLookup::Missing { name }) => {
+            (spec, format!("MyPipeline {name:?}: spec"), Some(name))
+        }
+        (Some(spec), _) | (None, PipelineLookup::Inline(spec)) => (spec, "spec.pipelineSpec".to_string(), None),
+        (None, PipelineLookup::Found { name, spec }) => (spec, format!("MyPipeline {name:?}: spec"), Some(name)),
+        (None, PipelineLookup::Missing { name }) => {
+            let message = format!(
+                "MyPipeline {name:?} was not found in namespace {namespace:?} (pipelineRef must name a MyPipeline in the run's own namespace)"
+            );
+            decision.finish(false, reason::PIPELINE_RESOLUTION_FAILED, message);
+            return;
+        }
+        (None, PipelineLookup::Unspecified) => {
+            let message = match (&run.spec.pipeline_ref, &run.spec.pipeline_spec) {
+                (Some(_), Some(_)) => "spec.pipelineRef: set either pipelineRef or pipelineSpec, not both",
+                _ => "spec.pipelineRef: set pipelineRef (the name of a MyPipeline) or an inline pipelineSpec",
+            };
+            decision.finish(false, reason::PIPELINE_VALIDATION_FAILED, message.to_string());
+            return;
+        }
+    };
+    decision.status.pipeline_spec = Some(spec.clone());
+
+    // Our children, by pipeline task.
+    let found: BTreeMap<&str, &MyTaskRun> = observed
+        .children
+        .iter()
+        .filter(|c| owned_by(c, &uid))
+        .filter_map(|c| Some((c.metadata.name.as_deref()?, c)))
+        .collect();
+    let mut children: BTreeMap<String, ChildState> = BTreeMap::new();
+    let mut child_runs: BTreeMap<String, &MyTaskRun> = BTreeMap::new();
+    for task in spec.tasks.iter().chain(&spec.finally) {
+        if let Some(child) = found.get(child_name(&run_name, &task.name).as_str()) {
+            children.insert(task.name.clone(), child_state(child));
+            child_runs.insert(task.name.clone(), child);
+        }
+    }
+
+    let stop = if run.spec.status == Some(RunSpecStatus::Cancelled) {
+        Some(Stop::Cancelled)
+    } else if decision.pipeline_timeout().is_some_and(|limit| decision.elapsed() >= limit) {
+        Some(Stop::TimedOut)
+    } else {
+        None
+    };
+    if let Some(stop) = stop {
+        let schedule = stop_all(spec, &children, stop);
+        record_children(decision, spec, &child_runs, &[]);
+        decision.apply(spec, schedule, pipeline_name);
+        return;
+    }
+
+    // The task of every pipeline task: inline, the child's snapshot, or the MyTask.
+    let mut task_specs: BTreeMap<String, TaskSpec> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for task in spec.tasks.iter().chain(&spec.finally) {
+        let snapshot = child_runs.get(&task.name).and_then(|c| c.status.as_ref()).and_then(|s| s.task_spec.as_ref());
+        let resolved = match (&task.task_spec, &task.task_ref) {
+            (Some(inline), _) => Some(inline),
+            (None, Some(name)) => snapshot.or_else(|| observed.tasks.get(name)),
+            (None, None) => None, // reported by validation
+        };
+        match (resolved, &task.task_ref) {
+            (Some(found), _) => {
+                task_specs.insert(task.name.clone(), found.clone());
+            }
+            (None, Some(name)) if !name.is_empty() => {
+                missing.push(format!("MyTask {name:?} (pipeline task {:?})", task.name));
+            }
+            (None, _) => {}
+        }
+    }
+    if !missing.is_empty() {
+        let message = format!(
+            "{} not found in namespace {namespace:?} (taskRef must name a MyTask in the run's own namespace)",
+            missing.join(", ")
+        );
+        record_children(decision, spec, &child_runs, &[]);
+        decision.fail_early(reason::PIPELINE_RESOLUTION_FAILED, message, &children);
+        return;
+    }
+
+    let context = context_variables(&run_name, &namespace, &uid, pipeline_name.unwrap_or(&run_name));
+    let inputs = PipelineInputs {
+        spec,
+        field: &field,
+        task_specs: &task_specs,
+        run_params: &run.spec.params,
+        run_workspaces: &run.spec.workspaces,
+        timeouts: run.spec.timeouts.as_ref(),
+        context: &context,
+    };
+    let valid = match validate_pipeline(&inputs) {
+        Ok(valid) => valid,
+        Err(errors) => {
+            record_children(decision, spec, &child_runs, &[]);
+            decision.fail_early(reason::PIPELINE_VALIDATION_FAILED, errors.to_string(), &children);
+            return;
+        }
+    };
+
+    let tasks_timed_out = decision.timeout_of(|t| &t.tasks).flatten().is_some_and(|limit| decision.elapsed() >= limit);
+    let schedule = schedule(&ScheduleInput {
+        spec,
+        dag: &valid.dag,
+        params: &valid.params,
+        context: &context,
+        children: &children,
+        tasks_timed_out,
+    });
+    let starting: Vec<String> = schedule.start.iter().map(|s| s.name.clone()).collect();
+    record_children(decision, spec, &child_runs, &starting);
+    decision.apply(spec, schedule, pipeline_name);
+}
+
+/// Lists every child that exists or is being created, in pipeline order.
+fn record_children(decision: &mut Decision<'_>, spec: &PipelineSpec, existing: &BTreeMap<String, &MyTaskRun>, starting: &[String]) {
+    let run_name = decision.run_name();
+    decision.status.child_references = spec
+        .tasks
+        .iter()
+        .chain(&spec.finally)
+        .filter(|t| existing.contains_key(&t.name) || starting.contains(&t.name))
+        .map(|t| ChildReference {
+            name: child_name(&run_name, &t.name),
+            pipeline_task_name: t.name.clone(),
+            kind: "MyTaskRun".to_string(),
+        })
+        .collect();
+}

@@ -1,0 +1,153 @@
+//! Validation of a pipeline against its tasks and the run's inputs: each
+//! problem is reported with its field.
+
+use std::collections::BTreeMap;
+
+use cicd_controller::api::{Param, ParamValue, PipelineSpec, TaskSpec, WorkspaceBinding};
+use cicd_controller::manifests::Manifests;
+use cicd_controller::pipeline::validate::{PipelineInputs, validate_pipeline};
+use cicd_controller::pipeline::variables::context_variables;
+
+const YAML: &str = r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTask
+metadata: {name: t}
+spec:
+  params:
+    - name: S
+    - name: A
+      type: array
+      default: []
+  results:
+    - name: R
+    - name: LIST
+      type: array
+  steps:
+    - {name: s, image: 127.0.0.1:5000/cicd/bash:5, script: "true"}
+"#;
+
+fn task() -> TaskSpec {
+    let mut manifests = Manifests::default();
+    manifests.add_yaml("task", YAML).expect("task parses");
+    manifests.tasks[0].spec.clone()
+}
+
+fn pipeline(body: &str) -> PipelineSpec {
+    let yaml = format!("apiVersion: cicdoperator.ning1875.io/v1\nkind: MyPipeline\nmetadata: {{name: p}}\nspec:\n{body}");
+    let mut manifests = Manifests::default();
+    manifests.add_yaml("pipeline", &yaml).expect("pipeline parses");
+    manifests.pipelines[0].spec.clone()
+}
+
+fn check(spec: &PipelineSpec, params: &[Param], workspaces: &[WorkspaceBinding]) -> Result<(), String> {
+    let task_specs: BTreeMap<String, TaskSpec> =
+        spec.tasks.iter().chain(&spec.finally).map(|t| (t.name.clone(), task())).collect();
+    let context = context_variables("run", "ns", "uid", "p");
+    let inputs = PipelineInputs {
+        spec,
+        field: "spec",
+        task_specs: &task_specs,
+        run_params: params,
+        run_workspaces: workspaces,
+        timeouts: None,
+        context: &context,
+    };
+    validate_pipeline(&inputs).map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_good_pipeline_passes() {
+    let spec = pipeline(
+        r#"
+  params:
+    - name: list
+      type: array
+  tasks:
+    - name: a
+      taskRef: t
+      params: [{name: S, value: x}, {name: A, value: "$(params.list[*])"}]
+    - name: b
+      taskRef: t
+      params: [{name: S, value: "$(tasks.a.results.R)"}, {name: A, value: "$(tasks.a.results.LIST[*])"}]
+"#,
+    );
+    let list = Param { name: "list".into(), value: ParamValue::Array(vec!["1".into()]) };
+    assert_eq!(check(&spec, &[list], &[]), Ok(()));
+}
+
+#[test]
+fn param_type_mismatches_are_named() {
+    let spec = pipeline(
+        r#"
+  tasks:
+    - name: a
+      taskRef: t
+      params: [{name: S, value: [x]}]
+    - name: b
+      taskRef: t
+      params: [{name: S, value: "$(tasks.a.results.LIST[*])"}]
+"#,
+    );
+    let error = check(&spec, &[], &[]).expect_err("mismatch");
+    assert!(error.contains("spec.tasks[0].params[0].value: param \"S\" is declared as string but the value given is array (MyTask \"t\")"), "{error}");
+    assert!(error.contains("spec.tasks[1].params[0].value: param \"S\" is declared as string but the value given is array"), "{error}");
+}
+
+#[test]
+fn unknown_results_params_and_status_outside_finally_are_named() {
+    let spec = pipeline(
+        r#"
+  tasks:
+    - name: a
+      taskRef: t
+      params: [{name: S, value: "$(params.missing)"}]
+    - name: b
+      taskRef: t
+      params: [{name: S, value: "$(tasks.a.results.NOPE)"}]
+    - name: c
+      taskRef: t
+      params: [{name: S, value: "$(tasks.a.status)"}]
+  results:
+    - {name: OUT, value: "$(tasks.b.results.GONE)"}
+"#,
+    );
+    let error = check(&spec, &[], &[]).expect_err("invalid");
+    assert!(error.contains("spec.tasks[0].params[0].value: $(params.missing): the pipeline declares no param \"missing\""), "{error}");
+    assert!(error.contains("spec.tasks[1].params[0].value: $(tasks.a.results.NOPE): task \"a\" declares no result \"NOPE\" (declared: LIST, R)"), "{error}");
+    assert!(error.contains("spec.tasks[2].params[0].value: $(tasks.a.status): task status is only available to finally tasks"), "{error}");
+    assert!(error.contains("spec.results[0].value: $(tasks.b.results.GONE)"), "{error}");
+}
+
+#[test]
+fn names_sources_workspaces_and_required_params_are_checked() {
+    let spec = pipeline(
+        r#"
+  params:
+    - name: needed
+  workspaces:
+    - name: ws
+  tasks:
+    - name: Bad_Name
+      taskRef: t
+      params: [{name: S, value: x}]
+    - name: dup
+      taskRef: t
+      taskSpec: {steps: [{name: s, image: i, script: "true"}]}
+    - name: dup
+      taskRef: t
+      params: [{name: S, value: x}]
+      workspaces: [{name: w, workspace: nope}]
+"#,
+    );
+    let error = check(&spec, &[], &[]).expect_err("invalid");
+    for expected in [
+        "spec.tasks[0].name: pipeline task name \"Bad_Name\" is invalid",
+        "spec.tasks[1].taskRef: set either taskRef or taskSpec, not both",
+        "spec.tasks[2].name: duplicate pipeline task name \"dup\"",
+        "spec.tasks[2].workspaces[0].workspace: the pipeline declares no workspace \"nope\"",
+        "spec.params: param \"needed\" is required",
+        "spec.workspaces: workspace \"ws\" is required by the pipeline but the run does not bind it",
+    ] {
+        assert!(error.contains(expected), "missing {expected:?} in {error}");
+    }
+}
