@@ -473,3 +473,45 @@ spec:
     assert_eq!(pods.items.len(), 1, "exactly one pod for the run");
     ns.passed();
 }
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn a_malformed_run_fails_alone_and_others_still_run() {
+    let ns = TestNamespace::new("malformed").await;
+    // The CRD keeps inline task specs without a schema, so this is stored;
+    // the controller must reject it without stalling other runs.
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: bad-run}}
+spec:
+  taskSpec:
+    sidecars:
+      - name: db
+        image: {BASH}
+        ports:
+          - containerPort: lots
+    steps:
+      - name: echo
+        image: {BASH}
+        script: echo hi
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: good-run}}
+spec:
+  taskSpec:
+    steps:
+      - name: echo
+        image: {BASH}
+        script: echo hi
+"#
+    ));
+    let bad = ns.wait_done("bad-run", Duration::from_secs(60)).await;
+    let message = expect_condition(&ns, &bad, "False", "TaskRunValidationFailed");
+    assert!(message.contains("containerPort"), "{message}");
+    let good = ns.wait_done("good-run", Duration::from_secs(120)).await;
+    expect_condition(&ns, &good, "True", "Succeeded");
+    ns.passed();
+}

@@ -400,3 +400,15 @@ fn a_run_that_failed_while_its_pod_still_runs_stops_the_pod() {
     assert_eq!(condition(&status).status, "False");
     assert!(condition(&status).message.contains("OOMKilled"), "{}", condition(&status).message);
 }
+
+#[test]
+fn a_malformed_task_fails_the_run_naming_the_field() {
+    let run = run(good_spec());
+    let problem = "spec.sidecars[0].ports[0].containerPort: invalid type: string \"lots\", expected i32";
+    let observed = Observed { run: &run, task: TaskLookup::Malformed { name: "build", problem }, pod: None, now: at(0) };
+    let actions = decide(observed, &settings());
+    assert!(created_pods(&actions).is_empty());
+    let status = written_status(&actions);
+    assert_eq!(condition(&status).reason, "TaskRunValidationFailed");
+    assert!(condition(&status).message.contains("containerPort"), "{}", condition(&status).message);
+}

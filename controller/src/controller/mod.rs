@@ -1,6 +1,7 @@
 //! The running controller: client, leader election, watches, HTTP.
 
 pub mod context;
+pub mod decode;
 pub mod pipelinerun;
 pub mod taskrun;
 
@@ -89,11 +90,12 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         metrics,
     });
     let namespace = config.watch_namespace.as_deref();
-    let runs: Api<MyTaskRun> = scoped(&client, namespace);
+    // Runs are watched untyped and decoded one by one (see `decode`).
+    let (runs, run_resource) = decode::dynamic_api::<MyTaskRun>(&client, namespace);
     let pods: Api<Pod> = scoped(&client, namespace);
     let managed_pods = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
-    let controller = Controller::new(runs, watcher::Config::default())
-        .owns(pods, managed_pods)
+    let controller = Controller::new_with(runs, watcher::Config::default(), run_resource)
+        .owns_with(pods, (), managed_pods)
         .with_config(ControllerSettings::default().concurrency(config.workers))
         .shutdown_on_signal()
         .run(taskrun::reconcile, taskrun::error_policy, ctx.clone())
@@ -103,11 +105,11 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
             }
         });
     // Pipeline runs own their task runs: a child's status change wakes its pipeline run.
-    let pipeline_runs: Api<MyPipelineRun> = scoped(&client, namespace);
-    let child_runs: Api<MyTaskRun> = scoped(&client, namespace);
+    let (pipeline_runs, pipeline_run_resource) = decode::dynamic_api::<MyPipelineRun>(&client, namespace);
+    let (child_runs, child_run_resource) = decode::dynamic_api::<MyTaskRun>(&client, namespace);
     let children = watcher::Config::default().labels(crate::pipeline::LABEL_PIPELINE_RUN);
-    let pipeline_controller = Controller::new(pipeline_runs, watcher::Config::default())
-        .owns(child_runs, children)
+    let pipeline_controller = Controller::new_with(pipeline_runs, watcher::Config::default(), pipeline_run_resource)
+        .owns_with(child_runs, child_run_resource, children)
         .with_config(ControllerSettings::default().concurrency(config.workers))
         .shutdown_on_signal()
         .run(pipelinerun::reconcile, pipelinerun::error_policy, ctx)

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
@@ -23,6 +23,7 @@ use crate::reconcile::pipelinerun::{
 };
 
 use super::context::{Context, FIELD_MANAGER};
+use super::decode::{decode, dynamic_api, reject_malformed};
 
 /// How soon a failed reconcile is tried again.
 const ERROR_REQUEUE: Duration = Duration::from_secs(5);
@@ -31,10 +32,16 @@ fn is_status(error: &kube::Error, code: u16) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == code)
 }
 
-pub async fn reconcile(run: Arc<MyPipelineRun>, ctx: Arc<Context>) -> Result<Requeue> {
+pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
     let started = Instant::now();
     ctx.metrics.pipeline_reconciles.inc();
-    let result = reconcile_run(&run, &ctx).await;
+    let result = match decode::<MyPipelineRun>(&object) {
+        Ok(run) => reconcile_run(&run, &ctx).await,
+        Err(problem) => {
+            let resource = ApiResource::erase::<MyPipelineRun>(&());
+            reject_malformed(&object, &resource, crate::reason::PIPELINE_VALIDATION_FAILED, &problem, &ctx).await
+        }
+    };
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
     result
 }
@@ -64,13 +71,18 @@ async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {
         }
     };
 
-    let tasks: BTreeMap<String, TaskSpec> = Api::<MyTask>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .map(|task| (task.name_any(), task.spec))
-        .collect();
+    // Decoded one by one: a malformed MyTask must not break every pipeline
+    // of the namespace; it is left out (and resolves as missing).
+    let (task_api, _) = dynamic_api::<MyTask>(&ctx.client, Some(&namespace));
+    let mut tasks: BTreeMap<String, TaskSpec> = BTreeMap::new();
+    for object in task_api.list(&ListParams::default()).await?.items {
+        match decode::<MyTask>(&object) {
+            Ok(task) => {
+                tasks.insert(task.name_any(), task.spec);
+            }
+            Err(problem) => warn!(task = %object.name_any(), %problem, "skipping malformed MyTask"),
+        }
+    }
     let children = Api::<MyTaskRun>::namespaced(ctx.client.clone(), &namespace)
         .list(&ListParams::default().labels(&format!("{LABEL_PIPELINE_RUN}={}", run_label(&name))))
         .await?
@@ -165,7 +177,7 @@ async fn write_status(runs: &Api<MyPipelineRun>, run: &MyPipelineRun, status: &P
     Ok(())
 }
 
-pub fn error_policy(run: Arc<MyPipelineRun>, error: &Error, ctx: Arc<Context>) -> Requeue {
+pub fn error_policy(run: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Requeue {
     let kind = match error {
         Error::Kube(_) => "kube",
         Error::MissingField(_) => "missing_field",

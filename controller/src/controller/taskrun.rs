@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
@@ -22,6 +22,7 @@ use crate::reason;
 use crate::reconcile::taskrun::{Action, Observed, TaskLookup, current_attempt, decide, is_done, succeeded_condition};
 
 use super::context::{Context, FIELD_MANAGER};
+use super::decode::{decode, dynamic_api, reject_malformed};
 
 /// How soon a failed reconcile is tried again.
 const ERROR_REQUEUE: Duration = Duration::from_secs(5);
@@ -30,10 +31,16 @@ fn is_status(error: &kube::Error, code: u16) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == code)
 }
 
-pub async fn reconcile(run: Arc<MyTaskRun>, ctx: Arc<Context>) -> Result<Requeue> {
+pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
-    let result = reconcile_run(&run, &ctx).await;
+    let result = match decode::<MyTaskRun>(&object) {
+        Ok(run) => reconcile_run(&run, &ctx).await,
+        Err(problem) => {
+            let resource = ApiResource::erase::<MyTaskRun>(&());
+            reject_malformed(&object, &resource, reason::VALIDATION_FAILED, &problem, &ctx).await
+        }
+    };
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
     result
 }
@@ -47,16 +54,18 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
     let name = run.name_any();
 
     let empty = TaskSpec::default();
-    let fetched: Option<MyTask>;
+    let fetched: Option<Result<MyTask, String>>;
     let snapshot = run.status.as_ref().and_then(|s| s.task_spec.as_ref());
     let task = match (&run.spec.task_ref, &run.spec.task_spec, snapshot) {
         (_, Some(inline), _) => TaskLookup::Inline(inline),
         (Some(task_name), None, Some(spec)) => TaskLookup::Found { name: task_name, spec },
         (Some(task_name), None, None) => {
             // Only the run's own namespace: a run must not reach into another tenant's tasks.
-            fetched = Api::<MyTask>::namespaced(ctx.client.clone(), &namespace).get_opt(task_name).await?;
+            let (tasks, _) = dynamic_api::<MyTask>(&ctx.client, Some(&namespace));
+            fetched = tasks.get_opt(task_name).await?.map(|object| decode::<MyTask>(&object));
             match &fetched {
-                Some(task) => TaskLookup::Found { name: task_name, spec: &task.spec },
+                Some(Ok(task)) => TaskLookup::Found { name: task_name, spec: &task.spec },
+                Some(Err(problem)) => TaskLookup::Malformed { name: task_name, problem },
                 None => TaskLookup::Missing { name: task_name },
             }
         }
@@ -199,7 +208,7 @@ async fn write_status(runs: &Api<MyTaskRun>, run: &MyTaskRun, status: &TaskRunSt
     Ok(())
 }
 
-pub fn error_policy(run: Arc<MyTaskRun>, error: &Error, ctx: Arc<Context>) -> Requeue {
+pub fn error_policy(run: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Requeue {
     let kind = match error {
         Error::Kube(_) => "kube",
         Error::MissingField(_) => "missing_field",

@@ -23,6 +23,8 @@ pub enum TaskLookup<'a> {
     Found { name: &'a str, spec: &'a TaskSpec },
     Inline(&'a TaskSpec),
     Missing { name: &'a str },
+    /// The MyTask exists but cannot be decoded; `problem` names the field.
+    Malformed { name: &'a str, problem: &'a str },
 }
 
 /// Everything the decision depends on.
@@ -281,6 +283,12 @@ pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> 
             let message = format!("MyTask {name:?} was not found in namespace {namespace:?} (taskRef must name a MyTask in the run's own namespace)");
             decision.notice(true, reason::RESOLUTION_FAILED, message.clone());
             decision.finish(Succeeded::False, reason::RESOLUTION_FAILED, message, None);
+            None
+        }
+        TaskLookup::Malformed { name, problem } => {
+            let message = format!("MyTask {name:?} in namespace {namespace:?} cannot be read: {problem}");
+            decision.notice(true, reason::VALIDATION_FAILED, message.clone());
+            decision.finish(Succeeded::False, reason::VALIDATION_FAILED, message, None);
             None
         }
     };

@@ -1,0 +1,125 @@
+//! Decoding our objects one at a time.
+//!
+//! Parts of our CRDs are stored by the API server without a full schema
+//! (embedded pod fields, inline specs), so a stored object can fail to
+//! decode into our types. Watching typed objects would then fail the whole
+//! list, stalling every run. Instead the controllers watch untyped objects
+//! and decode each one here: a bad object gets a clear error in its own
+//! status and the others carry on.
+
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tracing::warn;
+
+use crate::error::{Error, Result};
+
+use super::context::{Context, FIELD_MANAGER};
+
+/// Decodes an untyped object, naming the offending field on error
+/// (e.g. `spec.taskSpec.sidecars[0].ports[0].containerPort: invalid type ...`).
+pub fn decode<K: DeserializeOwned>(object: &DynamicObject) -> Result<K, String> {
+    let value = serde_json::to_value(object).map_err(|error| error.to_string())?;
+    serde_path_to_error::deserialize(value).map_err(|error| format!("{}: {}", error.path(), error.inner()))
+}
+
+/// The API of kind `K` as untyped objects, in one namespace or all.
+pub fn dynamic_api<K>(client: &kube::Client, namespace: Option<&str>) -> (Api<DynamicObject>, ApiResource)
+where
+    K: Resource<DynamicType = ()>,
+{
+    let resource = ApiResource::erase::<K>(&());
+    let api = match namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    (api, resource)
+}
+
+fn already_failed(object: &DynamicObject) -> bool {
+    object.data.pointer("/status/conditions").and_then(|c| c.as_array()).is_some_and(|conditions| {
+        conditions.iter().any(|c| c.get("type") == Some(&json!("Succeeded")) && c.get("status") == Some(&json!("False")))
+    })
+}
+
+/// Ends a run that cannot be decoded: condition False with `reason` and the
+/// decoding error, and a Warning event. Written once.
+pub async fn reject_malformed(
+    object: &DynamicObject,
+    resource: &ApiResource,
+    reason: &str,
+    problem: &str,
+    ctx: &Context,
+) -> Result<Requeue> {
+    if already_failed(object) {
+        return Ok(Requeue::await_change());
+    }
+    let namespace = object.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = object.name_any();
+    let message = format!("{} {name:?} cannot be read: {problem}", resource.kind);
+    warn!(kind = %resource.kind, %name, %message, "malformed object");
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let patch = json!({
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+        "status": {
+            "conditions": [{
+                "type": "Succeeded",
+                "status": "False",
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": now,
+            }],
+            "completionTime": now,
+        }
+    });
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, resource);
+    api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    let event = Event {
+        type_: EventType::Warning,
+        reason: reason.to_string(),
+        note: Some(message.chars().take(1000).collect()),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(resource)).await {
+        warn!(%name, %error, "cannot publish event");
+    }
+    Ok(Requeue::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::MyTaskRun;
+
+    fn object(value: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(value).expect("a dynamic object")
+    }
+
+    #[test]
+    fn a_good_object_decodes() {
+        let run: Result<MyTaskRun, String> = decode(&object(json!({
+            "apiVersion": "cicdoperator.ning1875.io/v1",
+            "kind": "MyTaskRun",
+            "metadata": {"name": "tr1", "namespace": "default"},
+            "spec": {"taskRef": "t1"}
+        })));
+        assert_eq!(run.map(|r| r.spec.task_ref), Ok(Some("t1".to_string())));
+    }
+
+    #[test]
+    fn a_bad_embedded_field_is_named() {
+        let run: Result<MyTaskRun, String> = decode(&object(json!({
+            "apiVersion": "cicdoperator.ning1875.io/v1",
+            "kind": "MyTaskRun",
+            "metadata": {"name": "tr1", "namespace": "default"},
+            "spec": {"taskSpec": {"steps": [], "sidecars": [{"name": "db", "ports": [{"containerPort": "lots"}]}]}}
+        })));
+        let error = run.expect_err("must not decode");
+        assert!(error.starts_with("spec.taskSpec.sidecars[0].ports[0].containerPort: invalid type"), "{error}");
+    }
+}

@@ -1,0 +1,600 @@
+//! Hand-parsed command line (no clap: the binary is copied into every pod).
+//!
+//! Flags take their value as the next argument or after `=`. For `step`,
+//! everything after `--` is the command, passed through untouched.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::duration;
+
+pub const USAGE: &str = "\
+usage:
+  cicd-entrypoint init --tools-dir DIR [--script NAME=BASE64]... [--scripts-dir DIR] [--mkdir DIR]...
+  cicd-entrypoint step [--wait-file F] [--wait-nonempty] --post-file F --termination-path F
+                       --results-dir D [--results a,b] [--timeout 30s]
+                       [--on-error continue|stopAndFail] -- CMD [ARGS...]
+";
+
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Init(InitArgs),
+    Step(StepArgs),
+    Help,
+    Version,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct InitArgs {
+    pub tools_dir: PathBuf,
+    /// (name, base64 of the script text)
+    pub scripts: Vec<(String, String)>,
+    pub scripts_dir: Option<PathBuf>,
+    pub mkdirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    StopAndFail,
+    Continue,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct StepArgs {
+    pub wait_file: Option<PathBuf>,
+    pub wait_nonempty: bool,
+    pub post_file: PathBuf,
+    pub termination_path: PathBuf,
+    pub results_dir: PathBuf,
+    pub results: Vec<String>,
+    /// None when no timeout (absent or zero); the text is kept for messages.
+    pub timeout: Option<(Duration, String)>,
+    pub on_error: OnError,
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum ArgsError {
+    #[error("missing subcommand: expected `init` or `step`")]
+    NoSubcommand,
+    #[error("unknown subcommand {0:?}: expected `init` or `step`")]
+    UnknownSubcommand(String),
+    #[error("unknown flag {flag} for `{sub}`")]
+    UnknownFlag { sub: &'static str, flag: String },
+    #[error("unexpected argument {0:?} (the command goes after `--`)")]
+    Unexpected(String),
+    #[error("flag {0} needs a value")]
+    MissingValue(&'static str),
+    #[error("flag {0} takes no value")]
+    UnexpectedValue(&'static str),
+    #[error("missing required flag {0}")]
+    MissingFlag(&'static str),
+    #[error("flag {0} given more than once")]
+    Repeated(&'static str),
+    #[error("invalid value {value:?} for {flag}: {reason}")]
+    BadValue {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("missing command: put it after `--`, e.g. `-- /bin/sh -c 'echo hi'`")]
+    NoCommand,
+}
+
+pub fn parse(args: &[OsString]) -> Result<Command, ArgsError> {
+    let Some(sub) = args.first() else {
+        return Err(ArgsError::NoSubcommand);
+    };
+    match sub.to_string_lossy().as_ref() {
+        "init" => parse_init(&args[1..]).map(Command::Init),
+        "step" => parse_step(&args[1..]).map(Command::Step),
+        "-h" | "--help" | "help" => Ok(Command::Help),
+        "-V" | "--version" | "version" => Ok(Command::Version),
+        other => Err(ArgsError::UnknownSubcommand(other.to_string())),
+    }
+}
+
+/// Walks `--flag value` / `--flag=value` pairs until `--`.
+struct Flags<'a> {
+    args: &'a [OsString],
+    pos: usize,
+}
+
+/// One flag occurrence: its name and, if written as `--flag=value`, the value.
+struct Flag<'a> {
+    name: String,
+    inline: Option<&'a OsStr>,
+}
+
+impl<'a> Flags<'a> {
+    fn new(args: &'a [OsString]) -> Self {
+        Flags { args, pos: 0 }
+    }
+
+    /// The next flag, or None at `--` / the end.
+    fn next_flag(&mut self) -> Result<Option<Flag<'a>>, ArgsError> {
+        let Some(arg) = self.args.get(self.pos) else {
+            return Ok(None);
+        };
+        if arg == "--" {
+            return Ok(None);
+        }
+        self.pos += 1;
+        let bytes = arg.as_bytes();
+        if !bytes.starts_with(b"--") {
+            return Err(ArgsError::Unexpected(arg.to_string_lossy().into_owned()));
+        }
+        Ok(Some(match bytes.iter().position(|&b| b == b'=') {
+            Some(eq) => Flag {
+                name: String::from_utf8_lossy(&bytes[..eq]).into_owned(),
+                inline: Some(OsStr::from_bytes(&bytes[eq + 1..])),
+            },
+            None => Flag {
+                name: String::from_utf8_lossy(bytes).into_owned(),
+                inline: None,
+            },
+        }))
+    }
+
+    fn value(&mut self, flag: &Flag<'a>, name: &'static str) -> Result<&'a OsStr, ArgsError> {
+        if let Some(v) = flag.inline {
+            return Ok(v);
+        }
+        match self.args.get(self.pos) {
+            Some(v) if v != "--" => {
+                self.pos += 1;
+                Ok(v.as_os_str())
+            }
+            _ => Err(ArgsError::MissingValue(name)),
+        }
+    }
+
+    fn text(&mut self, flag: &Flag<'a>, name: &'static str) -> Result<String, ArgsError> {
+        let v = self.value(flag, name)?;
+        v.to_str()
+            .map(str::to_string)
+            .ok_or_else(|| ArgsError::BadValue {
+                flag: name,
+                value: v.to_string_lossy().into_owned(),
+                reason: "not valid UTF-8".into(),
+            })
+    }
+
+    fn path(&mut self, flag: &Flag<'a>, name: &'static str) -> Result<PathBuf, ArgsError> {
+        let v = self.value(flag, name)?;
+        if v.is_empty() {
+            return Err(ArgsError::BadValue {
+                flag: name,
+                value: String::new(),
+                reason: "empty path".into(),
+            });
+        }
+        Ok(PathBuf::from(v))
+    }
+
+    /// Whatever follows `--`.
+    fn rest(&self) -> Option<&'a [OsString]> {
+        match self.args.get(self.pos) {
+            Some(a) if a == "--" => Some(&self.args[self.pos + 1..]),
+            _ => None,
+        }
+    }
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), ArgsError> {
+    if slot.is_some() {
+        return Err(ArgsError::Repeated(name));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn no_inline(flag: &Flag<'_>, name: &'static str) -> Result<(), ArgsError> {
+    match flag.inline {
+        Some(_) => Err(ArgsError::UnexpectedValue(name)),
+        None => Ok(()),
+    }
+}
+
+/// Result and script names become file names: keep them to a safe alphabet
+/// so `../x` or `a/b` cannot escape the directory.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty name".into());
+    }
+    if name.starts_with('.') {
+        return Err("must not start with '.'".into());
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        Some(c) => Err(format!(
+            "character {c:?} not allowed (use A-Z a-z 0-9 - _ .)"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn parse_init(args: &[OsString]) -> Result<InitArgs, ArgsError> {
+    let mut flags = Flags::new(args);
+    let mut tools_dir = None;
+    let mut scripts_dir = None;
+    let mut scripts = Vec::new();
+    let mut mkdirs = Vec::new();
+    while let Some(flag) = flags.next_flag()? {
+        match flag.name.as_str() {
+            "--tools-dir" => set_once(
+                &mut tools_dir,
+                flags.path(&flag, "--tools-dir")?,
+                "--tools-dir",
+            )?,
+            "--scripts-dir" => set_once(
+                &mut scripts_dir,
+                flags.path(&flag, "--scripts-dir")?,
+                "--scripts-dir",
+            )?,
+            "--mkdir" => mkdirs.push(flags.path(&flag, "--mkdir")?),
+            "--script" => {
+                let value = flags.text(&flag, "--script")?;
+                let bad = |reason: String| ArgsError::BadValue {
+                    flag: "--script",
+                    value: value.clone(),
+                    reason,
+                };
+                let (name, b64) = value
+                    .split_once('=')
+                    .ok_or_else(|| bad("expected NAME=BASE64".into()))?;
+                check_name(name).map_err(|r| bad(format!("script name: {r}")))?;
+                if scripts.iter().any(|(n, _)| n == name) {
+                    return Err(bad(format!("script {name} given more than once")));
+                }
+                scripts.push((name.to_string(), b64.to_string()));
+            }
+            _ => {
+                return Err(ArgsError::UnknownFlag {
+                    sub: "init",
+                    flag: flag.name,
+                });
+            }
+        }
+    }
+    if let Some(first) = flags.rest().and_then(<[OsString]>::first) {
+        return Err(ArgsError::Unexpected(first.to_string_lossy().into_owned()));
+    }
+    if !scripts.is_empty() && scripts_dir.is_none() {
+        return Err(ArgsError::MissingFlag("--scripts-dir"));
+    }
+    Ok(InitArgs {
+        tools_dir: tools_dir.ok_or(ArgsError::MissingFlag("--tools-dir"))?,
+        scripts,
+        scripts_dir,
+        mkdirs,
+    })
+}
+
+fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
+    let mut flags = Flags::new(args);
+    let mut wait_file = None;
+    let mut wait_nonempty = false;
+    let mut post_file = None;
+    let mut termination_path = None;
+    let mut results_dir = None;
+    let mut results: Vec<String> = Vec::new();
+    let mut timeout = None;
+    let mut on_error = None;
+    while let Some(flag) = flags.next_flag()? {
+        match flag.name.as_str() {
+            "--wait-file" => set_once(
+                &mut wait_file,
+                flags.path(&flag, "--wait-file")?,
+                "--wait-file",
+            )?,
+            "--wait-nonempty" => {
+                no_inline(&flag, "--wait-nonempty")?;
+                wait_nonempty = true;
+            }
+            "--post-file" => set_once(
+                &mut post_file,
+                flags.path(&flag, "--post-file")?,
+                "--post-file",
+            )?,
+            "--termination-path" => set_once(
+                &mut termination_path,
+                flags.path(&flag, "--termination-path")?,
+                "--termination-path",
+            )?,
+            "--results-dir" => set_once(
+                &mut results_dir,
+                flags.path(&flag, "--results-dir")?,
+                "--results-dir",
+            )?,
+            "--results" => {
+                let value = flags.text(&flag, "--results")?;
+                for name in value.split(',').map(str::trim) {
+                    // `--results ""` declares none; `a,,b` is a typo.
+                    if name.is_empty() && value.trim().is_empty() {
+                        continue;
+                    }
+                    check_name(name).map_err(|reason| ArgsError::BadValue {
+                        flag: "--results",
+                        value: value.clone(),
+                        reason: format!("result name {name:?}: {reason}"),
+                    })?;
+                    if !results.iter().any(|r| r == name) {
+                        results.push(name.to_string());
+                    }
+                }
+            }
+            "--timeout" => {
+                let text = flags.text(&flag, "--timeout")?;
+                let d = duration::parse(&text).map_err(|e| ArgsError::BadValue {
+                    flag: "--timeout",
+                    value: text.clone(),
+                    reason: e.to_string(),
+                })?;
+                set_once(&mut timeout, (d, text), "--timeout")?;
+            }
+            "--on-error" => {
+                let text = flags.text(&flag, "--on-error")?;
+                let mode = match text.as_str() {
+                    "continue" => OnError::Continue,
+                    "stopAndFail" => OnError::StopAndFail,
+                    _ => {
+                        return Err(ArgsError::BadValue {
+                            flag: "--on-error",
+                            value: text,
+                            reason: "expected continue or stopAndFail".into(),
+                        });
+                    }
+                };
+                set_once(&mut on_error, mode, "--on-error")?;
+            }
+            _ => {
+                return Err(ArgsError::UnknownFlag {
+                    sub: "step",
+                    flag: flag.name,
+                });
+            }
+        }
+    }
+    let command = match flags.rest() {
+        Some(rest) if !rest.is_empty() => rest.to_vec(),
+        _ => return Err(ArgsError::NoCommand),
+    };
+    if command[0].is_empty() {
+        return Err(ArgsError::NoCommand);
+    }
+    Ok(StepArgs {
+        wait_file,
+        wait_nonempty,
+        post_file: post_file.ok_or(ArgsError::MissingFlag("--post-file"))?,
+        termination_path: termination_path.ok_or(ArgsError::MissingFlag("--termination-path"))?,
+        results_dir: results_dir.ok_or(ArgsError::MissingFlag("--results-dir"))?,
+        results,
+        timeout: timeout.filter(|(d, _)| !d.is_zero()),
+        on_error: on_error.unwrap_or(OnError::StopAndFail),
+        command,
+    })
+}
+
+/// Best effort after a parse error: find --post-file and --termination-path
+/// anyway, so a step with a typo still fails the run visibly (`.err` marker
+/// plus a Failed report) instead of leaving later steps waiting forever.
+pub fn salvage_step_paths(args: &[OsString]) -> (Option<PathBuf>, Option<PathBuf>) {
+    let mut post = None;
+    let mut term = None;
+    let mut i = 1; // skip the subcommand
+    while let Some(arg) = args.get(i) {
+        if arg == "--" {
+            break;
+        }
+        let bytes = arg.as_bytes();
+        for (name, slot) in [
+            (&b"--post-file"[..], &mut post),
+            (&b"--termination-path"[..], &mut term),
+        ] {
+            if bytes == name {
+                if let Some(v) = args.get(i + 1).filter(|v| !v.is_empty() && *v != "--") {
+                    *slot = Some(PathBuf::from(v));
+                }
+            } else if bytes.len() > name.len() + 1
+                && bytes.starts_with(name)
+                && bytes[name.len()] == b'='
+            {
+                *slot = Some(PathBuf::from(OsStr::from_bytes(&bytes[name.len() + 1..])));
+            }
+        }
+        i += 1;
+    }
+    (post, term)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    fn step(extra: &[&str]) -> Result<StepArgs, ArgsError> {
+        let mut a = vec![
+            "step",
+            "--post-file",
+            "/r/0/out",
+            "--termination-path=/dev/termination-log",
+            "--results-dir",
+            "/results",
+        ];
+        a.extend_from_slice(extra);
+        match parse(&os(&a))? {
+            Command::Step(s) => Ok(s),
+            other => panic!("not a step: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_a_full_step() {
+        let s = step(&[
+            "--wait-file",
+            "/r/0/out",
+            "--wait-nonempty",
+            "--results",
+            "a, b,a",
+            "--results=c",
+            "--timeout",
+            "1h30m",
+            "--on-error",
+            "continue",
+            "--",
+            "sh",
+            "-c",
+            "--not-a-flag",
+        ])
+        .expect("parses");
+        assert_eq!(s.wait_file, Some(PathBuf::from("/r/0/out")));
+        assert!(s.wait_nonempty);
+        assert_eq!(s.termination_path, PathBuf::from("/dev/termination-log"));
+        assert_eq!(s.results, ["a", "b", "c"]);
+        assert_eq!(s.timeout, Some((Duration::from_secs(5400), "1h30m".into())));
+        assert_eq!(s.on_error, OnError::Continue);
+        assert_eq!(s.command, os(&["sh", "-c", "--not-a-flag"]));
+    }
+
+    #[test]
+    fn defaults_and_zero_timeout() {
+        let s = step(&["--timeout", "0", "--results", "", "--", "true"]).expect("parses");
+        assert_eq!(s.timeout, None);
+        assert!(s.results.is_empty());
+        assert_eq!(s.on_error, OnError::StopAndFail);
+        assert_eq!(s.wait_file, None);
+    }
+
+    #[test]
+    fn errors_name_the_flag_and_value() {
+        let e = step(&["--timeout", "30x", "--", "true"]).expect_err("bad timeout");
+        let text = e.to_string();
+        assert!(text.contains("--timeout") && text.contains("30x"), "{text}");
+        let e = step(&["--on-error", "ignore", "--", "true"]).expect_err("bad mode");
+        assert!(e.to_string().contains("--on-error") && e.to_string().contains("ignore"));
+        assert_eq!(
+            step(&["--bogus", "--", "true"]),
+            Err(ArgsError::UnknownFlag {
+                sub: "step",
+                flag: "--bogus".into()
+            })
+        );
+        assert_eq!(step(&["--", ""]), Err(ArgsError::NoCommand));
+        assert_eq!(step(&[]), Err(ArgsError::NoCommand));
+        assert_eq!(
+            step(&["--timeout"]),
+            Err(ArgsError::MissingValue("--timeout"))
+        );
+        assert_eq!(
+            step(&["--timeout", "--", "true"]),
+            Err(ArgsError::MissingValue("--timeout"))
+        );
+        assert!(matches!(
+            step(&["--results", "../etc", "--", "true"]),
+            Err(ArgsError::BadValue {
+                flag: "--results",
+                ..
+            })
+        ));
+        assert!(matches!(
+            step(&["--results", "a,,b", "--", "true"]),
+            Err(ArgsError::BadValue {
+                flag: "--results",
+                ..
+            })
+        ));
+        assert_eq!(
+            step(&["--post-file", "x", "--", "true"]),
+            Err(ArgsError::Repeated("--post-file"))
+        );
+        assert_eq!(step(&["true"]), Err(ArgsError::Unexpected("true".into())));
+        assert_eq!(
+            parse(&os(&["step", "--post-file", "p", "--", "true"])),
+            Err(ArgsError::MissingFlag("--termination-path"))
+        );
+        assert_eq!(parse(&[]), Err(ArgsError::NoSubcommand));
+        assert_eq!(
+            parse(&os(&["run"])),
+            Err(ArgsError::UnknownSubcommand("run".into()))
+        );
+    }
+
+    #[test]
+    fn parses_init() {
+        let c = parse(&os(&[
+            "init",
+            "--tools-dir",
+            "/tools",
+            "--scripts-dir=/scripts",
+            "--script",
+            "s0=ZWNobyBoaQ==",
+            "--mkdir",
+            "/run/0",
+            "--mkdir",
+            "/run/1",
+        ]))
+        .expect("parses");
+        assert_eq!(
+            c,
+            Command::Init(InitArgs {
+                tools_dir: "/tools".into(),
+                scripts: vec![("s0".into(), "ZWNobyBoaQ==".into())],
+                scripts_dir: Some("/scripts".into()),
+                mkdirs: vec!["/run/0".into(), "/run/1".into()],
+            })
+        );
+        assert_eq!(
+            parse(&os(&["init", "--tools-dir", "/t", "--script", "a=YQ=="])),
+            Err(ArgsError::MissingFlag("--scripts-dir"))
+        );
+        assert!(matches!(
+            parse(&os(&[
+                "init",
+                "--tools-dir",
+                "/t",
+                "--scripts-dir",
+                "/s",
+                "--script",
+                "a/b=YQ=="
+            ])),
+            Err(ArgsError::BadValue {
+                flag: "--script",
+                ..
+            })
+        ));
+        assert_eq!(
+            parse(&os(&["init"])),
+            Err(ArgsError::MissingFlag("--tools-dir"))
+        );
+    }
+
+    #[test]
+    fn salvages_paths_from_bad_command_lines() {
+        let args = os(&[
+            "step",
+            "--bogus",
+            "--post-file",
+            "/r/1/out",
+            "--termination-path=/term",
+            "--",
+            "--post-file",
+            "/nope",
+        ]);
+        assert_eq!(
+            salvage_step_paths(&args),
+            (Some("/r/1/out".into()), Some("/term".into()))
+        );
+        assert_eq!(
+            salvage_step_paths(&os(&["step", "--post-file"])),
+            (None, None)
+        );
+    }
+}

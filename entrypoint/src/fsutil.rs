@@ -1,0 +1,112 @@
+//! Small file helpers shared by `init` and `step`.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` via a temp file in the same directory and a
+/// rename, so a reader (the next step, waiting on inotify) never sees a
+/// partial file. Parent directories are created. The mode is set explicitly
+/// because the umask would otherwise strip bits (e.g. 0755 scripts).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(&dir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes in place (truncate + write). Used for the termination message:
+/// the kubelet bind-mounts that file, so it cannot be renamed over.
+pub fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    // No O_TRUNC: ext4 flushes on close after a truncate-to-zero (its
+    // replace-via-truncate heuristic), which cost milliseconds here.
+    // Write, then cut any longer old content.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.set_len(bytes.len() as u64)
+}
+
+/// Prints a line on stderr without panicking if stderr is gone (eprintln!
+/// would panic, and panic = abort would lose the report).
+pub fn warn(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "cicd-entrypoint: {line}");
+}
+
+pub fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `path` with `.err` appended to its file name (`/r/0/out` -> `/r/0/out.err`).
+pub fn err_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(".err");
+    PathBuf::from(s)
+}
+
+/// Cuts `text` to at most `max` bytes on a char boundary, marking the cut.
+pub fn truncate_utf8(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str("...");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate_utf8("short".into(), 10), "short");
+        assert_eq!(truncate_utf8("abcdefghij".into(), 6), "abc...");
+        let t = truncate_utf8("ééééé".into(), 8);
+        assert!(t.len() <= 8 && t.ends_with("..."), "{t}");
+    }
+
+    #[test]
+    fn err_path_appends_suffix() {
+        assert_eq!(
+            err_path(Path::new("/r/0/out")),
+            PathBuf::from("/r/0/out.err")
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! `init`: run once by the pod's init container (a FROM-scratch image: no
+//! shell, no cp), it installs this binary and the step scripts into the
+//! shared volumes and creates the run directories.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::args::InitArgs;
+use crate::fsutil::write_atomic;
+
+/// Added when a script has no `#!` line, so a plain list of commands runs
+/// with sh and stops at the first failing command.
+pub const DEFAULT_SHEBANG: &str = "#!/bin/sh -e\n";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(
+        "cannot read own executable to copy it (tried /proc/self/exe and argv[0] {argv0:?}): {source}"
+    )]
+    SelfExe { argv0: String, source: io::Error },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("--script {name}: invalid base64: {reason}")]
+    Base64 { name: String, reason: String },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> InitError {
+    let path = path.to_path_buf();
+    move |source| InitError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+pub fn run(args: &InitArgs, argv0: Option<&OsStr>) -> Result<(), InitError> {
+    // Decode every script before touching the disk: a bad one leaves nothing
+    // half-installed.
+    let mut scripts = Vec::with_capacity(args.scripts.len());
+    for (name, b64) in &args.scripts {
+        let text = decode_base64(b64).map_err(|reason| InitError::Base64 {
+            name: name.clone(),
+            reason,
+        })?;
+        scripts.push((name, with_shebang(text)));
+    }
+
+    let exe = read_own_executable(argv0)?;
+    let target = args.tools_dir.join("entrypoint");
+    write_atomic(&target, &exe, 0o755).map_err(io_err("write", &target))?;
+
+    if let Some(dir) = &args.scripts_dir {
+        for (name, text) in &scripts {
+            let path = dir.join(name);
+            write_atomic(&path, text, 0o755).map_err(io_err("write script", &path))?;
+        }
+    }
+
+    for dir in &args.mkdirs {
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        // 0777 explicitly (the umask would drop it) so steps running as any
+        // uid can write their post files there.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o777))
+            .map_err(io_err("chmod 0777", dir))?;
+    }
+    Ok(())
+}
+
+/// `/proc/self/exe` first; argv[0] as a fallback for a chroot without /proc.
+fn read_own_executable(argv0: Option<&OsStr>) -> Result<Vec<u8>, InitError> {
+    match fs::read("/proc/self/exe") {
+        Ok(bytes) => Ok(bytes),
+        Err(proc_err) => {
+            let Some(argv0) = argv0.filter(|a| a.as_encoded_bytes().contains(&b'/')) else {
+                return Err(InitError::SelfExe {
+                    argv0: argv0
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    source: proc_err,
+                });
+            };
+            fs::read(argv0).map_err(|source| InitError::SelfExe {
+                argv0: argv0.to_string_lossy().into_owned(),
+                source,
+            })
+        }
+    }
+}
+
+pub fn with_shebang(text: Vec<u8>) -> Vec<u8> {
+    if text.starts_with(b"#!") {
+        return text;
+    }
+    let mut out = Vec::with_capacity(DEFAULT_SHEBANG.len() + text.len());
+    out.extend_from_slice(DEFAULT_SHEBANG.as_bytes());
+    out.extend_from_slice(&text);
+    out
+}
+
+/// Standard base64 (RFC 4648 alphabet), padding optional, ASCII whitespace
+/// ignored (line-wrapped encoders).
+pub fn decode_base64(input: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(input.len() / 4 * 3);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    let mut padding = 0;
+    for (i, c) in input.bytes().enumerate() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                padding += 1;
+                continue;
+            }
+            c if c.is_ascii_whitespace() => continue,
+            _ => {
+                return Err(format!(
+                    "unexpected character {:?} at offset {i}",
+                    c as char
+                ));
+            }
+        };
+        if padding > 0 {
+            return Err(format!("data after padding at offset {i}"));
+        }
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // A lone trailing 6-bit group cannot encode a byte; more than two '='
+    // is never valid.
+    if bits >= 6 || padding > 2 {
+        return Err("truncated input".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_base64() {
+        assert_eq!(decode_base64("").unwrap_or_default(), b"");
+        assert_eq!(decode_base64("Zg==").as_deref(), Ok(&b"f"[..]));
+        assert_eq!(decode_base64("Zm8=").as_deref(), Ok(&b"fo"[..]));
+        assert_eq!(decode_base64("Zm9v").as_deref(), Ok(&b"foo"[..]));
+        assert_eq!(decode_base64("Zm9vYg").as_deref(), Ok(&b"foob"[..]));
+        assert_eq!(decode_base64("Zm9v\nYmFy").as_deref(), Ok(&b"foobar"[..]));
+        assert_eq!(
+            decode_base64("ZWNobyAiJChWQVIpIiDDqQo=").as_deref(),
+            Ok("echo \"$(VAR)\" é\n".as_bytes())
+        );
+        assert!(decode_base64("Zm9v!").is_err());
+        assert!(decode_base64("Zg==Zg").is_err());
+        assert!(decode_base64("Z").is_err());
+    }
+
+    #[test]
+    fn adds_shebang_only_when_missing() {
+        assert_eq!(
+            with_shebang(b"echo hi\n".to_vec()),
+            b"#!/bin/sh -e\necho hi\n"
+        );
+        assert_eq!(
+            with_shebang(b"#!/usr/bin/env python3\n".to_vec()),
+            b"#!/usr/bin/env python3\n"
+        );
+        // A `#!` that is not on the first line does not count.
+        assert_eq!(
+            with_shebang(b"\n#!/bin/bash\n".to_vec()),
+            b"#!/bin/sh -e\n\n#!/bin/bash\n"
+        );
+        assert_eq!(with_shebang(Vec::new()), b"#!/bin/sh -e\n");
+    }
+}

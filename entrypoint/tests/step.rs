@@ -1,0 +1,413 @@
+//! Process-level tests of `cicd-entrypoint step`: the real binary, real
+//! files, real signals.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use cicd_entrypoint::termination::Outcome;
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn five_steps_started_together_run_in_order() {
+    let pod = Pod::new("order");
+    let log = pod.root().join("log");
+    // Start the last step first so that without waiting the order would
+    // come out reversed.
+    let mut children: Vec<_> = (0..5)
+        .rev()
+        .map(|i| {
+            let script = format!("sleep 0.02; echo {i} >> \"$D/log\"");
+            (i, spawn_quiet(pod.step(i, &[], &sh(&script))))
+        })
+        .collect();
+    for (i, child) in &mut children {
+        assert_eq!(code(wait_with_limit(child, LIMIT)), 0, "step {i}");
+    }
+    let order = fs::read_to_string(&log).expect("log");
+    assert_eq!(order, "0\n1\n2\n3\n4\n");
+    for i in 0..5 {
+        let r = pod.report(i);
+        assert_eq!(r.outcome, Outcome::Succeeded);
+        assert_eq!(r.exit_code, 0);
+        assert!(pod.post(i).exists() && !pod.post_err(i).exists());
+    }
+    // Each step started after the previous one finished.
+    for i in 1..5 {
+        let (prev, next) = (pod.report(i - 1), pod.report(i));
+        assert!(next.started_at_ms >= prev.finished_at_ms, "step {i}");
+    }
+}
+
+#[test]
+fn a_failure_skips_every_later_step() {
+    let pod = Pod::new("cascade");
+    let scripts = [
+        "touch \"$D/ran0\"",
+        "touch \"$D/ran1\"; exit 3",
+        "touch \"$D/ran2\"",
+        "touch \"$D/ran3\"",
+    ];
+    let mut children: Vec<_> = (0..4)
+        .rev()
+        .map(|i| (i, spawn_quiet(pod.step(i, &[], &sh(scripts[i])))))
+        .collect();
+    children.reverse();
+    let codes: Vec<i32> = children
+        .iter_mut()
+        .map(|(_, c)| code(wait_with_limit(c, LIMIT)))
+        .collect();
+    assert_eq!(codes, [0, 3, 1, 1]);
+
+    assert!(pod.root().join("ran0").exists() && pod.root().join("ran1").exists());
+    assert!(!pod.root().join("ran2").exists() && !pod.root().join("ran3").exists());
+    assert!(pod.post(0).exists());
+    for i in 1..4 {
+        assert!(
+            !pod.post(i).exists(),
+            "step {i} must not write its post file"
+        );
+        assert!(pod.post_err(i).exists(), "step {i} must write .err");
+    }
+    let failed = pod.report(1);
+    assert_eq!(failed.outcome, Outcome::Failed);
+    assert_eq!(failed.exit_code, 3);
+    assert!(failed.started_at_ms.is_some() && failed.finished_at_ms >= failed.started_at_ms);
+    let root_cause = format!("{}: exit code 3", pod.post(1).display());
+    for i in 2..4 {
+        let r = pod.report(i);
+        assert_eq!(r.outcome, Outcome::Skipped);
+        assert_eq!(r.exit_code, 1);
+        assert_eq!(r.started_at_ms, None);
+        let msg = r.message.expect("skip message");
+        assert!(
+            msg.starts_with("skipped: ") && msg.contains(&root_cause),
+            "{msg}"
+        );
+        // The root cause is passed down the chain unchanged.
+        assert_eq!(
+            fs::read_to_string(pod.post_err(i)).expect("err"),
+            root_cause
+        );
+    }
+    let out = spawn_quiet(pod.step(4, &[], &sh("true")))
+        .wait_with_output()
+        .expect("step 4");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&root_cause));
+}
+
+#[test]
+fn timeout_kills_the_whole_process_group() {
+    let pod = Pod::new("timeout");
+    let script = "sleep 100 & echo $! > \"$D/pid\"; wait";
+    let start = Instant::now();
+    let out = output(pod.step(0, &["--timeout", "300ms"], &sh(script)));
+    let elapsed = start.elapsed();
+    assert_eq!(out.status.code(), Some(124), "{out:?}");
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    let pid: i32 = fs::read_to_string(pod.root().join("pid"))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    eventually(Duration::from_secs(2), "the grandchild to die", || {
+        pid_is_dead(pid)
+    });
+    let r = pod.report(0);
+    assert_eq!(r.outcome, Outcome::TimedOut);
+    assert_eq!(r.exit_code, 124);
+    let msg = r.message.expect("message");
+    assert!(msg.contains("timed out after 300ms"), "{msg}");
+    assert!(pod.post_err(0).exists() && !pod.post(0).exists());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out after 300ms"));
+}
+
+#[test]
+fn timeout_escalates_to_sigkill_when_term_is_ignored() {
+    let pod = Pod::new("timeout-kill");
+    // TERM ignored by the shell and (inherited) by its background child.
+    let script = "trap '' TERM; sleep 100 & echo $! > \"$D/pid\"; wait; wait";
+    let start = Instant::now();
+    let out = output(pod.step(0, &["--timeout", "200ms"], &sh(script)));
+    let elapsed = start.elapsed();
+    assert_eq!(out.status.code(), Some(124));
+    // 200ms + the 2s grace before SIGKILL.
+    assert!(elapsed >= Duration::from_millis(2200), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(8), "{elapsed:?}");
+    let pid: i32 = fs::read_to_string(pod.root().join("pid"))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    eventually(Duration::from_secs(2), "the grandchild to die", || {
+        pid_is_dead(pid)
+    });
+    let r = pod.report(0);
+    assert_eq!(r.outcome, Outcome::TimedOut);
+    assert!(r.message.expect("message").contains("SIGKILL"));
+}
+
+#[test]
+fn sigterm_is_forwarded_to_the_command() {
+    let pod = Pod::new("sigterm");
+    let script = "trap 'echo got-term > \"$D/trapped\"; exit 7' TERM; \
+                  touch \"$D/ready\"; while :; do sleep 0.05; done";
+    let mut child = spawn_quiet(pod.step(0, &[], &sh(script)));
+    let ready = pod.root().join("ready");
+    eventually(LIMIT, "the command to start", || ready.exists());
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    kill(pid, Signal::SIGTERM).expect("send SIGTERM");
+    assert_eq!(code(wait_with_limit(&mut child, LIMIT)), 7);
+    assert_eq!(
+        fs::read_to_string(pod.root().join("trapped")).expect("trap ran"),
+        "got-term\n"
+    );
+    let r = pod.report(0);
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert_eq!(r.exit_code, 7);
+    let msg = r.message.expect("message");
+    assert!(msg.contains("SIGTERM"), "{msg}");
+    assert!(pod.post_err(0).exists());
+}
+
+#[test]
+fn sigterm_while_waiting_fails_without_running() {
+    let pod = Pod::new("sigterm-wait");
+    let mut child = spawn_quiet(pod.step(1, &[], &sh("touch \"$D/ran\"")));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "must be waiting"
+    );
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    kill(pid, Signal::SIGTERM).expect("send SIGTERM");
+    assert_eq!(code(wait_with_limit(&mut child, LIMIT)), 128 + 15);
+    assert!(!pod.root().join("ran").exists());
+    let r = pod.report(1);
+    assert_eq!(r.outcome, Outcome::Signaled);
+    assert_eq!(r.exit_code, 143);
+    assert_eq!(r.started_at_ms, None);
+    assert!(pod.post_err(1).exists());
+}
+
+#[test]
+fn on_error_continue_lets_the_next_step_run() {
+    let pod = Pod::new("continue");
+    let mut second = spawn_quiet(pod.step(1, &[], &sh("touch \"$D/ran1\"")));
+    let first = output(pod.step(0, &["--on-error", "continue"], &sh("exit 5")));
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(code(wait_with_limit(&mut second, LIMIT)), 0);
+    assert!(pod.root().join("ran1").exists());
+    let r = pod.report(0);
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert_eq!(r.exit_code, 5, "the real exit code is kept");
+    assert!(pod.post(0).exists() && !pod.post_err(0).exists());
+}
+
+#[test]
+fn on_error_continue_also_covers_timeouts() {
+    let pod = Pod::new("continue-timeout");
+    let out = output(pod.step(
+        0,
+        &["--on-error=continue", "--timeout=100ms"],
+        &sh("sleep 10"),
+    ));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(pod.report(0).outcome, Outcome::TimedOut);
+    assert!(pod.post(0).exists());
+}
+
+#[test]
+fn reports_only_the_results_this_step_wrote() {
+    let pod = Pod::new("results");
+    let res = pod.results();
+    // Left by an earlier step.
+    fs::write(res.join("old"), "from step 0").expect("write");
+    fs::write(res.join("rewritten"), "before").expect("write");
+    let script = "printf 'sha256:abc' > \"$D/results/digest\"; \
+                  printf 'héllo 世界\\n' > \"$D/results/greeting\"; \
+                  printf 'after' > \"$D/results/rewritten\"; \
+                  printf 'bad \\377 byte' > \"$D/results/binary\"; \
+                  printf 'undeclared' > \"$D/results/extra\"";
+    let out = output(pod.step(
+        0,
+        &[
+            "--results",
+            "digest,greeting",
+            "--results",
+            "old,rewritten,binary,missing",
+        ],
+        &sh(script),
+    ));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let r = pod.report(0);
+    let expected: BTreeMap<String, String> = [
+        ("digest", "sha256:abc"),
+        ("greeting", "héllo 世界\n"),
+        ("rewritten", "after"),
+        ("binary", "bad \u{FFFD} byte"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(r.results, expected);
+    assert_eq!(r.outcome, Outcome::Succeeded);
+}
+
+#[test]
+fn oversized_result_fails_the_step_and_names_it() {
+    let pod = Pod::new("oversized");
+    let script = "head -c 5000 /dev/zero | tr '\\0' x > \"$D/results/IMAGE_URL\"; \
+                  printf small > \"$D/results/small\"";
+    let mut next = spawn_quiet(pod.step(1, &[], &sh("touch \"$D/ran1\"")));
+    let out = output(pod.step(0, &["--results", "IMAGE_URL,small"], &sh(script)));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("IMAGE_URL") && stderr.contains("5000 bytes") && stderr.contains("4096"),
+        "{stderr}"
+    );
+    let r = pod.report(0);
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert_eq!(r.exit_code, 0, "the command itself succeeded");
+    assert!(r.results.is_empty());
+    let msg = r.message.expect("message");
+    assert!(
+        msg.contains("result IMAGE_URL is 5000 bytes") && msg.contains("4096"),
+        "{msg}"
+    );
+    assert!(pod.post_err(0).exists() && !pod.post(0).exists());
+    assert_eq!(code(wait_with_limit(&mut next, LIMIT)), 1);
+    assert!(!pod.root().join("ran1").exists());
+    assert!(pod.report(1).message.expect("skip").contains("IMAGE_URL"));
+}
+
+#[test]
+fn exit_codes_pass_through() {
+    let pod = Pod::new("exit");
+    let out = output(pod.step(0, &[], &sh("echo hello; echo oops >&2; exit 42")));
+    assert_eq!(out.status.code(), Some(42));
+    assert_eq!(out.stdout, b"hello\n", "stdout passes through");
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("oops\n"));
+    let r = pod.report(0);
+    assert_eq!((r.outcome, r.exit_code), (Outcome::Failed, 42));
+    assert_eq!(
+        fs::read_to_string(pod.post_err(0)).expect(".err"),
+        format!("{}: exit code 42", pod.post(0).display())
+    );
+}
+
+#[test]
+fn killed_by_a_signal_is_128_plus_signo() {
+    let pod = Pod::new("signaled");
+    let out = output(pod.step(0, &[], &sh("kill -KILL $$")));
+    assert_eq!(out.status.code(), Some(137));
+    let r = pod.report(0);
+    assert_eq!((r.outcome, r.exit_code), (Outcome::Signaled, 137));
+    assert!(r.message.expect("message").contains("SIGKILL"));
+}
+
+#[test]
+fn command_not_found_is_127_and_not_executable_is_126() {
+    let pod = Pod::new("notfound");
+    let out = output(pod.step(0, &[], &["/no/such/command", "arg"]));
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/command"));
+    let r = pod.report(0);
+    assert_eq!((r.outcome, r.exit_code), (Outcome::Failed, 127));
+    assert!(
+        r.message
+            .expect("message")
+            .contains("command not found: /no/such/command")
+    );
+    assert!(pod.post_err(0).exists());
+
+    let script = pod.root().join("not-exec.sh");
+    fs::write(&script, "#!/bin/sh\ntrue\n").expect("write");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let script = script.to_string_lossy().into_owned();
+    let pod2 = Pod::new("notexec");
+    let out = output(pod2.step(0, &[], &[script.as_str()]));
+    assert_eq!(out.status.code(), Some(126));
+    assert_eq!(pod2.report(0).exit_code, 126);
+}
+
+#[test]
+fn bad_flags_name_the_flag_and_still_fail_the_run() {
+    let pod = Pod::new("badflags");
+    let out = output(pod.step(0, &["--timeout", "30x"], &sh("touch \"$D/ran\"")));
+    assert_eq!(out.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--timeout") && stderr.contains("30x"),
+        "{stderr}"
+    );
+    assert!(!pod.root().join("ran").exists());
+    let r = pod.report(0);
+    assert_eq!((r.outcome, r.exit_code), (Outcome::Failed, 125));
+    assert!(r.message.expect("message").contains("--timeout"));
+    assert!(pod.post_err(0).exists());
+
+    let out = output({
+        let mut c = std::process::Command::new(BIN);
+        c.args(["step", "--post-file", "/x"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing command"));
+    let out = output(std::process::Command::new(BIN));
+    assert_eq!(out.status.code(), Some(125));
+}
+
+#[test]
+fn wait_nonempty_waits_for_content() {
+    let pod = Pod::new("nonempty");
+    let ready = pod.root().join("downward/ready");
+    fs::create_dir_all(ready.parent().expect("parent")).expect("mkdir");
+    let mut c = std::process::Command::new(BIN);
+    c.arg("step")
+        .arg("--wait-file")
+        .arg(&ready)
+        .arg("--wait-nonempty")
+        .arg("--post-file")
+        .arg(pod.post(0))
+        .arg("--termination-path")
+        .arg(pod.term(0))
+        .arg("--results-dir")
+        .arg(pod.results())
+        .args(["--", "true"]);
+    let mut child = spawn_quiet(c);
+    fs::write(&ready, "").expect("create empty");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "an empty file must not release the step"
+    );
+    fs::write(&ready, "1").expect("write content");
+    assert_eq!(code(wait_with_limit(&mut child, LIMIT)), 0);
+    assert_eq!(pod.report(0).outcome, Outcome::Succeeded);
+}
+
+#[test]
+fn poll_fallback_still_orders_steps() {
+    let pod = Pod::new("poll");
+    let mut second = pod.step(1, &[], &sh("echo 1 >> \"$D/log\""));
+    second.env("CICD_ENTRYPOINT_FORCE_POLL", "1");
+    let mut second = spawn_quiet(second);
+    std::thread::sleep(Duration::from_millis(100));
+    let first = output(pod.step(0, &[], &sh("echo 0 >> \"$D/log\"")));
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(code(wait_with_limit(&mut second, LIMIT)), 0);
+    assert_eq!(
+        fs::read_to_string(pod.root().join("log")).expect("log"),
+        "0\n1\n"
+    );
+}
