@@ -222,13 +222,21 @@ spec:
         run.status.iter().flat_map(|s| &s.child_references).map(|c| c.name.clone()).collect();
     assert_eq!(children, vec!["diamond-run-root", "diamond-run-left", "diamond-run-right", "diamond-run-join"]);
 
-    // The branches ran side by side: each started before the other finished.
-    let left = ns.task_run("diamond-run-left").await.status.unwrap_or_default();
-    let right = ns.task_run("diamond-run-right").await.status.unwrap_or_default();
+    // The branches were started side by side: the scheduler created each
+    // before the other finished. (Creation, not start time: with tasks this
+    // short, a busy node may run one branch before the other's pod exists.)
+    let left_run = ns.task_run("diamond-run-left").await;
+    let right_run = ns.task_run("diamond-run-right").await;
     let join = ns.task_run("diamond-run-join").await;
-    let (left_start, left_end) = (left.start_time.expect("left started").0, left.completion_time.expect("left ended").0);
-    let (right_start, right_end) = (right.start_time.expect("right started").0, right.completion_time.expect("right ended").0);
-    assert!(left_start < right_end && right_start < left_end, "branches did not overlap{}", ns.diagnostics("diamond-run"));
+    let created = |run: &MyTaskRun| run.metadata.creation_timestamp.clone().expect("created").0;
+    let (left_created, right_created) = (created(&left_run), created(&right_run));
+    let left_end = left_run.status.clone().unwrap_or_default().completion_time.expect("left ended").0;
+    let right_end = right_run.status.clone().unwrap_or_default().completion_time.expect("right ended").0;
+    assert!(
+        left_created <= right_end && right_created <= left_end,
+        "branches were not started side by side{}",
+        ns.diagnostics("diamond-run")
+    );
     let join_start = join.status.clone().unwrap_or_default().start_time.expect("join started").0;
     assert!(join_start >= left_end && join_start >= right_end, "join started before a branch ended");
     let labels = join.metadata.labels.unwrap_or_default();
