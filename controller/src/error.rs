@@ -14,3 +14,15 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::MissingField(_) => "missing_field",
+            Error::Lease(_) => "lease",
+            Error::Serve { .. } => "serve",
+        }
+    }
+}

@@ -9,7 +9,6 @@
 
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -78,16 +77,7 @@ pub async fn reject_malformed(
     });
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, resource);
     api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-    let event = Event {
-        type_: EventType::Warning,
-        reason: reason.to_string(),
-        note: Some(message.chars().take(1000).collect()),
-        action: "Reconcile".to_string(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(resource)).await {
-        warn!(%name, %error, "cannot publish event");
-    }
+    ctx.publish(&object.object_ref(resource), true, reason, &message).await;
     Ok(Requeue::await_change())
 }
 

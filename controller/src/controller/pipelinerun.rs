@@ -9,28 +9,20 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
 use crate::api::{MyPipeline, MyPipelineRun, MyTask, MyTaskRun, PipelineRunStatus, TaskSpec};
 use crate::error::{Error, Result};
-use crate::metrics::{ErrorLabel, ReasonLabel};
+use crate::metrics::ReasonLabel;
 use crate::pipeline::LABEL_PIPELINE_RUN;
 use crate::reconcile::pipelinerun::{
     Action, Observed, PipelineLookup, decide, is_done, run_label, succeeded_condition,
 };
 
-use super::context::{Context, FIELD_MANAGER};
+use super::context::{Context, FIELD_MANAGER, is_status, sooner};
 use super::decode::{decode, dynamic_api, reject_malformed};
-
-/// How soon a failed reconcile is tried again.
-const ERROR_REQUEUE: Duration = Duration::from_secs(5);
-
-fn is_status(error: &kube::Error, code: u16) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == code)
-}
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
     let started = Instant::now();
@@ -126,37 +118,15 @@ async fn execute(run: &MyPipelineRun, namespace: &str, actions: Vec<Action>, ctx
                     Err(error) => return Err(error.into()),
                 }
             }
-            Action::Publish(notice) => {
-                let event = Event {
-                    type_: if notice.warning { EventType::Warning } else { EventType::Normal },
-                    reason: notice.reason.clone(),
-                    note: Some(truncate(&notice.message, 1000)),
-                    action: "Reconcile".to_string(),
-                    secondary: None,
-                };
-                if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-                    warn!(run = %run.name_any(), %error, "cannot publish event");
-                }
-            }
+            Action::Publish(notice) => ctx.publish(&reference, notice.warning, &notice.reason, &notice.message).await,
             Action::WriteStatus(status) => write_status(&runs, run, &status, ctx).await?,
-            Action::RequeueAfter(after) => requeue = Some(requeue.map_or(after, |r| r.min(after))),
+            Action::RequeueAfter(after) => requeue = sooner(requeue, after),
         }
     }
     Ok(match requeue {
         Some(after) => Requeue::requeue(after),
         None => Requeue::await_change(),
     })
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &text[..end])
 }
 
 async fn write_status(runs: &Api<MyPipelineRun>, run: &MyPipelineRun, status: &PipelineRunStatus, ctx: &Context) -> Result<()> {
@@ -178,13 +148,5 @@ async fn write_status(runs: &Api<MyPipelineRun>, run: &MyPipelineRun, status: &P
 }
 
 pub fn error_policy(run: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Requeue {
-    let kind = match error {
-        Error::Kube(_) => "kube",
-        Error::MissingField(_) => "missing_field",
-        Error::Lease(_) => "lease",
-        Error::Serve { .. } => "serve",
-    };
-    ctx.metrics.reconcile_errors.get_or_create(&ErrorLabel { error: kind.to_string() }).inc();
-    warn!(run = %run.name_any(), %error, "pipeline run reconcile failed; retrying");
-    Requeue::requeue(ERROR_REQUEUE)
+    ctx.requeue_after_error(&format!("MyPipelineRun {}", run.name_any()), error)
 }
