@@ -1,6 +1,7 @@
 //! Every pipeline example (examples/pipeline-*.yaml) validates against the
-//! tasks in its own file, and the reusable pipelines (pipelines/) parse and
-//! form a valid DAG.
+//! tasks in its own file (or, for runs of the reusable pipelines, against
+//! pipelines/ and the task catalog in tasks/), and the reusable pipelines
+//! parse and form a valid DAG.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,12 +33,28 @@ fn load(path: &Path) -> Manifests {
     manifests
 }
 
+/// The reusable pipelines and the catalog tasks (RBAC files hold plain
+/// Kubernetes objects and are left out).
+fn catalog() -> Manifests {
+    let mut manifests = Manifests::default();
+    let catalog_files = files("pipelines", "").into_iter().chain(files("tasks", ""));
+    for path in catalog_files.filter(|p| !p.to_string_lossy().ends_with("-rbac.yaml")) {
+        let text = std::fs::read_to_string(&path).expect("readable");
+        manifests.add_yaml(&path.display().to_string(), &text).expect("parses");
+    }
+    manifests
+}
+
 #[test]
 fn pipeline_examples_validate() {
     let examples = files("examples", "pipeline-");
     assert!(examples.len() >= 4, "{examples:?}");
+    let catalog = catalog();
     for path in examples {
-        let manifests = load(&path);
+        let mut manifests = load(&path);
+        // Runs of the reusable pipelines name pipelines/ and tasks/.
+        manifests.pipelines.extend(catalog.pipelines.iter().cloned());
+        manifests.tasks.extend(catalog.tasks.iter().cloned());
         assert!(!manifests.pipeline_runs.is_empty(), "{}: no MyPipelineRun", path.display());
         for run in &manifests.pipeline_runs {
             let spec = match (&run.spec.pipeline_ref, &run.spec.pipeline_spec) {

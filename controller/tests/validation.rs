@@ -861,3 +861,48 @@ fn run_timeout_defaults_to_the_setting_and_zero_means_none() {
     let custom = resolved_ok(resolve_inline(&inline_run(task(json!({})), json!({ "timeout": "1h30m" }))));
     assert_eq!(custom.timeout, Some(Duration::from_secs(5400)));
 }
+
+#[test]
+fn invalid_and_duplicate_sidecar_names_are_rejected() {
+    let task = task(json!({ "sidecars": [
+        { "name": "Redis_DB", "image": IMAGE },
+        { "name": "db", "image": IMAGE },
+        { "name": "db", "image": IMAGE },
+    ] }));
+    let run = inline_run(task, json!({}));
+    assert_error(resolve_inline(&run), "spec.taskSpec.sidecars[0].name", &["sidecar name \"Redis_DB\" is invalid"]);
+    assert_error(resolve_inline(&run), "spec.taskSpec.sidecars[2].name", &["duplicate sidecar name \"db\""]);
+}
+
+#[test]
+fn a_sidecar_without_an_image_is_rejected() {
+    let task = task(json!({ "sidecars": [{ "name": "db" }] }));
+    assert_error(resolve_inline(&inline_run(task, json!({}))), "spec.taskSpec.sidecars[0].image", &["sidecar \"db\" has no image"]);
+}
+
+#[test]
+fn step_template_mount_of_an_undeclared_volume_is_rejected() {
+    let task = task(json!({ "stepTemplate": { "volumeMounts": [{ "name": "cache", "mountPath": "/cache" }] } }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.stepTemplate.volumeMounts[0].name",
+        &["\"cache\"", "spec.volumes does not declare"],
+    );
+}
+
+#[test]
+fn workspace_mount_paths_must_not_collide() {
+    let task = task(json!({ "workspaces": [
+        { "name": "a", "mountPath": "/src" },
+        { "name": "b", "mountPath": "/src/" },
+        { "name": "c", "mountPath": "/workspace" },
+        { "name": "d", "mountPath": "/cicd/results" },
+    ] }));
+    let run = inline_run(task, json!({ "workspaces": [
+        { "name": "a", "emptyDir": {} }, { "name": "b", "emptyDir": {} },
+        { "name": "c", "emptyDir": {} }, { "name": "d", "emptyDir": {} },
+    ] }));
+    assert_error(resolve_inline(&run), "spec.taskSpec.workspaces[1].mountPath", &["\"/src/\"", "another workspace"]);
+    assert_error(resolve_inline(&run), "spec.taskSpec.workspaces[2].mountPath", &["\"/workspace\"", "used by the pod"]);
+    assert_error(resolve_inline(&run), "spec.taskSpec.workspaces[3].mountPath", &["\"/cicd/results\"", "used by the pod"]);
+}

@@ -13,6 +13,9 @@ use super::errors::ValidationErrors;
 /// Container names are DNS labels: 63 characters; steps get a `step-` prefix.
 pub const MAX_STEP_NAME_LEN: usize = 63 - "step-".len();
 
+/// Sidecar containers get a `sidecar-` prefix.
+pub const MAX_SIDECAR_NAME_LEN: usize = 63 - "sidecar-".len();
+
 /// Volume names the pod renderer uses itself.
 pub const RESERVED_VOLUME_PREFIX: &str = "cicd-";
 
@@ -126,14 +129,40 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
         }
     }
 
+    let mut mount_paths = BTreeSet::new();
     for (index, workspace) in task.workspaces.iter().enumerate() {
-        if let Some(path) = &workspace.mount_path
-            && !path.starts_with('/')
-        {
+        let at = format!("{field}.workspaces[{index}].mountPath");
+        let path = workspace.mount_path.clone().unwrap_or_else(|| crate::layout::default_workspace_path(&workspace.name));
+        let normalized = path.trim_end_matches('/');
+        if !path.starts_with('/') {
+            errors.push(&at, format!("mountPath {path:?} of workspace {:?} must be an absolute path", workspace.name));
+        } else if normalized == crate::layout::WORKSPACE_ROOT || normalized.is_empty() || normalized == "/cicd" || normalized.starts_with("/cicd/") {
             errors.push(
-                format!("{field}.workspaces[{index}].mountPath"),
-                format!("mountPath {path:?} of workspace {:?} must be an absolute path", workspace.name),
+                &at,
+                format!("mountPath {path:?} of workspace {:?} is used by the pod itself; pick another path", workspace.name),
             );
+        } else if !mount_paths.insert(normalized.to_string()) {
+            errors.push(&at, format!("mountPath {path:?} of workspace {:?} is used by another workspace", workspace.name));
+        }
+    }
+
+    let mut sidecar_names = BTreeSet::new();
+    for (index, sidecar) in task.sidecars.iter().enumerate() {
+        let at = format!("{field}.sidecars[{index}]");
+        if !is_dns_label(&sidecar.name, MAX_SIDECAR_NAME_LEN) {
+            errors.push(
+                format!("{at}.name"),
+                format!(
+                    "sidecar name {:?} is invalid: use at most {MAX_SIDECAR_NAME_LEN} lowercase letters, digits and '-', starting and ending with a letter or digit",
+                    sidecar.name
+                ),
+            );
+        }
+        if !sidecar_names.insert(sidecar.name.as_str()) {
+            errors.push(format!("{at}.name"), format!("duplicate sidecar name {:?}", sidecar.name));
+        }
+        if sidecar.image.as_deref().is_none_or(str::is_empty) {
+            errors.push(format!("{at}.image"), format!("sidecar {:?} has no image", sidecar.name));
         }
     }
 
@@ -148,6 +177,16 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
         }
     }
 
+    if let Some(template) = &task.step_template {
+        for (mount_index, mount) in template.volume_mounts.iter().enumerate() {
+            if !volume_names.contains(mount.name.as_str()) {
+                errors.push(
+                    format!("{field}.stepTemplate.volumeMounts[{mount_index}].name"),
+                    format!("stepTemplate mounts volume {:?}, which spec.volumes does not declare", mount.name),
+                );
+            }
+        }
+    }
     if task.steps.is_empty() {
         errors.push(format!("{field}.steps"), "a task needs at least one step");
     }
