@@ -18,6 +18,10 @@ use kube::{Api, Client};
 const BASH: &str = "127.0.0.1:5000/cicd/bash:5";
 const CONTROLLER_NAMESPACE: &str = "cicd-system";
 
+/// Held by tests that restart the controller or compete for its Lease, so
+/// they do not run at the same time.
+static CONTROLLER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -435,6 +439,7 @@ spec:
 #[tokio::test]
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn a_controller_restarted_mid_run_adopts_the_pod() {
+    let _controller = CONTROLLER_LOCK.lock().await;
     let ns = TestNamespace::new("restart").await;
     ns.apply(&format!(
         r#"
@@ -524,4 +529,121 @@ spec:
     let good = ns.wait_done("good-run", Duration::from_secs(120)).await;
     expect_condition(&ns, &good, "True", "Succeeded");
     ns.passed();
+}
+
+/// Every MyTaskRun of every task example reaches the outcome its file
+/// documents: invalid-* files fail validation, the others succeed.
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn every_example_runs_as_documented() {
+    let examples = repo_root().join("examples");
+    let mut files: Vec<String> = std::fs::read_dir(&examples)
+        .expect("examples/ exists")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".yaml") && !name.starts_with("pipeline-") && !name.starts_with("seed-"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "examples found: {files:?}");
+
+    let mut started = Vec::new();
+    for file in &files {
+        let stem = file.trim_end_matches(".yaml");
+        let ns = TestNamespace::new(&format!("ex-{stem}")).await;
+        if stem == "workspaces-configmap-secret" {
+            ns.apply_file("examples/support/workspaces-config.yaml");
+        }
+        ns.apply_file(&format!("examples/{file}"));
+        let text = std::fs::read_to_string(examples.join(file)).expect("read example");
+        let mut manifests = cicd_controller::manifests::Manifests::default();
+        manifests.add_yaml(file, &text).expect("example decodes");
+        let runs: Vec<String> = manifests.task_runs.iter().filter_map(|r| r.metadata.name.clone()).collect();
+        assert!(!runs.is_empty(), "{file} has no MyTaskRun");
+        started.push((stem.to_string(), ns, runs));
+    }
+    for (stem, ns, runs) in started {
+        for name in &runs {
+            let run = ns.wait_done(name, Duration::from_secs(300)).await;
+            if stem.starts_with("invalid-") {
+                expect_condition(&ns, &run, "False", "TaskRunValidationFailed");
+            } else {
+                expect_condition(&ns, &run, "True", "Succeeded");
+            }
+        }
+        if stem == "retries" {
+            let run = ns.runs().get("retries-demo-run").await.expect("run");
+            let attempts = run.status.unwrap_or_default().retries_status;
+            assert_eq!(attempts.len(), 1, "one failed attempt recorded: {attempts:?}");
+            assert_eq!(attempts[0].pod_name, "retries-demo-run-pod");
+        }
+        ns.passed();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn an_image_that_cannot_be_pulled_fails_the_run() {
+    let ns = TestNamespace::new("pull").await;
+    ns.apply(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {name: pull-run}
+spec:
+  taskSpec:
+    steps:
+      - name: missing
+        image: 127.0.0.1:5000/cicd/no-such-image:1
+        script: echo never
+"#,
+    );
+    let run = ns.wait_done("pull-run", Duration::from_secs(180)).await;
+    let message = expect_condition(&ns, &run, "False", "ImagePullFailed");
+    assert!(message.contains("127.0.0.1:5000/cicd/no-such-image:1"), "{message}");
+    ns.passed();
+}
+
+/// The first line of an HTTP/1.0 GET, e.g. `HTTP/1.1 503 Service Unavailable`.
+fn http_status_line(address: &str, path: &str) -> Option<String> {
+    use std::io::{BufRead, BufReader};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    Some(line.trim().to_string())
+}
+
+/// A second controller process (outside the cluster, same kubeconfig)
+/// waits as a follower while the in-cluster replica holds the Lease.
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn a_second_replica_waits_for_the_lease() {
+    let _controller = CONTROLLER_LOCK.lock().await;
+    let holder = kubectl(&["get", "lease", "cicd-controller", "-n", CONTROLLER_NAMESPACE, "-o", "jsonpath={.spec.holderIdentity}"], None);
+    assert!(holder.starts_with("cicd-controller-"), "the in-cluster controller holds the lease: {holder:?}");
+    let address = "127.0.0.1:18089";
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_cicd-controller"))
+        .args(["run", "--metrics-address", address, "--identity", "e2e-follower"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a second controller");
+    // It serves its probes but is not ready: it never became leader.
+    let mut ready_status = String::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Some(status) = http_status_line(address, "/readyz") {
+            ready_status = status;
+            break;
+        }
+    }
+    let still_running = follower.try_wait().expect("poll follower").is_none();
+    let _ = follower.kill();
+    let output = follower.wait_with_output().expect("follower output");
+    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(still_running, "the follower exited: {log}");
+    assert!(ready_status.contains("503"), "follower /readyz: {ready_status:?}\n{log}");
+    assert!(log.contains("waiting to become leader") && !log.contains("became leader"), "{log}");
+    let holder_after = kubectl(&["get", "lease", "cicd-controller", "-n", CONTROLLER_NAMESPACE, "-o", "jsonpath={.spec.holderIdentity}"], None);
+    assert_eq!(holder_after, holder, "the lease stayed with the in-cluster controller");
 }
