@@ -5,6 +5,8 @@
 //! `cargo test -p cicd-controller --test e2e -- --ignored`. Each test works
 //! in a namespace of its own, so they run in parallel.
 
+mod support;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,143 +14,11 @@ use std::time::{Duration, Instant};
 use cicd_controller::api::{MyTaskRun, ParamValue};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Client};
-
-/// Steps' shell image, served by the local registry.
-const BASH: &str = "127.0.0.1:5000/cicd/bash:5";
-const CONTROLLER_NAMESPACE: &str = "cicd-system";
+use support::{BASH, CONTROLLER_NAMESPACE, Run, TestNamespace, kubectl, repo_root};
 
 /// Held by tests that restart the controller or compete for its Lease, so
 /// they do not run at the same time.
 static CONTROLLER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs kubectl; panics with its stderr when it fails.
-fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs (source hack/local-cluster/env.sh)");
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).expect("write kubectl stdin");
-    }
-    let output = child.wait_with_output().expect("kubectl finishes");
-    assert!(output.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// kubectl without asserting success, for diagnostics.
-fn kubectl_lossy(args: &[&str]) -> String {
-    match Command::new("kubectl").args(args).output() {
-        Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        Err(error) => format!("kubectl {args:?}: {error}"),
-    }
-}
-
-/// A namespace for one test, deleted when the test passes.
-struct TestNamespace {
-    name: String,
-    client: Client,
-}
-
-impl TestNamespace {
-    async fn new(test: &str) -> Self {
-        let name = format!("e2e-{test}");
-        let _ = kubectl_lossy(&["delete", "namespace", &name, "--wait=true", "--ignore-not-found"]);
-        kubectl(&["create", "namespace", &name], None);
-        // The default ServiceAccount appears shortly after the namespace.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !kubectl_lossy(&["get", "serviceaccount", "default", "-n", &name]).contains("default") {
-            assert!(Instant::now() < deadline, "no default ServiceAccount in {name}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let client = Client::try_default().await.expect("kube client from KUBECONFIG");
-        TestNamespace { name, client }
-    }
-
-    fn apply(&self, yaml: &str) {
-        kubectl(&["apply", "-n", &self.name, "-f", "-"], Some(yaml));
-    }
-
-    fn apply_file(&self, relative: &str) {
-        let path = repo_root().join(relative);
-        kubectl(&["apply", "-n", &self.name, "-f", &path.display().to_string()], None);
-    }
-
-    fn runs(&self) -> Api<MyTaskRun> {
-        Api::namespaced(self.client.clone(), &self.name)
-    }
-
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), &self.name)
-    }
-
-    /// Everything a failing test should show: the run, its pod's events,
-    /// and the controller's log.
-    fn diagnostics(&self, run: &str) -> String {
-        let mut out = String::new();
-        out.push_str(&format!("\n===== MyTaskRun {run} =====\n"));
-        out.push_str(&kubectl_lossy(&["get", "mytaskrun", run, "-n", &self.name, "-o", "yaml"]));
-        out.push_str("\n===== pods =====\n");
-        out.push_str(&kubectl_lossy(&["get", "pods", "-n", &self.name, "-o", "wide"]));
-        out.push_str("\n===== events =====\n");
-        out.push_str(&kubectl_lossy(&["get", "events", "-n", &self.name, "--sort-by=.lastTimestamp"]));
-        out.push_str("\n===== controller log (tail) =====\n");
-        out.push_str(&kubectl_lossy(&[
-            "logs",
-            "-n",
-            CONTROLLER_NAMESPACE,
-            "deployment/cicd-controller",
-            "--tail=80",
-        ]));
-        out
-    }
-
-    /// Waits until `check` holds for the run, or panics with diagnostics.
-    async fn wait_run(&self, run: &str, limit: Duration, what: &str, check: impl Fn(&MyTaskRun) -> bool) -> MyTaskRun {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(current)) = self.runs().get_opt(run).await
-                && check(&current)
-            {
-                return current;
-            }
-            if Instant::now() > deadline {
-                panic!("MyTaskRun {run} did not reach {what} within {limit:?}{}", self.diagnostics(run));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    async fn wait_done(&self, run: &str, limit: Duration) -> MyTaskRun {
-        self.wait_run(run, limit, "a final condition", |r| condition(r).is_some_and(|(status, _, _)| status != "Unknown"))
-            .await
-    }
-
-    fn passed(self) {
-        let _ = kubectl_lossy(&["delete", "namespace", &self.name, "--wait=false"]);
-    }
-}
-
-/// (status, reason, message) of the run's Succeeded condition.
-fn condition(run: &MyTaskRun) -> Option<(String, String, String)> {
-    let condition = run.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Succeeded")?;
-    Some((condition.status.clone(), condition.reason.clone(), condition.message.clone()))
-}
-
-fn expect_condition(ns: &TestNamespace, run: &MyTaskRun, status: &str, reason: &str) -> String {
-    let name = run.metadata.name.clone().unwrap_or_default();
-    match condition(run) {
-        Some((s, r, message)) if s == status && r == reason => message,
-        other => panic!("run {name}: expected {status}/{reason}, got {other:?}{}", ns.diagnostics(&name)),
-    }
-}
 
 fn result(run: &MyTaskRun, name: &str) -> Option<ParamValue> {
     run.status.as_ref()?.results.iter().find(|r| r.name == name).map(|r| r.value.clone())
@@ -175,10 +45,10 @@ fn assert_seed_image_url(url: &str) {
 #[tokio::test]
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn seed_t1_tr1_succeeds_with_its_image_url() {
-    let ns = TestNamespace::new("seed-t1").await;
+    let ns = TestNamespace::new("e2e-seed-t1").await;
     ns.apply_file("examples/seed-t1-tr1.yaml");
-    let run = ns.wait_done("tr1", Duration::from_secs(180)).await;
-    expect_condition(&ns, &run, "True", "Succeeded");
+    let run = ns.wait_done::<MyTaskRun>("tr1", Duration::from_secs(180)).await;
+    ns.expect_condition(&run, "True", "Succeeded");
     assert_seed_image_url(&string_result(&run, "IMAGE_URL"));
     let status = run.status.clone().unwrap_or_default();
     assert!(status.warnings.iter().any(|w| w.contains("myworkspace")), "warning about the undeclared workspace: {:?}", status.warnings);
@@ -191,11 +61,11 @@ async fn seed_t1_tr1_succeeds_with_its_image_url() {
 #[tokio::test]
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn seed_t2_tr2_succeeds_with_its_image_url() {
-    let ns = TestNamespace::new("seed-t2").await;
+    let ns = TestNamespace::new("e2e-seed-t2").await;
     ns.apply_file("examples/seed-t2-tr2.yaml");
     // t2 sleeps 20 s and 60 s on purpose.
-    let run = ns.wait_done("tr2", Duration::from_secs(300)).await;
-    expect_condition(&ns, &run, "True", "Succeeded");
+    let run = ns.wait_done::<MyTaskRun>("tr2", Duration::from_secs(300)).await;
+    ns.expect_condition(&run, "True", "Succeeded");
     assert_seed_image_url(&string_result(&run, "IMAGE_URL"));
     let steps = run.status.clone().unwrap_or_default().steps;
     let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
@@ -210,7 +80,7 @@ async fn seed_t2_tr2_succeeds_with_its_image_url() {
 #[tokio::test]
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn params_fall_back_to_defaults_and_arrays_expand() {
-    let ns = TestNamespace::new("params").await;
+    let ns = TestNamespace::new("e2e-params").await;
     ns.apply(&format!(
         r#"
 apiVersion: cicdoperator.ning1875.io/v1
@@ -246,8 +116,8 @@ spec:
       value: world
 "#
     ));
-    let run = ns.wait_done("greet-run", Duration::from_secs(120)).await;
-    expect_condition(&ns, &run, "True", "Succeeded");
+    let run = ns.wait_done::<MyTaskRun>("greet-run", Duration::from_secs(120)).await;
+    ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(string_result(&run, "TEXT"), "hello world");
     assert_eq!(string_result(&run, "ARGC"), "2", "the array param became two separate args");
     ns.passed();
@@ -256,7 +126,7 @@ spec:
 #[tokio::test]
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn a_claim_workspace_carries_files_between_steps() {
-    let ns = TestNamespace::new("workspace").await;
+    let ns = TestNamespace::new("e2e-workspace").await;
     ns.apply(&format!(
         r#"
 apiVersion: cicdoperator.ning1875.io/v1
@@ -288,8 +158,8 @@ spec:
           resources: {{requests: {{storage: 16Mi}}}}
 "#
     ));
-    let run = ns.wait_done("share-run", Duration::from_secs(180)).await;
-    expect_condition(&ns, &run, "True", "Succeeded");
+    let run = ns.wait_done::<MyTaskRun>("share-run", Duration::from_secs(180)).await;
+    ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(string_result(&run, "CONTENT"), "from step one");
     let claims = kubectl(&["get", "pvc", "-n", &ns.name, "-o", "jsonpath={.items[*].status.phase}"], None);
     assert_eq!(claims.trim(), "Bound", "one claim, made from the template and bound");
@@ -299,7 +169,7 @@ spec:
 #[tokio::test]
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn a_failing_step_fails_the_run_and_skips_the_rest() {
-    let ns = TestNamespace::new("failing").await;
+    let ns = TestNamespace::new("e2e-failing").await;
     ns.apply(&format!(
         r#"
 apiVersion: cicdoperator.ning1875.io/v1
@@ -319,8 +189,8 @@ spec:
         script: touch /workspace/should-not-exist
 "#
     ));
-    let run = ns.wait_done("fail-run", Duration::from_secs(120)).await;
-    let message = expect_condition(&ns, &run, "False", "Failed");
+    let run = ns.wait_done::<MyTaskRun>("fail-run", Duration::from_secs(120)).await;
+    let message = ns.expect_condition(&run, "False", "Failed");
     assert!(message.contains("\"broken\"") && message.contains("exit code 3"), "{message}");
     let steps = run.status.clone().unwrap_or_default().steps;
     assert_eq!(steps[0].exit_code, Some(0));
@@ -332,7 +202,7 @@ spec:
 #[tokio::test]
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn a_run_past_its_timeout_is_stopped() {
-    let ns = TestNamespace::new("timeout").await;
+    let ns = TestNamespace::new("e2e-timeout").await;
     ns.apply(&format!(
         r#"
 apiVersion: cicdoperator.ning1875.io/v1
@@ -348,11 +218,11 @@ spec:
 "#
     ));
     let started = Instant::now();
-    let run = ns.wait_done("slow-run", Duration::from_secs(90)).await;
-    expect_condition(&ns, &run, "False", "TaskRunTimeout");
+    let run = ns.wait_done::<MyTaskRun>("slow-run", Duration::from_secs(90)).await;
+    ns.expect_condition(&run, "False", "TaskRunTimeout");
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
     // The pod is stopped, not left sleeping.
-    let pods = ns.pods();
+    let pods = ns.api::<Pod>();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let pod = pods.get("slow-run-pod").await.expect("pod kept for its logs");
@@ -360,7 +230,7 @@ spec:
         if phase == "Failed" {
             break;
         }
-        assert!(Instant::now() < deadline, "pod still {phase}{}", ns.diagnostics("slow-run"));
+        assert!(Instant::now() < deadline, "pod still {phase}{}", ns.diagnostics());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     ns.passed();
@@ -369,7 +239,7 @@ spec:
 #[tokio::test]
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn cancelling_a_running_run_stops_it() {
-    let ns = TestNamespace::new("cancel").await;
+    let ns = TestNamespace::new("e2e-cancel").await;
     ns.apply(&format!(
         r#"
 apiVersion: cicdoperator.ning1875.io/v1
@@ -383,21 +253,21 @@ spec:
         script: sleep 300
 "#
     ));
-    ns.wait_run("cancel-run", Duration::from_secs(120), "Running", |r| {
-        condition(r).is_some_and(|(_, reason, _)| reason == "Running")
+    ns.wait_until("cancel-run", Duration::from_secs(120), "Running", |r: &MyTaskRun| {
+        r.condition().is_some_and(|(_, reason, _)| reason == "Running")
     })
     .await;
     let patch = serde_json::json!({ "spec": { "status": "Cancelled" } });
-    ns.runs().patch("cancel-run", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("cancel");
-    let run = ns.wait_done("cancel-run", Duration::from_secs(30)).await;
-    expect_condition(&ns, &run, "False", "TaskRunCancelled");
+    ns.api::<MyTaskRun>().patch("cancel-run", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("cancel");
+    let run = ns.wait_done::<MyTaskRun>("cancel-run", Duration::from_secs(30)).await;
+    ns.expect_condition(&run, "False", "TaskRunCancelled");
     ns.passed();
 }
 
 #[tokio::test]
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn invalid_runs_end_with_a_clear_reason() {
-    let ns = TestNamespace::new("invalid").await;
+    let ns = TestNamespace::new("e2e-invalid").await;
     ns.apply(&format!(
         r#"
 apiVersion: cicdoperator.ning1875.io/v1
@@ -424,14 +294,14 @@ spec:
   taskRef: no-such-task
 "#
     ));
-    let invalid = ns.wait_done("invalid-run", Duration::from_secs(60)).await;
-    let message = expect_condition(&ns, &invalid, "False", "TaskRunValidationFailed");
+    let invalid = ns.wait_done::<MyTaskRun>("invalid-run", Duration::from_secs(60)).await;
+    let message = ns.expect_condition(&invalid, "False", "TaskRunValidationFailed");
     assert!(message.contains("\"REQUIRED\" is required"), "{message}");
     assert!(message.contains("$(params.TYPO)"), "{message}");
-    let orphan = ns.wait_done("orphan-run", Duration::from_secs(60)).await;
-    let message = expect_condition(&ns, &orphan, "False", "TaskRunResolutionFailed");
+    let orphan = ns.wait_done::<MyTaskRun>("orphan-run", Duration::from_secs(60)).await;
+    let message = ns.expect_condition(&orphan, "False", "TaskRunResolutionFailed");
     assert!(message.contains("\"no-such-task\"") && message.contains(&ns.name), "{message}");
-    let pods = ns.pods().list(&ListParams::default()).await.expect("list pods");
+    let pods = ns.api::<Pod>().list(&ListParams::default()).await.expect("list pods");
     assert!(pods.items.is_empty(), "no pod for an invalid run");
     ns.passed();
 }
@@ -440,7 +310,7 @@ spec:
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn a_controller_restarted_mid_run_adopts_the_pod() {
     let _controller = CONTROLLER_LOCK.lock().await;
-    let ns = TestNamespace::new("restart").await;
+    let ns = TestNamespace::new("e2e-restart").await;
     ns.apply(&format!(
         r#"
 apiVersion: cicdoperator.ning1875.io/v1
@@ -459,19 +329,19 @@ spec:
         script: echo -n yes > $(results.DONE.path)
 "#
     ));
-    ns.wait_run("restart-run", Duration::from_secs(120), "Running", |r| {
-        condition(r).is_some_and(|(_, reason, _)| reason == "Running")
+    ns.wait_until("restart-run", Duration::from_secs(120), "Running", |r: &MyTaskRun| {
+        r.condition().is_some_and(|(_, reason, _)| reason == "Running")
     })
     .await;
     kubectl(
         &["delete", "pod", "-n", CONTROLLER_NAMESPACE, "-l", "app.kubernetes.io/name=cicd-controller", "--wait=false"],
         None,
     );
-    let run = ns.wait_done("restart-run", Duration::from_secs(180)).await;
-    expect_condition(&ns, &run, "True", "Succeeded");
+    let run = ns.wait_done::<MyTaskRun>("restart-run", Duration::from_secs(180)).await;
+    ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(string_result(&run, "DONE"), "yes");
     let pods = ns
-        .pods()
+        .api::<Pod>()
         .list(&ListParams::default().labels("cicdoperator.ning1875.io/taskRun=restart-run"))
         .await
         .expect("list pods");
@@ -482,7 +352,7 @@ spec:
 #[tokio::test]
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn a_malformed_run_fails_alone_and_others_still_run() {
-    let ns = TestNamespace::new("malformed").await;
+    let ns = TestNamespace::new("e2e-malformed").await;
     // The CRD keeps inline task specs without a schema, so this is stored;
     // the controller must reject it without stalling other runs.
     ns.apply(&format!(
@@ -521,13 +391,13 @@ spec:
         if !condition.starts_with('|') && !condition.is_empty() {
             break condition;
         }
-        assert!(Instant::now() < deadline, "bad-run has no condition{}", ns.diagnostics("bad-run"));
+        assert!(Instant::now() < deadline, "bad-run has no condition{}", ns.diagnostics());
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(condition.starts_with("False|TaskRunValidationFailed|"), "{condition}");
     assert!(condition.contains("spec.taskSpec.sidecars[0].ports[0].containerPort"), "{condition}");
-    let good = ns.wait_done("good-run", Duration::from_secs(120)).await;
-    expect_condition(&ns, &good, "True", "Succeeded");
+    let good = ns.wait_done::<MyTaskRun>("good-run", Duration::from_secs(120)).await;
+    ns.expect_condition(&good, "True", "Succeeded");
     ns.passed();
 }
 
@@ -548,7 +418,7 @@ async fn every_example_runs_as_documented() {
     let mut started = Vec::new();
     for file in &files {
         let stem = file.trim_end_matches(".yaml");
-        let ns = TestNamespace::new(&format!("ex-{stem}")).await;
+        let ns = TestNamespace::new(&format!("e2e-ex-{stem}")).await;
         if stem == "workspaces-configmap-secret" {
             ns.apply_file("examples/support/workspaces-config.yaml");
         }
@@ -562,15 +432,15 @@ async fn every_example_runs_as_documented() {
     }
     for (stem, ns, runs) in started {
         for name in &runs {
-            let run = ns.wait_done(name, Duration::from_secs(300)).await;
+            let run = ns.wait_done::<MyTaskRun>(name, Duration::from_secs(300)).await;
             if stem.starts_with("invalid-") {
-                expect_condition(&ns, &run, "False", "TaskRunValidationFailed");
+                ns.expect_condition(&run, "False", "TaskRunValidationFailed");
             } else {
-                expect_condition(&ns, &run, "True", "Succeeded");
+                ns.expect_condition(&run, "True", "Succeeded");
             }
         }
         if stem == "retries" {
-            let run = ns.runs().get("retries-demo-run").await.expect("run");
+            let run = ns.api::<MyTaskRun>().get("retries-demo-run").await.expect("run");
             let attempts = run.status.unwrap_or_default().retries_status;
             assert_eq!(attempts.len(), 1, "one failed attempt recorded: {attempts:?}");
             assert_eq!(attempts[0].pod_name, "retries-demo-run-pod");
@@ -582,7 +452,7 @@ async fn every_example_runs_as_documented() {
 #[tokio::test]
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn an_image_that_cannot_be_pulled_fails_the_run() {
-    let ns = TestNamespace::new("pull").await;
+    let ns = TestNamespace::new("e2e-pull").await;
     ns.apply(
         r#"
 apiVersion: cicdoperator.ning1875.io/v1
@@ -596,8 +466,8 @@ spec:
         script: echo never
 "#,
     );
-    let run = ns.wait_done("pull-run", Duration::from_secs(180)).await;
-    let message = expect_condition(&ns, &run, "False", "ImagePullFailed");
+    let run = ns.wait_done::<MyTaskRun>("pull-run", Duration::from_secs(180)).await;
+    let message = ns.expect_condition(&run, "False", "ImagePullFailed");
     assert!(message.contains("127.0.0.1:5000/cicd/no-such-image:1"), "{message}");
     ns.passed();
 }

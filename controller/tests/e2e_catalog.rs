@@ -9,46 +9,16 @@
 //! `cargo test -p cicd-controller --test e2e_catalog -- --ignored`.
 //! Each test works in a namespace of its own.
 
+mod support;
+
 use std::fs;
-use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cicd_controller::api::{MyPipelineRun, MyTaskRun, ParamValue};
-use kube::{Api, Client};
-
-const CONTROLLER_NAMESPACE: &str = "cicd-system";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Runs kubectl; panics with its stderr when it fails.
-fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs (source hack/local-cluster/env.sh)");
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).expect("write kubectl stdin");
-    }
-    let output = child.wait_with_output().expect("kubectl finishes");
-    assert!(output.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// kubectl without asserting success, for diagnostics.
-fn kubectl_lossy(args: &[&str]) -> String {
-    match Command::new("kubectl").args(args).output() {
-        Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        Err(error) => format!("kubectl {args:?}: {error}"),
-    }
-}
+use cicd_controller::api::{MyPipelineRun, MyTaskRun};
+use support::{Run, TestNamespace, kubectl, kubectl_lossy};
 
 fn run(program: &str, args: &[&str], dir: &Path) -> String {
     let output =
@@ -63,111 +33,10 @@ fn git(dir: &Path, args: &[&str]) -> String {
     run("git", &all, dir)
 }
 
-/// A namespace for one test, deleted when the test passes.
-struct TestNamespace {
-    name: String,
-    client: Client,
-}
-
-impl TestNamespace {
-    async fn new(test: &str) -> Self {
-        let name = format!("e2e-cat-{test}");
-        let _ = kubectl_lossy(&["delete", "namespace", &name, "--wait=true", "--ignore-not-found"]);
-        kubectl(&["create", "namespace", &name], None);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !kubectl_lossy(&["get", "serviceaccount", "default", "-n", &name]).contains("default") {
-            assert!(Instant::now() < deadline, "no default ServiceAccount in {name}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let client = Client::try_default().await.expect("kube client from KUBECONFIG");
-        TestNamespace { name, client }
-    }
-
-    fn apply(&self, yaml: &str) {
-        kubectl(&["apply", "-n", &self.name, "-f", "-"], Some(yaml));
-    }
-
-    /// The catalog tasks (with the deploy RBAC) and the pipelines, as shipped.
-    fn apply_catalog(&self) {
-        let root = repo_root();
-        for dir in ["tasks", "pipelines"] {
-            let path = root.join(dir);
-            kubectl(&["apply", "-n", &self.name, "-f", path.to_str().expect("utf-8 path")], None);
-        }
-    }
-
-    /// Everything a failing test should show, with every pod's logs.
-    fn diagnostics(&self) -> String {
-        let ns = self.name.as_str();
-        let mut out = String::new();
-        let mut section = |title: &str, text: String| out.push_str(&format!("\n===== {title} =====\n{text}"));
-        section("MyPipelineRuns", kubectl_lossy(&["get", "mypipelineruns", "-n", ns, "-o", "yaml"]));
-        section("MyTaskRuns", kubectl_lossy(&["get", "mytaskruns", "-n", ns, "-o", "yaml"]));
-        section("pods", kubectl_lossy(&["get", "pods", "-n", ns, "-o", "wide"]));
-        let pods = kubectl_lossy(&["get", "pods", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}"]);
-        for pod in pods.split_whitespace() {
-            section(
-                &format!("logs of {pod}"),
-                kubectl_lossy(&["logs", "-n", ns, pod, "--all-containers", "--prefix", "--tail=40"]),
-            );
-        }
-        section("deployments", kubectl_lossy(&["get", "deployments", "-n", ns, "-o", "yaml"]));
-        section("events", kubectl_lossy(&["get", "events", "-n", ns, "--sort-by=.lastTimestamp"]));
-        section(
-            "controller log (tail)",
-            kubectl_lossy(&["logs", "-n", CONTROLLER_NAMESPACE, "deployment/cicd-controller", "--tail=60"]),
-        );
-        out
-    }
-
-    async fn wait_pipeline_run(&self, name: &str, limit: Duration) -> MyPipelineRun {
-        let api: Api<MyPipelineRun> = Api::namespaced(self.client.clone(), &self.name);
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(current)) = api.get_opt(name).await
-                && let Some(status) = current.status.as_ref()
-                && status.conditions.iter().any(|c| c.type_ == "Succeeded" && c.status != "Unknown")
-            {
-                return current;
-            }
-            if Instant::now() > deadline {
-                panic!("MyPipelineRun {name} did not finish within {limit:?}{}", self.diagnostics());
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
-    async fn wait_task_run(&self, name: &str, limit: Duration) -> MyTaskRun {
-        let api: Api<MyTaskRun> = Api::namespaced(self.client.clone(), &self.name);
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(current)) = api.get_opt(name).await
-                && let Some(status) = current.status.as_ref()
-                && status.conditions.iter().any(|c| c.type_ == "Succeeded" && c.status != "Unknown")
-            {
-                return current;
-            }
-            if Instant::now() > deadline {
-                panic!("MyTaskRun {name} did not finish within {limit:?}{}", self.diagnostics());
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    fn passed(self) {
-        let _ = kubectl_lossy(&["delete", "namespace", &self.name, "--wait=false"]);
-    }
-}
-
-fn succeeded(conditions: &[cicd_controller::api::Condition]) -> Option<(String, String, String)> {
-    conditions.iter().find(|c| c.type_ == "Succeeded").map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn string_value(value: &ParamValue) -> Option<String> {
-    match value {
-        ParamValue::String(s) => Some(s.clone()),
-        _ => None,
-    }
+/// The catalog tasks (with the deploy RBAC) and the pipelines, as shipped.
+fn apply_catalog(ns: &TestNamespace) {
+    ns.apply_file("tasks");
+    ns.apply_file("pipelines");
 }
 
 /// A scratch directory removed on drop (the controller crate has no
@@ -277,11 +146,11 @@ fn unique_marker() -> String {
 #[tokio::test]
 #[ignore = "needs the local cluster, the operator and the catalog images"]
 async fn clone_build_push_deploy_rolls_out_the_built_digest() {
-    let ns = TestNamespace::new("deploy").await;
+    let ns = TestNamespace::new("e2e-cat-deploy").await;
     let dir = TempDir::new();
     let commit = sample_app(dir.path(), &unique_marker());
     let daemon = git_daemon(dir.path());
-    ns.apply_catalog();
+    apply_catalog(&ns);
 
     // The Deployment the pipeline updates: the plain bash image running sleep.
     ns.apply(
@@ -329,16 +198,13 @@ spec:
     );
     let started = Instant::now();
     ns.apply(&run_yaml);
-    let done = ns.wait_pipeline_run("deploy-run", Duration::from_secs(600)).await;
+    let done = ns.wait_done::<MyPipelineRun>("deploy-run", Duration::from_secs(600)).await;
     eprintln!("clone-build-push-deploy finished in {:.0}s", started.elapsed().as_secs_f64());
-    let status = done.status.clone().unwrap_or_default();
-    match succeeded(&status.conditions) {
+    match done.condition() {
         Some((s, _, _)) if s == "True" => {}
         other => panic!("run failed: {other:?}\ngit daemon log:\n{}{}", daemon.log_text(), ns.diagnostics()),
     }
-    let result = |name: &str| {
-        status.results.iter().find(|r| r.name == name).and_then(|r| string_value(&r.value)).unwrap_or_default()
-    };
+    let result = |name: &str| done.string_result(name).unwrap_or_default();
     assert_eq!(result("commit"), commit, "the pipeline reports the cloned commit");
     let image_url = result("image-url");
     let digest = result("image-digest");
@@ -415,14 +281,14 @@ spec:
 #[tokio::test]
 #[ignore = "needs the local cluster, the operator and the catalog images"]
 async fn clone_build_push_without_deploy_pushes_from_a_tag() {
-    let ns = TestNamespace::new("push").await;
+    let ns = TestNamespace::new("e2e-cat-push").await;
     let dir = TempDir::new();
     sample_app(dir.path(), &unique_marker());
     let work = dir.path().join("work");
     git(&work, &["tag", "-a", "v1.0", "-m", "release"]);
     git(&work, &["push", "-q", "../app.git", "v1.0"]);
     let daemon = git_daemon(dir.path());
-    ns.apply_catalog();
+    apply_catalog(&ns);
     ns.apply(&format!(
         r#"
 apiVersion: cicdoperator.ning1875.io/v1
@@ -443,15 +309,14 @@ spec:
         port = daemon.port
     ));
     let started = Instant::now();
-    let done = ns.wait_pipeline_run("push-run", Duration::from_secs(600)).await;
+    let done = ns.wait_done::<MyPipelineRun>("push-run", Duration::from_secs(600)).await;
     eprintln!("clone-build-push finished in {:.0}s", started.elapsed().as_secs_f64());
-    let status = done.status.clone().unwrap_or_default();
-    match succeeded(&status.conditions) {
+    match done.condition() {
         Some((s, _, _)) if s == "True" => {}
         other => panic!("run failed: {other:?}{}", ns.diagnostics()),
     }
-    let digest = status.results.iter().find(|r| r.name == "image-digest").and_then(|r| string_value(&r.value));
-    assert!(digest.is_some_and(|d| d.starts_with("sha256:")), "{:?}", status.results);
+    let digest = done.string_result("image-digest");
+    assert!(digest.is_some_and(|d| d.starts_with("sha256:")), "{:?}", done.results());
     ns.passed();
 }
 
@@ -520,7 +385,7 @@ spec:
 async fn git_clone_reads_a_private_repository_over_ssh() {
     let dir = TempDir::new();
     let Some(sshd) = sshd(dir.path()) else { return };
-    let ns = TestNamespace::new("ssh").await;
+    let ns = TestNamespace::new("e2e-cat-ssh").await;
     let repo = dir.path().join("repo");
     fs::create_dir_all(&repo).expect("mkdir");
     let commit = sample_app(&repo, "private");
@@ -528,25 +393,23 @@ async fn git_clone_reads_a_private_repository_over_ssh() {
     let url = format!("ssh://{user}@127.0.0.1:{}{}", sshd.port, repo.join("app.git").display());
     let host_key = fs::read_to_string(dir.path().join("host_key.pub")).expect("host key");
     let known_hosts = format!("[127.0.0.1]:{} {}", sshd.port, host_key.trim());
-    kubectl(&["apply", "-n", &ns.name, "-f", repo_root().join("tasks/git-clone.yaml").to_str().expect("utf-8")], None);
+    ns.apply_file("tasks/git-clone.yaml");
     ns.apply(&ssh_secret("git-ssh", &dir.path().join("client_key"), &known_hosts));
     ns.apply(&ssh_secret("git-ssh-stranger", &dir.path().join("stranger_key"), &known_hosts));
     ns.apply(&clone_run("private-clone", &url, "git-ssh"));
     ns.apply(&clone_run("stranger-clone", &url, "git-ssh-stranger"));
 
-    let done = ns.wait_task_run("private-clone", Duration::from_secs(180)).await;
-    let status = done.status.clone().unwrap_or_default();
-    match succeeded(&status.conditions) {
+    let done = ns.wait_done::<MyTaskRun>("private-clone", Duration::from_secs(180)).await;
+    match done.condition() {
         Some((s, _, _)) if s == "True" => {}
         other => panic!("private clone failed: {other:?}\nsshd log:\n{}{}", sshd.log_text(), ns.diagnostics()),
     }
-    let result = status.results.iter().find(|r| r.name == "commit").and_then(|r| string_value(&r.value));
-    assert_eq!(result.as_deref(), Some(commit.as_str()));
+    assert_eq!(done.string_result("commit").as_deref(), Some(commit.as_str()));
 
     // A key the server does not accept fails, and the log says why.
-    let done = ns.wait_task_run("stranger-clone", Duration::from_secs(180)).await;
+    let done = ns.wait_done::<MyTaskRun>("stranger-clone", Duration::from_secs(180)).await;
     let status = done.status.clone().unwrap_or_default();
-    assert!(matches!(succeeded(&status.conditions), Some((s, _, _)) if s == "False"), "{}", ns.diagnostics());
+    assert!(matches!(done.condition(), Some((s, _, _)) if s == "False"), "{}", ns.diagnostics());
     let pod = status.pod_name.clone().unwrap_or_default();
     let log = kubectl_lossy(&["logs", "-n", &ns.name, &pod, "-c", "step-clone"]);
     assert!(log.contains("authentication to") && log.contains(&url), "log: {log}{}", ns.diagnostics());

@@ -6,152 +6,13 @@
 //! (`hack/install-operator`): `cargo test -p cicd-controller --test
 //! e2e_pipelines -- --ignored`. Each test works in a namespace of its own.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-use cicd_controller::api::{MyPipelineRun, MyTaskRun, ParamValue};
+use std::time::Duration;
+
+use cicd_controller::api::{MyPipelineRun, MyTaskRun};
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Client};
-
-/// Steps' shell image, served by the local registry.
-const BASH: &str = "127.0.0.1:5000/cicd/bash:5";
-const CONTROLLER_NAMESPACE: &str = "cicd-system";
-
-/// Runs kubectl; panics with its stderr when it fails.
-fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs (source hack/local-cluster/env.sh)");
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).expect("write kubectl stdin");
-    }
-    let output = child.wait_with_output().expect("kubectl finishes");
-    assert!(output.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// kubectl without asserting success, for diagnostics.
-fn kubectl_lossy(args: &[&str]) -> String {
-    match Command::new("kubectl").args(args).output() {
-        Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        Err(error) => format!("kubectl {args:?}: {error}"),
-    }
-}
-
-/// A namespace for one test, deleted when the test passes.
-struct TestNamespace {
-    name: String,
-    client: Client,
-}
-
-impl TestNamespace {
-    async fn new(test: &str) -> Self {
-        let name = format!("e2e-pl-{test}");
-        let _ = kubectl_lossy(&["delete", "namespace", &name, "--wait=true", "--ignore-not-found"]);
-        kubectl(&["create", "namespace", &name], None);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !kubectl_lossy(&["get", "serviceaccount", "default", "-n", &name]).contains("default") {
-            assert!(Instant::now() < deadline, "no default ServiceAccount in {name}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let client = Client::try_default().await.expect("kube client from KUBECONFIG");
-        TestNamespace { name, client }
-    }
-
-    fn apply(&self, yaml: &str) {
-        kubectl(&["apply", "-n", &self.name, "-f", "-"], Some(yaml));
-    }
-
-    fn pipeline_runs(&self) -> Api<MyPipelineRun> {
-        Api::namespaced(self.client.clone(), &self.name)
-    }
-
-    fn task_runs(&self) -> Api<MyTaskRun> {
-        Api::namespaced(self.client.clone(), &self.name)
-    }
-
-    /// Everything a failing test should show.
-    fn diagnostics(&self, run: &str) -> String {
-        let mut out = String::new();
-        out.push_str(&format!("\n===== MyPipelineRun {run} =====\n"));
-        out.push_str(&kubectl_lossy(&["get", "mypipelinerun", run, "-n", &self.name, "-o", "yaml"]));
-        out.push_str("\n===== MyTaskRuns =====\n");
-        out.push_str(&kubectl_lossy(&["get", "mytaskruns", "-n", &self.name, "-o", "yaml"]));
-        out.push_str("\n===== pods =====\n");
-        out.push_str(&kubectl_lossy(&["get", "pods", "-n", &self.name, "-o", "wide"]));
-        out.push_str("\n===== events =====\n");
-        out.push_str(&kubectl_lossy(&["get", "events", "-n", &self.name, "--sort-by=.lastTimestamp"]));
-        out.push_str("\n===== controller log (tail) =====\n");
-        out.push_str(&kubectl_lossy(&["logs", "-n", CONTROLLER_NAMESPACE, "deployment/cicd-controller", "--tail=80"]));
-        out
-    }
-
-    async fn wait_run(&self, run: &str, limit: Duration, what: &str, check: impl Fn(&MyPipelineRun) -> bool) -> MyPipelineRun {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(current)) = self.pipeline_runs().get_opt(run).await
-                && check(&current)
-            {
-                return current;
-            }
-            if Instant::now() > deadline {
-                panic!("MyPipelineRun {run} did not reach {what} within {limit:?}{}", self.diagnostics(run));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    async fn wait_done(&self, run: &str, limit: Duration) -> MyPipelineRun {
-        self.wait_run(run, limit, "a final condition", |r| condition(r).is_some_and(|(status, _, _)| status != "Unknown"))
-            .await
-    }
-
-    async fn task_run(&self, name: &str) -> MyTaskRun {
-        self.task_runs().get(name).await.unwrap_or_else(|error| panic!("MyTaskRun {name}: {error}"))
-    }
-
-    fn passed(self) {
-        let _ = kubectl_lossy(&["delete", "namespace", &self.name, "--wait=false"]);
-    }
-}
-
-/// (status, reason, message) of the run's Succeeded condition.
-fn condition(run: &MyPipelineRun) -> Option<(String, String, String)> {
-    let condition = run.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Succeeded")?;
-    Some((condition.status.clone(), condition.reason.clone(), condition.message.clone()))
-}
-
-fn task_run_condition(run: &MyTaskRun) -> Option<(String, String)> {
-    let condition = run.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Succeeded")?;
-    Some((condition.status.clone(), condition.reason.clone()))
-}
-
-fn expect_condition(ns: &TestNamespace, run: &MyPipelineRun, status: &str, reason: &str) -> String {
-    let name = run.metadata.name.clone().unwrap_or_default();
-    match condition(run) {
-        Some((s, r, message)) if s == status && r == reason => message,
-        other => panic!("run {name}: expected {status}/{reason}, got {other:?}{}", ns.diagnostics(&name)),
-    }
-}
-
-fn pipeline_result(run: &MyPipelineRun, name: &str) -> Option<String> {
-    match &run.status.as_ref()?.results.iter().find(|r| r.name == name)?.value {
-        ParamValue::String(value) => Some(value.clone()),
-        _ => None,
-    }
-}
-
-fn task_result(run: &MyTaskRun, name: &str) -> Option<String> {
-    match &run.status.as_ref()?.results.iter().find(|r| r.name == name)?.value {
-        ParamValue::String(value) => Some(value.clone()),
-        _ => None,
-    }
-}
+use support::{BASH, Run, TestNamespace, kubectl};
 
 fn skipped(run: &MyPipelineRun) -> Vec<(String, String)> {
     run.status.iter().flat_map(|s| &s.skipped_tasks).map(|s| (s.name.clone(), s.reason.clone())).collect()
@@ -180,7 +41,7 @@ spec:
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
 async fn a_diamond_joins_the_results_of_both_branches() {
-    let ns = TestNamespace::new("diamond").await;
+    let ns = TestNamespace::new("e2e-pl-diamond").await;
     ns.apply(&echo_task());
     ns.apply(
         r#"
@@ -215,9 +76,9 @@ spec:
   params: [{name: seed, value: s}]
 "#,
     );
-    let run = ns.wait_done("diamond-run", Duration::from_secs(240)).await;
-    expect_condition(&ns, &run, "True", "Succeeded");
-    assert_eq!(pipeline_result(&run, "JOINED").as_deref(), Some("L(s)+R(s)"));
+    let run = ns.wait_done::<MyPipelineRun>("diamond-run", Duration::from_secs(240)).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("JOINED").as_deref(), Some("L(s)+R(s)"));
     let children: Vec<String> =
         run.status.iter().flat_map(|s| &s.child_references).map(|c| c.name.clone()).collect();
     assert_eq!(children, vec!["diamond-run-root", "diamond-run-left", "diamond-run-right", "diamond-run-join"]);
@@ -225,9 +86,9 @@ spec:
     // The branches were started side by side: the scheduler created each
     // before the other finished. (Creation, not start time: with tasks this
     // short, a busy node may run one branch before the other's pod exists.)
-    let left_run = ns.task_run("diamond-run-left").await;
-    let right_run = ns.task_run("diamond-run-right").await;
-    let join = ns.task_run("diamond-run-join").await;
+    let left_run = ns.get::<MyTaskRun>("diamond-run-left").await;
+    let right_run = ns.get::<MyTaskRun>("diamond-run-right").await;
+    let join = ns.get::<MyTaskRun>("diamond-run-join").await;
     let created = |run: &MyTaskRun| run.metadata.creation_timestamp.clone().expect("created").0;
     let (left_created, right_created) = (created(&left_run), created(&right_run));
     let left_end = left_run.status.clone().unwrap_or_default().completion_time.expect("left ended").0;
@@ -235,7 +96,7 @@ spec:
     assert!(
         left_created <= right_end && right_created <= left_end,
         "branches were not started side by side{}",
-        ns.diagnostics("diamond-run")
+        ns.diagnostics()
     );
     let join_start = join.status.clone().unwrap_or_default().start_time.expect("join started").0;
     assert!(join_start >= left_end && join_start >= right_end, "join started before a branch ended");
@@ -248,7 +109,7 @@ spec:
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
 async fn a_claim_template_workspace_is_shared_by_the_tasks() {
-    let ns = TestNamespace::new("workspace").await;
+    let ns = TestNamespace::new("e2e-pl-workspace").await;
     ns.apply(&format!(
         r#"
 apiVersion: cicdoperator.ning1875.io/v1
@@ -293,9 +154,9 @@ spec:
           resources: {{requests: {{storage: 16Mi}}}}
 "#
     ));
-    let run = ns.wait_done("share-run", Duration::from_secs(240)).await;
-    expect_condition(&ns, &run, "True", "Succeeded");
-    assert_eq!(pipeline_result(&run, "CONTENT").as_deref(), Some("written by task one"));
+    let run = ns.wait_done::<MyPipelineRun>("share-run", Duration::from_secs(240)).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("CONTENT").as_deref(), Some("written by task one"));
     let claims = kubectl(&["get", "pvc", "-n", &ns.name, "-o", "jsonpath={.items[*].metadata.name}"], None);
     assert_eq!(claims.trim(), "share-run-source", "one claim for the whole pipeline run");
     let owner = kubectl(
@@ -309,7 +170,7 @@ spec:
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
 async fn a_when_false_branch_is_skipped_with_its_dependents() {
-    let ns = TestNamespace::new("when").await;
+    let ns = TestNamespace::new("e2e-pl-when").await;
     ns.apply(&echo_task());
     ns.apply(
         r#"
@@ -344,8 +205,8 @@ spec:
   pipelineRef: gated
 "#,
     );
-    let run = ns.wait_done("gated-run", Duration::from_secs(240)).await;
-    expect_condition(&ns, &run, "True", "Completed");
+    let run = ns.wait_done::<MyPipelineRun>("gated-run", Duration::from_secs(240)).await;
+    ns.expect_condition(&run, "True", "Completed");
     assert_eq!(
         skipped(&run),
         vec![
@@ -353,9 +214,9 @@ spec:
             ("announce".to_string(), "ParentTasksSkipped".to_string()),
         ]
     );
-    let after = ns.task_run("gated-run-after-deploy").await;
-    assert_eq!(task_result(&after, "OUT").as_deref(), Some("still runs"));
-    let made = ns.task_runs().list(&ListParams::default()).await.expect("list task runs");
+    let after = ns.get::<MyTaskRun>("gated-run-after-deploy").await;
+    assert_eq!(after.string_result("OUT").as_deref(), Some("still runs"));
+    let made = ns.api::<MyTaskRun>().list(&ListParams::default()).await.expect("list task runs");
     assert_eq!(made.items.len(), 2, "only build and after-deploy ran");
     ns.passed();
 }
@@ -363,7 +224,7 @@ spec:
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
 async fn finally_runs_after_a_failure_and_sees_it() {
-    let ns = TestNamespace::new("finally").await;
+    let ns = TestNamespace::new("e2e-pl-finally").await;
     ns.apply(&echo_task());
     ns.apply(&format!(
         r#"
@@ -395,22 +256,22 @@ spec:
   pipelineRef: breaks
 "#
     ));
-    let run = ns.wait_done("breaks-run", Duration::from_secs(300)).await;
-    let message = expect_condition(&ns, &run, "False", "Failed");
+    let run = ns.wait_done::<MyPipelineRun>("breaks-run", Duration::from_secs(300)).await;
+    let message = ns.expect_condition(&run, "False", "Failed");
     assert!(message.contains("\"broken\""), "{message}");
     assert_eq!(skipped(&run), vec![("never".to_string(), "PipelineRunStopping".to_string())]);
-    let broken = ns.task_run("breaks-run-broken").await;
+    let broken = ns.get::<MyTaskRun>("breaks-run-broken").await;
     assert_eq!(broken.status.clone().unwrap_or_default().retries_status.len(), 1, "the child retried once before failing");
-    let report = ns.task_run("breaks-run-report").await;
-    assert_eq!(task_run_condition(&report).map(|(s, _)| s).as_deref(), Some("True"));
-    assert_eq!(task_result(&report, "OUT").as_deref(), Some("broken=Failed never=None all=Failed"));
+    let report = ns.get::<MyTaskRun>("breaks-run-report").await;
+    assert_eq!(report.condition().map(|(s, _, _)| s).as_deref(), Some("True"));
+    assert_eq!(report.string_result("OUT").as_deref(), Some("broken=Failed never=None all=Failed"));
     ns.passed();
 }
 
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
 async fn cancelling_a_running_pipeline_cancels_its_tasks() {
-    let ns = TestNamespace::new("cancel").await;
+    let ns = TestNamespace::new("e2e-pl-cancel").await;
     ns.apply(&format!(
         r#"
 apiVersion: cicdoperator.ning1875.io/v1
@@ -442,33 +303,22 @@ spec:
 "#
     ));
     // Wait until the child's pod runs.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(Some(child)) = ns.task_runs().get_opt("cancel-run-sleep").await
-            && task_run_condition(&child).is_some_and(|(_, reason)| reason == "Running")
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the first task never ran{}", ns.diagnostics("cancel-run"));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    ns.wait_until("cancel-run-sleep", Duration::from_secs(120), "Running (the first task ran)", |child: &MyTaskRun| {
+        child.condition().is_some_and(|(_, reason, _)| reason == "Running")
+    })
+    .await;
     let patch = serde_json::json!({ "spec": { "status": "Cancelled" } });
-    ns.pipeline_runs().patch("cancel-run", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("cancel");
-    let run = ns.wait_done("cancel-run", Duration::from_secs(60)).await;
-    expect_condition(&ns, &run, "False", "PipelineRunCancelled");
+    ns.api::<MyPipelineRun>().patch("cancel-run", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("cancel");
+    let run = ns.wait_done::<MyPipelineRun>("cancel-run", Duration::from_secs(60)).await;
+    ns.expect_condition(&run, "False", "PipelineRunCancelled");
     let skipped_names: Vec<String> = skipped(&run).into_iter().map(|(name, _)| name).collect();
     assert_eq!(skipped_names, vec!["later", "cleanup"]);
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let child = ns.task_run("cancel-run-sleep").await;
-        if task_run_condition(&child).is_some_and(|(status, reason)| status == "False" && reason == "TaskRunCancelled") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the child was not cancelled{}", ns.diagnostics("cancel-run"));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let made = ns.task_runs().list(&ListParams::default()).await.expect("list task runs");
+    ns.wait_until("cancel-run-sleep", Duration::from_secs(60), "False/TaskRunCancelled", |child: &MyTaskRun| {
+        child.condition().is_some_and(|(status, reason, _)| status == "False" && reason == "TaskRunCancelled")
+    })
+    .await;
+    let made = ns.api::<MyTaskRun>().list(&ListParams::default()).await.expect("list task runs");
     assert_eq!(made.items.len(), 1, "no task started after the cancel");
     ns.passed();
 }
