@@ -45,7 +45,11 @@ fn task_for<'a>(run: &'a MyTaskRun, manifests: &'a Manifests) -> Result<(&'a Tas
 
 /// Renders the pod of every MyTaskRun in the input (first attempt), as
 /// multi-document YAML. Fails with every validation error found.
-pub fn render_yaml(inputs: &[(String, String)], settings: &RenderSettings, default_timeout: Duration) -> Result<String, RenderError> {
+pub fn render_yaml(
+    inputs: &[(String, String)],
+    settings: &RenderSettings,
+    default_timeout: Duration,
+) -> Result<String, RenderError> {
     let mut manifests = Manifests::default();
     for (source_name, text) in inputs {
         manifests.add_yaml(source_name, text)?;
@@ -79,5 +83,9 @@ pub fn render_yaml(inputs: &[(String, String)], settings: &RenderSettings, defau
             Err(errors) => problems.extend(errors.0.iter().map(|e| format!("MyTaskRun {run_name:?}: {e}"))),
         }
     }
-    if problems.is_empty() { Ok(out) } else { Err(RenderError::Invalid(problems)) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(RenderError::Invalid(problems))
+    }
 }

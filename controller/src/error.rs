@@ -10,7 +10,10 @@ pub enum Error {
     #[error("leader election failed: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
     #[error("cannot serve metrics on {address}: {source}")]
-    Serve { address: std::net::SocketAddr, source: std::io::Error },
+    Serve {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

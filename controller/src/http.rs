@@ -40,6 +40,10 @@ pub fn router(probes: Probes) -> Router {
 
 /// Serves until the process ends.
 pub async fn serve(address: std::net::SocketAddr, probes: Probes) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| Error::Serve { address, source })?;
-    axum::serve(listener, router(probes)).await.map_err(|source| Error::Serve { address, source })
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Serve { address, source })?;
+    axum::serve(listener, router(probes))
+        .await
+        .map_err(|source| Error::Serve { address, source })
 }

@@ -2,19 +2,19 @@
 //! render a pod, read its status) and the Kubernetes controller around them.
 
 pub mod api;
-pub mod engine;
-pub mod layout;
-pub mod names;
-pub mod pod;
-pub mod reason;
-pub mod manifests;
-pub mod pipeline;
-pub mod plan;
 pub mod commands;
 pub mod config;
 pub mod controller;
+pub mod engine;
 pub mod error;
 pub mod http;
+pub mod layout;
+pub mod manifests;
 pub mod metrics;
+pub mod names;
+pub mod pipeline;
+pub mod plan;
+pub mod pod;
+pub mod reason;
 pub mod reconcile;
 pub mod telemetry;

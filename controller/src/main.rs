@@ -4,13 +4,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
 use cicd_controller::commands;
 use cicd_controller::config::ControllerConfig;
 use cicd_controller::pod::render::RenderSettings;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cicd-controller", version, about = "Kubernetes-native CI/CD: runs MyTaskRuns and MyPipelineRuns")]
+#[command(
+    name = "cicd-controller",
+    version,
+    about = "Kubernetes-native CI/CD: runs MyTaskRuns and MyPipelineRuns"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,7 +52,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", commands::crds_yaml()?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Render { files, entrypoint_image } => {
+        Command::Render {
+            files,
+            entrypoint_image,
+        } => {
             let mut inputs = Vec::new();
             for file in &files {
                 let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;

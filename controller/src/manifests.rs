@@ -8,9 +8,21 @@ pub enum ManifestError {
     #[error("{source_name}: not valid YAML: {message}")]
     Yaml { source_name: String, message: String },
     #[error("{source_name}: document {index} ({kind} {name:?}): {message}")]
-    Decode { source_name: String, index: usize, kind: String, name: String, message: String },
-    #[error("{source_name}: document {index}: kind {kind:?} is not one of MyTask, MyTaskRun, MyPipeline, MyPipelineRun")]
-    UnknownKind { source_name: String, index: usize, kind: String },
+    Decode {
+        source_name: String,
+        index: usize,
+        kind: String,
+        name: String,
+        message: String,
+    },
+    #[error(
+        "{source_name}: document {index}: kind {kind:?} is not one of MyTask, MyTaskRun, MyPipeline, MyPipelineRun"
+    )]
+    UnknownKind {
+        source_name: String,
+        index: usize,
+        kind: String,
+    },
 }
 
 /// The objects found in some YAML.
@@ -28,7 +40,11 @@ fn decode<T: serde::de::DeserializeOwned>(
     index: usize,
     kind: &str,
 ) -> Result<T, ManifestError> {
-    let name = document.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+    let name = document
+        .pointer("/metadata/name")
+        .and_then(|n| n.as_str())
+        .unwrap_or_default()
+        .to_string();
     serde_json::from_value(document).map_err(|error| ManifestError::Decode {
         source_name: source_name.to_string(),
         index,
@@ -41,19 +57,32 @@ fn decode<T: serde::de::DeserializeOwned>(
 impl Manifests {
     /// Adds every document of a (multi-document) YAML text.
     pub fn add_yaml(&mut self, source_name: &str, text: &str) -> Result<(), ManifestError> {
-        let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(text)
-            .map_err(|error| ManifestError::Yaml { source_name: source_name.to_string(), message: error.to_string() })?;
+        let documents: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(text).map_err(|error| ManifestError::Yaml {
+                source_name: source_name.to_string(),
+                message: error.to_string(),
+            })?;
         for (index, document) in documents.into_iter().enumerate() {
             if document.is_null() {
                 continue;
             }
-            let kind = document.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+            let kind = document
+                .get("kind")
+                .and_then(|k| k.as_str())
+                .unwrap_or_default()
+                .to_string();
             match kind.as_str() {
                 "MyTask" => self.tasks.push(decode(document, source_name, index, &kind)?),
                 "MyTaskRun" => self.task_runs.push(decode(document, source_name, index, &kind)?),
                 "MyPipeline" => self.pipelines.push(decode(document, source_name, index, &kind)?),
                 "MyPipelineRun" => self.pipeline_runs.push(decode(document, source_name, index, &kind)?),
-                _ => return Err(ManifestError::UnknownKind { source_name: source_name.to_string(), index, kind }),
+                _ => {
+                    return Err(ManifestError::UnknownKind {
+                        source_name: source_name.to_string(),
+                        index,
+                        kind,
+                    });
+                }
             }
         }
         Ok(())

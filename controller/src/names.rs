@@ -12,7 +12,11 @@ const HASH_LEN: usize = 8;
 
 fn short_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
-    digest.iter().take(HASH_LEN / 2).map(|byte| format!("{byte:02x}")).collect()
+    digest
+        .iter()
+        .take(HASH_LEN / 2)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Joins `parts` with `-` into a DNS label: lowercase, invalid characters
@@ -24,7 +28,11 @@ pub fn dns_label(parts: &[&str]) -> String {
         .chars()
         .map(|c| {
             let c = c.to_ascii_lowercase();
-            if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' }
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
         })
         .collect();
     let cleaned = cleaned.trim_matches('-');
@@ -34,7 +42,11 @@ pub fn dns_label(parts: &[&str]) -> String {
     let keep = cleaned.len().min(MAX_NAME_LEN - HASH_LEN - 1);
     let prefix = cleaned[..keep].trim_end_matches('-');
     let hash = short_hash(&joined);
-    if prefix.is_empty() { hash } else { format!("{prefix}-{hash}") }
+    if prefix.is_empty() {
+        hash
+    } else {
+        format!("{prefix}-{hash}")
+    }
 }
 
 /// The pod of a run's attempt: `<run>-pod`, then `<run>-pod-retry<N>`.

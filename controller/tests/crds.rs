@@ -12,7 +12,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 const APPLY_ANNOTATION_LIMIT: usize = 256 * 1024;
 
 fn crd(kind: &str) -> CustomResourceDefinition {
-    crds().into_iter().find(|c| c.spec.names.kind == kind).unwrap_or_else(|| panic!("no CRD for {kind}"))
+    crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .unwrap_or_else(|| panic!("no CRD for {kind}"))
 }
 
 #[test]
@@ -54,17 +57,37 @@ fn crds_yaml_holds_the_four_kinds_in_order() {
 
 #[test]
 fn every_crd_is_namespaced_v1_in_the_cicd_category_with_its_short_name() {
-    for (kind, short) in [("MyTask", "mt"), ("MyTaskRun", "mtr"), ("MyPipeline", "mp"), ("MyPipelineRun", "mpr")] {
+    for (kind, short) in [
+        ("MyTask", "mt"),
+        ("MyTaskRun", "mtr"),
+        ("MyPipeline", "mp"),
+        ("MyPipelineRun", "mpr"),
+    ] {
         let crd = crd(kind);
         assert_eq!(crd.spec.group, "cicdoperator.ning1875.io");
         assert_eq!(crd.spec.scope, "Namespaced", "{kind}");
-        assert_eq!(crd.spec.names.short_names.as_deref(), Some(&[short.to_string()][..]), "{kind}");
-        assert_eq!(crd.spec.names.categories.as_deref(), Some(&["cicd".to_string()][..]), "{kind}");
+        assert_eq!(
+            crd.spec.names.short_names.as_deref(),
+            Some(&[short.to_string()][..]),
+            "{kind}"
+        );
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["cicd".to_string()][..]),
+            "{kind}"
+        );
         assert_eq!(crd.spec.versions.len(), 1, "{kind}");
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1");
         assert!(version.served && version.storage, "{kind}");
-        assert!(version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()).is_some(), "{kind} has a schema");
+        assert!(
+            version
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+                .is_some(),
+            "{kind} has a schema"
+        );
     }
 }
 
@@ -73,7 +96,10 @@ fn run_kinds_have_the_status_subresource() {
     for kind in ["MyTaskRun", "MyPipelineRun"] {
         let crd = crd(kind);
         let subresources = crd.spec.versions[0].subresources.as_ref();
-        assert!(subresources.is_some_and(|s| s.status.is_some()), "{kind} needs the status subresource");
+        assert!(
+            subresources.is_some_and(|s| s.status.is_some()),
+            "{kind} needs the status subresource"
+        );
     }
 }
 
@@ -81,17 +107,36 @@ fn run_kinds_have_the_status_subresource() {
 fn run_kinds_print_succeeded_reason_and_times() {
     for kind in ["MyTaskRun", "MyPipelineRun"] {
         let crd = crd(kind);
-        let columns = crd.spec.versions[0].additional_printer_columns.clone().unwrap_or_default();
+        let columns = crd.spec.versions[0]
+            .additional_printer_columns
+            .clone()
+            .unwrap_or_default();
         let summary: Vec<(String, String, String)> =
             columns.into_iter().map(|c| (c.name, c.type_, c.json_path)).collect();
         let succeeded = r#".status.conditions[?(@.type=="Succeeded")]"#;
         assert_eq!(
             summary,
             [
-                ("Succeeded".to_string(), "string".to_string(), format!("{succeeded}.status")),
-                ("Reason".to_string(), "string".to_string(), format!("{succeeded}.reason")),
-                ("StartTime".to_string(), "date".to_string(), ".status.startTime".to_string()),
-                ("CompletionTime".to_string(), "date".to_string(), ".status.completionTime".to_string()),
+                (
+                    "Succeeded".to_string(),
+                    "string".to_string(),
+                    format!("{succeeded}.status")
+                ),
+                (
+                    "Reason".to_string(),
+                    "string".to_string(),
+                    format!("{succeeded}.reason")
+                ),
+                (
+                    "StartTime".to_string(),
+                    "date".to_string(),
+                    ".status.startTime".to_string()
+                ),
+                (
+                    "CompletionTime".to_string(),
+                    "date".to_string(),
+                    ".status.completionTime".to_string()
+                ),
             ],
             "{kind}"
         );
@@ -104,8 +149,16 @@ fn each_crd_fits_in_kubectls_apply_annotation() {
         let kind = crd.spec.names.kind.clone();
         let yaml = serde_saphyr::to_string(&crd).expect("YAML");
         let json = serde_json::to_string(&crd).expect("JSON");
-        assert!(yaml.len() < APPLY_ANNOTATION_LIMIT, "{kind}: YAML is {} bytes", yaml.len());
+        assert!(
+            yaml.len() < APPLY_ANNOTATION_LIMIT,
+            "{kind}: YAML is {} bytes",
+            yaml.len()
+        );
         // The annotation holds the JSON form.
-        assert!(json.len() < APPLY_ANNOTATION_LIMIT, "{kind}: JSON is {} bytes", json.len());
+        assert!(
+            json.len() < APPLY_ANNOTATION_LIMIT,
+            "{kind}: JSON is {} bytes",
+            json.len()
+        );
     }
 }

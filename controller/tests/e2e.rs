@@ -21,7 +21,12 @@ use support::{BASH, CONTROLLER_NAMESPACE, Run, TestNamespace, kubectl, repo_root
 static CONTROLLER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn result(run: &MyTaskRun, name: &str) -> Option<ParamValue> {
-    run.status.as_ref()?.results.iter().find(|r| r.name == name).map(|r| r.value.clone())
+    run.status
+        .as_ref()?
+        .results
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| r.value.clone())
 }
 
 fn string_result(run: &MyTaskRun, name: &str) -> String {
@@ -34,12 +39,20 @@ fn string_result(run: &MyTaskRun, name: &str) -> String {
 /// The seed's image tag: <base>:<revision or master>-<YYYYmmdd-HH-MM>-<9 hex>.
 fn assert_seed_image_url(url: &str) {
     let base = "registry.cn-beijing.aliyuncs.com/ning1875_haiwai_image/mytask-01:master-";
-    let rest = url.strip_prefix(base).unwrap_or_else(|| panic!("IMAGE_URL {url:?} does not start with {base}"));
+    let rest = url
+        .strip_prefix(base)
+        .unwrap_or_else(|| panic!("IMAGE_URL {url:?} does not start with {base}"));
     let parts: Vec<&str> = rest.split('-').collect();
     assert_eq!(parts.len(), 4, "IMAGE_URL {url:?}");
-    assert!(parts[0].len() == 8 && parts[0].chars().all(|c| c.is_ascii_digit()), "date in {url:?}");
+    assert!(
+        parts[0].len() == 8 && parts[0].chars().all(|c| c.is_ascii_digit()),
+        "date in {url:?}"
+    );
     assert!(parts[1].len() == 2 && parts[2].len() == 2, "hour-minute in {url:?}");
-    assert!(parts[3].len() == 9 && parts[3].chars().all(|c| c.is_ascii_hexdigit()), "random part in {url:?}");
+    assert!(
+        parts[3].len() == 9 && parts[3].chars().all(|c| c.is_ascii_hexdigit()),
+        "random part in {url:?}"
+    );
 }
 
 #[tokio::test]
@@ -51,7 +64,11 @@ async fn seed_t1_tr1_succeeds_with_its_image_url() {
     ns.expect_condition(&run, "True", "Succeeded");
     assert_seed_image_url(&string_result(&run, "IMAGE_URL"));
     let status = run.status.clone().unwrap_or_default();
-    assert!(status.warnings.iter().any(|w| w.contains("myworkspace")), "warning about the undeclared workspace: {:?}", status.warnings);
+    assert!(
+        status.warnings.iter().any(|w| w.contains("myworkspace")),
+        "warning about the undeclared workspace: {:?}",
+        status.warnings
+    );
     assert_eq!(status.steps.len(), 1);
     assert_eq!(status.steps[0].exit_code, Some(0));
     assert!(status.start_time.is_some() && status.completion_time.is_some());
@@ -73,7 +90,10 @@ async fn seed_t2_tr2_succeeds_with_its_image_url() {
     // Steps ran one after the other: the second started after the first ended.
     let first_end = steps[0].finished_at.clone().expect("first step finished").0;
     let second_start = steps[1].started_at.clone().expect("second step started").0;
-    assert!(second_start >= first_end, "step 2 started {second_start} before step 1 ended {first_end}");
+    assert!(
+        second_start >= first_end,
+        "step 2 started {second_start} before step 1 ended {first_end}"
+    );
     ns.passed();
 }
 
@@ -119,7 +139,11 @@ spec:
     let run = ns.wait_done::<MyTaskRun>("greet-run", Duration::from_secs(120)).await;
     ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(string_result(&run, "TEXT"), "hello world");
-    assert_eq!(string_result(&run, "ARGC"), "2", "the array param became two separate args");
+    assert_eq!(
+        string_result(&run, "ARGC"),
+        "2",
+        "the array param became two separate args"
+    );
     ns.passed();
 }
 
@@ -161,7 +185,10 @@ spec:
     let run = ns.wait_done::<MyTaskRun>("share-run", Duration::from_secs(180)).await;
     ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(string_result(&run, "CONTENT"), "from step one");
-    let claims = kubectl(&["get", "pvc", "-n", &ns.name, "-o", "jsonpath={.items[*].status.phase}"], None);
+    let claims = kubectl(
+        &["get", "pvc", "-n", &ns.name, "-o", "jsonpath={.items[*].status.phase}"],
+        None,
+    );
     assert_eq!(claims.trim(), "Bound", "one claim, made from the template and bound");
     ns.passed();
 }
@@ -191,7 +218,10 @@ spec:
     ));
     let run = ns.wait_done::<MyTaskRun>("fail-run", Duration::from_secs(120)).await;
     let message = ns.expect_condition(&run, "False", "Failed");
-    assert!(message.contains("\"broken\"") && message.contains("exit code 3"), "{message}");
+    assert!(
+        message.contains("\"broken\"") && message.contains("exit code 3"),
+        "{message}"
+    );
     let steps = run.status.clone().unwrap_or_default().steps;
     assert_eq!(steps[0].exit_code, Some(0));
     assert_eq!(steps[1].exit_code, Some(3));
@@ -220,7 +250,11 @@ spec:
     let started = Instant::now();
     let run = ns.wait_done::<MyTaskRun>("slow-run", Duration::from_secs(90)).await;
     ns.expect_condition(&run, "False", "TaskRunTimeout");
-    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
     // The pod is stopped, not left sleeping.
     let pods = ns.api::<Pod>();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -258,7 +292,10 @@ spec:
     })
     .await;
     let patch = serde_json::json!({ "spec": { "status": "Cancelled" } });
-    ns.api::<MyTaskRun>().patch("cancel-run", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("cancel");
+    ns.api::<MyTaskRun>()
+        .patch("cancel-run", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("cancel");
     let run = ns.wait_done::<MyTaskRun>("cancel-run", Duration::from_secs(30)).await;
     ns.expect_condition(&run, "False", "TaskRunCancelled");
     ns.passed();
@@ -300,7 +337,10 @@ spec:
     assert!(message.contains("$(params.TYPO)"), "{message}");
     let orphan = ns.wait_done::<MyTaskRun>("orphan-run", Duration::from_secs(60)).await;
     let message = ns.expect_condition(&orphan, "False", "TaskRunResolutionFailed");
-    assert!(message.contains("\"no-such-task\"") && message.contains(&ns.name), "{message}");
+    assert!(
+        message.contains("\"no-such-task\"") && message.contains(&ns.name),
+        "{message}"
+    );
     let pods = ns.api::<Pod>().list(&ListParams::default()).await.expect("list pods");
     assert!(pods.items.is_empty(), "no pod for an invalid run");
     ns.passed();
@@ -334,7 +374,15 @@ spec:
     })
     .await;
     kubectl(
-        &["delete", "pod", "-n", CONTROLLER_NAMESPACE, "-l", "app.kubernetes.io/name=cicd-controller", "--wait=false"],
+        &[
+            "delete",
+            "pod",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/name=cicd-controller",
+            "--wait=false",
+        ],
         None,
     );
     let run = ns.wait_done::<MyTaskRun>("restart-run", Duration::from_secs(180)).await;
@@ -384,18 +432,26 @@ spec:
 "#
     ));
     // Our own typed client cannot decode bad-run either: read it untyped.
-    let jsonpath = "jsonpath={.status.conditions[0].status}|{.status.conditions[0].reason}|{.status.conditions[0].message}";
+    let jsonpath =
+        "jsonpath={.status.conditions[0].status}|{.status.conditions[0].reason}|{.status.conditions[0].message}";
     let deadline = Instant::now() + Duration::from_secs(60);
     let condition = loop {
         let condition = kubectl(&["get", "mytaskrun", "bad-run", "-n", &ns.name, "-o", jsonpath], None);
         if !condition.starts_with('|') && !condition.is_empty() {
             break condition;
         }
-        assert!(Instant::now() < deadline, "bad-run has no condition{}", ns.diagnostics());
+        assert!(
+            Instant::now() < deadline,
+            "bad-run has no condition{}",
+            ns.diagnostics()
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(condition.starts_with("False|TaskRunValidationFailed|"), "{condition}");
-    assert!(condition.contains("spec.taskSpec.sidecars[0].ports[0].containerPort"), "{condition}");
+    assert!(
+        condition.contains("spec.taskSpec.sidecars[0].ports[0].containerPort"),
+        "{condition}"
+    );
     let good = ns.wait_done::<MyTaskRun>("good-run", Duration::from_secs(120)).await;
     ns.expect_condition(&good, "True", "Succeeded");
     ns.passed();
@@ -426,7 +482,11 @@ async fn every_example_runs_as_documented() {
         let text = std::fs::read_to_string(examples.join(file)).expect("read example");
         let mut manifests = cicd_controller::manifests::Manifests::default();
         manifests.add_yaml(file, &text).expect("example decodes");
-        let runs: Vec<String> = manifests.task_runs.iter().filter_map(|r| r.metadata.name.clone()).collect();
+        let runs: Vec<String> = manifests
+            .task_runs
+            .iter()
+            .filter_map(|r| r.metadata.name.clone())
+            .collect();
         assert!(!runs.is_empty(), "{file} has no MyTaskRun");
         started.push((stem.to_string(), ns, runs));
     }
@@ -489,8 +549,22 @@ fn http_status_line(address: &str, path: &str) -> Option<String> {
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn a_second_replica_waits_for_the_lease() {
     let _controller = CONTROLLER_LOCK.lock().await;
-    let holder = kubectl(&["get", "lease", "cicd-controller", "-n", CONTROLLER_NAMESPACE, "-o", "jsonpath={.spec.holderIdentity}"], None);
-    assert!(holder.starts_with("cicd-controller-"), "the in-cluster controller holds the lease: {holder:?}");
+    let holder = kubectl(
+        &[
+            "get",
+            "lease",
+            "cicd-controller",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    );
+    assert!(
+        holder.starts_with("cicd-controller-"),
+        "the in-cluster controller holds the lease: {holder:?}"
+    );
     let address = "127.0.0.1:18089";
     let mut follower = Command::new(env!("CARGO_BIN_EXE_cicd-controller"))
         .args(["run", "--metrics-address", address, "--identity", "e2e-follower"])
@@ -510,10 +584,31 @@ async fn a_second_replica_waits_for_the_lease() {
     let still_running = follower.try_wait().expect("poll follower").is_none();
     let _ = follower.kill();
     let output = follower.wait_with_output().expect("follower output");
-    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(still_running, "the follower exited: {log}");
-    assert!(ready_status.contains("503"), "follower /readyz: {ready_status:?}\n{log}");
-    assert!(log.contains("waiting to become leader") && !log.contains("became leader"), "{log}");
-    let holder_after = kubectl(&["get", "lease", "cicd-controller", "-n", CONTROLLER_NAMESPACE, "-o", "jsonpath={.spec.holderIdentity}"], None);
+    assert!(
+        ready_status.contains("503"),
+        "follower /readyz: {ready_status:?}\n{log}"
+    );
+    assert!(
+        log.contains("waiting to become leader") && !log.contains("became leader"),
+        "{log}"
+    );
+    let holder_after = kubectl(
+        &[
+            "get",
+            "lease",
+            "cicd-controller",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    );
     assert_eq!(holder_after, holder, "the lease stayed with the in-cluster controller");
 }

@@ -21,14 +21,28 @@ use cicd_controller::api::{MyPipelineRun, MyTaskRun};
 use support::{Run, TestNamespace, kubectl, kubectl_lossy};
 
 fn run(program: &str, args: &[&str], dir: &Path) -> String {
-    let output =
-        Command::new(program).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(output.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let mut all = vec!["-c", "init.defaultBranch=main", "-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid"];
+    let mut all = vec![
+        "-c",
+        "init.defaultBranch=main",
+        "-c",
+        "user.name=e2e",
+        "-c",
+        "user.email=e2e@example.invalid",
+    ];
     all.extend_from_slice(args);
     run("git", &all, dir)
 }
@@ -61,7 +75,10 @@ impl Drop for TempDir {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// A server process started by a test, killed (by its own pid) on drop.
@@ -91,7 +108,11 @@ impl Server {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("{what} exited ({status}):\n{}", server.log_text());
             }
-            assert!(Instant::now() < deadline, "{what} not listening on {port}:\n{}", server.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "{what} not listening on {port}:\n{}",
+                server.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         server
@@ -116,8 +137,11 @@ fn sample_app(dir: &Path, marker: &str) -> String {
          CMD [\"/app/app.sh\"]\n",
     )
     .expect("Dockerfile");
-    fs::write(work.join("app.sh"), "#!/bin/bash\necho \"sample app $(cat /app/VERSION)\"\nexec sleep 3600\n")
-        .expect("app.sh");
+    fs::write(
+        work.join("app.sh"),
+        "#!/bin/bash\necho \"sample app $(cat /app/VERSION)\"\nexec sleep 3600\n",
+    )
+    .expect("app.sh");
     fs::write(work.join("VERSION"), marker).expect("VERSION");
     git(&work, &["init", "-q"]);
     git(&work, &["add", "-A"]);
@@ -139,7 +163,10 @@ fn git_daemon(base: &Path) -> Server {
 }
 
 fn unique_marker() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("v{nanos}")
 }
 
@@ -198,11 +225,20 @@ spec:
     );
     let started = Instant::now();
     ns.apply(&run_yaml);
-    let done = ns.wait_done::<MyPipelineRun>("deploy-run", Duration::from_secs(600)).await;
-    eprintln!("clone-build-push-deploy finished in {:.0}s", started.elapsed().as_secs_f64());
+    let done = ns
+        .wait_done::<MyPipelineRun>("deploy-run", Duration::from_secs(600))
+        .await;
+    eprintln!(
+        "clone-build-push-deploy finished in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
     match done.condition() {
         Some((s, _, _)) if s == "True" => {}
-        other => panic!("run failed: {other:?}\ngit daemon log:\n{}{}", daemon.log_text(), ns.diagnostics()),
+        other => panic!(
+            "run failed: {other:?}\ngit daemon log:\n{}{}",
+            daemon.log_text(),
+            ns.diagnostics()
+        ),
     }
     let result = |name: &str| done.string_result(name).unwrap_or_default();
     assert_eq!(result("commit"), commit, "the pipeline reports the cloned commit");
@@ -216,9 +252,17 @@ spec:
 
     // The registry serves exactly that manifest.
     let manifest = Command::new("curl")
-        .args(["-sf", "-o", "/dev/null", "-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
+        .args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ])
         .args(["-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
-        .arg(format!("http://127.0.0.1:5000/v2/e2e-catalog/sample-app/manifests/{digest}"))
+        .arg(format!(
+            "http://127.0.0.1:5000/v2/e2e-catalog/sample-app/manifests/{digest}"
+        ))
         .status()
         .expect("curl runs");
     assert!(manifest.success(), "registry has no manifest {digest}");
@@ -255,7 +299,11 @@ spec:
         if ids.lines().any(|l| l.starts_with("true ") && l.contains(&digest)) {
             break;
         }
-        assert!(Instant::now() < deadline, "no ready pod runs {digest}: {ids}{}", ns.diagnostics());
+        assert!(
+            Instant::now() < deadline,
+            "no ready pod runs {digest}: {ids}{}",
+            ns.diagnostics()
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     // The built image holds what the Dockerfile's RUN wrote.
@@ -309,7 +357,9 @@ spec:
         port = daemon.port
     ));
     let started = Instant::now();
-    let done = ns.wait_done::<MyPipelineRun>("push-run", Duration::from_secs(600)).await;
+    let done = ns
+        .wait_done::<MyPipelineRun>("push-run", Duration::from_secs(600))
+        .await;
     eprintln!("clone-build-push finished in {:.0}s", started.elapsed().as_secs_f64());
     match done.condition() {
         Some((s, _, _)) if s == "True" => {}
@@ -332,7 +382,11 @@ fn sshd(dir: &Path) -> Option<Server> {
         return None;
     }
     for key in ["host_key", "client_key", "stranger_key"] {
-        run("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-C", "cicd-e2e", "-f", key], dir);
+        run(
+            "ssh-keygen",
+            &["-q", "-t", "ed25519", "-N", "", "-C", "cicd-e2e", "-f", key],
+            dir,
+        );
     }
     fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).expect("authorized_keys");
     // sshd insists on its privilege separation directory.
@@ -395,23 +449,43 @@ async fn git_clone_reads_a_private_repository_over_ssh() {
     let known_hosts = format!("[127.0.0.1]:{} {}", sshd.port, host_key.trim());
     ns.apply_file("tasks/git-clone.yaml");
     ns.apply(&ssh_secret("git-ssh", &dir.path().join("client_key"), &known_hosts));
-    ns.apply(&ssh_secret("git-ssh-stranger", &dir.path().join("stranger_key"), &known_hosts));
+    ns.apply(&ssh_secret(
+        "git-ssh-stranger",
+        &dir.path().join("stranger_key"),
+        &known_hosts,
+    ));
     ns.apply(&clone_run("private-clone", &url, "git-ssh"));
     ns.apply(&clone_run("stranger-clone", &url, "git-ssh-stranger"));
 
-    let done = ns.wait_done::<MyTaskRun>("private-clone", Duration::from_secs(180)).await;
+    let done = ns
+        .wait_done::<MyTaskRun>("private-clone", Duration::from_secs(180))
+        .await;
     match done.condition() {
         Some((s, _, _)) if s == "True" => {}
-        other => panic!("private clone failed: {other:?}\nsshd log:\n{}{}", sshd.log_text(), ns.diagnostics()),
+        other => panic!(
+            "private clone failed: {other:?}\nsshd log:\n{}{}",
+            sshd.log_text(),
+            ns.diagnostics()
+        ),
     }
     assert_eq!(done.string_result("commit").as_deref(), Some(commit.as_str()));
 
     // A key the server does not accept fails, and the log says why.
-    let done = ns.wait_done::<MyTaskRun>("stranger-clone", Duration::from_secs(180)).await;
+    let done = ns
+        .wait_done::<MyTaskRun>("stranger-clone", Duration::from_secs(180))
+        .await;
     let status = done.status.clone().unwrap_or_default();
-    assert!(matches!(done.condition(), Some((s, _, _)) if s == "False"), "{}", ns.diagnostics());
+    assert!(
+        matches!(done.condition(), Some((s, _, _)) if s == "False"),
+        "{}",
+        ns.diagnostics()
+    );
     let pod = status.pod_name.clone().unwrap_or_default();
     let log = kubectl_lossy(&["logs", "-n", &ns.name, &pod, "-c", "step-clone"]);
-    assert!(log.contains("authentication to") && log.contains(&url), "log: {log}{}", ns.diagnostics());
+    assert!(
+        log.contains("authentication to") && log.contains(&url),
+        "log: {log}{}",
+        ns.diagnostics()
+    );
     ns.passed();
 }

@@ -15,7 +15,11 @@ use kube::api::{ListParams, Patch, PatchParams};
 use support::{BASH, Run, TestNamespace, kubectl};
 
 fn skipped(run: &MyPipelineRun) -> Vec<(String, String)> {
-    run.status.iter().flat_map(|s| &s.skipped_tasks).map(|s| (s.name.clone(), s.reason.clone())).collect()
+    run.status
+        .iter()
+        .flat_map(|s| &s.skipped_tasks)
+        .map(|s| (s.name.clone(), s.reason.clone()))
+        .collect()
 }
 
 /// A task that echoes its params joined into a result.
@@ -76,12 +80,26 @@ spec:
   params: [{name: seed, value: s}]
 "#,
     );
-    let run = ns.wait_done::<MyPipelineRun>("diamond-run", Duration::from_secs(240)).await;
+    let run = ns
+        .wait_done::<MyPipelineRun>("diamond-run", Duration::from_secs(240))
+        .await;
     ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(run.string_result("JOINED").as_deref(), Some("L(s)+R(s)"));
-    let children: Vec<String> =
-        run.status.iter().flat_map(|s| &s.child_references).map(|c| c.name.clone()).collect();
-    assert_eq!(children, vec!["diamond-run-root", "diamond-run-left", "diamond-run-right", "diamond-run-join"]);
+    let children: Vec<String> = run
+        .status
+        .iter()
+        .flat_map(|s| &s.child_references)
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(
+        children,
+        vec![
+            "diamond-run-root",
+            "diamond-run-left",
+            "diamond-run-right",
+            "diamond-run-join"
+        ]
+    );
 
     // The branches were started side by side: the scheduler created each
     // before the other finished. (Creation, not start time: with tasks this
@@ -91,18 +109,45 @@ spec:
     let join = ns.get::<MyTaskRun>("diamond-run-join").await;
     let created = |run: &MyTaskRun| run.metadata.creation_timestamp.clone().expect("created").0;
     let (left_created, right_created) = (created(&left_run), created(&right_run));
-    let left_end = left_run.status.clone().unwrap_or_default().completion_time.expect("left ended").0;
-    let right_end = right_run.status.clone().unwrap_or_default().completion_time.expect("right ended").0;
+    let left_end = left_run
+        .status
+        .clone()
+        .unwrap_or_default()
+        .completion_time
+        .expect("left ended")
+        .0;
+    let right_end = right_run
+        .status
+        .clone()
+        .unwrap_or_default()
+        .completion_time
+        .expect("right ended")
+        .0;
     assert!(
         left_created <= right_end && right_created <= left_end,
         "branches were not started side by side{}",
         ns.diagnostics()
     );
-    let join_start = join.status.clone().unwrap_or_default().start_time.expect("join started").0;
-    assert!(join_start >= left_end && join_start >= right_end, "join started before a branch ended");
+    let join_start = join
+        .status
+        .clone()
+        .unwrap_or_default()
+        .start_time
+        .expect("join started")
+        .0;
+    assert!(
+        join_start >= left_end && join_start >= right_end,
+        "join started before a branch ended"
+    );
     let labels = join.metadata.labels.unwrap_or_default();
-    assert_eq!(labels.get("cicdoperator.ning1875.io/pipelineRun").map(String::as_str), Some("diamond-run"));
-    assert_eq!(labels.get("cicdoperator.ning1875.io/pipelineTask").map(String::as_str), Some("join"));
+    assert_eq!(
+        labels.get("cicdoperator.ning1875.io/pipelineRun").map(String::as_str),
+        Some("diamond-run")
+    );
+    assert_eq!(
+        labels.get("cicdoperator.ning1875.io/pipelineTask").map(String::as_str),
+        Some("join")
+    );
     ns.passed();
 }
 
@@ -154,13 +199,30 @@ spec:
           resources: {{requests: {{storage: 16Mi}}}}
 "#
     ));
-    let run = ns.wait_done::<MyPipelineRun>("share-run", Duration::from_secs(240)).await;
+    let run = ns
+        .wait_done::<MyPipelineRun>("share-run", Duration::from_secs(240))
+        .await;
     ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(run.string_result("CONTENT").as_deref(), Some("written by task one"));
-    let claims = kubectl(&["get", "pvc", "-n", &ns.name, "-o", "jsonpath={.items[*].metadata.name}"], None);
-    assert_eq!(claims.trim(), "share-run-source", "one claim for the whole pipeline run");
+    let claims = kubectl(
+        &["get", "pvc", "-n", &ns.name, "-o", "jsonpath={.items[*].metadata.name}"],
+        None,
+    );
+    assert_eq!(
+        claims.trim(),
+        "share-run-source",
+        "one claim for the whole pipeline run"
+    );
     let owner = kubectl(
-        &["get", "pvc", "share-run-source", "-n", &ns.name, "-o", "jsonpath={.metadata.ownerReferences[0].kind}"],
+        &[
+            "get",
+            "pvc",
+            "share-run-source",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.metadata.ownerReferences[0].kind}",
+        ],
         None,
     );
     assert_eq!(owner, "MyPipelineRun");
@@ -205,7 +267,9 @@ spec:
   pipelineRef: gated
 "#,
     );
-    let run = ns.wait_done::<MyPipelineRun>("gated-run", Duration::from_secs(240)).await;
+    let run = ns
+        .wait_done::<MyPipelineRun>("gated-run", Duration::from_secs(240))
+        .await;
     ns.expect_condition(&run, "True", "Completed");
     assert_eq!(
         skipped(&run),
@@ -216,7 +280,11 @@ spec:
     );
     let after = ns.get::<MyTaskRun>("gated-run-after-deploy").await;
     assert_eq!(after.string_result("OUT").as_deref(), Some("still runs"));
-    let made = ns.api::<MyTaskRun>().list(&ListParams::default()).await.expect("list task runs");
+    let made = ns
+        .api::<MyTaskRun>()
+        .list(&ListParams::default())
+        .await
+        .expect("list task runs");
     assert_eq!(made.items.len(), 2, "only build and after-deploy ran");
     ns.passed();
 }
@@ -256,15 +324,27 @@ spec:
   pipelineRef: breaks
 "#
     ));
-    let run = ns.wait_done::<MyPipelineRun>("breaks-run", Duration::from_secs(300)).await;
+    let run = ns
+        .wait_done::<MyPipelineRun>("breaks-run", Duration::from_secs(300))
+        .await;
     let message = ns.expect_condition(&run, "False", "Failed");
     assert!(message.contains("\"broken\""), "{message}");
-    assert_eq!(skipped(&run), vec![("never".to_string(), "PipelineRunStopping".to_string())]);
+    assert_eq!(
+        skipped(&run),
+        vec![("never".to_string(), "PipelineRunStopping".to_string())]
+    );
     let broken = ns.get::<MyTaskRun>("breaks-run-broken").await;
-    assert_eq!(broken.status.clone().unwrap_or_default().retries_status.len(), 1, "the child retried once before failing");
+    assert_eq!(
+        broken.status.clone().unwrap_or_default().retries_status.len(),
+        1,
+        "the child retried once before failing"
+    );
     let report = ns.get::<MyTaskRun>("breaks-run-report").await;
     assert_eq!(report.condition().map(|(s, _, _)| s).as_deref(), Some("True"));
-    assert_eq!(report.string_result("OUT").as_deref(), Some("broken=Failed never=None all=Failed"));
+    assert_eq!(
+        report.string_result("OUT").as_deref(),
+        Some("broken=Failed never=None all=Failed")
+    );
     ns.passed();
 }
 
@@ -303,22 +383,41 @@ spec:
 "#
     ));
     // Wait until the child's pod runs.
-    ns.wait_until("cancel-run-sleep", Duration::from_secs(120), "Running (the first task ran)", |child: &MyTaskRun| {
-        child.condition().is_some_and(|(_, reason, _)| reason == "Running")
-    })
+    ns.wait_until(
+        "cancel-run-sleep",
+        Duration::from_secs(120),
+        "Running (the first task ran)",
+        |child: &MyTaskRun| child.condition().is_some_and(|(_, reason, _)| reason == "Running"),
+    )
     .await;
     let patch = serde_json::json!({ "spec": { "status": "Cancelled" } });
-    ns.api::<MyPipelineRun>().patch("cancel-run", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("cancel");
-    let run = ns.wait_done::<MyPipelineRun>("cancel-run", Duration::from_secs(60)).await;
+    ns.api::<MyPipelineRun>()
+        .patch("cancel-run", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("cancel");
+    let run = ns
+        .wait_done::<MyPipelineRun>("cancel-run", Duration::from_secs(60))
+        .await;
     ns.expect_condition(&run, "False", "PipelineRunCancelled");
     let skipped_names: Vec<String> = skipped(&run).into_iter().map(|(name, _)| name).collect();
     assert_eq!(skipped_names, vec!["later", "cleanup"]);
 
-    ns.wait_until("cancel-run-sleep", Duration::from_secs(60), "False/TaskRunCancelled", |child: &MyTaskRun| {
-        child.condition().is_some_and(|(status, reason, _)| status == "False" && reason == "TaskRunCancelled")
-    })
+    ns.wait_until(
+        "cancel-run-sleep",
+        Duration::from_secs(60),
+        "False/TaskRunCancelled",
+        |child: &MyTaskRun| {
+            child
+                .condition()
+                .is_some_and(|(status, reason, _)| status == "False" && reason == "TaskRunCancelled")
+        },
+    )
     .await;
-    let made = ns.api::<MyTaskRun>().list(&ListParams::default()).await.expect("list task runs");
+    let made = ns
+        .api::<MyTaskRun>()
+        .list(&ListParams::default())
+        .await
+        .expect("list task runs");
     assert_eq!(made.items.len(), 1, "no task started after the cancel");
     ns.passed();
 }

@@ -55,8 +55,14 @@ fn example_files() -> Vec<(String, String)> {
 }
 
 fn render(name: &str, text: &str) -> Result<String, RenderError> {
-    let settings = RenderSettings { entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into() };
-    render_yaml(&[(format!("examples/{name}"), text.to_string())], &settings, Duration::from_secs(3600))
+    let settings = RenderSettings {
+        entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into(),
+    };
+    render_yaml(
+        &[(format!("examples/{name}"), text.to_string())],
+        &settings,
+        Duration::from_secs(3600),
+    )
 }
 
 fn manifests(name: &str, text: &str) -> Manifests {
@@ -74,7 +80,10 @@ fn every_valid_example_renders_one_pod_per_run() {
         if runs == 0 {
             // Pipeline examples: their task runs are made by the pipeline
             // controller; here they only need to decode and hold a run.
-            assert!(!manifests.pipeline_runs.is_empty(), "{name} holds neither a MyTaskRun nor a MyPipelineRun");
+            assert!(
+                !manifests.pipeline_runs.is_empty(),
+                "{name} holds neither a MyTaskRun nor a MyPipelineRun"
+            );
             continue;
         }
         match render(name, text) {
@@ -85,13 +94,19 @@ fn every_valid_example_renders_one_pod_per_run() {
             Err(error) => failures.push(format!("{name}:\n{error}")),
         }
     }
-    assert!(failures.is_empty(), "examples that do not render:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "examples that do not render:\n{}",
+        failures.join("\n\n")
+    );
 }
 
 #[test]
 fn every_invalid_example_fails_with_its_documented_message() {
-    let invalid: Vec<(String, String)> =
-        example_files().into_iter().filter(|(name, _)| name.starts_with("invalid-")).collect();
+    let invalid: Vec<(String, String)> = example_files()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("invalid-"))
+        .collect();
     assert!(!invalid.is_empty(), "expected at least one invalid-* example");
     for (name, text) in &invalid {
         let (_, expected) = INVALID
@@ -103,7 +118,10 @@ fn every_invalid_example_fails_with_its_documented_message() {
             Err(error) => error.to_string(),
         };
         for part in *expected {
-            assert!(message.contains(part), "{name}: message should contain {part:?}, got:\n{message}");
+            assert!(
+                message.contains(part),
+                "{name}: message should contain {part:?}, got:\n{message}"
+            );
         }
     }
 }
@@ -113,13 +131,15 @@ fn new_examples_use_only_the_local_image() {
     for (name, text) in example_files() {
         let manifests = manifests(&name, &text);
         let mut images: Vec<String> = Vec::new();
-        let pipelines = manifests
-            .pipelines
-            .iter()
-            .map(|p| &p.spec)
-            .chain(manifests.pipeline_runs.iter().filter_map(|r| r.spec.pipeline_spec.as_ref()));
-        let pipeline_tasks =
-            pipelines.flat_map(|p| p.tasks.iter().chain(&p.finally)).filter_map(|t| t.task_spec.as_ref());
+        let pipelines = manifests.pipelines.iter().map(|p| &p.spec).chain(
+            manifests
+                .pipeline_runs
+                .iter()
+                .filter_map(|r| r.spec.pipeline_spec.as_ref()),
+        );
+        let pipeline_tasks = pipelines
+            .flat_map(|p| p.tasks.iter().chain(&p.finally))
+            .filter_map(|t| t.task_spec.as_ref());
         for task in manifests
             .tasks
             .iter()
@@ -131,7 +151,11 @@ fn new_examples_use_only_the_local_image() {
             images.extend(task.step_template.iter().filter_map(|t| t.image.clone()));
             images.extend(task.sidecars.iter().filter_map(|s| s.image.clone()));
         }
-        let allowed = if name.starts_with("seed-") { SEED_IMAGE } else { LOCAL_IMAGE };
+        let allowed = if name.starts_with("seed-") {
+            SEED_IMAGE
+        } else {
+            LOCAL_IMAGE
+        };
         for image in images {
             assert_eq!(image, allowed, "{name} uses image {image}");
         }
@@ -152,8 +176,14 @@ fn seed_examples_are_the_users_yaml_verbatim() {
     assert!(t1.contains(SEED_IMAGE) && t2.contains(SEED_IMAGE));
     // Where the user's notes are at hand, the files must be blocks of them.
     if let Ok(notes) = std::fs::read_to_string(SEED_NOTES) {
-        assert!(notes.contains(&format!("```yaml\n{t1}```")), "seed-t1-tr1.yaml is not verbatim from the notes");
-        assert!(notes.contains(&format!("```yaml\n{t2}```")), "seed-t2-tr2.yaml is not verbatim from the notes");
+        assert!(
+            notes.contains(&format!("```yaml\n{t1}```")),
+            "seed-t1-tr1.yaml is not verbatim from the notes"
+        );
+        assert!(
+            notes.contains(&format!("```yaml\n{t2}```")),
+            "seed-t2-tr2.yaml is not verbatim from the notes"
+        );
     }
 }
 
@@ -161,7 +191,10 @@ fn seed_examples_are_the_users_yaml_verbatim() {
 fn readme_lists_every_example() {
     let readme = std::fs::read_to_string(examples_dir().join("README.md")).expect("examples/README.md");
     for (name, _) in example_files() {
-        assert!(readme.contains(&format!("`{name}`")), "examples/README.md does not list {name}");
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "examples/README.md does not list {name}"
+        );
     }
     assert!(readme.contains("support/workspaces-config.yaml"));
 }
@@ -176,7 +209,12 @@ fn support_files_are_plain_kubernetes_objects() {
             serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for document in documents {
             let api_version = document["apiVersion"].as_str().unwrap_or_default();
-            assert_eq!(api_version, "v1", "{}: only core objects belong in support/", path.display());
+            assert_eq!(
+                api_version,
+                "v1",
+                "{}: only core objects belong in support/",
+                path.display()
+            );
         }
     }
 }

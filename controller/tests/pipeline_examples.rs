@@ -55,7 +55,11 @@ fn pipeline_examples_validate() {
         // Runs of the reusable pipelines name pipelines/ and tasks/.
         manifests.pipelines.extend(catalog.pipelines.iter().cloned());
         manifests.tasks.extend(catalog.tasks.iter().cloned());
-        assert!(!manifests.pipeline_runs.is_empty(), "{}: no MyPipelineRun", path.display());
+        assert!(
+            !manifests.pipeline_runs.is_empty(),
+            "{}: no MyPipelineRun",
+            path.display()
+        );
         for run in &manifests.pipeline_runs {
             let spec = match (&run.spec.pipeline_ref, &run.spec.pipeline_spec) {
                 (None, Some(inline)) => inline.clone(),
@@ -106,6 +110,9 @@ fn reusable_pipelines_form_valid_dags() {
         let manifests = load(&path);
         assert_eq!(manifests.pipelines.len(), 1, "{}", path.display());
         let dag = build_dag(&manifests.pipelines[0].spec, "spec").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(dag.order[..3], ["clone".to_string(), "tag".to_string(), "build-push".to_string()]);
+        assert_eq!(
+            dag.order[..3],
+            ["clone".to_string(), "tag".to_string(), "build-push".to_string()]
+        );
     }
 }

@@ -7,11 +7,13 @@ use cicd_controller::api::{ParamValue, PipelineSpec, SkippedTask};
 use cicd_controller::manifests::Manifests;
 use cicd_controller::pipeline::dag::{Dag, Edge, build_dag};
 use cicd_controller::pipeline::schedule::{ChildState, Outcome, Schedule, ScheduleInput, Stop, schedule, stop_all};
-use cicd_controller::pipeline::variables::context_variables;
 use cicd_controller::pipeline::skip;
+use cicd_controller::pipeline::variables::context_variables;
 
 fn pipeline(tasks_yaml: &str) -> PipelineSpec {
-    let yaml = format!("apiVersion: cicdoperator.ning1875.io/v1\nkind: MyPipeline\nmetadata: {{name: p}}\nspec:\n{tasks_yaml}");
+    let yaml = format!(
+        "apiVersion: cicdoperator.ning1875.io/v1\nkind: MyPipeline\nmetadata: {{name: p}}\nspec:\n{tasks_yaml}"
+    );
     let mut manifests = Manifests::default();
     manifests.add_yaml("pipeline", &yaml).expect("pipeline parses");
     manifests.pipelines[0].spec.clone()
@@ -23,12 +25,18 @@ fn dag(spec: &PipelineSpec) -> Dag {
 
 fn ok(results: &[(&str, &str)]) -> ChildState {
     ChildState::Succeeded {
-        results: results.iter().map(|(k, v)| (k.to_string(), ParamValue::String(v.to_string()))).collect(),
+        results: results
+            .iter()
+            .map(|(k, v)| (k.to_string(), ParamValue::String(v.to_string())))
+            .collect(),
     }
 }
 
 fn failed() -> ChildState {
-    ChildState::Failed { reason: "Failed".into(), message: "step \"x\" failed with exit code 1".into() }
+    ChildState::Failed {
+        reason: "Failed".into(),
+        message: "step \"x\" failed with exit code 1".into(),
+    }
 }
 
 struct Run {
@@ -43,7 +51,13 @@ impl Run {
     fn new(tasks_yaml: &str) -> Self {
         let spec = pipeline(tasks_yaml);
         let dag = dag(&spec);
-        Run { spec, dag, params: BTreeMap::new(), children: BTreeMap::new(), tasks_timed_out: false }
+        Run {
+            spec,
+            dag,
+            params: BTreeMap::new(),
+            children: BTreeMap::new(),
+            tasks_timed_out: false,
+        }
     }
 
     fn with(mut self, task: &str, state: ChildState) -> Self {
@@ -52,7 +66,8 @@ impl Run {
     }
 
     fn param(mut self, name: &str, value: &str) -> Self {
-        self.params.insert(name.to_string(), ParamValue::String(value.to_string()));
+        self.params
+            .insert(name.to_string(), ParamValue::String(value.to_string()));
         self
     }
 
@@ -74,12 +89,22 @@ fn started(schedule: &Schedule) -> Vec<&str> {
 }
 
 fn skipped(schedule: &Schedule) -> Vec<(&str, &str)> {
-    schedule.skipped.iter().map(|SkippedTask { name, reason }| (name.as_str(), reason.as_str())).collect()
+    schedule
+        .skipped
+        .iter()
+        .map(|SkippedTask { name, reason }| (name.as_str(), reason.as_str()))
+        .collect()
 }
 
 fn param_of(schedule: &Schedule, task: &str, param: &str) -> ParamValue {
     let start = schedule.start.iter().find(|s| s.name == task).expect("task starts");
-    start.params.iter().find(|p| p.name == param).expect("param given").value.clone()
+    start
+        .params
+        .iter()
+        .find(|p| p.name == param)
+        .expect("param given")
+        .value
+        .clone()
 }
 
 fn string(text: &str) -> ParamValue {
@@ -146,7 +171,10 @@ fn independent_tasks_fan_out_and_fan_in() {
     );
     assert_eq!(run.dag.roots(), vec!["fx", "fy", "fz"]);
     assert_eq!(started(&run.next()), vec!["fx", "fy", "fz"]);
-    let run = run.with("fx", ok(&[])).with("fy", ok(&[])).with("fz", ChildState::Running);
+    let run = run
+        .with("fx", ok(&[]))
+        .with("fy", ok(&[]))
+        .with("fz", ChildState::Running);
     assert!(started(&run.next()).is_empty());
     let run = run.with("fz", ok(&[]));
     assert_eq!(started(&run.next()), vec!["all"]);
@@ -194,7 +222,10 @@ fn an_array_result_passed_whole_stays_an_array() {
         },
     );
     let next = run.next();
-    assert_eq!(param_of(&next, "use", "FILES"), ParamValue::Array(vec!["a".into(), "b".into()]));
+    assert_eq!(
+        param_of(&next, "use", "FILES"),
+        ParamValue::Array(vec!["a".into(), "b".into()])
+    );
     assert_eq!(param_of(&next, "use", "FIRST"), string("a"));
 }
 
@@ -215,7 +246,10 @@ fn a_cycle_is_reported_with_the_tasks_on_it() {
     let error = build_dag(&spec, "spec").expect_err("cycle").to_string();
     assert!(error.starts_with("spec.tasks: the tasks form a cycle: "), "{error}");
     for task in ["a", "b", "c"] {
-        assert!(error.contains(&format!("{task} -> ")) || error.contains(&format!("-> {task}")), "{error}");
+        assert!(
+            error.contains(&format!("{task} -> ")) || error.contains(&format!("-> {task}")),
+            "{error}"
+        );
     }
     assert!(!error.contains("start"), "start is not on the cycle: {error}");
 
@@ -240,8 +274,14 @@ fn unknown_tasks_are_named_with_their_field() {
 "#,
     );
     let error = build_dag(&spec, "spec").expect_err("unknown").to_string();
-    assert!(error.contains("spec.tasks[0].runAfter[0]: no pipeline task named \"nope\""), "{error}");
-    assert!(error.contains("spec.tasks[1].params[0].value: $(tasks.ghost.results.R): no pipeline task named \"ghost\""), "{error}");
+    assert!(
+        error.contains("spec.tasks[0].runAfter[0]: no pipeline task named \"nope\""),
+        "{error}"
+    );
+    assert!(
+        error.contains("spec.tasks[1].params[0].value: $(tasks.ghost.results.R): no pipeline task named \"ghost\""),
+        "{error}"
+    );
     assert!(error.contains("spec.finally[1].runAfter"), "{error}");
 }
 
@@ -265,7 +305,11 @@ const WHEN: &str = r#"
 fn when_false_skips_the_task_and_the_tasks_that_need_its_results() {
     let run = Run::new(WHEN).param("deploy", "no");
     let next = run.next();
-    assert_eq!(started(&next), vec!["after-only"], "a task that only runs after a when-skipped task still runs");
+    assert_eq!(
+        started(&next),
+        vec!["after-only"],
+        "a task that only runs after a when-skipped task still runs"
+    );
     assert_eq!(
         skipped(&next),
         vec![
@@ -298,7 +342,10 @@ fn when_can_read_results_and_notin_negates() {
 "#,
     );
     assert_eq!(run.dag.parents["fix"].get("check"), Some(&Edge::Results));
-    let dirty = Run { children: BTreeMap::from([("check".into(), ok(&[("STATUS", "dirty")]))]), ..run };
+    let dirty = Run {
+        children: BTreeMap::from([("check".into(), ok(&[("STATUS", "dirty")]))]),
+        ..run
+    };
     assert_eq!(started(&dirty.next()), vec!["fix"]);
     let clean = dirty.with("check", ok(&[("STATUS", "clean")]));
     assert_eq!(skipped(&clean.next()), vec![("fix", skip::WHEN_FALSE)]);
@@ -328,7 +375,9 @@ const WITH_FINALLY: &str = r#"
 
 #[test]
 fn a_failure_stops_new_tasks_and_finally_runs_after_the_rest() {
-    let run = Run::new(WITH_FINALLY).with("build", failed()).with("slow", ChildState::Running);
+    let run = Run::new(WITH_FINALLY)
+        .with("build", failed())
+        .with("slow", ChildState::Running);
     let next = run.next();
     assert!(next.start.is_empty(), "no finally task while slow still runs");
     assert_eq!(next.outcome, Outcome::Running { stopping: true });
@@ -340,7 +389,11 @@ fn a_failure_stops_new_tasks_and_finally_runs_after_the_rest() {
     assert_eq!(param_of(&next, "report", "BUILD"), string("Failed"));
     assert_eq!(param_of(&next, "report", "DEPLOY"), string("None"));
     assert_eq!(param_of(&next, "report", "ALL"), string("Failed"));
-    assert!(skipped(&next).contains(&("notify", skip::RESULTS_MISSING)), "{:?}", next.skipped);
+    assert!(
+        skipped(&next).contains(&("notify", skip::RESULTS_MISSING)),
+        "{:?}",
+        next.skipped
+    );
 
     let done = run.with("report", ok(&[])).with("on-failure", ok(&[])).next();
     match done.outcome {
@@ -354,7 +407,10 @@ fn a_failure_stops_new_tasks_and_finally_runs_after_the_rest() {
 
 #[test]
 fn finally_sees_success_and_a_failing_finally_fails_the_run() {
-    let run = Run::new(WITH_FINALLY).with("build", ok(&[("SHA", "abc")])).with("slow", ok(&[])).with("deploy", ok(&[]));
+    let run = Run::new(WITH_FINALLY)
+        .with("build", ok(&[("SHA", "abc")]))
+        .with("slow", ok(&[]))
+        .with("deploy", ok(&[]));
     let next = run.next();
     assert_eq!(started(&next), vec!["report", "notify"]);
     assert_eq!(param_of(&next, "report", "ALL"), string("Succeeded"));
@@ -362,7 +418,11 @@ fn finally_sees_success_and_a_failing_finally_fails_the_run() {
     assert_eq!(skipped(&next), vec![("on-failure", skip::WHEN_FALSE)]);
 
     let done = run.with("report", failed()).with("notify", ok(&[])).next();
-    assert!(matches!(done.outcome, Outcome::Failed { reason: "Failed", .. }), "{:?}", done.outcome);
+    assert!(
+        matches!(done.outcome, Outcome::Failed { reason: "Failed", .. }),
+        "{:?}",
+        done.outcome
+    );
 }
 
 #[test]
@@ -374,32 +434,70 @@ fn a_retrying_child_is_waited_for() {
     assert!(next.start.is_empty());
     assert!(next.skipped.is_empty());
     assert_eq!(next.outcome, Outcome::Running { stopping: false });
-    assert_eq!(started(&run.with("a", ok(&[])).next()), vec!["b"], "once the retry succeeds, the next task runs");
+    assert_eq!(
+        started(&run.with("a", ok(&[])).next()),
+        vec!["b"],
+        "once the retry succeeds, the next task runs"
+    );
 }
 
 #[test]
 fn tasks_timeout_skips_what_has_not_started_and_still_runs_finally() {
-    let mut run = Run::new(WITH_FINALLY).with("build", ok(&[("SHA", "abc")])).with("slow", ok(&[]));
+    let mut run = Run::new(WITH_FINALLY)
+        .with("build", ok(&[("SHA", "abc")]))
+        .with("slow", ok(&[]));
     run.tasks_timed_out = true;
     let next = run.next();
     assert_eq!(skipped(&next)[0], ("deploy", skip::TASKS_TIMEOUT));
-    assert_eq!(started(&next), vec!["report", "on-failure", "notify"], "{:?}", next.skipped);
+    assert_eq!(
+        started(&next),
+        vec!["report", "on-failure", "notify"],
+        "{:?}",
+        next.skipped
+    );
     assert_eq!(param_of(&next, "report", "ALL"), string("Failed"));
-    let done = run.with("report", ok(&[])).with("on-failure", ok(&[])).with("notify", ok(&[])).next();
-    assert!(matches!(done.outcome, Outcome::Failed { reason: "PipelineRunTimeout", .. }), "{:?}", done.outcome);
+    let done = run
+        .with("report", ok(&[]))
+        .with("on-failure", ok(&[]))
+        .with("notify", ok(&[]))
+        .next();
+    assert!(
+        matches!(
+            done.outcome,
+            Outcome::Failed {
+                reason: "PipelineRunTimeout",
+                ..
+            }
+        ),
+        "{:?}",
+        done.outcome
+    );
 }
 
 #[test]
 fn cancelling_cancels_running_children_and_skips_the_rest_including_finally() {
     let spec = pipeline(WITH_FINALLY);
-    let children = BTreeMap::from([("build".to_string(), ok(&[])), ("slow".to_string(), ChildState::Running)]);
+    let children = BTreeMap::from([
+        ("build".to_string(), ok(&[])),
+        ("slow".to_string(), ChildState::Running),
+    ]);
     let stopped = stop_all(&spec, &children, Stop::Cancelled);
     assert_eq!(stopped.cancel, vec!["slow"]);
     assert!(stopped.start.is_empty());
     let names: Vec<&str> = stopped.skipped.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, vec!["deploy", "report", "on-failure", "notify"]);
     assert!(stopped.skipped.iter().all(|s| s.reason == skip::CANCELLED));
-    assert!(matches!(stopped.outcome, Outcome::Failed { reason: "PipelineRunCancelled", .. }), "{:?}", stopped.outcome);
+    assert!(
+        matches!(
+            stopped.outcome,
+            Outcome::Failed {
+                reason: "PipelineRunCancelled",
+                ..
+            }
+        ),
+        "{:?}",
+        stopped.outcome
+    );
 }
 
 #[test]
@@ -409,7 +507,17 @@ fn a_pipeline_timeout_cancels_running_children() {
     let stopped = stop_all(&spec, &children, Stop::TimedOut);
     assert_eq!(stopped.cancel, vec!["a"]);
     assert!(stopped.skipped.iter().all(|s| s.reason == skip::TIMEOUT));
-    assert!(matches!(stopped.outcome, Outcome::Failed { reason: "PipelineRunTimeout", .. }), "{:?}", stopped.outcome);
+    assert!(
+        matches!(
+            stopped.outcome,
+            Outcome::Failed {
+                reason: "PipelineRunTimeout",
+                ..
+            }
+        ),
+        "{:?}",
+        stopped.outcome
+    );
 }
 
 #[test]
@@ -428,7 +536,11 @@ fn pipeline_results_come_from_task_results() {
     let done = run.next();
     assert_eq!(done.outcome, Outcome::Succeeded { skipped: 1 });
     let results: Vec<(&str, &ParamValue)> = done.results.iter().map(|r| (r.name.as_str(), &r.value)).collect();
-    assert_eq!(results, vec![("IMAGE", &string("repo/app:v2"))], "a result of a skipped task is left out");
+    assert_eq!(
+        results,
+        vec![("IMAGE", &string("repo/app:v2"))],
+        "a result of a skipped task is left out"
+    );
 }
 
 #[test]
@@ -452,7 +564,10 @@ fn a_result_the_parent_did_not_write_fails_the_run() {
     match next.outcome {
         Outcome::Failed { reason, message } => {
             assert_eq!(reason, "PipelineRunValidationFailed");
-            assert!(message.contains("spec.tasks[2].params[0].value") && message.contains("MISSING"), "{message}");
+            assert!(
+                message.contains("spec.tasks[2].params[0].value") && message.contains("MISSING"),
+                "{message}"
+            );
         }
         other => panic!("{other:?}"),
     }

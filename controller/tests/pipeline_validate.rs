@@ -33,15 +33,20 @@ fn task() -> TaskSpec {
 }
 
 fn pipeline(body: &str) -> PipelineSpec {
-    let yaml = format!("apiVersion: cicdoperator.ning1875.io/v1\nkind: MyPipeline\nmetadata: {{name: p}}\nspec:\n{body}");
+    let yaml =
+        format!("apiVersion: cicdoperator.ning1875.io/v1\nkind: MyPipeline\nmetadata: {{name: p}}\nspec:\n{body}");
     let mut manifests = Manifests::default();
     manifests.add_yaml("pipeline", &yaml).expect("pipeline parses");
     manifests.pipelines[0].spec.clone()
 }
 
 fn check(spec: &PipelineSpec, params: &[Param], workspaces: &[WorkspaceBinding]) -> Result<(), String> {
-    let task_specs: BTreeMap<String, TaskSpec> =
-        spec.tasks.iter().chain(&spec.finally).map(|t| (t.name.clone(), task())).collect();
+    let task_specs: BTreeMap<String, TaskSpec> = spec
+        .tasks
+        .iter()
+        .chain(&spec.finally)
+        .map(|t| (t.name.clone(), task()))
+        .collect();
     let context = context_variables("run", "ns", "uid", "p");
     let inputs = PipelineInputs {
         spec,
@@ -71,7 +76,10 @@ fn a_good_pipeline_passes() {
       params: [{name: S, value: "$(tasks.a.results.R)"}, {name: A, value: "$(tasks.a.results.LIST[*])"}]
 "#,
     );
-    let list = Param { name: "list".into(), value: ParamValue::Array(vec!["1".into()]) };
+    let list = Param {
+        name: "list".into(),
+        value: ParamValue::Array(vec!["1".into()]),
+    };
     assert_eq!(check(&spec, &[list], &[]), Ok(()));
 }
 
@@ -90,7 +98,10 @@ fn param_type_mismatches_are_named() {
     );
     let error = check(&spec, &[], &[]).expect_err("mismatch");
     assert!(error.contains("spec.tasks[0].params[0].value: param \"S\" is declared as string but the value given is array (MyTask \"t\")"), "{error}");
-    assert!(error.contains("spec.tasks[1].params[0].value: param \"S\" is declared as string but the value given is array"), "{error}");
+    assert!(
+        error.contains("spec.tasks[1].params[0].value: param \"S\" is declared as string but the value given is array"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -112,10 +123,21 @@ fn unknown_results_params_and_status_outside_finally_are_named() {
 "#,
     );
     let error = check(&spec, &[], &[]).expect_err("invalid");
-    assert!(error.contains("spec.tasks[0].params[0].value: $(params.missing): the pipeline declares no param \"missing\""), "{error}");
+    assert!(
+        error.contains("spec.tasks[0].params[0].value: $(params.missing): the pipeline declares no param \"missing\""),
+        "{error}"
+    );
     assert!(error.contains("spec.tasks[1].params[0].value: $(tasks.a.results.NOPE): task \"a\" declares no result \"NOPE\" (declared: LIST, R)"), "{error}");
-    assert!(error.contains("spec.tasks[2].params[0].value: $(tasks.a.status): task status is only available to finally tasks"), "{error}");
-    assert!(error.contains("spec.results[0].value: $(tasks.b.results.GONE)"), "{error}");
+    assert!(
+        error.contains(
+            "spec.tasks[2].params[0].value: $(tasks.a.status): task status is only available to finally tasks"
+        ),
+        "{error}"
+    );
+    assert!(
+        error.contains("spec.results[0].value: $(tasks.b.results.GONE)"),
+        "{error}"
+    );
 }
 
 #[test]

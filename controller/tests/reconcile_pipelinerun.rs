@@ -112,7 +112,11 @@ fn world() -> World {
     run.metadata.generation = Some(1);
     World {
         pipeline: manifests.pipelines[0].spec.clone(),
-        tasks: manifests.tasks.iter().map(|t| (t.metadata.name.clone().unwrap_or_default(), t.spec.clone())).collect(),
+        tasks: manifests
+            .tasks
+            .iter()
+            .map(|t| (t.metadata.name.clone().unwrap_or_default(), t.spec.clone()))
+            .collect(),
         run,
         children: Vec::new(),
     }
@@ -126,7 +130,10 @@ impl World {
     fn decide(&self, now: i64) -> Vec<Action> {
         let observed = Observed {
             run: &self.run,
-            pipeline: PipelineLookup::Found { name: "release", spec: &self.pipeline },
+            pipeline: PipelineLookup::Found {
+                name: "release",
+                spec: &self.pipeline,
+            },
             tasks: &self.tasks,
             children: &self.children,
             now: at(now),
@@ -145,7 +152,11 @@ impl World {
     }
 
     fn finish_child(&mut self, name: &str, status: &str, reason: &str, results: &[(&str, &str)]) {
-        let child = self.children.iter_mut().find(|c| c.metadata.name.as_deref() == Some(name)).expect("child exists");
+        let child = self
+            .children
+            .iter_mut()
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+            .expect("child exists");
         child.status = Some(TaskRunStatus {
             conditions: vec![Condition {
                 type_: "Succeeded".into(),
@@ -188,7 +199,10 @@ fn created(actions: &[Action]) -> Vec<&MyTaskRun> {
 }
 
 fn created_names(actions: &[Action]) -> Vec<String> {
-    created(actions).iter().filter_map(|c| c.metadata.name.clone()).collect()
+    created(actions)
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect()
 }
 
 fn cancelled(actions: &[Action]) -> Vec<String> {
@@ -202,7 +216,11 @@ fn cancelled(actions: &[Action]) -> Vec<String> {
 }
 
 fn condition(status: &PipelineRunStatus) -> (String, String, String) {
-    let c = status.conditions.iter().find(|c| c.type_ == "Succeeded").expect("Succeeded condition");
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Succeeded")
+        .expect("Succeeded condition");
     (c.status.clone(), c.reason.clone(), c.message.clone())
 }
 
@@ -221,32 +239,62 @@ fn the_first_reconcile_creates_the_claim_and_the_root_child() {
         .collect();
     assert_eq!(claims.len(), 1, "one claim per pipeline run");
     assert_eq!(claims[0].metadata.name.as_deref(), Some("rel-1-shared"));
-    assert_eq!(claims[0].metadata.owner_references, Some(vec![owner_reference(&world.run)]));
+    assert_eq!(
+        claims[0].metadata.owner_references,
+        Some(vec![owner_reference(&world.run)])
+    );
 
     let child = created(&actions)[0];
     assert_eq!(child.metadata.namespace.as_deref(), Some("ci"));
     let owner = &child.metadata.owner_references.as_ref().expect("owner")[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("MyPipelineRun", "uid-p", Some(true)));
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("MyPipelineRun", "uid-p", Some(true))
+    );
     let labels = child.metadata.labels.clone().unwrap_or_default();
-    assert_eq!(labels.get("cicdoperator.ning1875.io/pipelineRun").map(String::as_str), Some("rel-1"));
-    assert_eq!(labels.get("cicdoperator.ning1875.io/pipelineTask").map(String::as_str), Some("tag"));
+    assert_eq!(
+        labels.get("cicdoperator.ning1875.io/pipelineRun").map(String::as_str),
+        Some("rel-1")
+    );
+    assert_eq!(
+        labels.get("cicdoperator.ning1875.io/pipelineTask").map(String::as_str),
+        Some("tag")
+    );
     assert_eq!(child.spec.task_ref.as_deref(), Some("make-tag"));
     assert_eq!(child.spec.params[0].value, ParamValue::String("v9".into()));
     assert_eq!(child.spec.service_account_name.as_deref(), Some("builder"));
-    assert!(child.spec.pod_template.as_ref().and_then(|p| p.node_selector.as_ref()).is_some());
+    assert!(
+        child
+            .spec
+            .pod_template
+            .as_ref()
+            .and_then(|p| p.node_selector.as_ref())
+            .is_some()
+    );
     let binding = &child.spec.workspaces[0];
     assert_eq!(binding.name, "src");
     assert!(binding.volume_claim_template.is_none());
-    assert_eq!(binding.persistent_volume_claim.as_ref().map(|c| c.claim_name.as_str()), Some("rel-1-shared"));
+    assert_eq!(
+        binding.persistent_volume_claim.as_ref().map(|c| c.claim_name.as_str()),
+        Some("rel-1-shared")
+    );
 
     let status = written_status(&actions);
     assert_eq!(condition(&status).0, "Unknown");
     assert_eq!(condition(&status).1, "Running");
     assert_eq!(status.child_references.len(), 1);
     assert_eq!(status.child_references[0].pipeline_task_name, "tag");
-    assert_eq!(status.pipeline_spec.as_ref(), Some(&world.pipeline), "the pipeline is snapshotted");
+    assert_eq!(
+        status.pipeline_spec.as_ref(),
+        Some(&world.pipeline),
+        "the pipeline is snapshotted"
+    );
     assert!(status.start_time.is_some());
-    assert!(actions.iter().any(|a| matches!(a, Action::RequeueAfter(d) if *d == Duration::from_secs(3600))));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::RequeueAfter(d) if *d == Duration::from_secs(3600)))
+    );
 }
 
 #[test]
@@ -258,7 +306,14 @@ fn after_a_restart_existing_children_are_adopted_not_created_again() {
     let again = world.decide(5);
     assert!(created_names(&again).is_empty(), "{:?}", created_names(&again));
     let status = written_status(&again);
-    assert_eq!(status.child_references.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["rel-1-tag"]);
+    assert_eq!(
+        status
+            .child_references
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["rel-1-tag"]
+    );
 }
 
 #[test]
@@ -267,7 +322,11 @@ fn a_child_of_another_owner_is_not_adopted() {
     let first = world.decide(0);
     world.create_children(&first);
     world.children[0].metadata.owner_references.as_mut().expect("owner")[0].uid = "someone-else".into();
-    assert_eq!(created_names(&world.decide(5)), vec!["rel-1-tag"], "the create is tried (and will 409)");
+    assert_eq!(
+        created_names(&world.decide(5)),
+        vec!["rel-1-tag"],
+        "the create is tried (and will 409)"
+    );
 }
 
 #[test]
@@ -281,7 +340,10 @@ fn results_pass_into_the_next_child_and_make_the_pipeline_results() {
     let second = world.decide(10);
     assert_eq!(created_names(&second), vec!["rel-1-push"]);
     let push = created(&second)[0];
-    assert_eq!(push.spec.params[0].value, ParamValue::String("registry/app:v9-1".into()));
+    assert_eq!(
+        push.spec.params[0].value,
+        ParamValue::String("registry/app:v9-1".into())
+    );
     assert_eq!(push.spec.retries, Some(2), "retries are the child's job");
     assert_eq!(push.spec.workspaces[0].sub_path.as_deref(), Some("app"));
     world.create_children(&second);
@@ -303,7 +365,10 @@ fn results_pass_into_the_next_child_and_make_the_pipeline_results() {
     assert_eq!(condition(&status).0, "True");
     assert_eq!(condition(&status).1, "Succeeded");
     assert_eq!(status.results.len(), 1);
-    assert_eq!(status.results[0].value, ParamValue::String("registry/app:v9-1@sha256:1".into()));
+    assert_eq!(
+        status.results[0].value,
+        ParamValue::String("registry/app:v9-1@sha256:1".into())
+    );
     assert_eq!(status.child_references.len(), 3);
     assert_eq!(status.completion_time, Some(Time(at(40))));
 
@@ -323,7 +388,14 @@ fn a_failed_task_fails_the_run_after_finally() {
     assert_eq!(created_names(&next), vec!["rel-1-cleanup"]);
     let status = written_status(&next);
     assert_eq!(condition(&status).0, "Unknown");
-    assert_eq!(status.skipped_tasks.iter().map(|s| (s.name.as_str(), s.reason.as_str())).collect::<Vec<_>>(), vec![("push", "PipelineRunStopping")]);
+    assert_eq!(
+        status
+            .skipped_tasks
+            .iter()
+            .map(|s| (s.name.as_str(), s.reason.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("push", "PipelineRunStopping")]
+    );
     world.create_children(&next);
     world.store(&next);
     world.finish_child("rel-1-cleanup", "True", "Succeeded", &[]);
@@ -356,11 +428,18 @@ fn cancelling_cancels_running_children_and_skips_finally() {
 #[test]
 fn the_pipeline_timeout_cancels_children_and_fails_the_run() {
     let mut world = world();
-    world.run.spec.timeouts = Some(cicd_controller::api::PipelineTimeouts { pipeline: Some("1m".into()), ..Default::default() });
+    world.run.spec.timeouts = Some(cicd_controller::api::PipelineTimeouts {
+        pipeline: Some("1m".into()),
+        ..Default::default()
+    });
     let first = world.decide(0);
     world.create_children(&first);
     world.store(&first);
-    assert!(first.iter().any(|a| matches!(a, Action::RequeueAfter(d) if *d == Duration::from_secs(60))));
+    assert!(
+        first
+            .iter()
+            .any(|a| matches!(a, Action::RequeueAfter(d) if *d == Duration::from_secs(60)))
+    );
 
     assert!(cancelled(&world.decide(59)).is_empty());
     let actions = world.decide(61);
@@ -372,13 +451,20 @@ fn the_pipeline_timeout_cancels_children_and_fails_the_run() {
 #[test]
 fn tasks_timeout_bounds_the_child_timeout() {
     let mut world = world();
-    world.run.spec.timeouts = Some(cicd_controller::api::PipelineTimeouts { tasks: Some("10m".into()), ..Default::default() });
+    world.run.spec.timeouts = Some(cicd_controller::api::PipelineTimeouts {
+        tasks: Some("10m".into()),
+        ..Default::default()
+    });
     let first = world.decide(0);
     world.create_children(&first);
     world.store(&first);
     world.finish_child("rel-1-tag", "True", "Succeeded", &[("TAG", "t")]);
     let second = world.decide(120);
-    assert_eq!(created(&second)[0].spec.timeout.as_deref(), Some("480s"), "what is left of timeouts.tasks");
+    assert_eq!(
+        created(&second)[0].spec.timeout.as_deref(),
+        Some("480s"),
+        "what is left of timeouts.tasks"
+    );
 }
 
 #[test]
@@ -393,8 +479,14 @@ fn a_missing_pipeline_is_a_resolution_failure_naming_it_and_the_namespace() {
     };
     let actions = decide(observed, Duration::from_secs(3600));
     let (state, reason, message) = condition(&written_status(&actions));
-    assert_eq!((state.as_str(), reason.as_str()), ("False", "PipelineRunResolutionFailed"));
-    assert!(message.contains("\"release\"") && message.contains("\"ci\""), "{message}");
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("False", "PipelineRunResolutionFailed")
+    );
+    assert!(
+        message.contains("\"release\"") && message.contains("\"ci\""),
+        "{message}"
+    );
     assert!(created(&actions).is_empty());
 }
 
@@ -405,8 +497,14 @@ fn a_missing_task_is_a_resolution_failure_naming_it() {
     let actions = world.decide(0);
     assert!(created(&actions).is_empty(), "nothing starts when a task is missing");
     let (state, reason, message) = condition(&written_status(&actions));
-    assert_eq!((state.as_str(), reason.as_str()), ("False", "PipelineRunResolutionFailed"));
-    assert!(message.contains("MyTask \"push\"") && message.contains("namespace \"ci\""), "{message}");
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("False", "PipelineRunResolutionFailed")
+    );
+    assert!(
+        message.contains("MyTask \"push\"") && message.contains("namespace \"ci\""),
+        "{message}"
+    );
 }
 
 #[test]
@@ -421,11 +519,23 @@ fn an_invalid_pipeline_fails_validation_with_every_problem() {
     let actions = world.decide(0);
     assert!(created(&actions).is_empty());
     let (state, reason, message) = condition(&written_status(&actions));
-    assert_eq!((state.as_str(), reason.as_str()), ("False", "PipelineRunValidationFailed"));
-    assert!(message.contains("param \"IMAGE\" is declared as string but the value given is array"), "{message}");
-    assert!(message.contains("task \"tag\" declares no result \"NOPE\""), "{message}");
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("False", "PipelineRunValidationFailed")
+    );
+    assert!(
+        message.contains("param \"IMAGE\" is declared as string but the value given is array"),
+        "{message}"
+    );
+    assert!(
+        message.contains("task \"tag\" declares no result \"NOPE\""),
+        "{message}"
+    );
     assert!(message.contains("param \"IMAGE2\" is not declared"), "{message}");
-    assert!(message.contains("workspace \"shared\" is required by the pipeline"), "{message}");
+    assert!(
+        message.contains("workspace \"shared\" is required by the pipeline"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -440,5 +550,8 @@ fn an_inline_pipeline_needs_no_lookup() {
         children: &[],
         now: at(0),
     };
-    assert_eq!(created_names(&decide(observed, Duration::from_secs(3600))), vec!["rel-1-tag"]);
+    assert_eq!(
+        created_names(&decide(observed, Duration::from_secs(3600))),
+        vec!["rel-1-tag"]
+    );
 }

@@ -11,7 +11,9 @@ use cicd_controller::manifests::Manifests;
 use cicd_controller::pod::render::RenderSettings;
 use cicd_controller::reconcile::taskrun::{Action, DecideSettings, Observed, TaskLookup, decide};
 use cicd_entrypoint::termination::{FORMAT_VERSION, Outcome, StepReport, encode};
-use k8s_openapi::api::core::v1::{ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod, PodStatus};
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
@@ -50,14 +52,19 @@ fn run(spec: TaskRunSpec) -> MyTaskRun {
 fn good_spec() -> TaskRunSpec {
     TaskRunSpec {
         task_ref: Some("build".into()),
-        params: vec![Param { name: "NAME".into(), value: ParamValue::String("bob".into()) }],
+        params: vec![Param {
+            name: "NAME".into(),
+            value: ParamValue::String("bob".into()),
+        }],
         ..Default::default()
     }
 }
 
 fn settings() -> DecideSettings {
     DecideSettings {
-        render: RenderSettings { entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into() },
+        render: RenderSettings {
+            entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into(),
+        },
         default_timeout: Duration::from_secs(3600),
     }
 }
@@ -67,7 +74,15 @@ fn at(seconds: i64) -> Timestamp {
 }
 
 fn observe<'a>(run: &'a MyTaskRun, task: &'a TaskSpec, pod: Option<&'a Pod>, now: i64) -> Vec<Action> {
-    let observed = Observed { run, task: TaskLookup::Found { name: "build", spec: task }, pod, now: at(now) };
+    let observed = Observed {
+        run,
+        task: TaskLookup::Found {
+            name: "build",
+            spec: task,
+        },
+        pod,
+        now: at(now),
+    };
     decide(observed, &settings())
 }
 
@@ -82,7 +97,11 @@ fn written_status(actions: &[Action]) -> TaskRunStatus {
 }
 
 fn condition(status: &TaskRunStatus) -> &Condition {
-    status.conditions.iter().find(|c| c.type_ == "Succeeded").expect("Succeeded condition")
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Succeeded")
+        .expect("Succeeded condition")
 }
 
 fn created_pods(actions: &[Action]) -> Vec<String> {
@@ -123,7 +142,10 @@ fn report(outcome: Outcome, exit_code: i32, results: &[(&str, &str)]) -> String 
         started_at_ms: Some(1_700_000_001_000),
         finished_at_ms: Some(1_700_000_002_000),
         message: None,
-        results: results.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        results: results
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
     })
     .expect("report fits")
 }
@@ -132,7 +154,11 @@ fn terminated(name: &str, exit_code: i32, message: Option<String>) -> ContainerS
     ContainerStatus {
         name: name.into(),
         state: Some(ContainerState {
-            terminated: Some(ContainerStateTerminated { exit_code, message, ..Default::default() }),
+            terminated: Some(ContainerStateTerminated {
+                exit_code,
+                message,
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -142,7 +168,10 @@ fn terminated(name: &str, exit_code: i32, message: Option<String>) -> ContainerS
 fn running(name: &str) -> ContainerStatus {
     ContainerStatus {
         name: name.into(),
-        state: Some(ContainerState { running: Some(ContainerStateRunning::default()), ..Default::default() }),
+        state: Some(ContainerState {
+            running: Some(ContainerStateRunning::default()),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -151,7 +180,11 @@ fn pod(name: &str, phase: &str, created: i64, containers: Vec<ContainerStatus>) 
     let mut pod = Pod::default();
     pod.metadata.name = Some(name.into());
     pod.metadata.creation_timestamp = Some(Time(at(created)));
-    pod.status = Some(PodStatus { phase: Some(phase.into()), container_statuses: Some(containers), ..Default::default() });
+    pod.status = Some(PodStatus {
+        phase: Some(phase.into()),
+        container_statuses: Some(containers),
+        ..Default::default()
+    });
     pod
 }
 
@@ -177,7 +210,11 @@ fn a_new_run_creates_its_pod_and_reports_pending() {
     assert_eq!(condition(&status).reason, "Pending");
     assert_eq!(status.pod_name.as_deref(), Some("tr-pod"));
     assert_eq!(status.start_time, Some(Time(at(0))));
-    assert_eq!(status.task_spec.as_ref(), Some(&task), "the resolved task is kept in status");
+    assert_eq!(
+        status.task_spec.as_ref(),
+        Some(&task),
+        "the resolved task is kept in status"
+    );
 }
 
 #[test]
@@ -200,7 +237,10 @@ fn nothing_is_written_when_nothing_changed() {
     let pod = pod("tr-pod", "Running", 0, vec![running("step-one")]);
     run.status = Some(written_status(&observe(&run, &task, Some(&pod), 5)));
     let actions = observe(&run, &task, Some(&pod), 6);
-    assert!(actions.iter().all(|a| matches!(a, Action::RequeueAfter(_))), "{actions:?}");
+    assert!(
+        actions.iter().all(|a| matches!(a, Action::RequeueAfter(_))),
+        "{actions:?}"
+    );
 }
 
 #[test]
@@ -221,7 +261,10 @@ fn a_succeeded_pod_gives_results_and_completion() {
     assert_eq!(condition(&status).status, "True");
     assert_eq!(status.results[0].name, "OUT");
     assert_eq!(status.results[0].value, ParamValue::String("hi bob".into()));
-    assert_eq!(status.completion_time.as_ref().map(|t| t.0.as_millisecond()), Some(1_700_000_002_000));
+    assert_eq!(
+        status.completion_time.as_ref().map(|t| t.0.as_millisecond()),
+        Some(1_700_000_002_000)
+    );
     assert_eq!(event_reasons(&actions), vec!["Succeeded"]);
 }
 
@@ -238,17 +281,27 @@ fn a_finished_run_is_left_alone() {
 
 #[test]
 fn a_run_past_its_timeout_is_stopped_and_fails() {
-    let run = started(TaskRunSpec { timeout: Some("30s".into()), ..good_spec() });
+    let run = started(TaskRunSpec {
+        timeout: Some("30s".into()),
+        ..good_spec()
+    });
     let task = task();
     let pod = pod("tr-pod", "Running", 0, vec![running("step-one")]);
     let before = observe(&run, &task, Some(&pod), 20);
-    assert!(before.contains(&Action::RequeueAfter(Duration::from_secs(10))), "{before:?}");
+    assert!(
+        before.contains(&Action::RequeueAfter(Duration::from_secs(10))),
+        "{before:?}"
+    );
     let actions = observe(&run, &task, Some(&pod), 31);
     assert_eq!(stopped_pods(&actions), vec!["tr-pod"]);
     let status = written_status(&actions);
     assert_eq!(condition(&status).status, "False");
     assert_eq!(condition(&status).reason, "TaskRunTimeout");
-    assert!(condition(&status).message.contains("30s"), "{}", condition(&status).message);
+    assert!(
+        condition(&status).message.contains("30s"),
+        "{}",
+        condition(&status).message
+    );
 }
 
 #[test]
@@ -260,12 +313,18 @@ fn cancelling_a_running_run_stops_its_pod() {
     let actions = observe(&run, &task, Some(&pod), 3);
     assert_eq!(stopped_pods(&actions), vec!["tr-pod"]);
     let status = written_status(&actions);
-    assert_eq!((condition(&status).status.as_str(), condition(&status).reason.as_str()), ("False", "TaskRunCancelled"));
+    assert_eq!(
+        (condition(&status).status.as_str(), condition(&status).reason.as_str()),
+        ("False", "TaskRunCancelled")
+    );
 }
 
 #[test]
 fn a_run_cancelled_before_it_started_never_gets_a_pod() {
-    let run = run(TaskRunSpec { status: Some(RunSpecStatus::Cancelled), ..good_spec() });
+    let run = run(TaskRunSpec {
+        status: Some(RunSpecStatus::Cancelled),
+        ..good_spec()
+    });
     let task = task();
     let actions = observe(&run, &task, None, 0);
     assert!(created_pods(&actions).is_empty());
@@ -274,14 +333,20 @@ fn a_run_cancelled_before_it_started_never_gets_a_pod() {
 
 #[test]
 fn a_failed_attempt_is_retried_in_a_new_pod_then_the_run_fails() {
-    let run1 = started(TaskRunSpec { retries: Some(1), ..good_spec() });
+    let run1 = started(TaskRunSpec {
+        retries: Some(1),
+        ..good_spec()
+    });
     let task = task();
     let failed = |name: &str| {
         pod(
             name,
             "Failed",
             0,
-            vec![terminated("step-one", 3, Some(report(Outcome::Failed, 3, &[]))), terminated("step-two", 1, Some(report(Outcome::Skipped, 1, &[])))],
+            vec![
+                terminated("step-one", 3, Some(report(Outcome::Failed, 3, &[]))),
+                terminated("step-two", 1, Some(report(Outcome::Skipped, 1, &[]))),
+            ],
         )
     };
     let first = failed("tr-pod");
@@ -308,28 +373,49 @@ fn a_failed_attempt_is_retried_in_a_new_pod_then_the_run_fails() {
     let actions = observe(&run2, &task, Some(&second), 20);
     assert!(created_pods(&actions).is_empty(), "retries are used up");
     let status = written_status(&actions);
-    assert_eq!((condition(&status).status.as_str(), condition(&status).reason.as_str()), ("False", "Failed"));
+    assert_eq!(
+        (condition(&status).status.as_str(), condition(&status).reason.as_str()),
+        ("False", "Failed")
+    );
     assert_eq!(status.steps[0].exit_code, Some(3));
     assert_eq!(status.steps[1].reason, "Skipped");
 }
 
 #[test]
 fn a_missing_task_fails_naming_task_and_namespace() {
-    let run = run(TaskRunSpec { task_ref: Some("nope".into()), ..Default::default() });
-    let observed = Observed { run: &run, task: TaskLookup::Missing { name: "nope" }, pod: None, now: at(0) };
+    let run = run(TaskRunSpec {
+        task_ref: Some("nope".into()),
+        ..Default::default()
+    });
+    let observed = Observed {
+        run: &run,
+        task: TaskLookup::Missing { name: "nope" },
+        pod: None,
+        now: at(0),
+    };
     let actions = decide(observed, &settings());
     assert!(created_pods(&actions).is_empty());
     let status = written_status(&actions);
     let condition = condition(&status);
-    assert_eq!((condition.status.as_str(), condition.reason.as_str()), ("False", "TaskRunResolutionFailed"));
-    assert!(condition.message.contains("\"nope\"") && condition.message.contains("\"ci\""), "{}", condition.message);
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("False", "TaskRunResolutionFailed")
+    );
+    assert!(
+        condition.message.contains("\"nope\"") && condition.message.contains("\"ci\""),
+        "{}",
+        condition.message
+    );
 }
 
 #[test]
 fn an_invalid_run_fails_with_every_error() {
     let run = run(TaskRunSpec {
         task_ref: Some("build".into()),
-        params: vec![Param { name: "EXTRA".into(), value: ParamValue::String("x".into()) }],
+        params: vec![Param {
+            name: "EXTRA".into(),
+            value: ParamValue::String("x".into()),
+        }],
         timeout: Some("soon".into()),
         ..Default::default()
     });
@@ -339,8 +425,18 @@ fn an_invalid_run_fails_with_every_error() {
     let status = written_status(&actions);
     let condition = condition(&status);
     assert_eq!(condition.reason, "TaskRunValidationFailed");
-    for expected in ["spec.timeout", "\"soon\"", "spec.params[0].name", "\"EXTRA\"", "\"NAME\" is required"] {
-        assert!(condition.message.contains(expected), "{expected} missing from {}", condition.message);
+    for expected in [
+        "spec.timeout",
+        "\"soon\"",
+        "spec.params[0].name",
+        "\"EXTRA\"",
+        "\"NAME\" is required",
+    ] {
+        assert!(
+            condition.message.contains(expected),
+            "{expected} missing from {}",
+            condition.message
+        );
     }
     assert_eq!(event_reasons(&actions), vec!["TaskRunValidationFailed"]);
 }
@@ -374,10 +470,16 @@ fn a_failed_step_is_announced_once() {
         "tr-pod",
         "Running",
         0,
-        vec![terminated("step-one", 0, Some(report(Outcome::Failed, 2, &[]))), running("step-two")],
+        vec![
+            terminated("step-one", 0, Some(report(Outcome::Failed, 2, &[]))),
+            running("step-two"),
+        ],
     );
     let actions = observe(&run, &task, Some(&pod), 5);
-    assert!(event_reasons(&actions).contains(&"StepFailed".to_string()), "{actions:?}");
+    assert!(
+        event_reasons(&actions).contains(&"StepFailed".to_string()),
+        "{actions:?}"
+    );
     let mut later = run.clone();
     later.status = Some(written_status(&actions));
     assert!(!event_reasons(&observe(&later, &task, Some(&pod), 6)).contains(&"StepFailed".to_string()));
@@ -398,17 +500,30 @@ fn a_run_that_failed_while_its_pod_still_runs_stops_the_pod() {
     assert_eq!(stopped_pods(&actions), vec!["tr-pod"]);
     let status = written_status(&actions);
     assert_eq!(condition(&status).status, "False");
-    assert!(condition(&status).message.contains("OOMKilled"), "{}", condition(&status).message);
+    assert!(
+        condition(&status).message.contains("OOMKilled"),
+        "{}",
+        condition(&status).message
+    );
 }
 
 #[test]
 fn a_malformed_task_fails_the_run_naming_the_field() {
     let run = run(good_spec());
     let problem = "spec.sidecars[0].ports[0].containerPort: invalid type: string \"lots\", expected i32";
-    let observed = Observed { run: &run, task: TaskLookup::Malformed { name: "build", problem }, pod: None, now: at(0) };
+    let observed = Observed {
+        run: &run,
+        task: TaskLookup::Malformed { name: "build", problem },
+        pod: None,
+        now: at(0),
+    };
     let actions = decide(observed, &settings());
     assert!(created_pods(&actions).is_empty());
     let status = written_status(&actions);
     assert_eq!(condition(&status).reason, "TaskRunValidationFailed");
-    assert!(condition(&status).message.contains("containerPort"), "{}", condition(&status).message);
+    assert!(
+        condition(&status).message.contains("containerPort"),
+        "{}",
+        condition(&status).message
+    );
 }

@@ -25,7 +25,9 @@ const ENTRYPOINT_IMAGE: &str = "127.0.0.1:5000/cicd/entrypoint:dev";
 const ONE_HOUR: Duration = Duration::from_secs(3600);
 
 fn settings() -> RenderSettings {
-    RenderSettings { entrypoint_image: ENTRYPOINT_IMAGE.to_string() }
+    RenderSettings {
+        entrypoint_image: ENTRYPOINT_IMAGE.to_string(),
+    }
 }
 
 fn repo_path(relative: &str) -> PathBuf {
@@ -73,7 +75,9 @@ fn check_golden(example: &str) {
     let text = read(&repo_path(&source));
     let rendered = render_yaml(&[(source.clone(), text)], &settings(), ONE_HOUR)
         .unwrap_or_else(|e| panic!("{source} does not render: {e}"));
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{example}.pod.yaml"));
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{example}.pod.yaml"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::create_dir_all(golden.parent().expect("a parent")).expect("create tests/golden");
         std::fs::write(&golden, &rendered).expect("write the golden file");
@@ -133,7 +137,9 @@ fn difference_report_points_at_the_first_changed_line() {
 fn manifests_of(example: &str) -> Manifests {
     let mut manifests = Manifests::default();
     let source = format!("examples/{example}.yaml");
-    manifests.add_yaml(&source, &read(&repo_path(&source))).expect("the example decodes");
+    manifests
+        .add_yaml(&source, &read(&repo_path(&source)))
+        .expect("the example decodes");
     manifests
 }
 
@@ -175,7 +181,10 @@ fn args(container: &Container) -> Vec<&str> {
 /// The value following `flag` in a container's args.
 fn flag_value<'a>(container: &'a Container, flag: &str) -> Option<&'a str> {
     let args = container.args.as_deref().unwrap_or_default();
-    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(String::as_str)
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
 }
 
 /// The scripts the `prepare` init container writes, decoded: (file, text).
@@ -188,14 +197,21 @@ fn prepared_scripts(pod: &Pod) -> Vec<(String, String)> {
         .filter(|(flag, _)| *flag == "--script")
         .map(|(_, value)| {
             let (name, encoded) = value.split_once('=').expect("name=base64");
-            let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).expect("valid base64");
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .expect("valid base64");
             (name.to_string(), String::from_utf8(bytes).expect("UTF-8"))
         })
         .collect()
 }
 
 fn mount_path_of(container: &Container, volume: &str) -> Option<String> {
-    container.volume_mounts.iter().flatten().find(|m| m.name == volume).map(|m| m.mount_path.clone())
+    container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == volume)
+        .map(|m| m.mount_path.clone())
 }
 
 // ---------------------------------------------------------------------------
@@ -205,7 +221,10 @@ fn mount_path_of(container: &Container, volume: &str) -> Option<String> {
 #[test]
 fn containers_are_the_steps_in_order() {
     let pod = plan_example("seed-t2-tr2", 0, |_| {}).pod;
-    assert_eq!(container_names(&spec(&pod).containers), ["step-genarate-image-tag", "step-hello-world"]);
+    assert_eq!(
+        container_names(&spec(&pod).containers),
+        ["step-genarate-image-tag", "step-hello-world"]
+    );
     let scripts = plan_example("scripts", 0, |_| {}).pod;
     assert_eq!(
         container_names(&spec(&scripts).containers),
@@ -217,11 +236,21 @@ fn containers_are_the_steps_in_order() {
 fn each_step_runs_the_entrypoint_and_waits_for_the_previous_one() {
     let pod = plan_example("scripts", 0, |_| {}).pod;
     for (index, container) in spec(&pod).containers.iter().enumerate() {
-        assert_eq!(container.command.as_deref(), Some(&["/cicd/bin/entrypoint".to_string()][..]));
+        assert_eq!(
+            container.command.as_deref(),
+            Some(&["/cicd/bin/entrypoint".to_string()][..])
+        );
         assert_eq!(args(container)[0], "step");
         let expected_wait = (index > 0).then(|| format!("/cicd/run/{}/out", index - 1));
-        assert_eq!(flag_value(container, "--wait-file").map(str::to_string), expected_wait, "step {index}");
-        assert_eq!(flag_value(container, "--post-file"), Some(format!("/cicd/run/{index}/out").as_str()));
+        assert_eq!(
+            flag_value(container, "--wait-file").map(str::to_string),
+            expected_wait,
+            "step {index}"
+        );
+        assert_eq!(
+            flag_value(container, "--post-file"),
+            Some(format!("/cicd/run/{index}/out").as_str())
+        );
         assert_eq!(container.termination_message_path.as_deref(), Some("/cicd/termination"));
         assert_eq!(container.termination_message_policy.as_deref(), Some("File"));
     }
@@ -238,7 +267,10 @@ fn a_script_step_runs_its_script_file_and_a_command_step_its_command() {
     };
     assert_eq!(after_dashes(&containers[0]), ["/cicd/scripts/0-bash-script"]);
     assert_eq!(after_dashes(&containers[1]), ["/cicd/scripts/1-sh-script"]);
-    assert_eq!(after_dashes(&containers[2]), ["/bin/echo", "command", "and", "args", "for", "scripts-demo-run"]);
+    assert_eq!(
+        after_dashes(&containers[2]),
+        ["/bin/echo", "command", "and", "args", "for", "scripts-demo-run"]
+    );
 }
 
 #[test]
@@ -259,16 +291,25 @@ fn prepare_carries_each_script_substituted_and_base64_encoded() {
         .join("\n");
     let expected = seed_script
         .trim_end()
-        .replace("$(params.IMAGE_BASE_PATH)", "registry.cn-beijing.aliyuncs.com/ning1875_haiwai_image/mytask-01")
+        .replace(
+            "$(params.IMAGE_BASE_PATH)",
+            "registry.cn-beijing.aliyuncs.com/ning1875_haiwai_image/mytask-01",
+        )
         .replace("$(params.GIT_REVISION)", "")
         .replace("$(results.IMAGE_URL.path)", "/cicd/results/IMAGE_URL")
         + "\n";
     assert_eq!(script, &expected);
-    assert!(script.contains("random_str=$(date +%s%N | md5sum |cut -c 1-9)"), "shell code is left alone");
+    assert!(
+        script.contains("random_str=$(date +%s%N | md5sum |cut -c 1-9)"),
+        "shell code is left alone"
+    );
     let init = &spec(&pod).init_containers.as_ref().expect("init containers")[0];
     assert_eq!(init.image.as_deref(), Some(ENTRYPOINT_IMAGE));
     assert_eq!(init.command.as_deref(), Some(&["/cicd-entrypoint".to_string()][..]));
-    assert!(!args(init).iter().any(|a| a.contains("$(")), "no $(...) left for Kubernetes to expand");
+    assert!(
+        !args(init).iter().any(|a| a.contains("$(")),
+        "no $(...) left for Kubernetes to expand"
+    );
 }
 
 #[test]
@@ -284,7 +325,10 @@ fn only_script_steps_get_a_script_file() {
 fn declared_results_step_timeout_and_on_error_reach_the_entrypoint() {
     let pod = seed_t1();
     assert_eq!(flag_value(&spec(&pod).containers[0], "--results"), Some("IMAGE_URL"));
-    assert_eq!(flag_value(&spec(&pod).containers[0], "--results-dir"), Some("/cicd/results"));
+    assert_eq!(
+        flag_value(&spec(&pod).containers[0], "--results-dir"),
+        Some("/cicd/results")
+    );
 
     let pod = plan_example("step-timeout", 0, |_| {}).pod;
     let containers = &spec(&pod).containers;
@@ -331,7 +375,10 @@ fn pod_labels_name_the_run_task_and_attempt_and_keep_the_runs_labels() {
 fn a_retry_gets_its_own_pod_name_and_attempt_label() {
     let pod = plan_example("retries", 1, |_| {}).pod;
     assert_eq!(pod.metadata.name.as_deref(), Some("retries-demo-run-pod-retry1"));
-    assert_eq!(pod.metadata.labels.expect("labels")["cicdoperator.ning1875.io/attempt"], "1");
+    assert_eq!(
+        pod.metadata.labels.expect("labels")["cicdoperator.ning1875.io/attempt"],
+        "1"
+    );
     let script = &prepared_scripts(&plan_example("retries", 1, |_| {}).pod)[0].1;
     assert!(script.starts_with("attempt=1\n"), "{script}");
 }
@@ -349,20 +396,32 @@ fn active_deadline_is_one_hour_by_default_none_with_zero_and_follows_the_timeout
 fn pod_template_settings_are_passed_through() {
     let pod = plan_example("pod-template", 0, |_| {}).pod;
     let spec = spec(&pod);
-    assert_eq!(spec.node_selector.as_ref().expect("a node selector")["kubernetes.io/os"], "linux");
-    assert_eq!(spec.tolerations.as_ref().expect("tolerations")[0].key.as_deref(), Some("example.com/dedicated-ci"));
+    assert_eq!(
+        spec.node_selector.as_ref().expect("a node selector")["kubernetes.io/os"],
+        "linux"
+    );
+    assert_eq!(
+        spec.tolerations.as_ref().expect("tolerations")[0].key.as_deref(),
+        Some("example.com/dedicated-ci")
+    );
     assert_eq!(spec.security_context.as_ref().and_then(|s| s.fs_group), Some(2000));
     assert_eq!(spec.enable_service_links, Some(false));
     assert_eq!(spec.host_network, None);
 
     let host = plan_example("sidecar", 0, |_| {}).pod;
     assert_eq!(host.spec.as_ref().and_then(|s| s.host_network), Some(true));
-    assert_eq!(host.spec.as_ref().and_then(|s| s.dns_policy.as_deref()), Some("ClusterFirstWithHostNet"));
+    assert_eq!(
+        host.spec.as_ref().and_then(|s| s.dns_policy.as_deref()),
+        Some("ClusterFirstWithHostNet")
+    );
 }
 
 #[test]
 fn service_account_is_passed_through() {
-    let pod = plan_example("seed-t1-tr1", 0, |run| run.spec.service_account_name = Some("builder".into())).pod;
+    let pod = plan_example("seed-t1-tr1", 0, |run| {
+        run.spec.service_account_name = Some("builder".into())
+    })
+    .pod;
     assert_eq!(spec(&pod).service_account_name.as_deref(), Some("builder"));
 }
 
@@ -381,7 +440,11 @@ fn seed_workspace_is_mounted_at_workspace_myworkspace_in_every_step() {
             .find(|v| v.empty_dir.is_some() && v.name.starts_with("cicd-ws-"))
             .expect("a volume for the workspace");
         for container in &spec(&pod).containers {
-            assert_eq!(mount_path_of(container, &volume.name).as_deref(), Some("/workspace/myworkspace"), "{example}");
+            assert_eq!(
+                mount_path_of(container, &volume.name).as_deref(),
+                Some("/workspace/myworkspace"),
+                "{example}"
+            );
             assert_eq!(container.working_dir.as_deref(), Some("/workspace"));
         }
     }
@@ -394,16 +457,28 @@ fn volume_claim_template_becomes_a_claim_owned_by_the_run() {
     let claim = &plan.claims[0];
     assert_eq!(claim.metadata.name.as_deref(), Some("workspaces-demo-run-cache"));
     assert_eq!(claim.metadata.namespace.as_deref(), Some("ci"));
-    assert_eq!(claim.metadata.owner_references.as_ref().expect("an owner")[0].name, "workspaces-demo-run");
+    assert_eq!(
+        claim.metadata.owner_references.as_ref().expect("an owner")[0].name,
+        "workspaces-demo-run"
+    );
 
     let spec = spec(&plan.pod);
     let volume = spec
         .volumes
         .iter()
         .flatten()
-        .find(|v| v.persistent_volume_claim.as_ref().is_some_and(|c| c.claim_name == "workspaces-demo-run-cache"))
+        .find(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| c.claim_name == "workspaces-demo-run-cache")
+        })
         .expect("the pod mounts the claim");
-    let mount = spec.containers[0].volume_mounts.iter().flatten().find(|m| m.name == volume.name).expect("a mount");
+    let mount = spec.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == volume.name)
+        .expect("a mount");
     assert_eq!(mount.mount_path, "/cache");
     assert_eq!(mount.sub_path.as_deref(), Some("build-cache"));
 }
@@ -411,7 +486,12 @@ fn volume_claim_template_becomes_a_claim_owned_by_the_run() {
 #[test]
 fn optional_workspace_left_unbound_gets_no_volume() {
     let pod = plan_example("workspaces", 0, |_| {}).pod;
-    let workspace_volumes = spec(&pod).volumes.iter().flatten().filter(|v| v.name.starts_with("cicd-ws-")).count();
+    let workspace_volumes = spec(&pod)
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| v.name.starts_with("cicd-ws-"))
+        .count();
     assert_eq!(workspace_volumes, 2, "source and cache, not the unbound credentials");
 }
 
@@ -421,12 +501,26 @@ fn config_map_and_secret_workspaces_are_mounted_read_only() {
     let spec = spec(&pod);
     let mounts = spec.containers[0].volume_mounts.as_deref().unwrap_or_default();
     for (path, source) in [("/workspace/settings", "configMap"), ("/etc/demo-token", "secret")] {
-        let mount = mounts.iter().find(|m| m.mount_path == path).unwrap_or_else(|| panic!("no mount at {path}"));
+        let mount = mounts
+            .iter()
+            .find(|m| m.mount_path == path)
+            .unwrap_or_else(|| panic!("no mount at {path}"));
         assert_eq!(mount.read_only, Some(true), "{path}");
-        let volume = spec.volumes.iter().flatten().find(|v| v.name == mount.name).expect("the volume");
+        let volume = spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .expect("the volume");
         let has_source = match source {
-            "configMap" => volume.config_map.as_ref().is_some_and(|c| c.name == "cicd-demo-settings"),
-            _ => volume.secret.as_ref().is_some_and(|s| s.secret_name.as_deref() == Some("cicd-demo-token")),
+            "configMap" => volume
+                .config_map
+                .as_ref()
+                .is_some_and(|c| c.name == "cicd-demo-settings"),
+            _ => volume
+                .secret
+                .as_ref()
+                .is_some_and(|s| s.secret_name.as_deref() == Some("cicd-demo-token")),
         };
         assert!(has_source, "{path} should come from the {source}");
     }
@@ -439,7 +533,10 @@ fn sidecars_start_before_the_steps_as_native_sidecars() {
     assert_eq!(container_names(init), ["prepare", "sidecar-web"]);
     assert_eq!(init[0].restart_policy, None);
     assert_eq!(init[1].restart_policy.as_deref(), Some("Always"));
-    assert!(args(&init[1])[0].contains("-p 127.0.0.1:18765"), "params are substituted in sidecars");
+    assert!(
+        args(&init[1])[0].contains("-p 127.0.0.1:18765"),
+        "params are substituted in sidecars"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -468,29 +565,46 @@ fn quantities(pod: &Pod, which: &str, resource: &str) -> Vec<Option<String>> {
         .iter()
         .map(|c| {
             let resources = c.resources.as_ref()?;
-            let map = if which == "requests" { resources.requests.as_ref() } else { resources.limits.as_ref() };
+            let map = if which == "requests" {
+                resources.requests.as_ref()
+            } else {
+                resources.limits.as_ref()
+            };
             map?.get(resource).map(|q| q.0.clone())
         })
         .collect()
 }
 
 fn sum(values: &[Option<String>]) -> f64 {
-    values.iter().flatten().map(|q| quantity_value(q).expect("a quantity")).sum()
+    values
+        .iter()
+        .flatten()
+        .map(|q| quantity_value(q).expect("a quantity"))
+        .sum()
 }
 
 #[test]
 fn summed_step_requests_equal_the_largest_steps_request_and_limits_are_kept() {
     let run = run_with_cpu_steps();
     let task = run.spec.task_spec.clone().expect("inline");
-    let pod = plan_task_run(&run, &task, TaskSource::Inline, 0, ONE_HOUR, &settings()).expect("valid").pod;
+    let pod = plan_task_run(&run, &task, TaskSource::Inline, 0, ONE_HOUR, &settings())
+        .expect("valid")
+        .pod;
 
     let cpu_requests = quantities(&pod, "requests", "cpu");
     assert_eq!(sum(&cpu_requests), 2.0, "{cpu_requests:?}");
-    assert_eq!(cpu_requests[2].as_deref(), Some("2"), "the largest step keeps its request");
+    assert_eq!(
+        cpu_requests[2].as_deref(),
+        Some("2"),
+        "the largest step keeps its request"
+    );
     // Equal memory requests: exactly one step keeps 64Mi.
     assert_eq!(sum(&quantities(&pod, "requests", "memory")), 64.0 * 1024.0 * 1024.0);
     let limits = quantities(&pod, "limits", "cpu");
-    assert_eq!(limits, [Some("1".to_string()), Some("500m".to_string()), Some("2".to_string())]);
+    assert_eq!(
+        limits,
+        [Some("1".to_string()), Some("500m".to_string()), Some("2".to_string())]
+    );
 }
 
 #[test]

@@ -141,7 +141,11 @@ fn read(task: &TaskSpec, pod: &Pod) -> PodReading {
 }
 
 fn step_reasons(reading: &PodReading) -> Vec<(&str, &str)> {
-    reading.steps.iter().map(|s| (s.state.as_str(), s.reason.as_str())).collect()
+    reading
+        .steps
+        .iter()
+        .map(|s| (s.state.as_str(), s.reason.as_str()))
+        .collect()
 }
 
 #[track_caller]
@@ -149,7 +153,11 @@ fn assert_failed(reading: &PodReading, why: &str, needles: &[&str]) {
     assert_eq!(reading.succeeded, Succeeded::False, "{reading:#?}");
     assert_eq!(reading.reason, why, "{reading:#?}");
     for needle in needles {
-        assert!(reading.message.contains(needle), "message {:?} should mention {needle:?}", reading.message);
+        assert!(
+            reading.message.contains(needle),
+            "message {:?} should mention {needle:?}",
+            reading.message
+        );
     }
 }
 
@@ -183,13 +191,19 @@ fn unschedulable_pod_says_why_and_keeps_waiting() {
 
 #[test]
 fn running_pod_names_the_running_step() {
-    let containers =
-        vec![ended("build", &report(Outcome::Succeeded, 0, 0, 5)), running("test"), waiting("push", "", "")];
+    let containers = vec![
+        ended("build", &report(Outcome::Succeeded, 0, 0, 5)),
+        running("test"),
+        waiting("push", "", ""),
+    ];
     let reading = read(&task(), &pod("Running", containers, json!({})));
     assert_eq!(reading.succeeded, Succeeded::Unknown);
     assert_eq!(reading.reason, reason::RUNNING);
     assert_eq!(reading.message, "step \"test\" is running");
-    assert_eq!(step_reasons(&reading), [("Terminated", "Completed"), ("Running", ""), ("Waiting", "")]);
+    assert_eq!(
+        step_reasons(&reading),
+        [("Terminated", "Completed"), ("Running", ""), ("Waiting", "")]
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -199,9 +213,15 @@ fn running_pod_names_the_running_step() {
 #[test]
 fn succeeded_pod_with_every_result_succeeds_with_typed_results() {
     let containers = vec![
-        ended("build", &with_result(report(Outcome::Succeeded, 0, 0, 5), "url", "registry.local/app:1")),
+        ended(
+            "build",
+            &with_result(report(Outcome::Succeeded, 0, 0, 5), "url", "registry.local/app:1"),
+        ),
         ended("test", &report(Outcome::Succeeded, 0, 5, 8)),
-        ended("push", &with_result(report(Outcome::Succeeded, 0, 8, 12), "tags", r#"["1.0","latest"]"#)),
+        ended(
+            "push",
+            &with_result(report(Outcome::Succeeded, 0, 8, 12), "tags", r#"["1.0","latest"]"#),
+        ),
     ];
     let reading = read(&task(), &pod("Succeeded", containers, json!({})));
     assert_eq!(reading.succeeded, Succeeded::True);
@@ -209,18 +229,35 @@ fn succeeded_pod_with_every_result_succeeds_with_typed_results() {
     assert_eq!(reading.results.len(), 2);
     assert_eq!(reading.results[0].name, "url");
     assert_eq!(reading.results[0].result_type, ParamType::String);
-    assert_eq!(reading.results[0].value, ParamValue::String("registry.local/app:1".into()));
+    assert_eq!(
+        reading.results[0].value,
+        ParamValue::String("registry.local/app:1".into())
+    );
     assert_eq!(reading.results[1].name, "tags");
     assert_eq!(reading.results[1].result_type, ParamType::Array);
-    assert_eq!(reading.results[1].value, ParamValue::Array(vec!["1.0".into(), "latest".into()]));
-    assert!(reading.steps.iter().all(|s| s.reason == "Completed" && s.exit_code == Some(0)));
+    assert_eq!(
+        reading.results[1].value,
+        ParamValue::Array(vec!["1.0".into(), "latest".into()])
+    );
+    assert!(
+        reading
+            .steps
+            .iter()
+            .all(|s| s.reason == "Completed" && s.exit_code == Some(0))
+    );
 }
 
 #[test]
 fn a_later_steps_value_of_a_result_wins() {
     let containers = vec![
-        ended("build", &with_result(report(Outcome::Succeeded, 0, 0, 5), "url", "first")),
-        ended("test", &with_result(report(Outcome::Succeeded, 0, 5, 8), "url", "second")),
+        ended(
+            "build",
+            &with_result(report(Outcome::Succeeded, 0, 0, 5), "url", "first"),
+        ),
+        ended(
+            "test",
+            &with_result(report(Outcome::Succeeded, 0, 5, 8), "url", "second"),
+        ),
         ended("push", &with_result(report(Outcome::Succeeded, 0, 8, 12), "tags", "[]")),
     ];
     let reading = read(&task(), &pod("Succeeded", containers, json!({})));
@@ -231,13 +268,20 @@ fn a_later_steps_value_of_a_result_wins() {
 #[test]
 fn missing_result_fails_the_run_naming_it() {
     let containers = vec![
-        ended("build", &with_result(report(Outcome::Succeeded, 0, 0, 5), "url", "registry.local/app:1")),
+        ended(
+            "build",
+            &with_result(report(Outcome::Succeeded, 0, 0, 5), "url", "registry.local/app:1"),
+        ),
         ended("test", &report(Outcome::Succeeded, 0, 5, 8)),
         ended("push", &report(Outcome::Succeeded, 0, 8, 12)),
     ];
     let reading = read(&task(), &pod("Succeeded", containers, json!({})));
     assert_failed(&reading, reason::MISSING_RESULTS, &["tags"]);
-    assert!(!reading.message.contains("url"), "only the missing result is named: {}", reading.message);
+    assert!(
+        !reading.message.contains("url"),
+        "only the missing result is named: {}",
+        reading.message
+    );
 }
 
 #[test]
@@ -245,7 +289,10 @@ fn array_result_that_is_not_a_json_list_fails_the_run() {
     let containers = vec![
         ended("build", &with_result(report(Outcome::Succeeded, 0, 0, 5), "url", "u")),
         ended("test", &report(Outcome::Succeeded, 0, 5, 8)),
-        ended("push", &with_result(report(Outcome::Succeeded, 0, 8, 12), "tags", "1.0 latest")),
+        ended(
+            "push",
+            &with_result(report(Outcome::Succeeded, 0, 8, 12), "tags", "1.0 latest"),
+        ),
     ];
     let reading = read(&task(), &pod("Succeeded", containers, json!({})));
     assert_failed(&reading, reason::INVALID_RESULTS, &["\"tags\"", "array"]);
@@ -264,7 +311,12 @@ fn step_times_come_from_the_report_not_the_container() {
     let finished = build.finished_at.as_ref().expect("a finish time").0.as_millisecond();
     assert_eq!(started, T0_MS + 1000, "the container says 2030, the report says T0+1s");
     assert_eq!(finished, T0_MS + 5000);
-    let last = reading.finished_at.as_ref().expect("the run's finish time").0.as_millisecond();
+    let last = reading
+        .finished_at
+        .as_ref()
+        .expect("the run's finish time")
+        .0
+        .as_millisecond();
     assert_eq!(last, T0_MS + 12_000, "the run finishes when its last step did");
 }
 
@@ -283,7 +335,11 @@ fn failed_step_is_named_with_its_exit_code_and_later_steps_are_skipped() {
     assert_failed(&reading, reason::FAILED, &["step \"test\" failed with exit code 2"]);
     assert_eq!(
         step_reasons(&reading),
-        [("Terminated", "Completed"), ("Terminated", "Error"), ("Terminated", "Skipped")]
+        [
+            ("Terminated", "Completed"),
+            ("Terminated", "Error"),
+            ("Terminated", "Skipped")
+        ]
     );
     assert_eq!(reading.steps[1].exit_code, Some(2));
 }
@@ -299,7 +355,11 @@ fn on_error_continue_records_the_failure_and_the_run_succeeds() {
     let reading = read(&task, &pod("Succeeded", containers, json!({})));
     assert_eq!(reading.succeeded, Succeeded::True, "{reading:#?}");
     assert_eq!(reading.steps[1].reason, "Error");
-    assert_eq!(reading.steps[1].exit_code, Some(3), "the command's real exit code is kept");
+    assert_eq!(
+        reading.steps[1].exit_code,
+        Some(3),
+        "the command's real exit code is kept"
+    );
 }
 
 #[test]
@@ -319,7 +379,11 @@ fn a_later_failure_is_blamed_not_an_earlier_step_that_continued() {
 fn step_timeout_is_reported_as_timed_out() {
     let mut timed_out = report(Outcome::TimedOut, 124, 0, 30);
     timed_out.message = Some("timed out after 30s".into());
-    let containers = vec![ended("build", &timed_out), ended("test", &skipped()), ended("push", &skipped())];
+    let containers = vec![
+        ended("build", &timed_out),
+        ended("test", &skipped()),
+        ended("push", &skipped()),
+    ];
     let reading = read(&task_without_results(), &pod("Failed", containers, json!({})));
     assert_failed(&reading, reason::FAILED, &["step \"build\" timed out", "30s"]);
     assert_eq!(reading.steps[0].reason, "TimedOut");
@@ -335,12 +399,20 @@ fn run_timeout_from_the_pod_deadline_is_a_task_run_timeout() {
     ];
     let status = json!({ "reason": "DeadlineExceeded", "message": "Pod was active on the node longer than the specified deadline" });
     let reading = read(&task_without_results(), &pod("Failed", containers, status));
-    assert_failed(&reading, reason::TIMEOUT, &["timeout", "longer than the specified deadline"]);
+    assert_failed(
+        &reading,
+        reason::TIMEOUT,
+        &["timeout", "longer than the specified deadline"],
+    );
 }
 
 #[test]
 fn cancelled_run_is_reported_as_cancelled_not_failed() {
-    let containers = vec![killed("build", 143, "Error"), waiting("test", "", ""), waiting("push", "", "")];
+    let containers = vec![
+        killed("build", 143, "Error"),
+        waiting("test", "", ""),
+        waiting("push", "", ""),
+    ];
     let reading = read_pod(&task_without_results(), &pod("Failed", containers, json!({})), true);
     assert_failed(&reading, reason::CANCELLED, &["cancelled"]);
 }
@@ -355,7 +427,11 @@ fn cancelling_a_running_pod_keeps_the_run_in_progress_until_it_stops() {
 
 #[test]
 fn oom_killed_step_without_a_report_is_named() {
-    let containers = vec![killed("build", 137, "OOMKilled"), ended("test", &skipped()), ended("push", &skipped())];
+    let containers = vec![
+        killed("build", 137, "OOMKilled"),
+        ended("test", &skipped()),
+        ended("push", &skipped()),
+    ];
     let reading = read(&task_without_results(), &pod("Failed", containers, json!({})));
     assert_failed(&reading, reason::FAILED, &["step \"build\" was OOMKilled", "137"]);
     assert_eq!(reading.steps[0].reason, "OOMKilled");
@@ -388,13 +464,20 @@ fn image_pull_failure_names_the_image() {
         waiting("push", "ContainerCreating", ""),
     ];
     let reading = read(&task_without_results(), &pod("Pending", containers, json!({})));
-    assert_failed(&reading, reason::IMAGE_PULL_FAILED, &["\"builder:1\"", "step-build", "ImagePullBackOff"]);
+    assert_failed(
+        &reading,
+        reason::IMAGE_PULL_FAILED,
+        &["\"builder:1\"", "step-build", "ImagePullBackOff"],
+    );
 }
 
 #[test]
 fn image_pull_failure_of_a_later_step_is_noticed_while_an_earlier_one_runs() {
-    let containers =
-        vec![running("build"), waiting("test", "ImagePullBackOff", "Back-off pulling image"), waiting("push", "", "")];
+    let containers = vec![
+        running("build"),
+        waiting("test", "ImagePullBackOff", "Back-off pulling image"),
+        waiting("push", "", ""),
+    ];
     let reading = read(&task_without_results(), &pod("Running", containers, json!({})));
     assert_failed(&reading, reason::IMAGE_PULL_FAILED, &["\"tester:1\""]);
 }
@@ -402,10 +485,17 @@ fn image_pull_failure_of_a_later_step_is_noticed_while_an_earlier_one_runs() {
 #[test]
 fn create_container_config_error_fails_with_the_kubelets_message() {
     let message = "secret \"registry-token\" not found";
-    let containers =
-        vec![waiting("build", "CreateContainerConfigError", message), waiting("test", "", ""), waiting("push", "", "")];
+    let containers = vec![
+        waiting("build", "CreateContainerConfigError", message),
+        waiting("test", "", ""),
+        waiting("push", "", ""),
+    ];
     let reading = read(&task_without_results(), &pod("Pending", containers, json!({})));
-    assert_failed(&reading, reason::CREATE_CONTAINER_CONFIG_ERROR, &["step-build", "registry-token"]);
+    assert_failed(
+        &reading,
+        reason::CREATE_CONTAINER_CONFIG_ERROR,
+        &["step-build", "registry-token"],
+    );
 }
 
 #[test]
@@ -420,7 +510,11 @@ fn failed_prepare_init_container_is_named_in_the_message() {
         "state": { "terminated": { "exitCode": 2, "reason": "Error", "message": "cannot write /cicd/scripts/0-build" } },
     }] });
     let reading = read(&task_without_results(), &pod("Failed", steps, init));
-    assert_failed(&reading, reason::FAILED, &["\"prepare\"", "exit code 2", "cannot write /cicd/scripts/0-build"]);
+    assert_failed(
+        &reading,
+        reason::FAILED,
+        &["\"prepare\"", "exit code 2", "cannot write /cicd/scripts/0-build"],
+    );
 }
 
 #[test]
@@ -450,10 +544,17 @@ fn report_just_under_the_limit_is_encoded_and_read_back() {
 
     let mut task = task_without_results();
     task.results = serde_json::from_value(json!([{ "name": "IMAGE_URL" }])).expect("results");
-    let containers = vec![ended("build", &fits), ended("test", &skipped()), ended("push", &skipped())];
+    let containers = vec![
+        ended("build", &fits),
+        ended("test", &skipped()),
+        ended("push", &skipped()),
+    ];
     let reading = read(&task, &pod("Succeeded", containers, json!({})));
     assert_eq!(reading.succeeded, Succeeded::True, "{}", reading.message);
-    assert_eq!(reading.results[0].value, ParamValue::String(fits.results["IMAGE_URL"].clone()));
+    assert_eq!(
+        reading.results[0].value,
+        ParamValue::String(fits.results["IMAGE_URL"].clone())
+    );
 }
 
 #[test]

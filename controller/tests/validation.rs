@@ -32,12 +32,18 @@ fn merged(mut base: Value, extra: Value) -> Value {
 
 /// A valid task with one step `main`, plus whatever `extra` sets.
 fn task(extra: Value) -> Value {
-    merged(json!({ "steps": [{ "name": "main", "image": IMAGE, "script": "echo hi" }] }), extra)
+    merged(
+        json!({ "steps": [{ "name": "main", "image": IMAGE, "script": "echo hi" }] }),
+        extra,
+    )
 }
 
 /// A task whose only step runs `script`, plus whatever `extra` sets.
 fn task_with_script(script: &str, extra: Value) -> Value {
-    merged(json!({ "steps": [{ "name": "main", "image": IMAGE, "script": script }] }), extra)
+    merged(
+        json!({ "steps": [{ "name": "main", "image": IMAGE, "script": script }] }),
+        extra,
+    )
 }
 
 /// A MyTaskRun named `run-1` with the given task inline and `spec` fields.
@@ -58,7 +64,9 @@ fn resolve_inline(run: &MyTaskRun) -> Result<ResolvedTaskRun, ValidationErrors> 
 }
 
 fn plan(run: &MyTaskRun, task: &TaskSpec, source: TaskSource<'_>) -> Result<ResolvedTaskRun, ValidationErrors> {
-    let settings = RenderSettings { entrypoint_image: "entrypoint:test".into() };
+    let settings = RenderSettings {
+        entrypoint_image: "entrypoint:test".into(),
+    };
     plan_task_run(run, task, source, 0, ONE_HOUR, &settings).map(|plan| plan.resolved)
 }
 
@@ -68,7 +76,11 @@ fn resolve_yaml(yaml: &str) -> Result<ResolvedTaskRun, ValidationErrors> {
     manifests.add_yaml("test.yaml", yaml).expect("the test YAML decodes");
     let run = manifests.task_runs[0].clone();
     let name = run.spec.task_ref.clone().expect("a taskRef");
-    let task = manifests.task(&name).expect("the named task is in the YAML").spec.clone();
+    let task = manifests
+        .task(&name)
+        .expect("the named task is in the YAML")
+        .spec
+        .clone();
     plan(&run, &task, TaskSource::Named(&name))
 }
 
@@ -84,9 +96,15 @@ fn errors_of(result: Result<ResolvedTaskRun, ValidationErrors>) -> Vec<FieldErro
 #[track_caller]
 fn assert_error(result: Result<ResolvedTaskRun, ValidationErrors>, field: &str, needles: &[&str]) {
     let errors = errors_of(result);
-    let found = errors.iter().any(|e| e.field == field && needles.iter().all(|needle| e.message.contains(needle)));
+    let found = errors
+        .iter()
+        .any(|e| e.field == field && needles.iter().all(|needle| e.message.contains(needle)));
     let listing: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
-    assert!(found, "no error at {field:?} mentioning {needles:?}; the errors were:\n{}", listing.join("\n"));
+    assert!(
+        found,
+        "no error at {field:?} mentioning {needles:?}; the errors were:\n{}",
+        listing.join("\n")
+    );
 }
 
 fn resolved_ok(result: Result<ResolvedTaskRun, ValidationErrors>) -> ResolvedTaskRun {
@@ -103,7 +121,10 @@ fn script_of(resolved: &ResolvedTaskRun, step: usize) -> &str {
 
 #[test]
 fn unknown_param_reference_names_the_param_and_the_declared_ones() {
-    let task = task_with_script("echo $(params.nope)", json!({ "params": [{ "name": "known", "default": "x" }] }));
+    let task = task_with_script(
+        "echo $(params.nope)",
+        json!({ "params": [{ "name": "known", "default": "x" }] }),
+    );
     assert_error(
         resolve_inline(&inline_run(task, json!({}))),
         "spec.taskSpec.steps[0].script",
@@ -113,7 +134,10 @@ fn unknown_param_reference_names_the_param_and_the_declared_ones() {
 
 #[test]
 fn unknown_result_reference_names_the_result() {
-    let task = task_with_script("echo x > $(results.digest.path)", json!({ "results": [{ "name": "url" }] }));
+    let task = task_with_script(
+        "echo x > $(results.digest.path)",
+        json!({ "results": [{ "name": "url" }] }),
+    );
     assert_error(
         resolve_inline(&inline_run(task, json!({}))),
         "spec.taskSpec.steps[0].script",
@@ -209,7 +233,11 @@ fn array_index_out_of_range_says_how_many_items_there_are() {
     assert_error(
         resolve_inline(&inline_run(task, json!({}))),
         "spec.taskSpec.steps[0].script",
-        &["$(params.files[5])", "index 5 is out of range", "\"files\" has 2 item(s)"],
+        &[
+            "$(params.files[5])",
+            "index 5 is out of range",
+            "\"files\" has 2 item(s)",
+        ],
     );
 }
 
@@ -272,7 +300,11 @@ metadata: {name: build-run}
 spec:
   taskRef: build
 "#;
-    assert_error(resolve_yaml(yaml), "MyTask \"build\": spec.steps[0].script", &["$(params.GOOS)"]);
+    assert_error(
+        resolve_yaml(yaml),
+        "MyTask \"build\": spec.steps[0].script",
+        &["$(params.GOOS)"],
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -282,20 +314,31 @@ spec:
 #[test]
 fn missing_required_param_names_it() {
     let task = task(json!({ "params": [{ "name": "IMAGE" }, { "name": "TAG", "default": "latest" }] }));
-    assert_error(resolve_inline(&inline_run(task, json!({}))), "spec.params", &["\"IMAGE\"", "required"]);
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.params",
+        &["\"IMAGE\"", "required"],
+    );
 }
 
 #[test]
 fn undeclared_param_names_it_and_the_declared_ones() {
     let task = task(json!({ "params": [{ "name": "IMAGE", "default": "x" }] }));
     let run = inline_run(task, json!({ "params": [{ "name": "IMAGE_URL", "value": "y" }] }));
-    assert_error(resolve_inline(&run), "spec.params[0].name", &["\"IMAGE_URL\"", "declared: IMAGE"]);
+    assert_error(
+        resolve_inline(&run),
+        "spec.params[0].name",
+        &["\"IMAGE_URL\"", "declared: IMAGE"],
+    );
 }
 
 #[test]
 fn param_given_twice_is_rejected() {
     let task = task(json!({ "params": [{ "name": "A" }] }));
-    let run = inline_run(task, json!({ "params": [{ "name": "A", "value": "1" }, { "name": "A", "value": "2" }] }));
+    let run = inline_run(
+        task,
+        json!({ "params": [{ "name": "A", "value": "1" }, { "name": "A", "value": "2" }] }),
+    );
     assert_error(resolve_inline(&run), "spec.params[1].name", &["\"A\"", "twice"]);
 }
 
@@ -303,14 +346,22 @@ fn param_given_twice_is_rejected() {
 fn string_given_for_an_array_param_is_a_type_mismatch() {
     let task = task(json!({ "params": [{ "name": "files", "type": "array" }] }));
     let run = inline_run(task, json!({ "params": [{ "name": "files", "value": "a.txt" }] }));
-    assert_error(resolve_inline(&run), "spec.params[0].value", &["\"files\"", "declared as array", "given is string"]);
+    assert_error(
+        resolve_inline(&run),
+        "spec.params[0].value",
+        &["\"files\"", "declared as array", "given is string"],
+    );
 }
 
 #[test]
 fn array_given_for_a_string_param_is_a_type_mismatch() {
     let task = task(json!({ "params": [{ "name": "tag" }] }));
     let run = inline_run(task, json!({ "params": [{ "name": "tag", "value": ["v1", "v2"] }] }));
-    assert_error(resolve_inline(&run), "spec.params[0].value", &["\"tag\"", "declared as string", "given is array"]);
+    assert_error(
+        resolve_inline(&run),
+        "spec.params[0].value",
+        &["\"tag\"", "declared as string", "given is array"],
+    );
 }
 
 #[test]
@@ -318,8 +369,15 @@ fn object_value_missing_a_declared_property_names_the_key() {
     let task = task(json!({
         "params": [{ "name": "target", "type": "object", "properties": { "host": {}, "port": {} } }],
     }));
-    let run = inline_run(task, json!({ "params": [{ "name": "target", "value": { "host": "h" } }] }));
-    assert_error(resolve_inline(&run), "spec.params[0].value", &["\"target\"", "missing key(s) port"]);
+    let run = inline_run(
+        task,
+        json!({ "params": [{ "name": "target", "value": { "host": "h" } }] }),
+    );
+    assert_error(
+        resolve_inline(&run),
+        "spec.params[0].value",
+        &["\"target\"", "missing key(s) port"],
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -339,7 +397,11 @@ fn default_of_the_wrong_type_is_rejected() {
 #[test]
 fn has_default_false_with_a_default_is_contradictory() {
     let task = task(json!({ "params": [{ "name": "tag", "default": "x", "hasDefault": false }] }));
-    assert_error(resolve_inline(&inline_run(task, json!({}))), "spec.taskSpec.params[0].hasDefault", &["\"tag\""]);
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.params[0].hasDefault",
+        &["\"tag\""],
+    );
 }
 
 #[test]
@@ -412,7 +474,11 @@ fn step_name_that_is_not_a_dns_label_is_rejected() {
 fn step_name_too_long_for_a_container_name_is_rejected() {
     let long = "s".repeat(59);
     let task = json!({ "steps": [{ "name": long, "image": IMAGE, "script": "true" }] });
-    assert_error(resolve_inline(&inline_run(task, json!({}))), "spec.taskSpec.steps[0].name", &[&long, "at most 58"]);
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].name",
+        &[&long, "at most 58"],
+    );
 }
 
 #[test]
@@ -448,7 +514,11 @@ fn step_with_neither_script_nor_command_is_rejected() {
 #[test]
 fn task_without_steps_is_rejected() {
     let task = json!({ "steps": [] });
-    assert_error(resolve_inline(&inline_run(task, json!({}))), "spec.taskSpec.steps", &["at least one step"]);
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps",
+        &["at least one step"],
+    );
 }
 
 #[test]
@@ -470,7 +540,11 @@ fn bad_run_timeout_quotes_the_value() {
 #[test]
 fn run_timeout_too_long_to_represent_is_an_error_not_a_crash() {
     let run = inline_run(task(json!({})), json!({ "timeout": "99999999999999999999h" }));
-    assert_error(resolve_inline(&run), "spec.timeout", &["\"99999999999999999999h\"", "too long"]);
+    assert_error(
+        resolve_inline(&run),
+        "spec.timeout",
+        &["\"99999999999999999999h\"", "too long"],
+    );
 }
 
 #[test]
@@ -526,7 +600,11 @@ fn volume_mount_of_an_undeclared_volume_is_rejected() {
 #[test]
 fn required_workspace_not_bound_names_it() {
     let task = task(json!({ "workspaces": [{ "name": "source" }] }));
-    assert_error(resolve_inline(&inline_run(task, json!({}))), "spec.workspaces", &["\"source\"", "required"]);
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.workspaces",
+        &["\"source\"", "required"],
+    );
 }
 
 #[test]
@@ -536,29 +614,50 @@ fn binding_with_two_sources_names_them() {
         task,
         json!({ "workspaces": [{ "name": "source", "emptyDir": {}, "configMap": { "name": "cm" } }] }),
     );
-    assert_error(resolve_inline(&run), "spec.workspaces[0]", &["\"source\"", "2 sources", "emptyDir, configMap"]);
+    assert_error(
+        resolve_inline(&run),
+        "spec.workspaces[0]",
+        &["\"source\"", "2 sources", "emptyDir, configMap"],
+    );
 }
 
 #[test]
 fn binding_without_a_source_is_rejected() {
     let task = task(json!({ "workspaces": [{ "name": "source" }] }));
     let run = inline_run(task, json!({ "workspaces": [{ "name": "source" }] }));
-    assert_error(resolve_inline(&run), "spec.workspaces[0]", &["\"source\"", "no volume source"]);
+    assert_error(
+        resolve_inline(&run),
+        "spec.workspaces[0]",
+        &["\"source\"", "no volume source"],
+    );
 }
 
 #[test]
 fn sub_path_escaping_the_volume_is_rejected() {
     let task = task(json!({ "workspaces": [{ "name": "source" }] }));
-    let run =
-        inline_run(task, json!({ "workspaces": [{ "name": "source", "emptyDir": {}, "subPath": "cache/../../etc" }] }));
-    assert_error(resolve_inline(&run), "spec.workspaces[0].subPath", &["\"cache/../../etc\"", "'..'"]);
+    let run = inline_run(
+        task,
+        json!({ "workspaces": [{ "name": "source", "emptyDir": {}, "subPath": "cache/../../etc" }] }),
+    );
+    assert_error(
+        resolve_inline(&run),
+        "spec.workspaces[0].subPath",
+        &["\"cache/../../etc\"", "'..'"],
+    );
 }
 
 #[test]
 fn absolute_sub_path_is_rejected() {
     let task = task(json!({ "workspaces": [{ "name": "source" }] }));
-    let run = inline_run(task, json!({ "workspaces": [{ "name": "source", "emptyDir": {}, "subPath": "/etc" }] }));
-    assert_error(resolve_inline(&run), "spec.workspaces[0].subPath", &["\"/etc\"", "relative"]);
+    let run = inline_run(
+        task,
+        json!({ "workspaces": [{ "name": "source", "emptyDir": {}, "subPath": "/etc" }] }),
+    );
+    assert_error(
+        resolve_inline(&run),
+        "spec.workspaces[0].subPath",
+        &["\"/etc\"", "relative"],
+    );
 }
 
 #[test]
@@ -568,7 +667,11 @@ fn workspace_bound_twice_is_rejected() {
         task,
         json!({ "workspaces": [{ "name": "source", "emptyDir": {} }, { "name": "source", "emptyDir": {} }] }),
     );
-    assert_error(resolve_inline(&run), "spec.workspaces[1].name", &["\"source\"", "twice"]);
+    assert_error(
+        resolve_inline(&run),
+        "spec.workspaces[1].name",
+        &["\"source\"", "twice"],
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -609,7 +712,10 @@ fn every_problem_is_reported_at_once() {
         "spec.taskSpec.steps[1].name",
         "spec.taskSpec.steps[1].timeout",
     ] {
-        assert!(fields.iter().any(|f| f == expected), "no error at {expected}: {fields:?}");
+        assert!(
+            fields.iter().any(|f| f == expected),
+            "no error at {expected}: {fields:?}"
+        );
     }
 }
 
@@ -644,7 +750,10 @@ fn seed_t1_script_gets_params_and_result_path_and_keeps_shell_substitutions() {
     // GIT_REVISION is not given: hasDefault with default "" makes it empty.
     assert!(script.contains("git_revision=\n"), "{script}");
     assert!(script.contains(r#"| tee "/cicd/results/IMAGE_URL""#), "{script}");
-    assert!(script.contains("random_str=$(date +%s%N | md5sum |cut -c 1-9)"), "{script}");
+    assert!(
+        script.contains("random_str=$(date +%s%N | md5sum |cut -c 1-9)"),
+        "{script}"
+    );
     assert!(script.contains(r#"date_str=$(date +"%Y%m%d-%H-%M")"#), "{script}");
     assert!(!script.contains("$(params."), "{script}");
     assert!(!script.contains("$(results."), "{script}");
@@ -666,11 +775,16 @@ fn array_param_expands_into_separate_args() {
             "args": ["$(params.flags[*])", "-o", "$(params.out)", "./..."],
         }],
     });
-    let run =
-        inline_run(task, json!({ "params": [{ "name": "flags", "value": ["-v", "-trimpath", "-ldflags=-s -w"] }] }));
+    let run = inline_run(
+        task,
+        json!({ "params": [{ "name": "flags", "value": ["-v", "-trimpath", "-ldflags=-s -w"] }] }),
+    );
     let resolved = resolved_ok(resolve_inline(&run));
     assert_eq!(resolved.steps[0].command, ["go", "build"]);
-    assert_eq!(resolved.steps[0].args, ["-v", "-trimpath", "-ldflags=-s -w", "-o", "bin/app", "./..."]);
+    assert_eq!(
+        resolved.steps[0].args,
+        ["-v", "-trimpath", "-ldflags=-s -w", "-o", "bin/app", "./..."]
+    );
 }
 
 #[test]
@@ -700,7 +814,10 @@ fn object_param_keys_are_substituted() {
         "curl http://$(params.target.host):$(params.target.port)/",
         json!({ "params": [{ "name": "target", "type": "object", "properties": { "host": {}, "port": {} } }] }),
     );
-    let run = inline_run(task, json!({ "params": [{ "name": "target", "value": { "host": "db", "port": "5432" } }] }));
+    let run = inline_run(
+        task,
+        json!({ "params": [{ "name": "target", "value": { "host": "db", "port": "5432" } }] }),
+    );
     assert_eq!(script_of(&resolved_ok(resolve_inline(&run)), 0), "curl http://db:5432/");
 }
 
@@ -716,12 +833,18 @@ fn defaults_are_used_for_params_the_run_does_not_give() {
         ] }),
     );
     let run = inline_run(task, json!({ "params": [{ "name": "given", "value": "from-run" }] }));
-    assert_eq!(script_of(&resolved_ok(resolve_inline(&run)), 0), "echo latest b example from-run");
+    assert_eq!(
+        script_of(&resolved_ok(resolve_inline(&run)), 0),
+        "echo latest b example from-run"
+    );
 }
 
 #[test]
 fn has_default_without_a_default_means_empty() {
-    let task = task_with_script("echo [$(params.rev)]", json!({ "params": [{ "name": "rev", "hasDefault": true }] }));
+    let task = task_with_script(
+        "echo [$(params.rev)]",
+        json!({ "params": [{ "name": "rev", "hasDefault": true }] }),
+    );
     let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
     assert_eq!(script_of(&resolved, 0), "echo []");
 }
@@ -779,13 +902,18 @@ fn context_variables_describe_the_run() {
     );
     let run = inline_run(task.clone(), json!({}));
     // An inline task is named after its run.
-    assert_eq!(script_of(&resolved_ok(resolve_inline(&run)), 0), "echo run-1 ci uid-1 run-1 0");
+    assert_eq!(
+        script_of(&resolved_ok(resolve_inline(&run)), 0),
+        "echo run-1 ci uid-1 run-1 0"
+    );
 
     let named = serde_json::from_value::<TaskSpec>(task).expect("a task");
     let mut by_ref = run.clone();
     by_ref.spec.task_spec = None;
     by_ref.spec.task_ref = Some("greet".into());
-    let settings = RenderSettings { entrypoint_image: "entrypoint:test".into() };
+    let settings = RenderSettings {
+        entrypoint_image: "entrypoint:test".into(),
+    };
     let third_attempt = plan_task_run(&by_ref, &named, TaskSource::Named("greet"), 2, ONE_HOUR, &settings)
         .unwrap_or_else(|errors| panic!("{errors}"));
     assert_eq!(script_of(&third_attempt.resolved, 0), "echo run-1 ci uid-1 greet 2");
@@ -809,7 +937,10 @@ fn workspace_variables_give_path_bound_and_claim() {
         ] }),
     );
     let resolved = resolved_ok(resolve_inline(&run));
-    assert_eq!(script_of(&resolved, 0), "echo /workspace/src true /cache go-cache [] false");
+    assert_eq!(
+        script_of(&resolved, 0),
+        "echo /workspace/src true /cache go-cache [] false"
+    );
     assert!(resolved.warnings.is_empty(), "{:?}", resolved.warnings);
 }
 
@@ -823,7 +954,10 @@ fn result_references_become_result_file_paths() {
         }],
     });
     let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
-    assert_eq!(resolved.steps[0].args, ["echo sha > /cicd/results/digest; cat /cicd/results/digest"]);
+    assert_eq!(
+        resolved.steps[0].args,
+        ["echo sha > /cicd/results/digest; cat /cicd/results/digest"]
+    );
 }
 
 #[test]
@@ -842,11 +976,18 @@ fn step_template_fills_in_what_steps_leave_out() {
     });
     let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
     let env = |step: usize| -> Vec<(String, String)> {
-        resolved.steps[step].env.iter().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect()
+        resolved.steps[step]
+            .env
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect()
     };
     assert_eq!(resolved.steps[0].image, IMAGE);
     assert_eq!(resolved.steps[0].working_dir, "/src");
-    assert_eq!(env(0), [("A".into(), "template".into()), ("B".into(), "from-param".into())]);
+    assert_eq!(
+        env(0),
+        [("A".into(), "template".into()), ("B".into(), "from-param".into())]
+    );
     assert_eq!(resolved.steps[1].image, "other:1");
     assert_eq!(resolved.steps[1].working_dir, "/tmp");
     assert_eq!(env(1), [("B".into(), "from-param".into()), ("A".into(), "step".into())]);
@@ -858,7 +999,10 @@ fn run_timeout_defaults_to_the_setting_and_zero_means_none() {
     assert_eq!(default.timeout, Some(ONE_HOUR));
     let none = resolved_ok(resolve_inline(&inline_run(task(json!({})), json!({ "timeout": "0" }))));
     assert_eq!(none.timeout, None);
-    let custom = resolved_ok(resolve_inline(&inline_run(task(json!({})), json!({ "timeout": "1h30m" }))));
+    let custom = resolved_ok(resolve_inline(&inline_run(
+        task(json!({})),
+        json!({ "timeout": "1h30m" }),
+    )));
     assert_eq!(custom.timeout, Some(Duration::from_secs(5400)));
 }
 
@@ -870,14 +1014,26 @@ fn invalid_and_duplicate_sidecar_names_are_rejected() {
         { "name": "db", "image": IMAGE },
     ] }));
     let run = inline_run(task, json!({}));
-    assert_error(resolve_inline(&run), "spec.taskSpec.sidecars[0].name", &["sidecar name \"Redis_DB\" is invalid"]);
-    assert_error(resolve_inline(&run), "spec.taskSpec.sidecars[2].name", &["duplicate sidecar name \"db\""]);
+    assert_error(
+        resolve_inline(&run),
+        "spec.taskSpec.sidecars[0].name",
+        &["sidecar name \"Redis_DB\" is invalid"],
+    );
+    assert_error(
+        resolve_inline(&run),
+        "spec.taskSpec.sidecars[2].name",
+        &["duplicate sidecar name \"db\""],
+    );
 }
 
 #[test]
 fn a_sidecar_without_an_image_is_rejected() {
     let task = task(json!({ "sidecars": [{ "name": "db" }] }));
-    assert_error(resolve_inline(&inline_run(task, json!({}))), "spec.taskSpec.sidecars[0].image", &["sidecar \"db\" has no image"]);
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.sidecars[0].image",
+        &["sidecar \"db\" has no image"],
+    );
 }
 
 #[test]
@@ -898,11 +1054,26 @@ fn workspace_mount_paths_must_not_collide() {
         { "name": "c", "mountPath": "/workspace" },
         { "name": "d", "mountPath": "/cicd/results" },
     ] }));
-    let run = inline_run(task, json!({ "workspaces": [
+    let run = inline_run(
+        task,
+        json!({ "workspaces": [
         { "name": "a", "emptyDir": {} }, { "name": "b", "emptyDir": {} },
         { "name": "c", "emptyDir": {} }, { "name": "d", "emptyDir": {} },
-    ] }));
-    assert_error(resolve_inline(&run), "spec.taskSpec.workspaces[1].mountPath", &["\"/src/\"", "another workspace"]);
-    assert_error(resolve_inline(&run), "spec.taskSpec.workspaces[2].mountPath", &["\"/workspace\"", "used by the pod"]);
-    assert_error(resolve_inline(&run), "spec.taskSpec.workspaces[3].mountPath", &["\"/cicd/results\"", "used by the pod"]);
+    ] }),
+    );
+    assert_error(
+        resolve_inline(&run),
+        "spec.taskSpec.workspaces[1].mountPath",
+        &["\"/src/\"", "another workspace"],
+    );
+    assert_error(
+        resolve_inline(&run),
+        "spec.taskSpec.workspaces[2].mountPath",
+        &["\"/workspace\"", "used by the pod"],
+    );
+    assert_error(
+        resolve_inline(&run),
+        "spec.taskSpec.workspaces[3].mountPath",
+        &["\"/cicd/results\"", "used by the pod"],
+    );
 }

@@ -28,10 +28,7 @@ fn bin() -> PathBuf {
 }
 
 fn env_n(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// Deterministic jitter source (xorshift), so runs are comparable.
@@ -129,12 +126,7 @@ fn direct_echo() -> Duration {
         .spawn()
         .expect("spawn echo");
     let mut buf = [0u8; 3];
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_exact(&mut buf)
-        .expect("read");
+    child.stdout.take().expect("stdout").read_exact(&mut buf).expect("read");
     let took = t0.elapsed();
     child.wait().expect("wait");
     took
@@ -180,10 +172,7 @@ fn main() {
         "| {:<40} | {:>6} | {:>11} | {:>11} | {:>11} |",
         "measurement", "n", "p50", "p99", "max"
     );
-    println!(
-        "|{:-<42}|{:-<8}|{:-<13}|{:-<13}|{:-<13}|",
-        "", "", "", "", ""
-    );
+    println!("|{:-<42}|{:-<8}|{:-<13}|{:-<13}|{:-<13}|", "", "", "", "", "");
 
     let mut jitter = Jitter(0x9E37_79B9_7F4A_7C15);
     let base = Duration::from_millis(5);
@@ -214,10 +203,7 @@ fn main() {
             .map(|_| {
                 handoff(
                     &dir,
-                    &[
-                        ("CICD_ENTRYPOINT_FORCE_POLL", "1"),
-                        ("CICD_ENTRYPOINT_POLL_MS", "1000"),
-                    ],
+                    &[("CICD_ENTRYPOINT_FORCE_POLL", "1"), ("CICD_ENTRYPOINT_POLL_MS", "1000")],
                     base + jitter.below(Duration::from_secs(1)),
                 )
             })

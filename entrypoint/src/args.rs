@@ -153,13 +153,11 @@ impl<'a> Flags<'a> {
 
     fn text(&mut self, flag: &Flag<'a>, name: &'static str) -> Result<String, ArgsError> {
         let v = self.value(flag, name)?;
-        v.to_str()
-            .map(str::to_string)
-            .ok_or_else(|| ArgsError::BadValue {
-                flag: name,
-                value: v.to_string_lossy().into_owned(),
-                reason: "not valid UTF-8".into(),
-            })
+        v.to_str().map(str::to_string).ok_or_else(|| ArgsError::BadValue {
+            flag: name,
+            value: v.to_string_lossy().into_owned(),
+            reason: "not valid UTF-8".into(),
+        })
     }
 
     fn path(&mut self, flag: &Flag<'a>, name: &'static str) -> Result<PathBuf, ArgsError> {
@@ -211,9 +209,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
-        Some(c) => Err(format!(
-            "character {c:?} not allowed (use A-Z a-z 0-9 - _ .)"
-        )),
+        Some(c) => Err(format!("character {c:?} not allowed (use A-Z a-z 0-9 - _ .)")),
         None => Ok(()),
     }
 }
@@ -226,16 +222,8 @@ fn parse_init(args: &[OsString]) -> Result<InitArgs, ArgsError> {
     let mut mkdirs = Vec::new();
     while let Some(flag) = flags.next_flag()? {
         match flag.name.as_str() {
-            "--tools-dir" => set_once(
-                &mut tools_dir,
-                flags.path(&flag, "--tools-dir")?,
-                "--tools-dir",
-            )?,
-            "--scripts-dir" => set_once(
-                &mut scripts_dir,
-                flags.path(&flag, "--scripts-dir")?,
-                "--scripts-dir",
-            )?,
+            "--tools-dir" => set_once(&mut tools_dir, flags.path(&flag, "--tools-dir")?, "--tools-dir")?,
+            "--scripts-dir" => set_once(&mut scripts_dir, flags.path(&flag, "--scripts-dir")?, "--scripts-dir")?,
             "--mkdir" => mkdirs.push(flags.path(&flag, "--mkdir")?),
             "--script" => {
                 let value = flags.text(&flag, "--script")?;
@@ -287,30 +275,18 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
     let mut on_error = None;
     while let Some(flag) = flags.next_flag()? {
         match flag.name.as_str() {
-            "--wait-file" => set_once(
-                &mut wait_file,
-                flags.path(&flag, "--wait-file")?,
-                "--wait-file",
-            )?,
+            "--wait-file" => set_once(&mut wait_file, flags.path(&flag, "--wait-file")?, "--wait-file")?,
             "--wait-nonempty" => {
                 no_inline(&flag, "--wait-nonempty")?;
                 wait_nonempty = true;
             }
-            "--post-file" => set_once(
-                &mut post_file,
-                flags.path(&flag, "--post-file")?,
-                "--post-file",
-            )?,
+            "--post-file" => set_once(&mut post_file, flags.path(&flag, "--post-file")?, "--post-file")?,
             "--termination-path" => set_once(
                 &mut termination_path,
                 flags.path(&flag, "--termination-path")?,
                 "--termination-path",
             )?,
-            "--results-dir" => set_once(
-                &mut results_dir,
-                flags.path(&flag, "--results-dir")?,
-                "--results-dir",
-            )?,
+            "--results-dir" => set_once(&mut results_dir, flags.path(&flag, "--results-dir")?, "--results-dir")?,
             "--results" => {
                 let value = flags.text(&flag, "--results")?;
                 for name in value.split(',').map(str::trim) {
@@ -400,10 +376,7 @@ pub fn salvage_step_paths(args: &[OsString]) -> (Option<PathBuf>, Option<PathBuf
                 if let Some(v) = args.get(i + 1).filter(|v| !v.is_empty() && *v != "--") {
                     *slot = Some(PathBuf::from(v));
                 }
-            } else if bytes.len() > name.len() + 1
-                && bytes.starts_with(name)
-                && bytes[name.len()] == b'='
-            {
+            } else if bytes.len() > name.len() + 1 && bytes.starts_with(name) && bytes[name.len()] == b'=' {
                 *slot = Some(PathBuf::from(OsStr::from_bytes(&bytes[name.len() + 1..])));
             }
         }
@@ -489,27 +462,18 @@ mod tests {
         );
         assert_eq!(step(&["--", ""]), Err(ArgsError::NoCommand));
         assert_eq!(step(&[]), Err(ArgsError::NoCommand));
-        assert_eq!(
-            step(&["--timeout"]),
-            Err(ArgsError::MissingValue("--timeout"))
-        );
+        assert_eq!(step(&["--timeout"]), Err(ArgsError::MissingValue("--timeout")));
         assert_eq!(
             step(&["--timeout", "--", "true"]),
             Err(ArgsError::MissingValue("--timeout"))
         );
         assert!(matches!(
             step(&["--results", "../etc", "--", "true"]),
-            Err(ArgsError::BadValue {
-                flag: "--results",
-                ..
-            })
+            Err(ArgsError::BadValue { flag: "--results", .. })
         ));
         assert!(matches!(
             step(&["--results", "a,,b", "--", "true"]),
-            Err(ArgsError::BadValue {
-                flag: "--results",
-                ..
-            })
+            Err(ArgsError::BadValue { flag: "--results", .. })
         ));
         assert_eq!(
             step(&["--post-file", "x", "--", "true"]),
@@ -521,10 +485,7 @@ mod tests {
             Err(ArgsError::MissingFlag("--termination-path"))
         );
         assert_eq!(parse(&[]), Err(ArgsError::NoSubcommand));
-        assert_eq!(
-            parse(&os(&["run"])),
-            Err(ArgsError::UnknownSubcommand("run".into()))
-        );
+        assert_eq!(parse(&os(&["run"])), Err(ArgsError::UnknownSubcommand("run".into())));
     }
 
     #[test]
@@ -565,15 +526,9 @@ mod tests {
                 "--script",
                 "a/b=YQ=="
             ])),
-            Err(ArgsError::BadValue {
-                flag: "--script",
-                ..
-            })
+            Err(ArgsError::BadValue { flag: "--script", .. })
         ));
-        assert_eq!(
-            parse(&os(&["init"])),
-            Err(ArgsError::MissingFlag("--tools-dir"))
-        );
+        assert_eq!(parse(&os(&["init"])), Err(ArgsError::MissingFlag("--tools-dir")));
     }
 
     #[test]
@@ -592,9 +547,6 @@ mod tests {
             salvage_step_paths(&args),
             (Some("/r/1/out".into()), Some("/term".into()))
         );
-        assert_eq!(
-            salvage_step_paths(&os(&["step", "--post-file"])),
-            (None, None)
-        );
+        assert_eq!(salvage_step_paths(&os(&["step", "--post-file"])), (None, None));
     }
 }

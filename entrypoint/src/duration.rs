@@ -79,9 +79,7 @@ fn scaled(number: &str, unit_nanos: u128) -> Result<u128, DurationError> {
             .and_then(|v| v.checked_add(u128::from(d - b'0')))
             .ok_or(DurationError::Overflow)?;
     }
-    let mut nanos = value
-        .checked_mul(unit_nanos)
-        .ok_or(DurationError::Overflow)?;
+    let mut nanos = value.checked_mul(unit_nanos).ok_or(DurationError::Overflow)?;
     let mut scale = unit_nanos;
     for d in frac.bytes() {
         scale /= 10;
@@ -121,14 +119,8 @@ mod tests {
         assert_eq!(parse("30x"), Err(DurationError::UnknownUnit("x".into())));
         assert_eq!(parse("1d"), Err(DurationError::UnknownUnit("d".into())));
         assert!(matches!(parse("s"), Err(DurationError::ExpectedNumber(_))));
-        assert!(matches!(
-            parse("1..2s"),
-            Err(DurationError::ExpectedNumber(_))
-        ));
-        assert!(matches!(
-            parse("1.s.s"),
-            Err(DurationError::ExpectedNumber(_))
-        ));
+        assert!(matches!(parse("1..2s"), Err(DurationError::ExpectedNumber(_))));
+        assert!(matches!(parse("1.s.s"), Err(DurationError::ExpectedNumber(_))));
         assert_eq!(parse("1.s"), Ok(Duration::from_secs(1)));
         assert_eq!(
             parse("99999999999999999999999999999999999999h"),

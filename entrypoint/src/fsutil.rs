@@ -104,9 +104,6 @@ mod tests {
 
     #[test]
     fn err_path_appends_suffix() {
-        assert_eq!(
-            err_path(Path::new("/r/0/out")),
-            PathBuf::from("/r/0/out.err")
-        );
+        assert_eq!(err_path(Path::new("/r/0/out")), PathBuf::from("/r/0/out.err"));
     }
 }

@@ -17,9 +17,7 @@ pub const DEFAULT_SHEBANG: &str = "#!/bin/sh -e\n";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
-    #[error(
-        "cannot read own executable to copy it (tried /proc/self/exe and argv[0] {argv0:?}): {source}"
-    )]
+    #[error("cannot read own executable to copy it (tried /proc/self/exe and argv[0] {argv0:?}): {source}")]
     SelfExe { argv0: String, source: io::Error },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
@@ -33,11 +31,7 @@ pub enum InitError {
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> InitError {
     let path = path.to_path_buf();
-    move |source| InitError::Io {
-        action,
-        path,
-        source,
-    }
+    move |source| InitError::Io { action, path, source }
 }
 
 pub fn run(args: &InitArgs, argv0: Option<&OsStr>) -> Result<(), InitError> {
@@ -67,8 +61,7 @@ pub fn run(args: &InitArgs, argv0: Option<&OsStr>) -> Result<(), InitError> {
         fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         // 0777 explicitly (the umask would drop it) so steps running as any
         // uid can write their post files there.
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o777))
-            .map_err(io_err("chmod 0777", dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o777)).map_err(io_err("chmod 0777", dir))?;
     }
     Ok(())
 }
@@ -80,9 +73,7 @@ fn read_own_executable(argv0: Option<&OsStr>) -> Result<Vec<u8>, InitError> {
         Err(proc_err) => {
             let Some(argv0) = argv0.filter(|a| a.as_encoded_bytes().contains(&b'/')) else {
                 return Err(InitError::SelfExe {
-                    argv0: argv0
-                        .map(|a| a.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
+                    argv0: argv0.map(|a| a.to_string_lossy().into_owned()).unwrap_or_default(),
                     source: proc_err,
                 });
             };
@@ -124,10 +115,7 @@ pub fn decode_base64(input: &str) -> Result<Vec<u8>, String> {
             }
             c if c.is_ascii_whitespace() => continue,
             _ => {
-                return Err(format!(
-                    "unexpected character {:?} at offset {i}",
-                    c as char
-                ));
+                return Err(format!("unexpected character {:?} at offset {i}", c as char));
             }
         };
         if padding > 0 {
@@ -172,10 +160,7 @@ mod tests {
 
     #[test]
     fn adds_shebang_only_when_missing() {
-        assert_eq!(
-            with_shebang(b"echo hi\n".to_vec()),
-            b"#!/bin/sh -e\necho hi\n"
-        );
+        assert_eq!(with_shebang(b"echo hi\n".to_vec()), b"#!/bin/sh -e\necho hi\n");
         assert_eq!(
             with_shebang(b"#!/usr/bin/env python3\n".to_vec()),
             b"#!/usr/bin/env python3\n"

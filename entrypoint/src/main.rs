@@ -38,11 +38,7 @@ fn main() -> ExitCode {
             0
         }
         Ok(args::Command::Version) => {
-            let _ = writeln!(
-                std::io::stdout(),
-                "cicd-entrypoint {}",
-                env!("CARGO_PKG_VERSION")
-            );
+            let _ = writeln!(std::io::stdout(), "cicd-entrypoint {}", env!("CARGO_PKG_VERSION"));
             0
         }
         Err(e) => {

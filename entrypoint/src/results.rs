@@ -69,10 +69,7 @@ impl Snapshot {
     pub fn take(dir: &Path, names: &[String]) -> Snapshot {
         Snapshot {
             dir: dir.to_path_buf(),
-            before: names
-                .iter()
-                .map(|n| (n.clone(), stamp(&dir.join(n))))
-                .collect(),
+            before: names.iter().map(|n| (n.clone(), stamp(&dir.join(n)))).collect(),
         }
     }
 

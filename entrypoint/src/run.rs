@@ -99,12 +99,7 @@ impl Ending {
 
 pub fn step(args: &StepArgs) -> i32 {
     let ending = run_step(args);
-    finish(
-        &args.post_file,
-        &args.termination_path,
-        args.on_error,
-        ending,
-    )
+    finish(&args.post_file, &args.termination_path, args.on_error, ending)
 }
 
 fn run_step(args: &StepArgs) -> Ending {
@@ -115,10 +110,7 @@ fn run_step(args: &StepArgs) -> Ending {
     {
         Ok(fd) => fd,
         Err(e) => {
-            return Ending::entrypoint_error(
-                EXIT_ENTRYPOINT_ERROR,
-                format!("cannot set up signal handling: {e}"),
-            );
+            return Ending::entrypoint_error(EXIT_ENTRYPOINT_ERROR, format!("cannot set up signal handling: {e}"));
         }
     };
     // Orphaned grandchildren get re-parented to us so we can reap them
@@ -262,11 +254,7 @@ fn finish(post_file: &Path, termination_path: &Path, on_error: OnError, mut endi
         }
         other => other,
     };
-    if let Some(m) = ending
-        .message
-        .as_ref()
-        .filter(|_| ending.outcome != Outcome::Succeeded)
-    {
+    if let Some(m) = ending.message.as_ref().filter(|_| ending.outcome != Outcome::Succeeded) {
         warn!("{m}");
     }
     let mut exit = ending.process_exit;
@@ -313,10 +301,7 @@ fn to_report(ending: &Ending) -> StepReport {
         exit_code: ending.exit_code,
         started_at_ms: ending.started_at_ms,
         finished_at_ms: ending.finished_at_ms,
-        message: ending
-            .message
-            .clone()
-            .map(|m| truncate_utf8(m, MAX_MESSAGE_BYTES)),
+        message: ending.message.clone().map(|m| truncate_utf8(m, MAX_MESSAGE_BYTES)),
         results: ending.results.clone(),
     }
 }
@@ -406,10 +391,7 @@ fn supervise(pid: u32, timeout: Option<Duration>, signals: &SignalFd) -> Ended {
             let _ = killpg(pid, Signal::SIGKILL);
             kill_at = None;
         }
-        let next = [deadline.filter(|_| !timed_out), kill_at]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [deadline.filter(|_| !timed_out), kill_at].into_iter().flatten().min();
         let wait = next.map_or(PollTimeout::NONE, |t| {
             // Round up so we do not wake a hair early and spin.
             let ms = t.saturating_duration_since(now).as_millis() + 1;
@@ -421,9 +403,7 @@ fn supervise(pid: u32, timeout: Option<Duration>, signals: &SignalFd) -> Ended {
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
         while let Ok(Some(info)) = signals.read_signal() {
-            if let Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) =
-                Signal::try_from(info.ssi_signo as i32)
-            {
+            if let Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) = Signal::try_from(info.ssi_signo as i32) {
                 let _ = killpg(pid, sig);
                 forwarded = Some(sig);
             }
@@ -447,9 +427,7 @@ fn reap(pid: Pid) -> Option<Exit> {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
             Ok(WaitStatus::Exited(p, code)) if p == pid => found = Some(Exit::Code(code)),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => {
-                found = Some(Exit::Signal(sig as i32))
-            }
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => found = Some(Exit::Signal(sig as i32)),
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => break,
         }

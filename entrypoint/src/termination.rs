@@ -61,9 +61,7 @@ pub enum EncodeError {
 
 fn too_large_text(result: &str, result_bytes: usize, total_bytes: usize, limit: usize) -> String {
     if result.is_empty() {
-        format!(
-            "step report is {total_bytes} bytes, over the termination message limit of {limit} bytes"
-        )
+        format!("step report is {total_bytes} bytes, over the termination message limit of {limit} bytes")
     } else {
         format!(
             "result {result} is {result_bytes} bytes; the step report would be {total_bytes} bytes, \
@@ -76,9 +74,7 @@ fn too_large_text(result: &str, result_bytes: usize, total_bytes: usize, limit: 
 pub enum DecodeError {
     #[error("termination message is empty (the step wrote no report)")]
     Empty,
-    #[error(
-        "termination message is {0} bytes, over the {MESSAGE_LIMIT_BYTES}-byte limit (it may have been truncated)"
-    )]
+    #[error("termination message is {0} bytes, over the {MESSAGE_LIMIT_BYTES}-byte limit (it may have been truncated)")]
     TooLarge(usize),
     #[error("termination message is not a valid step report: {0}")]
     Json(#[from] serde_json::Error),
@@ -144,10 +140,7 @@ mod tests {
             started_at_ms: Some(1_700_000_000_000),
             finished_at_ms: Some(1_700_000_000_250),
             message: None,
-            results: results
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            results: results.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         }
     }
 
@@ -202,8 +195,7 @@ mod tests {
     fn report_of_size(size: usize) -> StepReport {
         let mut r = report(&[("IMAGE_URL", ""), ("small", "y")]);
         let base = encode(&r).expect("encodes").len();
-        r.results
-            .insert("IMAGE_URL".into(), "x".repeat(size - base));
+        r.results.insert("IMAGE_URL".into(), "x".repeat(size - base));
         r
     }
 
@@ -263,10 +255,7 @@ mod tests {
         let err = decode(r#"{"version":2,"somethingNew":true}"#).expect_err("v2");
         assert!(matches!(
             err,
-            DecodeError::UnsupportedVersion {
-                found: 2,
-                supported: 1
-            }
+            DecodeError::UnsupportedVersion { found: 2, supported: 1 }
         ));
         assert!(err.to_string().contains("version 2"));
         assert!(matches!(
@@ -274,9 +263,7 @@ mod tests {
             Err(DecodeError::TooLarge(_))
         ));
         assert!(matches!(
-            decode(
-                r#"{"version":1,"outcome":"Exploded","exitCode":0,"startedAtMs":null,"finishedAtMs":null}"#
-            ),
+            decode(r#"{"version":1,"outcome":"Exploded","exitCode":0,"startedAtMs":null,"finishedAtMs":null}"#),
             Err(DecodeError::Json(_))
         ));
     }

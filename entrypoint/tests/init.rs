@@ -42,10 +42,7 @@ fn init_installs_binary_scripts_and_dirs() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 
     let copied = tools.join("entrypoint");
-    assert_eq!(
-        fs::read(&copied).expect("copy"),
-        fs::read(BIN).expect("bin")
-    );
+    assert_eq!(fs::read(&copied).expect("copy"), fs::read(BIN).expect("bin"));
     assert_eq!(mode(&copied), 0o755);
     for d in ["run/0", "run/1"] {
         assert_eq!(mode(&tmp.path().join(d)), 0o777, "{d}");
@@ -83,10 +80,7 @@ fn init_installs_binary_scripts_and_dirs() {
     assert_eq!(pod.report(0).exit_code, 1);
     // The script's own shebang (no -e) is kept: it runs to the end.
     let out = run(1, &bang_path);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "two $(VAR) é\nafter2\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "two $(VAR) é\nafter2\n");
     assert_eq!(pod.report(1).exit_code, 0);
 }
 
@@ -172,10 +166,7 @@ fn static_binary() -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "static build failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("static build failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     Ok(target_dir.join("x86_64-unknown-linux-gnu/entrypoint/cicd-entrypoint"))
 }
@@ -184,15 +175,8 @@ fn static_binary() -> Result<PathBuf, String> {
 fn static_binary_runs_alone_in_an_empty_root() {
     let bin = static_binary().expect("static binary");
     let bytes = fs::read(&bin).expect("read static binary");
-    assert!(
-        is_static_elf(&bytes),
-        "{} is not fully static",
-        bin.display()
-    );
-    assert!(
-        !is_static_elf(&fs::read("/bin/sh").expect("/bin/sh")),
-        "checker sanity"
-    );
+    assert!(is_static_elf(&bytes), "{} is not fully static", bin.display());
+    assert!(!is_static_elf(&fs::read("/bin/sh").expect("/bin/sh")), "checker sanity");
 
     // The root holds the binary and nothing else: no /bin/sh, no libc, no
     // /proc (so init must find itself via argv[0]).
@@ -231,10 +215,7 @@ fn static_binary_runs_alone_in_an_empty_root() {
         }
     };
     assert!(init.stderr.is_empty(), "{init:?}");
-    assert_eq!(
-        fs::read(root.path().join("tools/entrypoint")).expect("copied"),
-        bytes
-    );
+    assert_eq!(fs::read(root.path().join("tools/entrypoint")).expect("copied"), bytes);
     assert_eq!(mode(&root.path().join("tools/entrypoint")), 0o755);
     assert_eq!(
         fs::read_to_string(root.path().join("scripts/s0")).expect("script"),
@@ -266,8 +247,6 @@ fn static_binary_runs_alone_in_an_empty_root() {
     assert_eq!(step.status.code(), Some(0), "{step:?}");
     assert!(String::from_utf8_lossy(&step.stdout).starts_with("cicd-entrypoint "));
     assert!(root.path().join("run/0/out").exists());
-    let report =
-        termination::decode(&fs::read_to_string(root.path().join("term")).expect("report"))
-            .expect("decode");
+    let report = termination::decode(&fs::read_to_string(root.path().join("term")).expect("report")).expect("decode");
     assert_eq!(report.outcome, Outcome::Succeeded);
 }

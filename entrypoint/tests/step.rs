@@ -70,10 +70,7 @@ fn a_failure_skips_every_later_step() {
     assert!(!pod.root().join("ran2").exists() && !pod.root().join("ran3").exists());
     assert!(pod.post(0).exists());
     for i in 1..4 {
-        assert!(
-            !pod.post(i).exists(),
-            "step {i} must not write its post file"
-        );
+        assert!(!pod.post(i).exists(), "step {i} must not write its post file");
         assert!(pod.post_err(i).exists(), "step {i} must write .err");
     }
     let failed = pod.report(1);
@@ -87,15 +84,9 @@ fn a_failure_skips_every_later_step() {
         assert_eq!(r.exit_code, 1);
         assert_eq!(r.started_at_ms, None);
         let msg = r.message.expect("skip message");
-        assert!(
-            msg.starts_with("skipped: ") && msg.contains(&root_cause),
-            "{msg}"
-        );
+        assert!(msg.starts_with("skipped: ") && msg.contains(&root_cause), "{msg}");
         // The root cause is passed down the chain unchanged.
-        assert_eq!(
-            fs::read_to_string(pod.post_err(i)).expect("err"),
-            root_cause
-        );
+        assert_eq!(fs::read_to_string(pod.post_err(i)).expect("err"), root_cause);
     }
     let out = spawn_quiet(pod.step(4, &[], &sh("true")))
         .wait_with_output()
@@ -118,9 +109,7 @@ fn timeout_kills_the_whole_process_group() {
         .trim()
         .parse()
         .expect("pid");
-    eventually(Duration::from_secs(2), "the grandchild to die", || {
-        pid_is_dead(pid)
-    });
+    eventually(Duration::from_secs(2), "the grandchild to die", || pid_is_dead(pid));
     let r = pod.report(0);
     assert_eq!(r.outcome, Outcome::TimedOut);
     assert_eq!(r.exit_code, 124);
@@ -147,9 +136,7 @@ fn timeout_escalates_to_sigkill_when_term_is_ignored() {
         .trim()
         .parse()
         .expect("pid");
-    eventually(Duration::from_secs(2), "the grandchild to die", || {
-        pid_is_dead(pid)
-    });
+    eventually(Duration::from_secs(2), "the grandchild to die", || pid_is_dead(pid));
     let r = pod.report(0);
     assert_eq!(r.outcome, Outcome::TimedOut);
     assert!(r.message.expect("message").contains("SIGKILL"));
@@ -183,10 +170,7 @@ fn sigterm_while_waiting_fails_without_running() {
     let pod = Pod::new("sigterm-wait");
     let mut child = spawn_quiet(pod.step(1, &[], &sh("touch \"$D/ran\"")));
     std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        child.try_wait().expect("try_wait").is_none(),
-        "must be waiting"
-    );
+    assert!(child.try_wait().expect("try_wait").is_none(), "must be waiting");
     let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     kill(pid, Signal::SIGTERM).expect("send SIGTERM");
     assert_eq!(code(wait_with_limit(&mut child, LIMIT)), 128 + 15);
@@ -215,11 +199,7 @@ fn on_error_continue_lets_the_next_step_run() {
 #[test]
 fn on_error_continue_also_covers_timeouts() {
     let pod = Pod::new("continue-timeout");
-    let out = output(pod.step(
-        0,
-        &["--on-error=continue", "--timeout=100ms"],
-        &sh("sleep 10"),
-    ));
+    let out = output(pod.step(0, &["--on-error=continue", "--timeout=100ms"], &sh("sleep 10")));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(pod.report(0).outcome, Outcome::TimedOut);
     assert!(pod.post(0).exists());
@@ -346,10 +326,7 @@ fn bad_flags_name_the_flag_and_still_fail_the_run() {
     let out = output(pod.step(0, &["--timeout", "30x"], &sh("touch \"$D/ran\"")));
     assert_eq!(out.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("--timeout") && stderr.contains("30x"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("--timeout") && stderr.contains("30x"), "{stderr}");
     assert!(!pod.root().join("ran").exists());
     let r = pod.report(0);
     assert_eq!((r.outcome, r.exit_code), (Outcome::Failed, 125));
@@ -406,8 +383,5 @@ fn poll_fallback_still_orders_steps() {
     let first = output(pod.step(0, &[], &sh("echo 0 >> \"$D/log\"")));
     assert_eq!(first.status.code(), Some(0));
     assert_eq!(code(wait_with_limit(&mut second, LIMIT)), 0);
-    assert_eq!(
-        fs::read_to_string(pod.root().join("log")).expect("log"),
-        "0\n1\n"
-    );
+    assert_eq!(fs::read_to_string(pod.root().join("log")).expect("log"), "0\n1\n");
 }

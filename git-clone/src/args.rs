@@ -77,7 +77,11 @@ impl Args {
         if url.is_empty() {
             return Err(ArgsError::EmptyUrl);
         }
-        let depth: u32 = self.depth.trim().parse().map_err(|_| ArgsError::Depth(self.depth.clone()))?;
+        let depth: u32 = self
+            .depth
+            .trim()
+            .parse()
+            .map_err(|_| ArgsError::Depth(self.depth.clone()))?;
         Ok(Settings {
             url,
             revision: self.revision.trim().to_string(),
@@ -97,7 +101,10 @@ fn parse_bool(name: &'static str, value: &str) -> Result<bool, ArgsError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "yes" | "1" => Ok(true),
         "false" | "no" | "0" => Ok(false),
-        _ => Err(ArgsError::Bool { name, value: value.to_string() }),
+        _ => Err(ArgsError::Bool {
+            name,
+            value: value.to_string(),
+        }),
     }
 }
 
@@ -125,8 +132,13 @@ mod tests {
     use super::*;
 
     fn parse(extra: &[&str]) -> Result<Settings, ArgsError> {
-        let mut argv =
-            vec!["cicd-git-clone", "--url", "ssh://git@127.0.0.1:2222/app.git", "--output", "/workspace/output"];
+        let mut argv = vec![
+            "cicd-git-clone",
+            "--url",
+            "ssh://git@127.0.0.1:2222/app.git",
+            "--output",
+            "/workspace/output",
+        ];
         argv.extend_from_slice(extra);
         Args::try_parse_from(argv).expect("clap accepts the flags").settings()
     }
@@ -164,7 +176,10 @@ mod tests {
     fn booleans_are_checked() {
         assert!(!parse(&["--ssl-verify", "false"]).expect("valid").ssl_verify);
         assert!(!parse(&["--delete-existing", "False"]).expect("valid").delete_existing);
-        assert!(matches!(parse(&["--ssl-verify", "maybe"]), Err(ArgsError::Bool { name: "sslVerify", .. })));
+        assert!(matches!(
+            parse(&["--ssl-verify", "maybe"]),
+            Err(ArgsError::Bool { name: "sslVerify", .. })
+        ));
     }
 
     #[test]
@@ -173,7 +188,10 @@ mod tests {
             parse(&["--subdirectory", "src/app"]).expect("valid").target,
             PathBuf::from("/workspace/output/src/app")
         );
-        assert_eq!(parse(&["--subdirectory", "./app/"]).expect("valid").target, PathBuf::from("/workspace/output/app"));
+        assert_eq!(
+            parse(&["--subdirectory", "./app/"]).expect("valid").target,
+            PathBuf::from("/workspace/output/app")
+        );
         assert!(parse(&["--subdirectory", "../etc"]).is_err());
         assert!(parse(&["--subdirectory", "/etc"]).is_err());
     }

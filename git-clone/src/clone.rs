@@ -33,7 +33,11 @@ pub enum CloneError {
     #[error("host key of {url} refused: {message}")]
     HostKey { url: String, message: String },
     #[error("revision {revision:?} not found in {url} (branches and tags there: {known})")]
-    UnknownRevision { url: String, revision: String, known: String },
+    UnknownRevision {
+        url: String,
+        revision: String,
+        known: String,
+    },
     #[error("commit {commit} not found in {url} (it is on no branch or tag there)")]
     UnknownCommit { url: String, commit: String },
     #[error("{url} has no default branch (empty repository?); set a revision")]
@@ -43,7 +47,11 @@ pub enum CloneError {
     #[error("basic-auth directory {path}: {source}")]
     BasicAuth { path: PathBuf, source: std::io::Error },
     #[error("git failed while {action} {url}: {source}")]
-    Git { action: &'static str, url: String, source: git2::Error },
+    Git {
+        action: &'static str,
+        url: String,
+        source: git2::Error,
+    },
 }
 
 /// What a successful clone reports.
@@ -80,19 +88,35 @@ pub fn clone(settings: &Settings) -> Result<Cloned, CloneError> {
             .connect_auth(Direction::Fetch, Some(callbacks(settings, &secrets, &refusal)), None)
             .map_err(|e| classify("connecting to", e))?;
         let heads = connection.list().map_err(|e| classify("listing the refs of", e))?;
-        let refs: Vec<RemoteRef> =
-            heads.iter().map(|h| RemoteRef { name: h.name().to_string(), oid: h.oid().to_string() }).collect();
-        let default = connection.default_branch().ok().and_then(|b| b.as_str().ok().map(str::to_string));
+        let refs: Vec<RemoteRef> = heads
+            .iter()
+            .map(|h| RemoteRef {
+                name: h.name().to_string(),
+                oid: h.oid().to_string(),
+            })
+            .collect();
+        let default = connection
+            .default_branch()
+            .ok()
+            .and_then(|b| b.as_str().ok().map(str::to_string));
         (refs, default)
     };
-    eprintln!("cicd-git-clone: {url} lists {} refs ({:.1}s)", remote_refs.len(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "cicd-git-clone: {url} lists {} refs ({:.1}s)",
+        remote_refs.len(),
+        started.elapsed().as_secs_f64()
+    );
 
     let revision = Revision::classify(&settings.revision);
     let plan = plan_fetch(&revision, &remote_refs, default_branch.as_deref()).map_err(|e| match e {
         PlanError::NotFound { known } => CloneError::UnknownRevision {
             url: url.to_string(),
             revision: settings.revision.clone(),
-            known: if known.is_empty() { "none".into() } else { known.join(", ") },
+            known: if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            },
         },
         PlanError::NoDefaultBranch => CloneError::NoDefaultBranch { url: url.to_string() },
     })?;
@@ -106,7 +130,13 @@ pub fn clone(settings: &Settings) -> Result<Cloned, CloneError> {
             if settings.depth.is_some() {
                 eprintln!("cicd-git-clone: revision is a commit id: fetching full history (depth ignored)");
             }
-            (vec!["+refs/heads/*:refs/remotes/origin/*".to_string(), "+refs/tags/*:refs/tags/*".to_string()], None)
+            (
+                vec![
+                    "+refs/heads/*:refs/remotes/origin/*".to_string(),
+                    "+refs/tags/*:refs/tags/*".to_string(),
+                ],
+                None,
+            )
         }
     };
     // libgit2's local transport cannot fetch shallow.
@@ -115,7 +145,9 @@ pub fn clone(settings: &Settings) -> Result<Cloned, CloneError> {
         options.depth(i32::try_from(depth).unwrap_or(i32::MAX));
     }
     let started = Instant::now();
-    remote.fetch(&refspecs, Some(&mut options), None).map_err(|e| classify("fetching from", e))?;
+    remote
+        .fetch(&refspecs, Some(&mut options), None)
+        .map_err(|e| classify("fetching from", e))?;
     let stats = remote.stats();
     eprintln!(
         "cicd-git-clone: fetched {} objects, {} KiB ({:.1}s)",
@@ -133,15 +165,22 @@ pub fn clone(settings: &Settings) -> Result<Cloned, CloneError> {
             (commit, Some(remote.clone()))
         }
         FetchPlan::Everything { commit } => {
-            let unknown = || CloneError::UnknownCommit { url: url.to_string(), commit: commit.clone() };
+            let unknown = || CloneError::UnknownCommit {
+                url: url.to_string(),
+                commit: commit.clone(),
+            };
             let oid = Oid::from_str(commit).map_err(|_| unknown())?;
             (repo.find_commit(oid).map_err(|_| unknown())?, None)
         }
     };
     repo.checkout_tree(commit.as_object(), Some(CheckoutBuilder::new().force()))
         .map_err(|e| git(url, "checking out", e))?;
-    repo.set_head_detached(commit.id()).map_err(|e| git(url, "checking out", e))?;
-    Ok(Cloned { commit: commit.id().to_string(), fetched_ref })
+    repo.set_head_detached(commit.id())
+        .map_err(|e| git(url, "checking out", e))?;
+    Ok(Cloned {
+        commit: commit.id().to_string(),
+        fetched_ref,
+    })
 }
 
 /// A plain path or file:// URL (libgit2's local transport).
@@ -159,7 +198,11 @@ fn with_refusal(error: CloneError, refusal: &RefCell<Option<String>>) -> CloneEr
 }
 
 fn git(url: &str, action: &'static str, source: git2::Error) -> CloneError {
-    CloneError::Git { action, url: url.to_string(), source }
+    CloneError::Git {
+        action,
+        url: url.to_string(),
+        source,
+    }
 }
 
 /// Turns a libgit2 error into the failure a user can act on.
@@ -168,8 +211,18 @@ pub fn classify(url: &str, action: &'static str, error: git2::Error) -> CloneErr
     let message = error.message().to_string();
     let lower = message.to_ascii_lowercase();
     match error.code() {
-        ErrorCode::Auth => return CloneError::Auth { url: url_owned, message },
-        ErrorCode::Certificate => return CloneError::HostKey { url: url_owned, message },
+        ErrorCode::Auth => {
+            return CloneError::Auth {
+                url: url_owned,
+                message,
+            };
+        }
+        ErrorCode::Certificate => {
+            return CloneError::HostKey {
+                url: url_owned,
+                message,
+            };
+        }
         _ => {}
     }
     if lower.contains("unsupported url protocol")
@@ -178,17 +231,28 @@ pub fn classify(url: &str, action: &'static str, error: git2::Error) -> CloneErr
         || lower.contains("failed to resolve path")
         || lower.contains("failed to parse")
     {
-        CloneError::BadUrl { url: url_owned, message }
+        CloneError::BadUrl {
+            url: url_owned,
+            message,
+        }
     } else if lower.contains("authentication")
         || lower.contains("unable to authenticate")
         || lower.contains("permission denied")
     {
-        CloneError::Auth { url: url_owned, message }
-    } else if matches!(error.class(), ErrorClass::Net | ErrorClass::Os | ErrorClass::Ssh | ErrorClass::Http)
-        || lower.contains("repository not exported")
+        CloneError::Auth {
+            url: url_owned,
+            message,
+        }
+    } else if matches!(
+        error.class(),
+        ErrorClass::Net | ErrorClass::Os | ErrorClass::Ssh | ErrorClass::Http
+    ) || lower.contains("repository not exported")
         || lower.contains("not found")
     {
-        CloneError::Unreachable { url: url_owned, message }
+        CloneError::Unreachable {
+            url: url_owned,
+            message,
+        }
     } else {
         git(url, action, error)
     }
@@ -197,11 +261,18 @@ pub fn classify(url: &str, action: &'static str, error: git2::Error) -> CloneErr
 fn read_secrets(settings: &Settings) -> Result<Secrets, CloneError> {
     let mut secrets = Secrets::default();
     if let Some(dir) = &settings.ssh_directory {
-        let dir_error = |message: String| CloneError::SshDirectory { path: dir.clone(), message };
+        let dir_error = |message: String| CloneError::SshDirectory {
+            path: dir.clone(),
+            message,
+        };
         if !dir.is_dir() {
             return Err(dir_error("not a directory".into()));
         }
-        secrets.ssh_keys = SSH_KEY_NAMES.iter().map(|n| dir.join(n)).filter(|p| p.is_file()).collect();
+        secrets.ssh_keys = SSH_KEY_NAMES
+            .iter()
+            .map(|n| dir.join(n))
+            .filter(|p| p.is_file())
+            .collect();
         if secrets.ssh_keys.is_empty() {
             return Err(dir_error(format!("holds none of {}", SSH_KEY_NAMES.join(", "))));
         }
@@ -210,14 +281,20 @@ fn read_secrets(settings: &Settings) -> Result<Secrets, CloneError> {
             secrets.known_hosts =
                 Some(fs::read_to_string(&known_hosts).map_err(|e| dir_error(format!("reading known_hosts: {e}")))?);
         } else {
-            eprintln!("cicd-git-clone: WARNING: no known_hosts in {}: any SSH host key is accepted", dir.display());
+            eprintln!(
+                "cicd-git-clone: WARNING: no known_hosts in {}: any SSH host key is accepted",
+                dir.display()
+            );
         }
     }
     if let Some(dir) = &settings.basic_auth {
         let read = |name: &str| {
             fs::read_to_string(dir.join(name))
                 .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
-                .map_err(|source| CloneError::BasicAuth { path: dir.join(name), source })
+                .map_err(|source| CloneError::BasicAuth {
+                    path: dir.join(name),
+                    source,
+                })
         };
         secrets.user_pass = Some((read("username")?, read("password")?));
     }
@@ -227,14 +304,23 @@ fn read_secrets(settings: &Settings) -> Result<Secrets, CloneError> {
 /// Creates the target directory, emptied unless told to keep its content.
 /// The directory itself is kept: it is often a volume mount point.
 fn prepare_target(target: &Path, delete_existing: bool) -> Result<(), CloneError> {
-    let io = |source| CloneError::Io { path: target.to_path_buf(), source };
+    let io = |source| CloneError::Io {
+        path: target.to_path_buf(),
+        source,
+    };
     fs::create_dir_all(target).map_err(io)?;
     if delete_existing {
         for entry in fs::read_dir(target).map_err(io)? {
             let path = entry.map_err(io)?.path();
-            let removed =
-                if path.is_dir() && !path.is_symlink() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
-            removed.map_err(|source| CloneError::Io { path: path.clone(), source })?;
+            let removed = if path.is_dir() && !path.is_symlink() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.map_err(|source| CloneError::Io {
+                path: path.clone(),
+                source,
+            })?;
         }
     }
     Ok(())
@@ -254,8 +340,10 @@ fn callbacks<'a>(
     let mut keys_tried = 0usize;
     let mut user_pass_tried = false;
     callbacks.credentials(move |_url, user_from_url, allowed| {
-        let user =
-            user_from_url.map(str::to_string).or_else(|| user_from_endpoint.clone()).unwrap_or_else(|| "git".into());
+        let user = user_from_url
+            .map(str::to_string)
+            .or_else(|| user_from_endpoint.clone())
+            .unwrap_or_else(|| "git".into());
         if allowed.contains(CredentialType::USERNAME) {
             return Cred::username(&user);
         }

@@ -23,8 +23,16 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let started = Instant::now();
     let settings = Args::parse().settings()?;
-    let revision = if settings.revision.is_empty() { "(default branch)" } else { settings.revision.as_str() };
-    eprintln!("cicd-git-clone: cloning {} at {revision} into {}", settings.url, settings.target.display());
+    let revision = if settings.revision.is_empty() {
+        "(default branch)"
+    } else {
+        settings.revision.as_str()
+    };
+    eprintln!(
+        "cicd-git-clone: cloning {} at {revision} into {}",
+        settings.url,
+        settings.target.display()
+    );
     let cloned = clone(&settings)?;
     if let Some(path) = &settings.result_commit {
         fs::write(path, &cloned.commit).with_context(|| format!("writing result {}", path.display()))?;

@@ -71,7 +71,9 @@ pub fn plan_fetch(
             let candidates = [format!("refs/heads/{name}"), format!("refs/tags/{name}"), name.clone()];
             match candidates.iter().find(|c| c.starts_with("refs/") && has(c)) {
                 Some(found) => Ok(ref_plan(found)),
-                None => Err(PlanError::NotFound { known: known_names(remote_refs) }),
+                None => Err(PlanError::NotFound {
+                    known: known_names(remote_refs),
+                }),
             }
         }
     }
@@ -87,14 +89,21 @@ fn ref_plan(remote: &str) -> FetchPlan {
     } else {
         format!("refs/cicd/{}", remote.trim_start_matches("refs/"))
     };
-    FetchPlan::Ref { remote: remote.to_string(), local }
+    FetchPlan::Ref {
+        remote: remote.to_string(),
+        local,
+    }
 }
 
 /// Up to ten branch and tag names, for "did you mean" in errors.
 fn known_names(remote_refs: &[RemoteRef]) -> Vec<String> {
     remote_refs
         .iter()
-        .filter_map(|r| r.name.strip_prefix("refs/heads/").or_else(|| r.name.strip_prefix("refs/tags/")))
+        .filter_map(|r| {
+            r.name
+                .strip_prefix("refs/heads/")
+                .or_else(|| r.name.strip_prefix("refs/tags/"))
+        })
         .filter(|n| !n.ends_with("^{}"))
         .take(10)
         .map(str::to_string)
@@ -106,7 +115,13 @@ mod tests {
     use super::*;
 
     fn refs(names: &[&str]) -> Vec<RemoteRef> {
-        names.iter().map(|n| RemoteRef { name: n.to_string(), oid: "0".repeat(40) }).collect()
+        names
+            .iter()
+            .map(|n| RemoteRef {
+                name: n.to_string(),
+                oid: "0".repeat(40),
+            })
+            .collect()
     }
 
     #[test]
@@ -128,7 +143,13 @@ mod tests {
     fn a_branch_wins_over_a_tag_of_the_same_name() {
         let remote = refs(&["HEAD", "refs/heads/main", "refs/heads/v1", "refs/tags/v1"]);
         let plan = plan_fetch(&Revision::Name("v1".into()), &remote, None);
-        assert_eq!(plan, Ok(FetchPlan::Ref { remote: "refs/heads/v1".into(), local: "refs/remotes/origin/v1".into() }));
+        assert_eq!(
+            plan,
+            Ok(FetchPlan::Ref {
+                remote: "refs/heads/v1".into(),
+                local: "refs/remotes/origin/v1".into()
+            })
+        );
     }
 
     #[test]
@@ -136,11 +157,17 @@ mod tests {
         let remote = refs(&["refs/heads/main", "refs/tags/v2", "refs/tags/v2^{}", "refs/pull/7/head"]);
         assert_eq!(
             plan_fetch(&Revision::Name("v2".into()), &remote, None),
-            Ok(FetchPlan::Ref { remote: "refs/tags/v2".into(), local: "refs/tags/v2".into() })
+            Ok(FetchPlan::Ref {
+                remote: "refs/tags/v2".into(),
+                local: "refs/tags/v2".into()
+            })
         );
         assert_eq!(
             plan_fetch(&Revision::Name("refs/pull/7/head".into()), &remote, None),
-            Ok(FetchPlan::Ref { remote: "refs/pull/7/head".into(), local: "refs/cicd/pull/7/head".into() })
+            Ok(FetchPlan::Ref {
+                remote: "refs/pull/7/head".into(),
+                local: "refs/cicd/pull/7/head".into()
+            })
         );
     }
 
@@ -149,9 +176,15 @@ mod tests {
         let remote = refs(&["HEAD", "refs/heads/trunk"]);
         assert_eq!(
             plan_fetch(&Revision::DefaultBranch, &remote, Some("refs/heads/trunk")),
-            Ok(FetchPlan::Ref { remote: "refs/heads/trunk".into(), local: "refs/remotes/origin/trunk".into() })
+            Ok(FetchPlan::Ref {
+                remote: "refs/heads/trunk".into(),
+                local: "refs/remotes/origin/trunk".into()
+            })
         );
-        assert_eq!(plan_fetch(&Revision::DefaultBranch, &refs(&[]), None), Err(PlanError::NoDefaultBranch));
+        assert_eq!(
+            plan_fetch(&Revision::DefaultBranch, &refs(&[]), None),
+            Err(PlanError::NoDefaultBranch)
+        );
     }
 
     #[test]
@@ -159,7 +192,9 @@ mod tests {
         let remote = refs(&["HEAD", "refs/heads/main", "refs/tags/v1", "refs/tags/v1^{}"]);
         assert_eq!(
             plan_fetch(&Revision::Name("nope".into()), &remote, None),
-            Err(PlanError::NotFound { known: vec!["main".into(), "v1".into()] })
+            Err(PlanError::NotFound {
+                known: vec!["main".into(), "v1".into()]
+            })
         );
         // "heads/main" is neither a branch name nor a full ref.
         assert!(plan_fetch(&Revision::Name("heads/main".into()), &remote, None).is_err());
@@ -168,6 +203,9 @@ mod tests {
     #[test]
     fn a_commit_fetches_everything() {
         let sha = "a".repeat(40);
-        assert_eq!(plan_fetch(&Revision::Commit(sha.clone()), &[], None), Ok(FetchPlan::Everything { commit: sha }));
+        assert_eq!(
+            plan_fetch(&Revision::Commit(sha.clone()), &[], None),
+            Ok(FetchPlan::Everything { commit: sha })
+        );
     }
 }

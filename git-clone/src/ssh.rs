@@ -42,7 +42,11 @@ pub fn ssh_endpoint(url: &str) -> Option<SshEndpoint> {
         return None;
     }
     let (user, host) = split_user(authority);
-    Some(SshEndpoint { user, host: host.to_string(), port: 22 })
+    Some(SshEndpoint {
+        user,
+        host: host.to_string(),
+        port: 22,
+    })
 }
 
 fn split_user(authority: &str) -> (Option<String>, &str) {
@@ -67,7 +71,11 @@ pub enum HostKeyCheck {
 /// (`|1|...`, from `ssh-keyscan -H`) and wildcards are not understood and
 /// count as other hosts.
 pub fn check_host_key(known_hosts: &str, host: &str, port: u16, key: &[u8]) -> HostKeyCheck {
-    let wanted = if port == 22 { host.to_string() } else { format!("[{host}]:{port}") };
+    let wanted = if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    };
     let mut listed = false;
     for line in known_hosts.lines() {
         let line = line.trim();
@@ -86,7 +94,11 @@ pub fn check_host_key(known_hosts: &str, host: &str, port: u16, key: &[u8]) -> H
             return HostKeyCheck::Match;
         }
     }
-    if listed { HostKeyCheck::Mismatch } else { HostKeyCheck::Unknown }
+    if listed {
+        HostKeyCheck::Mismatch
+    } else {
+        HostKeyCheck::Unknown
+    }
 }
 
 #[cfg(test)]
@@ -94,15 +106,31 @@ mod tests {
     use super::*;
 
     fn endpoint(user: Option<&str>, host: &str, port: u16) -> Option<SshEndpoint> {
-        Some(SshEndpoint { user: user.map(str::to_string), host: host.into(), port })
+        Some(SshEndpoint {
+            user: user.map(str::to_string),
+            host: host.into(),
+            port,
+        })
     }
 
     #[test]
     fn parses_ssh_urls() {
-        assert_eq!(ssh_endpoint("ssh://git@127.0.0.1:2222/srv/app.git"), endpoint(Some("git"), "127.0.0.1", 2222));
-        assert_eq!(ssh_endpoint("ssh://example.org/app.git"), endpoint(None, "example.org", 22));
-        assert_eq!(ssh_endpoint("ssh://git@[::1]:2200/app.git"), endpoint(Some("git"), "::1", 2200));
-        assert_eq!(ssh_endpoint("git@github.example:team/app.git"), endpoint(Some("git"), "github.example", 22));
+        assert_eq!(
+            ssh_endpoint("ssh://git@127.0.0.1:2222/srv/app.git"),
+            endpoint(Some("git"), "127.0.0.1", 2222)
+        );
+        assert_eq!(
+            ssh_endpoint("ssh://example.org/app.git"),
+            endpoint(None, "example.org", 22)
+        );
+        assert_eq!(
+            ssh_endpoint("ssh://git@[::1]:2200/app.git"),
+            endpoint(Some("git"), "::1", 2200)
+        );
+        assert_eq!(
+            ssh_endpoint("git@github.example:team/app.git"),
+            endpoint(Some("git"), "github.example", 22)
+        );
     }
 
     #[test]
@@ -127,6 +155,9 @@ mod tests {
         assert_eq!(check_host_key(&text, "127.0.0.1", 22, key), HostKeyCheck::Unknown);
         assert_eq!(check_host_key(&text, "10.0.0.1", 22, other), HostKeyCheck::Match);
         assert_eq!(check_host_key(&text, "example.org", 22, key), HostKeyCheck::Mismatch);
-        assert_eq!(check_host_key("garbage line\n", "example.org", 22, key), HostKeyCheck::Unknown);
+        assert_eq!(
+            check_host_key("garbage line\n", "example.org", 22, key),
+            HostKeyCheck::Unknown
+        );
     }
 }

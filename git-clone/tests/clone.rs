@@ -16,12 +16,23 @@ const BIN: &str = env!("CARGO_BIN_EXE_cicd-git-clone");
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
-        .args(["-c", "init.defaultBranch=main", "-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+        ])
         .args(args)
         .current_dir(dir)
         .output()
         .expect("git runs");
-    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
@@ -55,8 +66,17 @@ fn fixture() -> Fixture {
     commit("app.txt", "two");
     let c3 = commit("app.txt", "three");
     let bare = dir.path().join("app.git");
-    git(dir.path(), &["clone", "-q", "--bare", work.to_str().expect("utf-8 path"), "app.git"]);
-    Fixture { _dir: dir, bare, c1, c3, f1 }
+    git(
+        dir.path(),
+        &["clone", "-q", "--bare", work.to_str().expect("utf-8 path"), "app.git"],
+    );
+    Fixture {
+        _dir: dir,
+        bare,
+        c1,
+        c3,
+        f1,
+    }
 }
 
 struct Run {
@@ -78,9 +98,17 @@ impl Run {
         assert!(self.output.status.success(), "clone failed:\n{}", self.stderr());
     }
     fn assert_failed_with(&self, parts: &[&str]) {
-        assert!(!self.output.status.success(), "clone unexpectedly succeeded:\n{}", self.stderr());
+        assert!(
+            !self.output.status.success(),
+            "clone unexpectedly succeeded:\n{}",
+            self.stderr()
+        );
         for part in parts {
-            assert!(self.stderr().contains(part), "stderr lacks {part:?}:\n{}", self.stderr());
+            assert!(
+                self.stderr().contains(part),
+                "stderr lacks {part:?}:\n{}",
+                self.stderr()
+            );
         }
     }
 }
@@ -115,8 +143,14 @@ fn clones_branch_tag_sha_and_default_branch_locally() {
     let run = clone(url, &["--revision", "main"]);
     run.assert_ok();
     assert_eq!(run.commit_result(), f.c3);
-    assert_eq!(fs::read_to_string(run.target().join("app.txt")).expect("checked out"), "three");
-    assert_eq!(fs::read_to_string(run.out_dir.path().join("url")).expect("url result"), url);
+    assert_eq!(
+        fs::read_to_string(run.target().join("app.txt")).expect("checked out"),
+        "three"
+    );
+    assert_eq!(
+        fs::read_to_string(run.out_dir.path().join("url")).expect("url result"),
+        url
+    );
 
     let run = clone(url, &["--revision", "v1"]);
     run.assert_ok();
@@ -131,7 +165,10 @@ fn clones_branch_tag_sha_and_default_branch_locally() {
     let run = clone(url, &["--revision", &f.c1, "--depth", "1"]);
     run.assert_ok();
     assert_eq!(run.commit_result(), f.c1);
-    assert_eq!(fs::read_to_string(run.target().join("app.txt")).expect("checked out"), "one");
+    assert_eq!(
+        fs::read_to_string(run.target().join("app.txt")).expect("checked out"),
+        "one"
+    );
 
     let run = clone(url, &[]);
     run.assert_ok();
@@ -152,7 +189,10 @@ fn subdirectory_and_deleting_what_was_there() {
         .expect("runs");
     assert!(status.success());
     assert!(out.path().join("src/app.txt").exists());
-    assert!(!out.path().join("src/stale.txt").exists(), "deleteExisting defaults to true");
+    assert!(
+        !out.path().join("src/stale.txt").exists(),
+        "deleteExisting defaults to true"
+    );
 }
 
 /// `git daemon` on a free loopback port, exporting one directory; killed on drop.
@@ -169,14 +209,20 @@ impl Drop for GitDaemon {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 fn wait_listening(port: u16, child: &mut Child, what: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited ({status}):\n{}", fs::read_to_string(log).unwrap_or_default());
+            panic!(
+                "{what} exited ({status}):\n{}",
+                fs::read_to_string(log).unwrap_or_default()
+            );
         }
         assert!(
             Instant::now() < deadline,
@@ -335,7 +381,12 @@ fn private_repository_over_ssh_with_key_and_known_hosts() {
     let good = ssh_directory(&sshd.dir.path().join("client_key"), &known);
     let good_arg = good.path().to_str().expect("utf-8").to_string();
     let run = clone(&url, &["--revision", "v1", "--ssh-directory", &good_arg]);
-    assert!(run.output.status.success(), "ssh clone failed:\n{}\nsshd log:\n{}", run.stderr(), sshd_log());
+    assert!(
+        run.output.status.success(),
+        "ssh clone failed:\n{}\nsshd log:\n{}",
+        run.stderr(),
+        sshd_log()
+    );
     assert_eq!(run.commit_result(), f.c1);
 
     // Without credentials, with a key the server does not know, and with a
@@ -352,8 +403,10 @@ fn private_repository_over_ssh_with_key_and_known_hosts() {
     ]);
 
     let other_host_key = keygen(&stranger.path().join("other_host"));
-    let spoofed =
-        ssh_directory(&sshd.dir.path().join("client_key"), &format!("[127.0.0.1]:{} {other_host_key}", sshd.port));
+    let spoofed = ssh_directory(
+        &sshd.dir.path().join("client_key"),
+        &format!("[127.0.0.1]:{} {other_host_key}", sshd.port),
+    );
     clone(&url, &["--ssh-directory", spoofed.path().to_str().expect("utf-8")]).assert_failed_with(&[
         "host key",
         &url,

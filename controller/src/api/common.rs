@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource,
-    SecretVolumeSource,
+    ConfigMapVolumeSource, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource, SecretVolumeSource,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
@@ -89,7 +88,9 @@ impl<'de> Deserialize<'de> for ParamValue {
         match serde_json::Value::deserialize(deserializer)? {
             serde_json::Value::Array(items) => items
                 .into_iter()
-                .map(|item| scalar_text(item).ok_or_else(|| D::Error::custom(format!("{SHAPE}: a list item is not a string"))))
+                .map(|item| {
+                    scalar_text(item).ok_or_else(|| D::Error::custom(format!("{SHAPE}: a list item is not a string")))
+                })
                 .collect::<Result<_, _>>()
                 .map(ParamValue::Array),
             serde_json::Value::Object(entries) => entries

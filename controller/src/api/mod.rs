@@ -11,8 +11,8 @@ pub use pipeline::*;
 pub use task::*;
 pub use taskrun::*;
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// Every CRD this project installs, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {

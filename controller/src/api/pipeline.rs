@@ -6,9 +6,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    Condition, Param, ParamSpec, RunResult, RunSpecStatus, WorkspaceBinding, any_object,
-};
+use super::common::{Condition, Param, ParamSpec, RunResult, RunSpecStatus, WorkspaceBinding, any_object};
 use super::task::TaskSpec;
 use super::taskrun::PodTemplate;
 

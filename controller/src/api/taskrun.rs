@@ -7,9 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::common::{
-    Condition, Param, RunResult, RunSpecStatus, WorkspaceBinding, any_object, any_object_list,
-};
+use super::common::{Condition, Param, RunResult, RunSpecStatus, WorkspaceBinding, any_object, any_object_list};
 use super::task::TaskSpec;
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

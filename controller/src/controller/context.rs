@@ -67,7 +67,12 @@ impl Context {
 
     /// Counts and logs a failed reconcile and schedules another try.
     pub fn requeue_after_error(&self, object: &str, error: &Error) -> Requeue {
-        self.metrics.reconcile_errors.get_or_create(&ErrorLabel { error: error.kind().to_string() }).inc();
+        self.metrics
+            .reconcile_errors
+            .get_or_create(&ErrorLabel {
+                error: error.kind().to_string(),
+            })
+            .inc();
         warn!(%object, %error, "reconcile failed; retrying");
         Requeue::requeue(ERROR_REQUEUE)
     }

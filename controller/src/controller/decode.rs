@@ -39,9 +39,15 @@ where
 }
 
 fn already_failed(object: &DynamicObject) -> bool {
-    object.data.pointer("/status/conditions").and_then(|c| c.as_array()).is_some_and(|conditions| {
-        conditions.iter().any(|c| c.get("type") == Some(&json!("Succeeded")) && c.get("status") == Some(&json!("False")))
-    })
+    object
+        .data
+        .pointer("/status/conditions")
+        .and_then(|c| c.as_array())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.get("type") == Some(&json!("Succeeded")) && c.get("status") == Some(&json!("False")))
+        })
 }
 
 /// Ends a run that cannot be decoded: condition False with `reason` and the
@@ -76,7 +82,8 @@ pub async fn reject_malformed(
         }
     });
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, resource);
-    api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await?;
     ctx.publish(&object.object_ref(resource), true, reason, &message).await;
     Ok(Requeue::await_change())
 }
@@ -110,6 +117,9 @@ mod tests {
             "spec": {"taskSpec": {"steps": [], "sidecars": [{"name": "db", "ports": [{"containerPort": "lots"}]}]}}
         })));
         let error = run.expect_err("must not decode");
-        assert!(error.starts_with("spec.taskSpec.sidecars[0].ports[0].containerPort: invalid type"), "{error}");
+        assert!(
+            error.starts_with("spec.taskSpec.sidecars[0].ports[0].containerPort: invalid type"),
+            "{error}"
+        );
     }
 }

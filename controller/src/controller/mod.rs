@@ -49,7 +49,10 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
-    let probes = Probes { metrics: metrics.clone(), ready: ready.clone() };
+    let probes = Probes {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
     let address = config.metrics_address;
     tokio::spawn(async move {
         if let Err(error) = http::serve(address, probes).await {
@@ -57,7 +60,10 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         }
     });
 
-    let identity = config.identity.clone().unwrap_or_else(|| format!("cicd-controller-{}", std::process::id()));
+    let identity = config
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("cicd-controller-{}", std::process::id()));
     let mut leadership = None;
     if config.leader_elect {
         let manager = LeaseManagerBuilder::new(client.clone(), LEASE_NAME)
@@ -79,12 +85,17 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         leadership = Some((channel, task));
     }
 
-    let reporter = Reporter { controller: "cicd-controller".into(), instance: Some(identity) };
+    let reporter = Reporter {
+        controller: "cicd-controller".into(),
+        instance: Some(identity),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         settings: DecideSettings {
-            render: RenderSettings { entrypoint_image: config.entrypoint_image.clone() },
+            render: RenderSettings {
+                entrypoint_image: config.entrypoint_image.clone(),
+            },
             default_timeout: config.default_timeout,
         },
         metrics,
@@ -120,7 +131,11 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         });
     let controller = futures::future::join(controller, pipeline_controller);
     ready.store(true, Ordering::Relaxed);
-    info!(workers = config.workers, namespace = namespace.unwrap_or("<all>"), "controller started");
+    info!(
+        workers = config.workers,
+        namespace = namespace.unwrap_or("<all>"),
+        "controller started"
+    );
 
     match leadership {
         None => {

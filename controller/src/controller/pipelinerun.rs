@@ -31,7 +31,14 @@ pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
         Ok(run) => reconcile_run(&run, &ctx).await,
         Err(problem) => {
             let resource = ApiResource::erase::<MyPipelineRun>(&());
-            reject_malformed(&object, &resource, crate::reason::PIPELINE_VALIDATION_FAILED, &problem, &ctx).await
+            reject_malformed(
+                &object,
+                &resource,
+                crate::reason::PIPELINE_VALIDATION_FAILED,
+                &problem,
+                &ctx,
+            )
+            .await
         }
     };
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
@@ -55,9 +62,14 @@ async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {
         (Some(pipeline_name), None) if has_snapshot => PipelineLookup::Missing { name: pipeline_name },
         (Some(pipeline_name), None) => {
             // Only the run's own namespace: a run must not reach into another tenant's pipelines.
-            fetched = Api::<MyPipeline>::namespaced(ctx.client.clone(), &namespace).get_opt(pipeline_name).await?;
+            fetched = Api::<MyPipeline>::namespaced(ctx.client.clone(), &namespace)
+                .get_opt(pipeline_name)
+                .await?;
             match &fetched {
-                Some(found) => PipelineLookup::Found { name: pipeline_name, spec: &found.spec },
+                Some(found) => PipelineLookup::Found {
+                    name: pipeline_name,
+                    spec: &found.spec,
+                },
                 None => PipelineLookup::Missing { name: pipeline_name },
             }
         }
@@ -80,7 +92,13 @@ async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {
         .await?
         .items;
 
-    let observed = Observed { run, pipeline, tasks: &tasks, children: &children, now: Timestamp::now() };
+    let observed = Observed {
+        run,
+        pipeline,
+        tasks: &tasks,
+        children: &children,
+        now: Timestamp::now(),
+    };
     let actions = decide(observed, ctx.settings.default_timeout);
     execute(run, &namespace, actions, ctx).await
 }
@@ -101,7 +119,10 @@ async fn execute(run: &MyPipelineRun, namespace: &str, actions: Vec<Action>, ctx
             },
             Action::CreateChild(child) => {
                 let child_name = child.name_any();
-                let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                let params = PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
                 match task_runs.create(&params, &child).await {
                     Ok(_) => info!(run = %run.name_any(), child = %child_name, "created task run"),
                     // Deterministic names: an earlier reconcile (maybe of a
@@ -112,13 +133,19 @@ async fn execute(run: &MyPipelineRun, namespace: &str, actions: Vec<Action>, ctx
             }
             Action::CancelChild(child_name) => {
                 let patch = json!({ "spec": { "status": "Cancelled" } });
-                match task_runs.patch(&child_name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                match task_runs
+                    .patch(&child_name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
                     Ok(_) => info!(child = %child_name, "cancelled task run"),
                     Err(error) if is_status(&error, 404) => {}
                     Err(error) => return Err(error.into()),
                 }
             }
-            Action::Publish(notice) => ctx.publish(&reference, notice.warning, &notice.reason, &notice.message).await,
+            Action::Publish(notice) => {
+                ctx.publish(&reference, notice.warning, &notice.reason, &notice.message)
+                    .await
+            }
             Action::WriteStatus(status) => write_status(&runs, run, &status, ctx).await?,
             Action::RequeueAfter(after) => requeue = sooner(requeue, after),
         }
@@ -129,19 +156,34 @@ async fn execute(run: &MyPipelineRun, namespace: &str, actions: Vec<Action>, ctx
     })
 }
 
-async fn write_status(runs: &Api<MyPipelineRun>, run: &MyPipelineRun, status: &PipelineRunStatus, ctx: &Context) -> Result<()> {
+async fn write_status(
+    runs: &Api<MyPipelineRun>,
+    run: &MyPipelineRun,
+    status: &PipelineRunStatus,
+    ctx: &Context,
+) -> Result<()> {
     let patch = json!({
         "apiVersion": crate::api::API_VERSION,
         "kind": "MyPipelineRun",
         "status": status,
     });
-    runs.patch_status(&run.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    runs.patch_status(
+        &run.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     let was_started = run.status.as_ref().is_some_and(|s| !s.child_references.is_empty());
     if !was_started && !status.child_references.is_empty() {
         ctx.metrics.pipeline_runs_started.inc();
     }
     if let Some(condition) = succeeded_condition(Some(status)).filter(|c| c.status != "Unknown") {
-        ctx.metrics.pipeline_runs_finished.get_or_create(&ReasonLabel { reason: condition.reason.clone() }).inc();
+        ctx.metrics
+            .pipeline_runs_finished
+            .get_or_create(&ReasonLabel {
+                reason: condition.reason.clone(),
+            })
+            .inc();
         info!(run = %run.name_any(), reason = %condition.reason, "pipeline run finished");
     }
     Ok(())

@@ -56,8 +56,14 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
             let (tasks, _) = dynamic_api::<MyTask>(&ctx.client, Some(&namespace));
             fetched = tasks.get_opt(task_name).await?.map(|object| decode::<MyTask>(&object));
             match &fetched {
-                Some(Ok(task)) => TaskLookup::Found { name: task_name, spec: &task.spec },
-                Some(Err(problem)) => TaskLookup::Malformed { name: task_name, problem },
+                Some(Ok(task)) => TaskLookup::Found {
+                    name: task_name,
+                    spec: &task.spec,
+                },
+                Some(Err(problem)) => TaskLookup::Malformed {
+                    name: task_name,
+                    problem,
+                },
                 None => TaskLookup::Missing { name: task_name },
             }
         }
@@ -67,7 +73,15 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let pod = pods.get_opt(&names::pod_name(&name, current_attempt(run))).await?;
 
-    let actions = decide(Observed { run, task, pod: pod.as_ref(), now: Timestamp::now() }, &ctx.settings);
+    let actions = decide(
+        Observed {
+            run,
+            task,
+            pod: pod.as_ref(),
+            now: Timestamp::now(),
+        },
+        &ctx.settings,
+    );
     execute(run, &namespace, actions, ctx).await
 }
 
@@ -75,7 +89,9 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
 /// carrying out the plan (the API server rejected the pod).
 fn failed_status(mut status: TaskRunStatus, why: &str, message: String) -> TaskRunStatus {
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
-    status.conditions.retain(|c| c.type_ != crate::reconcile::taskrun::CONDITION_SUCCEEDED);
+    status
+        .conditions
+        .retain(|c| c.type_ != crate::reconcile::taskrun::CONDITION_SUCCEEDED);
     status.conditions.push(crate::api::Condition {
         type_: crate::reconcile::taskrun::CONDITION_SUCCEEDED.to_string(),
         status: Succeeded::False.as_str().to_string(),
@@ -104,7 +120,16 @@ async fn execute(run: &MyTaskRun, namespace: &str, actions: Vec<Action>, ctx: &C
             },
             Action::CreatePod(pod) => {
                 let pod_name = pod.metadata.name.clone().unwrap_or_default();
-                match pods.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &pod).await {
+                match pods
+                    .create(
+                        &PostParams {
+                            field_manager: Some(FIELD_MANAGER.into()),
+                            ..Default::default()
+                        },
+                        &pod,
+                    )
+                    .await
+                {
                     Ok(_) => {
                         info!(run = %run.name_any(), pod = %pod_name, "created pod");
                         if current_attempt(run) == 0 {
@@ -116,7 +141,11 @@ async fn execute(run: &MyTaskRun, namespace: &str, actions: Vec<Action>, ctx: &C
                     Err(error) if is_status(&error, 409) => info!(pod = %pod_name, "adopted existing pod"),
                     // The API server refuses this pod for good (bad volume,
                     // admission): say so in the run instead of retrying forever.
-                    Err(kube::Error::Api(status)) if status.code == 400 || status.code == 422 || (status.code == 403 && !status.message.contains("quota")) => {
+                    Err(kube::Error::Api(status))
+                        if status.code == 400
+                            || status.code == 422
+                            || (status.code == 403 && !status.message.contains("quota")) =>
+                    {
                         rejected = Some(format!("pod {pod_name} was rejected: {}", status.message));
                     }
                     Err(error) => return Err(error.into()),
@@ -126,17 +155,24 @@ async fn execute(run: &MyTaskRun, namespace: &str, actions: Vec<Action>, ctx: &C
                 // Lowering activeDeadlineSeconds makes the kubelet stop every
                 // container but keeps the pod and its logs.
                 let patch = json!({ "spec": { "activeDeadlineSeconds": 1 } });
-                match pods.patch(&pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                match pods
+                    .patch(&pod_name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
                     Ok(_) => info!(pod = %pod_name, "stopping pod"),
                     Err(error) if is_status(&error, 404) || is_status(&error, 422) => {}
                     Err(error) => return Err(error.into()),
                 }
             }
-            Action::Publish(notice) => ctx.publish(&reference, notice.warning, &notice.reason, &notice.message).await,
+            Action::Publish(notice) => {
+                ctx.publish(&reference, notice.warning, &notice.reason, &notice.message)
+                    .await
+            }
             Action::WriteStatus(status) => {
                 let status = match rejected.take() {
                     Some(message) => {
-                        ctx.publish(&reference, true, reason::POD_CREATION_FAILED, &message).await;
+                        ctx.publish(&reference, true, reason::POD_CREATION_FAILED, &message)
+                            .await;
                         failed_status(*status, reason::POD_CREATION_FAILED, message)
                     }
                     None => *status,
@@ -158,10 +194,20 @@ async fn write_status(runs: &Api<MyTaskRun>, run: &MyTaskRun, status: &TaskRunSt
         "kind": "MyTaskRun",
         "status": status,
     });
-    runs.patch_status(&run.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    runs.patch_status(
+        &run.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     let finished = succeeded_condition(Some(status)).filter(|c| c.status != "Unknown");
     if let Some(condition) = finished {
-        ctx.metrics.runs_finished.get_or_create(&ReasonLabel { reason: condition.reason.clone() }).inc();
+        ctx.metrics
+            .runs_finished
+            .get_or_create(&ReasonLabel {
+                reason: condition.reason.clone(),
+            })
+            .inc();
         if let (Some(start), Some(end)) = (&status.start_time, &status.completion_time) {
             let seconds = (end.0.as_millisecond() - start.0.as_millisecond()) as f64 / 1000.0;
             ctx.metrics.run_duration.observe(seconds.max(0.0));

@@ -85,7 +85,10 @@ impl TaskVariables<'_> {
         let (name, selector) = rest.split_at(name_len);
         let Some(value) = self.params.get(name) else {
             let known: Vec<&str> = self.params.keys().map(String::as_str).collect();
-            return Err(format!("no param named {name:?} is declared (declared: {})", list_or_none(&known)));
+            return Err(format!(
+                "no param named {name:?} is declared (declared: {})",
+                list_or_none(&known)
+            ));
         };
         match (value, selector) {
             (ParamValue::String(text), "") => Ok(Value::Str(text.clone())),
@@ -95,7 +98,10 @@ impl TaskVariables<'_> {
                     .parse()
                     .map_err(|_| format!("{index} is not an index of array param {name:?}"))?;
                 items.get(position).cloned().map(Value::Str).ok_or_else(|| {
-                    format!("index {position} is out of range: param {name:?} has {} item(s)", items.len())
+                    format!(
+                        "index {position} is out of range: param {name:?} has {} item(s)",
+                        items.len()
+                    )
                 })
             }
             (ParamValue::Array(_), _) => Err(format!(
@@ -105,12 +111,13 @@ impl TaskVariables<'_> {
                 let key = &key[1..];
                 object.get(key).cloned().map(Value::Str).ok_or_else(|| {
                     let keys: Vec<&str> = object.keys().map(String::as_str).collect();
-                    format!("object param {name:?} has no key {key:?} (keys: {})", list_or_none(&keys))
+                    format!(
+                        "object param {name:?} has no key {key:?} (keys: {})",
+                        list_or_none(&keys)
+                    )
                 })
             }
-            (ParamValue::Object(_), _) => {
-                Err(format!("param {name:?} is an object: use $(params.{name}.KEY)"))
-            }
+            (ParamValue::Object(_), _) => Err(format!("param {name:?} is an object: use $(params.{name}.KEY)")),
             (ParamValue::String(_), selector) => Err(format!(
                 "param {name:?} is a string; {selector:?} applies only to array or object params"
             )),
@@ -133,11 +140,16 @@ impl TaskVariables<'_> {
 
     fn workspace(&self, rest: &str) -> Result<Value, String> {
         let Some((name, field)) = rest.split_once('.') else {
-            return Err(format!("name a field: $(workspaces.{rest}.path) or $(workspaces.{rest}.bound)"));
+            return Err(format!(
+                "name a field: $(workspaces.{rest}.path) or $(workspaces.{rest}.bound)"
+            ));
         };
         let Some(workspace) = self.workspaces.iter().find(|w| w.name == name) else {
             let known: Vec<&str> = self.workspaces.iter().map(|w| w.name.as_str()).collect();
-            return Err(format!("no workspace named {name:?} is declared (declared: {})", list_or_none(&known)));
+            return Err(format!(
+                "no workspace named {name:?} is declared (declared: {})",
+                list_or_none(&known)
+            ));
         };
         let bound = workspace.binding.is_some();
         let claim = workspace
@@ -198,11 +210,16 @@ fn resolve_workspaces(
         if binding.is_none() && !declaration.optional {
             errors.push(
                 "spec.workspaces",
-                format!("workspace {:?} is required by task {task_name:?} but the run does not bind it", declaration.name),
+                format!(
+                    "workspace {:?} is required by task {task_name:?} but the run does not bind it",
+                    declaration.name
+                ),
             );
         }
         let read_only = declaration.read_only
-            || binding.as_ref().is_some_and(|b| b.config_map.is_some() || b.secret.is_some());
+            || binding
+                .as_ref()
+                .is_some_and(|b| b.config_map.is_some() || b.secret.is_some());
         resolved.push(ResolvedWorkspace {
             name: declaration.name.clone(),
             mount_path: declaration
@@ -234,8 +251,11 @@ fn resolve_workspaces(
 
 /// Env vars of the template, overridden by the step's own of the same name.
 fn merge_env(template: &[EnvVar], step: &[EnvVar]) -> Vec<EnvVar> {
-    let mut merged: Vec<EnvVar> =
-        template.iter().filter(|t| !step.iter().any(|s| s.name == t.name)).cloned().collect();
+    let mut merged: Vec<EnvVar> = template
+        .iter()
+        .filter(|t| !step.iter().any(|s| s.name == t.name))
+        .cloned()
+        .collect();
     merged.extend(step.iter().cloned());
     merged
 }
@@ -276,7 +296,11 @@ pub fn resolve_task_run(
         let at = format!("{task_field}.steps[{index}]");
         let mut env = merge_env(&template.env, &step.env);
         substitute_env(&mut env, &vars, &at, &mut errors);
-        let image = step.image.clone().or_else(|| template.image.clone()).unwrap_or_default();
+        let image = step
+            .image
+            .clone()
+            .or_else(|| template.image.clone())
+            .unwrap_or_default();
         let working_dir = step
             .working_dir
             .clone()
@@ -298,9 +322,15 @@ pub fn resolve_task_run(
             env_from,
             working_dir: substitute_str(&working_dir, &vars, &format!("{at}.workingDir"), &mut errors),
             resources: step.resources.clone().or_else(|| template.resources.clone()),
-            security_context: step.security_context.clone().or_else(|| template.security_context.clone()),
+            security_context: step
+                .security_context
+                .clone()
+                .or_else(|| template.security_context.clone()),
             volume_mounts,
-            image_pull_policy: step.image_pull_policy.clone().or_else(|| template.image_pull_policy.clone()),
+            image_pull_policy: step
+                .image_pull_policy
+                .clone()
+                .or_else(|| template.image_pull_policy.clone()),
             timeout: step.timeout.clone(),
             on_error: step.on_error.unwrap_or_default(),
         });

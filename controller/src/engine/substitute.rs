@@ -22,12 +22,7 @@ pub trait Resolver {
 
 /// Replaces every reference in `text`. Problems go to `errors` under
 /// `field`; the text is returned with those references left in place.
-pub fn substitute_str(
-    text: &str,
-    resolver: &dyn Resolver,
-    field: &str,
-    errors: &mut ValidationErrors,
-) -> String {
+pub fn substitute_str(text: &str, resolver: &dyn Resolver, field: &str, errors: &mut ValidationErrors) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     for found in scan(text) {
@@ -81,12 +76,7 @@ pub fn substitute_list(
 }
 
 /// Substitutes an optional string in place.
-pub fn substitute_opt(
-    text: &mut Option<String>,
-    resolver: &dyn Resolver,
-    field: &str,
-    errors: &mut ValidationErrors,
-) {
+pub fn substitute_opt(text: &mut Option<String>, resolver: &dyn Resolver, field: &str, errors: &mut ValidationErrors) {
     if let Some(value) = text.as_mut() {
         *value = substitute_str(value, resolver, field, errors);
     }
@@ -125,7 +115,11 @@ mod tests {
     #[test]
     fn arrays_expand_only_as_whole_items() {
         let mut errors = ValidationErrors::default();
-        let args = vec!["--x".to_string(), "$(params.a[*])".to_string(), "$(params.s)".to_string()];
+        let args = vec![
+            "--x".to_string(),
+            "$(params.a[*])".to_string(),
+            "$(params.s)".to_string(),
+        ];
         let out = substitute_list(&args, &Fixed, "args", &mut errors);
         assert_eq!(out, vec!["--x", "x", "y z", "S"]);
         assert!(errors.is_empty());

@@ -3,9 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::{
-    Param, ParamSpec, ParamType, ParamValue, TaskRunSpec, TaskSpec, WorkspaceBinding,
-};
+use crate::api::{Param, ParamSpec, ParamType, ParamValue, TaskRunSpec, TaskSpec, WorkspaceBinding};
 
 use super::duration::parse_duration;
 use super::errors::ValidationErrors;
@@ -24,7 +22,9 @@ pub const RESERVED_VOLUME_PREFIX: &str = "cicd-";
 pub fn is_dns_label(name: &str, max_len: usize) -> bool {
     !name.is_empty()
         && name.len() <= max_len
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -37,19 +37,16 @@ pub fn is_variable_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn check_names<'a>(
-    names: impl Iterator<Item = &'a str>,
-    field: &str,
-    what: &str,
-    errors: &mut ValidationErrors,
-) {
+fn check_names<'a>(names: impl Iterator<Item = &'a str>, field: &str, what: &str, errors: &mut ValidationErrors) {
     let mut seen = BTreeSet::new();
     for (index, name) in names.enumerate() {
         let at = format!("{field}[{index}].name");
         if !is_variable_name(name) {
             errors.push(
                 &at,
-                format!("{what} name {name:?} is invalid: use letters, digits, '_' and '-', starting with a letter or '_'"),
+                format!(
+                    "{what} name {name:?} is invalid: use letters, digits, '_' and '-', starting with a letter or '_'"
+                ),
             );
         }
         if !seen.insert(name) {
@@ -68,15 +65,13 @@ pub fn declared_default(spec: &ParamSpec) -> Option<ParamValue> {
     }
 }
 
-fn check_object_keys(
-    spec: &ParamSpec,
-    value: &ParamValue,
-    field: &str,
-    errors: &mut ValidationErrors,
-) {
+fn check_object_keys(spec: &ParamSpec, value: &ParamValue, field: &str, errors: &mut ValidationErrors) {
     if let (Some(properties), ParamValue::Object(object)) = (&spec.properties, value) {
-        let missing: Vec<&str> =
-            properties.keys().filter(|key| !object.contains_key(*key)).map(String::as_str).collect();
+        let missing: Vec<&str> = properties
+            .keys()
+            .filter(|key| !object.contains_key(*key))
+            .map(String::as_str)
+            .collect();
         if !missing.is_empty() {
             errors.push(
                 field,
@@ -89,8 +84,18 @@ fn check_object_keys(
 /// Checks a task on its own, whatever run uses it. `field` prefixes every
 /// error (e.g. `spec` for a MyTask, `spec.taskSpec` when inline).
 pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
-    check_names(task.params.iter().map(|p| p.name.as_str()), &format!("{field}.params"), "param", errors);
-    check_names(task.results.iter().map(|r| r.name.as_str()), &format!("{field}.results"), "result", errors);
+    check_names(
+        task.params.iter().map(|p| p.name.as_str()),
+        &format!("{field}.params"),
+        "param",
+        errors,
+    );
+    check_names(
+        task.results.iter().map(|r| r.name.as_str()),
+        &format!("{field}.results"),
+        "result",
+        errors,
+    );
     check_names(
         task.workspaces.iter().map(|w| w.name.as_str()),
         &format!("{field}.workspaces"),
@@ -103,7 +108,10 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
         if param.default.is_some() && param.has_default == Some(false) {
             errors.push(
                 format!("{at}.hasDefault"),
-                format!("param {:?} has a default but hasDefault is false; remove one of them", param.name),
+                format!(
+                    "param {:?} has a default but hasDefault is false; remove one of them",
+                    param.name
+                ),
             );
         }
         if let Some(default) = &param.default {
@@ -124,7 +132,10 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
         if param.properties.is_some() && param.param_type != ParamType::Object {
             errors.push(
                 format!("{at}.properties"),
-                format!("param {:?} has properties but is of type {}, not object", param.name, param.param_type),
+                format!(
+                    "param {:?} has properties but is of type {}, not object",
+                    param.name, param.param_type
+                ),
             );
         }
     }
@@ -132,17 +143,39 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
     let mut mount_paths = BTreeSet::new();
     for (index, workspace) in task.workspaces.iter().enumerate() {
         let at = format!("{field}.workspaces[{index}].mountPath");
-        let path = workspace.mount_path.clone().unwrap_or_else(|| crate::layout::default_workspace_path(&workspace.name));
+        let path = workspace
+            .mount_path
+            .clone()
+            .unwrap_or_else(|| crate::layout::default_workspace_path(&workspace.name));
         let normalized = path.trim_end_matches('/');
         if !path.starts_with('/') {
-            errors.push(&at, format!("mountPath {path:?} of workspace {:?} must be an absolute path", workspace.name));
-        } else if normalized == crate::layout::WORKSPACE_ROOT || normalized.is_empty() || normalized == "/cicd" || normalized.starts_with("/cicd/") {
             errors.push(
                 &at,
-                format!("mountPath {path:?} of workspace {:?} is used by the pod itself; pick another path", workspace.name),
+                format!(
+                    "mountPath {path:?} of workspace {:?} must be an absolute path",
+                    workspace.name
+                ),
+            );
+        } else if normalized == crate::layout::WORKSPACE_ROOT
+            || normalized.is_empty()
+            || normalized == "/cicd"
+            || normalized.starts_with("/cicd/")
+        {
+            errors.push(
+                &at,
+                format!(
+                    "mountPath {path:?} of workspace {:?} is used by the pod itself; pick another path",
+                    workspace.name
+                ),
             );
         } else if !mount_paths.insert(normalized.to_string()) {
-            errors.push(&at, format!("mountPath {path:?} of workspace {:?} is used by another workspace", workspace.name));
+            errors.push(
+                &at,
+                format!(
+                    "mountPath {path:?} of workspace {:?} is used by another workspace",
+                    workspace.name
+                ),
+            );
         }
     }
 
@@ -159,10 +192,16 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
             );
         }
         if !sidecar_names.insert(sidecar.name.as_str()) {
-            errors.push(format!("{at}.name"), format!("duplicate sidecar name {:?}", sidecar.name));
+            errors.push(
+                format!("{at}.name"),
+                format!("duplicate sidecar name {:?}", sidecar.name),
+            );
         }
         if sidecar.image.as_deref().is_none_or(str::is_empty) {
-            errors.push(format!("{at}.image"), format!("sidecar {:?} has no image", sidecar.name));
+            errors.push(
+                format!("{at}.image"),
+                format!("sidecar {:?} has no image", sidecar.name),
+            );
         }
     }
 
@@ -170,7 +209,13 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
     for (index, volume) in task.volumes.iter().enumerate() {
         let at = format!("{field}.volumes[{index}].name");
         if volume.name.starts_with(RESERVED_VOLUME_PREFIX) {
-            errors.push(&at, format!("volume name {:?} is reserved (prefix {RESERVED_VOLUME_PREFIX:?})", volume.name));
+            errors.push(
+                &at,
+                format!(
+                    "volume name {:?} is reserved (prefix {RESERVED_VOLUME_PREFIX:?})",
+                    volume.name
+                ),
+            );
         }
         if !volume_names.insert(volume.name.as_str()) {
             errors.push(&at, format!("duplicate volume name {:?}", volume.name));
@@ -182,7 +227,10 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
             if !volume_names.contains(mount.name.as_str()) {
                 errors.push(
                     format!("{field}.stepTemplate.volumeMounts[{mount_index}].name"),
-                    format!("stepTemplate mounts volume {:?}, which spec.volumes does not declare", mount.name),
+                    format!(
+                        "stepTemplate mounts volume {:?}, which spec.volumes does not declare",
+                        mount.name
+                    ),
                 );
             }
         }
@@ -206,8 +254,16 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
         if !step_names.insert(step.name.as_str()) {
             errors.push(format!("{at}.name"), format!("duplicate step name {:?}", step.name));
         }
-        if step.image.as_deref().or(template.image.as_deref()).is_none_or(str::is_empty) {
-            errors.push(format!("{at}.image"), format!("step {:?} has no image (and stepTemplate sets none)", step.name));
+        if step
+            .image
+            .as_deref()
+            .or(template.image.as_deref())
+            .is_none_or(str::is_empty)
+        {
+            errors.push(
+                format!("{at}.image"),
+                format!("step {:?} has no image (and stepTemplate sets none)", step.name),
+            );
         }
         match (&step.script, step.command.is_empty()) {
             (Some(_), false) => errors.push(
@@ -232,7 +288,10 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
             if !volume_names.contains(mount.name.as_str()) {
                 errors.push(
                     format!("{at}.volumeMounts[{mount_index}].name"),
-                    format!("step {:?} mounts volume {:?}, which spec.volumes does not declare", step.name, mount.name),
+                    format!(
+                        "step {:?} mounts volume {:?}, which spec.volumes does not declare",
+                        step.name, mount.name
+                    ),
                 );
             }
         }
@@ -255,7 +314,11 @@ pub fn resolve_params(
             let known: Vec<&str> = by_name.keys().copied().collect();
             errors.push(
                 format!("{at}.name"),
-                format!("param {:?} is not declared by the task (declared: {})", param.name, list_or_none(&known)),
+                format!(
+                    "param {:?} is not declared by the task (declared: {})",
+                    param.name,
+                    list_or_none(&known)
+                ),
             );
             continue;
         };
@@ -291,7 +354,10 @@ pub fn resolve_params(
             }
             None => errors.push(
                 field,
-                format!("param {:?} is required (it has no default) but was not given", spec.name),
+                format!(
+                    "param {:?} is required (it has no default) but was not given",
+                    spec.name
+                ),
             ),
         }
     }
@@ -299,7 +365,11 @@ pub fn resolve_params(
 }
 
 pub fn list_or_none(names: &[&str]) -> String {
-    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// Checks one workspace binding on its own: one source, a sane subPath.
@@ -324,7 +394,10 @@ pub fn validate_binding(binding: &WorkspaceBinding, field: &str, errors: &mut Va
     {
         errors.push(
             format!("{field}.subPath"),
-            format!("subPath {sub_path:?} of workspace {:?} must be relative and must not contain '..'", binding.name),
+            format!(
+                "subPath {sub_path:?} of workspace {:?} must be relative and must not contain '..'",
+                binding.name
+            ),
         );
     }
 }
@@ -334,7 +407,10 @@ pub fn validate_binding(binding: &WorkspaceBinding, field: &str, errors: &mut Va
 pub fn validate_run_spec(spec: &TaskRunSpec, errors: &mut ValidationErrors) {
     match (&spec.task_ref, &spec.task_spec) {
         (Some(_), Some(_)) => errors.push("spec.taskRef", "set either taskRef or taskSpec, not both"),
-        (None, None) => errors.push("spec.taskRef", "set taskRef (the name of a MyTask) or an inline taskSpec"),
+        (None, None) => errors.push(
+            "spec.taskRef",
+            "set taskRef (the name of a MyTask) or an inline taskSpec",
+        ),
         (Some(name), None) if name.is_empty() => errors.push("spec.taskRef", "taskRef is empty"),
         _ => {}
     }
@@ -348,7 +424,10 @@ pub fn validate_run_spec(spec: &TaskRunSpec, errors: &mut ValidationErrors) {
         let at = format!("spec.workspaces[{index}]");
         validate_binding(binding, &at, errors);
         if !seen.insert(binding.name.as_str()) {
-            errors.push(format!("{at}.name"), format!("workspace {:?} is bound twice", binding.name));
+            errors.push(
+                format!("{at}.name"),
+                format!("workspace {:?} is bound twice", binding.name),
+            );
         }
     }
 }

@@ -90,7 +90,10 @@ pub fn build_dag(spec: &PipelineSpec, field: &str) -> Result<Dag, ValidationErro
     for (index, task) in spec.finally.iter().enumerate() {
         let at = format!("{field}.finally[{index}]");
         if !task.run_after.is_empty() {
-            errors.push(format!("{at}.runAfter"), "finally tasks run in parallel after all tasks; runAfter is not allowed");
+            errors.push(
+                format!("{at}.runAfter"),
+                "finally tasks run in parallel after all tasks; runAfter is not allowed",
+            );
         }
         let mut result_parents = BTreeSet::new();
         for (suffix, text) in task_texts(task) {
@@ -118,7 +121,10 @@ pub fn build_dag(spec: &PipelineSpec, field: &str) -> Result<Dag, ValidationErro
         Ok(order) => dag.order = order,
         Err(cycle) => errors.push(
             format!("{field}.tasks"),
-            format!("the tasks form a cycle: {} (through runAfter or result references)", cycle.join(" -> ")),
+            format!(
+                "the tasks form a cycle: {} (through runAfter or result references)",
+                cycle.join(" -> ")
+            ),
         ),
     }
     errors.into_result(dag)
@@ -135,7 +141,9 @@ fn topological_order(
     while order.len() < declared.len() {
         let next = declared.iter().copied().find(|task| {
             !placed.contains(task)
-                && parents.get(*task).is_none_or(|p| p.keys().all(|parent| placed.contains(parent.as_str())))
+                && parents
+                    .get(*task)
+                    .is_none_or(|p| p.keys().all(|parent| placed.contains(parent.as_str())))
         });
         match next {
             Some(task) => {
@@ -154,7 +162,9 @@ fn topological_order(
 /// Walks parent links among `remaining` (every one of which has an
 /// unplaced parent) until a task repeats: that stretch is a cycle.
 fn find_cycle(remaining: &[&str], parents: &BTreeMap<String, BTreeMap<String, Edge>>) -> Vec<String> {
-    let Some(start) = remaining.first() else { return Vec::new() };
+    let Some(start) = remaining.first() else {
+        return Vec::new();
+    };
     let mut path: Vec<String> = vec![start.to_string()];
     loop {
         let current = path.last().cloned().unwrap_or_default();

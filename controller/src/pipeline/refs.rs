@@ -11,7 +11,11 @@ pub enum TaskVariable<'a> {
     /// `$(tasks.X.status)`.
     Status { task: &'a str },
     /// `$(tasks.X.results.Y)`, with an optional selector: `[*]`, `[N]` or `.KEY`.
-    Result { task: &'a str, result: &'a str, selector: &'a str },
+    Result {
+        task: &'a str,
+        result: &'a str,
+        selector: &'a str,
+    },
 }
 
 impl TaskVariable<'_> {
@@ -29,15 +33,15 @@ pub fn parse_task_variable(rest: &str) -> Result<TaskVariable<'_>, String> {
     if rest == "status" {
         return Ok(TaskVariable::AggregateStatus);
     }
-    let bad = || {
-        "use $(tasks.TASK.results.RESULT), $(tasks.TASK.status) or $(tasks.status)".to_string()
-    };
+    let bad = || "use $(tasks.TASK.results.RESULT), $(tasks.TASK.status) or $(tasks.status)".to_string();
     let (task, field) = rest.split_once('.').ok_or_else(bad)?;
     if field == "status" {
         return Ok(TaskVariable::Status { task });
     }
     let result_and_selector = field.strip_prefix("results.").ok_or_else(bad)?;
-    let name_len = result_and_selector.find(['.', '[']).unwrap_or(result_and_selector.len());
+    let name_len = result_and_selector
+        .find(['.', '['])
+        .unwrap_or(result_and_selector.len());
     let (result, selector) = result_and_selector.split_at(name_len);
     if result.is_empty() {
         return Err(bad());
@@ -60,10 +64,15 @@ pub fn task_variables(text: &str) -> Vec<(String, Result<TaskVariable<'_>, Strin
 pub fn value_texts(value: &ParamValue) -> Vec<(String, &str)> {
     match value {
         ParamValue::String(text) => vec![(String::new(), text.as_str())],
-        ParamValue::Array(items) => {
-            items.iter().enumerate().map(|(i, text)| (format!("[{i}]"), text.as_str())).collect()
-        }
-        ParamValue::Object(map) => map.iter().map(|(key, text)| (format!(".{key}"), text.as_str())).collect(),
+        ParamValue::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, text)| (format!("[{i}]"), text.as_str()))
+            .collect(),
+        ParamValue::Object(map) => map
+            .iter()
+            .map(|(key, text)| (format!(".{key}"), text.as_str()))
+            .collect(),
     }
 }
 
@@ -95,11 +104,19 @@ mod tests {
         assert_eq!(parse_task_variable("a.status"), Ok(TaskVariable::Status { task: "a" }));
         assert_eq!(
             parse_task_variable("a.results.R[*]"),
-            Ok(TaskVariable::Result { task: "a", result: "R", selector: "[*]" })
+            Ok(TaskVariable::Result {
+                task: "a",
+                result: "R",
+                selector: "[*]"
+            })
         );
         assert_eq!(
             parse_task_variable("a.results.R.key"),
-            Ok(TaskVariable::Result { task: "a", result: "R", selector: ".key" })
+            Ok(TaskVariable::Result {
+                task: "a",
+                result: "R",
+                selector: ".key"
+            })
         );
         assert!(parse_task_variable("a.outputs.R").is_err());
         assert!(parse_task_variable("a").is_err());

@@ -15,8 +15,13 @@ use super::variables::{FinallyStatus, KnownResults, PipelineVariables, substitut
 pub enum ChildState {
     /// Created and not finished (includes retrying: the child retries itself).
     Running,
-    Succeeded { results: BTreeMap<String, ParamValue> },
-    Failed { reason: String, message: String },
+    Succeeded {
+        results: BTreeMap<String, ParamValue>,
+    },
+    Failed {
+        reason: String,
+        message: String,
+    },
 }
 
 /// Why the whole run stops at once.
@@ -138,7 +143,13 @@ fn produced_results(children: &BTreeMap<String, ChildState>) -> BTreeMap<String,
 }
 
 /// Substitutes a task's params for starting it.
-fn start(task: &PipelineTask, finally: bool, vars: &PipelineVariables<'_>, field: &str, errors: &mut ValidationErrors) -> TaskToStart {
+fn start(
+    task: &PipelineTask,
+    finally: bool,
+    vars: &PipelineVariables<'_>,
+    field: &str,
+    errors: &mut ValidationErrors,
+) -> TaskToStart {
     let params = task
         .params
         .iter()
@@ -148,15 +159,27 @@ fn start(task: &PipelineTask, finally: bool, vars: &PipelineVariables<'_>, field
             value: substitute_value(&param.value, vars, &format!("{field}.params[{index}].value"), errors),
         })
         .collect();
-    TaskToStart { name: task.name.clone(), finally, params }
+    TaskToStart {
+        name: task.name.clone(),
+        finally,
+        params,
+    }
 }
 
 /// Stops everything at once: cancels running children, starts nothing
 /// (not even finally tasks) and ends the run.
 pub fn stop_all(spec: &PipelineSpec, children: &BTreeMap<String, ChildState>, stop: Stop) -> Schedule {
     let (reason, skip_reason, message) = match stop {
-        Stop::Cancelled => (crate::reason::PIPELINE_CANCELLED, skip::CANCELLED, "the pipeline run was cancelled"),
-        Stop::TimedOut => (crate::reason::PIPELINE_TIMEOUT, skip::TIMEOUT, "the pipeline run did not finish within its timeout"),
+        Stop::Cancelled => (
+            crate::reason::PIPELINE_CANCELLED,
+            skip::CANCELLED,
+            "the pipeline run was cancelled",
+        ),
+        Stop::TimedOut => (
+            crate::reason::PIPELINE_TIMEOUT,
+            skip::TIMEOUT,
+            "the pipeline run did not finish within its timeout",
+        ),
     };
     let mut counts = Counts::default();
     let mut cancel = Vec::new();
@@ -170,13 +193,23 @@ pub fn stop_all(spec: &PipelineSpec, children: &BTreeMap<String, ChildState>, st
             Some(ChildState::Succeeded { .. }) => counts.succeeded += 1,
             Some(ChildState::Failed { .. }) => counts.failed += 1,
             None => {
-                skipped.push(SkippedTask { name: task.name.clone(), reason: skip_reason.to_string() });
+                skipped.push(SkippedTask {
+                    name: task.name.clone(),
+                    reason: skip_reason.to_string(),
+                });
                 counts.skipped += 1;
             }
         }
     }
     let message = format!("{message}; {}", counts.message());
-    Schedule { start: Vec::new(), cancel, skipped, outcome: Outcome::Failed { reason, message }, results: Vec::new(), counts }
+    Schedule {
+        start: Vec::new(),
+        cancel,
+        skipped,
+        outcome: Outcome::Failed { reason, message },
+        results: Vec::new(),
+        counts,
+    }
 }
 
 /// Decides what happens next. A task starts once every parent is done and
@@ -200,7 +233,9 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
 
     let mut states: BTreeMap<&str, State> = BTreeMap::new();
     for name in &input.dag.order {
-        let Some((index, task)) = spec.tasks.iter().enumerate().find(|(_, t)| &t.name == name) else { continue };
+        let Some((index, task)) = spec.tasks.iter().enumerate().find(|(_, t)| &t.name == name) else {
+            continue;
+        };
         let state = if let Some(child) = input.children.get(name) {
             State::of(child)
         } else if failed {
@@ -237,9 +272,24 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
         states.insert(name.as_str(), state);
     }
 
-    let regular_done = spec.tasks.iter().all(|t| states.get(t.name.as_str()).is_some_and(State::is_final));
+    let regular_done = spec
+        .tasks
+        .iter()
+        .all(|t| states.get(t.name.as_str()).is_some_and(State::is_final));
     let finally_status = FinallyStatus {
-        tasks: spec.tasks.iter().map(|t| (t.name.clone(), states.get(t.name.as_str()).map_or("None", State::status_word).to_string())).collect(),
+        tasks: spec
+            .tasks
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    states
+                        .get(t.name.as_str())
+                        .map_or("None", State::status_word)
+                        .to_string(),
+                )
+            })
+            .collect(),
         // Running out of `timeouts.tasks` fails the run, so finally tasks see Failed.
         aggregate: if failed || states.values().any(|s| *s == State::Skipped(skip::TASKS_TIMEOUT)) {
             "Failed"
@@ -250,16 +300,23 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
         }
         .to_string(),
     };
-    let finally_vars = PipelineVariables { status: Some(&finally_status), ..vars };
+    let finally_vars = PipelineVariables {
+        status: Some(&finally_status),
+        ..vars
+    };
     for (index, task) in spec.finally.iter().enumerate() {
         let state = if let Some(child) = input.children.get(&task.name) {
             State::of(child)
         } else if !regular_done {
             State::Pending
         } else {
-            let missing = input.dag.finally_result_parents.get(&task.name).into_iter().flatten().any(|parent| {
-                states.get(parent.as_str()) != Some(&State::Succeeded)
-            });
+            let missing = input
+                .dag
+                .finally_result_parents
+                .get(&task.name)
+                .into_iter()
+                .flatten()
+                .any(|parent| states.get(parent.as_str()) != Some(&State::Succeeded));
             let field = format!("spec.finally[{index}]");
             if missing {
                 State::Skipped(skip::RESULTS_MISSING)
@@ -287,7 +344,10 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
             }
             State::Skipped(why) => {
                 counts.skipped += 1;
-                skipped.push(SkippedTask { name: task.name.clone(), reason: why.to_string() });
+                skipped.push(SkippedTask {
+                    name: task.name.clone(),
+                    reason: why.to_string(),
+                });
             }
             State::Pending | State::Starting | State::Running => counts.incomplete += 1,
         }
@@ -307,7 +367,10 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
             start: Vec::new(),
             cancel,
             skipped,
-            outcome: Outcome::Failed { reason: crate::reason::PIPELINE_VALIDATION_FAILED, message: errors.to_string() },
+            outcome: Outcome::Failed {
+                reason: crate::reason::PIPELINE_VALIDATION_FAILED,
+                message: errors.to_string(),
+            },
             results: Vec::new(),
             counts,
         };
@@ -316,17 +379,33 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
     let outcome = if counts.incomplete > 0 {
         Outcome::Running { stopping: failed }
     } else if counts.failed > 0 {
-        Outcome::Failed { reason: crate::reason::FAILED, message: format!("{}; {}", failures.join("; "), counts.message()) }
+        Outcome::Failed {
+            reason: crate::reason::FAILED,
+            message: format!("{}; {}", failures.join("; "), counts.message()),
+        }
     } else if skipped.iter().any(|s| s.reason == skip::TASKS_TIMEOUT) {
         Outcome::Failed {
             reason: crate::reason::PIPELINE_TIMEOUT,
             message: format!("timeouts.tasks ran out before every task ran; {}", counts.message()),
         }
     } else {
-        Outcome::Succeeded { skipped: counts.skipped }
+        Outcome::Succeeded {
+            skipped: counts.skipped,
+        }
     };
-    let results = if counts.incomplete == 0 { pipeline_results(spec, &finally_vars) } else { Vec::new() };
-    Schedule { start: to_start, cancel: Vec::new(), skipped, outcome, results, counts }
+    let results = if counts.incomplete == 0 {
+        pipeline_results(spec, &finally_vars)
+    } else {
+        Vec::new()
+    };
+    Schedule {
+        start: to_start,
+        cancel: Vec::new(),
+        skipped,
+        outcome,
+        results,
+        counts,
+    }
 }
 
 /// The pipeline's results, from its tasks' results. A result whose task

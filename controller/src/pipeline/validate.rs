@@ -49,11 +49,17 @@ fn check_task(task: &PipelineTask, at: &str, seen: &mut BTreeSet<String>, errors
         );
     }
     if !seen.insert(task.name.clone()) {
-        errors.push(format!("{at}.name"), format!("duplicate pipeline task name {:?}", task.name));
+        errors.push(
+            format!("{at}.name"),
+            format!("duplicate pipeline task name {:?}", task.name),
+        );
     }
     match (&task.task_ref, &task.task_spec) {
         (Some(_), Some(_)) => errors.push(format!("{at}.taskRef"), "set either taskRef or taskSpec, not both"),
-        (None, None) => errors.push(format!("{at}.taskRef"), "set taskRef (the name of a MyTask) or an inline taskSpec"),
+        (None, None) => errors.push(
+            format!("{at}.taskRef"),
+            "set taskRef (the name of a MyTask) or an inline taskSpec",
+        ),
         (Some(name), None) if name.is_empty() => errors.push(format!("{at}.taskRef"), "taskRef is empty"),
         (None, Some(spec)) => validate_task(spec, &format!("{at}.taskSpec"), errors),
         _ => {}
@@ -65,7 +71,10 @@ fn check_task(task: &PipelineTask, at: &str, seen: &mut BTreeSet<String>, errors
     }
     for (index, when) in task.when.iter().enumerate() {
         if when.values.is_empty() {
-            errors.push(format!("{at}.when[{index}].values"), "a when expression needs at least one value");
+            errors.push(
+                format!("{at}.when[{index}].values"),
+                "a when expression needs at least one value",
+            );
         }
     }
 }
@@ -74,7 +83,12 @@ fn check_task(task: &PipelineTask, at: &str, seen: &mut BTreeSet<String>, errors
 fn declared_results(task_specs: &BTreeMap<String, TaskSpec>) -> BTreeMap<String, BTreeMap<String, ParamType>> {
     task_specs
         .iter()
-        .map(|(name, spec)| (name.clone(), spec.results.iter().map(|r| (r.name.clone(), r.result_type)).collect()))
+        .map(|(name, spec)| {
+            (
+                name.clone(),
+                spec.results.iter().map(|r| (r.name.clone(), r.result_type)).collect(),
+            )
+        })
         .collect()
 }
 
@@ -98,9 +112,17 @@ fn check_task_params(
         })
         .collect();
     let mut param_errors = ValidationErrors::default();
-    resolve_params(&task_spec.params, &substituted, &format!("{at}.params"), &mut param_errors);
+    resolve_params(
+        &task_spec.params,
+        &substituted,
+        &format!("{at}.params"),
+        &mut param_errors,
+    );
     for error in param_errors.0 {
-        let task_name = task.task_ref.as_deref().map_or("its inline taskSpec".to_string(), |n| format!("MyTask {n:?}"));
+        let task_name = task
+            .task_ref
+            .as_deref()
+            .map_or("its inline taskSpec".to_string(), |n| format!("MyTask {n:?}"));
         errors.push(error.field, format!("{} ({task_name})", error.message));
     }
     when_holds(&task.when, vars, &format!("{at}.when"), errors);
@@ -115,7 +137,10 @@ fn check_workspaces(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) 
         let at = format!("spec.workspaces[{index}]");
         validate_binding(binding, &at, errors);
         if !bound.insert(binding.name.as_str()) {
-            errors.push(format!("{at}.name"), format!("workspace {:?} is bound twice", binding.name));
+            errors.push(
+                format!("{at}.name"),
+                format!("workspace {:?} is bound twice", binding.name),
+            );
         }
         if !declared.contains(binding.name.as_str()) {
             errors.push(
@@ -132,12 +157,23 @@ fn check_workspaces(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) 
         if !declaration.optional && !bound.contains(declaration.name.as_str()) {
             errors.push(
                 "spec.workspaces",
-                format!("workspace {:?} is required by the pipeline but the run does not bind it", declaration.name),
+                format!(
+                    "workspace {:?} is required by the pipeline but the run does not bind it",
+                    declaration.name
+                ),
             );
         }
     }
-    let tasks = spec.tasks.iter().enumerate().map(|(i, t)| (format!("{field}.tasks[{i}]"), t));
-    let finally = spec.finally.iter().enumerate().map(|(i, t)| (format!("{field}.finally[{i}]"), t));
+    let tasks = spec
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("{field}.tasks[{i}]"), t));
+    let finally = spec
+        .finally
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("{field}.finally[{i}]"), t));
     for (at, task) in tasks.chain(finally) {
         for (index, workspace) in task.workspaces.iter().enumerate() {
             let pipeline_workspace = workspace.workspace.as_deref().unwrap_or(&workspace.name);
@@ -185,14 +221,23 @@ pub fn validate_pipeline(inputs: &PipelineInputs<'_>) -> Result<ValidPipeline, V
         {
             errors.push(
                 format!("{field}.params[{index}].default"),
-                format!("param {:?} is of type {} but its default is {}", param.name, param.param_type, default.param_type()),
+                format!(
+                    "param {:?} is of type {} but its default is {}",
+                    param.name,
+                    param.param_type,
+                    default.param_type()
+                ),
             );
         }
     }
     check_workspaces(inputs, &mut errors);
 
     if let Some(timeouts) = inputs.timeouts {
-        for (name, value) in [("pipeline", &timeouts.pipeline), ("tasks", &timeouts.tasks), ("finally", &timeouts.finally)] {
+        for (name, value) in [
+            ("pipeline", &timeouts.pipeline),
+            ("tasks", &timeouts.tasks),
+            ("finally", &timeouts.finally),
+        ] {
             if let Some(value) = value
                 && let Err(why) = parse_duration(value)
             {
@@ -211,10 +256,17 @@ pub fn validate_pipeline(inputs: &PipelineInputs<'_>) -> Result<ValidPipeline, V
 
     // References and param types, checked against what each task declares.
     let results = declared_results(inputs.task_specs);
-    let regular_results: BTreeMap<String, BTreeMap<String, ParamType>> =
-        results.iter().filter(|(name, _)| spec.tasks.iter().any(|t| &t.name == *name)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let regular_results: BTreeMap<String, BTreeMap<String, ParamType>> = results
+        .iter()
+        .filter(|(name, _)| spec.tasks.iter().any(|t| &t.name == *name))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let finally_status = FinallyStatus {
-        tasks: spec.tasks.iter().map(|t| (t.name.clone(), "Succeeded".to_string())).collect(),
+        tasks: spec
+            .tasks
+            .iter()
+            .map(|t| (t.name.clone(), "Succeeded".to_string()))
+            .collect(),
         aggregate: "Succeeded".to_string(),
     };
     let regular_vars = PipelineVariables {
@@ -223,16 +275,30 @@ pub fn validate_pipeline(inputs: &PipelineInputs<'_>) -> Result<ValidPipeline, V
         status: None,
         context: inputs.context,
     };
-    let finally_vars = PipelineVariables { status: Some(&finally_status), ..regular_vars };
+    let finally_vars = PipelineVariables {
+        status: Some(&finally_status),
+        ..regular_vars
+    };
     {
-        let tasks = spec.tasks.iter().enumerate().map(|(i, t)| (format!("{field}.tasks[{i}]"), t, &regular_vars));
-        let finally = spec.finally.iter().enumerate().map(|(i, t)| (format!("{field}.finally[{i}]"), t, &finally_vars));
+        let tasks = spec
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("{field}.tasks[{i}]"), t, &regular_vars));
+        let finally = spec
+            .finally
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("{field}.finally[{i}]"), t, &finally_vars));
         for (at, task, vars) in tasks.chain(finally) {
             if let Some(task_spec) = inputs.task_specs.get(&task.name) {
                 check_task_params(task, &at, task_spec, vars, &mut errors);
             }
         }
-        let all_vars = PipelineVariables { results: KnownResults::Declared(&results), ..finally_vars };
+        let all_vars = PipelineVariables {
+            results: KnownResults::Declared(&results),
+            ..finally_vars
+        };
         for (index, result) in spec.results.iter().enumerate() {
             let mut result_errors = ValidationErrors::default();
             substitute_value(

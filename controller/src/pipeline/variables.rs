@@ -46,17 +46,26 @@ fn select(value: &ParamValue, selector: &str, what: &str) -> Result<ParamValue, 
             let position: usize = index[1..index.len() - 1]
                 .parse()
                 .map_err(|_| format!("{index} is not an index of array {what}"))?;
-            items.get(position).cloned().map(ParamValue::String).ok_or_else(|| {
-                format!("index {position} is out of range: {what} has {} item(s)", items.len())
-            })
+            items
+                .get(position)
+                .cloned()
+                .map(ParamValue::String)
+                .ok_or_else(|| format!("index {position} is out of range: {what} has {} item(s)", items.len()))
         }
         (ParamValue::Object(object), key) if key.starts_with('.') => {
             object.get(&key[1..]).cloned().map(ParamValue::String).ok_or_else(|| {
                 let keys: Vec<&str> = object.keys().map(String::as_str).collect();
-                format!("object {what} has no key {:?} (keys: {})", &key[1..], list_or_none(&keys))
+                format!(
+                    "object {what} has no key {:?} (keys: {})",
+                    &key[1..],
+                    list_or_none(&keys)
+                )
             })
         }
-        (other, selector) => Err(format!("{selector:?} does not apply to {what}, which is of type {}", other.param_type())),
+        (other, selector) => Err(format!(
+            "{selector:?} does not apply to {what}, which is of type {}",
+            other.param_type()
+        )),
     }
 }
 
@@ -81,7 +90,10 @@ impl PipelineVariables<'_> {
                 let (name, selector) = rest.split_at(name_len);
                 let value = self.params.get(name).ok_or_else(|| {
                     let known: Vec<&str> = self.params.keys().map(String::as_str).collect();
-                    format!("the pipeline declares no param {name:?} (declared: {})", list_or_none(&known))
+                    format!(
+                        "the pipeline declares no param {name:?} (declared: {})",
+                        list_or_none(&known)
+                    )
                 })?;
                 select(value, selector, &format!("param {name:?}"))
             }
@@ -90,7 +102,9 @@ impl PipelineVariables<'_> {
                 let known: Vec<&str> = self.context.keys().copied().collect();
                 format!("unknown context variable (known: {})", known.join(", "))
             }),
-            _ => Err(format!("$({namespace}...) is not available in a pipeline task; use params, tasks or context")),
+            _ => Err(format!(
+                "$({namespace}...) is not available in a pipeline task; use params, tasks or context"
+            )),
         }
     }
 
@@ -101,23 +115,31 @@ impl PipelineVariables<'_> {
                 .map(|s| ParamValue::String(s.aggregate.clone()))
                 .ok_or_else(|| "$(tasks.status) is only available to finally tasks".to_string()),
             TaskVariable::Status { task } => {
-                let status = self.status.ok_or_else(|| format!("$(tasks.{task}.status) is only available to finally tasks"))?;
+                let status = self
+                    .status
+                    .ok_or_else(|| format!("$(tasks.{task}.status) is only available to finally tasks"))?;
                 status.tasks.get(task).cloned().map(ParamValue::String).ok_or_else(|| {
                     format!("no pipeline task named {task:?} (finally tasks can read the status of tasks only)")
                 })
             }
             TaskVariable::Result { task, result, selector } => match self.results {
                 KnownResults::Declared(declared) => {
-                    let results = declared.get(task).ok_or_else(|| format!("no pipeline task named {task:?}"))?;
+                    let results = declared
+                        .get(task)
+                        .ok_or_else(|| format!("no pipeline task named {task:?}"))?;
                     let result_type = results.get(result).ok_or_else(|| {
                         let known: Vec<&str> = results.keys().map(String::as_str).collect();
-                        format!("task {task:?} declares no result {result:?} (declared: {})", list_or_none(&known))
+                        format!(
+                            "task {task:?} declares no result {result:?} (declared: {})",
+                            list_or_none(&known)
+                        )
                     })?;
                     placeholder(*result_type, selector)
                 }
                 KnownResults::Produced(produced) => {
-                    let results =
-                        produced.get(task).ok_or_else(|| format!("task {task:?} has no results: it did not succeed"))?;
+                    let results = produced
+                        .get(task)
+                        .ok_or_else(|| format!("task {task:?} has no results: it did not succeed"))?;
                     let value = results
                         .get(result)
                         .ok_or_else(|| format!("task {task:?} succeeded but did not produce result {result:?}"))?;
@@ -133,7 +155,9 @@ impl Resolver for PipelineVariables<'_> {
         match self.value(expr)? {
             ParamValue::String(text) => Ok(Value::Str(text)),
             ParamValue::Array(items) => Ok(Value::Array(items)),
-            ParamValue::Object(_) => Err(format!("$({expr}) is an object: use it as a whole param value, or select a key")),
+            ParamValue::Object(_) => Err(format!(
+                "$({expr}) is an object: use it as a whole param value, or select a key"
+            )),
         }
     }
 }
@@ -165,7 +189,12 @@ pub fn substitute_value(
         ParamValue::Array(items) => ParamValue::Array(substitute_list(items, vars, field, errors)),
         ParamValue::Object(map) => ParamValue::Object(
             map.iter()
-                .map(|(key, text)| (key.clone(), substitute_str(text, vars, &format!("{field}.{key}"), errors)))
+                .map(|(key, text)| {
+                    (
+                        key.clone(),
+                        substitute_str(text, vars, &format!("{field}.{key}"), errors),
+                    )
+                })
                 .collect(),
         ),
     }
@@ -193,7 +222,12 @@ pub fn when_holds(
 }
 
 /// `$(context...)` variables of a pipeline run.
-pub fn context_variables(run_name: &str, namespace: &str, uid: &str, pipeline_name: &str) -> BTreeMap<&'static str, String> {
+pub fn context_variables(
+    run_name: &str,
+    namespace: &str,
+    uid: &str,
+    pipeline_name: &str,
+) -> BTreeMap<&'static str, String> {
     BTreeMap::from([
         ("pipelineRun.name", run_name.to_string()),
         ("pipelineRun.namespace", namespace.to_string()),

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource,
-    Pod, PodSpec, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
@@ -64,13 +64,20 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
 }
 
 fn empty_dir(name: &str) -> Volume {
-    Volume { name: name.to_string(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }
+    Volume {
+        name: name.to_string(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    }
 }
 
 /// The pod volume behind a workspace binding. A volumeClaimTemplate becomes
 /// a claim made for this run (see [`claims_to_create`]).
 fn workspace_volume(run_name: &str, index: usize, workspace: &ResolvedWorkspace, binding: &WorkspaceBinding) -> Volume {
-    let mut volume = Volume { name: workspace_volume_name(index), ..Default::default() };
+    let mut volume = Volume {
+        name: workspace_volume_name(index),
+        ..Default::default()
+    };
     if let Some(claim) = &binding.persistent_volume_claim {
         volume.persistent_volume_claim = Some(claim.clone());
     } else if binding.volume_claim_template.is_some() {
@@ -117,7 +124,11 @@ fn common_step_mounts(workspaces: &[ResolvedWorkspace]) -> Vec<VolumeMount> {
     ];
     for (index, workspace) in workspaces.iter().enumerate() {
         let Some(binding) = &workspace.binding else { continue };
-        let mut workspace_mount = mount(&workspace_volume_name(index), &workspace.mount_path, workspace.read_only);
+        let mut workspace_mount = mount(
+            &workspace_volume_name(index),
+            &workspace.mount_path,
+            workspace.read_only,
+        );
         workspace_mount.sub_path = binding.sub_path.clone();
         mounts.push(workspace_mount);
     }
@@ -172,7 +183,10 @@ fn prepare_container(settings: &RenderSettings, steps: &[ResolvedStep]) -> Conta
     for (index, step) in steps.iter().enumerate() {
         if let Some(script) = &step.script {
             let encoded = base64::engine::general_purpose::STANDARD.encode(script.as_bytes());
-            args.extend(["--script".to_string(), format!("{}={encoded}", layout::script_name(index, &step.name))]);
+            args.extend([
+                "--script".to_string(),
+                format!("{}={encoded}", layout::script_name(index, &step.name)),
+            ]);
         }
     }
     Container {
@@ -242,7 +256,10 @@ pub fn pod_labels(resolved: &ResolvedTaskRun, run_labels: &BTreeMap<String, Stri
     let mut labels = run_labels.clone();
     labels.insert(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string());
     labels.insert(LABEL_TASK_RUN.to_string(), names::dns_label(&[&resolved.identity.name]));
-    labels.insert(LABEL_TASK.to_string(), names::dns_label(&[&resolved.identity.task_name]));
+    labels.insert(
+        LABEL_TASK.to_string(),
+        names::dns_label(&[&resolved.identity.task_name]),
+    );
     labels.insert(LABEL_ATTEMPT.to_string(), resolved.identity.attempt.to_string());
     labels
 }

@@ -71,15 +71,24 @@ pub fn requests_of_largest_step(steps: &mut [Option<ResourceRequirements>]) {
                 Some(best) if best.1 >= candidate.1 => Some(best),
                 _ => Some(candidate),
             });
-        let Some((largest_index, _, largest_quantity)) = largest else { continue };
+        let Some((largest_index, _, largest_quantity)) = largest else {
+            continue;
+        };
         for (index, step) in steps.iter_mut().enumerate() {
             let keeps = index == largest_index;
             let has_it = effective_request(step.as_ref(), &resource).is_some();
             if !keeps && !has_it {
                 continue;
             }
-            let requests = step.get_or_insert_with(Default::default).requests.get_or_insert_with(BTreeMap::new);
-            let value = if keeps { largest_quantity.clone() } else { Quantity("0".into()) };
+            let requests = step
+                .get_or_insert_with(Default::default)
+                .requests
+                .get_or_insert_with(BTreeMap::new);
+            let value = if keeps {
+                largest_quantity.clone()
+            } else {
+                Quantity("0".into())
+            };
             requests.insert(resource.clone(), value);
         }
     }
@@ -92,10 +101,17 @@ mod tests {
     fn res(requests: &[(&str, &str)], limits: &[(&str, &str)]) -> Option<ResourceRequirements> {
         let map = |pairs: &[(&str, &str)]| {
             (!pairs.is_empty()).then(|| {
-                pairs.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect()
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                    .collect()
             })
         };
-        Some(ResourceRequirements { requests: map(requests), limits: map(limits), ..Default::default() })
+        Some(ResourceRequirements {
+            requests: map(requests),
+            limits: map(limits),
+            ..Default::default()
+        })
     }
 
     fn request(r: &Option<ResourceRequirements>, name: &str) -> Option<String> {
@@ -125,7 +141,10 @@ mod tests {
         assert_eq!(request(&steps[0], "memory").as_deref(), Some("0"));
         assert_eq!(request(&steps[1], "memory").as_deref(), Some("1Gi"));
         assert_eq!(steps[2], None);
-        let limit = steps[1].as_ref().and_then(|r| r.limits.as_ref()).and_then(|l| l.get("memory"));
+        let limit = steps[1]
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get("memory"));
         assert_eq!(limit.map(|q| q.0.as_str()), Some("1Gi"));
     }
 }

@@ -70,8 +70,12 @@ fn reason_of(outcome: Outcome, container_reason: Option<&str>) -> String {
 /// One step's state, and its report if the entrypoint wrote one.
 fn read_step(name: &str, status: Option<&ContainerStatus>) -> (StepState, Option<StepReport>) {
     let container = step_container_name(name);
-    let mut state =
-        StepState { name: name.to_string(), container: container.clone(), state: "Waiting".into(), ..Default::default() };
+    let mut state = StepState {
+        name: name.to_string(),
+        container: container.clone(),
+        state: "Waiting".into(),
+        ..Default::default()
+    };
     let Some(current) = status.and_then(|s| s.state.as_ref()) else {
         return (state, None);
     };
@@ -117,7 +121,9 @@ fn read_results(task: &TaskSpec, reports: &[StepReport]) -> (Vec<RunResult>, Vec
     let mut results = Vec::new();
     let mut problems = Vec::new();
     for declared in &task.results {
-        let Some(raw) = reports.iter().rev().find_map(|r| r.results.get(&declared.name)) else { continue };
+        let Some(raw) = reports.iter().rev().find_map(|r| r.results.get(&declared.name)) else {
+            continue;
+        };
         let value = match declared.result_type {
             ParamType::String => Ok(ParamValue::String(raw.clone())),
             ParamType::Array => serde_json::from_str::<Vec<String>>(raw).map(ParamValue::Array),
@@ -140,15 +146,24 @@ fn read_results(task: &TaskSpec, reports: &[StepReport]) -> (Vec<RunResult>, Vec
 
 fn waiting_failure(pod: &Pod) -> Option<(String, String)> {
     let status = pod.status.as_ref()?;
-    let containers = status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
     for container in containers {
-        let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) else { continue };
+        let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+            continue;
+        };
         let why = waiting.reason.as_deref().unwrap_or_default();
         let detail = waiting.message.clone().unwrap_or_default();
         if IMAGE_PULL_FAILURES.contains(&why) {
             return Some((
                 reason::IMAGE_PULL_FAILED.to_string(),
-                format!("container {:?}: image {:?} cannot be pulled ({why}): {detail}", container.name, container.image),
+                format!(
+                    "container {:?}: image {:?} cannot be pulled ({why}): {detail}",
+                    container.name, container.image
+                ),
             ));
         }
         if why == "CreateContainerConfigError" {
@@ -164,16 +179,25 @@ fn waiting_failure(pod: &Pod) -> Option<(String, String)> {
 fn unschedulable_message(pod: &Pod) -> Option<String> {
     let conditions = pod.status.as_ref()?.conditions.as_ref()?;
     let scheduled = conditions.iter().find(|c| c.type_ == "PodScheduled")?;
-    (scheduled.status == "False")
-        .then(|| format!("pod cannot be scheduled yet: {}", scheduled.message.clone().unwrap_or_default()))
+    (scheduled.status == "False").then(|| {
+        format!(
+            "pod cannot be scheduled yet: {}",
+            scheduled.message.clone().unwrap_or_default()
+        )
+    })
 }
 
 /// Reads the pod of a run. `cancelled` says the user asked to stop the run,
 /// so a pod stopped for that is reported as cancelled, not failed.
 pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
     let status = pod.status.clone().unwrap_or_default();
-    let container_status =
-        |name: &str| status.container_statuses.iter().flatten().find(|c| c.name == step_container_name(name));
+    let container_status = |name: &str| {
+        status
+            .container_statuses
+            .iter()
+            .flatten()
+            .find(|c| c.name == step_container_name(name))
+    };
     let mut steps = Vec::with_capacity(task.steps.len());
     let mut reports = Vec::new();
     // A step that ended without a report was killed (OOM, node pressure)
@@ -202,8 +226,12 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
     match phase {
         "Succeeded" => {
             let produced: Vec<&str> = reading.results.iter().map(|r| r.name.as_str()).collect();
-            let missing: Vec<&str> =
-                task.results.iter().map(|r| r.name.as_str()).filter(|n| !produced.contains(n)).collect();
+            let missing: Vec<&str> = task
+                .results
+                .iter()
+                .map(|r| r.name.as_str())
+                .filter(|n| !produced.contains(n))
+                .collect();
             if !result_problems.is_empty() {
                 reading.fail(reason::INVALID_RESULTS, result_problems.join("; "));
             } else if !missing.is_empty() {
@@ -225,7 +253,10 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
             let (why, message) = if cancelled {
                 (reason::CANCELLED, "the run was cancelled".to_string())
             } else if pod_reason == "DeadlineExceeded" {
-                (reason::TIMEOUT, format!("the run did not finish within its timeout: {pod_message}"))
+                (
+                    reason::TIMEOUT,
+                    format!("the run did not finish within its timeout: {pod_message}"),
+                )
             } else if pod_reason == "Evicted" {
                 (reason::POD_EVICTED, format!("the pod was evicted: {pod_message}"))
             } else if pod_reason == "NodeLost" {
@@ -261,8 +292,7 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
                     };
                 }
                 None => {
-                    reading.message =
-                        unschedulable_message(pod).unwrap_or_else(|| "the pod is starting".to_string());
+                    reading.message = unschedulable_message(pod).unwrap_or_else(|| "the pod is starting".to_string());
                 }
             }
         }
@@ -278,7 +308,9 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
 /// allowed with `onError: continue`).
 fn failed_step_message(task: &TaskSpec, steps: &[StepState]) -> Option<String> {
     let continues = |name: &str| {
-        task.steps.iter().any(|s| s.name == name && s.on_error == Some(crate::api::OnError::Continue))
+        task.steps
+            .iter()
+            .any(|s| s.name == name && s.on_error == Some(crate::api::OnError::Continue))
     };
     let failed = steps.iter().find(|s| {
         s.state == "Terminated"
@@ -288,9 +320,17 @@ fn failed_step_message(task: &TaskSpec, steps: &[StepState]) -> Option<String> {
             && !continues(&s.name)
     })?;
     let mut message = match failed.reason.as_str() {
-        "OOMKilled" => format!("step {:?} was OOMKilled (exit code {})", failed.name, failed.exit_code.unwrap_or(137)),
+        "OOMKilled" => format!(
+            "step {:?} was OOMKilled (exit code {})",
+            failed.name,
+            failed.exit_code.unwrap_or(137)
+        ),
         "TimedOut" => format!("step {:?} timed out", failed.name),
-        _ => format!("step {:?} failed with exit code {}", failed.name, failed.exit_code.unwrap_or(-1)),
+        _ => format!(
+            "step {:?} failed with exit code {}",
+            failed.name,
+            failed.exit_code.unwrap_or(-1)
+        ),
     };
     if !failed.message.is_empty() {
         message.push_str(": ");
@@ -306,8 +346,10 @@ fn failed_init_message(pod: &Pod) -> Option<String> {
     statuses.iter().find_map(|container| {
         let terminated = container.state.as_ref()?.terminated.as_ref()?;
         (terminated.exit_code != 0).then(|| {
-            let mut message =
-                format!("init container {:?} failed with exit code {}", container.name, terminated.exit_code);
+            let mut message = format!(
+                "init container {:?} failed with exit code {}",
+                container.name, terminated.exit_code
+            );
             if let Some(detail) = terminated.message.as_deref().filter(|m| !m.is_empty()) {
                 message.push_str(": ");
                 message.push_str(detail);

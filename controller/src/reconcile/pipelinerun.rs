@@ -26,9 +26,14 @@ use crate::reconcile::taskrun::{CONDITION_SUCCEEDED, Notice};
 /// The run's pipeline, as the controller found it.
 #[derive(Debug, Clone, Copy)]
 pub enum PipelineLookup<'a> {
-    Found { name: &'a str, spec: &'a PipelineSpec },
+    Found {
+        name: &'a str,
+        spec: &'a PipelineSpec,
+    },
     Inline(&'a PipelineSpec),
-    Missing { name: &'a str },
+    Missing {
+        name: &'a str,
+    },
     /// Neither pipelineRef nor pipelineSpec, or both.
     Unspecified,
 }
@@ -78,7 +83,10 @@ pub fn run_label(run_name: &str) -> String {
 
 /// What scheduling needs to know about a child run.
 pub fn child_state(child: &MyTaskRun) -> ChildState {
-    let condition = child.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED));
+    let condition = child
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED));
     match condition.map(|c| c.status.as_str()) {
         Some("True") => ChildState::Succeeded {
             results: child
@@ -111,7 +119,12 @@ pub fn owner_reference(run: &MyPipelineRun) -> OwnerReference {
 }
 
 fn owned_by(child: &MyTaskRun, uid: &str) -> bool {
-    child.metadata.owner_references.iter().flatten().any(|o| o.uid == uid && o.controller == Some(true))
+    child
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.controller == Some(true))
 }
 
 fn join_sub_paths(outer: Option<&str>, inner: Option<&str>) -> Option<String> {
@@ -144,15 +157,22 @@ impl<'a> Decision<'a> {
     }
 
     fn notice(&mut self, warning: bool, reason: &str, message: impl Into<String>) {
-        self.actions.push(Action::Publish(Notice { warning, reason: reason.to_string(), message: message.into() }));
+        self.actions.push(Action::Publish(Notice {
+            warning,
+            reason: reason.to_string(),
+            message: message.into(),
+        }));
     }
 
     fn set_condition(&mut self, status: &str, why: &str, message: String) {
         let now = Time(self.observed.now);
         let previous = self.status.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED);
         let unchanged = previous.is_some_and(|c| c.status == status && c.reason == why);
-        let last_transition_time =
-            if unchanged { previous.and_then(|c| c.last_transition_time.clone()) } else { Some(now) };
+        let last_transition_time = if unchanged {
+            previous.and_then(|c| c.last_transition_time.clone())
+        } else {
+            Some(now)
+        };
         self.status.conditions.retain(|c| c.type_ != CONDITION_SUCCEEDED);
         self.status.conditions.push(Condition {
             type_: CONDITION_SUCCEEDED.to_string(),
@@ -174,7 +194,8 @@ impl<'a> Decision<'a> {
     fn fail_early(&mut self, why: &str, message: String, children: &BTreeMap<String, ChildState>) {
         for (task, child) in children {
             if *child == ChildState::Running {
-                self.actions.push(Action::CancelChild(child_name(&self.run_name(), task)));
+                self.actions
+                    .push(Action::CancelChild(child_name(&self.run_name(), task)));
             }
         }
         self.finish(false, why, message);
@@ -206,7 +227,11 @@ impl<'a> Decision<'a> {
             return Some(timeout.clone());
         }
         let seconds = |d: Duration| format!("{}s", d.as_secs().max(1));
-        let budget = if finally { self.timeout_of(|t| &t.finally) } else { self.timeout_of(|t| &t.tasks) };
+        let budget = if finally {
+            self.timeout_of(|t| &t.finally)
+        } else {
+            self.timeout_of(|t| &t.tasks)
+        };
         match budget {
             Some(Some(limit)) if finally => Some(seconds(limit)),
             Some(Some(limit)) => Some(seconds(limit.saturating_sub(self.elapsed()))),
@@ -240,7 +265,12 @@ impl<'a> Decision<'a> {
             .iter()
             .filter_map(|workspace| {
                 let pipeline_workspace = workspace.workspace.as_deref().unwrap_or(&workspace.name);
-                let bound = self.run().spec.workspaces.iter().find(|b| b.name == pipeline_workspace)?;
+                let bound = self
+                    .run()
+                    .spec
+                    .workspaces
+                    .iter()
+                    .find(|b| b.name == pipeline_workspace)?;
                 let mut binding = bound.clone();
                 binding.name = workspace.name.clone();
                 binding.sub_path = join_sub_paths(bound.sub_path.as_deref(), workspace.sub_path.as_deref());
@@ -293,14 +323,19 @@ impl<'a> Decision<'a> {
     fn apply(&mut self, spec: &PipelineSpec, schedule: Schedule, pipeline_name: Option<&str>) {
         if !schedule.start.is_empty() {
             let claims = self.claims();
-            self.actions.extend(claims.into_iter().map(|c| Action::CreateClaim(Box::new(c))));
+            self.actions
+                .extend(claims.into_iter().map(|c| Action::CreateClaim(Box::new(c))));
         }
         let run_name = self.run_name();
         for start in &schedule.start {
             if let Some(child) = self.child(spec, start, pipeline_name) {
                 let child_name = child.metadata.name.clone().unwrap_or_default();
                 self.actions.push(Action::CreateChild(Box::new(child)));
-                self.notice(false, "TaskStarted", format!("pipeline task {:?} started as MyTaskRun {child_name}", start.name));
+                self.notice(
+                    false,
+                    "TaskStarted",
+                    format!("pipeline task {:?} started as MyTaskRun {child_name}", start.name),
+                );
             }
         }
         for task in &schedule.cancel {
@@ -318,12 +353,18 @@ impl<'a> Decision<'a> {
                 }
                 self.set_condition("Unknown", reason::RUNNING, message);
                 if let Some(timeout) = self.pipeline_timeout() {
-                    self.actions.push(Action::RequeueAfter(timeout.saturating_sub(self.elapsed()).max(Duration::from_secs(1))));
+                    self.actions.push(Action::RequeueAfter(
+                        timeout.saturating_sub(self.elapsed()).max(Duration::from_secs(1)),
+                    ));
                 }
             }
             Outcome::Succeeded { skipped } => {
                 self.status.results = schedule.results;
-                let why = if skipped > 0 { reason::COMPLETED } else { reason::SUCCEEDED };
+                let why = if skipped > 0 {
+                    reason::COMPLETED
+                } else {
+                    reason::SUCCEEDED
+                };
                 self.finish(true, why, schedule.counts.message());
             }
             Outcome::Failed { reason: why, message } => {
@@ -344,14 +385,20 @@ pub fn decide(observed: Observed<'_>, default_timeout: Duration) -> Vec<Action> 
     if is_done(run.status.as_ref()) {
         return Vec::new();
     }
-    let mut decision =
-        Decision { observed, default_timeout, status: run.status.clone().unwrap_or_default(), actions: Vec::new() };
+    let mut decision = Decision {
+        observed,
+        default_timeout,
+        status: run.status.clone().unwrap_or_default(),
+        actions: Vec::new(),
+    };
     decision.status.observed_generation = run.metadata.generation;
     if decision.status.start_time.is_none() {
         decision.status.start_time = Some(Time(observed.now));
     }
     decide_into(&mut decision);
-    let Decision { status, mut actions, .. } = decision;
+    let Decision {
+        status, mut actions, ..
+    } = decision;
     if run.status.as_ref() != Some(&status) {
         actions.push(Action::WriteStatus(Box::new(status)));
     }
@@ -409,7 +456,10 @@ fn decide_into(decision: &mut Decision<'_>) {
 
     let stop = if run.spec.status == Some(RunSpecStatus::Cancelled) {
         Some(Stop::Cancelled)
-    } else if decision.pipeline_timeout().is_some_and(|limit| decision.elapsed() >= limit) {
+    } else if decision
+        .pipeline_timeout()
+        .is_some_and(|limit| decision.elapsed() >= limit)
+    {
         Some(Stop::TimedOut)
     } else {
         None
@@ -425,7 +475,10 @@ fn decide_into(decision: &mut Decision<'_>) {
     let mut task_specs: BTreeMap<String, TaskSpec> = BTreeMap::new();
     let mut missing = Vec::new();
     for task in spec.tasks.iter().chain(&spec.finally) {
-        let snapshot = child_runs.get(&task.name).and_then(|c| c.status.as_ref()).and_then(|s| s.task_spec.as_ref());
+        let snapshot = child_runs
+            .get(&task.name)
+            .and_then(|c| c.status.as_ref())
+            .and_then(|s| s.task_spec.as_ref());
         let resolved = match (&task.task_spec, &task.task_ref) {
             (Some(inline), _) => Some(inline),
             (None, Some(name)) => snapshot.or_else(|| observed.tasks.get(name)),
@@ -470,7 +523,10 @@ fn decide_into(decision: &mut Decision<'_>) {
         }
     };
 
-    let tasks_timed_out = decision.timeout_of(|t| &t.tasks).flatten().is_some_and(|limit| decision.elapsed() >= limit);
+    let tasks_timed_out = decision
+        .timeout_of(|t| &t.tasks)
+        .flatten()
+        .is_some_and(|limit| decision.elapsed() >= limit);
     let schedule = schedule(&ScheduleInput {
         spec,
         dag: &valid.dag,
@@ -485,7 +541,12 @@ fn decide_into(decision: &mut Decision<'_>) {
 }
 
 /// Lists every child that exists or is being created, in pipeline order.
-fn record_children(decision: &mut Decision<'_>, spec: &PipelineSpec, existing: &BTreeMap<String, &MyTaskRun>, starting: &[String]) {
+fn record_children(
+    decision: &mut Decision<'_>,
+    spec: &PipelineSpec,
+    existing: &BTreeMap<String, &MyTaskRun>,
+    starting: &[String],
+) {
     let run_name = decision.run_name();
     decision.status.child_references = spec
         .tasks

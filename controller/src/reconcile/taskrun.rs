@@ -20,11 +20,19 @@ pub const CONDITION_SUCCEEDED: &str = "Succeeded";
 /// The run's task, as the controller found it.
 #[derive(Debug, Clone, Copy)]
 pub enum TaskLookup<'a> {
-    Found { name: &'a str, spec: &'a TaskSpec },
+    Found {
+        name: &'a str,
+        spec: &'a TaskSpec,
+    },
     Inline(&'a TaskSpec),
-    Missing { name: &'a str },
+    Missing {
+        name: &'a str,
+    },
     /// The MyTask exists but cannot be decoded; `problem` names the field.
-    Malformed { name: &'a str, problem: &'a str },
+    Malformed {
+        name: &'a str,
+        problem: &'a str,
+    },
 }
 
 /// Everything the decision depends on.
@@ -91,7 +99,11 @@ impl<'a> Decision<'a> {
     }
 
     fn notice(&mut self, warning: bool, reason: &str, message: impl Into<String>) {
-        self.actions.push(Action::Publish(Notice { warning, reason: reason.to_string(), message: message.into() }));
+        self.actions.push(Action::Publish(Notice {
+            warning,
+            reason: reason.to_string(),
+            message: message.into(),
+        }));
     }
 
     /// Sets the `Succeeded` condition, keeping its transition time when
@@ -100,8 +112,11 @@ impl<'a> Decision<'a> {
         let now = self.now();
         let previous = self.status.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED);
         let unchanged = previous.is_some_and(|c| c.status == succeeded.as_str() && c.reason == why);
-        let last_transition_time =
-            if unchanged { previous.and_then(|c| c.last_transition_time.clone()) } else { Some(now) };
+        let last_transition_time = if unchanged {
+            previous.and_then(|c| c.last_transition_time.clone())
+        } else {
+            Some(now)
+        };
         self.status.conditions.retain(|c| c.type_ != CONDITION_SUCCEEDED);
         self.status.conditions.push(Condition {
             type_: CONDITION_SUCCEEDED.to_string(),
@@ -126,7 +141,13 @@ impl<'a> Decision<'a> {
 
     /// Records a failed attempt and either starts the next one or fails
     /// the run. Cancellation is never retried.
-    fn attempt_failed(&mut self, task: (&TaskSpec, TaskSource<'_>), why: &str, message: String, attempt_start: Option<Time>) {
+    fn attempt_failed(
+        &mut self,
+        task: (&TaskSpec, TaskSource<'_>),
+        why: &str,
+        message: String,
+        attempt_start: Option<Time>,
+    ) {
         let retries = self.observed.run.spec.retries.unwrap_or(0);
         if why != reason::CANCELLED && self.attempt() < retries {
             let pod_name = self.status.pod_name.take().unwrap_or_default();
@@ -140,7 +161,14 @@ impl<'a> Decision<'a> {
             self.status.steps.clear();
             self.status.results.clear();
             let attempt = self.attempt();
-            self.notice(true, "Retrying", format!("attempt {attempt} of {} failed ({why}: {message}); retrying", retries + 1));
+            self.notice(
+                true,
+                "Retrying",
+                format!(
+                    "attempt {attempt} of {} failed ({why}: {message}); retrying",
+                    retries + 1
+                ),
+            );
             self.start_attempt(task);
         } else {
             self.notice(true, why, message.clone());
@@ -152,7 +180,14 @@ impl<'a> Decision<'a> {
     fn start_attempt(&mut self, (spec, source): (&TaskSpec, TaskSource<'_>)) {
         let run = self.observed.run;
         let attempt = self.attempt();
-        match plan_task_run(run, spec, source, attempt, self.settings.default_timeout, &self.settings.render) {
+        match plan_task_run(
+            run,
+            spec,
+            source,
+            attempt,
+            self.settings.default_timeout,
+            &self.settings.render,
+        ) {
             Err(errors) => {
                 let message = errors.to_string();
                 self.notice(true, reason::VALIDATION_FAILED, message.clone());
@@ -164,10 +199,15 @@ impl<'a> Decision<'a> {
                         self.notice(true, "Warning", warning.clone());
                     }
                     self.status.warnings = plan.resolved.warnings.clone();
-                    self.notice(false, "Started", format!("running task {:?}", plan.resolved.identity.task_name));
+                    self.notice(
+                        false,
+                        "Started",
+                        format!("running task {:?}", plan.resolved.identity.task_name),
+                    );
                 }
                 let pod_name = plan.pod.metadata.name.clone().unwrap_or_default();
-                self.actions.extend(plan.claims.into_iter().map(|c| Action::CreateClaim(Box::new(c))));
+                self.actions
+                    .extend(plan.claims.into_iter().map(|c| Action::CreateClaim(Box::new(c))));
                 self.actions.push(Action::CreatePod(Box::new(plan.pod)));
                 if self.status.start_time.is_none() {
                     self.status.start_time = Some(self.now());
@@ -196,9 +236,17 @@ impl<'a> Decision<'a> {
     fn step_notices(&mut self, reading: &PodReading) {
         for step in &reading.steps {
             let failed = step.state == "Terminated" && step.exit_code.unwrap_or(0) != 0 && step.reason != "Skipped";
-            let known = self.status.steps.iter().any(|old| old.name == step.name && old.state == "Terminated");
+            let known = self
+                .status
+                .steps
+                .iter()
+                .any(|old| old.name == step.name && old.state == "Terminated");
             if failed && !known {
-                let message = format!("step {:?} failed with exit code {}", step.name, step.exit_code.unwrap_or(-1));
+                let message = format!(
+                    "step {:?} failed with exit code {}",
+                    step.name,
+                    step.exit_code.unwrap_or(-1)
+                );
                 self.notice(true, "StepFailed", message);
             }
         }
@@ -253,9 +301,12 @@ impl<'a> Decision<'a> {
                 self.attempt_failed(task, reason::TIMEOUT, message, attempt_start);
                 return;
             }
-            self.actions.push(Action::RequeueAfter(Duration::from_millis((timeout_ms - elapsed_ms) as u64)));
+            self.actions.push(Action::RequeueAfter(Duration::from_millis(
+                (timeout_ms - elapsed_ms) as u64,
+            )));
         }
-        let was_running = succeeded_condition(self.observed.run.status.as_ref()).is_some_and(|c| c.reason == reason::RUNNING);
+        let was_running =
+            succeeded_condition(self.observed.run.status.as_ref()).is_some_and(|c| c.reason == reason::RUNNING);
         if reading.reason == reason::RUNNING && !was_running {
             self.notice(false, reason::RUNNING, reading.message.clone());
         }
@@ -269,8 +320,12 @@ pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> 
     if is_done(run.status.as_ref()) {
         return Vec::new();
     }
-    let mut decision =
-        Decision { observed, settings, status: run.status.clone().unwrap_or_default(), actions: Vec::new() };
+    let mut decision = Decision {
+        observed,
+        settings,
+        status: run.status.clone().unwrap_or_default(),
+        actions: Vec::new(),
+    };
     decision.status.observed_generation = run.metadata.generation;
     let cancelled = run.spec.status == Some(RunSpecStatus::Cancelled);
     let run_name = run.metadata.name.clone().unwrap_or_default();
@@ -280,7 +335,9 @@ pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> 
         TaskLookup::Found { name, spec } => Some((spec, TaskSource::Named(name))),
         TaskLookup::Inline(spec) => Some((spec, TaskSource::Inline)),
         TaskLookup::Missing { name } => {
-            let message = format!("MyTask {name:?} was not found in namespace {namespace:?} (taskRef must name a MyTask in the run's own namespace)");
+            let message = format!(
+                "MyTask {name:?} was not found in namespace {namespace:?} (taskRef must name a MyTask in the run's own namespace)"
+            );
             decision.notice(true, reason::RESOLUTION_FAILED, message.clone());
             decision.finish(Succeeded::False, reason::RESOLUTION_FAILED, message, None);
             None
@@ -310,7 +367,9 @@ pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> 
         }
     }
 
-    let Decision { status, mut actions, .. } = decision;
+    let Decision {
+        status, mut actions, ..
+    } = decision;
     if run.status.as_ref() != Some(&status) {
         actions.push(Action::WriteStatus(Box::new(status)));
     }

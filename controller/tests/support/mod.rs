@@ -37,14 +37,22 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
         pipe.write_all(text.as_bytes()).expect("write kubectl stdin");
     }
     let output = child.wait_with_output().expect("kubectl finishes");
-    assert!(output.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// kubectl without asserting success, for diagnostics.
 pub fn kubectl_lossy(args: &[&str]) -> String {
     match Command::new("kubectl").args(args).output() {
-        Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        Ok(out) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
         Err(error) => format!("kubectl {args:?}: {error}"),
     }
 }
@@ -58,7 +66,11 @@ pub trait Run: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clon
     /// (status, reason, message) of the run's Succeeded condition.
     fn condition(&self) -> Option<(String, String, String)> {
         let condition = self.conditions().iter().find(|c| c.type_ == "Succeeded")?;
-        Some((condition.status.clone(), condition.reason.clone(), condition.message.clone()))
+        Some((
+            condition.status.clone(),
+            condition.reason.clone(),
+            condition.message.clone(),
+        ))
     }
 
     /// The run's result `name`, when it is a string.
@@ -131,7 +143,10 @@ impl TestNamespace {
 
     /// The run, which must exist.
     pub async fn get<K: Run>(&self, name: &str) -> K {
-        self.api::<K>().get(name).await.unwrap_or_else(|error| panic!("{} {name}: {error}", K::kind(&())))
+        self.api::<K>()
+            .get(name)
+            .await
+            .unwrap_or_else(|error| panic!("{} {name}: {error}", K::kind(&())))
     }
 
     /// Everything a failing test should show: the runs, pods and their
@@ -140,8 +155,14 @@ impl TestNamespace {
         let ns = self.name.as_str();
         let mut out = String::new();
         let mut section = |title: &str, text: String| out.push_str(&format!("\n===== {title} =====\n{text}"));
-        section("MyPipelineRuns", kubectl_lossy(&["get", "mypipelineruns", "-n", ns, "-o", "yaml"]));
-        section("MyTaskRuns", kubectl_lossy(&["get", "mytaskruns", "-n", ns, "-o", "yaml"]));
+        section(
+            "MyPipelineRuns",
+            kubectl_lossy(&["get", "mypipelineruns", "-n", ns, "-o", "yaml"]),
+        );
+        section(
+            "MyTaskRuns",
+            kubectl_lossy(&["get", "mytaskruns", "-n", ns, "-o", "yaml"]),
+        );
         section("pods", kubectl_lossy(&["get", "pods", "-n", ns, "-o", "wide"]));
         let pods = kubectl_lossy(&["get", "pods", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}"]);
         for pod in pods.split_whitespace() {
@@ -150,11 +171,23 @@ impl TestNamespace {
                 kubectl_lossy(&["logs", "-n", ns, pod, "--all-containers", "--prefix", "--tail=40"]),
             );
         }
-        section("deployments", kubectl_lossy(&["get", "deployments", "-n", ns, "-o", "yaml"]));
-        section("events", kubectl_lossy(&["get", "events", "-n", ns, "--sort-by=.lastTimestamp"]));
+        section(
+            "deployments",
+            kubectl_lossy(&["get", "deployments", "-n", ns, "-o", "yaml"]),
+        );
+        section(
+            "events",
+            kubectl_lossy(&["get", "events", "-n", ns, "--sort-by=.lastTimestamp"]),
+        );
         section(
             "controller log (tail)",
-            kubectl_lossy(&["logs", "-n", CONTROLLER_NAMESPACE, "deployment/cicd-controller", "--tail=80"]),
+            kubectl_lossy(&[
+                "logs",
+                "-n",
+                CONTROLLER_NAMESPACE,
+                "deployment/cicd-controller",
+                "--tail=80",
+            ]),
         );
         out
     }
@@ -170,7 +203,11 @@ impl TestNamespace {
                 return current;
             }
             if Instant::now() > deadline {
-                panic!("{} {name} did not reach {what} within {limit:?}{}", K::kind(&()), self.diagnostics());
+                panic!(
+                    "{} {name} did not reach {what} within {limit:?}{}",
+                    K::kind(&()),
+                    self.diagnostics()
+                );
             }
             tokio::time::sleep(POLL).await;
         }

@@ -45,9 +45,7 @@ pub struct Pod {
 
 impl Pod {
     pub fn new(tag: &str) -> Pod {
-        let pod = Pod {
-            dir: TempDir::new(tag),
-        };
+        let pod = Pod { dir: TempDir::new(tag) };
         std::fs::create_dir_all(pod.results()).expect("results dir");
         pod
     }
@@ -105,9 +103,7 @@ pub fn sh(script: &str) -> Vec<&str> {
 }
 
 pub fn output(mut cmd: Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .output()
-        .expect("run cicd-entrypoint")
+    cmd.stdin(Stdio::null()).output().expect("run cicd-entrypoint")
 }
 
 pub fn spawn_quiet(mut cmd: Command) -> Child {
