@@ -71,7 +71,9 @@ async fn seed_t1_tr1_succeeds_with_its_image_url() {
     );
     assert_eq!(status.steps.len(), 1);
     assert_eq!(status.steps[0].exit_code, Some(0));
-    assert!(status.start_time.is_some() && status.completion_time.is_some());
+    let start = status.start_time.clone().expect("start time").0;
+    let completion = status.completion_time.clone().expect("completion time").0;
+    assert!(start <= completion, "started {start} after it completed {completion}");
     ns.passed();
 }
 

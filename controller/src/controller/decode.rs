@@ -38,6 +38,20 @@ where
     (api, resource)
 }
 
+/// The current version of a cached object, read from the API server, or
+/// None if it is gone. The watch cache can lag behind our own last status
+/// write; deciding on that stale copy would redo recorded work (and, for
+/// example, stamp a second start time).
+pub async fn fresh(
+    object: &DynamicObject,
+    resource: &ApiResource,
+    client: &kube::Client,
+) -> Result<Option<DynamicObject>> {
+    let namespace = object.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, resource);
+    Ok(api.get_opt(&object.name_any()).await?)
+}
+
 fn already_failed(object: &DynamicObject) -> bool {
     object
         .data

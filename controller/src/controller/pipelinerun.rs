@@ -22,27 +22,38 @@ use crate::reconcile::pipelinerun::{
 };
 
 use super::context::{Context, FIELD_MANAGER, is_status, sooner};
-use super::decode::{decode, dynamic_api, reject_malformed};
+use super::decode::{decode, dynamic_api, fresh, reject_malformed};
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
     let started = Instant::now();
     ctx.metrics.pipeline_reconciles.inc();
-    let result = match decode::<MyPipelineRun>(&object) {
-        Ok(run) => reconcile_run(&run, &ctx).await,
+    let result = reconcile_object(&object, &ctx).await;
+    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_object(cached: &DynamicObject, ctx: &Context) -> Result<Requeue> {
+    // A run the cache already shows as finished needs no fresh read.
+    if decode::<MyPipelineRun>(cached).is_ok_and(|run| is_done(run.status.as_ref())) {
+        return Ok(Requeue::await_change());
+    }
+    let resource = ApiResource::erase::<MyPipelineRun>(&());
+    let Some(object) = fresh(cached, &resource, &ctx.client).await? else {
+        return Ok(Requeue::await_change());
+    };
+    match decode::<MyPipelineRun>(&object) {
+        Ok(run) => reconcile_run(&run, ctx).await,
         Err(problem) => {
-            let resource = ApiResource::erase::<MyPipelineRun>(&());
             reject_malformed(
                 &object,
                 &resource,
                 crate::reason::PIPELINE_VALIDATION_FAILED,
                 &problem,
-                &ctx,
+                ctx,
             )
             .await
         }
-    };
-    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
-    result
+    }
 }
 
 async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {

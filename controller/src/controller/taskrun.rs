@@ -21,20 +21,29 @@ use crate::reason;
 use crate::reconcile::taskrun::{Action, Observed, TaskLookup, current_attempt, decide, is_done, succeeded_condition};
 
 use super::context::{Context, FIELD_MANAGER, is_status, sooner};
-use super::decode::{decode, dynamic_api, reject_malformed};
+use super::decode::{decode, dynamic_api, fresh, reject_malformed};
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
-    let result = match decode::<MyTaskRun>(&object) {
-        Ok(run) => reconcile_run(&run, &ctx).await,
-        Err(problem) => {
-            let resource = ApiResource::erase::<MyTaskRun>(&());
-            reject_malformed(&object, &resource, reason::VALIDATION_FAILED, &problem, &ctx).await
-        }
-    };
+    let result = reconcile_object(&object, &ctx).await;
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
     result
+}
+
+async fn reconcile_object(cached: &DynamicObject, ctx: &Context) -> Result<Requeue> {
+    // A run the cache already shows as finished needs no fresh read.
+    if decode::<MyTaskRun>(cached).is_ok_and(|run| is_done(run.status.as_ref())) {
+        return Ok(Requeue::await_change());
+    }
+    let resource = ApiResource::erase::<MyTaskRun>(&());
+    let Some(object) = fresh(cached, &resource, &ctx.client).await? else {
+        return Ok(Requeue::await_change());
+    };
+    match decode::<MyTaskRun>(&object) {
+        Ok(run) => reconcile_run(&run, ctx).await,
+        Err(problem) => reject_malformed(&object, &resource, reason::VALIDATION_FAILED, &problem, ctx).await,
+    }
 }
 
 async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
