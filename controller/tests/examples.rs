@@ -14,8 +14,9 @@ const LOCAL_IMAGE: &str = "127.0.0.1:5000/cicd/bash:5";
 /// The seed's image, allowed only in the seed's own examples.
 const SEED_IMAGE: &str =
     "docker.io/library/bash:5.1.4@sha256:b208215a4655538be652b2769d82e576bc4d0a2bb132144c060efc5be8c3f5d6";
-/// The user's original notes, when this machine has them.
-const SEED_NOTES: &str = "/work/shared/seeds/000_8f20caaedef29d29.txt";
+/// The user's original notes, in `shared/` beside the checkout (where the
+/// project's machines and CI keep it), relative to the repository.
+const SEED_NOTES: &str = "../../shared/seeds/000_8f20caaedef29d29.txt";
 
 /// What each invalid example must say: (file, expected message parts).
 const INVALID: &[(&str, &[&str])] = &[
@@ -175,7 +176,7 @@ fn seed_examples_are_the_users_yaml_verbatim() {
     assert!(t2.contains("      #image: busybox\n"));
     assert!(t1.contains(SEED_IMAGE) && t2.contains(SEED_IMAGE));
     // Where the user's notes are at hand, the files must be blocks of them.
-    if let Ok(notes) = std::fs::read_to_string(SEED_NOTES) {
+    if let Ok(notes) = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SEED_NOTES)) {
         assert!(
             notes.contains(&format!("```yaml\n{t1}```")),
             "seed-t1-tr1.yaml is not verbatim from the notes"
