@@ -74,6 +74,32 @@ async fn seed_t1_tr1_succeeds_with_its_image_url() {
     let start = status.start_time.clone().expect("start time").0;
     let completion = status.completion_time.clone().expect("completion time").0;
     assert!(start <= completion, "started {start} after it completed {completion}");
+    // Every transition is an Event on the run: started, the undeclared
+    // workspace warning, and success.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reasons = kubectl(
+            &[
+                "get",
+                "events",
+                "-n",
+                &ns.name,
+                "--field-selector",
+                "involvedObject.name=tr1",
+                "-o",
+                "jsonpath={.items[*].reason}",
+            ],
+            None,
+        );
+        if ["Started", "Warning", "Succeeded"]
+            .iter()
+            .all(|r| reasons.split_whitespace().any(|x| x == *r))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "events of tr1: {reasons:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     ns.passed();
 }
 

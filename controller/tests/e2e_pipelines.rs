@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cicd_controller::api::{MyPipelineRun, MyTaskRun};
 use kube::api::{ListParams, Patch, PatchParams};
-use support::{BASH, Run, TestNamespace, kubectl};
+use support::{BASH, CONTROLLER_NAMESPACE, Run, TestNamespace, kubectl};
 
 fn skipped(run: &MyPipelineRun) -> Vec<(String, String)> {
     run.status
@@ -419,5 +419,75 @@ spec:
         .await
         .expect("list task runs");
     assert_eq!(made.items.len(), 1, "no task started after the cancel");
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn a_controller_restarted_mid_pipeline_creates_no_duplicate_children() {
+    let ns = TestNamespace::new("e2e-pl-restart").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipelineRun
+metadata: {{name: restart-run}}
+spec:
+  pipelineSpec:
+    tasks:
+      - name: first
+        taskSpec:
+          results: [{{name: OUT}}]
+          steps:
+            - name: slow
+              image: {BASH}
+              script: sleep 15; echo -n first > $(results.OUT.path)
+      - name: second
+        params: [{{name: IN, value: "$(tasks.first.results.OUT)"}}]
+        taskSpec:
+          params: [{{name: IN}}]
+          results: [{{name: OUT}}]
+          steps:
+            - name: echo
+              image: {BASH}
+              script: echo -n "$(params.IN)+second" > $(results.OUT.path)
+    results:
+      - name: FINAL
+        value: "$(tasks.second.results.OUT)"
+"#
+    ));
+    ns.wait_until(
+        "restart-run-first",
+        Duration::from_secs(120),
+        "Running (the first task ran)",
+        |child: &MyTaskRun| child.condition().is_some_and(|(_, reason, _)| reason == "Running"),
+    )
+    .await;
+    kubectl(
+        &[
+            "delete",
+            "pod",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/name=cicd-controller",
+            "--wait=false",
+        ],
+        None,
+    );
+    let run: MyPipelineRun = ns.wait_done("restart-run", Duration::from_secs(240)).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("FINAL").as_deref(), Some("first+second"));
+    let children = ns
+        .api::<MyTaskRun>()
+        .list(&ListParams::default().labels("cicdoperator.ning1875.io/pipelineRun=restart-run"))
+        .await
+        .expect("list children");
+    let mut names: Vec<String> = children.items.iter().filter_map(|c| c.metadata.name.clone()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["restart-run-first", "restart-run-second"],
+        "exactly one child per task"
+    );
     ns.passed();
 }
