@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use cicd_controller::api::{MyTaskRun, ParamValue};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
-use support::{BASH, CONTROLLER_NAMESPACE, Run, TestNamespace, kubectl, repo_root};
+use support::{BASH, CONTROLLER_NAMESPACE, Run, TestNamespace, kubectl, repo_root, restart_controller};
 
 /// Held by tests that restart the controller or compete for its Lease, so
 /// they do not run at the same time.
@@ -401,18 +401,7 @@ spec:
         r.condition().is_some_and(|(_, reason, _)| reason == "Running")
     })
     .await;
-    kubectl(
-        &[
-            "delete",
-            "pod",
-            "-n",
-            CONTROLLER_NAMESPACE,
-            "-l",
-            "app.kubernetes.io/name=cicd-controller",
-            "--wait=false",
-        ],
-        None,
-    );
+    restart_controller();
     let run = ns.wait_done::<MyTaskRun>("restart-run", Duration::from_secs(180)).await;
     ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(string_result(&run, "DONE"), "yes");

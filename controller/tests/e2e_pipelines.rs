@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cicd_controller::api::{MyPipelineRun, MyTaskRun};
 use kube::api::{ListParams, Patch, PatchParams};
-use support::{BASH, CONTROLLER_NAMESPACE, Run, TestNamespace, kubectl};
+use support::{BASH, Run, TestNamespace, kubectl, restart_controller};
 
 fn skipped(run: &MyPipelineRun) -> Vec<(String, String)> {
     run.status
@@ -462,18 +462,7 @@ spec:
         |child: &MyTaskRun| child.condition().is_some_and(|(_, reason, _)| reason == "Running"),
     )
     .await;
-    kubectl(
-        &[
-            "delete",
-            "pod",
-            "-n",
-            CONTROLLER_NAMESPACE,
-            "-l",
-            "app.kubernetes.io/name=cicd-controller",
-            "--wait=false",
-        ],
-        None,
-    );
+    restart_controller();
     let run: MyPipelineRun = ns.wait_done("restart-run", Duration::from_secs(240)).await;
     ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(run.string_result("FINAL").as_deref(), Some("first+second"));

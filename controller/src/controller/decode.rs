@@ -52,6 +52,40 @@ pub async fn fresh(
     Ok(api.get_opt(&object.name_any()).await?)
 }
 
+/// What a reconcile works on: the run, read fresh and decoded, or nothing
+/// more to do (finished, gone, or rejected as malformed).
+pub enum Loaded<K> {
+    Run(Box<K>),
+    Done(Requeue),
+}
+
+/// Loads the run behind a cached object. `finished` says a run needs no
+/// more work, so finished runs cost no API read; a run that cannot be
+/// decoded is ended with `invalid_reason`.
+pub async fn load_run<K>(
+    cached: &DynamicObject,
+    invalid_reason: &str,
+    finished: impl Fn(&K) -> bool,
+    ctx: &Context,
+) -> Result<Loaded<K>>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    if decode::<K>(cached).is_ok_and(|run| finished(&run)) {
+        return Ok(Loaded::Done(Requeue::await_change()));
+    }
+    let resource = ApiResource::erase::<K>(&());
+    let Some(object) = fresh(cached, &resource, &ctx.client).await? else {
+        return Ok(Loaded::Done(Requeue::await_change()));
+    };
+    match decode::<K>(&object) {
+        Ok(run) => Ok(Loaded::Run(Box::new(run))),
+        Err(problem) => reject_malformed(&object, &resource, invalid_reason, &problem, ctx)
+            .await
+            .map(Loaded::Done),
+    }
+}
+
 fn already_failed(object: &DynamicObject) -> bool {
     object
         .data

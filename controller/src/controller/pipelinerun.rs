@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -22,7 +22,7 @@ use crate::reconcile::pipelinerun::{
 };
 
 use super::context::{Context, FIELD_MANAGER, is_status, sooner};
-use super::decode::{decode, dynamic_api, fresh, reject_malformed};
+use super::decode::{Loaded, decode, dynamic_api, load_run};
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
     let started = Instant::now();
@@ -33,26 +33,10 @@ pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
 }
 
 async fn reconcile_object(cached: &DynamicObject, ctx: &Context) -> Result<Requeue> {
-    // A run the cache already shows as finished needs no fresh read.
-    if decode::<MyPipelineRun>(cached).is_ok_and(|run| is_done(run.status.as_ref())) {
-        return Ok(Requeue::await_change());
-    }
-    let resource = ApiResource::erase::<MyPipelineRun>(&());
-    let Some(object) = fresh(cached, &resource, &ctx.client).await? else {
-        return Ok(Requeue::await_change());
-    };
-    match decode::<MyPipelineRun>(&object) {
-        Ok(run) => reconcile_run(&run, ctx).await,
-        Err(problem) => {
-            reject_malformed(
-                &object,
-                &resource,
-                crate::reason::PIPELINE_VALIDATION_FAILED,
-                &problem,
-                ctx,
-            )
-            .await
-        }
+    let finished = |run: &MyPipelineRun| is_done(run.status.as_ref());
+    match load_run::<MyPipelineRun>(cached, crate::reason::PIPELINE_VALIDATION_FAILED, finished, ctx).await? {
+        Loaded::Run(run) => reconcile_run(&run, ctx).await,
+        Loaded::Done(requeue) => Ok(requeue),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -18,10 +18,11 @@ use crate::metrics::ReasonLabel;
 use crate::names;
 use crate::pod::status::Succeeded;
 use crate::reason;
+use crate::reconcile::conditions::set_succeeded;
 use crate::reconcile::taskrun::{Action, Observed, TaskLookup, current_attempt, decide, is_done, succeeded_condition};
 
 use super::context::{Context, FIELD_MANAGER, is_status, sooner};
-use super::decode::{decode, dynamic_api, fresh, reject_malformed};
+use super::decode::{Loaded, decode, dynamic_api, load_run};
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
     let started = Instant::now();
@@ -32,17 +33,10 @@ pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
 }
 
 async fn reconcile_object(cached: &DynamicObject, ctx: &Context) -> Result<Requeue> {
-    // A run the cache already shows as finished needs no fresh read.
-    if decode::<MyTaskRun>(cached).is_ok_and(|run| is_done(run.status.as_ref())) {
-        return Ok(Requeue::await_change());
-    }
-    let resource = ApiResource::erase::<MyTaskRun>(&());
-    let Some(object) = fresh(cached, &resource, &ctx.client).await? else {
-        return Ok(Requeue::await_change());
-    };
-    match decode::<MyTaskRun>(&object) {
-        Ok(run) => reconcile_run(&run, ctx).await,
-        Err(problem) => reject_malformed(&object, &resource, reason::VALIDATION_FAILED, &problem, ctx).await,
+    let finished = |run: &MyTaskRun| is_done(run.status.as_ref());
+    match load_run::<MyTaskRun>(cached, reason::VALIDATION_FAILED, finished, ctx).await? {
+        Loaded::Run(run) => reconcile_run(&run, ctx).await,
+        Loaded::Done(requeue) => Ok(requeue),
     }
 }
 
@@ -98,16 +92,13 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
 /// carrying out the plan (the API server rejected the pod).
 fn failed_status(mut status: TaskRunStatus, why: &str, message: String) -> TaskRunStatus {
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
-    status
-        .conditions
-        .retain(|c| c.type_ != crate::reconcile::taskrun::CONDITION_SUCCEEDED);
-    status.conditions.push(crate::api::Condition {
-        type_: crate::reconcile::taskrun::CONDITION_SUCCEEDED.to_string(),
-        status: Succeeded::False.as_str().to_string(),
-        reason: why.to_string(),
+    set_succeeded(
+        &mut status.conditions,
+        Succeeded::False.as_str(),
+        why,
         message,
-        last_transition_time: Some(now.clone()),
-    });
+        now.clone(),
+    );
     status.completion_time = Some(now);
     status
 }

@@ -1,4 +1,5 @@
 //! Pure decisions of the controllers: observed state in, actions out.
 
+pub mod conditions;
 pub mod pipelinerun;
 pub mod taskrun;

@@ -21,7 +21,8 @@ use crate::pipeline::variables::context_variables;
 use crate::pipeline::{LABEL_PIPELINE, LABEL_PIPELINE_RUN, LABEL_PIPELINE_TASK};
 use crate::pod::render::{LABEL_MANAGED_BY, MANAGED_BY};
 use crate::reason;
-use crate::reconcile::taskrun::{CONDITION_SUCCEEDED, Notice};
+use crate::reconcile::conditions::{is_final, set_succeeded, succeeded};
+use crate::reconcile::taskrun::Notice;
 
 /// The run's pipeline, as the controller found it.
 #[derive(Debug, Clone, Copy)]
@@ -63,12 +64,12 @@ pub enum Action {
 }
 
 pub fn succeeded_condition(status: Option<&PipelineRunStatus>) -> Option<&Condition> {
-    status?.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED)
+    succeeded(&status?.conditions)
 }
 
 /// True once the run has a final `Succeeded` condition.
 pub fn is_done(status: Option<&PipelineRunStatus>) -> bool {
-    succeeded_condition(status).is_some_and(|c| c.status != "Unknown")
+    status.is_some_and(|s| is_final(&s.conditions))
 }
 
 /// The name of the child run of a pipeline task.
@@ -83,10 +84,7 @@ pub fn run_label(run_name: &str) -> String {
 
 /// What scheduling needs to know about a child run.
 pub fn child_state(child: &MyTaskRun) -> ChildState {
-    let condition = child
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED));
+    let condition = child.status.as_ref().and_then(|s| succeeded(&s.conditions));
     match condition.map(|c| c.status.as_str()) {
         Some("True") => ChildState::Succeeded {
             results: child
@@ -165,22 +163,13 @@ impl<'a> Decision<'a> {
     }
 
     fn set_condition(&mut self, status: &str, why: &str, message: String) {
-        let now = Time(self.observed.now);
-        let previous = self.status.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED);
-        let unchanged = previous.is_some_and(|c| c.status == status && c.reason == why);
-        let last_transition_time = if unchanged {
-            previous.and_then(|c| c.last_transition_time.clone())
-        } else {
-            Some(now)
-        };
-        self.status.conditions.retain(|c| c.type_ != CONDITION_SUCCEEDED);
-        self.status.conditions.push(Condition {
-            type_: CONDITION_SUCCEEDED.to_string(),
-            status: status.to_string(),
-            reason: why.to_string(),
+        set_succeeded(
+            &mut self.status.conditions,
+            status,
+            why,
             message,
-            last_transition_time,
-        });
+            Time(self.observed.now),
+        );
     }
 
     fn finish(&mut self, succeeded: bool, why: &str, message: String) {

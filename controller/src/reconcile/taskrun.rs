@@ -15,7 +15,8 @@ use crate::pod::render::RenderSettings;
 use crate::pod::status::{PodReading, Succeeded, read_pod};
 use crate::reason;
 
-pub const CONDITION_SUCCEEDED: &str = "Succeeded";
+pub use super::conditions::CONDITION_SUCCEEDED;
+use super::conditions::{is_final, set_succeeded, succeeded};
 
 /// The run's task, as the controller found it.
 #[derive(Debug, Clone, Copy)]
@@ -73,11 +74,11 @@ pub enum Action {
 
 /// True once the run has a final `Succeeded` condition.
 pub fn is_done(status: Option<&TaskRunStatus>) -> bool {
-    succeeded_condition(status).is_some_and(|c| c.status != "Unknown")
+    status.is_some_and(|s| is_final(&s.conditions))
 }
 
 pub fn succeeded_condition(status: Option<&TaskRunStatus>) -> Option<&Condition> {
-    status?.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED)
+    succeeded(&status?.conditions)
 }
 
 /// The attempt in progress: 0, then one more per recorded retry.
@@ -106,25 +107,9 @@ impl<'a> Decision<'a> {
         }));
     }
 
-    /// Sets the `Succeeded` condition, keeping its transition time when
-    /// nothing but the message changed.
-    fn set_condition(&mut self, succeeded: Succeeded, why: &str, message: String) {
+    fn set_condition(&mut self, outcome: Succeeded, why: &str, message: String) {
         let now = self.now();
-        let previous = self.status.conditions.iter().find(|c| c.type_ == CONDITION_SUCCEEDED);
-        let unchanged = previous.is_some_and(|c| c.status == succeeded.as_str() && c.reason == why);
-        let last_transition_time = if unchanged {
-            previous.and_then(|c| c.last_transition_time.clone())
-        } else {
-            Some(now)
-        };
-        self.status.conditions.retain(|c| c.type_ != CONDITION_SUCCEEDED);
-        self.status.conditions.push(Condition {
-            type_: CONDITION_SUCCEEDED.to_string(),
-            status: succeeded.as_str().to_string(),
-            reason: why.to_string(),
-            message,
-            last_transition_time,
-        });
+        set_succeeded(&mut self.status.conditions, outcome.as_str(), why, message, now);
     }
 
     fn finish(&mut self, succeeded: Succeeded, why: &str, message: String, finished_at: Option<Time>) {

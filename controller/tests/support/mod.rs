@@ -45,6 +45,23 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Deletes the controller's pod; its Deployment starts a new one, which must
+/// pick up where the old one left off.
+pub fn restart_controller() {
+    kubectl(
+        &[
+            "delete",
+            "pod",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/name=cicd-controller",
+            "--wait=false",
+        ],
+        None,
+    );
+}
+
 /// kubectl without asserting success, for diagnostics.
 pub fn kubectl_lossy(args: &[&str]) -> String {
     match Command::new("kubectl").args(args).output() {
