@@ -3,12 +3,12 @@
 //! Flags take their value as the next argument or after `=`. For `step`,
 //! everything after `--` is the command, passed through untouched.
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
-use std::time::Duration;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::time::Duration;
 
 use crate::duration;
+use crate::os::{OsStr, OsString, PathBuf};
 
 pub const USAGE: &str = "\
 usage:

@@ -1,7 +1,8 @@
 //! Go-style durations (`1h30m`, `30s`, `1.5s`, `500ms`, `0`), the syntax
 //! Kubernetes users already write in task timeouts.
 
-use std::time::Duration;
+use alloc::string::{String, ToString};
+use core::time::Duration;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {

@@ -1,65 +1,56 @@
 //! Small file helpers shared by `init` and `step`.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use alloc::string::String;
+use core::fmt::Write as _;
+
+use crate::os::{OsString, Path, PathBuf};
+use crate::sys::{self, IoError, IoResult};
 
 /// Writes `bytes` to `path` via a temp file in the same directory and a
 /// rename, so a reader (the next step, waiting on inotify) never sees a
 /// partial file. Parent directories are created. The mode is set explicitly
 /// because the umask would otherwise strip bits (e.g. 0755 scripts).
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> IoResult<()> {
     let dir = parent_dir(path);
-    fs::create_dir_all(&dir)?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
+    sys::create_dir_all(&dir)?;
+    let name = path.file_name().ok_or(IoError::Msg("path has no file name"))?;
+    let mut tmp_name = OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
+    tmp_name.push(&format!(".tmp{}", sys::getpid()));
+    let tmp = dir.join(&tmp_name);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let f = sys::open_write(&tmp, true, mode)?;
         f.write_all(bytes)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.fchmod(mode)?;
         drop(f);
-        fs::rename(&tmp, path)
+        sys::rename(&tmp, path)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = sys::unlink(&tmp);
     }
     result
 }
 
 /// Writes in place (truncate + write). Used for the termination message:
 /// the kubelet bind-mounts that file, so it cannot be renamed over.
-pub fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_in_place(path: &Path, bytes: &[u8]) -> IoResult<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
+        sys::create_dir_all(dir)?;
     }
     // No O_TRUNC: ext4 flushes on close after a truncate-to-zero (its
     // replace-via-truncate heuristic), which cost milliseconds here.
     // Write, then cut any longer old content.
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .open(path)?;
+    let f = sys::open_write(path, false, 0o644)?;
     f.write_all(bytes)?;
     f.set_len(bytes.len() as u64)
 }
 
 /// Prints a line on stderr without panicking if stderr is gone (eprintln!
 /// would panic, and panic = abort would lose the report).
-pub fn warn(line: std::fmt::Arguments<'_>) {
-    let _ = writeln!(io::stderr(), "cicd-entrypoint: {line}");
+pub fn warn(line: core::fmt::Arguments<'_>) {
+    let mut text = String::from("cicd-entrypoint: ");
+    let _ = writeln!(text, "{line}");
+    let _ = sys::write_all(2, text.as_bytes());
 }
 
 pub fn parent_dir(path: &Path) -> PathBuf {
@@ -73,7 +64,7 @@ pub fn parent_dir(path: &Path) -> PathBuf {
 pub fn err_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(".err");
-    PathBuf::from(s)
+    s
 }
 
 /// Cuts `text` to at most `max` bytes on a char boundary, marking the cut.

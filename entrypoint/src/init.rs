@@ -2,14 +2,13 @@
 //! shell, no cp), it installs this binary and the step scripts into the
 //! shared volumes and creates the run directories.
 
-use std::ffi::OsStr;
-use std::fs;
-use std::io;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use crate::args::InitArgs;
 use crate::fsutil::write_atomic;
+use crate::os::{OsStr, Path, PathBuf};
+use crate::sys::{self, IoError};
 
 /// Added when a script has no `#!` line, so a plain list of commands runs
 /// with sh and stops at the first failing command.
@@ -18,18 +17,18 @@ pub const DEFAULT_SHEBANG: &str = "#!/bin/sh -e\n";
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error("cannot read own executable to copy it (tried /proc/self/exe and argv[0] {argv0:?}): {source}")]
-    SelfExe { argv0: String, source: io::Error },
+    SelfExe { argv0: String, source: IoError },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        source: io::Error,
+        source: IoError,
     },
     #[error("--script {name}: invalid base64: {reason}")]
     Base64 { name: String, reason: String },
 }
 
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> InitError {
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(IoError) -> InitError {
     let path = path.to_path_buf();
     move |source| InitError::Io { action, path, source }
 }
@@ -52,32 +51,32 @@ pub fn run(args: &InitArgs, argv0: Option<&OsStr>) -> Result<(), InitError> {
 
     if let Some(dir) = &args.scripts_dir {
         for (name, text) in &scripts {
-            let path = dir.join(name);
+            let path = dir.join(name.as_str());
             write_atomic(&path, text, 0o755).map_err(io_err("write script", &path))?;
         }
     }
 
     for dir in &args.mkdirs {
-        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        sys::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         // 0777 explicitly (the umask would drop it) so steps running as any
         // uid can write their post files there.
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o777)).map_err(io_err("chmod 0777", dir))?;
+        sys::chmod(dir, 0o777).map_err(io_err("chmod 0777", dir))?;
     }
     Ok(())
 }
 
 /// `/proc/self/exe` first; argv[0] as a fallback for a chroot without /proc.
 fn read_own_executable(argv0: Option<&OsStr>) -> Result<Vec<u8>, InitError> {
-    match fs::read("/proc/self/exe") {
+    match sys::read_file(Path::new("/proc/self/exe")) {
         Ok(bytes) => Ok(bytes),
         Err(proc_err) => {
-            let Some(argv0) = argv0.filter(|a| a.as_encoded_bytes().contains(&b'/')) else {
+            let Some(argv0) = argv0.filter(|a| a.as_bytes().contains(&b'/')) else {
                 return Err(InitError::SelfExe {
                     argv0: argv0.map(|a| a.to_string_lossy().into_owned()).unwrap_or_default(),
                     source: proc_err,
                 });
             };
-            fs::read(argv0).map_err(|source| InitError::SelfExe {
+            sys::read_file(argv0).map_err(|source| InitError::SelfExe {
                 argv0: argv0.to_string_lossy().into_owned(),
                 source,
             })

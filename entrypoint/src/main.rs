@@ -1,55 +1,38 @@
 //! `cicd-entrypoint`: runs as every step container's entrypoint (`step`)
 //! and once in the pod's init container (`init`). See README.md.
+//!
+//! The shipped binary has no std and no libc: its own `_start`, allocator
+//! and panic handler are in `rt.rs`, and the library makes raw system calls.
+//! build.rs sets `own_runtime` for that. Otherwise (the `std` feature, which
+//! is on when the controller is part of the build, or an unwinding profile)
+//! it is an ordinary std program running the same code.
+#![cfg_attr(own_runtime, no_std)]
+#![cfg_attr(own_runtime, no_main)]
 
-/// `warn!("...")`: a line on stderr that never panics (see fsutil::warn).
-macro_rules! warn {
-    ($($arg:tt)*) => {
-        $crate::fsutil::warn(format_args!($($arg)*))
-    };
+#[cfg(own_runtime)]
+mod rt;
+
+#[cfg(all(not(own_runtime), not(all(target_os = "linux", target_arch = "x86_64"))))]
+fn main() -> std::process::ExitCode {
+    eprintln!("cicd-entrypoint: only x86-64 Linux is supported");
+    std::process::ExitCode::from(125)
 }
 
-mod args;
-mod duration;
-mod fsutil;
-mod init;
-mod results;
-mod run;
-mod wait;
+#[cfg(all(not(own_runtime), target_os = "linux", target_arch = "x86_64"))]
+fn main() -> std::process::ExitCode {
+    use cicd_entrypoint::binary::{self, OsString};
+    use std::os::unix::ffi::OsStrExt;
 
-use std::ffi::OsString;
-use std::io::Write;
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    let mut argv = std::env::args_os();
+    let mut argv = std::env::args_os().map(|a| OsString::from(a.as_bytes()));
     let argv0 = argv.next();
     let args: Vec<OsString> = argv.collect();
-    let code = match args::parse(&args) {
-        Ok(args::Command::Step(step)) => run::step(&step),
-        Ok(args::Command::Init(init)) => match init::run(&init, argv0.as_deref()) {
-            Ok(()) => 0,
-            Err(e) => {
-                warn!("init: {e}");
-                1
-            }
-        },
-        Ok(args::Command::Help) => {
-            let _ = std::io::stdout().write_all(args::USAGE.as_bytes());
-            0
-        }
-        Ok(args::Command::Version) => {
-            let _ = writeln!(std::io::stdout(), "cicd-entrypoint {}", env!("CARGO_PKG_VERSION"));
-            0
-        }
-        Err(e) => {
-            warn!("{e}\n{}", args::USAGE);
-            if args.first().is_some_and(|s| s == "step") {
-                let (post, term) = args::salvage_step_paths(&args);
-                run::fail_early(post.as_deref(), term.as_deref(), &e.to_string());
-            }
-            run::EXIT_ENTRYPOINT_ERROR
-        }
-    };
-    // Exit codes are 0..=255 on Linux; the value was chosen as one.
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    let env: Vec<OsString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut e = OsString::from(k.as_bytes());
+            e.push(b"=");
+            e.push(v.as_bytes());
+            e
+        })
+        .collect();
+    std::process::ExitCode::from(binary::main(argv0, &args, &env))
 }

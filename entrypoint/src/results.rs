@@ -7,13 +7,13 @@
 //! Instead we snapshot each declared file before the command runs and
 //! report it if it appeared, or if its inode/size/times or content changed.
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
 
-use cicd_entrypoint::termination::{EncodeError, MESSAGE_LIMIT_BYTES};
+use crate::os::{Path, PathBuf};
+use crate::sys::{self, IoError};
+use crate::termination::{EncodeError, MESSAGE_LIMIT_BYTES};
 
 /// Files above this are not read at all: they cannot fit in a report.
 const READ_CAP: u64 = 1 << 20;
@@ -30,18 +30,18 @@ struct Stamp {
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
-    let m = fs::metadata(path).ok()?;
-    let content = if m.is_file() && m.len() <= MESSAGE_LIMIT_BYTES as u64 {
-        fs::read(path).ok()
+    let m = sys::stat(path).ok()?;
+    let content = if m.is_file() && m.size <= MESSAGE_LIMIT_BYTES as u64 {
+        sys::read_file(path).ok()
     } else {
         None
     };
     Some(Stamp {
-        dev: m.dev(),
-        ino: m.ino(),
-        size: m.len(),
-        mtime: (m.mtime(), m.mtime_nsec()),
-        ctime: (m.ctime(), m.ctime_nsec()),
+        dev: m.dev,
+        ino: m.ino,
+        size: m.size,
+        mtime: m.mtime,
+        ctime: m.ctime,
         content,
     })
 }
@@ -59,7 +59,7 @@ pub enum ResultsError {
     Read {
         name: String,
         path: PathBuf,
-        source: io::Error,
+        source: IoError,
     },
     #[error("result {name} ({}) is not a regular file", path.display())]
     NotAFile { name: String, path: PathBuf },
@@ -69,7 +69,10 @@ impl Snapshot {
     pub fn take(dir: &Path, names: &[String]) -> Snapshot {
         Snapshot {
             dir: dir.to_path_buf(),
-            before: names.iter().map(|n| (n.clone(), stamp(&dir.join(n)))).collect(),
+            before: names
+                .iter()
+                .map(|n| (n.clone(), stamp(&dir.join(n.as_str()))))
+                .collect(),
         }
     }
 
@@ -77,12 +80,12 @@ impl Snapshot {
     pub fn changed(&self) -> Result<BTreeMap<String, String>, ResultsError> {
         let mut out = BTreeMap::new();
         for (name, before) in &self.before {
-            let path = self.dir.join(name);
+            let path = self.dir.join(name.as_str());
             let Some(now) = stamp(&path) else { continue };
             if before.as_ref() == Some(&now) {
                 continue;
             }
-            let meta = fs::metadata(&path).map_err(|source| ResultsError::Read {
+            let meta = sys::stat(&path).map_err(|source| ResultsError::Read {
                 name: name.clone(),
                 path: path.clone(),
                 source,
@@ -93,9 +96,9 @@ impl Snapshot {
                     path,
                 });
             }
-            if meta.len() > READ_CAP {
+            if meta.size > READ_CAP {
                 // Not worth reading; the report cannot hold it anyway.
-                let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+                let size = usize::try_from(meta.size).unwrap_or(usize::MAX);
                 return Err(ResultsError::TooLarge(EncodeError::TooLarge {
                     result: name.clone(),
                     result_bytes: size,
@@ -103,7 +106,7 @@ impl Snapshot {
                     limit: MESSAGE_LIMIT_BYTES,
                 }));
             }
-            let bytes = fs::read(&path).map_err(|source| ResultsError::Read {
+            let bytes = sys::read_file(&path).map_err(|source| ResultsError::Read {
                 name: name.clone(),
                 path: path.clone(),
                 source,

@@ -14,25 +14,16 @@
 //! message, the step fails: the container exits 1, the report says Failed
 //! with the command's real exit code (0) and no results.
 
-use std::ffi::OsString;
-use std::io;
-use std::os::fd::AsFd;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use cicd_entrypoint::termination::{self, EncodeError, FORMAT_VERSION, Outcome, StepReport};
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal, killpg};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use core::time::Duration;
 
 use crate::args::{OnError, StepArgs};
 use crate::fsutil::{err_path, truncate_utf8, write_atomic, write_in_place};
+use crate::os::{OsString, Path};
 use crate::results::{ResultsError, Snapshot};
+use crate::sys::{self, Fd, Instant, IoError, PollFd, SigSet, Waited as Reaped};
+use crate::termination::{self, EncodeError, FORMAT_VERSION, Outcome, StepReport};
 use crate::wait::{self, Waited};
 
 pub const EXIT_SKIPPED: i32 = 1;
@@ -46,19 +37,17 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// Signals we handle through a signalfd. They stay blocked in this process
-/// (std resets the mask in the child before exec).
+/// (sys::spawn resets the mask in the child before exec).
 fn handled_signals() -> SigSet {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGTERM);
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGCHLD);
+    let mut set = SigSet::default();
+    set.add(sys::SIGTERM);
+    set.add(sys::SIGINT);
+    set.add(sys::SIGCHLD);
     set
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    i64::try_from(sys::realtime().as_millis()).unwrap_or(i64::MAX)
 }
 
 /// What the step ended as, before it is written out.
@@ -77,7 +66,7 @@ struct Ending {
     reason: String,
     /// Whether the command itself ran and failed (so onError applies).
     command_failed: bool,
-    results: std::collections::BTreeMap<String, String>,
+    results: BTreeMap<String, String>,
 }
 
 impl Ending {
@@ -97,17 +86,14 @@ impl Ending {
     }
 }
 
-pub fn step(args: &StepArgs) -> i32 {
-    let ending = run_step(args);
+pub fn step(args: &StepArgs, env: &[OsString]) -> i32 {
+    let ending = run_step(args, env);
     finish(&args.post_file, &args.termination_path, args.on_error, ending)
 }
 
-fn run_step(args: &StepArgs) -> Ending {
+fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
     let mask = handled_signals();
-    let signals = match mask
-        .thread_block()
-        .and_then(|()| SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC))
-    {
+    let signals = match sys::block_signals(&mask).and_then(|()| sys::signalfd(&mask)) {
         Ok(fd) => fd,
         Err(e) => {
             return Ending::entrypoint_error(EXIT_ENTRYPOINT_ERROR, format!("cannot set up signal handling: {e}"));
@@ -115,10 +101,10 @@ fn run_step(args: &StepArgs) -> Ending {
     };
     // Orphaned grandchildren get re-parented to us so we can reap them
     // (in a container we are PID 1 and get them anyway).
-    let _ = nix::sys::prctl::set_child_subreaper(true);
+    sys::set_child_subreaper();
 
     if let Some(wait_file) = &args.wait_file {
-        match wait::wait_for(wait_file, args.wait_nonempty, &signals) {
+        match wait::wait_for(wait_file, args.wait_nonempty, &signals, env) {
             Waited::Ready => {}
             Waited::PreviousFailed(reason) => {
                 return Ending {
@@ -135,10 +121,10 @@ fn run_step(args: &StepArgs) -> Ending {
                 };
             }
             Waited::Interrupted(sig) => {
-                let code = 128 + sig as i32;
+                let code = 128 + sig;
                 let message = format!(
                     "received {} while waiting for {}; the command was not started",
-                    sig.as_str(),
+                    signal_name(sig),
                     wait_file.display()
                 );
                 return Ending {
@@ -158,12 +144,12 @@ fn run_step(args: &StepArgs) -> Ending {
 
     let snapshot = Snapshot::take(&args.results_dir, &args.results);
     let started_at_ms = now_ms();
-    let child = match spawn(&args.command) {
+    let child = match sys::spawn(&args.command, env) {
         Ok(child) => child,
         Err(e) => {
-            let (code, what) = match e.kind() {
-                io::ErrorKind::NotFound => (EXIT_NOT_FOUND, "command not found"),
-                io::ErrorKind::PermissionDenied => (EXIT_CANNOT_EXECUTE, "permission denied"),
+            let (code, what) = match e {
+                IoError::Os(sys::ENOENT) => (EXIT_NOT_FOUND, "command not found"),
+                IoError::Os(sys::EACCES | sys::EPERM) => (EXIT_CANNOT_EXECUTE, "permission denied"),
                 _ => (EXIT_CANNOT_EXECUTE, "cannot execute"),
             };
             let message = format!("{what}: {}: {e}", args.command[0].to_string_lossy());
@@ -203,7 +189,7 @@ fn run_step(args: &StepArgs) -> Ending {
         }
     };
     if let Some(sig) = ended.forwarded {
-        let note = format!("received {}; forwarded it to the command", sig.as_str());
+        let note = format!("received {}; forwarded it to the command", signal_name(sig));
         message = Some(match message {
             Some(m) => format!("{m}; {note}"),
             None => note,
@@ -338,24 +324,6 @@ pub fn fail_early(post_file: Option<&Path>, termination_path: Option<&Path>, mes
     }
 }
 
-fn spawn(command: &[OsString]) -> io::Result<u32> {
-    let (program, rest) = command
-        .split_first()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-    let child = Command::new(program)
-        .args(rest)
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        // Own process group, so a timeout or a forwarded signal reaches
-        // everything the command started, not just the command.
-        .process_group(0)
-        .spawn()?;
-    // We reap with waitpid(-1) ourselves (orphans too), so std's Child is
-    // not used for waiting.
-    Ok(child.id())
-}
-
 enum Exit {
     Code(i32),
     Signal(i32),
@@ -364,15 +332,60 @@ enum Exit {
 struct Ended {
     status: Exit,
     timed_out: bool,
-    forwarded: Option<Signal>,
+    forwarded: Option<i32>,
 }
 
+/// Signal names as nix printed them ("SIGTERM"), or "signal N".
 fn signal_name(signo: i32) -> String {
-    Signal::try_from(signo).map_or_else(|_| format!("signal {signo}"), |s| s.as_str().to_string())
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    usize::try_from(signo - 1)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .map_or_else(|| format!("signal {signo}"), |s| (*s).to_string())
 }
 
-fn supervise(pid: u32, timeout: Option<Duration>, signals: &SignalFd) -> Ended {
-    let pid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+fn poll_signals(signals: &Fd, timeout_ms: i32) -> Result<usize, IoError> {
+    let mut fds = [PollFd {
+        fd: signals.raw(),
+        events: sys::POLLIN,
+        revents: 0,
+    }];
+    sys::poll(&mut fds, timeout_ms)
+}
+
+fn supervise(pid: i32, timeout: Option<Duration>, signals: &Fd) -> Ended {
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut kill_at: Option<Instant> = None;
     let mut timed_out = false;
@@ -384,34 +397,32 @@ fn supervise(pid: u32, timeout: Option<Duration>, signals: &SignalFd) -> Ended {
         let now = Instant::now();
         if !timed_out && deadline.is_some_and(|d| now >= d) {
             timed_out = true;
-            let _ = killpg(pid, Signal::SIGTERM);
+            let _ = sys::kill(-pid, sys::SIGTERM);
             kill_at = Some(now + KILL_GRACE);
         }
         if kill_at.is_some_and(|k| now >= k) {
-            let _ = killpg(pid, Signal::SIGKILL);
+            let _ = sys::kill(-pid, sys::SIGKILL);
             kill_at = None;
         }
         let next = [deadline.filter(|_| !timed_out), kill_at].into_iter().flatten().min();
-        let wait = next.map_or(PollTimeout::NONE, |t| {
+        let wait = next.map_or(-1, |t| {
             // Round up so we do not wake a hair early and spin.
-            let ms = t.saturating_duration_since(now).as_millis() + 1;
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            sys::timeout_ms(t.saturating_duration_since(now).as_millis() + 1)
         });
-        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, wait) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        match poll_signals(signals, wait) {
+            Ok(_) | Err(IoError::Os(sys::EINTR)) => {}
+            Err(_) => sys::sleep(Duration::from_millis(10)),
         }
-        while let Ok(Some(info)) = signals.read_signal() {
-            if let Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) = Signal::try_from(info.ssi_signo as i32) {
-                let _ = killpg(pid, sig);
+        while let Some(sig) = sys::read_signal(signals) {
+            if sig == sys::SIGTERM || sig == sys::SIGINT {
+                let _ = sys::kill(-pid, sig);
                 forwarded = Some(sig);
             }
         }
     };
     // Like a container whose PID 1 exits: nothing the step started outlives
     // it (background jobs left in its process group are killed).
-    let _ = killpg(pid, Signal::SIGKILL);
+    let _ = sys::kill(-pid, sys::SIGKILL);
     reap_leftovers(signals);
     Ended {
         status,
@@ -421,14 +432,14 @@ fn supervise(pid: u32, timeout: Option<Duration>, signals: &SignalFd) -> Ended {
 }
 
 /// Reaps every exited child; returns the command's status once it is seen.
-fn reap(pid: Pid) -> Option<Exit> {
+fn reap(pid: i32) -> Option<Exit> {
     let mut found = None;
     loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
-            Ok(WaitStatus::Exited(p, code)) if p == pid => found = Some(Exit::Code(code)),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => found = Some(Exit::Signal(sig as i32)),
-            Ok(_) | Err(Errno::EINTR) => {}
+        match sys::waitpid_any_nohang() {
+            Ok(Reaped::StillAlive) | Err(IoError::Os(sys::ECHILD)) => break,
+            Ok(Reaped::Exited(p, code)) if p == pid => found = Some(Exit::Code(code)),
+            Ok(Reaped::Signaled(p, sig)) if p == pid => found = Some(Exit::Signal(sig)),
+            Ok(_) | Err(IoError::Os(sys::EINTR)) => {}
             Err(_) => break,
         }
     }
@@ -437,22 +448,21 @@ fn reap(pid: Pid) -> Option<Exit> {
 
 /// Gives just-killed group members a moment to die so we can reap them,
 /// without waiting on daemons that left the group.
-fn reap_leftovers(signals: &SignalFd) {
+fn reap_leftovers(signals: &Fd) {
     let until = Instant::now() + Duration::from_millis(100);
     loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Err(Errno::ECHILD) => return,
-            Ok(WaitStatus::StillAlive) => {
+        match sys::waitpid_any_nohang() {
+            Err(IoError::Os(sys::ECHILD)) => return,
+            Ok(Reaped::StillAlive) => {
                 let left = until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return;
                 }
                 let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
-                let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-                let _ = poll(&mut fds, PollTimeout::from(ms));
-                while let Ok(Some(_)) = signals.read_signal() {}
+                let _ = poll_signals(signals, i32::from(ms));
+                while sys::read_signal(signals).is_some() {}
             }
-            Ok(_) | Err(Errno::EINTR) => {}
+            Ok(_) | Err(IoError::Os(sys::EINTR)) => {}
             Err(_) => return,
         }
     }

@@ -4,7 +4,8 @@
 //! The encoding is compact JSON. `encode` refuses anything the kubelet would
 //! truncate, so a report the controller reads is always complete.
 
-use std::collections::BTreeMap;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
 
 use serde::{Deserialize, Serialize};
 
