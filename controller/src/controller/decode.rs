@@ -59,9 +59,10 @@ pub enum Loaded<K> {
     Done(Requeue),
 }
 
-/// Loads the run behind a cached object. `finished` says a run needs no
-/// more work, so finished runs cost no API read; a run that cannot be
-/// decoded is ended with `invalid_reason`.
+/// Loads the run behind a cached object, to be reconciled only if it is not
+/// `finished` (checked on the cached copy first, so finished runs cost no
+/// API read, then on the fresh one); a run that cannot be decoded is ended
+/// with `invalid_reason`.
 pub async fn load_run<K>(
     cached: &DynamicObject,
     invalid_reason: &str,
@@ -79,6 +80,8 @@ where
         return Ok(Loaded::Done(Requeue::await_change()));
     };
     match decode::<K>(&object) {
+        // The cache may have lagged behind a final status we wrote.
+        Ok(run) if finished(&run) => Ok(Loaded::Done(Requeue::await_change())),
         Ok(run) => Ok(Loaded::Run(Box::new(run))),
         Err(problem) => reject_malformed(&object, &resource, invalid_reason, &problem, ctx)
             .await

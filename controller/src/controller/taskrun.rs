@@ -41,10 +41,6 @@ async fn reconcile_object(cached: &DynamicObject, ctx: &Context) -> Result<Reque
 }
 
 async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
-    // A finished run is never touched again.
-    if is_done(run.status.as_ref()) {
-        return Ok(Requeue::await_change());
-    }
     let namespace = run.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let name = run.name_any();
 
