@@ -1,0 +1,108 @@
+//! What the benchmark creates: namespaces, raw pods, the one-step MyTask
+//! and its runs. Runs are untyped (`DynamicObject`), so the benchmark does
+//! not depend on the controller's Rust types and measures any build of it.
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+/// Label on every pod and run the benchmark makes: the object's index in
+/// its phase, which the watch uses to match a pod to its creation time.
+pub const LABEL_ID: &str = "cicd-bench/id";
+/// A node label no node has: pods with it as their nodeSelector stay
+/// Pending, so only the controller (not the kubelet) is measured.
+const NOWHERE: &str = "cicd-bench/nowhere";
+/// The MyTask every run refers to.
+const TASK: &str = "bench-one-step";
+
+pub fn task_run_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("cicdoperator.ning1875.io", "v1", "MyTaskRun"),
+        "mytaskruns",
+    )
+}
+
+fn task_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("cicdoperator.ning1875.io", "v1", "MyTask"), "mytasks")
+}
+
+/// Whether the objects' pods may be scheduled and really run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    Unschedulable,
+    Runs,
+}
+
+fn node_selector(placement: Placement) -> Value {
+    match placement {
+        Placement::Unschedulable => json!({ NOWHERE: "true" }),
+        Placement::Runs => json!({}),
+    }
+}
+
+pub async fn create_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    let namespace: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } }))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a namespace without waiting for its objects to go.
+pub async fn delete_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
+    Api::<Namespace>::all(client.clone())
+        .delete(name, &DeleteParams::background())
+        .await?;
+    Ok(())
+}
+
+/// A pod as a client would create it directly: one container doing what
+/// the run's one step does.
+pub fn raw_pod(id: usize, image: &str, placement: Placement) -> anyhow::Result<Pod> {
+    Ok(serde_json::from_value(json!({
+        "metadata": { "name": format!("raw-{id}"), "labels": { LABEL_ID: id.to_string() } },
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": node_selector(placement),
+            "containers": [{
+                "name": "step",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["/bin/sh", "-c", "true"],
+            }],
+        },
+    }))?)
+}
+
+/// The MyTask of every run: one step that does nothing.
+pub async fn create_task(client: &Client, namespace: &str, image: &str) -> anyhow::Result<()> {
+    let task: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cicdoperator.ning1875.io/v1",
+        "kind": "MyTask",
+        "metadata": { "name": TASK },
+        "spec": { "steps": [{ "name": "noop", "image": image, "script": "true" }] },
+    }))?;
+    Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &task_resource())
+        .create(&PostParams::default(), &task)
+        .await?;
+    Ok(())
+}
+
+/// A run of the one-step task; `cancelled` runs end without a pod (the
+/// history phase uses them to pile up finished runs cheaply).
+pub fn task_run(id: usize, placement: Placement, cancelled: bool) -> anyhow::Result<DynamicObject> {
+    let mut spec = json!({
+        "taskRef": TASK,
+        "podTemplate": { "nodeSelector": node_selector(placement) },
+    });
+    if cancelled {
+        spec["status"] = json!("Cancelled");
+    }
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "cicdoperator.ning1875.io/v1",
+        "kind": "MyTaskRun",
+        "metadata": { "name": format!("run-{id}"), "labels": { LABEL_ID: id.to_string() } },
+        "spec": spec,
+    }))?)
+}
