@@ -134,7 +134,10 @@ mod tests {
         let a = claim_name("run", "my_ws");
         let b = claim_name("run", "my-ws");
         assert!(a.starts_with("run-my-ws-"), "{a}");
-        assert_eq!(b, "run-my-ws");
+        // A workspace name with `-` gets a hash too, since `run` + `my-ws`
+        // and `run-my` + `ws` must not share a claim (see joined_name).
+        assert!(b.starts_with("run-my-ws-"), "{b}");
+        assert_eq!(claim_name("run", "myws"), "run-myws");
         assert_ne!(a, b);
     }
 
