@@ -147,7 +147,10 @@ mod tests {
         let first = joined_name("a", "b-c");
         let second = joined_name("a-b", "c");
         assert_eq!(second, "a-b-c", "a part without '-' keeps the readable name");
-        assert!(first.starts_with("a-b-c-") && first.len() == "a-b-c-".len() + 10, "{first}");
+        assert!(
+            first.starts_with("a-b-c-") && first.len() == "a-b-c-".len() + 10,
+            "{first}"
+        );
         assert_ne!(first, second);
         // A part that looks like a hash cannot imitate a hashed name.
         let hash = first.rsplit('-').next().expect("a hash");

@@ -56,10 +56,18 @@ spec:
     let run = ns.wait_done::<MyTaskRun>("x", Duration::from_secs(60)).await;
     let message = ns.expect_condition(&run, "False", "PodNameTaken");
     assert_eq!(message, "pod \"x-pod\" exists and is not owned by MyTaskRun \"x\"");
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
     // Well past the run's 1s timeout: the foreign pod was not stopped.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let pod = ns.api::<Pod>().get("x-pod").await.expect("the foreign pod still exists");
+    let pod = ns
+        .api::<Pod>()
+        .get("x-pod")
+        .await
+        .expect("the foreign pod still exists");
     assert_eq!(
         pod.spec.as_ref().and_then(|s| s.active_deadline_seconds),
         None,
@@ -158,10 +166,18 @@ async fn tenancy_pipeline_names_that_used_to_collide_both_succeed() {
     for (name, task) in [("a", "b-c"), ("a-b", "c")] {
         let run = ns.wait_done::<MyPipelineRun>(name, Duration::from_secs(180)).await;
         ns.expect_condition(&run, "True", "Succeeded");
-        assert_eq!(run.string_result("WHO").as_deref(), Some(format!("{name}/{task}").as_str()));
+        assert_eq!(
+            run.string_result("WHO").as_deref(),
+            Some(format!("{name}/{task}").as_str())
+        );
         let child = ns.get::<MyTaskRun>(&child_name(name, task)).await;
         let owner = child.owner_references().first().map(|o| o.name.clone());
-        assert_eq!(owner.as_deref(), Some(name), "child {} has its own owner", child.name_any());
+        assert_eq!(
+            owner.as_deref(),
+            Some(name),
+            "child {} has its own owner",
+            child.name_any()
+        );
     }
     assert_ne!(child_name("a", "b-c"), child_name("a-b", "c"));
     ns.passed();
@@ -178,7 +194,13 @@ async fn tenancy_a_rolling_restart_mid_run_completes_and_the_run_has_one_pod() {
     .await;
     let started = Instant::now();
     kubectl(
-        &["rollout", "restart", "deployment/cicd-controller", "-n", CONTROLLER_NAMESPACE],
+        &[
+            "rollout",
+            "restart",
+            "deployment/cicd-controller",
+            "-n",
+            CONTROLLER_NAMESPACE,
+        ],
         None,
     );
     // With deploy/ as shipped (RollingUpdate) this waits for the new pod to

@@ -566,7 +566,11 @@ fn final_condition(actions: &[Action]) -> (String, String, String) {
         .iter()
         .find(|c| c.type_ == "Succeeded")
         .expect("Succeeded condition");
-    (condition.status.clone(), condition.reason.clone(), condition.message.clone())
+    (
+        condition.status.clone(),
+        condition.reason.clone(),
+        condition.message.clone(),
+    )
 }
 
 #[test]
@@ -587,7 +591,10 @@ fn a_malformed_pipeline_fails_the_run_naming_the_field() {
     let actions = decide(observed, Duration::from_secs(3600));
     assert!(created(&actions).is_empty());
     let (status, reason, message) = final_condition(&actions);
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "PipelineRunValidationFailed"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "PipelineRunValidationFailed")
+    );
     assert_eq!(
         message,
         format!("MyPipeline \"release\" in namespace \"ci\" cannot be read: {problem}")
@@ -614,7 +621,10 @@ fn an_unreadable_task_or_child_fails_the_run_and_cancels_running_children() {
     };
     let actions = decide(observed, Duration::from_secs(3600));
     let (status, reason, message) = final_condition(&actions);
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "PipelineRunValidationFailed"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "PipelineRunValidationFailed")
+    );
     assert_eq!(message, problems[0]);
     assert!(
         actions

@@ -620,5 +620,8 @@ fn the_timeout_counts_from_the_run_start_even_without_a_pod() {
         ("False", "TaskRunTimeout")
     );
     let message = &condition(&status).message;
-    assert!(message.contains("30s") && message.contains("HTTP 500: etcd is down"), "{message}");
+    assert!(
+        message.contains("30s") && message.contains("HTTP 500: etcd is down"),
+        "{message}"
+    );
 }

@@ -353,7 +353,13 @@ impl<R: RunKind> Executor<'_, R> {
         R::forget_unmade(status);
         if setback.ends_run {
             warn!(run = %self.run.name_any(), reason = setback.reason, message = %setback.message, "run refused");
-            set_succeeded(R::conditions(status), "False", setback.reason, setback.message.clone(), now.clone());
+            set_succeeded(
+                R::conditions(status),
+                "False",
+                setback.reason,
+                setback.message.clone(),
+                now.clone(),
+            );
             *R::completion_time(status) = Some(now);
             for child in R::children(status) {
                 self.cancel_child(&child).await?;
@@ -365,7 +371,13 @@ impl<R: RunKind> Executor<'_, R> {
             })
             .await;
         } else {
-            set_succeeded(R::conditions(status), "Unknown", setback.reason, setback.message.clone(), now);
+            set_succeeded(
+                R::conditions(status),
+                "Unknown",
+                setback.reason,
+                setback.message.clone(),
+                now,
+            );
         }
         Ok(())
     }
@@ -514,14 +526,22 @@ mod tests {
             .iter()
             .find(|c| c.type_ == "Succeeded")
             .expect("Succeeded");
-        (condition.status.clone(), condition.reason.clone(), condition.message.clone())
+        (
+            condition.status.clone(),
+            condition.reason.clone(),
+            condition.message.clone(),
+        )
     }
 
     #[tokio::test]
     async fn a_pod_too_large_ends_the_run_with_the_server_message() {
         let run = run("1h");
         let api = server(&run, |_| {
-            status(413, "RequestEntityTooLarge", "request entity too large: limit is 3145728")
+            status(
+                413,
+                "RequestEntityTooLarge",
+                "request entity too large: limit is 3145728",
+            )
         });
         let ctx = context(&api);
         let requeue = execute(&run, actions(&run, 0), &ctx).await.expect("executes");
@@ -568,7 +588,11 @@ mod tests {
     async fn a_quota_refusal_is_waited_for() {
         let run = run("1h");
         let api = server(&run, |_| {
-            status(403, "Forbidden", "pods \"tr-pod\" is forbidden: exceeded quota: q, requested: pods=1")
+            status(
+                403,
+                "Forbidden",
+                "pods \"tr-pod\" is forbidden: exceeded quota: q, requested: pods=1",
+            )
         });
         let ctx = context(&api);
         let requeue = execute(&run, actions(&run, 0), &ctx).await.expect("executes");

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{DynamicObject, ListParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::ResourceExt;
 use tracing::info;
 
 use crate::api::{Condition, MyPipeline, MyPipelineRun, MyTask, MyTaskRun, PipelineRunStatus, PipelineSpec, TaskSpec};
@@ -96,7 +96,10 @@ async fn fetch_pipeline(
     };
     // Only the run's own namespace: a run must not reach into another tenant's pipelines.
     let (pipelines, _) = dynamic_api::<MyPipeline>(&ctx.client, Some(namespace));
-    Ok(pipelines.get_opt(name).await?.map(|object| decode::<MyPipeline>(&object)))
+    Ok(pipelines
+        .get_opt(name)
+        .await?
+        .map(|object| decode::<MyPipeline>(&object)))
 }
 
 /// The MyTasks the pipeline names, each read by name and decoded on its

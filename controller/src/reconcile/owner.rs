@@ -40,9 +40,15 @@ mod tests {
     #[test]
     fn only_the_controlling_owner_counts() {
         assert!(is_controlled_by(&owned("u1", Some(true)), "u1"));
-        assert!(!is_controlled_by(&owned("u1", None), "u1"), "an owner that is not the controller");
+        assert!(
+            !is_controlled_by(&owned("u1", None), "u1"),
+            "an owner that is not the controller"
+        );
         assert!(!is_controlled_by(&owned("u2", Some(true)), "u1"));
         assert!(!is_controlled_by(&ObjectMeta::default(), "u1"));
-        assert!(!is_controlled_by(&owned("", Some(true)), ""), "an empty uid matches nothing");
+        assert!(
+            !is_controlled_by(&owned("", Some(true)), ""),
+            "an empty uid matches nothing"
+        );
     }
 }

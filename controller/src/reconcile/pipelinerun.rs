@@ -129,7 +129,6 @@ fn owned_by(child: &MyTaskRun, uid: &str) -> bool {
     crate::reconcile::owner::is_controlled_by(&child.metadata, uid)
 }
 
-
 fn join_sub_paths(outer: Option<&str>, inner: Option<&str>) -> Option<String> {
     match (outer.filter(|p| !p.is_empty()), inner.filter(|p| !p.is_empty())) {
         (Some(outer), Some(inner)) => Some(format!("{}/{inner}", outer.trim_end_matches('/'))),
@@ -413,7 +412,9 @@ fn followed_spec<'a>(decision: &mut Decision<'a>) -> Option<Followed<'a>> {
     match (snapshot, observed.pipeline) {
         (
             Some(spec),
-            PipelineLookup::Found { name, .. } | PipelineLookup::Missing { name } | PipelineLookup::Malformed { name, .. },
+            PipelineLookup::Found { name, .. }
+            | PipelineLookup::Missing { name }
+            | PipelineLookup::Malformed { name, .. },
         ) => Some((spec, named(name), Some(name))),
         (Some(spec), _) | (None, PipelineLookup::Inline(spec)) => Some((spec, "spec.pipelineSpec".to_string(), None)),
         (None, PipelineLookup::Found { name, spec }) => Some((spec, named(name), Some(name))),
@@ -514,7 +515,11 @@ fn task_specs(
             (None, _) => {}
         }
     }
-    if missing.is_empty() { Ok(task_specs) } else { Err(missing) }
+    if missing.is_empty() {
+        Ok(task_specs)
+    } else {
+        Err(missing)
+    }
 }
 
 /// Fails the run before scheduling, keeping the record of its children.
@@ -571,7 +576,12 @@ fn schedule_children(
     let run = decision.run();
     let run_name = decision.run_name();
     let uid = run.metadata.uid.clone().unwrap_or_default();
-    let context = context_variables(&run_name, &decision.namespace(), &uid, pipeline_name.unwrap_or(&run_name));
+    let context = context_variables(
+        &run_name,
+        &decision.namespace(),
+        &uid,
+        pipeline_name.unwrap_or(&run_name),
+    );
     let inputs = PipelineInputs {
         spec,
         field,
@@ -584,7 +594,13 @@ fn schedule_children(
     let valid = match validate_pipeline(&inputs) {
         Ok(valid) => valid,
         Err(errors) => {
-            fail_before_scheduling(decision, spec, children, reason::PIPELINE_VALIDATION_FAILED, errors.to_string());
+            fail_before_scheduling(
+                decision,
+                spec,
+                children,
+                reason::PIPELINE_VALIDATION_FAILED,
+                errors.to_string(),
+            );
             return;
         }
     };
