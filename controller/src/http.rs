@@ -13,8 +13,10 @@ use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct Probes {
+    /// What /metrics serves.
     pub metrics: Arc<Metrics>,
-    /// Set once this replica leads and its controller runs.
+    /// Set once this replica reaches the API server, leader or not: a
+    /// follower is ready to take over, and a rolling update waits for it.
     pub ready: Arc<AtomicBool>,
 }
 
@@ -26,7 +28,7 @@ async fn ready(State(probes): State<Probes>) -> (StatusCode, &'static str) {
     if probes.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not leading yet\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "not connected to the API server yet\n")
     }
 }
 

@@ -58,9 +58,56 @@ pub fn pod_name(run_name: &str, attempt: u32) -> String {
     }
 }
 
+/// Hex digits of the hash that makes a joined name unambiguous. Ten, not
+/// [`HASH_LEN`], so a plain name (whose last part is never ten hex digits)
+/// can never look like a hashed one.
+const JOIN_HASH_LEN: usize = 10;
+
+fn is_joined_hash(part: &str) -> bool {
+    part.len() == JOIN_HASH_LEN && part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The name of an object made for `part` of `parent` (a pipeline task's
+/// child run, a workspace's claim): `<parent>-<part>` when that is
+/// unambiguous, else `<readable prefix>-<hash of both>`.
+///
+/// Joining with `-` alone is ambiguous: run `a` + task `b-c` and run `a-b`
+/// + task `c` would both be `a-b-c`, and two runs would share one object.
+/// The plain form is used only when `part` has no `-` (so it is exactly
+/// the text after the last `-`, and parent and part can be read back) and
+/// is not ten hex digits (so it cannot be mistaken for the hash); every
+/// other pair gets the hash of `parent/part` (`/` appears in neither).
+/// Both forms stay within [`MAX_NAME_LEN`].
+pub fn joined_name(parent: &str, part: &str) -> String {
+    let plain = format!("{parent}-{part}");
+    let simple = !part.contains('-') && !is_joined_hash(part);
+    if simple && plain.len() <= MAX_NAME_LEN && dns_label(&[&plain]) == plain {
+        return plain;
+    }
+    let hash = short_hash_of(&format!("{parent}/{part}"), JOIN_HASH_LEN);
+    let cleaned = dns_label(&[&plain]);
+    let keep = cleaned.len().min(MAX_NAME_LEN - JOIN_HASH_LEN - 1);
+    let mut end = keep;
+    while !cleaned.is_char_boundary(end) {
+        end -= 1;
+    }
+    let prefix = cleaned[..end].trim_end_matches('-');
+    if prefix.is_empty() {
+        hash
+    } else {
+        format!("{prefix}-{hash}")
+    }
+}
+
+fn short_hash_of(text: &str, len: usize) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    hex[..len].to_string()
+}
+
 /// The claim made from a workspace's volumeClaimTemplate for one run.
 pub fn claim_name(run_name: &str, workspace: &str) -> String {
-    dns_label(&[run_name, workspace])
+    joined_name(run_name, workspace)
 }
 
 #[cfg(test)]
@@ -87,7 +134,36 @@ mod tests {
         let a = claim_name("run", "my_ws");
         let b = claim_name("run", "my-ws");
         assert!(a.starts_with("run-my-ws-"), "{a}");
-        assert_eq!(b, "run-my-ws");
+        // A workspace name with `-` gets a hash too, since `run` + `my-ws`
+        // and `run-my` + `ws` must not share a claim (see joined_name).
+        assert!(b.starts_with("run-my-ws-"), "{b}");
+        assert_eq!(claim_name("run", "myws"), "run-myws");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn joined_names_cannot_collide() {
+        // The issue's pair: both used to be "a-b-c".
+        let first = joined_name("a", "b-c");
+        let second = joined_name("a-b", "c");
+        assert_eq!(second, "a-b-c", "a part without '-' keeps the readable name");
+        assert!(
+            first.starts_with("a-b-c-") && first.len() == "a-b-c-".len() + 10,
+            "{first}"
+        );
+        assert_ne!(first, second);
+        // A part that looks like a hash cannot imitate a hashed name.
+        let hash = first.rsplit('-').next().expect("a hash");
+        assert_ne!(joined_name("a-b-c", hash), first);
+    }
+
+    #[test]
+    fn joined_names_stay_within_a_label() {
+        let long = "r".repeat(60);
+        let a = joined_name(&long, "build");
+        let b = joined_name(&long, "test");
+        assert!(a.len() <= MAX_NAME_LEN && b.len() <= MAX_NAME_LEN, "{a} {b}");
+        assert_ne!(a, b);
+        assert_eq!(a, joined_name(&long, "build"), "stable");
     }
 }

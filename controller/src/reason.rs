@@ -18,6 +18,19 @@ pub const POD_EVICTED: &str = "PodEvicted";
 pub const POD_CREATION_FAILED: &str = "PodCreationFailed";
 pub const NODE_LOST: &str = "NodeLost";
 
+// The API server refused an object the run needs, for good.
+pub const CLAIM_CREATION_FAILED: &str = "ClaimCreationFailed";
+pub const CHILD_CREATION_FAILED: &str = "ChildCreationFailed";
+// An object exists under the expected name but another owner controls it.
+pub const POD_NAME_TAKEN: &str = "PodNameTaken";
+pub const CLAIM_NAME_TAKEN: &str = "ClaimNameTaken";
+pub const CHILD_NAME_TAKEN: &str = "ChildNameTaken";
+// The API server could not make the object yet; retried with backoff
+// (Succeeded stays Unknown) until it works or the run times out.
+pub const POD_CREATION_RETRYING: &str = "PodCreationRetrying";
+pub const CLAIM_CREATION_RETRYING: &str = "ClaimCreationRetrying";
+pub const CHILD_CREATION_RETRYING: &str = "ChildCreationRetrying";
+
 // Pipeline runs.
 pub const COMPLETED: &str = "Completed";
 pub const PIPELINE_TIMEOUT: &str = "PipelineRunTimeout";

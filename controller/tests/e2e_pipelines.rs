@@ -11,6 +11,7 @@ mod support;
 use std::time::Duration;
 
 use cicd_controller::api::{MyPipelineRun, MyTaskRun};
+use cicd_controller::reconcile::pipelinerun::child_name;
 use kube::api::{ListParams, Patch, PatchParams};
 use support::{BASH, Run, TestNamespace, kubectl, restart_controller};
 
@@ -278,7 +279,8 @@ spec:
             ("announce".to_string(), "ParentTasksSkipped".to_string()),
         ]
     );
-    let after = ns.get::<MyTaskRun>("gated-run-after-deploy").await;
+    // The task name has a `-`, so the child name carries a hash (names::joined_name).
+    let after = ns.get::<MyTaskRun>(&child_name("gated-run", "after-deploy")).await;
     assert_eq!(after.string_result("OUT").as_deref(), Some("still runs"));
     let made = ns
         .api::<MyTaskRun>()

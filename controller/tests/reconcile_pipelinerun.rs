@@ -136,6 +136,7 @@ impl World {
             },
             tasks: &self.tasks,
             children: &self.children,
+            problems: &[],
             now: at(now),
         };
         decide(observed, Duration::from_secs(3600))
@@ -475,6 +476,7 @@ fn a_missing_pipeline_is_a_resolution_failure_naming_it_and_the_namespace() {
         pipeline: PipelineLookup::Missing { name: "release" },
         tasks: &world.tasks,
         children: &[],
+        problems: &[],
         now: at(0),
     };
     let actions = decide(observed, Duration::from_secs(3600));
@@ -548,10 +550,95 @@ fn an_inline_pipeline_needs_no_lookup() {
         pipeline: PipelineLookup::Inline(world.run.spec.pipeline_spec.as_ref().expect("inline")),
         tasks: &world.tasks,
         children: &[],
+        problems: &[],
         now: at(0),
     };
     assert_eq!(
         created_names(&decide(observed, Duration::from_secs(3600))),
         vec!["rel-1-tag"]
     );
+}
+
+fn final_condition(actions: &[Action]) -> (String, String, String) {
+    let status = written_status(actions);
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Succeeded")
+        .expect("Succeeded condition");
+    (
+        condition.status.clone(),
+        condition.reason.clone(),
+        condition.message.clone(),
+    )
+}
+
+#[test]
+fn a_malformed_pipeline_fails_the_run_naming_the_field() {
+    let world = world();
+    let problem = "spec.tasks[0].params: invalid type: string \"x\", expected a sequence";
+    let observed = Observed {
+        run: &world.run,
+        pipeline: PipelineLookup::Malformed {
+            name: "release",
+            problem,
+        },
+        tasks: &world.tasks,
+        children: &[],
+        problems: &[],
+        now: at(0),
+    };
+    let actions = decide(observed, Duration::from_secs(3600));
+    assert!(created(&actions).is_empty());
+    let (status, reason, message) = final_condition(&actions);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "PipelineRunValidationFailed")
+    );
+    assert_eq!(
+        message,
+        format!("MyPipeline \"release\" in namespace \"ci\" cannot be read: {problem}")
+    );
+}
+
+#[test]
+fn an_unreadable_task_or_child_fails_the_run_and_cancels_running_children() {
+    let mut world = world();
+    let first = world.decide(0);
+    world.create_children(&first);
+    world.store(&first);
+    let problems = vec!["MyTask \"push\" cannot be read: spec.steps[0].name: missing field `name`".to_string()];
+    let observed = Observed {
+        run: &world.run,
+        pipeline: PipelineLookup::Found {
+            name: "release",
+            spec: &world.pipeline,
+        },
+        tasks: &world.tasks,
+        children: &world.children,
+        problems: &problems,
+        now: at(5),
+    };
+    let actions = decide(observed, Duration::from_secs(3600));
+    let (status, reason, message) = final_condition(&actions);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "PipelineRunValidationFailed")
+    );
+    assert_eq!(message, problems[0]);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::CancelChild(name) if name == "rel-1-tag")),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn child_names_of_different_runs_never_collide() {
+    use cicd_controller::reconcile::pipelinerun::child_name;
+    // Run `a` + task `b-c` and run `a-b` + task `c` used to share `a-b-c`.
+    assert_ne!(child_name("a", "b-c"), child_name("a-b", "c"));
+    assert_eq!(child_name("rel-1", "tag"), "rel-1-tag", "readable when unambiguous");
+    assert!(child_name("a", "b-c").starts_with("a-b-c-"));
 }

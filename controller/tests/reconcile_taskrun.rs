@@ -14,7 +14,7 @@ use cicd_entrypoint::termination::{FORMAT_VERSION, Outcome, StepReport, encode};
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 
 const TASK_YAML: &str = r#"
@@ -176,9 +176,18 @@ fn running(name: &str) -> ContainerStatus {
     }
 }
 
+/// A pod this run made: its controller owner reference names the run.
 fn pod(name: &str, phase: &str, created: i64, containers: Vec<ContainerStatus>) -> Pod {
     let mut pod = Pod::default();
     pod.metadata.name = Some(name.into());
+    pod.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "cicdoperator.ning1875.io/v1".into(),
+        kind: "MyTaskRun".into(),
+        name: "tr".into(),
+        uid: "uid-1".into(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
     pod.metadata.creation_timestamp = Some(Time(at(created)));
     pod.status = Some(PodStatus {
         phase: Some(phase.into()),
@@ -525,5 +534,94 @@ fn a_malformed_task_fails_the_run_naming_the_field() {
         condition(&status).message.contains("containerPort"),
         "{}",
         condition(&status).message
+    );
+}
+
+#[test]
+fn a_foreign_pod_under_the_expected_name_is_neither_read_nor_stopped() {
+    let run = started(TaskRunSpec {
+        timeout: Some("1s".into()),
+        ..good_spec()
+    });
+    let task = task();
+    for owner in [None, Some("someone-else")] {
+        let mut foreign = pod("tr-pod", "Running", 0, vec![running("step-one")]);
+        foreign.metadata.owner_references = owner.map(|uid| {
+            vec![OwnerReference {
+                uid: uid.into(),
+                controller: Some(true),
+                ..Default::default()
+            }]
+        });
+        // Long past the run's 1s timeout: a pod of ours would be stopped.
+        let actions = observe(&run, &task, Some(&foreign), 60);
+        assert!(stopped_pods(&actions).is_empty(), "{actions:?}");
+        assert!(created_pods(&actions).is_empty());
+        let status = written_status(&actions);
+        assert_eq!(
+            (condition(&status).status.as_str(), condition(&status).reason.as_str()),
+            ("False", "PodNameTaken")
+        );
+        assert_eq!(
+            condition(&status).message,
+            "pod \"tr-pod\" exists and is not owned by MyTaskRun \"tr\""
+        );
+        assert!(status.steps.is_empty(), "nothing is read from a foreign pod");
+        assert_eq!(event_reasons(&actions), vec!["PodNameTaken"]);
+    }
+}
+
+/// The status the executor writes when the API server could not make the
+/// pod yet: still Unknown, with the server's message, and no pod recorded.
+fn retrying(mut run: MyTaskRun, message: &str) -> MyTaskRun {
+    let status = run.status.as_mut().expect("started");
+    status.pod_name = None;
+    let condition = status
+        .conditions
+        .iter_mut()
+        .find(|c| c.type_ == "Succeeded")
+        .expect("condition");
+    condition.reason = "PodCreationRetrying".into();
+    condition.message = message.into();
+    run
+}
+
+#[test]
+fn a_pod_the_server_keeps_refusing_is_tried_again_within_the_timeout() {
+    let run = retrying(
+        started(TaskRunSpec {
+            timeout: Some("30s".into()),
+            ..good_spec()
+        }),
+        "pod \"tr-pod\" could not be created yet (HTTP 500: etcd is down); retrying",
+    );
+    let task = task();
+    let actions = observe(&run, &task, None, 10);
+    assert_eq!(created_pods(&actions), vec!["tr-pod"], "not taken for a deleted pod");
+    let status = written_status(&actions);
+    assert_eq!(status.start_time, Some(Time(at(0))), "the run's start is kept");
+}
+
+#[test]
+fn the_timeout_counts_from_the_run_start_even_without_a_pod() {
+    let run = retrying(
+        started(TaskRunSpec {
+            timeout: Some("30s".into()),
+            ..good_spec()
+        }),
+        "pod \"tr-pod\" could not be created yet (HTTP 500: etcd is down); retrying",
+    );
+    let task = task();
+    let actions = observe(&run, &task, None, 31);
+    assert!(created_pods(&actions).is_empty(), "{actions:?}");
+    let status = written_status(&actions);
+    assert_eq!(
+        (condition(&status).status.as_str(), condition(&status).reason.as_str()),
+        ("False", "TaskRunTimeout")
+    );
+    let message = &condition(&status).message;
+    assert!(
+        message.contains("30s") && message.contains("HTTP 500: etcd is down"),
+        "{message}"
     );
 }

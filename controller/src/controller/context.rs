@@ -1,7 +1,8 @@
 //! What every reconcile shares, and the small I/O helpers both
 //! reconcilers use.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -16,21 +17,57 @@ use crate::reconcile::taskrun::DecideSettings;
 
 /// The field manager of every write, so server-side apply sees one owner.
 pub const FIELD_MANAGER: &str = "cicd-controller";
-/// How soon a failed reconcile is tried again.
-const ERROR_REQUEUE: Duration = Duration::from_secs(5);
+/// The first wait after a transient failure; each further failure of the
+/// same object doubles it.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between two tries of one object, so a run whose
+/// apiserver recovers is not left idle for long.
+const BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// Kubernetes rejects event notes over 1 kB.
 const MAX_EVENT_NOTE: usize = 1000;
 
 pub struct Context {
+    /// The API server, for every read and write.
     pub client: Client,
+    /// Publishes the Events people read with `kubectl describe`.
     pub recorder: Recorder,
+    /// What the pure decisions need from the configuration.
     pub settings: DecideSettings,
+    /// Counters and histograms served on /metrics.
     pub metrics: Arc<Metrics>,
+    /// Failures in a row per object, so each object backs off on its own.
+    pub backoff: Backoff,
 }
 
-/// True if the error is an API status with this HTTP code.
-pub fn is_status(error: &kube::Error, code: u16) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == code)
+/// Exponential backoff per object: 1 s, 2 s, 4 s ... capped at a minute.
+/// Kept per object (by kind, namespace and name) so one tenant's failing
+/// run does not slow the retries of anybody else's.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    /// Failures in a row, by object key.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    /// Records one more failure of `key` and returns how long to wait.
+    pub fn failed(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = failures.entry(key.to_string()).or_insert(0);
+        let delay = BACKOFF_FIRST.saturating_mul(1u32 << (*count).min(16)).min(BACKOFF_CAP);
+        *count = count.saturating_add(1);
+        delay
+    }
+
+    /// Forgets the failures of `key` after a try that went through.
+    pub fn succeeded(&self, key: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        failures.remove(key);
+    }
+}
+
+/// The backoff key of an object.
+pub fn object_key(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{kind}/{namespace}/{name}")
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -65,15 +102,32 @@ impl Context {
         }
     }
 
-    /// Counts and logs a failed reconcile and schedules another try.
-    pub fn requeue_after_error(&self, object: &str, error: &Error) -> Requeue {
+    /// Counts and logs a failed reconcile and schedules another try, later
+    /// each time the same object fails again.
+    pub fn requeue_after_error(&self, key: &str, error: &Error) -> Requeue {
         self.metrics
             .reconcile_errors
             .get_or_create(&ErrorLabel {
                 error: error.kind().to_string(),
             })
             .inc();
-        warn!(%object, %error, "reconcile failed; retrying");
-        Requeue::requeue(ERROR_REQUEUE)
+        let delay = self.backoff.failed(key);
+        warn!(object = %key, %error, retry_in = ?delay, "reconcile failed; retrying");
+        Requeue::requeue(delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_object_up_to_the_cap_and_resets() {
+        let backoff = Backoff::default();
+        let waits: Vec<u64> = (0..9).map(|_| backoff.failed("a").as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff.failed("b").as_secs(), 1, "another object has its own count");
+        backoff.succeeded("a");
+        assert_eq!(backoff.failed("a").as_secs(), 1);
     }
 }

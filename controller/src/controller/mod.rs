@@ -1,7 +1,11 @@
 //! The running controller: client, leader election, watches, HTTP.
 
+pub mod classify;
 pub mod context;
 pub mod decode;
+pub mod execute;
+#[cfg(test)]
+pub mod mock_api;
 pub mod pipelinerun;
 pub mod taskrun;
 
@@ -60,6 +64,18 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         }
     });
 
+    // Ready means healthy: able to reach the API server and to take over
+    // if the leader goes. It must not wait for the lease, or a rolling
+    // update (whose new pod is a follower until the old one stops) never
+    // completes.
+    match client.apiserver_version().await {
+        Ok(version) => {
+            info!(version = %version.git_version, "API server reachable");
+            ready.store(true, Ordering::Relaxed);
+        }
+        Err(error) => return Err(error.into()),
+    }
+
     let identity = config
         .identity
         .clone()
@@ -99,6 +115,7 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
             default_timeout: config.default_timeout,
         },
         metrics,
+        backoff: Default::default(),
     });
     let namespace = config.watch_namespace.as_deref();
     // Runs are watched untyped and decoded one by one (see `decode`).
@@ -130,7 +147,6 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
             }
         });
     let controller = futures::future::join(controller, pipeline_controller);
-    ready.store(true, Ordering::Relaxed);
     info!(
         workers = config.workers,
         namespace = namespace.unwrap_or("<all>"),

@@ -1,28 +1,29 @@
 //! The MyPipelineRun reconciler: fetch what `decide` needs, carry out what
 //! it returns. All judgement lives in `reconcile::pipelinerun`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use kube::api::{DynamicObject, ListParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::api::{MyPipeline, MyPipelineRun, MyTask, MyTaskRun, PipelineRunStatus, TaskSpec};
+use crate::api::{Condition, MyPipeline, MyPipelineRun, MyTask, MyTaskRun, PipelineRunStatus, PipelineSpec, TaskSpec};
 use crate::error::{Error, Result};
 use crate::metrics::ReasonLabel;
 use crate::pipeline::LABEL_PIPELINE_RUN;
+use crate::reconcile::owner::is_controlled_by;
 use crate::reconcile::pipelinerun::{
     Action, Observed, PipelineLookup, decide, is_done, run_label, succeeded_condition,
 };
 
-use super::context::{Context, FIELD_MANAGER, is_status, sooner};
+use super::context::{Context, object_key};
 use super::decode::{Loaded, decode, dynamic_api, load_run};
+use super::execute::{RunKind, Work, execute};
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
     let started = Instant::now();
@@ -42,144 +43,171 @@ async fn reconcile_object(cached: &DynamicObject, ctx: &Context) -> Result<Reque
 
 async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {
     let namespace = run.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
-    let name = run.name_any();
-
-    let has_snapshot = run.status.as_ref().is_some_and(|s| s.pipeline_spec.is_some());
-    let fetched: Option<MyPipeline>;
-    let pipeline = match (&run.spec.pipeline_ref, &run.spec.pipeline_spec) {
-        (Some(_), Some(_)) | (None, None) => PipelineLookup::Unspecified,
-        (None, Some(inline)) => PipelineLookup::Inline(inline),
-        // The snapshot in the status is used instead; no need to fetch.
-        (Some(pipeline_name), None) if has_snapshot => PipelineLookup::Missing { name: pipeline_name },
-        (Some(pipeline_name), None) => {
-            // Only the run's own namespace: a run must not reach into another tenant's pipelines.
-            fetched = Api::<MyPipeline>::namespaced(ctx.client.clone(), &namespace)
-                .get_opt(pipeline_name)
-                .await?;
-            match &fetched {
-                Some(found) => PipelineLookup::Found {
-                    name: pipeline_name,
-                    spec: &found.spec,
-                },
-                None => PipelineLookup::Missing { name: pipeline_name },
-            }
-        }
+    let fetched = fetch_pipeline(run, &namespace, ctx).await?;
+    let pipeline = match (&run.spec.pipeline_ref, &run.spec.pipeline_spec, &fetched) {
+        (Some(_), Some(_), _) | (None, None, _) => PipelineLookup::Unspecified,
+        (None, Some(inline), _) => PipelineLookup::Inline(inline),
+        (Some(name), None, Some(Ok(found))) => PipelineLookup::Found {
+            name,
+            spec: &found.spec,
+        },
+        (Some(name), None, Some(Err(problem))) => PipelineLookup::Malformed { name, problem },
+        // Not found, or not fetched because the snapshot in the status is used.
+        (Some(name), None, None) => PipelineLookup::Missing { name },
     };
-
-    // Decoded one by one: a malformed MyTask must not break every pipeline
-    // of the namespace; it is left out (and resolves as missing).
-    let (task_api, _) = dynamic_api::<MyTask>(&ctx.client, Some(&namespace));
-    let mut tasks: BTreeMap<String, TaskSpec> = BTreeMap::new();
-    for object in task_api.list(&ListParams::default()).await?.items {
-        match decode::<MyTask>(&object) {
-            Ok(task) => {
-                tasks.insert(task.name_any(), task.spec);
-            }
-            Err(problem) => warn!(task = %object.name_any(), %problem, "skipping malformed MyTask"),
-        }
-    }
-    let children = Api::<MyTaskRun>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default().labels(&format!("{LABEL_PIPELINE_RUN}={}", run_label(&name))))
-        .await?
-        .items;
+    let mut problems = Vec::new();
+    let spec = run
+        .status
+        .as_ref()
+        .and_then(|s| s.pipeline_spec.as_ref())
+        .or(match pipeline {
+            PipelineLookup::Found { spec, .. } | PipelineLookup::Inline(spec) => Some(spec),
+            _ => None,
+        });
+    let tasks = match spec {
+        Some(spec) => fetch_tasks(spec, &namespace, ctx, &mut problems).await?,
+        None => BTreeMap::new(),
+    };
+    let children = fetch_children(run, &namespace, ctx, &mut problems).await?;
 
     let observed = Observed {
         run,
         pipeline,
         tasks: &tasks,
         children: &children,
+        problems: &problems,
         now: Timestamp::now(),
     };
     let actions = decide(observed, ctx.settings.default_timeout);
-    execute(run, &namespace, actions, ctx).await
+    execute(run, actions.into_iter().map(Work::from).collect(), ctx).await
 }
 
-async fn execute(run: &MyPipelineRun, namespace: &str, actions: Vec<Action>, ctx: &Context) -> Result<Requeue> {
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
-    let task_runs: Api<MyTaskRun> = Api::namespaced(ctx.client.clone(), namespace);
-    let runs: Api<MyPipelineRun> = Api::namespaced(ctx.client.clone(), namespace);
-    let reference = run.object_ref(&());
-    let mut requeue: Option<Duration> = None;
+/// The run's MyPipeline, decoded on its own so a malformed one fails this
+/// run with the field named. None if it is missing or need not be read
+/// (the run's snapshot is used once it has one).
+async fn fetch_pipeline(
+    run: &MyPipelineRun,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Option<Result<MyPipeline, String>>> {
+    let has_snapshot = run.status.as_ref().is_some_and(|s| s.pipeline_spec.is_some());
+    let (Some(name), None, false) = (&run.spec.pipeline_ref, &run.spec.pipeline_spec, has_snapshot) else {
+        return Ok(None);
+    };
+    // Only the run's own namespace: a run must not reach into another tenant's pipelines.
+    let (pipelines, _) = dynamic_api::<MyPipeline>(&ctx.client, Some(namespace));
+    Ok(pipelines
+        .get_opt(name)
+        .await?
+        .map(|object| decode::<MyPipeline>(&object)))
+}
 
-    for action in actions {
-        match action {
-            Action::CreateClaim(claim) => match claims.create(&PostParams::default(), &claim).await {
-                Ok(_) => info!(run = %run.name_any(), claim = %claim.name_any(), "created claim"),
-                Err(error) if is_status(&error, 409) => {} // made by an earlier reconcile
-                Err(error) => return Err(error.into()),
-            },
-            Action::CreateChild(child) => {
-                let child_name = child.name_any();
-                let params = PostParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                };
-                match task_runs.create(&params, &child).await {
-                    Ok(_) => info!(run = %run.name_any(), child = %child_name, "created task run"),
-                    // Deterministic names: an earlier reconcile (maybe of a
-                    // previous controller) made it. Adopt it.
-                    Err(error) if is_status(&error, 409) => info!(child = %child_name, "adopted existing task run"),
-                    Err(error) => return Err(error.into()),
-                }
+/// The MyTasks the pipeline names, each read by name and decoded on its
+/// own. A malformed one is a problem of this run, named with its field.
+async fn fetch_tasks(
+    spec: &PipelineSpec,
+    namespace: &str,
+    ctx: &Context,
+    problems: &mut Vec<String>,
+) -> Result<BTreeMap<String, TaskSpec>> {
+    let referenced: BTreeSet<&str> = spec
+        .tasks
+        .iter()
+        .chain(&spec.finally)
+        .filter(|task| task.task_spec.is_none())
+        .filter_map(|task| task.task_ref.as_deref())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let (task_api, _) = dynamic_api::<MyTask>(&ctx.client, Some(namespace));
+    let mut tasks = BTreeMap::new();
+    for name in referenced {
+        match task_api.get_opt(name).await?.map(|object| decode::<MyTask>(&object)) {
+            Some(Ok(task)) => {
+                tasks.insert(name.to_string(), task.spec);
             }
-            Action::CancelChild(child_name) => {
-                let patch = json!({ "spec": { "status": "Cancelled" } });
-                match task_runs
-                    .patch(&child_name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                {
-                    Ok(_) => info!(child = %child_name, "cancelled task run"),
-                    Err(error) if is_status(&error, 404) => {}
-                    Err(error) => return Err(error.into()),
-                }
-            }
-            Action::Publish(notice) => {
-                ctx.publish(&reference, notice.warning, &notice.reason, &notice.message)
-                    .await
-            }
-            Action::WriteStatus(status) => write_status(&runs, run, &status, ctx).await?,
-            Action::RequeueAfter(after) => requeue = sooner(requeue, after),
+            Some(Err(problem)) => problems.push(format!("MyTask {name:?} cannot be read: {problem}")),
+            None => {} // resolves as missing
         }
     }
-    Ok(match requeue {
-        Some(after) => Requeue::requeue(after),
-        None => Requeue::await_change(),
-    })
+    Ok(tasks)
 }
 
-async fn write_status(
-    runs: &Api<MyPipelineRun>,
+/// This run's children, decoded one by one. Objects that carry our label
+/// but are not controlled by this run are left out unread; a malformed
+/// child of ours is a problem of this run.
+async fn fetch_children(
     run: &MyPipelineRun,
-    status: &PipelineRunStatus,
+    namespace: &str,
     ctx: &Context,
-) -> Result<()> {
-    let patch = json!({
-        "apiVersion": crate::api::API_VERSION,
-        "kind": "MyPipelineRun",
-        "status": status,
-    });
-    runs.patch_status(
-        &run.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    let was_started = run.status.as_ref().is_some_and(|s| !s.child_references.is_empty());
-    if !was_started && !status.child_references.is_empty() {
-        ctx.metrics.pipeline_runs_started.inc();
+    problems: &mut Vec<String>,
+) -> Result<Vec<MyTaskRun>> {
+    let uid = run.metadata.uid.clone().unwrap_or_default();
+    let (child_api, _) = dynamic_api::<MyTaskRun>(&ctx.client, Some(namespace));
+    let selector = format!("{LABEL_PIPELINE_RUN}={}", run_label(&run.name_any()));
+    let mut children = Vec::new();
+    for object in child_api.list(&ListParams::default().labels(&selector)).await?.items {
+        if !is_controlled_by(&object.metadata, &uid) {
+            continue;
+        }
+        match decode::<MyTaskRun>(&object) {
+            Ok(child) => children.push(child),
+            Err(problem) => problems.push(format!("MyTaskRun {:?} cannot be read: {problem}", object.name_any())),
+        }
     }
-    if let Some(condition) = succeeded_condition(Some(status)).filter(|c| c.status != "Unknown") {
-        ctx.metrics
-            .pipeline_runs_finished
-            .get_or_create(&ReasonLabel {
-                reason: condition.reason.clone(),
-            })
-            .inc();
-        info!(run = %run.name_any(), reason = %condition.reason, "pipeline run finished");
+    Ok(children)
+}
+
+impl From<Action> for Work<PipelineRunStatus> {
+    fn from(action: Action) -> Self {
+        match action {
+            Action::CreateClaim(claim) => Work::CreateClaim(claim),
+            Action::CreateChild(child) => Work::CreateChild(child),
+            Action::CancelChild(name) => Work::CancelChild(name),
+            Action::Publish(notice) => Work::Publish(notice),
+            Action::WriteStatus(status) => Work::WriteStatus(status),
+            Action::RequeueAfter(after) => Work::RequeueAfter(after),
+        }
     }
-    Ok(())
+}
+
+impl RunKind for MyPipelineRun {
+    type Status = PipelineRunStatus;
+    const KIND: &'static str = "MyPipelineRun";
+
+    fn status(&self) -> Option<&PipelineRunStatus> {
+        self.status.as_ref()
+    }
+
+    fn conditions(status: &mut PipelineRunStatus) -> &mut Vec<Condition> {
+        &mut status.conditions
+    }
+
+    fn completion_time(status: &mut PipelineRunStatus) -> &mut Option<Time> {
+        &mut status.completion_time
+    }
+
+    fn children(status: &PipelineRunStatus) -> Vec<String> {
+        status.child_references.iter().map(|c| c.name.clone()).collect()
+    }
+
+    fn written(ctx: &Context, run: &MyPipelineRun, status: &PipelineRunStatus) {
+        let was_started = run.status.as_ref().is_some_and(|s| !s.child_references.is_empty());
+        if !was_started && !status.child_references.is_empty() {
+            ctx.metrics.pipeline_runs_started.inc();
+        }
+        if let Some(condition) = succeeded_condition(Some(status)).filter(|c| c.status != "Unknown") {
+            ctx.metrics
+                .pipeline_runs_finished
+                .get_or_create(&ReasonLabel {
+                    reason: condition.reason.clone(),
+                })
+                .inc();
+            info!(run = %run.name_any(), reason = %condition.reason, "pipeline run finished");
+        }
+    }
 }
 
 pub fn error_policy(run: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Requeue {
-    ctx.requeue_after_error(&format!("MyPipelineRun {}", run.name_any()), error)
+    let key = object_key("MyPipelineRun", &run.namespace().unwrap_or_default(), &run.name_any());
+    ctx.requeue_after_error(&key, error)
 }

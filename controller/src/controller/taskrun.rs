@@ -2,27 +2,26 @@
 //! returns. All judgement lives in `reconcile::taskrun`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::DynamicObject;
 use kube::runtime::controller::Action as Requeue;
-use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Api, ResourceExt};
 use tracing::info;
 
-use crate::api::{MyTask, MyTaskRun, TaskRunStatus, TaskSpec};
+use crate::api::{Condition, MyTask, MyTaskRun, TaskRunStatus, TaskSpec};
 use crate::error::{Error, Result};
 use crate::metrics::ReasonLabel;
 use crate::names;
-use crate::pod::status::Succeeded;
 use crate::reason;
-use crate::reconcile::conditions::set_succeeded;
 use crate::reconcile::taskrun::{Action, Observed, TaskLookup, current_attempt, decide, is_done, succeeded_condition};
 
-use super::context::{Context, FIELD_MANAGER, is_status, sooner};
+use super::context::{Context, object_key};
 use super::decode::{Loaded, decode, dynamic_api, load_run};
+use super::execute::{RunKind, Work, execute};
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
     let started = Instant::now();
@@ -81,138 +80,65 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
         },
         &ctx.settings,
     );
-    execute(run, &namespace, actions, ctx).await
+    execute(run, actions.into_iter().map(Work::from).collect(), ctx).await
 }
 
-/// Replaces the run's condition with a failure, for errors found only when
-/// carrying out the plan (the API server rejected the pod).
-fn failed_status(mut status: TaskRunStatus, why: &str, message: String) -> TaskRunStatus {
-    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
-    set_succeeded(
-        &mut status.conditions,
-        Succeeded::False.as_str(),
-        why,
-        message,
-        now.clone(),
-    );
-    status.completion_time = Some(now);
-    status
-}
-
-async fn execute(run: &MyTaskRun, namespace: &str, actions: Vec<Action>, ctx: &Context) -> Result<Requeue> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), namespace);
-    let runs: Api<MyTaskRun> = Api::namespaced(ctx.client.clone(), namespace);
-    let reference = run.object_ref(&());
-    let mut requeue: Option<Duration> = None;
-    let mut rejected: Option<String> = None;
-
-    for action in actions {
+impl From<Action> for Work<TaskRunStatus> {
+    fn from(action: Action) -> Self {
         match action {
-            Action::CreateClaim(claim) => match claims.create(&PostParams::default(), &claim).await {
-                Ok(_) => {}
-                Err(error) if is_status(&error, 409) => {} // made by an earlier reconcile
-                Err(error) => return Err(error.into()),
-            },
-            Action::CreatePod(pod) => {
-                let pod_name = pod.metadata.name.clone().unwrap_or_default();
-                match pods
-                    .create(
-                        &PostParams {
-                            field_manager: Some(FIELD_MANAGER.into()),
-                            ..Default::default()
-                        },
-                        &pod,
-                    )
-                    .await
-                {
-                    Ok(_) => {
-                        info!(run = %run.name_any(), pod = %pod_name, "created pod");
-                        if current_attempt(run) == 0 {
-                            ctx.metrics.runs_started.inc();
-                        }
-                    }
-                    // Deterministic names: the pod exists, so an earlier
-                    // reconcile (maybe of a previous controller) made it. Adopt it.
-                    Err(error) if is_status(&error, 409) => info!(pod = %pod_name, "adopted existing pod"),
-                    // The API server refuses this pod for good (bad volume,
-                    // admission): say so in the run instead of retrying forever.
-                    Err(kube::Error::Api(status))
-                        if status.code == 400
-                            || status.code == 422
-                            || (status.code == 403 && !status.message.contains("quota")) =>
-                    {
-                        rejected = Some(format!("pod {pod_name} was rejected: {}", status.message));
-                    }
-                    Err(error) => return Err(error.into()),
-                }
-            }
-            Action::StopPod(pod_name) => {
-                // Lowering activeDeadlineSeconds makes the kubelet stop every
-                // container but keeps the pod and its logs.
-                let patch = json!({ "spec": { "activeDeadlineSeconds": 1 } });
-                match pods
-                    .patch(&pod_name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                {
-                    Ok(_) => info!(pod = %pod_name, "stopping pod"),
-                    Err(error) if is_status(&error, 404) || is_status(&error, 422) => {}
-                    Err(error) => return Err(error.into()),
-                }
-            }
-            Action::Publish(notice) => {
-                ctx.publish(&reference, notice.warning, &notice.reason, &notice.message)
-                    .await
-            }
-            Action::WriteStatus(status) => {
-                let status = match rejected.take() {
-                    Some(message) => {
-                        ctx.publish(&reference, true, reason::POD_CREATION_FAILED, &message)
-                            .await;
-                        failed_status(*status, reason::POD_CREATION_FAILED, message)
-                    }
-                    None => *status,
-                };
-                write_status(&runs, run, &status, ctx).await?;
-            }
-            Action::RequeueAfter(after) => requeue = sooner(requeue, after),
+            Action::CreateClaim(claim) => Work::CreateClaim(claim),
+            Action::CreatePod(pod) => Work::CreatePod(pod),
+            Action::StopPod(name) => Work::StopPod(name),
+            Action::Publish(notice) => Work::Publish(notice),
+            Action::WriteStatus(status) => Work::WriteStatus(status),
+            Action::RequeueAfter(after) => Work::RequeueAfter(after),
         }
     }
-    Ok(match requeue {
-        Some(after) => Requeue::requeue(after),
-        None => Requeue::await_change(),
-    })
 }
 
-async fn write_status(runs: &Api<MyTaskRun>, run: &MyTaskRun, status: &TaskRunStatus, ctx: &Context) -> Result<()> {
-    let patch = json!({
-        "apiVersion": crate::api::API_VERSION,
-        "kind": "MyTaskRun",
-        "status": status,
-    });
-    runs.patch_status(
-        &run.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    let finished = succeeded_condition(Some(status)).filter(|c| c.status != "Unknown");
-    if let Some(condition) = finished {
-        ctx.metrics
-            .runs_finished
-            .get_or_create(&ReasonLabel {
-                reason: condition.reason.clone(),
-            })
-            .inc();
-        if let (Some(start), Some(end)) = (&status.start_time, &status.completion_time) {
-            let seconds = (end.0.as_millisecond() - start.0.as_millisecond()) as f64 / 1000.0;
-            ctx.metrics.run_duration.observe(seconds.max(0.0));
-        }
-        info!(run = %run.name_any(), reason = %condition.reason, "run finished");
+impl RunKind for MyTaskRun {
+    type Status = TaskRunStatus;
+    const KIND: &'static str = "MyTaskRun";
+
+    fn status(&self) -> Option<&TaskRunStatus> {
+        self.status.as_ref()
     }
-    Ok(())
+
+    fn conditions(status: &mut TaskRunStatus) -> &mut Vec<Condition> {
+        &mut status.conditions
+    }
+
+    fn completion_time(status: &mut TaskRunStatus) -> &mut Option<Time> {
+        &mut status.completion_time
+    }
+
+    fn forget_unmade(status: &mut TaskRunStatus) {
+        status.pod_name = None;
+    }
+
+    fn written(ctx: &Context, run: &MyTaskRun, status: &TaskRunStatus) {
+        let had_pod = run.status.as_ref().is_some_and(|s| s.pod_name.is_some());
+        if !had_pod && status.pod_name.is_some() && status.retries_status.is_empty() {
+            ctx.metrics.runs_started.inc();
+        }
+        let finished = succeeded_condition(Some(status)).filter(|c| c.status != "Unknown");
+        if let Some(condition) = finished {
+            ctx.metrics
+                .runs_finished
+                .get_or_create(&ReasonLabel {
+                    reason: condition.reason.clone(),
+                })
+                .inc();
+            if let (Some(start), Some(end)) = (&status.start_time, &status.completion_time) {
+                let seconds = (end.0.as_millisecond() - start.0.as_millisecond()) as f64 / 1000.0;
+                ctx.metrics.run_duration.observe(seconds.max(0.0));
+            }
+            info!(run = %run.name_any(), reason = %condition.reason, "run finished");
+        }
+    }
 }
 
 pub fn error_policy(run: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Requeue {
-    ctx.requeue_after_error(&format!("MyTaskRun {}", run.name_any()), error)
+    let key = object_key("MyTaskRun", &run.namespace().unwrap_or_default(), &run.name_any());
+    ctx.requeue_after_error(&key, error)
 }

@@ -35,6 +35,11 @@ pub enum PipelineLookup<'a> {
     Missing {
         name: &'a str,
     },
+    /// The MyPipeline exists but cannot be decoded; `problem` names the field.
+    Malformed {
+        name: &'a str,
+        problem: &'a str,
+    },
     /// Neither pipelineRef nor pipelineSpec, or both.
     Unspecified,
 }
@@ -48,6 +53,9 @@ pub struct Observed<'a> {
     pub tasks: &'a BTreeMap<String, TaskSpec>,
     /// MyTaskRuns labelled as this run's children.
     pub children: &'a [MyTaskRun],
+    /// Inputs that exist but cannot be read (a referenced MyTask, a child
+    /// run), each naming the object and the field: they end the run.
+    pub problems: &'a [String],
     pub now: Timestamp,
 }
 
@@ -72,9 +80,10 @@ pub fn is_done(status: Option<&PipelineRunStatus>) -> bool {
     status.is_some_and(|s| is_final(&s.conditions))
 }
 
-/// The name of the child run of a pipeline task.
+/// The name of the child run of a pipeline task (see `names::joined_name`
+/// for why it cannot collide with another run's child).
 pub fn child_name(run_name: &str, task: &str) -> String {
-    names::dns_label(&[run_name, task])
+    names::joined_name(run_name, task)
 }
 
 /// The value of the `pipelineRun` label on the run's children.
@@ -117,12 +126,7 @@ pub fn owner_reference(run: &MyPipelineRun) -> OwnerReference {
 }
 
 fn owned_by(child: &MyTaskRun, uid: &str) -> bool {
-    child
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.uid == uid && o.controller == Some(true))
+    crate::reconcile::owner::is_controlled_by(&child.metadata, uid)
 }
 
 fn join_sub_paths(outer: Option<&str>, inner: Option<&str>) -> Option<String> {
@@ -394,27 +398,37 @@ pub fn decide(observed: Observed<'_>, default_timeout: Duration) -> Vec<Action> 
     actions
 }
 
-fn decide_into(decision: &mut Decision<'_>) {
+/// The spec the run follows, where it came from (for messages), and the
+/// MyPipeline's name; None after failing the run when there is none.
+type Followed<'a> = (&'a PipelineSpec, String, Option<&'a str>);
+
+fn followed_spec<'a>(decision: &mut Decision<'a>) -> Option<Followed<'a>> {
     let observed = decision.observed;
     let run = observed.run;
-    let run_name = decision.run_name();
     let namespace = decision.namespace();
-    let uid = run.metadata.uid.clone().unwrap_or_default();
-
     // The snapshot wins, so editing the MyPipeline never changes a run in flight.
     let snapshot = run.status.as_ref().and_then(|s| s.pipeline_spec.as_ref());
-    let (spec, field, pipeline_name) = match (snapshot, observed.pipeline) {
-        (Some(spec), PipelineLookup::Found { name, .. } | PipelineLookup::Missing { name }) => {
-            (spec, format!("MyPipeline {name:?}: spec"), Some(name))
-        }
-        (Some(spec), _) | (None, PipelineLookup::Inline(spec)) => (spec, "spec.pipelineSpec".to_string(), None),
-        (None, PipelineLookup::Found { name, spec }) => (spec, format!("MyPipeline {name:?}: spec"), Some(name)),
+    let named = |name: &str| format!("MyPipeline {name:?}: spec");
+    match (snapshot, observed.pipeline) {
+        (
+            Some(spec),
+            PipelineLookup::Found { name, .. }
+            | PipelineLookup::Missing { name }
+            | PipelineLookup::Malformed { name, .. },
+        ) => Some((spec, named(name), Some(name))),
+        (Some(spec), _) | (None, PipelineLookup::Inline(spec)) => Some((spec, "spec.pipelineSpec".to_string(), None)),
+        (None, PipelineLookup::Found { name, spec }) => Some((spec, named(name), Some(name))),
         (None, PipelineLookup::Missing { name }) => {
             let message = format!(
                 "MyPipeline {name:?} was not found in namespace {namespace:?} (pipelineRef must name a MyPipeline in the run's own namespace)"
             );
             decision.finish(false, reason::PIPELINE_RESOLUTION_FAILED, message);
-            return;
+            None
+        }
+        (None, PipelineLookup::Malformed { name, problem }) => {
+            let message = format!("MyPipeline {name:?} in namespace {namespace:?} cannot be read: {problem}");
+            decision.finish(false, reason::PIPELINE_VALIDATION_FAILED, message);
+            None
         }
         (None, PipelineLookup::Unspecified) => {
             let message = match (&run.spec.pipeline_ref, &run.spec.pipeline_spec) {
@@ -422,28 +436,44 @@ fn decide_into(decision: &mut Decision<'_>) {
                 _ => "spec.pipelineRef: set pipelineRef (the name of a MyPipeline) or an inline pipelineSpec",
             };
             decision.finish(false, reason::PIPELINE_VALIDATION_FAILED, message.to_string());
-            return;
+            None
         }
-    };
-    decision.status.pipeline_spec = Some(spec.clone());
+    }
+}
 
-    // Our children, by pipeline task.
-    let found: BTreeMap<&str, &MyTaskRun> = observed
+/// This run's children (controlled by it), by pipeline task: their state
+/// for scheduling, and the runs themselves.
+struct OurChildren<'a> {
+    states: BTreeMap<String, ChildState>,
+    runs: BTreeMap<String, &'a MyTaskRun>,
+}
+
+fn our_children<'a>(decision: &Decision<'a>, spec: &PipelineSpec) -> OurChildren<'a> {
+    let run_name = decision.run_name();
+    let uid = decision.run().metadata.uid.clone().unwrap_or_default();
+    let found: BTreeMap<&str, &MyTaskRun> = decision
+        .observed
         .children
         .iter()
         .filter(|c| owned_by(c, &uid))
         .filter_map(|c| Some((c.metadata.name.as_deref()?, c)))
         .collect();
-    let mut children: BTreeMap<String, ChildState> = BTreeMap::new();
-    let mut child_runs: BTreeMap<String, &MyTaskRun> = BTreeMap::new();
+    let mut children = OurChildren {
+        states: BTreeMap::new(),
+        runs: BTreeMap::new(),
+    };
     for task in spec.tasks.iter().chain(&spec.finally) {
         if let Some(child) = found.get(child_name(&run_name, &task.name).as_str()) {
-            children.insert(task.name.clone(), child_state(child));
-            child_runs.insert(task.name.clone(), child);
+            children.states.insert(task.name.clone(), child_state(child));
+            children.runs.insert(task.name.clone(), child);
         }
     }
+    children
+}
 
-    let stop = if run.spec.status == Some(RunSpecStatus::Cancelled) {
+/// Why the run stops now, if it does: cancelled, or out of time.
+fn stop_reason(decision: &Decision<'_>) -> Option<Stop> {
+    if decision.run().spec.status == Some(RunSpecStatus::Cancelled) {
         Some(Stop::Cancelled)
     } else if decision
         .pipeline_timeout()
@@ -452,25 +482,27 @@ fn decide_into(decision: &mut Decision<'_>) {
         Some(Stop::TimedOut)
     } else {
         None
-    };
-    if let Some(stop) = stop {
-        let schedule = stop_all(spec, &children, stop);
-        record_children(decision, spec, &child_runs, &[]);
-        decision.apply(spec, schedule, pipeline_name);
-        return;
     }
+}
 
-    // The task of every pipeline task: inline, the child's snapshot, or the MyTask.
+/// The task of every pipeline task: inline, the child's snapshot, or the
+/// MyTask; Err lists the MyTasks that were not found.
+fn task_specs(
+    decision: &Decision<'_>,
+    spec: &PipelineSpec,
+    children: &OurChildren<'_>,
+) -> Result<BTreeMap<String, TaskSpec>, Vec<String>> {
     let mut task_specs: BTreeMap<String, TaskSpec> = BTreeMap::new();
     let mut missing = Vec::new();
     for task in spec.tasks.iter().chain(&spec.finally) {
-        let snapshot = child_runs
+        let snapshot = children
+            .runs
             .get(&task.name)
             .and_then(|c| c.status.as_ref())
             .and_then(|s| s.task_spec.as_ref());
         let resolved = match (&task.task_spec, &task.task_ref) {
             (Some(inline), _) => Some(inline),
-            (None, Some(name)) => snapshot.or_else(|| observed.tasks.get(name)),
+            (None, Some(name)) => snapshot.or_else(|| decision.observed.tasks.get(name)),
             (None, None) => None, // reported by validation
         };
         match (resolved, &task.task_ref) {
@@ -483,21 +515,77 @@ fn decide_into(decision: &mut Decision<'_>) {
             (None, _) => {}
         }
     }
-    if !missing.is_empty() {
-        let message = format!(
-            "{} not found in namespace {namespace:?} (taskRef must name a MyTask in the run's own namespace)",
-            missing.join(", ")
-        );
-        record_children(decision, spec, &child_runs, &[]);
-        decision.fail_early(reason::PIPELINE_RESOLUTION_FAILED, message, &children);
+    if missing.is_empty() {
+        Ok(task_specs)
+    } else {
+        Err(missing)
+    }
+}
+
+/// Fails the run before scheduling, keeping the record of its children.
+fn fail_before_scheduling(
+    decision: &mut Decision<'_>,
+    spec: &PipelineSpec,
+    children: &OurChildren<'_>,
+    why: &str,
+    message: String,
+) {
+    record_children(decision, spec, &children.runs, &[]);
+    decision.fail_early(why, message, &children.states);
+}
+
+fn decide_into(decision: &mut Decision<'_>) {
+    let Some((spec, field, pipeline_name)) = followed_spec(decision) else {
+        return;
+    };
+    decision.status.pipeline_spec = Some(spec.clone());
+    let children = our_children(decision, spec);
+    if let Some(stop) = stop_reason(decision) {
+        let schedule = stop_all(spec, &children.states, stop);
+        record_children(decision, spec, &children.runs, &[]);
+        decision.apply(spec, schedule, pipeline_name);
         return;
     }
+    if !decision.observed.problems.is_empty() {
+        let message = decision.observed.problems.join("; ");
+        fail_before_scheduling(decision, spec, &children, reason::PIPELINE_VALIDATION_FAILED, message);
+        return;
+    }
+    let task_specs = match task_specs(decision, spec, &children) {
+        Ok(task_specs) => task_specs,
+        Err(missing) => {
+            let message = format!(
+                "{} not found in namespace {:?} (taskRef must name a MyTask in the run's own namespace)",
+                missing.join(", "),
+                decision.namespace()
+            );
+            fail_before_scheduling(decision, spec, &children, reason::PIPELINE_RESOLUTION_FAILED, message);
+            return;
+        }
+    };
+    schedule_children(decision, (spec, &field, pipeline_name), &children, &task_specs);
+}
 
-    let context = context_variables(&run_name, &namespace, &uid, pipeline_name.unwrap_or(&run_name));
+/// Validates the pipeline with its tasks and starts what is ready.
+fn schedule_children(
+    decision: &mut Decision<'_>,
+    (spec, field, pipeline_name): (&PipelineSpec, &str, Option<&str>),
+    children: &OurChildren<'_>,
+    task_specs: &BTreeMap<String, TaskSpec>,
+) {
+    let run = decision.run();
+    let run_name = decision.run_name();
+    let uid = run.metadata.uid.clone().unwrap_or_default();
+    let context = context_variables(
+        &run_name,
+        &decision.namespace(),
+        &uid,
+        pipeline_name.unwrap_or(&run_name),
+    );
     let inputs = PipelineInputs {
         spec,
-        field: &field,
-        task_specs: &task_specs,
+        field,
+        task_specs,
         run_params: &run.spec.params,
         run_workspaces: &run.spec.workspaces,
         timeouts: run.spec.timeouts.as_ref(),
@@ -506,12 +594,16 @@ fn decide_into(decision: &mut Decision<'_>) {
     let valid = match validate_pipeline(&inputs) {
         Ok(valid) => valid,
         Err(errors) => {
-            record_children(decision, spec, &child_runs, &[]);
-            decision.fail_early(reason::PIPELINE_VALIDATION_FAILED, errors.to_string(), &children);
+            fail_before_scheduling(
+                decision,
+                spec,
+                children,
+                reason::PIPELINE_VALIDATION_FAILED,
+                errors.to_string(),
+            );
             return;
         }
     };
-
     let tasks_timed_out = decision
         .timeout_of(|t| &t.tasks)
         .flatten()
@@ -521,11 +613,11 @@ fn decide_into(decision: &mut Decision<'_>) {
         dag: &valid.dag,
         params: &valid.params,
         context: &context,
-        children: &children,
+        children: &children.states,
         tasks_timed_out,
     });
     let starting: Vec<String> = schedule.start.iter().map(|s| s.name.clone()).collect();
-    record_children(decision, spec, &child_runs, &starting);
+    record_children(decision, spec, &children.runs, &starting);
     decision.apply(spec, schedule, pipeline_name);
 }
 

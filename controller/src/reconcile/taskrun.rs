@@ -17,6 +17,7 @@ use crate::reason;
 
 pub use super::conditions::CONDITION_SUCCEEDED;
 use super::conditions::{is_final, set_succeeded, succeeded};
+use super::owner::{is_controlled_by, name_taken};
 
 /// The run's task, as the controller found it.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +64,8 @@ pub struct Notice {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     CreateClaim(Box<PersistentVolumeClaim>),
-    /// Create the pod; an existing pod of that name is adopted.
+    /// Create the pod; an existing pod of that name is adopted only if
+    /// this run controls it.
     CreatePod(Box<Pod>),
     /// Stop a pod's containers but keep the pod, so its logs stay readable.
     StopPod(String),
@@ -217,6 +219,45 @@ impl<'a> Decision<'a> {
         }
     }
 
+    /// When the current attempt's clock started: the run's start for the
+    /// first attempt, the end of the previous one for a retry. The clock
+    /// runs from there, pod or no pod, so an attempt whose pod the API
+    /// server keeps refusing still times out.
+    fn attempt_clock(&self) -> Option<Time> {
+        match self.status.retries_status.last() {
+            Some(previous) => previous.completion_time.clone(),
+            None => self.status.start_time.clone(),
+        }
+    }
+
+    /// True (after failing the attempt) if the attempt ran out of time
+    /// before its pod was made.
+    fn timed_out_without_pod(&mut self, task: (&TaskSpec, TaskSource<'_>)) -> bool {
+        let (Some(timeout), Some(started)) = (self.timeout(), self.attempt_clock()) else {
+            return false;
+        };
+        let elapsed_ms = self.observed.now.as_millisecond() - started.0.as_millisecond();
+        if elapsed_ms < timeout.as_millis() as i64 {
+            return false;
+        }
+        let last = succeeded_condition(Some(&self.status)).map(|c| c.message.clone());
+        let mut message = format!("the run did not finish within its timeout of {}s", timeout.as_secs());
+        if let Some(last) = last.filter(|m| !m.is_empty()) {
+            message.push_str(&format!(" (no pod was running yet; last: {last})"));
+        }
+        self.attempt_failed(task, reason::TIMEOUT, message, Some(started));
+        true
+    }
+
+    /// Fails the run because a pod under its expected name belongs to
+    /// someone else: it is neither read nor stopped.
+    fn refuse_foreign_pod(&mut self, pod_name: &str) {
+        let run_name = self.observed.run.metadata.name.clone().unwrap_or_default();
+        let message = name_taken("pod", pod_name, "MyTaskRun", &run_name);
+        self.notice(true, reason::POD_NAME_TAKEN, message.clone());
+        self.finish(Succeeded::False, reason::POD_NAME_TAKEN, message, None);
+    }
+
     /// Notices for steps that failed since the last look.
     fn step_notices(&mut self, reading: &PodReading) {
         for step in &reading.steps {
@@ -277,7 +318,8 @@ impl<'a> Decision<'a> {
             self.attempt_failed(task, reason::POD_DELETED, message, attempt_start);
             return;
         }
-        if let (Some(timeout), Some(started)) = (self.timeout(), attempt_start.as_ref()) {
+        let clock = self.attempt_clock().or(attempt_start.clone());
+        if let (Some(timeout), Some(started)) = (self.timeout(), clock.as_ref()) {
             let elapsed_ms = self.observed.now.as_millisecond() - started.0.as_millisecond();
             let timeout_ms = timeout.as_millis() as i64;
             if elapsed_ms >= timeout_ms {
@@ -337,7 +379,9 @@ pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> 
 
     if let Some(task) = task {
         let expected_pod = names::pod_name(&run_name, decision.attempt());
+        let uid = run.metadata.uid.clone().unwrap_or_default();
         match observed.pod {
+            Some(pod) if !is_controlled_by(&pod.metadata, &uid) => decision.refuse_foreign_pod(&expected_pod),
             Some(pod) => decision.follow_pod(task, pod, cancelled),
             None if cancelled => {
                 let message = "the run was cancelled".to_string();
@@ -348,6 +392,7 @@ pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> 
                 let message = format!("pod {expected_pod} was deleted before the run finished");
                 decision.attempt_failed(task, reason::POD_DELETED, message, None);
             }
+            None if decision.timed_out_without_pod(task) => {}
             None => decision.start_attempt(task),
         }
     }

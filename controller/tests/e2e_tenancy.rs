@@ -1,0 +1,226 @@
+//! End-to-end tests of sharing one controller between tenants, on the
+//! real cluster (hack/local-cluster): objects under a run's expected names
+//! that belong to someone else, refusals from the API server, names that
+//! used to collide, and a rolling restart of the controller mid-run.
+//!
+//! Ignored by default; `hack/e2e` runs them (`hack/e2e tenancy` for these only).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use cicd_controller::api::{MyPipelineRun, MyTaskRun};
+use cicd_controller::reconcile::pipelinerun::child_name;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::ListParams;
+use support::{BASH, CONTROLLER_NAMESPACE, Run, TestNamespace, kubectl};
+
+fn run_with_script(name: &str, timeout: &str, script: &str) -> String {
+    format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: {name}}}
+spec:
+  timeout: {timeout}
+  taskSpec:
+    steps:
+      - name: main
+        image: {BASH}
+        script: {script}
+"#
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn tenancy_a_foreign_pod_under_the_runs_pod_name_is_not_stopped() {
+    let ns = TestNamespace::new("e2e-ten-foreign").await;
+    // Somebody else's pod, under the name run `x` would give its pod.
+    ns.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: x-pod}}
+spec:
+  restartPolicy: Never
+  containers:
+    - name: main
+      image: {BASH}
+      command: [sleep, "300"]
+"#
+    ));
+    ns.apply(&run_with_script("x", "1s", "sleep 30"));
+    let started = Instant::now();
+    let run = ns.wait_done::<MyTaskRun>("x", Duration::from_secs(60)).await;
+    let message = ns.expect_condition(&run, "False", "PodNameTaken");
+    assert_eq!(message, "pod \"x-pod\" exists and is not owned by MyTaskRun \"x\"");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Well past the run's 1s timeout: the foreign pod was not stopped.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pod = ns
+        .api::<Pod>()
+        .get("x-pod")
+        .await
+        .expect("the foreign pod still exists");
+    assert_eq!(
+        pod.spec.as_ref().and_then(|s| s.active_deadline_seconds),
+        None,
+        "the foreign pod was stopped{}",
+        ns.diagnostics()
+    );
+    assert!(pod.metadata.deletion_timestamp.is_none());
+    assert!(
+        run.status.as_ref().is_some_and(|s| s.steps.is_empty()),
+        "nothing was read from the foreign pod: {:?}",
+        run.status
+    );
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn tenancy_a_pod_the_api_server_refuses_ends_the_run_with_its_message() {
+    let ns = TestNamespace::new("e2e-ten-refused").await;
+    // A LimitRange is admission: the API server refuses the pod for good.
+    ns.apply(
+        r#"
+apiVersion: v1
+kind: LimitRange
+metadata: {name: small}
+spec:
+  limits:
+    - type: Container
+      max: {cpu: 200m}
+"#,
+    );
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: greedy}}
+spec:
+  taskSpec:
+    steps:
+      - name: main
+        image: {BASH}
+        script: echo never
+        resources:
+          limits: {{cpu: "2"}}
+"#
+    ));
+    let started = Instant::now();
+    let run = ns.wait_done::<MyTaskRun>("greedy", Duration::from_secs(60)).await;
+    let message = ns.expect_condition(&run, "False", "PodCreationFailed");
+    assert!(
+        message.starts_with("pod \"greedy-pod\" was refused by the API server: HTTP 403:")
+            && message.contains("maximum cpu usage per Container is 200m"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a refusal ends the run at once, took {:?}",
+        started.elapsed()
+    );
+    let pods = ns.api::<Pod>().list(&ListParams::default()).await.expect("list pods");
+    assert!(pods.items.is_empty(), "no pod exists");
+    ns.passed();
+}
+
+fn pipeline_run(name: &str, task: &str) -> String {
+    format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipelineRun
+metadata: {{name: {name}}}
+spec:
+  pipelineSpec:
+    tasks:
+      - name: {task}
+        taskSpec:
+          results:
+            - name: WHO
+          steps:
+            - name: main
+              image: {BASH}
+              script: echo -n "{name}/{task}" > $(results.WHO.path)
+    results:
+      - name: WHO
+        value: $(tasks.{task}.results.WHO)
+"#
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn tenancy_pipeline_names_that_used_to_collide_both_succeed() {
+    let ns = TestNamespace::new("e2e-ten-names").await;
+    // Run `a` + task `b-c` and run `a-b` + task `c` both used to make `a-b-c`.
+    ns.apply(&pipeline_run("a", "b-c"));
+    ns.apply(&pipeline_run("a-b", "c"));
+    for (name, task) in [("a", "b-c"), ("a-b", "c")] {
+        let run = ns.wait_done::<MyPipelineRun>(name, Duration::from_secs(180)).await;
+        ns.expect_condition(&run, "True", "Succeeded");
+        assert_eq!(
+            run.string_result("WHO").as_deref(),
+            Some(format!("{name}/{task}").as_str())
+        );
+        let child = ns.get::<MyTaskRun>(&child_name(name, task)).await;
+        let owner = child.owner_references().first().map(|o| o.name.clone());
+        assert_eq!(
+            owner.as_deref(),
+            Some(name),
+            "child {} has its own owner",
+            child.name_any()
+        );
+    }
+    assert_ne!(child_name("a", "b-c"), child_name("a-b", "c"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn tenancy_a_rolling_restart_mid_run_completes_and_the_run_has_one_pod() {
+    let ns = TestNamespace::new("e2e-ten-rollout").await;
+    ns.apply(&run_with_script("slow", "5m", "sleep 25; echo done"));
+    ns.wait_until::<MyTaskRun>("slow", Duration::from_secs(90), "Running", |run| {
+        run.condition().is_some_and(|(_, reason, _)| reason == "Running")
+    })
+    .await;
+    let started = Instant::now();
+    kubectl(
+        &[
+            "rollout",
+            "restart",
+            "deployment/cicd-controller",
+            "-n",
+            CONTROLLER_NAMESPACE,
+        ],
+        None,
+    );
+    // With deploy/ as shipped (RollingUpdate) this waits for the new pod to
+    // be Ready while the old one still leads: readiness must not need the lease.
+    let status = kubectl(
+        &[
+            "rollout",
+            "status",
+            "deployment/cicd-controller",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "--timeout=120s",
+        ],
+        None,
+    );
+    eprintln!("rollout finished in {:?}: {status}", started.elapsed());
+    let run = ns.wait_done::<MyTaskRun>("slow", Duration::from_secs(180)).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    let pods = ns.api::<Pod>().list(&ListParams::default()).await.expect("list pods");
+    let names: Vec<String> = pods.items.iter().map(|p| p.name_any()).collect();
+    assert_eq!(names, vec!["slow-pod".to_string()], "exactly one pod");
+    ns.passed();
+}
