@@ -5,6 +5,7 @@ pub mod api;
 pub mod commands;
 pub mod config;
 pub mod controller;
+pub mod convert;
 pub mod engine;
 pub mod error;
 pub mod http;

@@ -32,6 +32,17 @@ enum Command {
         #[arg(long, env = "CICD_ENTRYPOINT_IMAGE", default_value = cicd_controller::config::DEFAULT_ENTRYPOINT_IMAGE)]
         entrypoint_image: String,
     },
+    /// Print Tekton (tekton.dev/v1, v1beta1) YAML as this project's kinds.
+    /// Fields without an exact equivalent are listed on stderr; then
+    /// nothing is printed and the exit code is 1, unless --allow-lossy.
+    Convert {
+        /// A YAML file of Tekton documents, `-` for stdin (repeatable).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Print the conversion even when some fields cannot be carried over.
+        #[arg(long)]
+        allow_lossy: bool,
+    },
     /// Run the controller against the cluster in the current kubeconfig.
     Run(ControllerConfig),
 }
@@ -73,10 +84,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Convert { files, allow_lossy } => convert(&files, allow_lossy),
         Command::Run(config) => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(cicd_controller::controller::run(config))?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn read_input(file: &std::path::Path) -> anyhow::Result<(String, String)> {
+    if file.as_os_str() == "-" {
+        let text = std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?;
+        return Ok(("stdin".to_string(), text));
+    }
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok((file.display().to_string(), text))
+}
+
+fn convert(files: &[PathBuf], allow_lossy: bool) -> anyhow::Result<ExitCode> {
+    let inputs = files
+        .iter()
+        .map(|f| read_input(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    match cicd_controller::convert::convert_yaml(&inputs, allow_lossy) {
+        Ok(output) => {
+            for loss in &output.losses {
+                eprintln!("warning: {loss}");
+            }
+            print!("{}", output.yaml);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

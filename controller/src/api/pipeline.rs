@@ -24,7 +24,12 @@ use super::taskrun::PodTemplate;
 pub struct PipelineSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// A param with `properties` but no `type` is an object (as in Tekton).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "super::task::params_typed_by_properties"
+    )]
     pub params: Vec<ParamSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workspaces: Vec<PipelineWorkspaceDeclaration>,

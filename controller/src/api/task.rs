@@ -23,13 +23,20 @@ use super::common::{ParamSpec, ResultSpec, WorkspaceDeclaration, any_object, any
 pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// A param with `properties` but no `type` is an object (as in Tekton).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "params_typed_by_properties"
+    )]
     pub params: Vec<ParamSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<ResultSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workspaces: Vec<WorkspaceDeclaration>,
-    #[serde(default)]
+    /// Run in order. A step without a name is named `unnamed-<index>`
+    /// when decoded, as Tekton does.
+    #[serde(default, deserialize_with = "named_steps")]
     pub steps: Vec<Step>,
     /// Defaults every step inherits unless it sets the field itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,10 +73,50 @@ impl OnError {
     }
 }
 
+/// Decodes param declarations; one with `properties` and no `type` is an
+/// object param, as Tekton infers.
+pub(crate) fn params_typed_by_properties<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<ParamSpec>, D::Error> {
+    use serde::de::Error as _;
+    let raw = Vec::<serde_json::Value>::deserialize(deserializer)?;
+    raw.into_iter()
+        .enumerate()
+        .map(|(index, mut param)| {
+            if let Some(fields) = param.as_object_mut()
+                && fields.contains_key("properties")
+                && !fields.contains_key("type")
+            {
+                fields.insert("type".into(), serde_json::Value::String("object".into()));
+            }
+            serde_json::from_value(param).map_err(|error| D::Error::custom(format!("params[{index}]: {error}")))
+        })
+        .collect()
+}
+
+/// The name Tekton gives the step at `index` when it has none.
+pub fn unnamed_step_name(index: usize) -> String {
+    format!("unnamed-{index}")
+}
+
+/// Decodes the steps and names the unnamed ones, so every later stage
+/// (validation, the pod, the status) sees one name per step.
+fn named_steps<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Step>, D::Error> {
+    let mut steps = Vec::<Step>::deserialize(deserializer)?;
+    for (index, step) in steps.iter_mut().enumerate() {
+        if step.name.is_empty() {
+            step.name = unnamed_step_name(index);
+        }
+    }
+    Ok(steps)
+}
+
 /// One step: a container image and either a script or a command.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
+    /// Optional: `unnamed-<index>` when left out.
+    #[serde(default)]
     pub name: String,
     /// Falls back to the stepTemplate's image.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvFromSource, EnvVar, ResourceRequirements, SecurityContext, VolumeMount,
+    Container, EnvFromSource, EnvVar, ResourceRequirements, SecurityContext, Volume, VolumeMount,
 };
 
 use crate::api::{OnError, ParamValue, TaskRunSpec, TaskSpec, WorkspaceBinding};
@@ -14,6 +14,7 @@ use crate::layout;
 
 use super::duration::parse_duration;
 use super::errors::ValidationErrors;
+use super::propagate::with_propagated;
 use super::substitute::{Resolver, Value, substitute_list, substitute_opt, substitute_str};
 use super::validate::{list_or_none, resolve_params, validate_run_spec, validate_task};
 
@@ -64,6 +65,8 @@ pub struct ResolvedTaskRun {
     pub params: BTreeMap<String, ParamValue>,
     pub steps: Vec<ResolvedStep>,
     pub sidecars: Vec<Container>,
+    /// The task's own pod volumes, with `$(params...)` substituted.
+    pub volumes: Vec<Volume>,
     pub workspaces: Vec<ResolvedWorkspace>,
     /// Accepted oddities worth telling the user about.
     pub warnings: Vec<String>,
@@ -175,10 +178,11 @@ impl Resolver for TaskVariables<'_> {
             "params" => self.param(rest),
             "results" => self.result(rest),
             "workspaces" => self.workspace(rest),
-            "context" => self.context.get(rest).cloned().map(Value::Str).ok_or_else(|| {
-                let known: Vec<&str> = self.context.keys().copied().collect();
-                format!("unknown context variable (known: {})", known.join(", "))
-            }),
+            // An unknown context variable stays as written for the shell
+            // to see, as in Tekton (where it may be the user's own text).
+            "context" => Ok(Value::Str(
+                self.context.get(rest).cloned().unwrap_or_else(|| format!("$({expr})")),
+            )),
             "tasks" => Err("$(tasks.*) refers to pipeline tasks and is only valid in a MyPipeline".into()),
             _ => Err("unknown reference".into()),
         }
@@ -266,6 +270,41 @@ fn substitute_env(env: &mut [EnvVar], vars: &dyn Resolver, field: &str, errors: 
     }
 }
 
+/// Substitutes every string inside a JSON value; `field` grows with the path.
+fn substitute_json(value: &mut serde_json::Value, vars: &dyn Resolver, field: &str, errors: &mut ValidationErrors) {
+    match value {
+        serde_json::Value::String(text) => *text = substitute_str(text, vars, field, errors),
+        serde_json::Value::Array(items) => {
+            for (index, item) in items.iter_mut().enumerate() {
+                substitute_json(item, vars, &format!("{field}[{index}]"), errors);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                substitute_json(item, vars, &format!("{field}.{key}"), errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A task volume with `$(params...)` replaced in any of its strings (a
+/// ConfigMap's name, a hostPath, ...). Volumes are plain data, so the
+/// substitution goes through their JSON form.
+fn substitute_volume(volume: &Volume, vars: &dyn Resolver, field: &str, errors: &mut ValidationErrors) -> Volume {
+    let Ok(mut json) = serde_json::to_value(volume) else {
+        return volume.clone();
+    };
+    substitute_json(&mut json, vars, field, errors);
+    match serde_json::from_value(json) {
+        Ok(substituted) => substituted,
+        Err(error) => {
+            errors.push(field, format!("after substitution the volume is invalid: {error}"));
+            volume.clone()
+        }
+    }
+}
+
 /// Validates the run against its task and resolves everything.
 /// `task_field` names where the task came from in errors, e.g.
 /// `spec.taskSpec` or `MyTask t1: spec`.
@@ -281,7 +320,12 @@ pub fn resolve_task_run(
     validate_run_spec(run, &mut errors);
     validate_task(task, task_field, &mut errors);
 
-    let params = resolve_params(&task.params, &run.params, "spec.params", &mut errors);
+    // An inline taskSpec receives every param of the run (propagation).
+    let declared = match run.task_spec {
+        Some(_) => with_propagated(&task.params, &run.params),
+        None => task.params.clone(),
+    };
+    let params = resolve_params(&declared, &run.params, "spec.params", &mut errors);
     let workspaces = resolve_workspaces(task, &identity.task_name, &run.workspaces, &mut errors, &mut warnings);
     let vars = TaskVariables {
         params: &params,
@@ -351,6 +395,13 @@ pub fn resolve_task_run(
         }
     }
 
+    let volumes = task
+        .volumes
+        .iter()
+        .enumerate()
+        .map(|(index, volume)| substitute_volume(volume, &vars, &format!("{task_field}.volumes[{index}]"), &mut errors))
+        .collect();
+
     let timeout = match run.timeout.as_deref().map(parse_duration) {
         None => Some(default_timeout),
         Some(Ok(Duration::ZERO)) => None,
@@ -364,6 +415,7 @@ pub fn resolve_task_run(
         params,
         steps,
         sidecars,
+        volumes,
         workspaces,
         warnings,
         timeout,

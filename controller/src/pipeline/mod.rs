@@ -3,6 +3,7 @@
 //! and the scheduler that says which task runs next. No I/O.
 
 pub mod dag;
+pub mod propagate;
 pub mod refs;
 pub mod schedule;
 pub mod validate;

@@ -7,8 +7,9 @@ use crate::api::{Param, ParamType, ParamValue, PipelineSpec, PipelineTask, RunRe
 use crate::engine::errors::ValidationErrors;
 
 use super::dag::{Dag, Edge};
+use super::propagate::propagated_params;
 use super::skip;
-use super::variables::{FinallyStatus, KnownResults, PipelineVariables, substitute_value, when_holds};
+use super::variables::{FinallyStatus, KnownResults, PipelineVariables, substitute_value, task_context, when_holds};
 
 /// What became of a pipeline task's child run, as far as scheduling cares.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,7 +151,12 @@ fn start(
     field: &str,
     errors: &mut ValidationErrors,
 ) -> TaskToStart {
-    let params = task
+    let context = task_context(vars.context, task);
+    let vars = &PipelineVariables {
+        context: &context,
+        ..*vars
+    };
+    let mut params: Vec<Param> = task
         .params
         .iter()
         .enumerate()
@@ -159,6 +165,7 @@ fn start(
             value: substitute_value(&param.value, vars, &format!("{field}.params[{index}].value"), errors),
         })
         .collect();
+    params.extend(propagated_params(task, vars.params));
     TaskToStart {
         name: task.name.clone(),
         finally,

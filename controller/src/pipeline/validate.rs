@@ -12,7 +12,9 @@ use crate::engine::errors::ValidationErrors;
 use crate::engine::validate::{is_dns_label, list_or_none, resolve_params, validate_binding, validate_task};
 
 use super::dag::{Dag, build_dag};
-use super::variables::{FinallyStatus, KnownResults, PipelineVariables, substitute_value, when_holds};
+use super::propagate::{propagated_params, referenced_params};
+use super::variables::{FinallyStatus, KnownResults, PipelineVariables, substitute_value, task_context, when_holds};
+use crate::engine::propagate::with_propagated;
 
 /// Longest pipeline task name: it becomes a label value.
 pub const MAX_TASK_NAME_LEN: usize = 63;
@@ -28,6 +30,14 @@ pub struct PipelineInputs<'a> {
     pub run_workspaces: &'a [WorkspaceBinding],
     pub timeouts: Option<&'a PipelineTimeouts>,
     pub context: &'a BTreeMap<&'static str, String>,
+}
+
+impl PipelineInputs<'_> {
+    /// True when the pipeline is the run's own `spec.pipelineSpec` (not a
+    /// MyPipeline it names): only then do undeclared run params reach it.
+    pub fn is_embedded(&self) -> bool {
+        self.field.starts_with("spec.pipelineSpec")
+    }
 }
 
 /// A pipeline that passed validation.
@@ -102,7 +112,12 @@ fn check_task_params(
     vars: &PipelineVariables<'_>,
     errors: &mut ValidationErrors,
 ) {
-    let substituted: Vec<Param> = task
+    let context = task_context(vars.context, task);
+    let vars = &PipelineVariables {
+        context: &context,
+        ..*vars
+    };
+    let mut substituted: Vec<Param> = task
         .params
         .iter()
         .enumerate()
@@ -111,13 +126,25 @@ fn check_task_params(
             value: substitute_value(&param.value, vars, &format!("{at}.params[{index}].value"), errors),
         })
         .collect();
+    substituted.extend(propagated_params(task, vars.params));
+    // An inline taskSpec receives what it is given without declaring it.
+    let declared = match task.task_spec {
+        Some(_) => with_propagated(&task_spec.params, &substituted),
+        None => task_spec.params.clone(),
+    };
+    // What an inline taskSpec reads must reach it: declared, passed or propagated.
+    if let Some(inline) = &task.task_spec {
+        for name in referenced_params(inline) {
+            if !declared.iter().any(|p| p.name == name) {
+                errors.push(
+                    format!("{at}.taskSpec"),
+                    format!("$(params.{name}): neither the taskSpec nor the pipeline declares a param {name:?}"),
+                );
+            }
+        }
+    }
     let mut param_errors = ValidationErrors::default();
-    resolve_params(
-        &task_spec.params,
-        &substituted,
-        &format!("{at}.params"),
-        &mut param_errors,
-    );
+    resolve_params(&declared, &substituted, &format!("{at}.params"), &mut param_errors);
     for error in param_errors.0 {
         let task_name = task
             .task_ref
@@ -214,7 +241,14 @@ pub fn validate_pipeline(inputs: &PipelineInputs<'_>) -> Result<ValidPipeline, V
         check_task(task, &format!("{field}.finally[{index}]"), &mut seen, &mut errors);
     }
 
-    let params = resolve_params(&spec.params, inputs.run_params, "spec.params", &mut errors);
+    // A run's params the pipeline does not declare reach an embedded
+    // pipelineSpec (propagation); a pipeline referenced by name ignores
+    // them, as Tekton does.
+    let declared = with_propagated(&spec.params, inputs.run_params);
+    let mut params = resolve_params(&declared, inputs.run_params, "spec.params", &mut errors);
+    if !inputs.is_embedded() {
+        params.retain(|name, _| spec.params.iter().any(|p| &p.name == name));
+    }
     for (index, param) in spec.params.iter().enumerate() {
         if let Some(default) = &param.default
             && default.param_type() != param.param_type

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::{ParamType, ParamValue, WhenExpression, WhenOperator};
+use crate::api::{ParamType, ParamValue, PipelineTask, WhenExpression, WhenOperator};
 use crate::engine::errors::ValidationErrors;
 use crate::engine::refs::scan;
 use crate::engine::substitute::{Resolver, Value, substitute_list, substitute_str};
@@ -219,6 +219,14 @@ pub fn when_holds(
         };
     }
     holds
+}
+
+/// The run's context plus what is particular to one pipeline task
+/// (`$(context.pipelineTask.retries)`).
+pub fn task_context(context: &BTreeMap<&'static str, String>, task: &PipelineTask) -> BTreeMap<&'static str, String> {
+    let mut context = context.clone();
+    context.insert("pipelineTask.retries", task.retries.unwrap_or(0).to_string());
+    context
 }
 
 /// `$(context...)` variables of a pipeline run.

@@ -301,7 +301,7 @@ pub fn render_pod(
             volumes.push(workspace_volume(&identity.name, index, workspace, binding));
         }
     }
-    volumes.extend(resolved.task.volumes.iter().cloned());
+    volumes.extend(resolved.volumes.iter().cloned());
 
     let template = run.pod_template.clone().unwrap_or_default();
     let host_network = template.host_network.unwrap_or(false);

@@ -187,6 +187,21 @@ fn unschedulable_message(pod: &Pod) -> Option<String> {
     })
 }
 
+/// The phase the pod will end in, once every step container has ended:
+/// Succeeded when all exited 0. A sidecar still stopping (one that ignores
+/// SIGTERM holds the pod Running for its whole grace period) does not
+/// delay the outcome; the kubelet is already stopping it.
+fn phase_from_steps(task: &TaskSpec, containers: &Option<Vec<ContainerStatus>>) -> Option<&'static str> {
+    let containers = containers.as_deref()?;
+    let mut all_zero = true;
+    for step in &task.steps {
+        let container = containers.iter().find(|c| c.name == step_container_name(&step.name))?;
+        let ended = container.state.as_ref()?.terminated.as_ref()?;
+        all_zero &= ended.exit_code == 0;
+    }
+    Some(if all_zero { "Succeeded" } else { "Failed" })
+}
+
 /// Reads the pod of a run. `cancelled` says the user asked to stop the run,
 /// so a pod stopped for that is reported as cancelled, not failed.
 pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
@@ -219,7 +234,10 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
         results,
         finished_at: None,
     };
-    let phase = status.phase.as_deref().unwrap_or("Pending");
+    let phase = match status.phase.as_deref().unwrap_or("Pending") {
+        "Running" => phase_from_steps(task, &status.container_statuses).unwrap_or("Running"),
+        phase => phase,
+    };
     let pod_reason = status.reason.as_deref().unwrap_or_default();
     let pod_message = status.message.clone().unwrap_or_default();
 

@@ -1,0 +1,617 @@
+//! The mapping of each Tekton kind (tekton.dev/v1 and v1beta1) onto ours,
+//! field by field. What has no exact equivalent is reported as a [`Loss`].
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value};
+
+use super::fields::{Fields, Losses, convert_list, copy_only, items, kind_of};
+
+const REMOTE: &str = "remote resolution is not supported yet; the reference is dropped";
+
+/// Converts Tekton specs; knows the StepActions of the input so that steps
+/// referring to them can be written out inline.
+pub struct Converter<'a> {
+    /// StepAction specs by name.
+    pub step_actions: &'a BTreeMap<String, Value>,
+    /// The StepActions some step referred to, so unused ones are reported.
+    pub used: &'a RefCell<BTreeSet<String>>,
+}
+
+/// Fields of a step (and of a StepAction) copied as they are.
+const STEP_FIELDS: &[&str] = &[
+    "name",
+    "image",
+    "script",
+    "command",
+    "args",
+    "env",
+    "envFrom",
+    "workingDir",
+    "securityContext",
+    "volumeMounts",
+    "imagePullPolicy",
+    "timeout",
+    "onError",
+];
+
+/// Fields of a stepTemplate copied as they are.
+const STEP_TEMPLATE_FIELDS: &[&str] = &[
+    "image",
+    "env",
+    "envFrom",
+    "workingDir",
+    "securityContext",
+    "volumeMounts",
+    "imagePullPolicy",
+];
+
+/// Pod template fields both sides have.
+const POD_TEMPLATE_FIELDS: &[&str] = &[
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "securityContext",
+    "imagePullSecrets",
+    "hostNetwork",
+    "priorityClassName",
+    "runtimeClassName",
+];
+
+fn param_spec(value: Value, at: &str, losses: &mut Losses) -> Value {
+    let mut fields = Fields::of(value, at, losses);
+    let mut out = Map::new();
+    for key in ["name", "type", "description", "default", "properties"] {
+        fields.copy(key, &mut out);
+    }
+    // Tekton infers the type of a param with properties: it is an object.
+    if out.contains_key("properties") && !out.contains_key("type") {
+        out.insert("type".into(), Value::String("object".into()));
+    }
+    fields.unsupported("enum", "allowed values (enum) are not checked here; dropped", losses);
+    fields.finish(losses);
+    Value::Object(out)
+}
+
+fn result_spec(value: Value, at: &str, losses: &mut Losses) -> Value {
+    let mut fields = Fields::of(value, at, losses);
+    let mut out = Map::new();
+    for key in ["name", "type", "description"] {
+        fields.copy(key, &mut out);
+    }
+    fields.unsupported(
+        "properties",
+        "object result properties are not declared here (any keys are accepted); dropped",
+        losses,
+    );
+    fields.unsupported(
+        "value",
+        "results taken from step results are not supported yet; dropped",
+        losses,
+    );
+    fields.finish(losses);
+    Value::Object(out)
+}
+
+fn param(value: Value, at: &str, losses: &mut Losses) -> Value {
+    copy_only(value, at, &["name", "value"], losses)
+}
+
+/// Renames Tekton v1's `computeResources` (v1beta1: `resources`) to ours.
+fn take_resources(fields: &mut Fields, out: &mut Map<String, Value>) {
+    fields.copy_as("computeResources", "resources", out);
+    fields.copy("resources", out);
+}
+
+fn step_template(value: Value, at: &str, losses: &mut Losses) -> Value {
+    let mut fields = Fields::of(value, at, losses);
+    let mut out = Map::new();
+    for key in STEP_TEMPLATE_FIELDS {
+        fields.copy(key, &mut out);
+    }
+    take_resources(&mut fields, &mut out);
+    fields.finish(losses);
+    Value::Object(out)
+}
+
+fn sidecar(value: Value, at: &str, losses: &mut Losses) -> Value {
+    let mut fields = Fields::of(value, at, losses);
+    fields.unsupported(
+        "script",
+        "sidecar script is not supported yet; use command and args",
+        losses,
+    );
+    fields.unsupported(
+        "workspaces",
+        "isolated sidecar workspaces are not supported yet; dropped",
+        losses,
+    );
+    let mut out = Map::new();
+    fields.copy_as("computeResources", "resources", &mut out);
+    // The rest is a Kubernetes container, which a sidecar here is too.
+    out.extend(fields.into_rest());
+    Value::Object(out)
+}
+
+/// Replaces `$(params.NAME)` of a StepAction with the values the step gives.
+fn fill_step_action_params(text: &str, values: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_string();
+    for (name, value) in values {
+        out = out.replace(&format!("$(params.{name})"), value);
+    }
+    out
+}
+
+fn fill_value(value: &mut Value, values: &BTreeMap<String, String>) {
+    match value {
+        Value::String(text) => *text = fill_step_action_params(text, values),
+        Value::Array(items) => items.iter_mut().for_each(|item| fill_value(item, values)),
+        Value::Object(map) => map.values_mut().for_each(|item| fill_value(item, values)),
+        _ => {}
+    }
+}
+
+impl Converter<'_> {
+    /// Writes a step that refers to a StepAction of the input as a plain
+    /// step: the action's fields, with its string params filled in.
+    fn inline_step_action(&self, fields: &mut Fields, out: &mut Map<String, Value>, losses: &mut Losses) {
+        let Some(reference) = fields.take("ref") else { return };
+        let ref_at = fields.field("ref");
+        let mut reference = Fields::of(reference, &ref_at, losses);
+        let name = reference.take_str("name", losses);
+        reference.unsupported("resolver", REMOTE, losses);
+        reference.unsupported("params", REMOTE, losses);
+        reference.finish(losses);
+        let Some(name) = name else {
+            losses.push(
+                &ref_at,
+                "a StepAction reference without a name cannot be written inline",
+            );
+            return;
+        };
+        let Some(action) = self.step_actions.get(&name) else {
+            losses.push(
+                &ref_at,
+                format!("StepAction {name:?} is not in the input, so the step cannot be written inline; dropped"),
+            );
+            return;
+        };
+        self.used.borrow_mut().insert(name.clone());
+        let action_at = format!("StepAction {name:?}: spec");
+        let mut action = Fields::of(action.clone(), &action_at, losses);
+        let mut values = BTreeMap::new();
+        for (at, declared) in items(action.take("params"), &format!("{action_at}.params"), losses) {
+            let mut declared = Fields::of(declared, &at, losses);
+            let name = declared.take_str("name", losses);
+            match (name, declared.take("default")) {
+                (Some(param), Some(Value::String(default))) => {
+                    values.insert(param, default);
+                }
+                (_, Some(other)) => losses.push(
+                    format!("{at}.default"),
+                    format!(
+                        "only string params of a StepAction can be written inline, not {}",
+                        kind_of(&other)
+                    ),
+                ),
+                _ => {}
+            }
+            declared.take("type");
+            declared.take("description");
+            declared.finish(losses);
+        }
+        let params_at = fields.field("params");
+        for (at, given) in items(fields.take("params"), &params_at, losses) {
+            let mut given = Fields::of(given, &at, losses);
+            let name = given.take_str("name", losses);
+            match (name, given.take("value")) {
+                (Some(param), Some(Value::String(value))) => {
+                    values.insert(param, value);
+                }
+                (_, Some(other)) => losses.push(
+                    format!("{at}.value"),
+                    format!(
+                        "only string params of a StepAction can be written inline, not {}",
+                        kind_of(&other)
+                    ),
+                ),
+                _ => {}
+            }
+            given.finish(losses);
+        }
+        for key in [
+            "image",
+            "script",
+            "command",
+            "args",
+            "env",
+            "workingDir",
+            "securityContext",
+            "volumeMounts",
+        ] {
+            if let Some(mut value) = action.take(key) {
+                fill_value(&mut value, &values);
+                out.insert(key.to_string(), value);
+            }
+        }
+        action.unsupported("results", "step results are not supported yet; dropped", losses);
+        action.finish(losses);
+    }
+
+    fn step(&self, value: Value, at: &str, losses: &mut Losses) -> Value {
+        let mut fields = Fields::of(value, at, losses);
+        let mut out = Map::new();
+        self.inline_step_action(&mut fields, &mut out, losses);
+        for key in STEP_FIELDS {
+            fields.copy(key, &mut out);
+        }
+        take_resources(&mut fields, &mut out);
+        fields.unsupported("results", "step results are not supported yet; dropped", losses);
+        fields.unsupported(
+            "workspaces",
+            "isolated step workspaces are not supported yet; dropped",
+            losses,
+        );
+        fields.unsupported("displayName", "display names are not supported; dropped", losses);
+        fields.unsupported(
+            "stdoutConfig",
+            "writing a step's output to a file is not supported; dropped",
+            losses,
+        );
+        fields.unsupported(
+            "stderrConfig",
+            "writing a step's output to a file is not supported; dropped",
+            losses,
+        );
+        fields.unsupported("when", "step-level when expressions are not supported; dropped", losses);
+        fields.finish(losses);
+        Value::Object(out)
+    }
+
+    /// A Task spec (also an embedded taskSpec).
+    pub fn task_spec(&self, value: Value, at: &str, losses: &mut Losses) -> Value {
+        let mut fields = Fields::of(value, at, losses);
+        let mut out = Map::new();
+        fields.copy("description", &mut out);
+        convert_list(&mut fields, "params", &mut out, losses, param_spec);
+        convert_list(&mut fields, "results", &mut out, losses, result_spec);
+        convert_list(&mut fields, "workspaces", &mut out, losses, |v, at, l| {
+            copy_only(v, at, &["name", "description", "mountPath", "readOnly", "optional"], l)
+        });
+        convert_list(&mut fields, "steps", &mut out, losses, |v, at, l| self.step(v, at, l));
+        if let Some(template) = fields.take("stepTemplate") {
+            out.insert(
+                "stepTemplate".into(),
+                step_template(template, &fields.field("stepTemplate"), losses),
+            );
+        }
+        convert_list(&mut fields, "sidecars", &mut out, losses, sidecar);
+        fields.copy("volumes", &mut out);
+        fields.unsupported("displayName", "display names are not supported; dropped", losses);
+        fields.unsupported(
+            "resources",
+            "PipelineResources (v1beta1) have no equivalent; dropped",
+            losses,
+        );
+        // An embedded taskSpec may carry metadata for the pod; only empty metadata maps exactly.
+        if let Some(metadata) = fields.take("metadata")
+            && metadata.as_object().is_some_and(|m| !m.is_empty())
+        {
+            losses.push(
+                fields.field("metadata"),
+                "labels and annotations of an embedded taskSpec are not applied here; dropped",
+            );
+        }
+        fields.finish(losses);
+        Value::Object(out)
+    }
+
+    fn workspace_binding(value: Value, at: &str, losses: &mut Losses) -> Value {
+        let mut fields = Fields::of(value, at, losses);
+        let mut out = Map::new();
+        for key in [
+            "name",
+            "subPath",
+            "emptyDir",
+            "persistentVolumeClaim",
+            "volumeClaimTemplate",
+            "configMap",
+            "secret",
+        ] {
+            fields.copy(key, &mut out);
+        }
+        fields.unsupported(
+            "projected",
+            "projected workspace bindings are not supported yet; dropped",
+            losses,
+        );
+        fields.unsupported("csi", "CSI workspace bindings are not supported; dropped", losses);
+        fields.finish(losses);
+        Value::Object(out)
+    }
+
+    fn pod_template(value: Value, at: &str, losses: &mut Losses) -> Value {
+        copy_only(value, at, POD_TEMPLATE_FIELDS, losses)
+    }
+
+    /// `taskRef: {name: x}` becomes `taskRef: x`; `key` is taskRef or pipelineRef.
+    fn reference(fields: &mut Fields, key: &str, out: &mut Map<String, Value>, losses: &mut Losses) {
+        let Some(reference) = fields.take(key) else { return };
+        let at = fields.field(key);
+        if let Value::String(name) = reference {
+            out.insert(key.to_string(), Value::String(name));
+            return;
+        }
+        let mut reference = Fields::of(reference, &at, losses);
+        if let Some(name) = reference.take_str("name", losses) {
+            out.insert(key.to_string(), Value::String(name));
+        }
+        match reference.take_str("kind", losses).as_deref() {
+            None | Some("Task" | "Pipeline") => {}
+            Some("ClusterTask") => losses.push(
+                format!("{at}.kind"),
+                "ClusterTasks do not exist here; the name now refers to a MyTask in the run's namespace",
+            ),
+            Some(other) => losses.push(
+                format!("{at}.kind"),
+                format!("custom task kind {other:?} is not supported"),
+            ),
+        }
+        reference.unsupported("apiVersion", "custom tasks are not supported", losses);
+        reference.unsupported("resolver", REMOTE, losses);
+        reference.unsupported("params", REMOTE, losses);
+        reference.unsupported("bundle", REMOTE, losses);
+        reference.finish(losses);
+    }
+
+    pub fn task_run_spec(&self, value: Value, at: &str, losses: &mut Losses) -> Value {
+        let mut fields = Fields::of(value, at, losses);
+        let mut out = Map::new();
+        Self::reference(&mut fields, "taskRef", &mut out, losses);
+        if let Some(spec) = fields.take("taskSpec") {
+            out.insert(
+                "taskSpec".into(),
+                self.task_spec(spec, &fields.field("taskSpec"), losses),
+            );
+        }
+        convert_list(&mut fields, "params", &mut out, losses, param);
+        convert_list(&mut fields, "workspaces", &mut out, losses, Self::workspace_binding);
+        for key in ["serviceAccountName", "timeout", "retries"] {
+            fields.copy(key, &mut out);
+        }
+        if let Some(template) = fields.take("podTemplate") {
+            out.insert(
+                "podTemplate".into(),
+                Self::pod_template(template, &fields.field("podTemplate"), losses),
+            );
+        }
+        match fields.take_str("status", losses).as_deref() {
+            None => {}
+            Some("TaskRunCancelled") => {
+                out.insert("status".into(), Value::String("Cancelled".into()));
+            }
+            Some(other) => losses.push(
+                fields.field("status"),
+                format!("status {other:?} has no equivalent; dropped"),
+            ),
+        }
+        fields.unsupported("statusMessage", "a cancellation message is not kept; dropped", losses);
+        for key in [
+            "computeResources",
+            "stepSpecs",
+            "sidecarSpecs",
+            "stepOverrides",
+            "sidecarOverrides",
+        ] {
+            fields.unsupported(
+                key,
+                "per-run overrides of step or sidecar fields are not supported yet; dropped",
+                losses,
+            );
+        }
+        fields.unsupported("debug", "breakpoints are not supported; dropped", losses);
+        fields.unsupported(
+            "managedBy",
+            "another controller cannot manage a run here; dropped",
+            losses,
+        );
+        fields.unsupported(
+            "resources",
+            "PipelineResources (v1beta1) have no equivalent; dropped",
+            losses,
+        );
+        fields.finish(losses);
+        Value::Object(out)
+    }
+
+    fn when(value: Value, at: &str, losses: &mut Losses) -> Value {
+        let mut fields = Fields::of(value, at, losses);
+        let mut out = Map::new();
+        for key in ["input", "operator", "values"] {
+            fields.copy(key, &mut out);
+        }
+        fields.unsupported("cel", "CEL when expressions are not supported; dropped", losses);
+        fields.finish(losses);
+        Value::Object(out)
+    }
+
+    fn pipeline_task(&self, value: Value, at: &str, losses: &mut Losses) -> Value {
+        let mut fields = Fields::of(value, at, losses);
+        let mut out = Map::new();
+        fields.copy("name", &mut out);
+        Self::reference(&mut fields, "taskRef", &mut out, losses);
+        if let Some(spec) = fields.take("taskSpec") {
+            out.insert(
+                "taskSpec".into(),
+                self.task_spec(spec, &fields.field("taskSpec"), losses),
+            );
+        }
+        convert_list(&mut fields, "params", &mut out, losses, param);
+        convert_list(&mut fields, "workspaces", &mut out, losses, |v, at, l| {
+            copy_only(v, at, &["name", "workspace", "subPath"], l)
+        });
+        for key in ["runAfter", "retries", "timeout"] {
+            fields.copy(key, &mut out);
+        }
+        convert_list(&mut fields, "when", &mut out, losses, Self::when);
+        fields.unsupported("matrix", "matrix fan-out is not supported yet; dropped", losses);
+        fields.unsupported(
+            "pipelineRef",
+            "pipelines in pipelines are not supported; dropped",
+            losses,
+        );
+        fields.unsupported(
+            "pipelineSpec",
+            "pipelines in pipelines are not supported; dropped",
+            losses,
+        );
+        fields.unsupported("displayName", "display names are not supported; dropped", losses);
+        fields.unsupported(
+            "description",
+            "pipeline task descriptions are not kept; dropped",
+            losses,
+        );
+        fields.unsupported("onError", "a pipeline task's onError is not supported; dropped", losses);
+        fields.unsupported(
+            "resources",
+            "PipelineResources (v1beta1) have no equivalent; dropped",
+            losses,
+        );
+        fields.unsupported(
+            "conditions",
+            "v1beta1 Conditions have no equivalent; use when; dropped",
+            losses,
+        );
+        fields.finish(losses);
+        Value::Object(out)
+    }
+
+    fn pipeline_result(value: Value, at: &str, losses: &mut Losses) -> Value {
+        let mut fields = Fields::of(value, at, losses);
+        let mut out = Map::new();
+        fields.copy("name", &mut out);
+        fields.copy("description", &mut out);
+        match fields.take("value") {
+            Some(Value::String(text)) => {
+                out.insert("value".into(), Value::String(text));
+            }
+            Some(other) => losses.push(
+                fields.field("value"),
+                format!("pipeline results are strings here, not {}; dropped", kind_of(&other)),
+            ),
+            None => {}
+        }
+        match fields.take_str("type", losses).as_deref() {
+            None | Some("string") => {}
+            Some(other) => losses.push(
+                fields.field("type"),
+                format!("{other} pipeline results are not supported yet"),
+            ),
+        }
+        fields.finish(losses);
+        Value::Object(out)
+    }
+
+    pub fn pipeline_spec(&self, value: Value, at: &str, losses: &mut Losses) -> Value {
+        let mut fields = Fields::of(value, at, losses);
+        let mut out = Map::new();
+        fields.copy("description", &mut out);
+        convert_list(&mut fields, "params", &mut out, losses, param_spec);
+        convert_list(&mut fields, "workspaces", &mut out, losses, |v, at, l| {
+            copy_only(v, at, &["name", "description", "optional"], l)
+        });
+        convert_list(&mut fields, "tasks", &mut out, losses, |v, at, l| {
+            self.pipeline_task(v, at, l)
+        });
+        convert_list(&mut fields, "finally", &mut out, losses, |v, at, l| {
+            self.pipeline_task(v, at, l)
+        });
+        convert_list(&mut fields, "results", &mut out, losses, Self::pipeline_result);
+        fields.unsupported("displayName", "display names are not supported; dropped", losses);
+        fields.unsupported(
+            "resources",
+            "PipelineResources (v1beta1) have no equivalent; dropped",
+            losses,
+        );
+        fields.finish(losses);
+        Value::Object(out)
+    }
+
+    pub fn pipeline_run_spec(&self, value: Value, at: &str, losses: &mut Losses) -> Value {
+        let mut fields = Fields::of(value, at, losses);
+        let mut out = Map::new();
+        Self::reference(&mut fields, "pipelineRef", &mut out, losses);
+        if let Some(spec) = fields.take("pipelineSpec") {
+            out.insert(
+                "pipelineSpec".into(),
+                self.pipeline_spec(spec, &fields.field("pipelineSpec"), losses),
+            );
+        }
+        convert_list(&mut fields, "params", &mut out, losses, param);
+        convert_list(&mut fields, "workspaces", &mut out, losses, Self::workspace_binding);
+        fields.copy("timeouts", &mut out);
+        // v1beta1's single timeout is the whole pipeline's.
+        if let Some(timeout) = fields.take("timeout") {
+            out.insert("timeouts".into(), serde_json::json!({ "pipeline": timeout }));
+        }
+        fields.copy("serviceAccountName", &mut out);
+        if let Some(template) = fields.take("podTemplate") {
+            out.insert(
+                "podTemplate".into(),
+                Self::pod_template(template, &fields.field("podTemplate"), losses),
+            );
+        }
+        if let Some(template) = fields.take("taskRunTemplate") {
+            let at = fields.field("taskRunTemplate");
+            let mut template = Fields::of(template, &at, losses);
+            template.copy("serviceAccountName", &mut out);
+            if let Some(pod) = template.take("podTemplate") {
+                out.insert(
+                    "podTemplate".into(),
+                    Self::pod_template(pod, &template.field("podTemplate"), losses),
+                );
+            }
+            template.finish(losses);
+        }
+        match fields.take_str("status", losses).as_deref() {
+            None => {}
+            Some("Cancelled" | "PipelineRunCancelled") => {
+                out.insert("status".into(), Value::String("Cancelled".into()));
+            }
+            Some("CancelledRunFinally") => {
+                out.insert("status".into(), Value::String("Cancelled".into()));
+                losses.push(
+                    fields.field("status"),
+                    "CancelledRunFinally becomes Cancelled: finally tasks do not run",
+                );
+            }
+            Some(other) => losses.push(
+                fields.field("status"),
+                format!("status {other:?} has no equivalent; dropped"),
+            ),
+        }
+        fields.unsupported(
+            "taskRunSpecs",
+            "per-task run settings (taskRunSpecs) are not supported yet; dropped",
+            losses,
+        );
+        fields.unsupported(
+            "serviceAccountNames",
+            "per-task service accounts are not supported yet; dropped",
+            losses,
+        );
+        fields.unsupported(
+            "managedBy",
+            "another controller cannot manage a run here; dropped",
+            losses,
+        );
+        fields.unsupported(
+            "resources",
+            "PipelineResources (v1beta1) have no equivalent; dropped",
+            losses,
+        );
+        fields.finish(losses);
+        Value::Object(out)
+    }
+}

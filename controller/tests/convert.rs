@@ -1,0 +1,461 @@
+//! `convert`: Tekton documents in, our kinds out. The inputs are written
+//! here for these tests, in the shapes Tekton users write.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use cicd_controller::api::{OnError, ParamType, ParamValue, RunSpecStatus};
+use cicd_controller::commands::render_yaml;
+use cicd_controller::convert::{ConvertError, convert_yaml};
+use cicd_controller::manifests::Manifests;
+use cicd_controller::pod::render::RenderSettings;
+
+fn input(text: &str) -> Vec<(String, String)> {
+    vec![("ci.yaml".to_string(), text.to_string())]
+}
+
+fn manifests(yaml: &str) -> Manifests {
+    let mut manifests = Manifests::default();
+    manifests
+        .add_yaml("converted", yaml)
+        .unwrap_or_else(|e| panic!("the output must decode: {e}\n{yaml}"));
+    manifests
+}
+
+/// Our manifests only, leaving out documents of other kinds.
+fn our_documents(yaml: &str) -> String {
+    yaml.split("---\n")
+        .filter(|doc| doc.contains("cicdoperator.ning1875.io/v1"))
+        .map(|doc| format!("---\n{doc}"))
+        .collect()
+}
+
+const BUILD_TASK: &str = r#"
+apiVersion: tekton.dev/v1
+kind: Task
+metadata:
+  name: package-app
+  labels: {team: web}
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: "{}"
+  uid: 1234
+spec:
+  description: packs the app into a tarball
+  params:
+    - name: app
+      description: which app
+    - name: flags
+      type: array
+      default: ["-c", "-z"]
+    - name: target
+      properties:
+        dir: {type: string}
+      default: {dir: /out}
+  results:
+    - name: archive
+  workspaces:
+    - name: src
+      readOnly: true
+  stepTemplate:
+    env:
+      - {name: LANG, value: C}
+  steps:
+    - image: 127.0.0.1:5000/cicd/bash:5
+      script: |
+        echo packing $(params.app)
+    - name: pack
+      image: 127.0.0.1:5000/cicd/bash:5
+      computeResources:
+        requests: {cpu: 10m}
+      onError: continue
+      command: [tar]
+      args: ["$(params.flags[*])", "-f", "$(params.target.dir)/a.tgz", "."]
+status:
+  whatever: old
+"#;
+
+const BUILD_RUN: &str = r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata:
+  name: package-app-run
+spec:
+  taskRef:
+    name: package-app
+    kind: Task
+  params:
+    - {name: app, value: shop}
+  workspaces:
+    - name: src
+      emptyDir: {}
+  timeout: 10m
+  taskRunTemplate: null
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  colour: blue
+"#;
+
+#[test]
+fn a_task_and_its_run_convert_exactly() {
+    let text = format!("{BUILD_TASK}---{BUILD_RUN}");
+    let output = convert_yaml(&input(&text), false).expect("exact conversion");
+    assert!(output.losses.is_empty(), "{:?}", output.losses);
+    assert_eq!(output.converted, 2);
+    let found = manifests(&our_documents(&output.yaml));
+    let task = &found.tasks[0];
+    assert_eq!(task.metadata.name.as_deref(), Some("package-app"));
+    assert_eq!(
+        task.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("team"))
+            .map(String::as_str),
+        Some("web")
+    );
+    assert!(
+        task.metadata.annotations.is_none(),
+        "kubectl's copy of the Tekton object is not kept"
+    );
+    assert!(task.metadata.uid.is_none());
+    assert_eq!(
+        task.spec.steps[0].name, "unnamed-0",
+        "Tekton's name for an unnamed step"
+    );
+    assert_eq!(task.spec.steps[1].name, "pack");
+    assert_eq!(task.spec.steps[1].on_error, Some(OnError::Continue));
+    assert!(
+        task.spec.steps[1].resources.is_some(),
+        "computeResources becomes resources"
+    );
+    assert_eq!(
+        task.spec.params[2].param_type,
+        ParamType::Object,
+        "properties make an object param"
+    );
+    assert_eq!(task.spec.step_template.as_ref().map(|t| t.env.len()), Some(1));
+    let run = &found.task_runs[0];
+    assert_eq!(
+        run.spec.task_ref.as_deref(),
+        Some("package-app"),
+        "taskRef: {{name: x}} becomes taskRef: x"
+    );
+    assert_eq!(run.spec.timeout.as_deref(), Some("10m"));
+    assert!(output.yaml.contains("kind: ConfigMap") && output.yaml.contains("colour: blue"));
+}
+
+#[test]
+fn other_kinds_pass_through_unchanged() {
+    let text = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  key: abc\ntype: Opaque\n";
+    let output = convert_yaml(&input(text), false).expect("nothing to convert");
+    assert_eq!(output.converted, 0);
+    let before: serde_json::Value = serde_saphyr::from_str(text).expect("input");
+    let after: serde_json::Value = serde_saphyr::from_str(output.yaml.trim_start_matches("---\n")).expect("output");
+    assert_eq!(before, after);
+}
+
+#[test]
+fn the_converted_run_renders_to_a_pod_offline() {
+    let text = format!("{BUILD_TASK}---{BUILD_RUN}");
+    let output = convert_yaml(&input(&text), false).expect("exact conversion");
+    let ours = our_documents(&output.yaml);
+    let settings = RenderSettings {
+        entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into(),
+    };
+    let pod = render_yaml(
+        &[("converted".into(), ours)],
+        &settings,
+        std::time::Duration::from_secs(3600),
+    )
+    .expect("the converted run is valid");
+    assert!(pod.contains("name: step-unnamed-0"), "{pod}");
+    assert!(
+        pod.contains("/out/a.tgz"),
+        "the object param's default reached the args: {pod}"
+    );
+}
+
+#[test]
+fn converting_twice_changes_nothing() {
+    let text = format!("{BUILD_TASK}---{BUILD_RUN}");
+    let once = convert_yaml(&input(&text), false).expect("first");
+    let twice = convert_yaml(&input(&once.yaml), false).expect("our kinds pass through");
+    assert_eq!(twice.converted, 0);
+    let (a, b) = (
+        manifests(&our_documents(&once.yaml)),
+        manifests(&our_documents(&twice.yaml)),
+    );
+    let specs = |m: &Manifests| {
+        (
+            m.tasks
+                .iter()
+                .map(|t| (t.metadata.clone(), t.spec.clone()))
+                .collect::<Vec<_>>(),
+            m.task_runs
+                .iter()
+                .map(|r| (r.metadata.clone(), r.spec.clone()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(specs(&a), specs(&b));
+}
+
+const REMOTE_PIPELINE: &str = r#"
+apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata:
+  name: ship
+spec:
+  params:
+    - name: repo
+  tasks:
+    - name: fetch
+      taskRef:
+        resolver: git
+        params:
+          - {name: url, value: "https://example.invalid/tasks.git"}
+    - name: test
+      runAfter: [fetch]
+      matrix:
+        params:
+          - name: os
+            value: [linux, mac]
+      taskSpec:
+        steps:
+          - image: 127.0.0.1:5000/cicd/bash:5
+            script: echo $(params.os)
+            ports:
+              - containerPort: 80
+"#;
+
+#[test]
+fn what_cannot_be_mapped_is_refused_naming_each_field() {
+    let error = convert_yaml(&input(REMOTE_PIPELINE), false).expect_err("lossy");
+    let ConvertError::Lossy(losses) = &error else {
+        panic!("expected losses, got {error}");
+    };
+    let fields: Vec<&str> = losses.iter().map(|l| l.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "spec.tasks[0].taskRef.resolver",
+            "spec.tasks[0].taskRef.params",
+            "spec.tasks[1].taskSpec.steps[0].ports",
+            "spec.tasks[1].matrix",
+        ]
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains(
+            "ci.yaml: Pipeline \"ship\": spec.tasks[0].taskRef.resolver: remote resolution is not supported yet"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("--allow-lossy"), "{text}");
+}
+
+#[test]
+fn allow_lossy_writes_the_rest_and_still_lists_the_losses() {
+    let output = convert_yaml(&input(REMOTE_PIPELINE), true).expect("lossy allowed");
+    assert_eq!(output.losses.len(), 4);
+    let found = manifests(&output.yaml);
+    let pipeline = &found.pipelines[0];
+    assert_eq!(pipeline.spec.tasks[0].task_ref, None);
+    assert_eq!(pipeline.spec.tasks[1].run_after, vec!["fetch".to_string()]);
+    assert_eq!(
+        pipeline.spec.tasks[1]
+            .task_spec
+            .as_ref()
+            .map(|t| t.steps[0].name.as_str()),
+        Some("unnamed-0")
+    );
+}
+
+#[test]
+fn a_step_action_is_written_inline_with_its_params() {
+    let text = r#"
+apiVersion: tekton.dev/v1beta1
+kind: StepAction
+metadata:
+  name: greet
+spec:
+  params:
+    - name: who
+      default: world
+    - name: how
+      default: hello
+  image: 127.0.0.1:5000/cicd/bash:5
+  script: echo "$(params.how) $(params.who)"
+---
+apiVersion: tekton.dev/v1
+kind: Task
+metadata:
+  name: greeter
+spec:
+  params:
+    - name: person
+  steps:
+    - name: say
+      ref:
+        name: greet
+      params:
+        - name: who
+          value: $(params.person)
+"#;
+    let output = convert_yaml(&input(text), false).expect("exact");
+    let found = manifests(&output.yaml);
+    let step = &found.tasks[0].spec.steps[0];
+    assert_eq!(step.name, "say");
+    assert_eq!(step.image.as_deref(), Some("127.0.0.1:5000/cicd/bash:5"));
+    assert_eq!(step.script.as_deref(), Some("echo \"hello $(params.person)\""));
+}
+
+#[test]
+fn an_unused_step_action_is_reported() {
+    let text = "apiVersion: tekton.dev/v1beta1\nkind: StepAction\nmetadata:\n  name: lonely\nspec:\n  image: x\n";
+    let error = convert_yaml(&input(text), false).expect_err("dropped");
+    assert!(
+        error.to_string().contains("StepAction \"lonely\": kind: no step"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_v1beta1_pipeline_run_maps_its_old_fields() {
+    let text = r#"
+apiVersion: tekton.dev/v1beta1
+kind: PipelineRun
+metadata:
+  generateName: nightly-
+spec:
+  serviceAccountName: builder
+  timeout: 1h
+  status: PipelineRunCancelled
+  params:
+    - name: list
+      value: [a, b]
+  workspaces:
+    - name: data
+      volumeClaimTemplate:
+        spec:
+          accessModes: [ReadWriteOnce]
+          resources: {requests: {storage: 1Mi}}
+  pipelineSpec:
+    workspaces:
+      - name: data
+    tasks:
+      - name: one
+        taskRef: {name: lister}
+        workspaces:
+          - {name: out, workspace: data, subPath: one}
+        when:
+          - {input: "$(params.list[0])", operator: in, values: [a]}
+    results:
+      - name: done
+        value: $(tasks.one.results.done)
+"#;
+    let output = convert_yaml(&input(text), false).expect("exact");
+    let run = &manifests(&output.yaml).pipeline_runs[0];
+    assert_eq!(run.metadata.generate_name.as_deref(), Some("nightly-"));
+    assert_eq!(run.spec.service_account_name.as_deref(), Some("builder"));
+    assert_eq!(
+        run.spec.timeouts.as_ref().and_then(|t| t.pipeline.as_deref()),
+        Some("1h")
+    );
+    assert_eq!(run.spec.status, Some(RunSpecStatus::Cancelled));
+    assert_eq!(
+        run.spec.params[0].value,
+        ParamValue::Array(vec!["a".into(), "b".into()])
+    );
+    let spec = run.spec.pipeline_spec.as_ref().expect("inline pipeline");
+    assert_eq!(spec.tasks[0].task_ref.as_deref(), Some("lister"));
+    assert_eq!(spec.tasks[0].workspaces[0].sub_path.as_deref(), Some("one"));
+    assert_eq!(spec.results[0].value, "$(tasks.one.results.done)");
+}
+
+#[test]
+fn the_v1_task_run_template_becomes_the_run_s_own_fields() {
+    let text = r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: r}
+spec:
+  pipelineRef: {name: p}
+  taskRunTemplate:
+    serviceAccountName: deployer
+    podTemplate:
+      nodeSelector: {disk: ssd}
+      dnsPolicy: None
+"#;
+    let output = convert_yaml(&input(text), true).expect("lossy allowed");
+    let fields: Vec<&str> = output.losses.iter().map(|l| l.field.as_str()).collect();
+    assert_eq!(fields, vec!["spec.taskRunTemplate.podTemplate.dnsPolicy"]);
+    let run = &manifests(&output.yaml).pipeline_runs[0];
+    assert_eq!(run.spec.pipeline_ref.as_deref(), Some("p"));
+    assert_eq!(run.spec.service_account_name.as_deref(), Some("deployer"));
+    assert!(
+        run.spec
+            .pod_template
+            .as_ref()
+            .and_then(|t| t.node_selector.as_ref())
+            .is_some()
+    );
+}
+
+#[test]
+fn a_wrongly_typed_value_is_an_error_naming_the_field() {
+    let text = "apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: t}\nspec:\n  steps:\n    - name: s\n      image: i\n      command: echo\n";
+    let error = convert_yaml(&input(text), true).expect_err("command must be a list");
+    assert!(
+        error.to_string().contains("Task \"t\"") && error.to_string().contains("spec.steps[0].command"),
+        "{error}"
+    );
+}
+
+fn cli(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cicd-controller"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("finishes");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_command_reads_stdin_and_fails_on_losses_unless_allowed() {
+    let (ok, stdout, stderr) = cli(&["convert", "-f", "-"], REMOTE_PIPELINE);
+    assert!(!ok, "losses make it fail");
+    assert!(stdout.is_empty(), "nothing is written: {stdout}");
+    assert!(
+        stderr.contains("stdin: Pipeline \"ship\": spec.tasks[1].matrix"),
+        "{stderr}"
+    );
+
+    let (ok, stdout, stderr) = cli(&["convert", "--allow-lossy", "-f", "-"], REMOTE_PIPELINE);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("kind: MyPipeline"), "{stdout}");
+    assert!(
+        stderr.contains("warning: stdin: Pipeline \"ship\": spec.tasks[0].taskRef.resolver"),
+        "{stderr}"
+    );
+
+    let (ok, stdout, stderr) = cli(&["convert", "-f", "-"], BUILD_TASK);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("kind: MyTask"), "{stdout}");
+}

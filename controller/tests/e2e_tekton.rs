@@ -1,0 +1,300 @@
+//! End-to-end tests of Tekton compatibility on a real cluster
+//! (hack/local-cluster): YAML shaped the way Tekton users write it, run by
+//! the controller installed from deploy/. The YAML is written for these
+//! tests. One test per feature; each works in a namespace of its own.
+//!
+//! Ignored by default: `hack/e2e tekton` runs them (the names share it).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use cicd_controller::api::{MyPipelineRun, MyTaskRun};
+use cicd_controller::convert::convert_yaml;
+use support::{BASH, Run, TestNamespace};
+
+const LIMIT: Duration = Duration::from_secs(240);
+
+/// A Tekton pipeline as a user has it: a Task with an unnamed step, a
+/// pipeline task with an inline taskSpec reading a pipeline param it does
+/// not declare, and `taskRef: {name: ...}`.
+fn tekton_pipeline() -> String {
+    format!(
+        r#"
+apiVersion: tekton.dev/v1
+kind: Task
+metadata:
+  name: shout
+spec:
+  params:
+    - name: word
+  results:
+    - name: loud
+  steps:
+    - image: {BASH}
+      script: |
+        echo -n "$(params.word)!" | tr a-z A-Z > $(results.loud.path)
+---
+apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata:
+  name: shout-twice
+spec:
+  params:
+    - name: word
+      type: string
+    - name: suffix
+      default: "?"
+  tasks:
+    - name: first
+      taskRef:
+        name: shout
+      params:
+        - name: word
+          value: $(params.word)
+    - name: second
+      taskSpec:
+        results:
+          - name: both
+        steps:
+          - image: {BASH}
+            script: |
+              echo -n "$(params.word)$(params.suffix)" > $(results.both.path)
+  results:
+    - name: loud
+      value: $(tasks.first.results.loud)
+    - name: both
+      value: $(tasks.second.results.both)
+---
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata:
+  name: shout-run
+spec:
+  pipelineRef:
+    name: shout-twice
+  params:
+    - name: word
+      value: hey
+    - name: not-declared-anywhere
+      value: ignored
+"#
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_converted_pipeline_runs_to_succeeded() {
+    let ns = TestNamespace::new("e2e-tekton-convert").await;
+    let output = convert_yaml(&[("tekton.yaml".into(), tekton_pipeline())], false)
+        .unwrap_or_else(|error| panic!("exact conversion: {error}"));
+    assert_eq!(output.converted, 3);
+    ns.apply(&output.yaml);
+    let run = ns.wait_done::<MyPipelineRun>("shout-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("loud").as_deref(), Some("HEY!"));
+    assert_eq!(run.string_result("both").as_deref(), Some("hey?"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_unnamed_steps_run_under_their_given_names() {
+    let ns = TestNamespace::new("e2e-tekton-unnamed").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTask
+metadata: {{name: two-anonymous}}
+spec:
+  results:
+    - name: out
+  steps:
+    - image: {BASH}
+      script: echo -n first > /workspace/note
+    - name: named
+      image: {BASH}
+      script: cat /workspace/note > $(results.out.path)
+    - image: {BASH}
+      script: echo -n "+third" >> $(results.out.path)
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: anonymous-run}}
+spec:
+  taskRef: two-anonymous
+"#
+    ));
+    let run = ns.wait_done::<MyTaskRun>("anonymous-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    let status = run.status.clone().unwrap_or_default();
+    let steps: Vec<(&str, &str)> = status
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.container.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("unnamed-0", "step-unnamed-0"),
+            ("named", "step-named"),
+            ("unnamed-2", "step-unnamed-2")
+        ]
+    );
+    assert_eq!(run.string_result("out").as_deref(), Some("first+third"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_params_propagate_into_embedded_specs() {
+    let ns = TestNamespace::new("e2e-tekton-propagate").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipelineRun
+metadata: {{name: propagate-run}}
+spec:
+  params:
+    - {{name: colour, value: teal}}
+    - {{name: size, value: large}}
+  pipelineSpec:
+    # declares neither colour nor size: both reach it from the run
+    tasks:
+      - name: implicit
+        taskSpec:
+          params:
+            - name: size
+              default: small        # the run's value wins over this default
+          results: [{{name: said}}]
+          steps:
+            - image: {BASH}
+              script: echo -n "$(params.colour) $(params.size)" > $(results.said.path)
+      - name: explicit
+        params:
+          - {{name: colour, value: "dark $(params.colour)"}}   # the inner scope wins
+        taskSpec:
+          results: [{{name: said}}]
+          steps:
+            - image: {BASH}
+              script: echo -n "$(params.colour) $(params.size)" > $(results.said.path)
+    results:
+      - {{name: implicit, value: "$(tasks.implicit.results.said)"}}
+      - {{name: explicit, value: "$(tasks.explicit.results.said)"}}
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: inline-run}}
+spec:
+  params: [{{name: greeting, value: hello}}]
+  taskSpec:
+    results: [{{name: said}}]
+    steps:
+      - image: {BASH}
+        script: echo -n "$(params.greeting)" > $(results.said.path)
+"#
+    ));
+    let run = ns.wait_done::<MyPipelineRun>("propagate-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("implicit").as_deref(), Some("teal large"));
+    assert_eq!(run.string_result("explicit").as_deref(), Some("dark teal large"));
+    let task_run = ns.wait_done::<MyTaskRun>("inline-run", LIMIT).await;
+    ns.expect_condition(&task_run, "True", "Succeeded");
+    assert_eq!(task_run.string_result("said").as_deref(), Some("hello"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_smaller_causes_params_in_volumes_context_and_extra_params() {
+    let ns = TestNamespace::new("e2e-tekton-small").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: colours}}
+data: {{favourite: green}}
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipeline
+metadata: {{name: small-causes}}
+spec:
+  params:
+    - name: map
+  tasks:
+    - name: read
+      retries: 2
+      params:
+        - {{name: map, value: "$(params.map)"}}
+        - {{name: tries, value: "$(context.pipelineTask.retries)"}}
+      taskSpec:
+        params: [{{name: map}}, {{name: tries}}]
+        results: [{{name: seen}}]
+        volumes:
+          - name: settings
+            configMap:
+              name: $(params.map)
+        steps:
+          - image: {BASH}
+            volumeMounts: [{{name: settings, mountPath: /settings}}]
+            script: |
+              unknown='$(context.not.a.variable)'
+              echo -n "$(cat /settings/favourite) $(params.tries) $unknown" > $(results.seen.path)
+  results:
+    - {{name: seen, value: "$(tasks.read.results.seen)"}}
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipelineRun
+metadata: {{name: small-run}}
+spec:
+  pipelineRef: small-causes
+  params:
+    - {{name: map, value: colours}}
+    - {{name: extra, value: "not declared by the pipeline: ignored"}}
+"#
+    ));
+    let run = ns.wait_done::<MyPipelineRun>("small-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(
+        run.string_result("seen").as_deref(),
+        Some("green 2 $(context.not.a.variable)")
+    );
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_a_sidecar_ignoring_sigterm_does_not_delay_the_outcome() {
+    let ns = TestNamespace::new("e2e-tekton-sidecar").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: stubborn-sidecar}}
+spec:
+  taskSpec:
+    sidecars:
+      - name: stubborn
+        image: {BASH}
+        command: [bash, -c, "trap '' TERM; while true; do sleep 1; done"]
+    steps:
+      - image: {BASH}
+        script: echo done
+"#
+    ));
+    let started = Instant::now();
+    let run = ns.wait_done::<MyTaskRun>("stubborn-sidecar", LIMIT).await;
+    let took = started.elapsed();
+    ns.expect_condition(&run, "True", "Succeeded");
+    let status = run.status.clone().unwrap_or_default();
+    let step_end = status.steps[0].finished_at.clone().expect("step finished").0;
+    let completed = status.completion_time.clone().expect("completion time").0;
+    let lag = completed.duration_since(step_end);
+    assert!(
+        lag.as_secs_f64() < 15.0,
+        "the outcome came {lag:?} after the step ended (the sidecar's 30 s grace period?){}",
+        ns.diagnostics()
+    );
+    eprintln!("stubborn sidecar run: done {took:?} after apply; outcome {lag:?} after the step ended");
+    ns.passed();
+}

@@ -1,0 +1,281 @@
+//! Tekton behaviours the engine now shares, without a cluster: unnamed
+//! steps, implicit param propagation, params in volumes, unknown context
+//! variables, object params typed by their properties, extra run params,
+//! `$(context.pipelineTask.retries)`, and the outcome of a pod whose
+//! sidecar is still stopping.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cicd_controller::api::{Param, ParamType, ParamValue, PipelineSpec, TaskSpec};
+use cicd_controller::commands::render_yaml;
+use cicd_controller::manifests::Manifests;
+use cicd_controller::pipeline::schedule::{ScheduleInput, schedule};
+use cicd_controller::pipeline::validate::{PipelineInputs, ValidPipeline, validate_pipeline};
+use cicd_controller::pipeline::variables::context_variables;
+use cicd_controller::pod::render::RenderSettings;
+use cicd_controller::pod::status::{Succeeded, read_pod};
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+
+const HEAD: &str = "apiVersion: cicdoperator.ning1875.io/v1";
+
+fn render(yaml: &str) -> Result<String, String> {
+    let settings = RenderSettings {
+        entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into(),
+    };
+    render_yaml(
+        &[("test.yaml".into(), yaml.to_string())],
+        &settings,
+        Duration::from_secs(3600),
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn text(value: &str) -> ParamValue {
+    ParamValue::String(value.into())
+}
+
+#[test]
+fn unnamed_steps_are_named_by_their_position() {
+    let yaml = format!(
+        "{HEAD}\nkind: MyTaskRun\nmetadata: {{name: r}}\nspec:\n  taskSpec:\n    steps:\n      - {{image: bash, script: echo a}}\n      - {{name: b, image: bash, script: echo b}}\n      - {{image: bash, script: echo c}}\n"
+    );
+    let pod = render(&yaml).expect("valid");
+    for container in ["name: step-unnamed-0", "name: step-b", "name: step-unnamed-2"] {
+        assert!(pod.contains(container), "{container} missing in\n{pod}");
+    }
+    let mut manifests = Manifests::default();
+    manifests.add_yaml("t", &yaml).expect("decodes");
+    let names: Vec<String> = manifests.task_runs[0]
+        .spec
+        .task_spec
+        .as_ref()
+        .map(|t| t.steps.iter().map(|s| s.name.clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["unnamed-0", "b", "unnamed-2"]);
+}
+
+#[test]
+fn an_unnamed_step_clashing_with_a_named_one_is_a_duplicate() {
+    let yaml = format!(
+        "{HEAD}\nkind: MyTaskRun\nmetadata: {{name: r}}\nspec:\n  taskSpec:\n    steps:\n      - {{image: bash, script: echo a}}\n      - {{name: unnamed-0, image: bash, script: echo b}}\n"
+    );
+    let error = render(&yaml).expect_err("duplicate");
+    assert!(
+        error.contains("spec.taskSpec.steps[1].name: duplicate step name \"unnamed-0\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_inline_task_run_receives_params_it_does_not_declare() {
+    let yaml = format!(
+        "{HEAD}\nkind: MyTaskRun\nmetadata: {{name: r}}\nspec:\n  params:\n    - {{name: who, value: moon}}\n    - {{name: how, value: loud}}\n  taskSpec:\n    params:\n      - {{name: how, default: soft}}\n    steps:\n      - {{name: s, image: bash, command: [echo, 'how=$(params.how)', 'who=$(params.who)']}}\n"
+    );
+    let pod = render(&yaml).expect("propagated");
+    assert!(
+        pod.contains("who=moon"),
+        "an undeclared param reaches the inline spec: {pod}"
+    );
+    assert!(pod.contains("how=loud"), "the run's value beats the default: {pod}");
+}
+
+#[test]
+fn a_named_task_still_refuses_params_it_does_not_declare() {
+    let yaml = format!(
+        "{HEAD}\nkind: MyTask\nmetadata: {{name: t}}\nspec:\n  steps:\n    - {{name: s, image: bash, script: 'true'}}\n---\n{HEAD}\nkind: MyTaskRun\nmetadata: {{name: r}}\nspec:\n  taskRef: t\n  params:\n    - {{name: who, value: moon}}\n"
+    );
+    let error = render(&yaml).expect_err("undeclared");
+    assert!(error.contains("param \"who\" is not declared"), "{error}");
+}
+
+#[test]
+fn params_are_substituted_in_task_volumes() {
+    let yaml = format!(
+        "{HEAD}\nkind: MyTaskRun\nmetadata: {{name: r}}\nspec:\n  params: [{{name: map, value: colours}}]\n  taskSpec:\n    params: [{{name: map}}]\n    volumes:\n      - name: settings\n        configMap: {{name: $(params.map)}}\n    steps:\n      - name: s\n        image: bash\n        script: 'true'\n        volumeMounts: [{{name: settings, mountPath: /settings}}]\n"
+    );
+    let pod = render(&yaml).expect("valid");
+    assert!(pod.contains("name: colours"), "{pod}");
+    assert!(!pod.contains("$(params.map)"), "{pod}");
+
+    let bad = yaml.replace("$(params.map)", "$(params.nope)");
+    let error = render(&bad).expect_err("unknown param");
+    assert!(
+        error.contains("spec.taskSpec.volumes[0].configMap.name: $(params.nope)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unknown_context_variable_is_left_for_the_shell() {
+    let yaml = format!(
+        "{HEAD}\nkind: MyTaskRun\nmetadata: {{name: r}}\nspec:\n  taskSpec:\n    steps:\n      - name: s\n        image: bash\n        command: [echo, '$(context.taskRun.name)', '$(context.no.such.thing)']\n"
+    );
+    let pod = render(&yaml).expect("an unknown context variable is not an error");
+    assert!(pod.contains("$(context.no.such.thing)"), "{pod}");
+    assert!(
+        !pod.contains("$(context.taskRun.name)"),
+        "known ones are still replaced: {pod}"
+    );
+}
+
+#[test]
+fn a_param_with_properties_but_no_type_is_an_object() {
+    let task: TaskSpec = serde_json::from_value(json!({
+        "params": [{ "name": "repo", "properties": { "url": {} } }],
+        "steps": [{ "name": "s", "image": "bash", "script": "true" }],
+    }))
+    .expect("decodes");
+    assert_eq!(task.params[0].param_type, ParamType::Object);
+    let explicit: TaskSpec = serde_json::from_value(json!({
+        "params": [{ "name": "plain" }],
+        "steps": [{ "name": "s", "image": "bash", "script": "true" }],
+    }))
+    .expect("decodes");
+    assert_eq!(explicit.params[0].param_type, ParamType::String);
+}
+
+fn pipeline(body: &str) -> PipelineSpec {
+    let yaml = format!("{HEAD}\nkind: MyPipeline\nmetadata: {{name: p}}\nspec:\n{body}");
+    let mut manifests = Manifests::default();
+    manifests.add_yaml("pipeline", &yaml).expect("pipeline parses");
+    manifests.pipelines[0].spec.clone()
+}
+
+/// Validates with every task inline (as these pipelines are written).
+fn validate(spec: &PipelineSpec, field: &str, params: &[Param]) -> Result<ValidPipeline, String> {
+    let task_specs: BTreeMap<String, TaskSpec> = spec
+        .tasks
+        .iter()
+        .filter_map(|t| Some((t.name.clone(), t.task_spec.clone()?)))
+        .collect();
+    let context = context_variables("run", "ns", "uid", "p");
+    let inputs = PipelineInputs {
+        spec,
+        field,
+        task_specs: &task_specs,
+        run_params: params,
+        run_workspaces: &[],
+        timeouts: None,
+        context: &context,
+    };
+    validate_pipeline(&inputs).map_err(|e| e.to_string())
+}
+
+fn started_params(spec: &PipelineSpec, valid: &ValidPipeline) -> BTreeMap<String, Vec<(String, ParamValue)>> {
+    let context = context_variables("run", "ns", "uid", "p");
+    let children = BTreeMap::new();
+    let planned = schedule(&ScheduleInput {
+        spec,
+        dag: &valid.dag,
+        params: &valid.params,
+        context: &context,
+        children: &children,
+        tasks_timed_out: false,
+    });
+    planned
+        .start
+        .into_iter()
+        .map(|s| (s.name, s.params.into_iter().map(|p| (p.name, p.value)).collect()))
+        .collect()
+}
+
+const PROPAGATING: &str = r#"
+  params:
+    - name: colour
+      default: red
+  tasks:
+    - name: implicit
+      taskSpec:
+        steps:
+          - {name: s, image: bash, script: 'echo $(params.colour) $(params.size)'}
+    - name: explicit
+      retries: 3
+      params:
+        - {name: colour, value: "dark $(params.colour)"}
+        - {name: tries, value: "$(context.pipelineTask.retries)"}
+      taskSpec:
+        params: [{name: colour}, {name: tries}]
+        steps:
+          - {name: s, image: bash, script: 'echo $(params.colour) $(params.tries)'}
+"#;
+
+#[test]
+fn pipeline_params_reach_inline_tasks_and_the_inner_scope_wins() {
+    let spec = pipeline(PROPAGATING);
+    let params = [Param {
+        name: "size".into(),
+        value: text("large"),
+    }];
+    let valid = validate(&spec, "spec.pipelineSpec", &params).expect("an embedded pipelineSpec receives size");
+    let started = started_params(&spec, &valid);
+    assert_eq!(
+        started["implicit"],
+        vec![("colour".to_string(), text("red")), ("size".to_string(), text("large"))]
+    );
+    assert_eq!(
+        started["explicit"],
+        vec![
+            ("colour".to_string(), text("dark red")),
+            ("tries".to_string(), text("3"))
+        ]
+    );
+}
+
+#[test]
+fn a_referenced_pipeline_ignores_run_params_it_does_not_declare() {
+    let spec = pipeline(PROPAGATING);
+    let params = [Param {
+        name: "unused".into(),
+        value: text("x"),
+    }];
+    let body = PROPAGATING.replace(" $(params.size)", "");
+    let spec_without_size = pipeline(&body);
+    let valid = validate(&spec_without_size, "MyPipeline \"p\": spec", &params).expect("extra params are ignored");
+    assert!(!valid.params.contains_key("unused"));
+    // ...but they do not reach it either: reading one is an error.
+    let error = validate(&spec, "MyPipeline \"p\": spec", &[]).expect_err("size is not declared");
+    assert!(
+        error.contains(
+            "spec.tasks[0].taskSpec: $(params.size): neither the taskSpec nor the pipeline declares a param \"size\""
+        ),
+        "{error}"
+    );
+}
+
+fn pod(phase: &str, steps: &[(&str, Option<i32>)]) -> Pod {
+    let statuses: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|(name, exit)| {
+            let state = match exit {
+                Some(code) => json!({ "terminated": { "exitCode": code, "reason": "Completed" } }),
+                None => json!({ "running": {} }),
+            };
+            json!({ "name": format!("step-{name}"), "image": "bash", "imageID": "", "ready": false, "restartCount": 0, "state": state })
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": { "name": "r-pod" },
+        "status": { "phase": phase, "containerStatuses": statuses },
+    }))
+    .expect("a pod")
+}
+
+#[test]
+fn the_outcome_does_not_wait_for_a_stopping_sidecar() {
+    let task: TaskSpec = serde_json::from_value(json!({
+        "steps": [
+            { "name": "a", "image": "bash", "script": "true" },
+            { "name": "b", "image": "bash", "script": "true" },
+        ],
+    }))
+    .expect("task");
+    // The pod stays Running while its sidecar takes its grace period.
+    let done = read_pod(&task, &pod("Running", &[("a", Some(0)), ("b", Some(0))]), false);
+    assert_eq!(done.succeeded, Succeeded::True, "{}", done.message);
+    let failed = read_pod(&task, &pod("Running", &[("a", Some(0)), ("b", Some(3))]), false);
+    assert_eq!(failed.succeeded, Succeeded::False, "{}", failed.message);
+    let running = read_pod(&task, &pod("Running", &[("a", Some(0)), ("b", None)]), false);
+    assert_eq!(running.succeeded, Succeeded::Unknown, "a step still runs");
+}
