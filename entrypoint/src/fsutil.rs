@@ -67,19 +67,8 @@ pub fn err_path(path: &Path) -> PathBuf {
     s
 }
 
-/// Cuts `text` to at most `max` bytes on a char boundary, marking the cut.
-pub fn truncate_utf8(mut text: String, max: usize) -> String {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max.saturating_sub(3);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    text.push_str("...");
-    text
-}
+/// One definition, shared with the report encoder.
+pub use crate::termination::truncate_utf8;
 
 #[cfg(test)]
 mod tests {
