@@ -16,9 +16,8 @@ pub const USAGE: &str = "\
 usage:
   cicd-entrypoint init --tools-dir DIR [--script NAME=BASE64]... [--scripts-dir DIR] [--mkdir DIR]...
   cicd-entrypoint step [--wait-file F] [--wait-nonempty] --post-file F --termination-path F
-                       --results-dir D [--results a,b] [--results-from D] [--timeout 30s]
-                       [--max-result-bytes N] [--max-results-bytes N] [--max-report-bytes N]
-                       [--on-error continue|stopAndFail] -- CMD [ARGS...]
+    --results-dir D [--results a,b] [--results-from D] [--timeout 30s] [--on-error continue|stopAndFail]
+    [--max-result-bytes N] [--max-results-bytes N] [--max-report-bytes N] -- CMD [ARGS...]
 ";
 
 #[derive(Debug, PartialEq)]
@@ -321,7 +320,11 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
                     }
                 }
             }
-            "--results-from" => set_once(&mut results_from, flags.path(&flag, "--results-from")?, "--results-from")?,
+            "--results-from" => set_once(
+                &mut results_from,
+                flags.path(&flag, "--results-from")?,
+                "--results-from",
+            )?,
             "--max-result-bytes" => {
                 let n = bytes_flag(&mut flags, &flag, "--max-result-bytes", RESULTS_CEILING_BYTES)?;
                 set_once(&mut max_result_bytes, n, "--max-result-bytes")?;
@@ -393,16 +396,21 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
 /// A byte count between 1 and `max`.
 fn bytes_flag<'a>(flags: &mut Flags<'a>, flag: &Flag<'a>, name: &'static str, max: u64) -> Result<u64, ArgsError> {
     let text = flags.text(flag, name)?;
-    let bad = |reason: String| ArgsError::BadValue {
-        flag: name,
-        value: text.clone(),
-        reason,
-    };
-    let n: u64 = text.parse().map_err(|_| bad("expected a number of bytes".into()))?;
-    if n == 0 || n > max {
-        return Err(bad(format!("must be between 1 and {max}")));
+    // By hand: `str::parse` would add to the static binary.
+    let mut n: u64 = 0;
+    let mut digits = !text.is_empty();
+    for b in text.bytes() {
+        digits &= b.is_ascii_digit();
+        n = n.saturating_mul(10).saturating_add(u64::from(b.wrapping_sub(b'0')));
     }
-    Ok(n)
+    if digits && n >= 1 && n <= max {
+        return Ok(n);
+    }
+    Err(ArgsError::BadValue {
+        flag: name,
+        value: text,
+        reason: format!("expected a number of bytes from 1 to {max}"),
+    })
 }
 
 /// Best effort after a parse error: find --post-file and --termination-path

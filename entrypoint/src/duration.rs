@@ -140,7 +140,10 @@ mod tests {
         // Go's bound: i64 nanoseconds.
         assert_eq!(parse("2562047h"), Ok(Duration::from_secs(2_562_047 * 3600)));
         assert_eq!(parse("2562048h"), Err(DurationError::Overflow));
-        assert_eq!(parse(&alloc::format!("{}s", "9".repeat(400))), Err(DurationError::Overflow));
+        assert_eq!(
+            parse(&alloc::format!("{}s", "9".repeat(400))),
+            Err(DurationError::Overflow)
+        );
         assert_eq!(parse("1h-5m"), Err(DurationError::UnknownUnit("h-".into())));
         assert!(matches!(parse("ten minutes"), Err(DurationError::ExpectedNumber(_))));
         assert!(matches!(parse("m5"), Err(DurationError::ExpectedNumber(_))));

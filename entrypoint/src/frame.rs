@@ -3,8 +3,9 @@
 //! instead of the termination message (4096 bytes per container, 12 KiB per
 //! pod).
 //!
-//! The payload is the step's results as one compact JSON object
-//! (`{"name":"value",...}`), which never contains a raw newline. It is cut
+//! The payload is the step's full report as compact JSON, its results
+//! inline and its message uncut (`{"version":2,...,"results":{"name":"value"}}`),
+//! which never contains a raw newline. It is cut
 //! into lines of at most [`LINE_PAYLOAD_BYTES`] (on UTF-8 boundaries), each
 //! printed to stdout as
 //!
@@ -27,10 +28,12 @@
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
 use crate::sha256;
+use crate::termination::StepReport;
 
 /// Starts every frame line.
 pub const MARKER: &str = "::cicd-results ";
@@ -75,14 +78,16 @@ pub enum FrameError {
     WrongLength { found: u64, expected: u64 },
     #[error("the frame's SHA-256 is {found}, the step report says {expected}")]
     WrongDigest { found: String, expected: String },
-    #[error("the frame is not a JSON object of strings: {0}")]
+    #[error("the frame is not a step report with results: {0}")]
     Json(String),
 }
 
-/// The payload of `results`, as printed and as digested.
-pub fn payload(results: &BTreeMap<String, String>) -> String {
-    // A map of strings always serializes; an empty object is the fallback.
-    serde_json::to_string(results).unwrap_or_else(|_| "{}".to_string())
+/// The payload of `report`, as printed and as digested. (Its own type,
+/// rather than just the results map, also keeps the static binary to one
+/// serde_json serializer.)
+pub fn payload(report: &StepReport) -> String {
+    // A report always serializes (string keys, no floats).
+    serde_json::to_string(report).unwrap_or_default()
 }
 
 /// The frame's log text (ending in a newline) and its reference for the
@@ -97,15 +102,7 @@ pub fn encode(payload: &str) -> (String, FrameRef) {
     };
     let mut text = String::with_capacity(payload.len() + chunks.len() * 48);
     for (i, chunk) in chunks.iter().enumerate() {
-        text.push_str(MARKER);
-        text.push_str(frame.id());
-        text.push(' ');
-        text.push_str(&(i + 1).to_string());
-        text.push('/');
-        text.push_str(&chunks.len().to_string());
-        text.push(' ');
-        text.push_str(chunk);
-        text.push('\n');
+        let _ = writeln!(text, "{MARKER}{} {}/{} {chunk}", frame.id(), i + 1, chunks.len());
     }
     (text, frame)
 }
@@ -179,7 +176,9 @@ pub fn decode(log: &str, frame: &FrameRef) -> Result<BTreeMap<String, String>, F
             expected: frame.sha256.clone(),
         });
     }
-    serde_json::from_str(&payload).map_err(|e| FrameError::Json(e.to_string()))
+    serde_json::from_str::<StepReport>(&payload)
+        .map(|report| report.results)
+        .map_err(|e| FrameError::Json(e.to_string()))
 }
 
 #[cfg(test)]
@@ -188,6 +187,20 @@ mod tests {
 
     fn results(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn payload(results: &BTreeMap<String, String>) -> String {
+        super::payload(&StepReport {
+            version: crate::termination::FORMAT_VERSION,
+            outcome: crate::termination::Outcome::Succeeded,
+            exit_code: 0,
+            started_at_ms: Some(1),
+            finished_at_ms: Some(2),
+            message: None,
+            results: results.clone(),
+            frame: None,
+            too_large: None,
+        })
     }
 
     #[test]
@@ -200,7 +213,10 @@ mod tests {
             BTreeMap::new(),
         ] {
             let (text, frame) = encode(&payload(&r));
-            assert!(text.lines().all(|l| l.len() <= LINE_PAYLOAD_BYTES + 64), "bounded lines");
+            assert!(
+                text.lines().all(|l| l.len() <= LINE_PAYLOAD_BYTES + 64),
+                "bounded lines"
+            );
             assert_eq!(text.lines().count() as u32, frame.lines);
             assert_eq!(decode(&text, &frame), Ok(r));
         }

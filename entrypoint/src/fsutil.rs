@@ -67,20 +67,9 @@ pub fn err_path(path: &Path) -> PathBuf {
     s
 }
 
-/// One definition, shared with the report encoder.
-pub use crate::termination::truncate_utf8;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn truncates_on_char_boundaries() {
-        assert_eq!(truncate_utf8("short".into(), 10), "short");
-        assert_eq!(truncate_utf8("abcdefghij".into(), 6), "abc...");
-        let t = truncate_utf8("ééééé".into(), 8);
-        assert!(t.len() <= 8 && t.ends_with("..."), "{t}");
-    }
 
     #[test]
     fn err_path_appends_suffix() {

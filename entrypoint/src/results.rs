@@ -33,9 +33,9 @@ struct Stamp {
 /// FNV-1a: cheap, and enough to notice a change (not a security check:
 /// only this step can write its directory).
 fn content_hash(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn stamp(path: &Path, read_cap: u64) -> Option<Stamp> {
@@ -118,7 +118,9 @@ impl Snapshot {
         let mut total: u64 = 0;
         for (name, before) in &self.before {
             let path = self.dir.join(name.as_str());
-            let Some(now) = stamp(&path, self.limits.max_result_bytes) else { continue };
+            let Some(now) = stamp(&path, self.limits.max_result_bytes) else {
+                continue;
+            };
             if before.as_ref() == Some(&now) {
                 continue;
             }

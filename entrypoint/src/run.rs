@@ -20,12 +20,11 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
-use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::args::{OnError, StepArgs};
 use crate::frame::{self, FrameRef};
-use crate::fsutil::{err_path, truncate_utf8, write_atomic, write_in_place};
+use crate::fsutil::{err_path, write_atomic, write_in_place};
 use crate::os::{OsString, Path};
 use crate::results::{self, Limits, ResultsError, Snapshot};
 use crate::sys::{self, Fd, Instant, IoError, PollFd, SigSet, Waited as Reaped};
@@ -39,8 +38,6 @@ pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 /// Time between SIGTERM and SIGKILL when a step times out.
 const KILL_GRACE: Duration = Duration::from_secs(2);
-/// Longest message in a report (the report's budget may cut it further).
-const MAX_MESSAGE_BYTES: usize = 1024;
 /// How long to go on killing what the command left behind.
 const STRAY_KILL_LIMIT: Duration = Duration::from_secs(2);
 
@@ -279,7 +276,7 @@ fn finish(out: &Outputs<'_>, on_error: OnError, mut ending: Ending) -> i32 {
     }
     // Last on stdout, after any warning, so the controller finds it at the
     // end of the log.
-    let frame = match print_frame(&ending.results) {
+    let frame = match print_frame(&ending) {
         Ok(frame) => frame,
         Err(e) => {
             let text = format!("cannot print the results to stdout: {e}");
@@ -332,12 +329,15 @@ fn finish(out: &Outputs<'_>, on_error: OnError, mut ending: Ending) -> i32 {
     exit
 }
 
-/// Prints `results` as a frame on stdout; None when there are none.
-fn print_frame(results: &BTreeMap<String, String>) -> Result<Option<FrameRef>, IoError> {
-    if results.is_empty() {
+/// Prints the full report with its results as a frame on stdout; None
+/// when there are no results.
+fn print_frame(ending: &Ending) -> Result<Option<FrameRef>, IoError> {
+    if ending.results.is_empty() {
         return Ok(None);
     }
-    let (text, frame) = frame::encode(&frame::payload(results));
+    let mut full = to_report(ending, None);
+    full.results = ending.results.clone();
+    let (text, frame) = frame::encode(&frame::payload(&full));
     sys::write_all(1, text.as_bytes())?;
     Ok(Some(frame))
 }
@@ -349,7 +349,8 @@ fn to_report(ending: &Ending, frame: Option<FrameRef>) -> StepReport {
         exit_code: ending.exit_code,
         started_at_ms: ending.started_at_ms,
         finished_at_ms: ending.finished_at_ms,
-        message: ending.message.clone().map(|m| truncate_utf8(m, MAX_MESSAGE_BYTES)),
+        // `encode` shortens it to the report's budget.
+        message: ending.message.clone(),
         results: BTreeMap::new(),
         frame,
         too_large: ending.too_large.clone(),
@@ -401,45 +402,32 @@ struct Ended {
     forwarded: Option<i32>,
 }
 
-/// Signal names as nix printed them ("SIGTERM"), or "signal N".
+/// Signal names as nix printed them ("SIGTERM"), or "signal N". One
+/// string rather than a table of 31 slices: half the bytes in the binary.
 fn signal_name(signo: i32) -> String {
-    const NAMES: [&str; 31] = [
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
+    const NAMES: &str = "HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT \
+                         CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS";
     usize::try_from(signo - 1)
         .ok()
-        .and_then(|i| NAMES.get(i))
-        .map_or_else(|| format!("signal {signo}"), |s| (*s).to_string())
+        .and_then(|i| NAMES.split_ascii_whitespace().nth(i))
+        .map_or_else(|| format!("signal {signo}"), |s| format!("SIG{s}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signal_name;
+
+    #[test]
+    fn names_signals_like_nix() {
+        assert_eq!(signal_name(1), "SIGHUP");
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(15), "SIGTERM");
+        assert_eq!(signal_name(16), "SIGSTKFLT");
+        assert_eq!(signal_name(17), "SIGCHLD");
+        assert_eq!(signal_name(31), "SIGSYS");
+        assert_eq!(signal_name(32), "signal 32");
+        assert_eq!(signal_name(0), "signal 0");
+    }
 }
 
 fn poll_signals(signals: &Fd, timeout_ms: i32) -> Result<usize, IoError> {
@@ -488,8 +476,8 @@ fn supervise(pid: i32, timeout: Option<Duration>, signals: &Fd) -> Ended {
     };
     // Like a container whose PID 1 exits: nothing the step started outlives
     // it (background jobs left in its process group are killed).
+    // (They are reaped, with anything that left the group, by kill_strays.)
     let _ = sys::kill(-pid, sys::SIGKILL);
-    reap_leftovers(signals);
     Ended {
         status,
         timed_out,
@@ -507,21 +495,27 @@ fn kill_strays(signals: &Fd) {
     if sys::getpid() == 1 {
         let _ = sys::kill(-1, sys::SIGKILL);
     }
-    let children = format!("/proc/self/task/{}/children", sys::getpid());
     let until = Instant::now() + STRAY_KILL_LIMIT;
     loop {
         wait::reap_orphans();
         // Without /proc (a bare chroot) only kill(-1) above can help.
-        let Ok(list) = sys::read_file(Path::new(children.as_str())) else { return };
-        let pids: Vec<i32> = list
-            .split(|b| b.is_ascii_whitespace())
-            .filter_map(|p| core::str::from_utf8(p).ok()?.parse().ok())
-            .collect();
-        if pids.is_empty() || Instant::now() >= until {
+        let Ok(list) = sys::read_file(Path::new("/proc/thread-self/children")) else {
             return;
+        };
+        // "12 34 " : decimal pids, each followed by a space.
+        let mut any = false;
+        let mut pid: i32 = 0;
+        for &b in &list {
+            if b.is_ascii_digit() {
+                pid = pid.wrapping_mul(10).wrapping_add(i32::from(b - b'0'));
+            } else if pid > 0 {
+                let _ = sys::kill(pid, sys::SIGKILL);
+                any = true;
+                pid = 0;
+            }
         }
-        for pid in pids {
-            let _ = sys::kill(pid, sys::SIGKILL);
+        if !any || Instant::now() >= until {
+            return;
         }
         let _ = poll_signals(signals, 10);
         while sys::read_signal(signals).is_some() {}
@@ -541,26 +535,4 @@ fn reap(pid: i32) -> Option<Exit> {
         }
     }
     found
-}
-
-/// Gives just-killed group members a moment to die so we can reap them,
-/// without waiting on daemons that left the group.
-fn reap_leftovers(signals: &Fd) {
-    let until = Instant::now() + Duration::from_millis(100);
-    loop {
-        match sys::waitpid_any_nohang() {
-            Err(IoError::Os(sys::ECHILD)) => return,
-            Ok(Reaped::StillAlive) => {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return;
-                }
-                let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
-                let _ = poll_signals(signals, i32::from(ms));
-                while sys::read_signal(signals).is_some() {}
-            }
-            Ok(_) | Err(IoError::Os(sys::EINTR)) => {}
-            Err(_) => return,
-        }
-    }
 }

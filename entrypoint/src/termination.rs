@@ -62,19 +62,16 @@ pub struct TooLarge {
 
 impl core::fmt::Display for TooLarge {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        if self.total {
-            write!(
-                f,
-                "results total {} bytes, over the limit of {} bytes for all results (largest: {})",
-                self.bytes, self.limit, self.result
-            )
+        let (what, scope, per) = if self.total {
+            ("results (largest: ", ") total", "for all results")
         } else {
-            write!(
-                f,
-                "result {} is {} bytes, over the limit of {} bytes per result",
-                self.result, self.bytes, self.limit
-            )
-        }
+            ("result ", " is", "per result")
+        };
+        write!(
+            f,
+            "{what}{}{scope} {} bytes, over the limit of {} bytes {per}",
+            self.result, self.bytes, self.limit
+        )
     }
 }
 
@@ -111,7 +108,9 @@ pub struct StepReport {
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
     /// Even without its message the report does not fit the budget.
-    #[error("the step report is {total_bytes} bytes without its message, over its termination message budget of {limit} bytes")]
+    #[error(
+        "the step report is {total_bytes} bytes without its message, over its termination message budget of {limit} bytes"
+    )]
     TooLarge { total_bytes: usize, limit: usize },
     #[error("cannot encode step report as JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -127,7 +126,9 @@ pub enum DecodeError {
     Json(#[from] serde_json::Error),
     #[error("termination message has no numeric \"version\" field")]
     MissingVersion,
-    #[error("unsupported step report version {found} (this build understands versions {INLINE_RESULTS_VERSION} and {supported})")]
+    #[error(
+        "unsupported step report version {found} (this build understands versions {INLINE_RESULTS_VERSION} and {supported})"
+    )]
     UnsupportedVersion { found: u64, supported: u32 },
 }
 
@@ -154,36 +155,38 @@ pub fn encode(report: &StepReport, limit: usize) -> Result<String, EncodeError> 
         return Ok(json);
     }
     let mut shorter = report.clone();
-    let message = shorter.message.take();
-    let mut bare = serde_json::to_string(&shorter)?;
-    if bare.len() > limit {
-        if let Some(too_large) = shorter.too_large.as_mut() {
-            let keep = too_large.result.len().saturating_sub(bare.len() - limit);
-            too_large.result = truncate_utf8(core::mem::take(&mut too_large.result), keep);
-            bare = serde_json::to_string(&shorter)?;
-        }
-        if bare.len() > limit {
-            return Err(EncodeError::TooLarge {
-                total_bytes: bare.len(),
-                limit,
-            });
-        }
-        return Ok(bare);
-    }
-    if let Some(message) = message {
-        // `,"message":""` is 14 bytes; escapes can make the text longer
-        // than its raw bytes, so cut again by whatever is still over.
-        let mut room = limit - bare.len();
-        while room > 14 + 3 {
+    let message = shorter.message.take().unwrap_or_default();
+    // `,"message":"..."` holds 14 bytes besides the text; escapes can make
+    // the text longer than its raw bytes, so each try cuts by what is over.
+    let mut room = limit.saturating_sub(json.len() - message.len());
+    loop {
+        if room <= 14 + 3 {
+            shorter.message = None;
+        } else {
             shorter.message = Some(truncate_utf8(message.clone(), room - 14));
-            let json = serde_json::to_string(&shorter)?;
-            if json.len() <= limit {
-                return Ok(json);
-            }
+        }
+        let json = serde_json::to_string(&shorter)?;
+        if json.len() <= limit {
+            return Ok(json);
+        }
+        if shorter.message.is_some() {
             room -= (json.len() - limit).max(1);
+            continue;
+        }
+        // No message left: shorten the name of the oversized result.
+        match shorter.too_large.as_mut() {
+            Some(t) if t.result.len() > 3 => {
+                let keep = t.result.len().saturating_sub(json.len() - limit);
+                t.result = truncate_utf8(core::mem::take(&mut t.result), keep);
+            }
+            _ => {
+                return Err(EncodeError::TooLarge {
+                    total_bytes: json.len(),
+                    limit,
+                });
+            }
         }
     }
-    Ok(bare)
 }
 
 /// Decodes a termination message written by [`encode`] (or by a version 1
@@ -260,6 +263,14 @@ mod tests {
     }
 
     #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate_utf8("short".into(), 10), "short");
+        assert_eq!(truncate_utf8("abcdefghij".into(), 6), "abc...");
+        let t = truncate_utf8("ééééé".into(), 8);
+        assert!(t.len() <= 8 && t.ends_with("..."), "{t}");
+    }
+
+    #[test]
     fn round_trips_every_outcome() {
         for outcome in [
             Outcome::Succeeded,
@@ -294,7 +305,10 @@ mod tests {
             sha256: "ab".into(),
         });
         let text = encode(&r, MESSAGE_LIMIT_BYTES).expect("encodes");
-        assert!(text.ends_with(r#","frame":{"bytes":10,"lines":1,"sha256":"ab"}}"#), "{text}");
+        assert!(
+            text.ends_with(r#","frame":{"bytes":10,"lines":1,"sha256":"ab"}}"#),
+            "{text}"
+        );
     }
 
     #[test]
@@ -383,7 +397,10 @@ mod tests {
             "result IMAGE_URL is 5000 bytes, over the limit of 4096 bytes per result"
         );
         let all = TooLarge { total: true, ..one };
-        assert!(all.to_string().contains("total 5000 bytes") && all.to_string().contains("IMAGE_URL"));
+        assert_eq!(
+            all.to_string(),
+            "results (largest: IMAGE_URL) total 5000 bytes, over the limit of 4096 bytes for all results"
+        );
     }
 
     #[test]

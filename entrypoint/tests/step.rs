@@ -268,7 +268,12 @@ fn oversized_result_fails_the_step_and_names_it() {
     assert_eq!(r.frame, None, "no results frame");
     let too_large = r.too_large.clone().expect("names the result");
     assert_eq!(
-        (too_large.result.as_str(), too_large.bytes, too_large.limit, too_large.total),
+        (
+            too_large.result.as_str(),
+            too_large.bytes,
+            too_large.limit,
+            too_large.total
+        ),
         ("IMAGE_URL", 5000, 4096, false)
     );
     let msg = r.message.expect("message");
@@ -422,7 +427,12 @@ fn large_results_travel_in_the_log_frame() {
     // The command's own output comes first, the frame last.
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("done\n"), "{}", &stdout[..40]);
-    assert!(stdout.lines().skip(1).all(|l| l.starts_with(frame::MARKER) && l.len() < 4100));
+    assert!(
+        stdout
+            .lines()
+            .skip(1)
+            .all(|l| l.starts_with(frame::MARKER) && l.len() < 4100)
+    );
 }
 
 #[test]
@@ -438,8 +448,15 @@ fn results_over_the_default_limits_fail_the_step() {
     let r = pod.report(0);
     assert_eq!(r.outcome, Outcome::Failed);
     let t = r.too_large.expect("too large");
-    assert_eq!((t.result.as_str(), t.bytes, t.limit, t.total), ("r", 71680, 65536, false));
-    assert!(r.message.expect("message").contains("result r is 71680 bytes, over the limit of 65536"));
+    assert_eq!(
+        (t.result.as_str(), t.bytes, t.limit, t.total),
+        ("r", 71680, 65536, false)
+    );
+    assert!(
+        r.message
+            .expect("message")
+            .contains("result r is 71680 bytes, over the limit of 65536")
+    );
 
     // Five results of 60 KiB each: each fits, together over 256 KiB.
     let pod = Pod::new("total");
@@ -453,11 +470,7 @@ fn results_over_the_default_limits_fail_the_step() {
 #[test]
 fn the_report_keeps_to_its_budget() {
     let pod = Pod::new("budget");
-    let out = output(pod.step(
-        0,
-        &["--max-report-bytes", "300", "--timeout", "1s"],
-        &sh("sleep 5"),
-    ));
+    let out = output(pod.step(0, &["--max-report-bytes", "300", "--timeout", "1s"], &sh("sleep 5")));
     assert_eq!(out.status.code(), Some(124));
     let text = fs::read_to_string(pod.term(0)).expect("report");
     assert!(text.len() <= 300, "{} bytes: {text}", text.len());
@@ -487,10 +500,7 @@ fn a_step_sees_earlier_results_but_reports_only_its_own() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(fs::read_to_string(pod.root().join("seen")).expect("seen"), "3f9c2a1");
     let results = results_of(&out, &pod.report(0));
-    assert_eq!(
-        results,
-        BTreeMap::from([("rewritten".to_string(), "new".to_string())])
-    );
+    assert_eq!(results, BTreeMap::from([("rewritten".to_string(), "new".to_string())]));
 }
 
 /// A process that escaped the step's process group (setsid) and lives on
