@@ -413,23 +413,6 @@ fn signal_name(signo: i32) -> String {
         .map_or_else(|| format!("signal {signo}"), |s| format!("SIG{s}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::signal_name;
-
-    #[test]
-    fn names_signals_like_nix() {
-        assert_eq!(signal_name(1), "SIGHUP");
-        assert_eq!(signal_name(9), "SIGKILL");
-        assert_eq!(signal_name(15), "SIGTERM");
-        assert_eq!(signal_name(16), "SIGSTKFLT");
-        assert_eq!(signal_name(17), "SIGCHLD");
-        assert_eq!(signal_name(31), "SIGSYS");
-        assert_eq!(signal_name(32), "signal 32");
-        assert_eq!(signal_name(0), "signal 0");
-    }
-}
-
 fn poll_signals(signals: &Fd, timeout_ms: i32) -> Result<usize, IoError> {
     let mut fds = [PollFd {
         fd: signals.raw(),
@@ -535,4 +518,21 @@ fn reap(pid: i32) -> Option<Exit> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signal_name;
+
+    #[test]
+    fn names_signals_like_nix() {
+        assert_eq!(signal_name(1), "SIGHUP");
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(15), "SIGTERM");
+        assert_eq!(signal_name(16), "SIGSTKFLT");
+        assert_eq!(signal_name(17), "SIGCHLD");
+        assert_eq!(signal_name(31), "SIGSYS");
+        assert_eq!(signal_name(32), "signal 32");
+        assert_eq!(signal_name(0), "signal 0");
+    }
 }
