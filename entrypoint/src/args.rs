@@ -230,7 +230,7 @@ fn parse_init(args: &[OsString]) -> Result<InitArgs, ArgsError> {
     let mut flags = Flags::new(args);
     let mut tools_dir = None;
     let mut scripts_dir = None;
-    let mut scripts = Vec::new();
+    let mut scripts: Vec<(String, String)> = Vec::new();
     let mut mkdirs = Vec::new();
     while let Some(flag) = flags.next_flag()? {
         match flag.name.as_str() {
@@ -248,10 +248,13 @@ fn parse_init(args: &[OsString]) -> Result<InitArgs, ArgsError> {
                     .split_once('=')
                     .ok_or_else(|| bad("expected NAME=BASE64".into()))?;
                 check_name(name).map_err(|r| bad(format!("script name: {r}")))?;
-                if scripts.iter().any(|(n, _)| n == name) {
-                    return Err(bad(format!("script {name} given more than once")));
+                // The same name right again continues the script: one
+                // argument is limited to 128 KiB by the kernel, so large
+                // scripts come in parts (whole base64 quads each).
+                match scripts.last_mut() {
+                    Some((last, text)) if last == name => text.push_str(b64),
+                    _ => scripts.push((name.to_string(), b64.to_string())),
                 }
-                scripts.push((name.to_string(), b64.to_string()));
             }
             _ => {
                 return Err(ArgsError::UnknownFlag {
@@ -622,6 +625,32 @@ mod tests {
             Err(ArgsError::BadValue { flag: "--script", .. })
         ));
         assert_eq!(parse(&os(&["init"])), Err(ArgsError::MissingFlag("--tools-dir")));
+        // Parts of one script, in order.
+        assert_eq!(
+            parse(&os(&[
+                "init",
+                "--tools-dir",
+                "/t",
+                "--scripts-dir",
+                "/s",
+                "--script",
+                "a=Zm9v",
+                "--script",
+                "b=YQ==",
+                "--script",
+                "a=YmFy"
+            ])),
+            Ok(Command::Init(InitArgs {
+                tools_dir: "/t".into(),
+                scripts: vec![
+                    ("a".into(), "Zm9v".into()),
+                    ("b".into(), "YQ==".into()),
+                    ("a".into(), "YmFy".into())
+                ],
+                scripts_dir: Some("/s".into()),
+                mkdirs: vec![],
+            }))
+        );
     }
 
     #[test]
