@@ -3,6 +3,7 @@
 pub mod context;
 pub mod decode;
 pub mod pipelinerun;
+pub mod results;
 pub mod taskrun;
 
 use std::sync::Arc;
@@ -95,6 +96,7 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         settings: DecideSettings {
             render: RenderSettings {
                 entrypoint_image: config.entrypoint_image.clone(),
+                results: config.result_limits(),
             },
             default_timeout: config.default_timeout,
         },
