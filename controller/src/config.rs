@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::engine::duration::parse_duration;
+use crate::pod::results::{
+    DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_RUN_RESULTS_BYTES, RESULTS_CEILING_BYTES, ResultLimits,
+};
 
 pub const DEFAULT_ENTRYPOINT_IMAGE: &str = "127.0.0.1:5000/cicd/entrypoint:dev";
 /// A run without `spec.timeout` gets one hour, as in Tekton.
@@ -38,4 +41,26 @@ pub struct ControllerConfig {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CICD_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_json: bool,
+
+    // --- Result limits (results travel through the step logs; see
+    // --- pod::results). Kept in this block of their own.
+    /// Largest value of one result in bytes (arrays and objects as JSON);
+    /// at most 1 MiB.
+    #[arg(long, env = "CICD_MAX_RESULT_BYTES", default_value_t = DEFAULT_MAX_RESULT_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..=RESULTS_CEILING_BYTES))]
+    pub max_result_bytes: u64,
+    /// Largest total of all of a run's results in bytes; at most 1 MiB.
+    #[arg(long, env = "CICD_MAX_RUN_RESULTS_BYTES", default_value_t = DEFAULT_MAX_RUN_RESULTS_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..=RESULTS_CEILING_BYTES))]
+    pub max_run_results_bytes: u64,
+}
+
+impl ControllerConfig {
+    /// The result limits the flags set.
+    pub fn result_limits(&self) -> ResultLimits {
+        ResultLimits {
+            max_result_bytes: self.max_result_bytes,
+            max_run_results_bytes: self.max_run_results_bytes,
+        }
+    }
 }

@@ -9,6 +9,9 @@ pub enum Error {
     MissingField(&'static str),
     #[error("leader election failed: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
+    /// A step's results frame is not whole in its log yet (retried).
+    #[error("results not readable yet: {0}")]
+    ResultsNotReady(String),
     #[error("cannot serve metrics on {address}: {source}")]
     Serve {
         address: std::net::SocketAddr,
@@ -25,6 +28,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::MissingField(_) => "missing_field",
             Error::Lease(_) => "lease",
+            Error::ResultsNotReady(_) => "results_not_ready",
             Error::Serve { .. } => "serve",
         }
     }

@@ -7,9 +7,14 @@ pub const ENTRYPOINT_PATH: &str = "/cicd/bin/entrypoint";
 /// Step scripts, written by the init container.
 pub const SCRIPTS_DIR: &str = "/cicd/scripts";
 /// Hand-off files: step N writes `/cicd/run/N/out` (or `out.err`) when done.
+/// Every step sees this directory read-only; only its own `N` is writable.
 pub const RUN_DIR: &str = "/cicd/run";
-/// Where steps write results: one file per declared result.
+/// Where steps write results: one file per declared result. Each step has
+/// its own directory here (subdirectory `N` of the results volume).
 pub const RESULTS_DIR: &str = "/cicd/results";
+/// The previous step's results directory, read-only; the entrypoint copies
+/// its declared results into the step's own before the command starts.
+pub const PREVIOUS_RESULTS_DIR: &str = "/cicd/results-previous";
 /// Each step's report for the controller; kubelet copies it into the
 /// container's termination message.
 pub const TERMINATION_PATH: &str = "/cicd/termination";
@@ -20,6 +25,16 @@ pub const ENTRYPOINT_IN_IMAGE: &str = "/cicd-entrypoint";
 
 pub fn post_file(step_index: usize) -> String {
     format!("{RUN_DIR}/{step_index}/out")
+}
+
+/// Step `step_index`'s own hand-off directory, writable only by that step.
+pub fn step_run_dir(step_index: usize) -> String {
+    format!("{RUN_DIR}/{step_index}")
+}
+
+/// Step `step_index`'s directory inside the run and results volumes.
+pub fn step_sub_path(step_index: usize) -> String {
+    step_index.to_string()
 }
 
 pub fn script_name(step_index: usize, step_name: &str) -> String {

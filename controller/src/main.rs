@@ -72,7 +72,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
                 inputs.push((file.display().to_string(), text));
             }
-            let settings = RenderSettings { entrypoint_image };
+            let settings = RenderSettings {
+                entrypoint_image,
+                ..Default::default()
+            };
             match commands::render_yaml(&inputs, &settings, cicd_controller::config::DEFAULT_TIMEOUT) {
                 Ok(yaml) => {
                     print!("{yaml}");

@@ -13,6 +13,12 @@ pub const RESOLUTION_FAILED: &str = "TaskRunResolutionFailed";
 pub const VALIDATION_FAILED: &str = "TaskRunValidationFailed";
 pub const MISSING_RESULTS: &str = "TaskRunMissingResults";
 pub const INVALID_RESULTS: &str = "TaskRunInvalidResults";
+/// A result, or all of a run's results together, over its limit
+/// (`--max-result-bytes`, `--max-run-results-bytes`); the message names the
+/// result, its size and the limit.
+pub const RESULT_TOO_LARGE: &str = "TaskRunResultLargerThanAllowedLimit";
+/// A step's results frame could not be read back from its log.
+pub const RESULTS_UNREADABLE: &str = "TaskRunResultsUnreadable";
 pub const POD_DELETED: &str = "PodDeleted";
 pub const POD_EVICTED: &str = "PodEvicted";
 pub const POD_CREATION_FAILED: &str = "PodCreationFailed";

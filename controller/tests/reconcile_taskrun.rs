@@ -10,7 +10,8 @@ use cicd_controller::api::{
 use cicd_controller::manifests::Manifests;
 use cicd_controller::pod::render::RenderSettings;
 use cicd_controller::reconcile::taskrun::{Action, DecideSettings, Observed, TaskLookup, decide};
-use cicd_entrypoint::termination::{FORMAT_VERSION, Outcome, StepReport, encode};
+use cicd_controller::pod::results::FetchedResults;
+use cicd_entrypoint::termination::{INLINE_RESULTS_VERSION, Outcome, StepReport, encode};
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
 };
@@ -60,10 +61,14 @@ fn good_spec() -> TaskRunSpec {
     }
 }
 
+/// No frames fetched: these tests' reports carry their results inline.
+static NO_FRAMES: std::sync::LazyLock<FetchedResults> = std::sync::LazyLock::new(FetchedResults::default);
+
 fn settings() -> DecideSettings {
     DecideSettings {
         render: RenderSettings {
             entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into(),
+            ..Default::default()
         },
         default_timeout: Duration::from_secs(3600),
     }
@@ -81,6 +86,7 @@ fn observe<'a>(run: &'a MyTaskRun, task: &'a TaskSpec, pod: Option<&'a Pod>, now
             spec: task,
         },
         pod,
+        results: &NO_FRAMES,
         now: at(now),
     };
     decide(observed, &settings())
@@ -136,17 +142,20 @@ fn event_reasons(actions: &[Action]) -> Vec<String> {
 
 fn report(outcome: Outcome, exit_code: i32, results: &[(&str, &str)]) -> String {
     encode(&StepReport {
-        version: FORMAT_VERSION,
+        version: INLINE_RESULTS_VERSION,
         outcome,
         exit_code,
         started_at_ms: Some(1_700_000_001_000),
         finished_at_ms: Some(1_700_000_002_000),
         message: None,
+        // Inline results: the version 1 format, which the reader still takes.
         results: results
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
-    })
+        frame: None,
+        too_large: None,
+    }, cicd_entrypoint::termination::MESSAGE_LIMIT_BYTES)
     .expect("report fits")
 }
 
@@ -400,6 +409,7 @@ fn a_missing_task_fails_naming_task_and_namespace() {
         run: &run,
         task: TaskLookup::Missing { name: "nope" },
         pod: None,
+        results: &NO_FRAMES,
         now: at(0),
     };
     let actions = decide(observed, &settings());
@@ -524,6 +534,7 @@ fn a_malformed_task_fails_the_run_naming_the_field() {
         run: &run,
         task: TaskLookup::Malformed { name: "build", problem },
         pod: None,
+        results: &NO_FRAMES,
         now: at(0),
     };
     let actions = decide(observed, &settings());

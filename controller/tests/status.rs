@@ -7,9 +7,13 @@
 use std::collections::BTreeMap;
 
 use cicd_controller::api::{ParamType, ParamValue, TaskSpec};
+use cicd_controller::pod::results::{Fetched, FetchedResults, ResultLimits};
 use cicd_controller::pod::status::{PodReading, Succeeded, read_pod};
 use cicd_controller::reason;
-use cicd_entrypoint::termination::{self, EncodeError, FORMAT_VERSION, MESSAGE_LIMIT_BYTES, Outcome, StepReport};
+use cicd_entrypoint::frame::FrameRef;
+use cicd_entrypoint::termination::{
+    self, FORMAT_VERSION, INLINE_RESULTS_VERSION, MESSAGE_LIMIT_BYTES, Outcome, StepReport, TooLarge,
+};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
@@ -57,12 +61,36 @@ fn report(outcome: Outcome, exit_code: i32, start_s: i64, end_s: i64) -> StepRep
         finished_at_ms: Some(T0_MS + end_s * 1000),
         message: None,
         results: BTreeMap::new(),
+        frame: None,
+        too_large: None,
     }
 }
 
+/// A result inline in the report: the version 1 format, still read.
 fn with_result(mut report: StepReport, name: &str, value: &str) -> StepReport {
+    report.version = INLINE_RESULTS_VERSION;
     report.results.insert(name.to_string(), value.to_string());
     report
+}
+
+/// The report names a results frame in the step's log (the version 2 way).
+fn with_frame(mut report: StepReport) -> StepReport {
+    report.frame = Some(FrameRef {
+        bytes: 1,
+        lines: 1,
+        sha256: "0".repeat(64),
+    });
+    report
+}
+
+/// What the controller fetched from the logs: container -> results.
+fn fetched(frames: &[(&str, &[(&str, &str)])]) -> FetchedResults {
+    let mut fetched = FetchedResults::default();
+    for (step, results) in frames {
+        let values = results.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        fetched.frames.insert(format!("step-{step}"), Fetched::Results(values));
+    }
+    fetched
 }
 
 fn skipped() -> StepReport {
@@ -88,7 +116,7 @@ fn ended(step: &str, report: &StepReport) -> Value {
         "state": { "terminated": {
             "exitCode": container_exit,
             "reason": if container_exit == 0 { "Completed" } else { "Error" },
-            "message": termination::encode(report).expect("the report fits"),
+            "message": termination::encode(report, MESSAGE_LIMIT_BYTES).expect("the report fits"),
             "startedAt": "2030-01-01T00:00:00Z",
             "finishedAt": "2030-01-01T00:00:09Z",
         } },
@@ -137,7 +165,7 @@ fn pod(phase: &str, containers: Vec<Value>, extra_status: Value) -> Pod {
 }
 
 fn read(task: &TaskSpec, pod: &Pod) -> PodReading {
-    read_pod(task, pod, false)
+    read_pod(task, pod, false, &FetchedResults::default())
 }
 
 fn step_reasons(reading: &PodReading) -> Vec<(&str, &str)> {
@@ -413,14 +441,14 @@ fn cancelled_run_is_reported_as_cancelled_not_failed() {
         waiting("test", "", ""),
         waiting("push", "", ""),
     ];
-    let reading = read_pod(&task_without_results(), &pod("Failed", containers, json!({})), true);
+    let reading = read_pod(&task_without_results(), &pod("Failed", containers, json!({})), true, &FetchedResults::default());
     assert_failed(&reading, reason::CANCELLED, &["cancelled"]);
 }
 
 #[test]
 fn cancelling_a_running_pod_keeps_the_run_in_progress_until_it_stops() {
     let containers = vec![running("build"), waiting("test", "", ""), waiting("push", "", "")];
-    let reading = read_pod(&task_without_results(), &pod("Running", containers, json!({})), true);
+    let reading = read_pod(&task_without_results(), &pod("Running", containers, json!({})), true, &FetchedResults::default());
     assert_eq!(reading.succeeded, Succeeded::Unknown);
     assert!(reading.message.starts_with("cancelling: "), "{}", reading.message);
 }
@@ -452,7 +480,7 @@ fn steps_stopped_by_a_cancel_are_a_cancellation_not_a_failure() {
     // Stopping the pod kills the running step without a report; that must
     // not read as a step failure (which would be retried).
     let containers = vec![killed("build", 143, "Error"), running("test"), running("push")];
-    let reading = read_pod(&task_without_results(), &pod("Running", containers, json!({})), true);
+    let reading = read_pod(&task_without_results(), &pod("Running", containers, json!({})), true, &FetchedResults::default());
     assert_failed(&reading, reason::CANCELLED, &["cancelled"]);
 }
 
@@ -532,14 +560,14 @@ fn evicted_pod_fails_with_the_eviction_message() {
 /// IMAGE_URL.
 fn report_of_encoded_size(size: usize) -> StepReport {
     let empty = with_result(report(Outcome::Succeeded, 0, 0, 1), "IMAGE_URL", "");
-    let base = termination::encode(&empty).expect("a small report fits").len();
+    let base = termination::encode(&empty, MESSAGE_LIMIT_BYTES).expect("a small report fits").len();
     with_result(empty, "IMAGE_URL", &"x".repeat(size - base))
 }
 
 #[test]
 fn report_just_under_the_limit_is_encoded_and_read_back() {
     let fits = report_of_encoded_size(MESSAGE_LIMIT_BYTES - 1);
-    let text = termination::encode(&fits).expect("fits");
+    let text = termination::encode(&fits, MESSAGE_LIMIT_BYTES).expect("fits");
     assert_eq!(text.len(), MESSAGE_LIMIT_BYTES - 1);
 
     let mut task = task_without_results();
@@ -558,20 +586,25 @@ fn report_just_under_the_limit_is_encoded_and_read_back() {
 }
 
 #[test]
-fn report_just_over_the_limit_names_the_result_its_size_and_the_limit() {
-    let too_big = report_of_encoded_size(MESSAGE_LIMIT_BYTES + 1);
-    let value_bytes = too_big.results["IMAGE_URL"].len();
-    let error = termination::encode(&too_big).expect_err("one byte over the limit");
-    assert!(
-        matches!(&error, EncodeError::TooLarge { result, result_bytes, total_bytes, limit }
-            if result == "IMAGE_URL" && *result_bytes == value_bytes
-               && *total_bytes == MESSAGE_LIMIT_BYTES + 1 && *limit == MESSAGE_LIMIT_BYTES),
-        "{error:?}"
+fn a_5000_byte_result_no_longer_fails_the_run() {
+    // It used to: the report held it and was over 4096 bytes. Now the value
+    // travels in the step's log frame and the report only names the frame.
+    let mut task = task_without_results();
+    task.results = serde_json::from_value(json!([{ "name": "IMAGE_URL" }])).expect("results");
+    let value = "x".repeat(5000);
+    let containers = vec![
+        ended("build", &with_frame(report(Outcome::Succeeded, 0, 0, 1))),
+        ended("test", &report(Outcome::Succeeded, 0, 1, 2)),
+        ended("push", &report(Outcome::Succeeded, 0, 2, 3)),
+    ];
+    let reading = read_pod(
+        &task,
+        &pod("Succeeded", containers, json!({})),
+        false,
+        &fetched(&[("build", &[("IMAGE_URL", &value)])]),
     );
-    let text = error.to_string();
-    assert!(text.contains("IMAGE_URL"), "{text}");
-    assert!(text.contains(&format!("{value_bytes} bytes")), "{text}");
-    assert!(text.contains("4096"), "{text}");
+    assert_eq!(reading.succeeded, Succeeded::True, "{}", reading.message);
+    assert_eq!(reading.results[0].value, ParamValue::String(value));
 }
 
 #[test]
@@ -584,4 +617,151 @@ fn a_truncated_report_is_not_trusted() {
     assert_eq!(reading.steps[0].reason, "Error");
     assert_eq!(reading.steps[0].exit_code, Some(1));
     assert_failed(&reading, reason::FAILED, &["step \"build\" failed with exit code 1"]);
+}
+
+// ---------------------------------------------------------------------------
+// Results from the steps' log frames
+// ---------------------------------------------------------------------------
+
+fn three_steps_succeeded(build: StepReport, test: StepReport, push: StepReport) -> Pod {
+    pod(
+        "Succeeded",
+        vec![ended("build", &build), ended("test", &test), ended("push", &push)],
+        json!({}),
+    )
+}
+
+fn done() -> StepReport {
+    report(Outcome::Succeeded, 0, 0, 1)
+}
+
+#[test]
+fn results_come_from_each_steps_own_frame_later_steps_winning() {
+    let pod = three_steps_succeeded(with_frame(done()), with_frame(done()), done());
+    let frames = fetched(&[
+        ("build", &[("url", "from-build"), ("tags", r#"["a"]"#)]),
+        ("test", &[("url", "from-test")]),
+        // The push step's report names no frame: whatever its log holds
+        // (a stray frame) is not its results.
+        ("push", &[("url", "forged")]),
+    ]);
+    let reading = read_pod(&task(), &pod, false, &frames);
+    assert_eq!(reading.succeeded, Succeeded::True, "{}", reading.message);
+    let url = reading.results.iter().find(|r| r.name == "url").expect("url");
+    assert_eq!(url.value, ParamValue::String("from-test".into()));
+    let tags = reading.results.iter().find(|r| r.name == "tags").expect("tags");
+    assert_eq!(tags.value, ParamValue::Array(vec!["a".into()]));
+    assert_eq!(tags.result_type, ParamType::Array);
+}
+
+#[test]
+fn a_frame_is_read_only_from_its_own_steps_container() {
+    // build names a frame, but only test's container was fetched: build's
+    // results are not taken from test's log.
+    let pod = three_steps_succeeded(with_frame(done()), done(), done());
+    let frames = fetched(&[("test", &[("url", "u"), ("tags", "[]")])]);
+    let reading = read_pod(&task(), &pod, false, &frames);
+    assert_eq!(reading.succeeded, Succeeded::Unknown, "{reading:#?}");
+    assert!(reading.message.contains("reading the results of step(s) build"), "{}", reading.message);
+    assert!(reading.results.is_empty());
+}
+
+#[test]
+fn an_unreadable_frame_fails_with_its_own_reason_and_says_why() {
+    let pod = three_steps_succeeded(with_frame(done()), done(), done());
+    let mut frames = FetchedResults::default();
+    frames.frames.insert(
+        "step-build".into(),
+        Fetched::Unreadable("found 2 of the frame's 3 lines in the log".into()),
+    );
+    let reading = read_pod(&task(), &pod, false, &frames);
+    assert_failed(&reading, reason::RESULTS_UNREADABLE, &["\"build\"", "2 of the frame's 3 lines"]);
+}
+
+#[test]
+fn a_result_over_the_per_result_limit_names_result_size_and_limit() {
+    let pod = three_steps_succeeded(with_frame(done()), done(), done());
+    let big = "y".repeat(70_000);
+    let frames = fetched(&[("build", &[("url", &big), ("tags", "[]")])]);
+    let reading = read_pod(&task(), &pod, false, &frames);
+    assert_failed(
+        &reading,
+        "TaskRunResultLargerThanAllowedLimit",
+        &["\"url\"", "70000 bytes", "65536 bytes per result"],
+    );
+}
+
+#[test]
+fn results_over_the_run_total_name_the_largest_result_and_the_limit() {
+    let pod = three_steps_succeeded(with_frame(done()), with_frame(done()), done());
+    let frames = FetchedResults {
+        limits: ResultLimits {
+            max_result_bytes: 1000,
+            max_run_results_bytes: 1500,
+        },
+        ..fetched(&[("build", &[("url", &"u".repeat(900))]), ("test", &[("tags", &format!("[\"{}\"]", "t".repeat(800)))])])
+    };
+    let reading = read_pod(&task(), &pod, false, &frames);
+    assert_failed(
+        &reading,
+        reason::RESULT_TOO_LARGE,
+        &["1704 bytes", "limit of 1500 bytes for all results", "\"url\""],
+    );
+}
+
+#[test]
+fn a_frame_too_large_to_read_fails_the_run() {
+    let pod = three_steps_succeeded(with_frame(done()), done(), done());
+    let mut frames = FetchedResults::default();
+    frames.frames.insert("step-build".into(), Fetched::TooLarge { bytes: 9_000_000 });
+    let reading = read_pod(&task(), &pod, false, &frames);
+    assert_failed(&reading, reason::RESULT_TOO_LARGE, &["\"build\"", "9000000 bytes", "262144"]);
+}
+
+#[test]
+fn a_step_failed_for_an_oversized_result_says_so() {
+    let mut failed = report(Outcome::Failed, 0, 0, 1);
+    failed.message = Some("result IMAGE_URL is 70000 bytes, over the limit of 65536 bytes per result".into());
+    failed.too_large = Some(TooLarge {
+        result: "IMAGE_URL".into(),
+        bytes: 70_000,
+        limit: 65_536,
+        total: false,
+    });
+    let containers = vec![ended("build", &failed), ended("test", &skipped()), ended("push", &skipped())];
+    let reading = read(&task_without_results(), &pod("Failed", containers, json!({})));
+    assert_failed(
+        &reading,
+        "TaskRunResultLargerThanAllowedLimit",
+        &["step \"build\"", "\"IMAGE_URL\"", "70000 bytes", "65536 bytes per result"],
+    );
+}
+
+/// Every way the reader can fail a run leaves a message saying why.
+#[test]
+fn no_failure_has_an_empty_message() {
+    // A step the entrypoint failed although its command exited 0.
+    let mut failed = report(Outcome::Failed, 0, 0, 1);
+    failed.message = Some("cannot print the results to stdout: EPIPE".into());
+    let containers = vec![ended("build", &failed), ended("test", &skipped()), ended("push", &skipped())];
+    let reading = read(&task_without_results(), &pod("Failed", containers, json!({})));
+    assert_failed(&reading, reason::FAILED, &["step \"build\"", "cannot print the results"]);
+
+    let cases = [
+        pod("Failed", vec![], json!({})),
+        pod("Failed", vec![], json!({ "reason": "DeadlineExceeded" })),
+        pod("Failed", vec![], json!({ "reason": "Evicted" })),
+        pod("Failed", vec![], json!({ "reason": "NodeLost" })),
+        pod("Running", vec![killed("build", 137, "OOMKilled")], json!({})),
+        pod("Succeeded", vec![], json!({})),
+    ];
+    for pod in &cases {
+        for task in [task(), task_without_results()] {
+            let reading = read(&task, pod);
+            if reading.succeeded == Succeeded::False {
+                assert!(!reading.message.trim().is_empty(), "empty message: {reading:#?}");
+                assert!(!reading.message.ends_with(": "), "dangling message: {:?}", reading.message);
+            }
+        }
+    }
 }

@@ -66,6 +66,7 @@ fn resolve_inline(run: &MyTaskRun) -> Result<ResolvedTaskRun, ValidationErrors> 
 fn plan(run: &MyTaskRun, task: &TaskSpec, source: TaskSource<'_>) -> Result<ResolvedTaskRun, ValidationErrors> {
     let settings = RenderSettings {
         entrypoint_image: "entrypoint:test".into(),
+        ..Default::default()
     };
     plan_task_run(run, task, source, 0, ONE_HOUR, &settings).map(|plan| plan.resolved)
 }
@@ -913,6 +914,7 @@ fn context_variables_describe_the_run() {
     by_ref.spec.task_ref = Some("greet".into());
     let settings = RenderSettings {
         entrypoint_image: "entrypoint:test".into(),
+        ..Default::default()
     };
     let third_attempt = plan_task_run(&by_ref, &named, TaskSource::Named("greet"), 2, ONE_HOUR, &settings)
         .unwrap_or_else(|errors| panic!("{errors}"));

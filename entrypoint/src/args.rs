@@ -8,14 +8,16 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::duration;
+use crate::frame::{DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_RUN_RESULTS_BYTES, RESULTS_CEILING_BYTES};
 use crate::os::{OsStr, OsString, PathBuf};
+use crate::termination::MESSAGE_LIMIT_BYTES;
 
 pub const USAGE: &str = "\
 usage:
   cicd-entrypoint init --tools-dir DIR [--script NAME=BASE64]... [--scripts-dir DIR] [--mkdir DIR]...
   cicd-entrypoint step [--wait-file F] [--wait-nonempty] --post-file F --termination-path F
-                       --results-dir D [--results a,b] [--timeout 30s]
-                       [--on-error continue|stopAndFail] -- CMD [ARGS...]
+    --results-dir D [--results a,b] [--results-from D] [--timeout 30s] [--on-error continue|stopAndFail]
+    [--max-result-bytes N] [--max-results-bytes N] [--max-report-bytes N] -- CMD [ARGS...]
 ";
 
 #[derive(Debug, PartialEq)]
@@ -49,6 +51,16 @@ pub struct StepArgs {
     pub termination_path: PathBuf,
     pub results_dir: PathBuf,
     pub results: Vec<String>,
+    /// The previous step's results directory: its declared results are
+    /// copied into ours before the command starts, so a step sees what the
+    /// steps before it wrote although each step writes only its own.
+    pub results_from: Option<PathBuf>,
+    /// Largest value of one result; a larger one fails the step.
+    pub max_result_bytes: u64,
+    /// Largest total of this step's results.
+    pub max_results_bytes: u64,
+    /// Termination message budget of this container (the kubelet's share).
+    pub max_report_bytes: usize,
     /// None when no timeout (absent or zero); the text is kept for messages.
     pub timeout: Option<(Duration, String)>,
     pub on_error: OnError,
@@ -218,7 +230,7 @@ fn parse_init(args: &[OsString]) -> Result<InitArgs, ArgsError> {
     let mut flags = Flags::new(args);
     let mut tools_dir = None;
     let mut scripts_dir = None;
-    let mut scripts = Vec::new();
+    let mut scripts: Vec<(String, String)> = Vec::new();
     let mut mkdirs = Vec::new();
     while let Some(flag) = flags.next_flag()? {
         match flag.name.as_str() {
@@ -236,10 +248,13 @@ fn parse_init(args: &[OsString]) -> Result<InitArgs, ArgsError> {
                     .split_once('=')
                     .ok_or_else(|| bad("expected NAME=BASE64".into()))?;
                 check_name(name).map_err(|r| bad(format!("script name: {r}")))?;
-                if scripts.iter().any(|(n, _)| n == name) {
-                    return Err(bad(format!("script {name} given more than once")));
+                // The same name right again continues the script: one
+                // argument is limited to 128 KiB by the kernel, so large
+                // scripts come in parts (whole base64 quads each).
+                match scripts.last_mut() {
+                    Some((last, text)) if last == name => text.push_str(b64),
+                    _ => scripts.push((name.to_string(), b64.to_string())),
                 }
-                scripts.push((name.to_string(), b64.to_string()));
             }
             _ => {
                 return Err(ArgsError::UnknownFlag {
@@ -271,6 +286,10 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
     let mut termination_path = None;
     let mut results_dir = None;
     let mut results: Vec<String> = Vec::new();
+    let mut results_from = None;
+    let mut max_result_bytes = None;
+    let mut max_results_bytes = None;
+    let mut max_report_bytes = None;
     let mut timeout = None;
     let mut on_error = None;
     while let Some(flag) = flags.next_flag()? {
@@ -303,6 +322,23 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
                         results.push(name.to_string());
                     }
                 }
+            }
+            "--results-from" => set_once(
+                &mut results_from,
+                flags.path(&flag, "--results-from")?,
+                "--results-from",
+            )?,
+            "--max-result-bytes" => {
+                let n = bytes_flag(&mut flags, &flag, "--max-result-bytes", RESULTS_CEILING_BYTES)?;
+                set_once(&mut max_result_bytes, n, "--max-result-bytes")?;
+            }
+            "--max-results-bytes" => {
+                let n = bytes_flag(&mut flags, &flag, "--max-results-bytes", RESULTS_CEILING_BYTES)?;
+                set_once(&mut max_results_bytes, n, "--max-results-bytes")?;
+            }
+            "--max-report-bytes" => {
+                let n = bytes_flag(&mut flags, &flag, "--max-report-bytes", MESSAGE_LIMIT_BYTES as u64)?;
+                set_once(&mut max_report_bytes, n as usize, "--max-report-bytes")?;
             }
             "--timeout" => {
                 let text = flags.text(&flag, "--timeout")?;
@@ -350,9 +386,33 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
         termination_path: termination_path.ok_or(ArgsError::MissingFlag("--termination-path"))?,
         results_dir: results_dir.ok_or(ArgsError::MissingFlag("--results-dir"))?,
         results,
+        results_from,
+        max_result_bytes: max_result_bytes.unwrap_or(DEFAULT_MAX_RESULT_BYTES),
+        max_results_bytes: max_results_bytes.unwrap_or(DEFAULT_MAX_RUN_RESULTS_BYTES),
+        max_report_bytes: max_report_bytes.unwrap_or(MESSAGE_LIMIT_BYTES),
         timeout: timeout.filter(|(d, _)| !d.is_zero()),
         on_error: on_error.unwrap_or(OnError::StopAndFail),
         command,
+    })
+}
+
+/// A byte count between 1 and `max`.
+fn bytes_flag<'a>(flags: &mut Flags<'a>, flag: &Flag<'a>, name: &'static str, max: u64) -> Result<u64, ArgsError> {
+    let text = flags.text(flag, name)?;
+    // By hand: `str::parse` would add to the static binary.
+    let mut n: u64 = 0;
+    let mut digits = !text.is_empty();
+    for b in text.bytes() {
+        digits &= b.is_ascii_digit();
+        n = n.saturating_mul(10).saturating_add(u64::from(b.wrapping_sub(b'0')));
+    }
+    if digits && n >= 1 && n <= max {
+        return Ok(n);
+    }
+    Err(ArgsError::BadValue {
+        flag: name,
+        value: text,
+        reason: format!("expected a number of bytes from 1 to {max}"),
     })
 }
 
@@ -435,6 +495,42 @@ mod tests {
         assert_eq!(s.timeout, Some((Duration::from_secs(5400), "1h30m".into())));
         assert_eq!(s.on_error, OnError::Continue);
         assert_eq!(s.command, os(&["sh", "-c", "--not-a-flag"]));
+    }
+
+    #[test]
+    fn parses_result_limits() {
+        let s = step(&["--", "true"]).expect("parses");
+        assert_eq!(s.max_result_bytes, DEFAULT_MAX_RESULT_BYTES);
+        assert_eq!(s.max_results_bytes, DEFAULT_MAX_RUN_RESULTS_BYTES);
+        assert_eq!(s.max_report_bytes, MESSAGE_LIMIT_BYTES);
+        assert_eq!(s.results_from, None);
+        let s = step(&[
+            "--max-result-bytes=1048576",
+            "--max-results-bytes",
+            "10",
+            "--max-report-bytes",
+            "585",
+            "--results-from",
+            "/prev",
+            "--",
+            "true",
+        ])
+        .expect("parses");
+        assert_eq!(
+            (s.max_result_bytes, s.max_results_bytes, s.max_report_bytes),
+            (1_048_576, 10, 585)
+        );
+        assert_eq!(s.results_from, Some(PathBuf::from("/prev")));
+        for bad in [
+            ["--max-result-bytes", "1048577"],
+            ["--max-result-bytes", "0"],
+            ["--max-results-bytes", "lots"],
+            ["--max-report-bytes", "4097"],
+        ] {
+            let e = step(&[bad[0], bad[1], "--", "true"]).expect_err(bad[1]);
+            let text = e.to_string();
+            assert!(text.contains(bad[0]) && text.contains(bad[1]), "{text}");
+        }
     }
 
     #[test]
@@ -529,6 +625,32 @@ mod tests {
             Err(ArgsError::BadValue { flag: "--script", .. })
         ));
         assert_eq!(parse(&os(&["init"])), Err(ArgsError::MissingFlag("--tools-dir")));
+        // Parts of one script, in order.
+        assert_eq!(
+            parse(&os(&[
+                "init",
+                "--tools-dir",
+                "/t",
+                "--scripts-dir",
+                "/s",
+                "--script",
+                "a=Zm9v",
+                "--script",
+                "b=YQ==",
+                "--script",
+                "a=YmFy"
+            ])),
+            Ok(Command::Init(InitArgs {
+                tools_dir: "/t".into(),
+                scripts: vec![
+                    ("a".into(), "Zm9v".into()),
+                    ("b".into(), "YQ==".into()),
+                    ("a".into(), "YmFy".into())
+                ],
+                scripts_dir: Some("/s".into()),
+                mkdirs: vec![],
+            }))
+        );
     }
 
     #[test]

@@ -1,5 +1,12 @@
 //! Go-style durations (`1h30m`, `30s`, `1.5s`, `500ms`, `0`), the syntax
-//! Kubernetes users already write in task timeouts.
+//! Kubernetes users already write in task timeouts. The one grammar of the
+//! project: the controller validates timeouts with this same parser, so a
+//! timeout it accepts is one the entrypoint accepts.
+//!
+//! Grammar (Go's `time.ParseDuration`, without negatives): an optional `+`,
+//! then `0`, or one or more `<number><unit>` with number = digits with at
+//! most one `.` (`1.5`, `.5`, `1.`) and unit one of `ns us µs μs ms s m h`.
+//! At most `i64::MAX` nanoseconds (about 292 years), as in Go.
 
 use alloc::string::{String, ToString};
 use core::time::Duration;
@@ -16,7 +23,7 @@ pub enum DurationError {
     UnknownUnit(String),
     #[error("expected a number at {0:?}")]
     ExpectedNumber(String),
-    #[error("duration is too large")]
+    #[error("duration is too large (the most is about 292 years)")]
     Overflow,
 }
 
@@ -62,6 +69,9 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
             .checked_add(scaled(number, unit_nanos)?)
             .ok_or(DurationError::Overflow)?;
         rest = next;
+    }
+    if total_nanos > i64::MAX as u128 {
+        return Err(DurationError::Overflow);
     }
     let secs = u64::try_from(total_nanos / 1_000_000_000).map_err(|_| DurationError::Overflow)?;
     // The remainder is below 1e9, so it always fits in u32.
@@ -127,5 +137,15 @@ mod tests {
             parse("99999999999999999999999999999999999999h"),
             Err(DurationError::Overflow)
         );
+        // Go's bound: i64 nanoseconds.
+        assert_eq!(parse("2562047h"), Ok(Duration::from_secs(2_562_047 * 3600)));
+        assert_eq!(parse("2562048h"), Err(DurationError::Overflow));
+        assert_eq!(
+            parse(&alloc::format!("{}s", "9".repeat(400))),
+            Err(DurationError::Overflow)
+        );
+        assert_eq!(parse("1h-5m"), Err(DurationError::UnknownUnit("h-".into())));
+        assert!(matches!(parse("ten minutes"), Err(DurationError::ExpectedNumber(_))));
+        assert!(matches!(parse("m5"), Err(DurationError::ExpectedNumber(_))));
     }
 }

@@ -67,31 +67,9 @@ pub fn err_path(path: &Path) -> PathBuf {
     s
 }
 
-/// Cuts `text` to at most `max` bytes on a char boundary, marking the cut.
-pub fn truncate_utf8(mut text: String, max: usize) -> String {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max.saturating_sub(3);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    text.push_str("...");
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn truncates_on_char_boundaries() {
-        assert_eq!(truncate_utf8("short".into(), 10), "short");
-        assert_eq!(truncate_utf8("abcdefghij".into(), 6), "abc...");
-        let t = truncate_utf8("ééééé".into(), 8);
-        assert!(t.len() <= 8 && t.ends_with("..."), "{t}");
-    }
 
     #[test]
     fn err_path_appends_suffix() {

@@ -1,5 +1,6 @@
-//! `cicd_entrypoint`: the step report format shared with the controller
-//! ([`termination`]), plus the implementation of the `cicd-entrypoint`
+//! `cicd_entrypoint`: what the controller shares with the entrypoint (the
+//! step report [`termination`], the results [`frame`] and its [`sha256`],
+//! the [`duration`] grammar), plus the implementation of the `cicd-entrypoint`
 //! binary, which runs without std or libc (see README.md).
 #![cfg_attr(not(test), no_std)]
 
@@ -14,6 +15,9 @@ macro_rules! warn {
     };
 }
 
+pub mod duration;
+pub mod frame;
+pub mod sha256;
 pub mod termination;
 
 // The binary's implementation makes raw x86-64 Linux system calls. On other
@@ -21,8 +25,6 @@ pub mod termination;
 // controller needs, so the controller still builds there.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod args;
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-mod duration;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod fsutil;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

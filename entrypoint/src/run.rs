@@ -10,20 +10,25 @@
 //! - with `--on-error continue` the container exits 0 whenever the command
 //!   ran and failed; the report still has the real code and outcome.
 //!
-//! If the command succeeded but its results do not fit in the termination
-//! message, the step fails: the container exits 1, the report says Failed
-//! with the command's real exit code (0) and no results.
+//! If the command succeeded but a result is over its limit, the step fails:
+//! the container exits 1, the report says Failed with the command's real
+//! exit code (0), names the result in `tooLarge` and has no results.
+//!
+//! Results are printed to stdout as a frame (see `frame`), after every
+//! process the command left behind is killed, and the report names the
+//! frame; so nothing the step started can change either once they are read.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use core::time::Duration;
 
 use crate::args::{OnError, StepArgs};
-use crate::fsutil::{err_path, truncate_utf8, write_atomic, write_in_place};
+use crate::frame::{self, FrameRef};
+use crate::fsutil::{err_path, write_atomic, write_in_place};
 use crate::os::{OsString, Path};
-use crate::results::{ResultsError, Snapshot};
+use crate::results::{self, Limits, ResultsError, Snapshot};
 use crate::sys::{self, Fd, Instant, IoError, PollFd, SigSet, Waited as Reaped};
-use crate::termination::{self, EncodeError, FORMAT_VERSION, Outcome, StepReport};
+use crate::termination::{self, FORMAT_VERSION, Outcome, StepReport, TooLarge};
 use crate::wait::{self, Waited};
 
 pub const EXIT_SKIPPED: i32 = 1;
@@ -33,8 +38,8 @@ pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 /// Time between SIGTERM and SIGKILL when a step times out.
 const KILL_GRACE: Duration = Duration::from_secs(2);
-/// Keep room in the 4096-byte report for results.
-const MAX_MESSAGE_BYTES: usize = 1024;
+/// How long to go on killing what the command left behind.
+const STRAY_KILL_LIMIT: Duration = Duration::from_secs(2);
 
 /// Signals we handle through a signalfd. They stay blocked in this process
 /// (sys::spawn resets the mask in the child before exec).
@@ -67,6 +72,8 @@ struct Ending {
     /// Whether the command itself ran and failed (so onError applies).
     command_failed: bool,
     results: BTreeMap<String, String>,
+    /// The result over a limit, when that failed the step.
+    too_large: Option<TooLarge>,
 }
 
 impl Ending {
@@ -82,13 +89,30 @@ impl Ending {
             message: Some(message),
             command_failed: false,
             results: Default::default(),
+            too_large: None,
         }
     }
 }
 
 pub fn step(args: &StepArgs, env: &[OsString]) -> i32 {
     let ending = run_step(args, env);
-    finish(&args.post_file, &args.termination_path, args.on_error, ending)
+    finish(
+        &Outputs {
+            post_file: &args.post_file,
+            termination_path: &args.termination_path,
+            report_limit: args.max_report_bytes,
+        },
+        args.on_error,
+        ending,
+    )
+}
+
+/// Where a step's ending is written.
+struct Outputs<'a> {
+    post_file: &'a Path,
+    termination_path: &'a Path,
+    /// The report's termination-message budget.
+    report_limit: usize,
 }
 
 fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
@@ -118,6 +142,7 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
                     reason,
                     command_failed: false,
                     results: Default::default(),
+                    too_large: None,
                 };
             }
             Waited::Interrupted(sig) => {
@@ -137,12 +162,20 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
                     message: Some(message),
                     command_failed: false,
                     results: Default::default(),
+                    too_large: None,
                 };
             }
         }
     }
 
-    let snapshot = Snapshot::take(&args.results_dir, &args.results);
+    let limits = Limits {
+        max_result_bytes: args.max_result_bytes,
+        max_results_bytes: args.max_results_bytes,
+    };
+    if let Some(previous) = &args.results_from {
+        results::copy_previous(previous, &args.results_dir, &args.results, limits);
+    }
+    let snapshot = Snapshot::take(&args.results_dir, &args.results, limits);
     let started_at_ms = now_ms();
     let child = match sys::spawn(&args.command, env) {
         Ok(child) => child,
@@ -165,6 +198,7 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
     let timeout = args.timeout.as_ref().map(|(d, _)| *d);
     let ended = supervise(child, timeout, &signals);
     let finished_at_ms = now_ms();
+    kill_strays(&signals);
 
     let (outcome, exit_code, mut message, reason) = match (ended.timed_out, ended.status) {
         (true, status) => {
@@ -206,6 +240,7 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
         reason,
         command_failed: outcome != Outcome::Succeeded,
         results: Default::default(),
+        too_large: None,
     };
     match snapshot.changed() {
         Ok(results) => ending.results = results,
@@ -218,6 +253,9 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
 fn fail_on_results(ending: &mut Ending, error: &ResultsError) {
     let text = error.to_string();
     ending.results.clear();
+    if let ResultsError::TooLarge(too_large) = error {
+        ending.too_large = Some(too_large.clone());
+    }
     ending.message = Some(match ending.message.take() {
         Some(m) => format!("{m}; {text}"),
         None => text.clone(),
@@ -230,30 +268,40 @@ fn fail_on_results(ending: &mut Ending, error: &ResultsError) {
     ending.command_failed = true;
 }
 
-/// Writes the report and the post file, returns the container's exit code.
-fn finish(post_file: &Path, termination_path: &Path, on_error: OnError, mut ending: Ending) -> i32 {
-    let encoded = match termination::encode(&to_report(&ending)) {
-        // Results too large: the step fails and reports no results.
-        Err(e @ EncodeError::TooLarge { .. }) if !ending.results.is_empty() => {
-            fail_on_results(&mut ending, &ResultsError::TooLarge(e));
-            termination::encode(&to_report(&ending))
-        }
-        other => other,
-    };
+/// Prints the results frame, writes the report and the post file, returns
+/// the container's exit code.
+fn finish(out: &Outputs<'_>, on_error: OnError, mut ending: Ending) -> i32 {
     if let Some(m) = ending.message.as_ref().filter(|_| ending.outcome != Outcome::Succeeded) {
         warn!("{m}");
     }
+    // Last on stdout, after any warning, so the controller finds it at the
+    // end of the log.
+    let frame = match print_frame(&ending) {
+        Ok(frame) => frame,
+        Err(e) => {
+            let text = format!("cannot print the results to stdout: {e}");
+            warn!("{text}");
+            ending.results.clear();
+            ending.message = Some(text.clone());
+            if ending.outcome == Outcome::Succeeded {
+                ending.outcome = Outcome::Failed;
+                ending.process_exit = 1;
+                ending.reason = text;
+            }
+            None
+        }
+    };
     let mut exit = ending.process_exit;
-    match encoded {
+    match termination::encode(&to_report(&ending, frame), out.report_limit) {
         Ok(text) => {
-            if let Err(e) = write_in_place(termination_path, text.as_bytes()) {
+            if let Err(e) = write_in_place(out.termination_path, text.as_bytes()) {
                 warn!(
                     "cannot write the termination message to {}: {e}",
-                    termination_path.display()
+                    out.termination_path.display()
                 );
                 exit = EXIT_ENTRYPOINT_ERROR;
                 ending.command_failed = false;
-                ending.reason = format!("cannot write {}", termination_path.display());
+                ending.reason = format!("cannot write {}", out.termination_path.display());
                 if ending.outcome == Outcome::Succeeded {
                     ending.outcome = Outcome::Failed;
                 }
@@ -268,6 +316,7 @@ fn finish(post_file: &Path, termination_path: &Path, on_error: OnError, mut endi
         }
     }
 
+    let post_file = out.post_file;
     let continue_anyway = on_error == OnError::Continue && ending.command_failed;
     if ending.outcome == Outcome::Succeeded || continue_anyway {
         if let Err(e) = write_atomic(post_file, b"", 0o644) {
@@ -280,15 +329,31 @@ fn finish(post_file: &Path, termination_path: &Path, on_error: OnError, mut endi
     exit
 }
 
-fn to_report(ending: &Ending) -> StepReport {
+/// Prints the full report with its results as a frame on stdout; None
+/// when there are no results.
+fn print_frame(ending: &Ending) -> Result<Option<FrameRef>, IoError> {
+    if ending.results.is_empty() {
+        return Ok(None);
+    }
+    let mut full = to_report(ending, None);
+    full.results = ending.results.clone();
+    let (text, frame) = frame::encode(&frame::payload(&full));
+    sys::write_all(1, text.as_bytes())?;
+    Ok(Some(frame))
+}
+
+fn to_report(ending: &Ending, frame: Option<FrameRef>) -> StepReport {
     StepReport {
         version: FORMAT_VERSION,
         outcome: ending.outcome,
         exit_code: ending.exit_code,
         started_at_ms: ending.started_at_ms,
         finished_at_ms: ending.finished_at_ms,
-        message: ending.message.clone().map(|m| truncate_utf8(m, MAX_MESSAGE_BYTES)),
-        results: ending.results.clone(),
+        // `encode` shortens it to the report's budget.
+        message: ending.message.clone(),
+        results: BTreeMap::new(),
+        frame,
+        too_large: ending.too_large.clone(),
     }
 }
 
@@ -314,7 +379,9 @@ fn marker_content(post_file: &Path, ending: &Ending) -> String {
 /// (bad flags), where the paths are known.
 pub fn fail_early(post_file: Option<&Path>, termination_path: Option<&Path>, message: &str) {
     let ending = Ending::entrypoint_error(EXIT_ENTRYPOINT_ERROR, message.to_string());
-    if let (Some(t), Ok(text)) = (termination_path, termination::encode(&to_report(&ending)))
+    // The budget flag may be what was wrong: assume the smallest.
+    let report = termination::encode(&to_report(&ending, None), termination::MIN_REPORT_BYTES);
+    if let (Some(t), Ok(text)) = (termination_path, report)
         && let Err(e) = write_in_place(t, text.as_bytes())
     {
         warn!("cannot write {}: {e}", t.display());
@@ -335,45 +402,15 @@ struct Ended {
     forwarded: Option<i32>,
 }
 
-/// Signal names as nix printed them ("SIGTERM"), or "signal N".
+/// Signal names as nix printed them ("SIGTERM"), or "signal N". One
+/// string rather than a table of 31 slices: half the bytes in the binary.
 fn signal_name(signo: i32) -> String {
-    const NAMES: [&str; 31] = [
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
+    const NAMES: &str = "HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT \
+                         CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS";
     usize::try_from(signo - 1)
         .ok()
-        .and_then(|i| NAMES.get(i))
-        .map_or_else(|| format!("signal {signo}"), |s| (*s).to_string())
+        .and_then(|i| NAMES.split_ascii_whitespace().nth(i))
+        .map_or_else(|| format!("signal {signo}"), |s| format!("SIG{s}"))
 }
 
 fn poll_signals(signals: &Fd, timeout_ms: i32) -> Result<usize, IoError> {
@@ -422,12 +459,49 @@ fn supervise(pid: i32, timeout: Option<Duration>, signals: &Fd) -> Ended {
     };
     // Like a container whose PID 1 exits: nothing the step started outlives
     // it (background jobs left in its process group are killed).
+    // (They are reaped, with anything that left the group, by kill_strays.)
     let _ = sys::kill(-pid, sys::SIGKILL);
-    reap_leftovers(signals);
     Ended {
         status,
         timed_out,
         forwarded,
+    }
+}
+
+/// Kills whatever the command left behind, including processes that left
+/// its group (`setsid`), and reaps them, before the results are read and
+/// the report written: otherwise such a process could still change them.
+/// As a subreaper (or PID 1) every orphan of the command is our child: we
+/// kill our children until none are left. As a container's PID 1, kill(-1)
+/// also reaches everything else in the container.
+fn kill_strays(signals: &Fd) {
+    if sys::getpid() == 1 {
+        let _ = sys::kill(-1, sys::SIGKILL);
+    }
+    let until = Instant::now() + STRAY_KILL_LIMIT;
+    loop {
+        wait::reap_orphans();
+        // Without /proc (a bare chroot) only kill(-1) above can help.
+        let Ok(list) = sys::read_file(Path::new("/proc/thread-self/children")) else {
+            return;
+        };
+        // "12 34 " : decimal pids, each followed by a space.
+        let mut any = false;
+        let mut pid: i32 = 0;
+        for &b in &list {
+            if b.is_ascii_digit() {
+                pid = pid.wrapping_mul(10).wrapping_add(i32::from(b - b'0'));
+            } else if pid > 0 {
+                let _ = sys::kill(pid, sys::SIGKILL);
+                any = true;
+                pid = 0;
+            }
+        }
+        if !any || Instant::now() >= until {
+            return;
+        }
+        let _ = poll_signals(signals, 10);
+        while sys::read_signal(signals).is_some() {}
     }
 }
 
@@ -446,24 +520,19 @@ fn reap(pid: i32) -> Option<Exit> {
     found
 }
 
-/// Gives just-killed group members a moment to die so we can reap them,
-/// without waiting on daemons that left the group.
-fn reap_leftovers(signals: &Fd) {
-    let until = Instant::now() + Duration::from_millis(100);
-    loop {
-        match sys::waitpid_any_nohang() {
-            Err(IoError::Os(sys::ECHILD)) => return,
-            Ok(Reaped::StillAlive) => {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return;
-                }
-                let ms = u16::try_from(left.as_millis() + 1).unwrap_or(u16::MAX);
-                let _ = poll_signals(signals, i32::from(ms));
-                while sys::read_signal(signals).is_some() {}
-            }
-            Ok(_) | Err(IoError::Os(sys::EINTR)) => {}
-            Err(_) => return,
-        }
+#[cfg(test)]
+mod tests {
+    use super::signal_name;
+
+    #[test]
+    fn names_signals_like_nix() {
+        assert_eq!(signal_name(1), "SIGHUP");
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(15), "SIGTERM");
+        assert_eq!(signal_name(16), "SIGSTKFLT");
+        assert_eq!(signal_name(17), "SIGCHLD");
+        assert_eq!(signal_name(31), "SIGSYS");
+        assert_eq!(signal_name(32), "signal 32");
+        assert_eq!(signal_name(0), "signal 0");
     }
 }

@@ -1,17 +1,41 @@
 //! The step report: the one definition of what a step container writes into
 //! its termination message and what the controller reads back.
 //!
-//! The encoding is compact JSON. `encode` refuses anything the kubelet would
-//! truncate, so a report the controller reads is always complete.
+//! The encoding is compact JSON, kept small: the kubelet keeps at most 4096
+//! bytes of a container's termination message and, per pod, 12 KiB shared
+//! evenly by all containers (it cuts the rest off, which breaks the JSON).
+//! The step's results therefore travel in its log ([`crate::frame`]); the
+//! report only names that frame. `encode` shortens the human message until
+//! the report fits the budget it is given, so a report the controller reads
+//! is always complete.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 
 use serde::{Deserialize, Serialize};
 
-/// Kubernetes truncates a container's termination message at 4096 bytes.
+pub use crate::frame::FrameRef;
+
+/// Kubernetes keeps at most this much of a container's termination message.
 pub const MESSAGE_LIMIT_BYTES: usize = 4096;
-pub const FORMAT_VERSION: u32 = 1;
+/// Kubernetes keeps at most this much termination message per pod, split
+/// evenly over all its containers (init, sidecar and step containers).
+pub const POD_MESSAGE_LIMIT_BYTES: usize = 12 * 1024;
+/// The largest report without a message (every field at its widest, with a
+/// frame; or with an oversized result, whose name is shortened to fit): a
+/// pod whose containers get less than this each cannot report reliably.
+pub const MIN_REPORT_BYTES: usize = 256;
+/// Reports written by this crate.
+pub const FORMAT_VERSION: u32 = 2;
+/// The previous format (results inline), still read so runs started by an
+/// older entrypoint finish after an upgrade.
+pub const INLINE_RESULTS_VERSION: u32 = 1;
+
+/// The termination-message budget of each container of a pod with
+/// `containers` containers.
+pub fn report_budget(containers: usize) -> usize {
+    (POD_MESSAGE_LIMIT_BYTES / containers.max(1)).min(MESSAGE_LIMIT_BYTES)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -20,6 +44,35 @@ pub enum Outcome {
     TimedOut,
     Skipped,
     Signaled,
+}
+
+/// A result (or the step's results together) over a limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TooLarge {
+    /// The result's name; for the total, the largest result.
+    pub result: String,
+    /// Bytes of that result's value, or of all the step's results for the total.
+    pub bytes: u64,
+    /// The limit it is over.
+    pub limit: u64,
+    /// True when the limit is on all results of the step together.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub total: bool,
+}
+
+impl core::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (what, scope, per) = if self.total {
+            ("results (largest: ", ") total", "for all results")
+        } else {
+            ("result ", " is", "per result")
+        };
+        write!(
+            f,
+            "{what}{}{scope} {} bytes, over the limit of {} bytes {per}",
+            self.result, self.bytes, self.limit
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,36 +92,28 @@ pub struct StepReport {
     /// Human explanation, e.g. "timed out after 30s".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Version 1 only: the results inline. Version 2 reports leave it empty
+    /// and print the results as a frame in the log instead.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub results: BTreeMap<String, String>,
+    /// The results frame this step printed to its log, if it wrote results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<FrameRef>,
+    /// Set when the step failed because a result was over a limit, so the
+    /// controller can say so with its own reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub too_large: Option<TooLarge>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
-    /// The encoded report does not fit in a termination message.
-    #[error("{}", too_large_text(result, *result_bytes, *total_bytes, *limit))]
-    TooLarge {
-        /// Name of the largest result ("" if the report has no results).
-        result: String,
-        /// Size of that result's value in bytes.
-        result_bytes: usize,
-        /// Size of the whole encoded report in bytes.
-        total_bytes: usize,
-        limit: usize,
-    },
+    /// Even without its message the report does not fit the budget.
+    #[error(
+        "the step report is {total_bytes} bytes without its message, over its termination message budget of {limit} bytes"
+    )]
+    TooLarge { total_bytes: usize, limit: usize },
     #[error("cannot encode step report as JSON: {0}")]
     Json(#[from] serde_json::Error),
-}
-
-fn too_large_text(result: &str, result_bytes: usize, total_bytes: usize, limit: usize) -> String {
-    if result.is_empty() {
-        format!("step report is {total_bytes} bytes, over the termination message limit of {limit} bytes")
-    } else {
-        format!(
-            "result {result} is {result_bytes} bytes; the step report would be {total_bytes} bytes, \
-             over the termination message limit of {limit} bytes"
-        )
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,31 +126,71 @@ pub enum DecodeError {
     Json(#[from] serde_json::Error),
     #[error("termination message has no numeric \"version\" field")]
     MissingVersion,
-    #[error("unsupported step report version {found} (this build understands version {supported})")]
+    #[error(
+        "unsupported step report version {found} (this build understands versions {INLINE_RESULTS_VERSION} and {supported})"
+    )]
     UnsupportedVersion { found: u64, supported: u32 },
 }
 
-/// Encodes `report` as JSON, failing if the kubelet would truncate it.
-pub fn encode(report: &StepReport) -> Result<String, EncodeError> {
-    let json = serde_json::to_string(report)?;
-    if json.len() <= MESSAGE_LIMIT_BYTES {
-        return Ok(json);
+/// Cuts `text` to at most `max` bytes on a char boundary, marking the cut.
+pub fn truncate_utf8(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
     }
-    let (result, result_bytes) = report
-        .results
-        .iter()
-        .max_by_key(|(_, value)| value.len())
-        .map(|(name, value)| (name.clone(), value.len()))
-        .unwrap_or_default();
-    Err(EncodeError::TooLarge {
-        result,
-        result_bytes,
-        total_bytes: json.len(),
-        limit: MESSAGE_LIMIT_BYTES,
-    })
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str("...");
+    text
 }
 
-/// Decodes a termination message written by [`encode`].
+/// Encodes `report` as JSON of at most `limit` bytes: the message is
+/// shortened (or dropped) and, last, the name of an oversized result, until
+/// it fits. Fails only if even that is not enough.
+pub fn encode(report: &StepReport, limit: usize) -> Result<String, EncodeError> {
+    let json = serde_json::to_string(report)?;
+    if json.len() <= limit {
+        return Ok(json);
+    }
+    let mut shorter = report.clone();
+    let message = shorter.message.take().unwrap_or_default();
+    // `,"message":"..."` holds 14 bytes besides the text; escapes can make
+    // the text longer than its raw bytes, so each try cuts by what is over.
+    let mut room = limit.saturating_sub(json.len() - message.len());
+    loop {
+        if room <= 14 + 3 {
+            shorter.message = None;
+        } else {
+            shorter.message = Some(truncate_utf8(message.clone(), room - 14));
+        }
+        let json = serde_json::to_string(&shorter)?;
+        if json.len() <= limit {
+            return Ok(json);
+        }
+        if shorter.message.is_some() {
+            room -= (json.len() - limit).max(1);
+            continue;
+        }
+        // No message left: shorten the name of the oversized result.
+        match shorter.too_large.as_mut() {
+            Some(t) if t.result.len() > 3 => {
+                let keep = t.result.len().saturating_sub(json.len() - limit);
+                t.result = truncate_utf8(core::mem::take(&mut t.result), keep);
+            }
+            _ => {
+                return Err(EncodeError::TooLarge {
+                    total_bytes: json.len(),
+                    limit,
+                });
+            }
+        }
+    }
+}
+
+/// Decodes a termination message written by [`encode`] (or by a version 1
+/// entrypoint).
 pub fn decode(message: &str) -> Result<StepReport, DecodeError> {
     if message.trim().is_empty() {
         return Err(DecodeError::Empty);
@@ -120,7 +205,7 @@ pub fn decode(message: &str) -> Result<StepReport, DecodeError> {
         .get("version")
         .and_then(serde_json::Value::as_u64)
         .ok_or(DecodeError::MissingVersion)?;
-    if found != u64::from(FORMAT_VERSION) {
+    if found != u64::from(FORMAT_VERSION) && found != u64::from(INLINE_RESULTS_VERSION) {
         return Err(DecodeError::UnsupportedVersion {
             found,
             supported: FORMAT_VERSION,
@@ -132,17 +217,57 @@ pub fn decode(message: &str) -> Result<StepReport, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
 
-    fn report(results: &[(&str, &str)]) -> StepReport {
+    fn report(message: Option<&str>) -> StepReport {
         StepReport {
             version: FORMAT_VERSION,
             outcome: Outcome::Succeeded,
             exit_code: 0,
             started_at_ms: Some(1_700_000_000_000),
             finished_at_ms: Some(1_700_000_000_250),
-            message: None,
-            results: results.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            message: message.map(str::to_string),
+            results: BTreeMap::new(),
+            frame: None,
+            too_large: None,
         }
+    }
+
+    /// Every field at its widest (times until the year 2286), with a frame.
+    fn widest() -> StepReport {
+        let mut r = report(None);
+        r.outcome = Outcome::Succeeded;
+        r.exit_code = i32::MIN;
+        r.started_at_ms = Some(9_999_999_999_999);
+        r.finished_at_ms = Some(9_999_999_999_999);
+        r.frame = Some(FrameRef {
+            bytes: u64::MAX,
+            lines: u32::MAX,
+            sha256: "f".repeat(64),
+        });
+        r
+    }
+
+    /// A failed step with an oversized result of a 253-byte name.
+    fn widest_failure() -> StepReport {
+        let mut r = widest();
+        r.outcome = Outcome::Signaled;
+        r.frame = None;
+        r.too_large = Some(TooLarge {
+            result: "r".repeat(253),
+            bytes: u64::MAX,
+            limit: u64::MAX,
+            total: true,
+        });
+        r
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate_utf8("short".into(), 10), "short");
+        assert_eq!(truncate_utf8("abcdefghij".into(), 6), "abc...");
+        let t = truncate_utf8("ééééé".into(), 8);
+        assert!(t.len() <= 8 && t.ends_with("..."), "{t}");
     }
 
     #[test]
@@ -154,92 +279,128 @@ mod tests {
             Outcome::Skipped,
             Outcome::Signaled,
         ] {
-            let mut r = report(&[("digest", "sha256:abc")]);
+            let mut r = widest();
             r.outcome = outcome;
             r.exit_code = 143;
             r.message = Some("why".into());
-            let text = encode(&r).expect("encodes");
+            let text = encode(&r, MESSAGE_LIMIT_BYTES).expect("encodes");
             assert_eq!(decode(&text).expect("decodes"), r);
         }
     }
 
     #[test]
     fn wire_format_is_camel_case_and_omits_empty_fields() {
-        let mut r = report(&[]);
+        let mut r = report(None);
         r.started_at_ms = None;
         r.finished_at_ms = None;
-        let text = encode(&r).expect("encodes");
+        let text = encode(&r, MESSAGE_LIMIT_BYTES).expect("encodes");
         assert_eq!(
             text,
-            r#"{"version":1,"outcome":"Succeeded","exitCode":0,"startedAtMs":null,"finishedAtMs":null}"#
+            r#"{"version":2,"outcome":"Succeeded","exitCode":0,"startedAtMs":null,"finishedAtMs":null}"#
         );
         assert_eq!(decode(&text).expect("decodes"), r);
+        r.frame = Some(FrameRef {
+            bytes: 10,
+            lines: 1,
+            sha256: "ab".into(),
+        });
+        let text = encode(&r, MESSAGE_LIMIT_BYTES).expect("encodes");
+        assert!(
+            text.ends_with(r#","frame":{"bytes":10,"lines":1,"sha256":"ab"}}"#),
+            "{text}"
+        );
     }
 
     #[test]
-    fn empty_results_round_trip() {
-        let r = report(&[]);
-        let text = encode(&r).expect("encodes");
-        assert!(!text.contains("results"));
-        assert!(decode(&text).expect("decodes").results.is_empty());
+    fn version_1_reports_with_inline_results_still_decode() {
+        let text = r#"{"version":1,"outcome":"Succeeded","exitCode":0,"startedAtMs":1,"finishedAtMs":2,"results":{"IMAGE_URL":"x"}}"#;
+        let r = decode(text).expect("v1 decodes");
+        assert_eq!(r.version, 1);
+        assert_eq!(r.results.get("IMAGE_URL").map(String::as_str), Some("x"));
+        assert_eq!(r.frame, None);
     }
 
     #[test]
-    fn unicode_round_trips() {
-        let r = report(&[("gruß", "héllo 世界 🚀\n\"quoted\" \\ \u{0}")]);
-        let text = encode(&r).expect("encodes");
+    fn unicode_messages_round_trip() {
+        let r = report(Some("héllo 世界 🚀\n\"quoted\" \\ \u{0}"));
+        let text = encode(&r, MESSAGE_LIMIT_BYTES).expect("encodes");
         assert_eq!(decode(&text).expect("decodes"), r);
     }
 
-    /// Builds a report with a small result plus an IMAGE_URL result padded
-    /// so the encoding is exactly `size` bytes.
-    fn report_of_size(size: usize) -> StepReport {
-        let mut r = report(&[("IMAGE_URL", ""), ("small", "y")]);
-        let base = encode(&r).expect("encodes").len();
-        r.results.insert("IMAGE_URL".into(), "x".repeat(size - base));
-        r
+    #[test]
+    fn the_widest_report_without_a_message_fits_the_minimum() {
+        let text = encode(&widest(), MESSAGE_LIMIT_BYTES).expect("encodes");
+        assert!(text.len() <= MIN_REPORT_BYTES, "{} bytes: {text}", text.len());
+        let mut failure = widest_failure();
+        failure.message = Some("x".repeat(1000));
+        let text = encode(&failure, MIN_REPORT_BYTES).expect("fits with a shorter name");
+        assert!(text.len() <= MIN_REPORT_BYTES, "{} bytes: {text}", text.len());
+        let back = decode(&text).expect("decodes");
+        let too_large = back.too_large.expect("kept");
+        assert!(too_large.result.starts_with("rrr") && too_large.result.ends_with("..."));
+        assert_eq!(too_large.bytes, u64::MAX);
     }
 
     #[test]
-    fn exactly_at_the_limit_is_accepted() {
-        let r = report_of_size(MESSAGE_LIMIT_BYTES);
-        let text = encode(&r).expect("a report of exactly the limit fits");
+    fn exactly_at_the_limit_is_kept_whole() {
+        let base = encode(&report(Some("")), MESSAGE_LIMIT_BYTES).expect("encodes").len();
+        let r = report(Some(&"m".repeat(MESSAGE_LIMIT_BYTES - base)));
+        let text = encode(&r, MESSAGE_LIMIT_BYTES).expect("a report of exactly the limit fits");
         assert_eq!(text.len(), MESSAGE_LIMIT_BYTES);
         assert_eq!(decode(&text).expect("decodes"), r);
     }
 
     #[test]
-    fn one_byte_over_the_limit_names_the_largest_result() {
-        let r = report_of_size(MESSAGE_LIMIT_BYTES + 1);
-        let big = r.results["IMAGE_URL"].len();
-        let err = encode(&r).expect_err("one byte over the limit");
-        match &err {
-            EncodeError::TooLarge {
-                result,
-                result_bytes,
-                total_bytes,
-                limit,
-            } => {
-                assert_eq!(result, "IMAGE_URL");
-                assert_eq!(*result_bytes, big);
-                assert_eq!(*total_bytes, MESSAGE_LIMIT_BYTES + 1);
-                assert_eq!(*limit, MESSAGE_LIMIT_BYTES);
+    fn over_the_budget_the_message_is_shortened_to_fit() {
+        for budget in [MIN_REPORT_BYTES, 585, 1024, MESSAGE_LIMIT_BYTES] {
+            for message in ["m".repeat(5000), "\"\\\n".repeat(3000), "世界".repeat(2000)] {
+                let mut r = if budget == 585 { widest_failure() } else { widest() };
+                r.message = Some(message.clone());
+                let text = encode(&r, budget).expect("fits after shortening");
+                assert!(text.len() <= budget, "{} > {budget}", text.len());
+                let back = decode(&text).expect("decodes");
+                assert_eq!(back.frame, r.frame);
+                assert_eq!(back.too_large, r.too_large);
+                if let Some(m) = back.message {
+                    assert!(m.ends_with("...") && message.starts_with(m.trim_end_matches("...")));
+                }
             }
-            other => panic!("expected TooLarge, got {other:?}"),
         }
-        let text = err.to_string();
-        assert!(text.contains("IMAGE_URL"), "{text}");
-        assert!(text.contains(&format!("{big} bytes")), "{text}");
-        assert!(text.contains("4096"), "{text}");
     }
 
     #[test]
-    fn oversized_message_without_results_is_rejected() {
-        let mut r = report(&[]);
-        r.message = Some("m".repeat(MESSAGE_LIMIT_BYTES));
-        let err = encode(&r).expect_err("too large");
-        assert!(matches!(&err, EncodeError::TooLarge { result, .. } if result.is_empty()));
-        assert!(err.to_string().contains("4096"));
+    fn a_report_that_cannot_fit_is_refused() {
+        let err = encode(&widest(), 100).expect_err("too small a budget");
+        assert!(matches!(err, EncodeError::TooLarge { limit: 100, .. }));
+        assert!(err.to_string().contains("100 bytes"), "{err}");
+    }
+
+    #[test]
+    fn budgets_follow_the_kubelet() {
+        assert_eq!(report_budget(1), MESSAGE_LIMIT_BYTES);
+        assert_eq!(report_budget(3), MESSAGE_LIMIT_BYTES);
+        assert_eq!(report_budget(4), 3072);
+        assert_eq!(report_budget(21), 585);
+        assert_eq!(report_budget(0), MESSAGE_LIMIT_BYTES);
+    }
+
+    #[test]
+    fn too_large_names_result_size_and_limit() {
+        let one = TooLarge {
+            result: "IMAGE_URL".into(),
+            bytes: 5000,
+            limit: 4096,
+            total: false,
+        };
+        assert_eq!(
+            one.to_string(),
+            "result IMAGE_URL is 5000 bytes, over the limit of 4096 bytes per result"
+        );
+        let all = TooLarge { total: true, ..one };
+        assert_eq!(
+            all.to_string(),
+            "results (largest: IMAGE_URL) total 5000 bytes, over the limit of 4096 bytes for all results"
+        );
     }
 
     #[test]
@@ -247,24 +408,24 @@ mod tests {
         assert!(matches!(decode(""), Err(DecodeError::Empty)));
         assert!(matches!(decode("not json"), Err(DecodeError::Json(_))));
         // What the kubelet leaves of an over-long message.
-        let truncated = &encode(&report(&[("a", "b")])).expect("encodes")[..20];
+        let truncated = &encode(&widest(), MESSAGE_LIMIT_BYTES).expect("encodes")[..20];
         assert!(matches!(decode(truncated), Err(DecodeError::Json(_))));
         assert!(matches!(
             decode(r#"{"outcome":"Succeeded"}"#),
             Err(DecodeError::MissingVersion)
         ));
-        let err = decode(r#"{"version":2,"somethingNew":true}"#).expect_err("v2");
+        let err = decode(r#"{"version":3,"somethingNew":true}"#).expect_err("v3");
         assert!(matches!(
             err,
-            DecodeError::UnsupportedVersion { found: 2, supported: 1 }
+            DecodeError::UnsupportedVersion { found: 3, supported: 2 }
         ));
-        assert!(err.to_string().contains("version 2"));
+        assert!(err.to_string().contains("version 3"));
         assert!(matches!(
             decode(&"x".repeat(MESSAGE_LIMIT_BYTES + 1)),
             Err(DecodeError::TooLarge(_))
         ));
         assert!(matches!(
-            decode(r#"{"version":1,"outcome":"Exploded","exitCode":0,"startedAtMs":null,"finishedAtMs":null}"#),
+            decode(r#"{"version":2,"outcome":"Exploded","exitCode":0,"startedAtMs":null,"finishedAtMs":null}"#),
             Err(DecodeError::Json(_))
         ));
     }

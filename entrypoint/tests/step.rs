@@ -8,6 +8,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use cicd_entrypoint::frame;
 use cicd_entrypoint::termination::Outcome;
 use common::*;
 use nix::sys::signal::{Signal, kill};
@@ -229,6 +230,7 @@ fn reports_only_the_results_this_step_wrote() {
     ));
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let r = pod.report(0);
+    assert!(r.results.is_empty(), "results travel in the log frame, not the report");
     let expected: BTreeMap<String, String> = [
         ("digest", "sha256:abc"),
         ("greeting", "héllo 世界\n"),
@@ -238,7 +240,7 @@ fn reports_only_the_results_this_step_wrote() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    assert_eq!(r.results, expected);
+    assert_eq!(results_of(&out, &r), expected);
     assert_eq!(r.outcome, Outcome::Succeeded);
 }
 
@@ -248,7 +250,11 @@ fn oversized_result_fails_the_step_and_names_it() {
     let script = "head -c 5000 /dev/zero | tr '\\0' x > \"$D/results/IMAGE_URL\"; \
                   printf small > \"$D/results/small\"";
     let mut next = spawn_quiet(pod.step(1, &[], &sh("touch \"$D/ran1\"")));
-    let out = output(pod.step(0, &["--results", "IMAGE_URL,small"], &sh(script)));
+    let out = output(pod.step(
+        0,
+        &["--results", "IMAGE_URL,small", "--max-result-bytes", "4096"],
+        &sh(script),
+    ));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -259,6 +265,17 @@ fn oversized_result_fails_the_step_and_names_it() {
     assert_eq!(r.outcome, Outcome::Failed);
     assert_eq!(r.exit_code, 0, "the command itself succeeded");
     assert!(r.results.is_empty());
+    assert_eq!(r.frame, None, "no results frame");
+    let too_large = r.too_large.clone().expect("names the result");
+    assert_eq!(
+        (
+            too_large.result.as_str(),
+            too_large.bytes,
+            too_large.limit,
+            too_large.total
+        ),
+        ("IMAGE_URL", 5000, 4096, false)
+    );
     let msg = r.message.expect("message");
     assert!(
         msg.contains("result IMAGE_URL is 5000 bytes") && msg.contains("4096"),
@@ -384,4 +401,134 @@ fn poll_fallback_still_orders_steps() {
     assert_eq!(first.status.code(), Some(0));
     assert_eq!(code(wait_with_limit(&mut second, LIMIT)), 0);
     assert_eq!(fs::read_to_string(pod.root().join("log")).expect("log"), "0\n1\n");
+}
+
+/// Values far past the old 4096-byte termination message: a 200 KiB result
+/// and a 3 KiB one, through the frame, byte for byte.
+#[test]
+fn large_results_travel_in_the_log_frame() {
+    let pod = Pod::new("large");
+    let script = "head -c 204800 /dev/urandom | base64 -w 0 | head -c 204800 > \"$D/results/big\"; \
+                  printf 'line 1\\nline \"2\" \\\\ é\\n' > \"$D/results/small\"; echo done";
+    let out = output(pod.step(
+        0,
+        &["--results", "big,small", "--max-result-bytes", "262144"],
+        &sh(script),
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = pod.report(0);
+    let text = fs::read_to_string(pod.term(0)).expect("report");
+    assert!(text.len() < 300, "the report stays small: {text}");
+    let results = results_of(&out, &r);
+    let big = fs::read(pod.results().join("big")).expect("big");
+    assert_eq!(big.len(), 204_800);
+    assert_eq!(results["big"].as_bytes(), &big[..]);
+    assert_eq!(results["small"], "line 1\nline \"2\" \\ é\n");
+    // The command's own output comes first, the frame last.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("done\n"), "{}", &stdout[..40]);
+    assert!(
+        stdout
+            .lines()
+            .skip(1)
+            .all(|l| l.starts_with(frame::MARKER) && l.len() < 4100)
+    );
+}
+
+#[test]
+fn results_over_the_default_limits_fail_the_step() {
+    let pod = Pod::new("limits");
+    // 70 KiB is over the default 64 KiB per result.
+    let out = output(pod.step(
+        0,
+        &["--results", "r"],
+        &sh("head -c 71680 /dev/zero > \"$D/results/r\""),
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    let r = pod.report(0);
+    assert_eq!(r.outcome, Outcome::Failed);
+    let t = r.too_large.expect("too large");
+    assert_eq!(
+        (t.result.as_str(), t.bytes, t.limit, t.total),
+        ("r", 71680, 65536, false)
+    );
+    assert!(
+        r.message
+            .expect("message")
+            .contains("result r is 71680 bytes, over the limit of 65536")
+    );
+
+    // Five results of 60 KiB each: each fits, together over 256 KiB.
+    let pod = Pod::new("total");
+    let script = "for n in a b c d e; do head -c 61440 /dev/zero > \"$D/results/$n\"; done";
+    let out = output(pod.step(0, &["--results", "a,b,c,d,e"], &sh(script)));
+    assert_eq!(out.status.code(), Some(1));
+    let t = pod.report(0).too_large.expect("too large");
+    assert_eq!((t.bytes, t.limit, t.total), (5 * 61440, 262_144, true));
+}
+
+#[test]
+fn the_report_keeps_to_its_budget() {
+    let pod = Pod::new("budget");
+    let out = output(pod.step(0, &["--max-report-bytes", "300", "--timeout", "1s"], &sh("sleep 5")));
+    assert_eq!(out.status.code(), Some(124));
+    let text = fs::read_to_string(pod.term(0)).expect("report");
+    assert!(text.len() <= 300, "{} bytes: {text}", text.len());
+    let r = pod.report(0);
+    assert_eq!(r.outcome, Outcome::TimedOut);
+    assert!(r.message.expect("message").starts_with("timed out after 1s"));
+}
+
+#[test]
+fn a_step_sees_earlier_results_but_reports_only_its_own() {
+    let pod = Pod::new("from");
+    let previous = pod.root().join("prev");
+    fs::create_dir_all(&previous).expect("mkdir");
+    fs::write(previous.join("commit"), "3f9c2a1").expect("write");
+    fs::write(previous.join("rewritten"), "old").expect("write");
+    let script = "cat \"$D/results/commit\" > \"$D/seen\"; printf new > \"$D/results/rewritten\"";
+    let out = output(pod.step(
+        0,
+        &[
+            "--results",
+            "commit,rewritten,absent",
+            "--results-from",
+            previous.to_str().expect("utf-8"),
+        ],
+        &sh(script),
+    ));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(fs::read_to_string(pod.root().join("seen")).expect("seen"), "3f9c2a1");
+    let results = results_of(&out, &pod.report(0));
+    assert_eq!(results, BTreeMap::from([("rewritten".to_string(), "new".to_string())]));
+}
+
+/// A process that escaped the step's process group (setsid) and lives on
+/// cannot change the step's results or report after the step ended: the
+/// entrypoint kills it before it reads them.
+#[test]
+fn a_stray_process_cannot_change_a_finished_steps_report() {
+    let pod = Pod::new("stray");
+    let term = pod.term(0);
+    let script = format!(
+        "printf real > \"$D/results/x\"; \
+         setsid sh -c 'echo $$ > \"$D/stray.pid\"; sleep 0.5; printf forged > \"$D/results/x\"; \
+                       printf forged > \"{term}\"; touch \"$D/stray-ran\"' < /dev/null > /dev/null 2>&1 & \
+         while [ ! -s \"$D/stray.pid\" ]; do sleep 0.01; done",
+        term = term.display()
+    );
+    let out = output(pod.step(0, &["--results", "x"], &sh(&script)));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let pid: i32 = fs::read_to_string(pod.root().join("stray.pid"))
+        .expect("stray pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(pid_is_dead(pid), "the stray process {pid} outlived its step");
+    assert!(!pod.root().join("stray-ran").exists(), "the stray got to run on");
+    let r = pod.report(0);
+    assert_eq!(r.outcome, Outcome::Succeeded);
+    assert_eq!(results_of(&out, &r)["x"], "real");
+    assert_eq!(fs::read_to_string(pod.results().join("x")).expect("x"), "real");
 }

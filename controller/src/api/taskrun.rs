@@ -23,7 +23,8 @@ use super::task::TaskSpec;
     printcolumn = r#"{"name":"Succeeded","type":"string","jsonPath":".status.conditions[?(@.type==\"Succeeded\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Succeeded\")].reason"}"#,
     printcolumn = r#"{"name":"StartTime","type":"date","jsonPath":".status.startTime"}"#,
-    printcolumn = r#"{"name":"CompletionTime","type":"date","jsonPath":".status.completionTime"}"#
+    printcolumn = r#"{"name":"CompletionTime","type":"date","jsonPath":".status.completionTime"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Succeeded\")].message"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TaskRunSpec {

@@ -7,6 +7,7 @@ pub mod execute;
 #[cfg(test)]
 pub mod mock_api;
 pub mod pipelinerun;
+pub mod results;
 pub mod taskrun;
 
 use std::sync::Arc;
@@ -111,6 +112,7 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         settings: DecideSettings {
             render: RenderSettings {
                 entrypoint_image: config.entrypoint_image.clone(),
+                results: config.result_limits(),
             },
             default_timeout: config.default_timeout,
         },

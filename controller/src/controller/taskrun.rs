@@ -70,12 +70,14 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
     };
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let pod = pods.get_opt(&names::pod_name(&name, current_attempt(run))).await?;
+    let results = super::results::fetch(&pods, pod.as_ref(), ctx.settings.render.results).await?;
 
     let actions = decide(
         Observed {
             run,
             task,
             pod: pod.as_ref(),
+            results: &results,
             now: Timestamp::now(),
         },
         &ctx.settings,

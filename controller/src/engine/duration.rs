@@ -1,47 +1,19 @@
 //! Go-style durations (`1h30m`, `45s`, `500ms`), as Tekton users write them.
+//! The grammar lives in one place, the entrypoint crate
+//! (`cicd_entrypoint::duration`), so the controller accepts exactly the
+//! timeouts the entrypoint does; this adds messages that quote the input.
 
 use std::time::Duration;
 
-/// Parses `0`, or a sequence of number+unit pairs with units h, m, s, ms.
-/// Returns a message that quotes the input on error.
+use cicd_entrypoint::duration::{self, DurationError};
+
+/// Parses `0`, or a sequence of number+unit pairs (units ns, us, ms, s, m,
+/// h). Returns a message that quotes the input on error.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if text.is_empty() {
-        return Err("\"\" is not a duration (use e.g. 30s, 10m, 1h30m, or 0 for none)".into());
-    }
-    let bad = || format!("{text:?} is not a duration (use e.g. 30s, 10m, 1h30m, or 0 for none)");
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(bad());
-        }
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        // Like Go, refuse what does not fit in i64 nanoseconds (~292 years)
-        // rather than panic (`from_secs_f64`) or wrap later.
-        total = Duration::try_from_secs_f64(number * seconds_per_unit)
-            .ok()
-            .and_then(|part| total.checked_add(part))
-            .filter(|total| total.as_nanos() <= i64::MAX as u128)
-            .ok_or_else(|| format!("{text:?} is too long a duration (the most is about 292 years)"))?;
-    }
-    Ok(total)
+    duration::parse(text).map_err(|error| match error {
+        DurationError::Overflow => format!("{text:?} is too long a duration (the most is about 292 years)"),
+        other => format!("{text:?} is not a duration: {other} (use e.g. 30s, 10m, 1h30m, or 0 for none)"),
+    })
 }
 
 #[cfg(test)]
@@ -55,6 +27,10 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("1m0.5s"), Ok(Duration::from_millis(60_500)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        // The entrypoint's grammar, now also the controller's.
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("10us"), Ok(Duration::from_micros(10)));
+        assert_eq!(parse_duration(" 30s "), Ok(Duration::from_secs(30)));
     }
 
     #[test]
@@ -69,9 +45,19 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_the_input_quoted() {
-        for bad in ["", "10", "ten minutes", "5d", "m5", "1h-5m"] {
+        for bad in ["", "10", "ten minutes", "5d", "m5", "1h-5m", "-1s", "1..2s"] {
             let error = parse_duration(bad).expect_err(bad);
             assert!(error.contains(&format!("{bad:?}")), "{error}");
+        }
+    }
+
+    /// Every input the two sides see the same way: what one accepts the
+    /// other accepts with the same value (they are the same parser now;
+    /// this guards against someone adding a second one again).
+    #[test]
+    fn agrees_with_the_entrypoint() {
+        for text in ["0", "1h", "1.5h", "30s", "500ms", "7ns", "+1s", "", "1d", "1"] {
+            assert_eq!(parse_duration(text).ok(), duration::parse(text).ok(), "{text:?}");
         }
     }
 }

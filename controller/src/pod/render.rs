@@ -1,10 +1,14 @@
 //! Building the pod of a run: a pure function of the resolved run.
 //!
 //! Layout (see `layout`): an init container copies the entrypoint and the
-//! step scripts into shared volumes; each step is a container whose command
-//! is the entrypoint, which waits for the previous step's post file, runs
-//! the step and reports through the termination message. Sidecars run as
-//! native sidecars (init containers that keep running).
+//! step scripts into shared volumes and makes one hand-off and one results
+//! directory per step; each step is a container whose command is the
+//! entrypoint, which waits for the previous step's post file, runs the step,
+//! prints its results as a frame to its log and reports through the
+//! termination message. A step can write only its own directories: it sees
+//! the others read-only (hand-off) or not at all (results), so no step can
+//! forge another's hand-off or results. Sidecars run as native sidecars
+//! (init containers that keep running).
 
 use std::collections::BTreeMap;
 
@@ -19,8 +23,10 @@ use crate::api::{OnError, TaskRunSpec, WorkspaceBinding};
 use crate::engine::resolve::{ResolvedStep, ResolvedTaskRun, ResolvedWorkspace};
 use crate::layout;
 use crate::names;
+use cicd_entrypoint::termination::report_budget;
 
 use super::resources::requests_of_largest_step;
+use super::results::ResultLimits;
 
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "cicd-operator";
@@ -40,10 +46,13 @@ const VOLUME_RESULTS: &str = "cicd-results";
 const VOLUME_WORKSPACE: &str = "cicd-workspace";
 
 /// Installation-wide settings the renderer needs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RenderSettings {
     /// The image holding the static entrypoint at `layout::ENTRYPOINT_IN_IMAGE`.
     pub entrypoint_image: String,
+    /// Limits on results, passed to each step's entrypoint and applied again
+    /// by the status reader.
+    pub results: ResultLimits,
 }
 
 pub fn step_container_name(step: &str) -> String {
@@ -61,6 +70,39 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
         read_only: read_only.then_some(true),
         ..Default::default()
     }
+}
+
+/// A mount of one directory of a volume (subPath).
+fn sub_mount(name: &str, sub_path: String, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        sub_path: Some(sub_path),
+        ..mount(name, path, read_only)
+    }
+}
+
+/// Step `index`'s own mounts: the hand-off directory read-only except its
+/// own subdirectory, its own results directory, and the previous step's
+/// results read-only.
+fn step_own_mounts(index: usize) -> Vec<VolumeMount> {
+    let mut mounts = vec![
+        mount(VOLUME_RUN, layout::RUN_DIR, true),
+        sub_mount(
+            VOLUME_RUN,
+            layout::step_sub_path(index),
+            &layout::step_run_dir(index),
+            false,
+        ),
+        sub_mount(VOLUME_RESULTS, layout::step_sub_path(index), layout::RESULTS_DIR, false),
+    ];
+    if index > 0 {
+        mounts.push(sub_mount(
+            VOLUME_RESULTS,
+            layout::step_sub_path(index - 1),
+            layout::PREVIOUS_RESULTS_DIR,
+            true,
+        ));
+    }
+    mounts
 }
 
 fn empty_dir(name: &str) -> Volume {
@@ -112,14 +154,12 @@ pub fn claims_to_create(resolved: &ResolvedTaskRun, owner: &OwnerReference) -> V
         .collect()
 }
 
-/// The mounts every step gets: tools, scripts, hand-off files, results,
-/// the default working directory and the workspaces.
+/// The mounts every step gets: tools, scripts, the default working
+/// directory and the workspaces (each step adds its own, `step_own_mounts`).
 fn common_step_mounts(workspaces: &[ResolvedWorkspace]) -> Vec<VolumeMount> {
     let mut mounts = vec![
         mount(VOLUME_TOOLS, layout::TOOLS_DIR, true),
         mount(VOLUME_SCRIPTS, layout::SCRIPTS_DIR, true),
-        mount(VOLUME_RUN, layout::RUN_DIR, false),
-        mount(VOLUME_RESULTS, layout::RESULTS_DIR, false),
         mount(VOLUME_WORKSPACE, layout::WORKSPACE_ROOT, false),
     ];
     for (index, workspace) in workspaces.iter().enumerate() {
@@ -135,9 +175,17 @@ fn common_step_mounts(workspaces: &[ResolvedWorkspace]) -> Vec<VolumeMount> {
     mounts
 }
 
+/// What every step's entrypoint is told besides its own step.
+struct StepContext<'a> {
+    result_names: &'a [&'a str],
+    limits: ResultLimits,
+    /// The termination-message budget of each container of the pod.
+    report_budget: usize,
+}
+
 /// The entrypoint's arguments for step `index`: wait for the previous
 /// step, report, then run the script or command.
-fn entrypoint_args(index: usize, step: &ResolvedStep, result_names: &[&str]) -> Vec<String> {
+fn entrypoint_args(index: usize, step: &ResolvedStep, context: &StepContext<'_>) -> Vec<String> {
     let mut args = vec!["step".to_string()];
     if index > 0 {
         args.extend(["--wait-file".to_string(), layout::post_file(index - 1)]);
@@ -147,11 +195,23 @@ fn entrypoint_args(index: usize, step: &ResolvedStep, result_names: &[&str]) -> 
         layout::post_file(index),
         "--termination-path".to_string(),
         layout::TERMINATION_PATH.to_string(),
+        "--max-report-bytes".to_string(),
+        context.report_budget.to_string(),
         "--results-dir".to_string(),
         layout::RESULTS_DIR.to_string(),
     ]);
-    if !result_names.is_empty() {
-        args.extend(["--results".to_string(), result_names.join(",")]);
+    if !context.result_names.is_empty() {
+        args.extend([
+            "--results".to_string(),
+            context.result_names.join(","),
+            "--max-result-bytes".to_string(),
+            context.limits.max_result_bytes.to_string(),
+            "--max-results-bytes".to_string(),
+            context.limits.max_run_results_bytes.to_string(),
+        ]);
+        if index > 0 {
+            args.extend(["--results-from".to_string(), layout::PREVIOUS_RESULTS_DIR.to_string()]);
+        }
     }
     if let Some(timeout) = &step.timeout {
         args.extend(["--timeout".to_string(), timeout.clone()]);
@@ -169,9 +229,29 @@ fn entrypoint_args(index: usize, step: &ResolvedStep, result_names: &[&str]) -> 
     args
 }
 
-/// The init container: copies the entrypoint into the tools volume and
-/// writes the scripts. Scripts travel base64-encoded because Kubernetes
-/// expands `$(VAR)` in args, which would mangle shell code.
+/// The kernel refuses to start a program with any one argument over 128 KiB
+/// (MAX_ARG_STRLEN), and a script can hold a large substituted result: it
+/// is passed in parts of at most this many base64 characters.
+const SCRIPT_PART_CHARS: usize = 96 * 1024;
+
+/// `encoded` (base64) cut into whole quads of at most SCRIPT_PART_CHARS, so
+/// the parts decode one after the other; always at least one part.
+fn script_parts(encoded: &str) -> Vec<&str> {
+    if encoded.is_empty() {
+        return vec![encoded];
+    }
+    // base64 is ASCII, so any byte offset is a char boundary.
+    (0..encoded.len())
+        .step_by(SCRIPT_PART_CHARS)
+        .map(|start| &encoded[start..(start + SCRIPT_PART_CHARS).min(encoded.len())])
+        .collect()
+}
+
+/// The init container: copies the entrypoint into the tools volume, writes
+/// the scripts, and makes each step's hand-off and results directories
+/// (mode 0777, so steps running as any user can write their own). Scripts
+/// travel base64-encoded because Kubernetes expands `$(VAR)` in args, which
+/// would mangle shell code.
 fn prepare_container(settings: &RenderSettings, steps: &[ResolvedStep]) -> Container {
     let mut args = vec![
         "init".to_string(),
@@ -183,11 +263,19 @@ fn prepare_container(settings: &RenderSettings, steps: &[ResolvedStep]) -> Conta
     for (index, step) in steps.iter().enumerate() {
         if let Some(script) = &step.script {
             let encoded = base64::engine::general_purpose::STANDARD.encode(script.as_bytes());
-            args.extend([
-                "--script".to_string(),
-                format!("{}={encoded}", layout::script_name(index, &step.name)),
-            ]);
+            let name = layout::script_name(index, &step.name);
+            for part in script_parts(&encoded) {
+                args.extend(["--script".to_string(), format!("{name}={part}")]);
+            }
         }
+    }
+    for index in 0..steps.len() {
+        args.extend([
+            "--mkdir".to_string(),
+            layout::step_run_dir(index),
+            "--mkdir".to_string(),
+            format!("{}/{}", layout::RESULTS_DIR, layout::step_sub_path(index)),
+        ]);
     }
     Container {
         name: PREPARE_CONTAINER.to_string(),
@@ -197,6 +285,8 @@ fn prepare_container(settings: &RenderSettings, steps: &[ResolvedStep]) -> Conta
         volume_mounts: Some(vec![
             mount(VOLUME_TOOLS, layout::TOOLS_DIR, false),
             mount(VOLUME_SCRIPTS, layout::SCRIPTS_DIR, false),
+            mount(VOLUME_RUN, layout::RUN_DIR, false),
+            mount(VOLUME_RESULTS, layout::RESULTS_DIR, false),
         ]),
         ..Default::default()
     }
@@ -205,17 +295,18 @@ fn prepare_container(settings: &RenderSettings, steps: &[ResolvedStep]) -> Conta
 fn step_container(
     index: usize,
     step: &ResolvedStep,
-    result_names: &[&str],
+    context: &StepContext<'_>,
     common_mounts: &[VolumeMount],
     resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
 ) -> Container {
     let mut mounts = common_mounts.to_vec();
+    mounts.extend(step_own_mounts(index));
     mounts.extend(step.volume_mounts.iter().cloned());
     Container {
         name: step_container_name(&step.name),
         image: Some(step.image.clone()),
         command: Some(vec![layout::ENTRYPOINT_PATH.to_string()]),
-        args: Some(entrypoint_args(index, step, result_names)),
+        args: Some(entrypoint_args(index, step, context)),
         env: (!step.env.is_empty()).then(|| step.env.clone()),
         env_from: (!step.env_from.is_empty()).then(|| step.env_from.clone()),
         working_dir: Some(step.working_dir.clone()),
@@ -276,6 +367,13 @@ pub fn render_pod(
     let result_names: Vec<&str> = resolved.task.results.iter().map(|r| r.name.as_str()).collect();
     let common_mounts = common_step_mounts(&resolved.workspaces);
 
+    // The kubelet shares 12 KiB of termination messages among all containers:
+    // the steps, the prepare container and the sidecars.
+    let context = StepContext {
+        result_names: &result_names,
+        limits: settings.results,
+        report_budget: report_budget(resolved.steps.len() + 1 + resolved.sidecars.len()),
+    };
     let mut resources: Vec<_> = resolved.steps.iter().map(|s| s.resources.clone()).collect();
     requests_of_largest_step(&mut resources);
     let containers: Vec<Container> = resolved
@@ -283,7 +381,7 @@ pub fn render_pod(
         .iter()
         .zip(resources)
         .enumerate()
-        .map(|(index, (step, resources))| step_container(index, step, &result_names, &common_mounts, resources))
+        .map(|(index, (step, resources))| step_container(index, step, &context, &common_mounts, resources))
         .collect();
 
     let mut init_containers = vec![prepare_container(settings, &resolved.steps)];

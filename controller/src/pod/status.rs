@@ -1,9 +1,13 @@
 //! Reading a run's pod back into the run's status: a pure function of the
-//! task and the pod. The entrypoint's report (the termination message)
-//! is preferred over the container's own state, because it knows when the
-//! step's command really started and what it produced.
+//! task, the pod and the results frames fetched from the steps' logs. The
+//! entrypoint's report (the termination message) is preferred over the
+//! container's own state, because it knows when the step's command really
+//! started and what it produced. Results come from each step's own frame
+//! (see `pod::results`), or inline in reports of the version 1 format.
 
-use cicd_entrypoint::termination::{self, Outcome, StepReport};
+use std::collections::BTreeMap;
+
+use cicd_entrypoint::termination::{self, Outcome, StepReport, TooLarge};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -12,6 +16,7 @@ use crate::api::{ParamType, ParamValue, RunResult, StepState, TaskSpec};
 use crate::reason;
 
 use super::render::step_container_name;
+use super::results::{Fetched, FetchedResults, ResultLimits};
 
 /// The `Succeeded` condition's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,13 +120,104 @@ fn read_step(name: &str, status: Option<&ContainerStatus>) -> (StepState, Option
     (state, report)
 }
 
-/// Typed results from the reports, in step order (a later step's value of
-/// the same result wins). Array and object results are JSON in the file.
-fn read_results(task: &TaskSpec, reports: &[StepReport]) -> (Vec<RunResult>, Vec<String>) {
-    let mut results = Vec::new();
-    let mut problems = Vec::new();
+/// What the steps' results came to.
+#[derive(Debug, Default)]
+struct ResultsReading {
+    results: Vec<RunResult>,
+    /// Declared types that do not match the values.
+    invalid: Vec<String>,
+    /// Values over a limit (first one found).
+    too_large: Option<String>,
+    /// Frames that could not be read.
+    unreadable: Vec<String>,
+    /// Steps whose frames were not fetched yet.
+    unfetched: Vec<String>,
+}
+
+fn too_large_message(step: &str, too_large: &TooLarge) -> String {
+    if too_large.total {
+        format!(
+            "the results of step {step:?} total {} bytes, over the limit of {} bytes for all results of a run (largest: result {:?})",
+            too_large.bytes, too_large.limit, too_large.result
+        )
+    } else {
+        format!(
+            "step {step:?} wrote result {:?} of {} bytes, over the limit of {} bytes per result",
+            too_large.result, too_large.bytes, too_large.limit
+        )
+    }
+}
+
+/// The raw values of the steps' results, later steps winning, each step's
+/// taken only from its own report and its own container's frame.
+fn raw_results(
+    steps: &[(String, Option<StepReport>)],
+    fetched: &FetchedResults,
+    reading: &mut ResultsReading,
+) -> BTreeMap<String, String> {
+    let mut raw = BTreeMap::new();
+    for (step, report) in steps {
+        let Some(report) = report else { continue };
+        if let Some(too_large) = &report.too_large {
+            reading.too_large.get_or_insert_with(|| too_large_message(step, too_large));
+        }
+        // Version 1 reports carry their results inline.
+        raw.extend(report.results.clone());
+        if report.frame.is_none() {
+            continue;
+        }
+        match fetched.frames.get(&step_container_name(step)) {
+            Some(Fetched::Results(values)) => raw.extend(values.clone()),
+            Some(Fetched::Unreadable(why)) => reading.unreadable.push(format!(
+                "the results of step {step:?} could not be read from its log: {why}"
+            )),
+            Some(Fetched::TooLarge { bytes }) => {
+                reading.too_large.get_or_insert_with(|| {
+                    format!(
+                        "the results of step {step:?} are {bytes} bytes, over the limit of {} bytes for all results of a run",
+                        fetched.limits.max_run_results_bytes
+                    )
+                });
+            }
+            None => reading.unfetched.push(step.clone()),
+        }
+    }
+    raw
+}
+
+/// The first value over a limit, as a condition message.
+fn over_limit(raw: &BTreeMap<String, String>, limits: &ResultLimits) -> Option<String> {
+    if let Some((name, value)) = raw.iter().find(|(_, v)| v.len() as u64 > limits.max_result_bytes) {
+        return Some(format!(
+            "result {name:?} is {} bytes, over the limit of {} bytes per result",
+            value.len(),
+            limits.max_result_bytes
+        ));
+    }
+    let total: u64 = raw.values().map(|v| v.len() as u64).sum();
+    if total <= limits.max_run_results_bytes {
+        return None;
+    }
+    let (name, size) = raw
+        .iter()
+        .max_by_key(|(_, v)| v.len())
+        .map_or((String::new(), 0), |(k, v)| (k.clone(), v.len()));
+    Some(format!(
+        "the run's results total {total} bytes, over the limit of {} bytes for all results of a run (largest: result {name:?}, {size} bytes)",
+        limits.max_run_results_bytes
+    ))
+}
+
+/// Typed results, in step order (a later step's value of the same result
+/// wins). Array and object results are JSON in the file.
+fn read_results(task: &TaskSpec, steps: &[(String, Option<StepReport>)], fetched: &FetchedResults) -> ResultsReading {
+    let mut reading = ResultsReading::default();
+    let raw = raw_results(steps, fetched, &mut reading);
+    if reading.too_large.is_none() {
+        reading.too_large = over_limit(&raw, &fetched.limits);
+    }
     for declared in &task.results {
-        let Some(raw) = reports.iter().rev().find_map(|r| r.results.get(&declared.name)) else {
+        let Some(raw) = raw.get(&declared.name) else {
             continue;
         };
         let value = match declared.result_type {
@@ -130,18 +226,18 @@ fn read_results(task: &TaskSpec, reports: &[StepReport]) -> (Vec<RunResult>, Vec
             ParamType::Object => serde_json::from_str(raw).map(ParamValue::Object),
         };
         match value {
-            Ok(value) => results.push(RunResult {
+            Ok(value) => reading.results.push(RunResult {
                 name: declared.name.clone(),
                 result_type: declared.result_type,
                 value,
             }),
-            Err(error) => problems.push(format!(
+            Err(error) => reading.invalid.push(format!(
                 "result {:?} is declared as {} but its value is not a JSON {}: {error}",
                 declared.name, declared.result_type, declared.result_type
             )),
         }
     }
-    (results, problems)
+    reading
 }
 
 fn waiting_failure(pod: &Pod) -> Option<(String, String)> {
@@ -203,8 +299,9 @@ fn phase_from_steps(task: &TaskSpec, containers: &Option<Vec<ContainerStatus>>) 
 }
 
 /// Reads the pod of a run. `cancelled` says the user asked to stop the run,
-/// so a pod stopped for that is reported as cancelled, not failed.
-pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
+/// so a pod stopped for that is reported as cancelled, not failed. `fetched`
+/// holds the results frames read from the steps' logs once the pod finished.
+pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool, fetched: &FetchedResults) -> PodReading {
     let status = pod.status.clone().unwrap_or_default();
     let container_status = |name: &str| {
         status
@@ -214,7 +311,7 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
             .find(|c| c.name == step_container_name(name))
     };
     let mut steps = Vec::with_capacity(task.steps.len());
-    let mut reports = Vec::new();
+    let mut reports = Vec::with_capacity(task.steps.len());
     // A step that ended without a report was killed (OOM, node pressure)
     // before it could hand off: the steps after it would wait forever.
     let mut killed_without_report = false;
@@ -222,16 +319,16 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
         let (state, report) = read_step(&step.name, container_status(&step.name));
         killed_without_report |= state.state == "Terminated" && report.is_none() && state.exit_code != Some(0);
         steps.push(state);
-        reports.extend(report);
+        reports.push((step.name.clone(), report));
     }
-    let (results, result_problems) = read_results(task, &reports);
+    let results = read_results(task, &reports, fetched);
     let finished_at = steps.iter().filter_map(|s| s.finished_at.clone()).max_by_key(|t| t.0);
     let mut reading = PodReading {
         succeeded: Succeeded::Unknown,
         reason: reason::PENDING.to_string(),
         message: String::new(),
         steps,
-        results,
+        results: results.results.clone(),
         finished_at: None,
     };
     let phase = match status.phase.as_deref().unwrap_or("Pending") {
@@ -243,46 +340,28 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
 
     match phase {
         "Succeeded" => {
-            let produced: Vec<&str> = reading.results.iter().map(|r| r.name.as_str()).collect();
-            let missing: Vec<&str> = task
-                .results
-                .iter()
-                .map(|r| r.name.as_str())
-                .filter(|n| !produced.contains(n))
-                .collect();
-            if !result_problems.is_empty() {
-                reading.fail(reason::INVALID_RESULTS, result_problems.join("; "));
-            } else if !missing.is_empty() {
-                reading.fail(
-                    reason::MISSING_RESULTS,
-                    format!(
-                        "all steps completed but result(s) {} were not written (write each to $(results.<name>.path))",
-                        missing.join(", ")
-                    ),
-                );
-            } else {
-                reading.succeeded = Succeeded::True;
-                reading.reason = reason::SUCCEEDED.to_string();
-                reading.message = "all steps completed".to_string();
+            reading.succeeded_pod(task, &results);
+            if reading.is_done() {
+                reading.finished_at = finished_at;
             }
-            reading.finished_at = finished_at;
         }
         "Failed" => {
             let (why, message) = if cancelled {
                 (reason::CANCELLED, "the run was cancelled".to_string())
             } else if pod_reason == "DeadlineExceeded" {
-                (
-                    reason::TIMEOUT,
-                    format!("the run did not finish within its timeout: {pod_message}"),
-                )
+                (reason::TIMEOUT, with_detail("the run did not finish within its timeout", &pod_message))
             } else if pod_reason == "Evicted" {
-                (reason::POD_EVICTED, format!("the pod was evicted: {pod_message}"))
+                (reason::POD_EVICTED, with_detail("the pod was evicted", &pod_message))
             } else if pod_reason == "NodeLost" {
-                (reason::NODE_LOST, format!("the pod's node was lost: {pod_message}"))
+                (reason::NODE_LOST, with_detail("the pod's node was lost", &pod_message))
+            } else if let Some(too_large) = &results.too_large {
+                (reason::RESULT_TOO_LARGE, too_large.clone())
             } else {
                 let message = failed_step_message(task, &reading.steps)
                     .or_else(|| failed_init_message(pod))
-                    .unwrap_or(pod_message);
+                    .unwrap_or_else(|| {
+                        with_detail("the pod failed without a step or init container saying why", &pod_message)
+                    });
                 (reason::FAILED, message)
             };
             reading.fail(why, message);
@@ -295,7 +374,8 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
             // earlier one runs, and the pod is then still Running).
             let failure = waiting_failure(pod).or_else(|| {
                 killed_without_report.then(|| {
-                    let message = failed_step_message(task, &reading.steps).unwrap_or_default();
+                    let message = failed_step_message(task, &reading.steps)
+                        .unwrap_or_else(|| "a step was killed before it could report".to_string());
                     (reason::FAILED.to_string(), message)
                 })
             });
@@ -321,6 +401,15 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool) -> PodReading {
     reading
 }
 
+/// `what: detail`, or just `what` when there is no detail.
+fn with_detail(what: &str, detail: &str) -> String {
+    if detail.trim().is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {detail}")
+    }
+}
+
 /// "step build failed with exit code 2", naming the first step that failed
 /// for a reason of its own (not skipped, and not a step whose failure was
 /// allowed with `onError: continue`).
@@ -330,11 +419,13 @@ fn failed_step_message(task: &TaskSpec, steps: &[StepState]) -> Option<String> {
             .iter()
             .any(|s| s.name == name && s.on_error == Some(crate::api::OnError::Continue))
     };
+    // A step can fail with exit code 0: its command succeeded but the
+    // entrypoint failed it (its reason is then Error).
     let failed = steps.iter().find(|s| {
         s.state == "Terminated"
             && s.reason != "Skipped"
             && s.reason != "Completed"
-            && s.exit_code != Some(0)
+            && (s.exit_code != Some(0) || s.reason == "Error")
             && !continues(&s.name)
     })?;
     let mut message = match failed.reason.as_str() {
@@ -378,6 +469,44 @@ fn failed_init_message(pod: &Pod) -> Option<String> {
 }
 
 impl PodReading {
+    /// All steps completed: the run succeeded if its results are whole,
+    /// within the limits, of their declared types and all there.
+    fn succeeded_pod(&mut self, task: &TaskSpec, results: &ResultsReading) {
+        let produced: Vec<&str> = results.results.iter().map(|r| r.name.as_str()).collect();
+        let missing: Vec<&str> = task
+            .results
+            .iter()
+            .map(|r| r.name.as_str())
+            .filter(|n| !produced.contains(n))
+            .collect();
+        if let Some(too_large) = &results.too_large {
+            self.fail(reason::RESULT_TOO_LARGE, too_large.clone());
+        } else if !results.unreadable.is_empty() {
+            self.fail(reason::RESULTS_UNREADABLE, results.unreadable.join("; "));
+        } else if !results.unfetched.is_empty() {
+            // The controller reads the frames once the pod has finished.
+            self.reason = reason::RUNNING.to_string();
+            self.message = format!(
+                "all steps completed; reading the results of step(s) {} from their logs",
+                results.unfetched.join(", ")
+            );
+        } else if !results.invalid.is_empty() {
+            self.fail(reason::INVALID_RESULTS, results.invalid.join("; "));
+        } else if !missing.is_empty() {
+            self.fail(
+                reason::MISSING_RESULTS,
+                format!(
+                    "all steps completed but result(s) {} were not written (write each to $(results.<name>.path))",
+                    missing.join(", ")
+                ),
+            );
+        } else {
+            self.succeeded = Succeeded::True;
+            self.reason = reason::SUCCEEDED.to_string();
+            self.message = "all steps completed".to_string();
+        }
+    }
+
     fn fail(&mut self, why: &str, message: String) {
         self.succeeded = Succeeded::False;
         self.reason = why.to_string();

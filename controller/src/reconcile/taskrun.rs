@@ -12,6 +12,7 @@ use crate::engine::duration::parse_duration;
 use crate::names;
 use crate::plan::{TaskSource, plan_task_run};
 use crate::pod::render::RenderSettings;
+use crate::pod::results::FetchedResults;
 use crate::pod::status::{PodReading, Succeeded, read_pod};
 use crate::reason;
 
@@ -44,6 +45,8 @@ pub struct Observed<'a> {
     pub task: TaskLookup<'a>,
     /// The pod of the current attempt, if it exists.
     pub pod: Option<&'a Pod>,
+    /// The steps' results frames, read from the pod's logs once it finished.
+    pub results: &'a FetchedResults,
     pub now: Timestamp,
 }
 
@@ -279,7 +282,7 @@ impl<'a> Decision<'a> {
     }
 
     fn follow_pod(&mut self, task: (&TaskSpec, TaskSource<'_>), pod: &Pod, cancelled: bool) {
-        let reading = read_pod(task.0, pod, cancelled);
+        let reading = read_pod(task.0, pod, cancelled, self.observed.results);
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         let attempt_start = pod.metadata.creation_timestamp.clone();
         self.step_notices(&reading);

@@ -7,6 +7,9 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
+use cicd_entrypoint::frame;
 use cicd_entrypoint::termination::{self, StepReport};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cicd-entrypoint");
@@ -95,6 +98,16 @@ impl Pod {
             .unwrap_or_else(|e| panic!("step {i} wrote no termination message: {e}"));
         termination::decode(&text).unwrap_or_else(|e| panic!("step {i} report {text:?}: {e}"))
     }
+}
+
+/// The results step `i` printed on stdout, read back as the controller does:
+/// the frame its report names, out of the captured output.
+pub fn results_of(out: &Output, report: &StepReport) -> BTreeMap<String, String> {
+    let Some(frame_ref) = &report.frame else {
+        return BTreeMap::new();
+    };
+    let log = String::from_utf8_lossy(&out.stdout);
+    frame::decode(&log, frame_ref).unwrap_or_else(|e| panic!("frame {frame_ref:?}: {e}\n{log}"))
 }
 
 /// `sh -c SCRIPT` as a command vector.
