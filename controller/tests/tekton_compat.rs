@@ -107,16 +107,36 @@ fn params_are_substituted_in_task_volumes() {
     );
 }
 
+/// The script of step `index` named `name`, decoded from the pod's prepare container.
+fn script_in(pod: &str, index: usize, name: &str) -> String {
+    use base64::Engine as _;
+    let prefix = format!("{}=", cicd_controller::layout::script_name(index, name));
+    let encoded = pod
+        .lines()
+        .find_map(|line| line.trim().trim_start_matches("- ").strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no script {prefix} in\n{pod}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim_matches(['\'', '"']))
+        .expect("base64");
+    String::from_utf8(bytes).expect("utf-8")
+}
+
 #[test]
 fn an_unknown_context_variable_is_left_for_the_shell() {
     let yaml = format!(
-        "{HEAD}\nkind: MyTaskRun\nmetadata: {{name: r}}\nspec:\n  taskSpec:\n    steps:\n      - name: s\n        image: bash\n        command: [echo, '$(context.taskRun.name)', '$(context.no.such.thing)']\n"
+        "{HEAD}\nkind: MyTaskRun\nmetadata: {{name: r}}\nspec:\n  taskSpec:\n    steps:\n      - name: s\n        image: bash\n        script: 'echo $(context.taskRun.name) $(context.no.such.thing)'\n"
     );
-    let pod = render(&yaml).expect("an unknown context variable is not an error");
-    assert!(pod.contains("$(context.no.such.thing)"), "{pod}");
+    let pod = render(&yaml).expect("an unknown context variable in a script is not an error");
+    assert_eq!(script_in(&pod, 0, "s"), "echo r $(context.no.such.thing)");
+    // Outside scripts it is still an error naming the field.
+    let in_args = yaml
+        .replace("script: 'echo", "command: [echo]\n        args: ['")
+        .replace("thing)'", "thing)']");
+    let error = render(&in_args).expect_err("unknown context in args");
+    assert!(error.contains("spec.taskSpec.steps[0].args[0]"), "{error}");
     assert!(
-        !pod.contains("$(context.taskRun.name)"),
-        "known ones are still replaced: {pod}"
+        error.contains("$(context.no.such.thing): unknown context variable"),
+        "{error}"
     );
 }
 

@@ -168,10 +168,12 @@ fn unknown_workspace_reference_names_the_workspace() {
 
 #[test]
 fn unknown_context_variable_lists_the_known_ones() {
-    let task = task_with_script("echo $(context.foo)", json!({}));
+    // In a script an unknown $(context.*) is left to the shell (as in
+    // Tekton); in every other field it is an error.
+    let task = task(json!({ "steps": [{ "name": "s", "image": "bash", "command": ["echo", "$(context.foo)"] }] }));
     assert_error(
         resolve_inline(&inline_run(task, json!({}))),
-        "spec.taskSpec.steps[0].script",
+        "spec.taskSpec.steps[0].command[1]",
         &["$(context.foo)", "taskRun.name"],
     );
 }
@@ -324,10 +326,16 @@ fn missing_required_param_names_it() {
 
 #[test]
 fn undeclared_param_names_it_and_the_declared_ones() {
+    // A MyTask named by taskRef gets only what it declares; an inline
+    // taskSpec receives undeclared params (propagation, as in Tekton).
     let task = task(json!({ "params": [{ "name": "IMAGE", "default": "x" }] }));
-    let run = inline_run(task, json!({ "params": [{ "name": "IMAGE_URL", "value": "y" }] }));
+    let spec: TaskSpec = serde_json::from_value(task.clone()).expect("a task");
+    let mut run = inline_run(task, json!({ "params": [{ "name": "IMAGE_URL", "value": "y" }] }));
+    assert!(resolve_inline(&run).is_ok(), "an inline taskSpec receives IMAGE_URL");
+    run.spec.task_spec = None;
+    run.spec.task_ref = Some("t".into());
     assert_error(
-        resolve_inline(&run),
+        plan(&run, &spec, TaskSource::Named("t")),
         "spec.params[0].name",
         &["\"IMAGE_URL\"", "declared: IMAGE"],
     );

@@ -178,13 +178,26 @@ impl Resolver for TaskVariables<'_> {
             "params" => self.param(rest),
             "results" => self.result(rest),
             "workspaces" => self.workspace(rest),
-            // An unknown context variable stays as written for the shell
-            // to see, as in Tekton (where it may be the user's own text).
-            "context" => Ok(Value::Str(
-                self.context.get(rest).cloned().unwrap_or_else(|| format!("$({expr})")),
-            )),
+            "context" => self.context.get(rest).cloned().map(Value::Str).ok_or_else(|| {
+                let known: Vec<&str> = self.context.keys().copied().collect();
+                format!("unknown context variable (known: {})", known.join(", "))
+            }),
             "tasks" => Err("$(tasks.*) refers to pipeline tasks and is only valid in a MyPipeline".into()),
             _ => Err("unknown reference".into()),
+        }
+    }
+}
+
+/// The variables of a step's script: as everywhere, except that an
+/// unknown `$(context.*)` stays as written for the shell, as in Tekton
+/// (scripts often hold text of their own in that shape).
+struct ScriptVariables<'a>(&'a TaskVariables<'a>);
+
+impl Resolver for ScriptVariables<'_> {
+    fn lookup(&self, expr: &str) -> Result<Value, String> {
+        match self.0.lookup(expr) {
+            Err(_) if expr.starts_with("context.") => Ok(Value::Str(format!("$({expr})"))),
+            found => found,
         }
     }
 }
@@ -355,7 +368,12 @@ pub fn resolve_task_run(
         let mut volume_mounts = template.volume_mounts.clone();
         volume_mounts.extend(step.volume_mounts.iter().cloned());
         let mut script = step.script.clone();
-        substitute_opt(&mut script, &vars, &format!("{at}.script"), &mut errors);
+        substitute_opt(
+            &mut script,
+            &ScriptVariables(&vars),
+            &format!("{at}.script"),
+            &mut errors,
+        );
         steps.push(ResolvedStep {
             name: step.name.clone(),
             image: substitute_str(&image, &vars, &format!("{at}.image"), &mut errors),
