@@ -114,32 +114,39 @@ fn run_kinds_print_succeeded_reason_and_times() {
         let summary: Vec<(String, String, String)> =
             columns.into_iter().map(|c| (c.name, c.type_, c.json_path)).collect();
         let succeeded = r#".status.conditions[?(@.type=="Succeeded")]"#;
-        assert_eq!(
-            summary,
-            [
-                (
-                    "Succeeded".to_string(),
-                    "string".to_string(),
-                    format!("{succeeded}.status")
-                ),
-                (
-                    "Reason".to_string(),
-                    "string".to_string(),
-                    format!("{succeeded}.reason")
-                ),
-                (
-                    "StartTime".to_string(),
-                    "date".to_string(),
-                    ".status.startTime".to_string()
-                ),
-                (
-                    "CompletionTime".to_string(),
-                    "date".to_string(),
-                    ".status.completionTime".to_string()
-                ),
-            ],
-            "{kind}"
-        );
+        // A task run also shows its condition's message (why it failed,
+        // e.g. which result was over which limit).
+        let message = (kind == "MyTaskRun").then(|| {
+            (
+                "Message".to_string(),
+                "string".to_string(),
+                format!("{succeeded}.message"),
+            )
+        });
+        let mut expected = vec![
+            (
+                "Succeeded".to_string(),
+                "string".to_string(),
+                format!("{succeeded}.status"),
+            ),
+            (
+                "Reason".to_string(),
+                "string".to_string(),
+                format!("{succeeded}.reason"),
+            ),
+            (
+                "StartTime".to_string(),
+                "date".to_string(),
+                ".status.startTime".to_string(),
+            ),
+            (
+                "CompletionTime".to_string(),
+                "date".to_string(),
+                ".status.completionTime".to_string(),
+            ),
+        ];
+        expected.extend(message);
+        assert_eq!(summary, expected, "{kind}");
     }
 }
 

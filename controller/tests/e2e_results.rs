@@ -169,7 +169,11 @@ async fn a_result_over_the_limit_fails_the_run_naming_result_size_and_limit() {
     ns.apply(&task_and_run("over", &[100, size]));
     let run = ns.wait_done::<MyTaskRun>("over-run", Duration::from_secs(180)).await;
     let message = ns.expect_condition(&run, "False", "TaskRunResultLargerThanAllowedLimit");
-    for needle in ["\"r1\"", &format!("{size} bytes"), &format!("limit of {MAX_RESULT_BYTES} bytes")] {
+    for needle in [
+        "\"r1\"",
+        &format!("{size} bytes"),
+        &format!("limit of {MAX_RESULT_BYTES} bytes"),
+    ] {
         assert!(message.contains(needle), "message {message:?} should name {needle}");
     }
     // What a person sees first.
@@ -284,7 +288,10 @@ async fn results_survive_a_controller_that_is_down_when_the_pod_finishes() {
     };
     let before = ns.get::<MyTaskRun>("restart-run").await;
     scale_controller(1);
-    assert_eq!(pod_done, "Succeeded", "the pod did not finish while the controller was down");
+    assert_eq!(
+        pod_done, "Succeeded",
+        "the pod did not finish while the controller was down"
+    );
     assert!(
         before.condition().is_none_or(|(status, _, _)| status == "Unknown"),
         "the run finished without a controller: {:?}",

@@ -9,8 +9,8 @@ use cicd_controller::api::{
 };
 use cicd_controller::manifests::Manifests;
 use cicd_controller::pod::render::RenderSettings;
-use cicd_controller::reconcile::taskrun::{Action, DecideSettings, Observed, TaskLookup, decide};
 use cicd_controller::pod::results::FetchedResults;
+use cicd_controller::reconcile::taskrun::{Action, DecideSettings, Observed, TaskLookup, decide};
 use cicd_entrypoint::termination::{INLINE_RESULTS_VERSION, Outcome, StepReport, encode};
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
@@ -141,21 +141,24 @@ fn event_reasons(actions: &[Action]) -> Vec<String> {
 }
 
 fn report(outcome: Outcome, exit_code: i32, results: &[(&str, &str)]) -> String {
-    encode(&StepReport {
-        version: INLINE_RESULTS_VERSION,
-        outcome,
-        exit_code,
-        started_at_ms: Some(1_700_000_001_000),
-        finished_at_ms: Some(1_700_000_002_000),
-        message: None,
-        // Inline results: the version 1 format, which the reader still takes.
-        results: results
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-        frame: None,
-        too_large: None,
-    }, cicd_entrypoint::termination::MESSAGE_LIMIT_BYTES)
+    encode(
+        &StepReport {
+            version: INLINE_RESULTS_VERSION,
+            outcome,
+            exit_code,
+            started_at_ms: Some(1_700_000_001_000),
+            finished_at_ms: Some(1_700_000_002_000),
+            message: None,
+            // Inline results: the version 1 format, which the reader still takes.
+            results: results
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            frame: None,
+            too_large: None,
+        },
+        cicd_entrypoint::termination::MESSAGE_LIMIT_BYTES,
+    )
     .expect("report fits")
 }
 

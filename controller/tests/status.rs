@@ -441,14 +441,24 @@ fn cancelled_run_is_reported_as_cancelled_not_failed() {
         waiting("test", "", ""),
         waiting("push", "", ""),
     ];
-    let reading = read_pod(&task_without_results(), &pod("Failed", containers, json!({})), true, &FetchedResults::default());
+    let reading = read_pod(
+        &task_without_results(),
+        &pod("Failed", containers, json!({})),
+        true,
+        &FetchedResults::default(),
+    );
     assert_failed(&reading, reason::CANCELLED, &["cancelled"]);
 }
 
 #[test]
 fn cancelling_a_running_pod_keeps_the_run_in_progress_until_it_stops() {
     let containers = vec![running("build"), waiting("test", "", ""), waiting("push", "", "")];
-    let reading = read_pod(&task_without_results(), &pod("Running", containers, json!({})), true, &FetchedResults::default());
+    let reading = read_pod(
+        &task_without_results(),
+        &pod("Running", containers, json!({})),
+        true,
+        &FetchedResults::default(),
+    );
     assert_eq!(reading.succeeded, Succeeded::Unknown);
     assert!(reading.message.starts_with("cancelling: "), "{}", reading.message);
 }
@@ -480,7 +490,12 @@ fn steps_stopped_by_a_cancel_are_a_cancellation_not_a_failure() {
     // Stopping the pod kills the running step without a report; that must
     // not read as a step failure (which would be retried).
     let containers = vec![killed("build", 143, "Error"), running("test"), running("push")];
-    let reading = read_pod(&task_without_results(), &pod("Running", containers, json!({})), true, &FetchedResults::default());
+    let reading = read_pod(
+        &task_without_results(),
+        &pod("Running", containers, json!({})),
+        true,
+        &FetchedResults::default(),
+    );
     assert_failed(&reading, reason::CANCELLED, &["cancelled"]);
 }
 
@@ -560,7 +575,9 @@ fn evicted_pod_fails_with_the_eviction_message() {
 /// IMAGE_URL.
 fn report_of_encoded_size(size: usize) -> StepReport {
     let empty = with_result(report(Outcome::Succeeded, 0, 0, 1), "IMAGE_URL", "");
-    let base = termination::encode(&empty, MESSAGE_LIMIT_BYTES).expect("a small report fits").len();
+    let base = termination::encode(&empty, MESSAGE_LIMIT_BYTES)
+        .expect("a small report fits")
+        .len();
     with_result(empty, "IMAGE_URL", &"x".repeat(size - base))
 }
 
@@ -662,7 +679,11 @@ fn a_frame_is_read_only_from_its_own_steps_container() {
     let frames = fetched(&[("test", &[("url", "u"), ("tags", "[]")])]);
     let reading = read_pod(&task(), &pod, false, &frames);
     assert_eq!(reading.succeeded, Succeeded::Unknown, "{reading:#?}");
-    assert!(reading.message.contains("reading the results of step(s) build"), "{}", reading.message);
+    assert!(
+        reading.message.contains("reading the results of step(s) build"),
+        "{}",
+        reading.message
+    );
     assert!(reading.results.is_empty());
 }
 
@@ -675,7 +696,11 @@ fn an_unreadable_frame_fails_with_its_own_reason_and_says_why() {
         Fetched::Unreadable("found 2 of the frame's 3 lines in the log".into()),
     );
     let reading = read_pod(&task(), &pod, false, &frames);
-    assert_failed(&reading, reason::RESULTS_UNREADABLE, &["\"build\"", "2 of the frame's 3 lines"]);
+    assert_failed(
+        &reading,
+        reason::RESULTS_UNREADABLE,
+        &["\"build\"", "2 of the frame's 3 lines"],
+    );
 }
 
 #[test]
@@ -699,7 +724,10 @@ fn results_over_the_run_total_name_the_largest_result_and_the_limit() {
             max_result_bytes: 1000,
             max_run_results_bytes: 1500,
         },
-        ..fetched(&[("build", &[("url", &"u".repeat(900))]), ("test", &[("tags", &format!("[\"{}\"]", "t".repeat(800)))])])
+        ..fetched(&[
+            ("build", &[("url", &"u".repeat(900))]),
+            ("test", &[("tags", &format!("[\"{}\"]", "t".repeat(800)))]),
+        ])
     };
     let reading = read_pod(&task(), &pod, false, &frames);
     assert_failed(
@@ -713,9 +741,15 @@ fn results_over_the_run_total_name_the_largest_result_and_the_limit() {
 fn a_frame_too_large_to_read_fails_the_run() {
     let pod = three_steps_succeeded(with_frame(done()), done(), done());
     let mut frames = FetchedResults::default();
-    frames.frames.insert("step-build".into(), Fetched::TooLarge { bytes: 9_000_000 });
+    frames
+        .frames
+        .insert("step-build".into(), Fetched::TooLarge { bytes: 9_000_000 });
     let reading = read_pod(&task(), &pod, false, &frames);
-    assert_failed(&reading, reason::RESULT_TOO_LARGE, &["\"build\"", "9000000 bytes", "262144"]);
+    assert_failed(
+        &reading,
+        reason::RESULT_TOO_LARGE,
+        &["\"build\"", "9000000 bytes", "262144"],
+    );
 }
 
 #[test]
@@ -728,12 +762,21 @@ fn a_step_failed_for_an_oversized_result_says_so() {
         limit: 65_536,
         total: false,
     });
-    let containers = vec![ended("build", &failed), ended("test", &skipped()), ended("push", &skipped())];
+    let containers = vec![
+        ended("build", &failed),
+        ended("test", &skipped()),
+        ended("push", &skipped()),
+    ];
     let reading = read(&task_without_results(), &pod("Failed", containers, json!({})));
     assert_failed(
         &reading,
         "TaskRunResultLargerThanAllowedLimit",
-        &["step \"build\"", "\"IMAGE_URL\"", "70000 bytes", "65536 bytes per result"],
+        &[
+            "step \"build\"",
+            "\"IMAGE_URL\"",
+            "70000 bytes",
+            "65536 bytes per result",
+        ],
     );
 }
 
@@ -743,9 +786,17 @@ fn no_failure_has_an_empty_message() {
     // A step the entrypoint failed although its command exited 0.
     let mut failed = report(Outcome::Failed, 0, 0, 1);
     failed.message = Some("cannot print the results to stdout: EPIPE".into());
-    let containers = vec![ended("build", &failed), ended("test", &skipped()), ended("push", &skipped())];
+    let containers = vec![
+        ended("build", &failed),
+        ended("test", &skipped()),
+        ended("push", &skipped()),
+    ];
     let reading = read(&task_without_results(), &pod("Failed", containers, json!({})));
-    assert_failed(&reading, reason::FAILED, &["step \"build\"", "cannot print the results"]);
+    assert_failed(
+        &reading,
+        reason::FAILED,
+        &["step \"build\"", "cannot print the results"],
+    );
 
     let cases = [
         pod("Failed", vec![], json!({})),
@@ -760,7 +811,11 @@ fn no_failure_has_an_empty_message() {
             let reading = read(&task, pod);
             if reading.succeeded == Succeeded::False {
                 assert!(!reading.message.trim().is_empty(), "empty message: {reading:#?}");
-                assert!(!reading.message.ends_with(": "), "dangling message: {:?}", reading.message);
+                assert!(
+                    !reading.message.ends_with(": "),
+                    "dangling message: {:?}",
+                    reading.message
+                );
             }
         }
     }

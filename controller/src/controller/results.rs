@@ -95,10 +95,9 @@ async fn log_tail(pods: &Api<Pod>, pod: &str, container: &str, frame: &FrameRef,
     };
     let mut stream = pods.log_stream(pod, &params).await?;
     let mut bytes = Vec::new();
-    stream
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|error| crate::error::Error::ResultsNotReady(format!("{pod}/{container}: reading the log: {error}")))?;
+    stream.read_to_end(&mut bytes).await.map_err(|error| {
+        crate::error::Error::ResultsNotReady(format!("{pod}/{container}: reading the log: {error}"))
+    })?;
     // The frame itself is UTF-8; other output in the tail need not be.
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

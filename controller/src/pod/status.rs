@@ -159,7 +159,9 @@ fn raw_results(
     for (step, report) in steps {
         let Some(report) = report else { continue };
         if let Some(too_large) = &report.too_large {
-            reading.too_large.get_or_insert_with(|| too_large_message(step, too_large));
+            reading
+                .too_large
+                .get_or_insert_with(|| too_large_message(step, too_large));
         }
         // Version 1 reports carry their results inline.
         raw.extend(report.results.clone());
@@ -349,7 +351,10 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool, fetched: &FetchedRe
             let (why, message) = if cancelled {
                 (reason::CANCELLED, "the run was cancelled".to_string())
             } else if pod_reason == "DeadlineExceeded" {
-                (reason::TIMEOUT, with_detail("the run did not finish within its timeout", &pod_message))
+                (
+                    reason::TIMEOUT,
+                    with_detail("the run did not finish within its timeout", &pod_message),
+                )
             } else if pod_reason == "Evicted" {
                 (reason::POD_EVICTED, with_detail("the pod was evicted", &pod_message))
             } else if pod_reason == "NodeLost" {
@@ -360,7 +365,10 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool, fetched: &FetchedRe
                 let message = failed_step_message(task, &reading.steps)
                     .or_else(|| failed_init_message(pod))
                     .unwrap_or_else(|| {
-                        with_detail("the pod failed without a step or init container saying why", &pod_message)
+                        with_detail(
+                            "the pod failed without a step or init container saying why",
+                            &pod_message,
+                        )
                     });
                 (reason::FAILED, message)
             };
