@@ -164,6 +164,7 @@ fn the_converted_run_renders_to_a_pod_offline() {
     let ours = our_documents(&output.yaml);
     let settings = RenderSettings {
         entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into(),
+        ..Default::default()
     };
     let pod = render_yaml(
         &[("converted".into(), ours)],

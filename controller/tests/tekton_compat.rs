@@ -23,6 +23,7 @@ const HEAD: &str = "apiVersion: cicdoperator.ning1875.io/v1";
 fn render(yaml: &str) -> Result<String, String> {
     let settings = RenderSettings {
         entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into(),
+        ..Default::default()
     };
     render_yaml(
         &[("test.yaml".into(), yaml.to_string())],

@@ -420,6 +420,7 @@ mod tests {
     use crate::controller::mock_api::{MockApi, Seen, status};
     use crate::metrics::Metrics;
     use crate::pod::render::RenderSettings;
+    use crate::pod::results::FetchedResults;
     use crate::reconcile::taskrun::{Action, DecideSettings, Observed, TaskLookup, decide};
 
     const PODS: &str = "/api/v1/namespaces/ci/pods";
@@ -429,6 +430,7 @@ mod tests {
         DecideSettings {
             render: RenderSettings {
                 entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into(),
+                ..Default::default()
             },
             default_timeout: Duration::from_secs(3600),
         }
@@ -480,6 +482,7 @@ mod tests {
             run,
             task: TaskLookup::Inline(&task),
             pod: None,
+            results: &FetchedResults::default(),
             now: at(now),
         };
         decide(observed, &settings()).into_iter().map(work_of).collect()
