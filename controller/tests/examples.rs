@@ -58,6 +58,7 @@ fn example_files() -> Vec<(String, String)> {
 fn render(name: &str, text: &str) -> Result<String, RenderError> {
     let settings = RenderSettings {
         entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into(),
+        limits: Default::default(),
     };
     render_yaml(
         &[(format!("examples/{name}"), text.to_string())],

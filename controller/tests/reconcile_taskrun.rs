@@ -64,6 +64,7 @@ fn settings() -> DecideSettings {
     DecideSettings {
         render: RenderSettings {
             entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into(),
+            limits: Default::default(),
         },
         default_timeout: Duration::from_secs(3600),
     }

@@ -27,6 +27,7 @@ const ONE_HOUR: Duration = Duration::from_secs(3600);
 fn settings() -> RenderSettings {
     RenderSettings {
         entrypoint_image: ENTRYPOINT_IMAGE.to_string(),
+        limits: Default::default(),
     }
 }
 

@@ -44,6 +44,8 @@ const VOLUME_WORKSPACE: &str = "cicd-workspace";
 pub struct RenderSettings {
     /// The image holding the static entrypoint at `layout::ENTRYPOINT_IN_IMAGE`.
     pub entrypoint_image: String,
+    /// Bounds on what one run may make the controller build (see `engine::limits`).
+    pub limits: crate::engine::limits::Limits,
 }
 
 pub fn step_container_name(step: &str) -> String {
