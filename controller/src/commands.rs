@@ -75,7 +75,11 @@ fn task_for<'a>(run: &'a MyTaskRun, manifests: &'a Manifests) -> Result<(&'a Tas
         (_, Some(spec)) => Ok((spec, TaskSource::Inline)),
         (Some(name), None) => {
             let task = manifests.task(name).ok_or_else(|| {
-                format!("MyTaskRun {run_name:?}: spec.taskRef: MyTask {name:?} is not in the input files")
+                if manifests.was_rejected("MyTask", name) {
+                    format!("MyTaskRun {run_name:?}: spec.taskRef: MyTask {name:?} has errors (listed above)")
+                } else {
+                    format!("MyTaskRun {run_name:?}: spec.taskRef: MyTask {name:?} is not in the input files")
+                }
             })?;
             let task_namespace = task.metadata.namespace.as_deref();
             if !same_namespace(run_namespace, task_namespace) {
@@ -255,8 +259,12 @@ fn render_pipeline_run(
     let mut children: Vec<MyTaskRun> = Vec::new();
     let now = k8s_openapi::jiff::Timestamp::UNIX_EPOCH;
     // Each wave starts at least one child, so there are at most as many
-    // waves as children; the bound only guards against a scheduler bug.
-    for _ in 0..=settings.limits.max_pipeline_tasks {
+    // waves as tasks; the bound only guards against a scheduler bug.
+    let tasks_in_pipeline = match pipeline {
+        PipelineLookup::Found { spec, .. } | PipelineLookup::Inline(spec) => spec.tasks.len() + spec.finally.len(),
+        _ => 0,
+    };
+    for _ in 0..=tasks_in_pipeline {
         let observed = Observed {
             run: &run,
             pipeline,

@@ -69,9 +69,6 @@ pub struct LimitFlags {
     /// Most workspaces a task declares or a run binds.
     #[arg(long, env = "CICD_MAX_WORKSPACES", default_value_t = limits::DEFAULT_MAX_WORKSPACES)]
     pub max_workspaces: usize,
-    /// Most tasks (finally included) in one pipeline.
-    #[arg(long, env = "CICD_MAX_PIPELINE_TASKS", default_value_t = limits::DEFAULT_MAX_PIPELINE_TASKS)]
-    pub max_pipeline_tasks: usize,
     /// Largest rendered pod (as JSON), and all substituted text of one run, in bytes.
     #[arg(long, env = "CICD_MAX_POD_BYTES", default_value_t = limits::DEFAULT_MAX_POD_BYTES)]
     pub max_pod_bytes: usize,
@@ -87,7 +84,6 @@ impl LimitFlags {
             max_params: self.max_params,
             max_results: self.max_results,
             max_workspaces: self.max_workspaces,
-            max_pipeline_tasks: self.max_pipeline_tasks,
             max_pod_bytes: self.max_pod_bytes,
         }
     }

@@ -66,6 +66,9 @@ pub struct Manifests {
     pub task_runs: Vec<MyTaskRun>,
     pub pipelines: Vec<MyPipeline>,
     pub pipeline_runs: Vec<MyPipelineRun>,
+    /// (kind, name) of each document refused, so a run that refers to one
+    /// is not also told it does not exist.
+    pub rejected: Vec<(String, String)>,
 }
 
 /// One document of a YAML stream: its text and first line.
@@ -130,6 +133,16 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A name as shown in messages: long ones cut, so a huge name cannot make
+/// a huge message.
+fn short(name: &str) -> String {
+    const SHOWN: usize = 64;
+    match name.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}...", &name[..cut]),
+        None => name.to_string(),
+    }
+}
+
 fn text_of<'v>(document: &'v Value, pointer: &str) -> Option<&'v str> {
     document.pointer(pointer).and_then(Value::as_str)
 }
@@ -182,7 +195,7 @@ impl Manifests {
         let object = if kind.is_empty() {
             String::new()
         } else {
-            format!("{kind} {name:?}")
+            format!("{kind} {:?}", short(&name))
         };
         let mut problems = Vec::new();
         if !document.is_object() {
@@ -215,8 +228,14 @@ impl Manifests {
         if problems.is_empty() {
             Ok(())
         } else {
+            self.rejected.push((kind, name));
             Err((object, problems))
         }
+    }
+
+    /// True if a document of this kind and name was refused.
+    pub fn was_rejected(&self, kind: &str, name: &str) -> bool {
+        self.rejected.iter().any(|(k, n)| k == kind && n == name)
     }
 
     pub fn task(&self, name: &str) -> Option<&MyTask> {

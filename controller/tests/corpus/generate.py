@@ -33,7 +33,7 @@ TASK = {
         "params": [{"name": "p", "default": "x"}, {"name": "list", "type": "array", "default": ["a", "b"]}],
         "results": [{"name": "r"}],
         "workspaces": [{"name": "w"}],
-        "stepTemplate": {"env": [{"name": "X", "value": "y"}]},
+        "stepTemplate": {"env": [{"name": "X", "value": "from-template"}]},
         "steps": [
             {
                 "name": "s1",
@@ -126,8 +126,18 @@ BASES = {"task": [TASK, RUN], "inline": [INLINE_RUN], "pipeline": [TASK, PIPELIN
 files = {}
 
 
+class PlainDumper(yaml.SafeDumper):
+    """Writes repeated values out in full: anchors and aliases are kept for
+    the files that test them on purpose."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
 def dump(documents):
-    return "---\n".join(yaml.safe_dump(d, sort_keys=False, width=1 << 20) for d in documents)
+    return "---\n".join(
+        yaml.dump(d, Dumper=PlainDumper, sort_keys=False, width=1 << 20) for d in documents
+    )
 
 
 def put(name, content):
@@ -157,6 +167,11 @@ def variant(base, doc_index, path, op, arg=None):
         parent[last][arg[0]] = arg[1]
     return dump(documents)
 
+
+# 0. the bases themselves, unbroken: these must render (so each other file
+#    fails for the one thing broken in it).
+for base in BASES:
+    put(f"ok-{base}.yaml", dump(BASES[base]))
 
 # 1. misspelt and unknown fields, top to bottom of every kind (and inside
 #    embedded Kubernetes types).
