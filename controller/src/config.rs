@@ -7,6 +7,7 @@ use crate::engine::duration::parse_duration;
 use crate::pod::results::{
     DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_RUN_RESULTS_BYTES, RESULTS_CEILING_BYTES, ResultLimits,
 };
+use crate::engine::limits::{self, Limits};
 
 pub const DEFAULT_ENTRYPOINT_IMAGE: &str = "127.0.0.1:5000/cicd/entrypoint:dev";
 /// A run without `spec.timeout` gets one hour, as in Tekton.
@@ -32,7 +33,8 @@ pub struct ControllerConfig {
     /// Take a Lease before reconciling, so only one replica works at a time.
     #[arg(long, env = "CICD_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
-    /// Namespace of the leader-election Lease (default: the pod's namespace).
+    /// Namespace of the leader-election Lease (default: cicd-system, where
+    /// deploy/ installs the controller; set it when installing elsewhere).
     #[arg(long, env = "CICD_LEASE_NAMESPACE", default_value = "cicd-system")]
     pub lease_namespace: String,
     /// This replica's identity in the Lease (default: the pod name).
@@ -53,6 +55,9 @@ pub struct ControllerConfig {
     #[arg(long, env = "CICD_MAX_RUN_RESULTS_BYTES", default_value_t = DEFAULT_MAX_RUN_RESULTS_BYTES,
           value_parser = clap::value_parser!(u64).range(1..=RESULTS_CEILING_BYTES))]
     pub max_run_results_bytes: u64,
+    /// Bounds on the work one run may cause.
+    #[command(flatten)]
+    pub limits: LimitFlags,
 }
 
 impl ControllerConfig {
@@ -61,6 +66,50 @@ impl ControllerConfig {
         ResultLimits {
             max_result_bytes: self.max_result_bytes,
             max_run_results_bytes: self.max_run_results_bytes,
+        }
+    }
+}
+
+/// The flags of `engine::limits::Limits`: one per limit, each with a default.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitFlags {
+    /// Largest size of one field after `$(...)` substitution, in bytes.
+    #[arg(long, env = "CICD_MAX_FIELD_BYTES", default_value_t = limits::DEFAULT_MAX_FIELD_BYTES)]
+    pub max_field_bytes: usize,
+    /// Most items of an array param value or of a command/args list after expansion.
+    #[arg(long, env = "CICD_MAX_ARRAY_ITEMS", default_value_t = limits::DEFAULT_MAX_ARRAY_ITEMS)]
+    pub max_array_items: usize,
+    /// Most steps in one task.
+    #[arg(long, env = "CICD_MAX_STEPS", default_value_t = limits::DEFAULT_MAX_STEPS)]
+    pub max_steps: usize,
+    /// Most sidecars in one task.
+    #[arg(long, env = "CICD_MAX_SIDECARS", default_value_t = limits::DEFAULT_MAX_SIDECARS)]
+    pub max_sidecars: usize,
+    /// Most params a task declares or a run passes.
+    #[arg(long, env = "CICD_MAX_PARAMS", default_value_t = limits::DEFAULT_MAX_PARAMS)]
+    pub max_params: usize,
+    /// Most results a task declares.
+    #[arg(long, env = "CICD_MAX_RESULTS", default_value_t = limits::DEFAULT_MAX_RESULTS)]
+    pub max_results: usize,
+    /// Most workspaces a task declares or a run binds.
+    #[arg(long, env = "CICD_MAX_WORKSPACES", default_value_t = limits::DEFAULT_MAX_WORKSPACES)]
+    pub max_workspaces: usize,
+    /// Largest rendered pod (as JSON), and all substituted text of one run, in bytes.
+    #[arg(long, env = "CICD_MAX_POD_BYTES", default_value_t = limits::DEFAULT_MAX_POD_BYTES)]
+    pub max_pod_bytes: usize,
+}
+
+impl LimitFlags {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_field_bytes: self.max_field_bytes,
+            max_array_items: self.max_array_items,
+            max_steps: self.max_steps,
+            max_sidecars: self.max_sidecars,
+            max_params: self.max_params,
+            max_results: self.max_results,
+            max_workspaces: self.max_workspaces,
+            max_pod_bytes: self.max_pod_bytes,
         }
     }
 }

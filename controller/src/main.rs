@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use cicd_controller::commands;
-use cicd_controller::config::ControllerConfig;
+use cicd_controller::config::{ControllerConfig, LimitFlags};
 use cicd_controller::pod::render::RenderSettings;
 use clap::{Parser, Subcommand};
 
@@ -31,6 +31,9 @@ enum Command {
         files: Vec<PathBuf>,
         #[arg(long, env = "CICD_ENTRYPOINT_IMAGE", default_value = cicd_controller::config::DEFAULT_ENTRYPOINT_IMAGE)]
         entrypoint_image: String,
+        /// The limits the controller would apply (same flags as `run`).
+        #[command(flatten)]
+        limits: LimitFlags,
     },
     /// Print Tekton (tekton.dev/v1, v1beta1) YAML as this project's kinds.
     /// Fields without an exact equivalent are listed on stderr; then
@@ -66,14 +69,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Render {
             files,
             entrypoint_image,
+            limits,
         } => {
             let mut inputs = Vec::new();
             for file in &files {
-                let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-                inputs.push((file.display().to_string(), text));
+                let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+                let name = file.display().to_string();
+                match commands::source_text(&name, &bytes) {
+                    Ok(text) => inputs.push((name, text)),
+                    Err(error) => {
+                        eprintln!("{error}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
             }
             let settings = RenderSettings {
                 entrypoint_image,
+                limits: limits.limits(),
                 ..Default::default()
             };
             match commands::render_yaml(&inputs, &settings, cicd_controller::config::DEFAULT_TIMEOUT) {

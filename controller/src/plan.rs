@@ -55,6 +55,19 @@ pub fn identity(run: &MyTaskRun, source: TaskSource<'_>, attempt: u32) -> RunIde
     }
 }
 
+/// Refuses a pod larger than `limit` as JSON (what the API server stores),
+/// rather than have the server refuse it, over and over.
+fn check_pod_size(pod: &Pod, limit: usize) -> Result<(), ValidationErrors> {
+    let size = serde_json::to_vec(pod).map(|json| json.len()).unwrap_or(usize::MAX);
+    if size <= limit {
+        return Ok(());
+    }
+    Err(ValidationErrors::from(crate::engine::errors::FieldError::new(
+        "pod",
+        format!("the rendered pod is {size} bytes, the limit is {limit} bytes (controller flag --max-pod-bytes)"),
+    )))
+}
+
 /// Validates the run against `task` and renders attempt `attempt`.
 pub fn plan_task_run(
     run: &MyTaskRun,
@@ -69,10 +82,18 @@ pub fn plan_task_run(
         TaskSource::Inline => "spec.taskSpec".to_string(),
     };
     let identity = identity(run, source, attempt);
-    let resolved = resolve_task_run(&identity, &run.spec, task, &task_field, default_timeout)?;
+    let resolved = resolve_task_run(
+        &identity,
+        &run.spec,
+        task,
+        &task_field,
+        default_timeout,
+        &settings.limits,
+    )?;
     let owner = owner_reference(run);
     let labels = run.metadata.labels.clone().unwrap_or_default();
     let pod = render_pod(&resolved, &run.spec, &labels, &owner, settings);
+    check_pod_size(&pod, settings.limits.max_pod_bytes)?;
     let claims = claims_to_create(&resolved, &owner);
     Ok(Plan { resolved, claims, pod })
 }

@@ -1087,3 +1087,141 @@ fn workspace_mount_paths_must_not_collide() {
         &["\"/cicd/results\"", "used by the pod"],
     );
 }
+
+// ---------------------------------------------------------------------------
+// Limits: bounded work, each refusal naming the field, the size and the limit.
+// ---------------------------------------------------------------------------
+
+fn messages(result: Result<ResolvedTaskRun, ValidationErrors>) -> String {
+    result.map(|_| ()).expect_err("over a limit").to_string()
+}
+
+#[test]
+fn too_many_steps_are_refused_before_any_work() {
+    let steps: Vec<Value> = (0..65)
+        .map(|i| json!({ "name": format!("s{i}"), "image": IMAGE, "script": "true" }))
+        .collect();
+    let run = inline_run(json!({ "steps": steps }), json!({}));
+    let message = messages(resolve_inline(&run));
+    assert_eq!(
+        message,
+        "spec.taskSpec.steps: 65 steps, the limit is 64 (controller flag --max-steps)"
+    );
+}
+
+#[test]
+fn a_long_array_param_is_refused_naming_it() {
+    let items: Vec<String> = (0..1025).map(|i| i.to_string()).collect();
+    let run = inline_run(
+        task(json!({ "params": [{ "name": "xs", "type": "array" }] })),
+        json!({ "params": [{ "name": "xs", "value": items }] }),
+    );
+    let message = messages(resolve_inline(&run));
+    assert_eq!(
+        message,
+        "spec.params[0].value: 1025 items, the limit is 1024 (controller flag --max-array-items)"
+    );
+}
+
+#[test]
+fn an_amplified_param_fails_at_the_field_limit_without_building_the_field() {
+    let script = "$(params.p)".repeat(100);
+    let run = inline_run(
+        task_with_script(&script, json!({ "params": [{ "name": "p" }] })),
+        json!({ "params": [{ "name": "p", "value": "x".repeat(100_000) }] }),
+    );
+    let message = messages(resolve_inline(&run));
+    assert!(
+        message.starts_with("spec.taskSpec.steps[0].script: ")
+            && message.contains("the limit is 524288 bytes (controller flag --max-field-bytes)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_pod_over_the_size_limit_is_refused_naming_size_and_limit() {
+    // 30 steps of 30 KB each: every field and the substituted total are
+    // within their limits, the pod (scripts base64-encoded) is not.
+    let steps: Vec<Value> = (0..30)
+        .map(|i| json!({ "name": format!("s{i}"), "image": IMAGE, "script": "y".repeat(30_000) }))
+        .collect();
+    let run = inline_run(json!({ "steps": steps }), json!({}));
+    let message = messages(resolve_inline(&run));
+    assert!(
+        message.starts_with("pod: the rendered pod is ")
+            && message.ends_with("bytes, the limit is 1048576 bytes (controller flag --max-pod-bytes)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_result_sized_value_fits_in_a_field() {
+    // Results may be up to 64 KiB; a script carrying one must still render.
+    let run = inline_run(
+        task_with_script("echo $(params.p)", json!({ "params": [{ "name": "p" }] })),
+        json!({ "params": [{ "name": "p", "value": "r".repeat(64 * 1024) }] }),
+    );
+    assert!(resolve_inline(&run).is_ok());
+}
+
+// ---------------------------------------------------------------------------
+// Strict input: unknown fields are named, with a suggestion.
+// ---------------------------------------------------------------------------
+
+fn decode_errors(yaml: &str) -> String {
+    Manifests::default()
+        .add_yaml("test.yaml", yaml)
+        .expect_err("must be refused")
+        .to_string()
+}
+
+#[test]
+fn a_misspelt_step_field_is_named_with_a_suggestion() {
+    let message = decode_errors(&format!(
+        "apiVersion: cicdoperator.ning1875.io/v1\nkind: MyTask\nmetadata: {{name: t}}\n\
+         spec:\n  steps:\n  - name: s\n    image: {IMAGE}\n    script: 'true'\n    timout: 5s\n"
+    ));
+    assert_eq!(
+        message,
+        "test.yaml: document 0 (line 1) (MyTask \"t\"): spec.steps[0].timout: unknown field, did you mean timeout?"
+    );
+}
+
+#[test]
+fn unknown_fields_inside_embedded_kubernetes_types_are_named() {
+    let yaml = [
+        "apiVersion: cicdoperator.ning1875.io/v1",
+        "kind: MyTaskRun",
+        "metadata: {name: r}",
+        "spec:",
+        "  serviceAccount: builder",
+        "  taskSpec:",
+        "    steps:",
+        "    - name: s",
+        &format!("      image: {IMAGE}"),
+        "      script: 'true'",
+        "      env: [{name: A, valu: b}]",
+        &format!("    sidecars: [{{name: db, image: {IMAGE}, prots: []}}]"),
+    ]
+    .join("\n");
+    let message = decode_errors(&yaml);
+    for expected in [
+        "spec.serviceAccount: unknown field, did you mean serviceAccountName?",
+        "spec.taskSpec.steps[0].env[0].valu: unknown field, did you mean value?",
+        "spec.taskSpec.sidecars[0].prots: unknown field, did you mean ports?",
+    ] {
+        assert!(message.contains(expected), "{expected} not in:\n{message}");
+    }
+}
+
+#[test]
+fn a_missing_required_field_is_named_in_full() {
+    let message = decode_errors(
+        "apiVersion: cicdoperator.ning1875.io/v1\nkind: MyTaskRun\nmetadata: {name: r}\n\
+         spec:\n  taskSpec:\n    steps:\n    - image: x\n      script: 'true'\n",
+    );
+    assert!(
+        message.contains("spec.taskSpec.steps[0].name: required field is missing"),
+        "{message}"
+    );
+}

@@ -9,28 +9,33 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The group every kind of this project lives in.
-pub const GROUP: &str = "cicdoperator.ning1875.io";
 /// The one served and stored version.
 pub const VERSION: &str = "v1";
 pub const API_VERSION: &str = "cicdoperator.ning1875.io/v1";
 
 /// Schema for an embedded Kubernetes type whose full OpenAPI schema would
 /// make the CRD too large for `kubectl apply` (256 KiB annotation limit).
-/// The controller still decodes it into the typed struct and reports errors.
-pub fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": true
-    })
+/// The controller and `render` still decode it strictly with `T`'s full
+/// schema (see `strict`), naming unknown fields.
+pub fn any_object<T: JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    super::strict::embedded::<T>(
+        generator,
+        serde_json::json!({
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true
+        }),
+    )
 }
 
 /// Like [`any_object`], for a list of embedded objects.
-pub fn any_object_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "array",
-        "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true }
-    })
+pub fn any_object_list<T: JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    super::strict::embedded::<Vec<T>>(
+        generator,
+        serde_json::json!({
+            "type": "array",
+            "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true }
+        }),
+    )
 }
 
 /// A value of a string, array or object param (or result).
@@ -211,7 +216,7 @@ pub struct WorkspaceBinding {
     pub persistent_volume_claim: Option<PersistentVolumeClaimVolumeSource>,
     /// A claim made for this run (and owned by it), deleted with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "any_object")]
+    #[schemars(schema_with = "any_object::<k8s_openapi::api::core::v1::PersistentVolumeClaim>")]
     pub volume_claim_template: Option<k8s_openapi::api::core::v1::PersistentVolumeClaim>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<ConfigMapVolumeSource>,

@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod pipeline;
+pub mod strict;
 pub mod task;
 pub mod taskrun;
 

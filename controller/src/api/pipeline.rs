@@ -58,8 +58,8 @@ pub struct PipelineTask {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_ref: Option<String>,
+    /// Described in full in the CRD, so the API server refuses unknown fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "any_object")]
     pub task_spec: Option<TaskSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
@@ -133,8 +133,8 @@ pub struct PipelineResultSpec {
 pub struct PipelineRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_ref: Option<String>,
+    /// Described in full in the CRD, so the API server refuses unknown fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "any_object")]
     pub pipeline_spec: Option<PipelineSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
@@ -176,7 +176,7 @@ pub struct PipelineRunStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<RunResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "any_object")]
+    #[schemars(schema_with = "any_object::<PipelineSpec>")]
     pub pipeline_spec: Option<PipelineSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

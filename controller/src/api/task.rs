@@ -45,11 +45,11 @@ pub struct TaskSpec {
     /// a docker daemon). They run as native sidecars: started, and ready,
     /// before the first step, and stopped when the last step ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "any_object_list")]
+    #[schemars(schema_with = "any_object_list::<Container>")]
     pub sidecars: Vec<Container>,
     /// Extra pod volumes the steps can mount.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "any_object_list")]
+    #[schemars(schema_with = "any_object_list::<Volume>")]
     pub volumes: Vec<Volume>,
 }
 
@@ -139,7 +139,7 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "any_object")]
+    #[schemars(schema_with = "any_object::<SecurityContext>")]
     pub security_context: Option<SecurityContext>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_mounts: Vec<VolumeMount>,
@@ -168,7 +168,7 @@ pub struct StepTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "any_object")]
+    #[schemars(schema_with = "any_object::<SecurityContext>")]
     pub security_context: Option<SecurityContext>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_mounts: Vec<VolumeMount>,

@@ -31,9 +31,9 @@ pub struct TaskRunSpec {
     /// The name of a MyTask in the run's own namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_ref: Option<String>,
-    /// A task written inline instead of `taskRef`.
+    /// A task written inline instead of `taskRef` (described in full in the
+    /// CRD, so the API server refuses unknown fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "any_object")]
     pub task_spec: Option<TaskSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
@@ -61,13 +61,13 @@ pub struct PodTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "any_object_list")]
+    #[schemars(schema_with = "any_object_list::<Toleration>")]
     pub tolerations: Vec<Toleration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "any_object")]
+    #[schemars(schema_with = "any_object::<Affinity>")]
     pub affinity: Option<Affinity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "any_object")]
+    #[schemars(schema_with = "any_object::<PodSecurityContext>")]
     pub security_context: Option<PodSecurityContext>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<LocalObjectReference>,
@@ -104,7 +104,7 @@ pub struct TaskRunStatus {
     /// The task as it was resolved when the run started, so later edits of
     /// the MyTask do not change what this run means.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "any_object")]
+    #[schemars(schema_with = "any_object::<TaskSpec>")]
     pub task_spec: Option<TaskSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

@@ -10,19 +10,60 @@
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::{Api, Resource, ResourceExt};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::warn;
 
+use crate::api::strict;
 use crate::error::{Error, Result};
 
 use super::context::{Context, FIELD_MANAGER};
+use super::stream::{self, UNREADABLE};
 
-/// Decodes an untyped object, naming the offending field on error
-/// (e.g. `spec.taskSpec.sidecars[0].ports[0].containerPort: invalid type ...`).
-pub fn decode<K: DeserializeOwned>(object: &DynamicObject) -> Result<K, String> {
+/// Decodes an untyped object strictly (see `api::strict`), naming each
+/// offending field on error (e.g. `spec.steps[0].timout: unknown field, did
+/// you mean timeout?` or `spec.taskSpec.sidecars[0].ports[0].containerPort:
+/// invalid type ...`). A stand-in for a too-deep object (see `stream`)
+/// gives the problem found when it was read.
+pub fn decode<K: DeserializeOwned + JsonSchema + 'static>(object: &DynamicObject) -> Result<K, String> {
+    if let Some(problem) = object.data.get(UNREADABLE).and_then(|p| p.as_str()) {
+        return Err(problem.to_string());
+    }
     let value = serde_json::to_value(object).map_err(|error| error.to_string())?;
-    serde_path_to_error::deserialize(value).map_err(|error| format!("{}: {}", error.path(), error.inner()))
+    strict::decode_value(value).map_err(|error| error.to_string())
+}
+
+/// Reads one object by name, each read on its own (see `stream`), and
+/// decodes it: None if it does not exist, `Some(Err)` naming the problem if
+/// it is malformed (for the caller to report on its run).
+pub async fn get_decoded<K>(client: &kube::Client, namespace: &str, name: &str) -> Result<Option<Result<K, String>>>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + JsonSchema + 'static,
+{
+    let resource = ApiResource::erase::<K>(&());
+    let url = DynamicObject::url_path(&resource, Some(namespace));
+    let object = stream::get(client, &url, name).await?;
+    Ok(object.map(|object| decode::<K>(&object)))
+}
+
+/// Every object of kind `K` in a namespace, each read and decoded on its
+/// own: one malformed object fails alone.
+pub async fn list_decoded<K>(
+    client: &kube::Client,
+    namespace: &str,
+    labels: Option<&str>,
+) -> Result<Vec<(String, Result<K, String>)>>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + JsonSchema + 'static,
+{
+    let resource = ApiResource::erase::<K>(&());
+    let url = DynamicObject::url_path(&resource, Some(namespace));
+    let (objects, _) = stream::list(client, &url, labels).await?;
+    Ok(objects
+        .into_iter()
+        .map(|object| (object.name_any(), decode::<K>(&object)))
+        .collect())
 }
 
 /// The API of kind `K` as untyped objects, in one namespace or all.
@@ -48,8 +89,8 @@ pub async fn fresh(
     client: &kube::Client,
 ) -> Result<Option<DynamicObject>> {
     let namespace = object.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, resource);
-    Ok(api.get_opt(&object.name_any()).await?)
+    let url = DynamicObject::url_path(resource, Some(&namespace));
+    Ok(stream::get(client, &url, &object.name_any()).await?)
 }
 
 /// What a reconcile works on: the run, read fresh and decoded, or nothing
@@ -70,7 +111,7 @@ pub async fn load_run<K>(
     ctx: &Context,
 ) -> Result<Loaded<K>>
 where
-    K: Resource<DynamicType = ()> + DeserializeOwned,
+    K: Resource<DynamicType = ()> + DeserializeOwned + JsonSchema + 'static,
 {
     if decode::<K>(cached).is_ok_and(|run| finished(&run)) {
         return Ok(Loaded::Done(Requeue::await_change()));

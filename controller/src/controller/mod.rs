@@ -8,6 +8,7 @@ pub mod execute;
 pub mod mock_api;
 pub mod pipelinerun;
 pub mod results;
+pub mod stream;
 pub mod taskrun;
 
 use std::sync::Arc;
@@ -15,9 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::ApiResource;
 use kube::runtime::controller::{Config as ControllerSettings, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
 use tracing::{error, info, warn};
@@ -113,6 +115,7 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
             render: RenderSettings {
                 entrypoint_image: config.entrypoint_image.clone(),
                 results: config.result_limits(),
+                limits: config.limits.limits(),
             },
             default_timeout: config.default_timeout,
         },
@@ -120,11 +123,18 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         backoff: Default::default(),
     });
     let namespace = config.watch_namespace.as_deref();
-    // Runs are watched untyped and decoded one by one (see `decode`).
-    let (runs, run_resource) = decode::dynamic_api::<MyTaskRun>(&client, namespace);
+    // Runs are watched untyped, each object read and decoded on its own
+    // (see `stream` and `decode`): one malformed or too-deep run fails alone.
+    let run_resource = ApiResource::erase::<MyTaskRun>(&());
+    let run_writer = reflector::store::Writer::new(run_resource.clone());
+    let run_store = run_writer.as_reader();
+    let runs = reflector::reflector(
+        run_writer,
+        stream::watch(client.clone(), &run_resource, namespace, None),
+    );
     let pods: Api<Pod> = scoped(&client, namespace);
     let managed_pods = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
-    let controller = Controller::new_with(runs, watcher::Config::default(), run_resource)
+    let controller = Controller::for_stream_with(runs.applied_objects(), run_store, run_resource)
         .owns_with(pods, (), managed_pods)
         .with_config(ControllerSettings::default().concurrency(config.workers))
         .shutdown_on_signal()
@@ -135,19 +145,34 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
             }
         });
     // Pipeline runs own their task runs: a child's status change wakes its pipeline run.
-    let (pipeline_runs, pipeline_run_resource) = decode::dynamic_api::<MyPipelineRun>(&client, namespace);
-    let (child_runs, child_run_resource) = decode::dynamic_api::<MyTaskRun>(&client, namespace);
-    let children = watcher::Config::default().labels(crate::pipeline::LABEL_PIPELINE_RUN);
-    let pipeline_controller = Controller::new_with(pipeline_runs, watcher::Config::default(), pipeline_run_resource)
-        .owns_with(child_runs, child_run_resource, children)
-        .with_config(ControllerSettings::default().concurrency(config.workers))
-        .shutdown_on_signal()
-        .run(pipelinerun::reconcile, pipelinerun::error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!(%error, "pipeline run reconcile error");
-            }
-        });
+    let pipeline_run_resource = ApiResource::erase::<MyPipelineRun>(&());
+    let pipeline_run_writer = reflector::store::Writer::new(pipeline_run_resource.clone());
+    let pipeline_run_store = pipeline_run_writer.as_reader();
+    let pipeline_runs = reflector::reflector(
+        pipeline_run_writer,
+        stream::watch(client.clone(), &pipeline_run_resource, namespace, None),
+    );
+    let child_run_resource = ApiResource::erase::<MyTaskRun>(&());
+    let children = stream::watch(
+        client.clone(),
+        &child_run_resource,
+        namespace,
+        Some(crate::pipeline::LABEL_PIPELINE_RUN),
+    );
+    let pipeline_controller = Controller::for_stream_with(
+        pipeline_runs.applied_objects(),
+        pipeline_run_store,
+        pipeline_run_resource,
+    )
+    .owns_stream_with(children.touched_objects(), child_run_resource)
+    .with_config(ControllerSettings::default().concurrency(config.workers))
+    .shutdown_on_signal()
+    .run(pipelinerun::reconcile, pipelinerun::error_policy, ctx)
+    .for_each(|result| async move {
+        if let Err(error) = result {
+            warn!(%error, "pipeline run reconcile error");
+        }
+    });
     let controller = futures::future::join(controller, pipeline_controller);
     info!(
         workers = config.workers,

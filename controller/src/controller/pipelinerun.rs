@@ -8,7 +8,7 @@ use std::time::Instant;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{DynamicObject, ListParams};
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::controller::Action as Requeue;
 use tracing::info;
 
@@ -22,7 +22,7 @@ use crate::reconcile::pipelinerun::{
 };
 
 use super::context::{Context, object_key};
-use super::decode::{Loaded, decode, dynamic_api, load_run};
+use super::decode::{Loaded, decode, get_decoded, load_run};
 use super::execute::{RunKind, Work, execute};
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
@@ -95,11 +95,8 @@ async fn fetch_pipeline(
         return Ok(None);
     };
     // Only the run's own namespace: a run must not reach into another tenant's pipelines.
-    let (pipelines, _) = dynamic_api::<MyPipeline>(&ctx.client, Some(namespace));
-    Ok(pipelines
-        .get_opt(name)
-        .await?
-        .map(|object| decode::<MyPipeline>(&object)))
+    // Read and decoded on its own: a too-deep MyPipeline is reported, not retried.
+    get_decoded::<MyPipeline>(&ctx.client, namespace, name).await
 }
 
 /// The MyTasks the pipeline names, each read by name and decoded on its
@@ -118,10 +115,9 @@ async fn fetch_tasks(
         .filter_map(|task| task.task_ref.as_deref())
         .filter(|name| !name.is_empty())
         .collect();
-    let (task_api, _) = dynamic_api::<MyTask>(&ctx.client, Some(namespace));
     let mut tasks = BTreeMap::new();
     for name in referenced {
-        match task_api.get_opt(name).await?.map(|object| decode::<MyTask>(&object)) {
+        match get_decoded::<MyTask>(&ctx.client, namespace, name).await? {
             Some(Ok(task)) => {
                 tasks.insert(name.to_string(), task.spec);
             }
@@ -142,10 +138,14 @@ async fn fetch_children(
     problems: &mut Vec<String>,
 ) -> Result<Vec<MyTaskRun>> {
     let uid = run.metadata.uid.clone().unwrap_or_default();
-    let (child_api, _) = dynamic_api::<MyTaskRun>(&ctx.client, Some(namespace));
+    let resource = ApiResource::erase::<MyTaskRun>(&());
+    let url = DynamicObject::url_path(&resource, Some(namespace));
     let selector = format!("{LABEL_PIPELINE_RUN}={}", run_label(&run.name_any()));
     let mut children = Vec::new();
-    for object in child_api.list(&ListParams::default().labels(&selector)).await?.items {
+    // Each child read on its own (see `stream`): a too-deep one is a problem
+    // of this run, not an error of the whole list.
+    let (objects, _) = super::stream::list(&ctx.client, &url, Some(&selector)).await?;
+    for object in objects {
         if !is_controlled_by(&object.metadata, &uid) {
             continue;
         }

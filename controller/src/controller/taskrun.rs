@@ -20,7 +20,7 @@ use crate::reason;
 use crate::reconcile::taskrun::{Action, Observed, TaskLookup, current_attempt, decide, is_done, succeeded_condition};
 
 use super::context::{Context, object_key};
-use super::decode::{Loaded, decode, dynamic_api, load_run};
+use super::decode::{Loaded, get_decoded, load_run};
 use super::execute::{RunKind, Work, execute};
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
@@ -51,8 +51,8 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
         (Some(task_name), None, Some(spec)) => TaskLookup::Found { name: task_name, spec },
         (Some(task_name), None, None) => {
             // Only the run's own namespace: a run must not reach into another tenant's tasks.
-            let (tasks, _) = dynamic_api::<MyTask>(&ctx.client, Some(&namespace));
-            fetched = tasks.get_opt(task_name).await?.map(|object| decode::<MyTask>(&object));
+            // Read and decoded on its own: a too-deep MyTask is reported, not retried.
+            fetched = get_decoded::<MyTask>(&ctx.client, &namespace, task_name).await?;
             match &fetched {
                 Some(Ok(task)) => TaskLookup::Found {
                     name: task_name,

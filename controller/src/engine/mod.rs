@@ -3,6 +3,7 @@
 
 pub mod duration;
 pub mod errors;
+pub mod limits;
 pub mod propagate;
 pub mod refs;
 pub mod resolve;

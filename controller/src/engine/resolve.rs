@@ -14,6 +14,7 @@ use crate::layout;
 
 use super::duration::parse_duration;
 use super::errors::ValidationErrors;
+use super::limits::{Budget, Limits};
 use super::propagate::with_propagated;
 use super::substitute::{Resolver, Value, substitute_list, substitute_opt, substitute_str};
 use super::validate::{list_or_none, resolve_params, validate_run_spec, validate_task};
@@ -80,6 +81,8 @@ pub struct TaskVariables<'a> {
     pub results: Vec<&'a str>,
     pub workspaces: &'a [ResolvedWorkspace],
     pub context: BTreeMap<&'static str, String>,
+    /// What substitution may still produce for this run.
+    pub budget: Budget,
 }
 
 impl TaskVariables<'_> {
@@ -186,6 +189,107 @@ impl Resolver for TaskVariables<'_> {
             _ => Err("unknown reference".into()),
         }
     }
+
+    fn budget(&self) -> Option<&Budget> {
+        Some(&self.budget)
+    }
+}
+
+/// The number of items of a param value (0 for a string).
+fn value_items(value: &ParamValue) -> usize {
+    match value {
+        ParamValue::String(_) => 0,
+        ParamValue::Array(items) => items.len(),
+        ParamValue::Object(entries) => entries.len(),
+    }
+}
+
+/// Checks the counts the limits bound before any work is done: too many
+/// steps, params and so on fail the run at once.
+fn within_limits(
+    run: &TaskRunSpec,
+    task: &TaskSpec,
+    task_field: &str,
+    limits: &Limits,
+    errors: &mut ValidationErrors,
+) -> bool {
+    let counts = [
+        (
+            format!("{task_field}.steps"),
+            "steps",
+            task.steps.len(),
+            limits.max_steps,
+            "max-steps",
+        ),
+        (
+            format!("{task_field}.sidecars"),
+            "sidecars",
+            task.sidecars.len(),
+            limits.max_sidecars,
+            "max-sidecars",
+        ),
+        (
+            format!("{task_field}.params"),
+            "params",
+            task.params.len(),
+            limits.max_params,
+            "max-params",
+        ),
+        (
+            "spec.params".to_string(),
+            "params",
+            run.params.len(),
+            limits.max_params,
+            "max-params",
+        ),
+        (
+            format!("{task_field}.results"),
+            "results",
+            task.results.len(),
+            limits.max_results,
+            "max-results",
+        ),
+        (
+            format!("{task_field}.workspaces"),
+            "workspaces",
+            task.workspaces.len(),
+            limits.max_workspaces,
+            "max-workspaces",
+        ),
+        (
+            "spec.workspaces".to_string(),
+            "workspaces",
+            run.workspaces.len(),
+            limits.max_workspaces,
+            "max-workspaces",
+        ),
+    ];
+    let mut fine = true;
+    for (field, what, count, limit, flag) in counts {
+        fine &= limits.check_count(&field, what, count, limit, flag, errors);
+    }
+    let values = run
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("spec.params[{i}].value"), &p.value))
+        .chain(task.params.iter().enumerate().filter_map(|(i, p)| {
+            p.default
+                .as_ref()
+                .map(|value| (format!("{task_field}.params[{i}].default"), value))
+        }));
+    for (field, value) in values {
+        let items = value_items(value);
+        fine &= limits.check_count(
+            &field,
+            "items",
+            items,
+            limits.max_array_items,
+            "max-array-items",
+            errors,
+        );
+    }
+    fine
 }
 
 /// The variables of a step's script: as everywhere, except that an
@@ -327,9 +431,13 @@ pub fn resolve_task_run(
     task: &TaskSpec,
     task_field: &str,
     default_timeout: Duration,
+    limits: &Limits,
 ) -> Result<ResolvedTaskRun, ValidationErrors> {
     let mut errors = ValidationErrors::default();
     let mut warnings = Vec::new();
+    if !within_limits(run, task, task_field, limits, &mut errors) {
+        return Err(errors);
+    }
     validate_run_spec(run, &mut errors);
     validate_task(task, task_field, &mut errors);
 
@@ -345,6 +453,7 @@ pub fn resolve_task_run(
         results: task.results.iter().map(|r| r.name.as_str()).collect(),
         workspaces: &workspaces,
         context: context_variables(identity),
+        budget: Budget::new(limits),
     };
 
     let template = task.step_template.clone().unwrap_or_default();

@@ -84,6 +84,17 @@ fn check_object_keys(spec: &ParamSpec, value: &ParamValue, field: &str, errors: 
 /// Checks a task on its own, whatever run uses it. `field` prefixes every
 /// error (e.g. `spec` for a MyTask, `spec.taskSpec` when inline).
 pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
+    check_declared_names(task, field, errors);
+    check_param_specs(task, field, errors);
+    check_workspace_paths(task, field, errors);
+    check_sidecars(task, field, errors);
+    let volume_names = check_volumes(task, field, errors);
+    check_step_template_mounts(task, field, &volume_names, errors);
+    check_steps(task, field, &volume_names, errors);
+}
+
+/// Params, results and workspaces: valid, unique names.
+fn check_declared_names(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
     check_names(
         task.params.iter().map(|p| p.name.as_str()),
         &format!("{field}.params"),
@@ -102,7 +113,10 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
         "workspace",
         errors,
     );
+}
 
+/// Each declared param: its default matches its type and keys.
+fn check_param_specs(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
     for (index, param) in task.params.iter().enumerate() {
         let at = format!("{field}.params[{index}]");
         if param.default.is_some() && param.has_default == Some(false) {
@@ -139,7 +153,10 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
             );
         }
     }
+}
 
+/// Workspace mount paths: absolute, not the pod's own, not shared.
+fn check_workspace_paths(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
     let mut mount_paths = BTreeSet::new();
     for (index, workspace) in task.workspaces.iter().enumerate() {
         let at = format!("{field}.workspaces[{index}].mountPath");
@@ -178,7 +195,10 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
             );
         }
     }
+}
 
+/// Sidecars: valid unique names and an image.
+fn check_sidecars(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
     let mut sidecar_names = BTreeSet::new();
     for (index, sidecar) in task.sidecars.iter().enumerate() {
         let at = format!("{field}.sidecars[{index}]");
@@ -204,7 +224,10 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
             );
         }
     }
+}
 
+/// Extra volumes: no reserved or duplicate names. Returns their names.
+fn check_volumes<'a>(task: &'a TaskSpec, field: &str, errors: &mut ValidationErrors) -> BTreeSet<&'a str> {
     let mut volume_names = BTreeSet::new();
     for (index, volume) in task.volumes.iter().enumerate() {
         let at = format!("{field}.volumes[{index}].name");
@@ -222,6 +245,16 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
         }
     }
 
+    volume_names
+}
+
+/// The step template mounts only declared volumes.
+fn check_step_template_mounts(
+    task: &TaskSpec,
+    field: &str,
+    volume_names: &BTreeSet<&str>,
+    errors: &mut ValidationErrors,
+) {
     if let Some(template) = &task.step_template {
         for (mount_index, mount) in template.volume_mounts.iter().enumerate() {
             if !volume_names.contains(mount.name.as_str()) {
@@ -235,6 +268,10 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
             }
         }
     }
+}
+
+/// Steps: at least one; names, images, script or command, timeouts and mounts.
+fn check_steps(task: &TaskSpec, field: &str, volume_names: &BTreeSet<&str>, errors: &mut ValidationErrors) {
     if task.steps.is_empty() {
         errors.push(format!("{field}.steps"), "a task needs at least one step");
     }

@@ -53,6 +53,8 @@ pub struct RenderSettings {
     /// Limits on results, passed to each step's entrypoint and applied again
     /// by the status reader.
     pub results: ResultLimits,
+    /// Bounds on what one run may make the controller build (see `engine::limits`).
+    pub limits: crate::engine::limits::Limits,
 }
 
 pub fn step_container_name(step: &str) -> String {
