@@ -270,6 +270,7 @@ fn render_pipeline_run(
             pipeline,
             tasks: &tasks,
             children: &children,
+            problems: &[],
             now,
         };
         let mut started = Vec::new();

@@ -53,6 +53,7 @@ fn settings() -> RenderSettings {
     RenderSettings {
         entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into(),
         limits: Default::default(),
+        ..Default::default()
     }
 }
 

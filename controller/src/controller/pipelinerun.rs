@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
+use kube::{Resource as _, ResourceExt};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::controller::Action as Requeue;
 use tracing::info;
