@@ -325,7 +325,10 @@ fn render(files: &[PathBuf], entrypoint_image: String) -> Result<ExitCode, CliEr
             .map_err(|e| CliError::Invalid(format!("cannot read {}: {e}", file.display())))?;
         inputs.push((file.display().to_string(), text));
     }
-    let settings = cicd_controller::pod::render::RenderSettings { entrypoint_image };
+    let settings = cicd_controller::pod::render::RenderSettings {
+        entrypoint_image,
+        ..Default::default()
+    };
     match cicd_controller::commands::render_yaml(&inputs, &settings, cicd_controller::config::DEFAULT_TIMEOUT) {
         Ok(yaml) => {
             print!("{yaml}");

@@ -17,6 +17,10 @@ use crate::args::check_params;
 use crate::client::{CliError, Cluster, api_error, is_not_found};
 use crate::runs::{RunKind, RunSummary, sort_newest_first};
 
+/// The prefix of the labels the controller itself sets (taskRun, task,
+/// pipelineRun...): a rerun gets them anew, so they are not copied.
+const CONTROLLER_LABEL_PREFIX: &str = "cicdoperator.ning1875.io";
+
 /// A run of either kind.
 #[derive(Debug, Clone)]
 pub enum AnyRun {
@@ -288,7 +292,7 @@ fn user_labels(meta: &ObjectMeta) -> Option<BTreeMap<String, String>> {
         .labels
         .iter()
         .flatten()
-        .filter(|(key, _)| !key.starts_with(cicd_controller::api::GROUP))
+        .filter(|(key, _)| !key.starts_with(CONTROLLER_LABEL_PREFIX))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     (!labels.is_empty()).then_some(labels)

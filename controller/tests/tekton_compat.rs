@@ -14,6 +14,7 @@ use cicd_controller::pipeline::schedule::{ScheduleInput, schedule};
 use cicd_controller::pipeline::validate::{PipelineInputs, ValidPipeline, validate_pipeline};
 use cicd_controller::pipeline::variables::context_variables;
 use cicd_controller::pod::render::RenderSettings;
+use cicd_controller::pod::results::FetchedResults;
 use cicd_controller::pod::status::{Succeeded, read_pod};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
@@ -293,10 +294,10 @@ fn the_outcome_does_not_wait_for_a_stopping_sidecar() {
     }))
     .expect("task");
     // The pod stays Running while its sidecar takes its grace period.
-    let done = read_pod(&task, &pod("Running", &[("a", Some(0)), ("b", Some(0))]), false);
+    let done = read_pod(&task, &pod("Running", &[("a", Some(0)), ("b", Some(0))]), false, &FetchedResults::default());
     assert_eq!(done.succeeded, Succeeded::True, "{}", done.message);
-    let failed = read_pod(&task, &pod("Running", &[("a", Some(0)), ("b", Some(3))]), false);
+    let failed = read_pod(&task, &pod("Running", &[("a", Some(0)), ("b", Some(3))]), false, &FetchedResults::default());
     assert_eq!(failed.succeeded, Succeeded::False, "{}", failed.message);
-    let running = read_pod(&task, &pod("Running", &[("a", Some(0)), ("b", None)]), false);
+    let running = read_pod(&task, &pod("Running", &[("a", Some(0)), ("b", None)]), false, &FetchedResults::default());
     assert_eq!(running.succeeded, Succeeded::Unknown, "a step still runs");
 }
