@@ -110,6 +110,20 @@ fn split_documents(text: &str) -> Vec<Document<'_>> {
     documents
 }
 
+/// Like the API server on create, a document with `generateName` and no
+/// name gets one: the prefix plus five characters, shown as `xxxxx` here
+/// (the server picks random ones), so `render` accepts what `kubectl
+/// create` accepts.
+fn name_from_generate_name(document: &mut Value) {
+    let has_name = text_of(document, "/metadata/name").is_some_and(|name| !name.is_empty());
+    let prefix = text_of(document, "/metadata/generateName").map(str::to_string);
+    if let (false, Some(prefix), Some(metadata)) = (has_name, prefix, document.get_mut("metadata")) {
+        if let Some(metadata) = metadata.as_object_mut() {
+            metadata.insert("name".to_string(), Value::String(format!("{prefix}xxxxx")));
+        }
+    }
+}
+
 /// The `metadata.name` rules of the API server (a DNS-1123 subdomain), or
 /// what is wrong.
 pub fn check_name(name: &str) -> Result<(), String> {
@@ -189,8 +203,9 @@ impl Manifests {
 
     /// Checks and adds one document; on error, the object it claims to be
     /// and every problem.
-    fn add_document(&mut self, document: Value) -> Result<(), (String, Vec<String>)> {
+    fn add_document(&mut self, mut document: Value) -> Result<(), (String, Vec<String>)> {
         let kind = text_of(&document, "/kind").unwrap_or_default().to_string();
+        name_from_generate_name(&mut document);
         let name = text_of(&document, "/metadata/name").unwrap_or_default().to_string();
         let object = if kind.is_empty() {
             String::new()

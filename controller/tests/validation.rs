@@ -1216,12 +1216,14 @@ fn unknown_fields_inside_embedded_kubernetes_types_are_named() {
 
 #[test]
 fn a_missing_required_field_is_named_in_full() {
+    // (A step's name is no longer required: unnamed steps are named
+    // `unnamed-<i>` as in Tekton. A param's name still is.)
     let message = decode_errors(
         "apiVersion: cicdoperator.ning1875.io/v1\nkind: MyTaskRun\nmetadata: {name: r}\n\
-         spec:\n  taskSpec:\n    steps:\n    - image: x\n      script: 'true'\n",
+         spec:\n  taskSpec:\n    params:\n    - default: x\n    steps:\n    - image: x\n      script: 'true'\n",
     );
     assert!(
-        message.contains("spec.taskSpec.steps[0].name: required field is missing"),
+        message.contains("spec.taskSpec.params[0].name: required field is missing"),
         "{message}"
     );
 }

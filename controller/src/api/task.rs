@@ -7,7 +7,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{ParamSpec, ResultSpec, WorkspaceDeclaration, any_object, any_object_list};
+use super::common::{ParamSpec, ParamType, ResultSpec, WorkspaceDeclaration, any_object, any_object_list};
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
@@ -78,20 +78,16 @@ impl OnError {
 pub(crate) fn params_typed_by_properties<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<ParamSpec>, D::Error> {
-    use serde::de::Error as _;
-    let raw = Vec::<serde_json::Value>::deserialize(deserializer)?;
-    raw.into_iter()
-        .enumerate()
-        .map(|(index, mut param)| {
-            if let Some(fields) = param.as_object_mut()
-                && fields.contains_key("properties")
-                && !fields.contains_key("type")
-            {
-                fields.insert("type".into(), serde_json::Value::String("object".into()));
-            }
-            serde_json::from_value(param).map_err(|error| D::Error::custom(format!("params[{index}]: {error}")))
-        })
-        .collect()
+    // Decoded as the typed list (not through an untyped value), so an error
+    // keeps its full path, e.g. `spec.params[0].name`. `type` defaults to
+    // string, so a param with properties and that default is an object.
+    let mut params = Vec::<ParamSpec>::deserialize(deserializer)?;
+    for param in &mut params {
+        if param.properties.is_some() && param.param_type == ParamType::String {
+            param.param_type = ParamType::Object;
+        }
+    }
+    Ok(params)
 }
 
 /// The name Tekton gives the step at `index` when it has none.

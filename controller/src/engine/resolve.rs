@@ -304,6 +304,12 @@ impl Resolver for ScriptVariables<'_> {
             found => found,
         }
     }
+
+    /// The same bounds as every other field: a script is where
+    /// amplification would land first.
+    fn budget(&self) -> Option<&Budget> {
+        self.0.budget()
+    }
 }
 
 fn context_variables(identity: &RunIdentity) -> BTreeMap<&'static str, String> {
