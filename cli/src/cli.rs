@@ -123,6 +123,17 @@ pub enum Command {
         #[arg(long, env = "CICD_ENTRYPOINT_IMAGE", default_value = cicd_controller::config::DEFAULT_ENTRYPOINT_IMAGE)]
         entrypoint_image: String,
     },
+    /// Print Tekton (tekton.dev/v1, v1beta1) YAML as this project's kinds (offline).
+    /// Fields without an exact equivalent are listed on stderr; then nothing
+    /// is printed and the exit code is 1, unless --allow-lossy.
+    Convert {
+        /// A YAML file of Tekton documents, `-` for stdin (repeatable).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Print the conversion even when some fields cannot be carried over.
+        #[arg(long)]
+        allow_lossy: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion { shell: clap_complete::Shell },
     /// Serve the web dashboard on this machine, with your kubeconfig's credentials.
@@ -164,7 +175,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Render {
             files,
             entrypoint_image,
-        } => return render(&files, entrypoint_image),
+        } => return Ok(render(&files, entrypoint_image)),
+        Command::Convert { files, allow_lossy } => {
+            return Ok(cicd_controller::commands::convert_files(&files, allow_lossy).print());
+        }
         Command::Completion { shell } => {
             let mut command = Cli::command();
             // Completion is for the name the user typed: cicd or kubectl-cicd.
@@ -260,7 +274,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             crate::dashboard::serve(cluster, scope, std::net::SocketAddr::new(address, port)).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Render { .. } | Command::Completion { .. } => Ok(ExitCode::SUCCESS),
+        Command::Render { .. } | Command::Convert { .. } | Command::Completion { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -318,27 +332,12 @@ async fn describe_text(cluster: &Cluster, namespace: &str, run: &AnyRun) -> Resu
 }
 
 /// `cicd render`: the controller library's own offline render.
-fn render(files: &[PathBuf], entrypoint_image: String) -> Result<ExitCode, CliError> {
-    let mut inputs = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| CliError::Invalid(format!("cannot read {}: {e}", file.display())))?;
-        inputs.push((file.display().to_string(), text));
-    }
+fn render(files: &[PathBuf], entrypoint_image: String) -> ExitCode {
     let settings = cicd_controller::pod::render::RenderSettings {
         entrypoint_image,
         ..Default::default()
     };
-    match cicd_controller::commands::render_yaml(&inputs, &settings, cicd_controller::config::DEFAULT_TIMEOUT) {
-        Ok(yaml) => {
-            print!("{yaml}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(error) => {
-            eprintln!("{error}");
-            Ok(ExitCode::FAILURE)
-        }
-    }
+    cicd_controller::commands::render_files(files, &settings, cicd_controller::config::DEFAULT_TIMEOUT).print()
 }
 
 #[cfg(test)]

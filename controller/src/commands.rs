@@ -31,6 +31,94 @@ pub enum RenderError {
         line: usize,
         offset: usize,
     },
+    #[error("cannot read {source_name}: {message}")]
+    Read { source_name: String, message: String },
+}
+
+/// What an offline command has to say: the YAML for stdout, the warnings
+/// or errors for stderr, and whether it succeeded. Both binaries
+/// (`cicd-controller` and `cicd`) print it the same way.
+#[derive(Debug, Default)]
+pub struct Printed {
+    /// The output documents (empty on failure).
+    pub stdout: String,
+    /// One line per warning or error.
+    pub stderr: Vec<String>,
+    /// Exit 0 or 1.
+    pub success: bool,
+}
+
+impl Printed {
+    /// Writes stderr's lines, then stdout, and gives the exit code.
+    pub fn print(self) -> std::process::ExitCode {
+        for line in &self.stderr {
+            eprintln!("{line}");
+        }
+        print!("{}", self.stdout);
+        if self.success {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        }
+    }
+
+    fn failed(error: impl std::fmt::Display) -> Printed {
+        Printed {
+            stderr: vec![error.to_string()],
+            ..Default::default()
+        }
+    }
+}
+
+/// Reads each file (`-` is stdin) as UTF-8 text, named by its path.
+pub fn read_sources(files: &[std::path::PathBuf]) -> Result<Vec<(String, String)>, RenderError> {
+    files
+        .iter()
+        .map(|file| {
+            let (name, bytes) = if file.as_os_str() == "-" {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(|_| ("stdin".to_string(), bytes))
+            } else {
+                std::fs::read(file).map(|bytes| (file.display().to_string(), bytes))
+            }
+            .map_err(|e| RenderError::Read {
+                source_name: file.display().to_string(),
+                message: e.to_string(),
+            })?;
+            source_text(&name, &bytes).map(|text| (name, text))
+        })
+        .collect()
+}
+
+/// `render -f FILE...`: the pods and claims the runs in the files would get.
+pub fn render_files(files: &[std::path::PathBuf], settings: &RenderSettings, default_timeout: Duration) -> Printed {
+    let rendered = read_sources(files).and_then(|inputs| render_yaml(&inputs, settings, default_timeout));
+    match rendered {
+        Ok(yaml) => Printed {
+            stdout: yaml,
+            stderr: Vec::new(),
+            success: true,
+        },
+        Err(error) => Printed::failed(error),
+    }
+}
+
+/// `convert -f FILE... [--allow-lossy]`: Tekton YAML as this project's kinds;
+/// every field that cannot be carried over is a warning (or, without
+/// `allow_lossy`, the error).
+pub fn convert_files(files: &[std::path::PathBuf], allow_lossy: bool) -> Printed {
+    let inputs = match read_sources(files) {
+        Ok(inputs) => inputs,
+        Err(error) => return Printed::failed(error),
+    };
+    match crate::convert::convert_yaml(&inputs, allow_lossy) {
+        Ok(output) => Printed {
+            stdout: output.yaml,
+            stderr: output.losses.iter().map(|loss| format!("warning: {loss}")).collect(),
+            success: true,
+        },
+        Err(error) => Printed::failed(error),
+    }
 }
 
 /// The text of an input file, or where it stops being UTF-8.
@@ -274,7 +362,7 @@ fn render_pipeline_run(
             now,
         };
         let mut started = Vec::new();
-        for action in decide(observed, default_timeout) {
+        for action in decide(observed, default_timeout, &settings.limits) {
             match action {
                 Action::CreateChild(child) => started.push(*child),
                 Action::WriteStatus(status) => {

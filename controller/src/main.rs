@@ -71,68 +71,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             entrypoint_image,
             limits,
         } => {
-            let mut inputs = Vec::new();
-            for file in &files {
-                let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-                let name = file.display().to_string();
-                match commands::source_text(&name, &bytes) {
-                    Ok(text) => inputs.push((name, text)),
-                    Err(error) => {
-                        eprintln!("{error}");
-                        return Ok(ExitCode::FAILURE);
-                    }
-                }
-            }
             let settings = RenderSettings {
                 entrypoint_image,
                 limits: limits.limits(),
                 ..Default::default()
             };
-            match commands::render_yaml(&inputs, &settings, cicd_controller::config::DEFAULT_TIMEOUT) {
-                Ok(yaml) => {
-                    print!("{yaml}");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(error) => {
-                    eprintln!("{error}");
-                    Ok(ExitCode::FAILURE)
-                }
-            }
+            Ok(commands::render_files(&files, &settings, cicd_controller::config::DEFAULT_TIMEOUT).print())
         }
-        Command::Convert { files, allow_lossy } => convert(&files, allow_lossy),
+        Command::Convert { files, allow_lossy } => Ok(commands::convert_files(&files, allow_lossy).print()),
         Command::Run(config) => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(cicd_controller::controller::run(config))?;
             Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn read_input(file: &std::path::Path) -> anyhow::Result<(String, String)> {
-    if file.as_os_str() == "-" {
-        let text = std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?;
-        return Ok(("stdin".to_string(), text));
-    }
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    Ok((file.display().to_string(), text))
-}
-
-fn convert(files: &[PathBuf], allow_lossy: bool) -> anyhow::Result<ExitCode> {
-    let inputs = files
-        .iter()
-        .map(|f| read_input(f))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    match cicd_controller::convert::convert_yaml(&inputs, allow_lossy) {
-        Ok(output) => {
-            for loss in &output.losses {
-                eprintln!("warning: {loss}");
-            }
-            print!("{}", output.yaml);
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(error) => {
-            eprintln!("{error}");
-            Ok(ExitCode::FAILURE)
         }
     }
 }
