@@ -122,11 +122,7 @@ fn serve_sample_app(dir: &Path) -> (Process, u16) {
     git(&work, &["commit", "-q", "-m", "app"]);
     git(dir, &["clone", "-q", "--bare", "work", "app.git"]);
     let port = free_port();
-    let mut child = Command::new("git")
-        .args(["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", dir.display()))
-        .arg(dir)
+    let mut child = support::git_daemon_command(dir, port)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -192,8 +188,12 @@ async fn cli_start_follow_clone_build_push_prints_every_task_in_order() {
         last.starts_with("PipelineRun clone-build-push-run-") && last.ends_with("Succeeded"),
         "{last}"
     );
-    // Colour only on a terminal: captured output is plain.
-    assert!(!stdout.contains('\x1b'), "escape codes in piped output");
+    // Colour only on a terminal: our prefixes and the outcome line are plain
+    // when piped (the tools' own output, e.g. kaniko's, may carry colours).
+    assert!(
+        stdout.lines().all(|l| !l.starts_with('\x1b')) && !last.contains('\x1b'),
+        "escape codes in our piped output:\n{stdout:?}"
+    );
 
     let listed = text(&cicd(&["-n", &ns.name, "ls"]).stdout);
     assert!(
@@ -380,11 +380,37 @@ spec:
               script: echo "got $(params.v)"
     finally:
       - name: report
+        params: [{name: first, value: "$(tasks.first.results.out)"}]
         taskSpec:
+          params: [{name: first}]
           steps:
             - name: say
               image: 127.0.0.1:5000/cicd/bash:5
-              script: echo done
+              script: echo "done after $(params.first)"
+"#;
+
+/// Every (edge, node) pair where the edge's line runs inside a node it does
+/// not connect, sampled at 100 points per edge.
+const EDGE_CROSSINGS_JS: &str = r#"
+const nodes = [...document.querySelectorAll('#dag g.node')].map((g) => {
+  const r = g.querySelector('rect').getBBox();
+  const m = g.transform.baseVal.consolidate().matrix;
+  return { name: g.dataset.task, x: m.e + r.x, y: m.f + r.y, w: r.width, h: r.height };
+});
+const hits = new Set();
+for (const p of document.querySelectorAll('#dag path.edge')) {
+  const length = p.getTotalLength();
+  for (let i = 0; i <= 100; i++) {
+    const at = p.getPointAtLength((length * i) / 100);
+    for (const n of nodes) {
+      if (n.name === p.dataset.from || n.name === p.dataset.to) continue;
+      if (at.x > n.x && at.x < n.x + n.w && at.y > n.y && at.y < n.y + n.h) {
+        hits.add(`${p.dataset.from}>${p.dataset.to} crosses ${n.name}`);
+      }
+    }
+  }
+}
+return [...hits].sort();
 "#;
 
 fn screenshot_dir() -> PathBuf {
@@ -521,6 +547,13 @@ async fn cli_dashboard_in_a_real_browser_lists_live_draws_the_dag_streams_logs_a
             "first>uses-result:results"
         ])
     );
+    // No edge passes over a node it does not connect (first>report skips
+    // the ticker's column).
+    let crossings = browser
+        .execute(EDGE_CROSSINGS_JS, vec![])
+        .await
+        .expect("edge crossings");
+    assert_eq!(crossings, serde_json::json!([]), "edges drawn across nodes");
     let finally = browser
         .execute(
             "return document.querySelector('#dag g.node[data-task=\"report\"]').classList.contains('finally')",
@@ -610,7 +643,7 @@ async fn cli_dashboard_in_a_real_browser_lists_live_draws_the_dag_streams_logs_a
     let done = ns.wait_done::<MyPipelineRun>("live-run", Duration::from_secs(60)).await;
     assert_eq!(
         done.condition().map(|c| (c.0, c.1)),
-        Some(("False".to_string(), "Cancelled".to_string()))
+        Some(("False".to_string(), "PipelineRunCancelled".to_string()))
     );
     wait_js(
         &browser,
@@ -632,6 +665,214 @@ async fn cli_dashboard_in_a_real_browser_lists_live_draws_the_dag_streams_logs_a
     )
     .await;
     screenshot(&browser, "03-cancelled").await;
+
+    // Rerun from the page: a new run with the same spec, linked from the page.
+    browser
+        .find(Locator::Id("rerun"))
+        .await
+        .expect("rerun button")
+        .click()
+        .await
+        .expect("rerun");
+    let started = wait_js(
+        &browser,
+        "return document.getElementById('rerun-link')?.textContent || ''",
+        "rerun link",
+        Duration::from_secs(10),
+        |v| v.as_str().is_some_and(|t| t.contains("open ")),
+    )
+    .await;
+    let rerun = started
+        .as_str()
+        .and_then(|t| t.trim().strip_prefix("open "))
+        .expect("the new run's name")
+        .to_string();
+    let created: MyPipelineRun = ns.get(&rerun).await;
+    assert_eq!(
+        created.spec.pipeline_spec, done.spec.pipeline_spec,
+        "the rerun has the same pipeline"
+    );
+
+    // The list filters by status and by name, without a reload.
+    browser.goto(&format!("{base}/")).await.expect("open list");
+    let rows = "return Array.from(document.querySelectorAll('tr.run')).map(r => r.dataset.name).sort()";
+    wait_js(&browser, rows, "both runs listed", Duration::from_secs(20), |v| {
+        v.as_array().is_some_and(|names| names.len() == 2)
+    })
+    .await;
+    browser
+        .execute(
+            "const s = document.getElementById('f-status'); s.value = 'Failed'; \
+             s.dispatchEvent(new Event('input')); return 1",
+            vec![],
+        )
+        .await
+        .expect("filter by status");
+    wait_js(&browser, rows, "only the cancelled run", Duration::from_secs(10), |v| {
+        *v == serde_json::json!(["live-run"])
+    })
+    .await;
+    browser
+        .execute(
+            &format!(
+                "const s = document.getElementById('f-status'); s.value = ''; \
+                 const n = document.getElementById('f-name'); n.value = '{}'; \
+                 n.dispatchEvent(new Event('input')); return 1",
+                &rerun[rerun.len() - 5..]
+            ),
+            vec![],
+        )
+        .await
+        .expect("filter by name");
+    wait_js(&browser, rows, "only the rerun", Duration::from_secs(10), |v| {
+        *v == serde_json::json!([rerun])
+    })
+    .await;
+    screenshot(&browser, "04-filtered").await;
     let _ = browser.close().await;
+    ns.passed();
+}
+
+/// A namespace reader: may look at runs, pods, logs and events, nothing else.
+const VIEWER_RBAC: &str = r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: viewer}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: viewer}
+rules:
+  - apiGroups: [cicdoperator.ning1875.io]
+    resources: [mytaskruns, mypipelineruns, mytasks, mypipelines]
+    verbs: [get, list, watch]
+  - apiGroups: [""]
+    resources: [pods, pods/log, events]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: viewer}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: viewer}
+subjects: [{kind: ServiceAccount, name: viewer}]
+"#;
+
+/// A kubeconfig that acts as `viewer` of `namespace` (a short-lived token).
+fn viewer_kubeconfig(namespace: &str, dir: &Path) -> PathBuf {
+    let token = support::kubectl(&["-n", namespace, "create", "token", "viewer", "--duration=10m"], None);
+    let ca = support::kubectl(
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ],
+        None,
+    );
+    let server = support::kubectl(
+        &[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+        None,
+    );
+    let path = dir.join("viewer.kubeconfig");
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"{}\", certificate-authority-data: {}}}}}]\n\
+         users: [{{name: viewer, user: {{token: {}}}}}]\n\
+         contexts: [{{name: viewer, context: {{cluster: c, user: viewer, namespace: {namespace}}}}}]\n\
+         current-context: viewer\n",
+        server.trim(),
+        ca.trim(),
+        token.trim()
+    );
+    fs::write(&path, config).expect("write viewer kubeconfig");
+    path
+}
+
+/// One HTTP/1.1 request to the dashboard on loopback; gives (status, body).
+fn http(port: u16, method: &str, path: &str, headers: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the dashboard");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    (status, body)
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator"]
+async fn cli_and_dashboard_act_with_the_user_s_own_rbac() {
+    let ns = TestNamespace::new("e2e-cli-rbac").await;
+    let dir = Scratch::new("rbac");
+    ns.apply(VIEWER_RBAC);
+    ns.apply(&format!(
+        "apiVersion: cicdoperator.ning1875.io/v1\nkind: MyTaskRun\nmetadata: {{name: long}}\n\
+         spec:\n  taskSpec:\n    steps: [{{name: wait, image: {BASH}, script: 'sleep 60'}}]\n"
+    ));
+    let kubeconfig = viewer_kubeconfig(&ns.name, &dir.0);
+    let as_viewer = |args: &[&str]| {
+        Command::new(CICD)
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cicd {args:?}: {e}"))
+    };
+
+    // Reading is allowed ...
+    let listed = as_viewer(&["ls"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert!(text(&listed.stdout).contains("long"), "{}", text(&listed.stdout));
+    // ... acting is refused, naming the verb and the resource.
+    let cancel = as_viewer(&["cancel", "long"]);
+    let stderr = text(&cancel.stderr);
+    assert!(!cancel.status.success(), "a viewer cancelled a run");
+    assert!(
+        stderr.contains("permission denied: you cannot patch mytaskruns"),
+        "{stderr}"
+    );
+    let start = as_viewer(&["start", "task", "anything"]);
+    assert!(!start.status.success());
+
+    // The dashboard has no rights of its own: the same refusal over HTTP.
+    let port = free_port();
+    let mut dashboard = Command::new(CICD)
+        .args(["dashboard", "--port", &port.to_string()])
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("cicd dashboard starts");
+    wait_listening(port, &mut dashboard, "cicd dashboard");
+    let _dashboard = Process(dashboard);
+    let cancel_path = format!("/api/run/{}/TaskRun/long/cancel", ns.name);
+    let (status, body) = http(port, "POST", &cancel_path, "x-cicd-dashboard: 1\r\n");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("patch") && body.contains("mytaskruns"), "{body}");
+    let (status, body) = http(port, "POST", &cancel_path, "");
+    assert_eq!(status, 403, "an action without the dashboard's header: {body}");
+    let (status, _) = http(port, "GET", &format!("/api/run/{}/TaskRun/long", ns.name), "");
+    assert_eq!(status, 200, "a viewer can read the run");
+
+    let run: MyTaskRun = ns.get("long").await;
+    assert!(
+        run.spec.status.is_none(),
+        "the run was not cancelled: {:?}",
+        run.spec.status
+    );
     ns.passed();
 }

@@ -153,12 +153,7 @@ fn sample_app(dir: &Path, marker: &str) -> String {
 
 fn git_daemon(base: &Path) -> Server {
     let port = free_port();
-    let mut command = Command::new("git");
-    command
-        .args(["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-        .arg(format!("--port={port}"))
-        .arg(format!("--base-path={}", base.display()))
-        .arg(base);
+    let command = support::git_daemon_command(base, port);
     Server::start(command, port, base.join("git-daemon.log"), "git daemon")
 }
 

@@ -24,6 +24,24 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A `git daemon` serving `base` read-only on loopback `port`. It runs the
+/// daemon binary itself: `git daemon` would fork it, and killing the `git`
+/// wrapper would leave the daemon running after the test.
+pub fn git_daemon_command(base: &Path, port: u16) -> Command {
+    let exec_path = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git --exec-path runs");
+    let dir = String::from_utf8_lossy(&exec_path.stdout).trim().to_string();
+    let mut command = Command::new(Path::new(&dir).join("git-daemon"));
+    command
+        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base);
+    command
+}
+
 /// Runs kubectl; panics with its stderr when it fails.
 pub fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
     let mut child = Command::new("kubectl")

@@ -92,17 +92,32 @@ function listPage() {
 function drawGraph(graph) {
   const svg = document.getElementById("dag");
   svg.setAttribute("width", graph.width);
-  svg.setAttribute("height", graph.height);
-  svg.setAttribute("viewBox", `0 0 ${graph.width} ${graph.height}`);
   const W = graph.node_width, H = graph.node_height;
   const at = Object.fromEntries(graph.nodes.map((n) => [n.name, n]));
+  // An edge that skips a column would cross the nodes in between: it runs
+  // in the gap under the lower of its two rows instead (nodes never sit in
+  // a gap), so it cannot be mistaken for an edge of a node it passes.
+  const LANE = 12;
+  let height = graph.height;
   const edges = graph.edges.map((e) => {
     const a = at[e.from], b = at[e.to];
     if (!a || !b) return "";
-    const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x - 6, y2 = b.y + H / 2, mid = (x1 + x2) / 2;
+    const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x - 6, y2 = b.y + H / 2;
+    let d;
+    if (b.column - a.column > 1) {
+      const lane = Math.max(a.y, b.y) + H + LANE;
+      height = Math.max(height, lane + LANE);
+      d = `M${x1},${y1} C${x1 + 20},${y1} ${x1 + 20},${lane} ${x1 + 40},${lane} ` +
+        `L${x2 - 40},${lane} C${x2 - 20},${lane} ${x2 - 20},${y2} ${x2},${y2}`;
+    } else {
+      const mid = (x1 + x2) / 2;
+      d = `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`;
+    }
     return `<path class="edge ${e.kind}" data-from="${esc(e.from)}" data-to="${esc(e.to)}"
-      d="M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}" marker-end="url(#arrow)"/>`;
+      d="${d}" marker-end="url(#arrow)"/>`;
   }).join("");
+  svg.setAttribute("height", height);
+  svg.setAttribute("viewBox", `0 0 ${graph.width} ${height}`);
   const nodes = graph.nodes.map((n) => {
     const sub = n.reason && n.reason !== n.state ? `${n.state} · ${n.reason}` : n.state;
     const tags = [n.finally ? "finally" : "", n.conditional ? "when" : ""].filter(Boolean).join(" ");
