@@ -6,6 +6,11 @@
 //!   CICD_ENTRYPOINT_BIN  binary to measure (default: the one cargo built for
 //!                        this bench, i.e. the `bench` profile; point it at
 //!                        the static `entrypoint`-profile build to measure that)
+//!   CICD_ENTRYPOINT_BASELINE_BIN  an older build to compare with: the
+//!                        inotify hand-off and the wrapper runs alternate
+//!                        between the two binaries, one iteration each, so
+//!                        both see the same machine; ratios are printed
+//!                        (hack/bench-entrypoint builds both and runs this)
 //!   HANDOFF_N            hand-offs with inotify and wrapper runs (default 1000)
 //!   HANDOFF_POLL_N       hand-offs with the forced 50 ms poll (default 300)
 //!   HANDOFF_TEKTON_N     hand-offs with a 1 s poll like Tekton's (default 20; 0 skips)
@@ -25,6 +30,10 @@ fn bin() -> PathBuf {
     std::env::var_os("CICD_ENTRYPOINT_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cicd-entrypoint")))
+}
+
+fn baseline_bin() -> Option<PathBuf> {
+    std::env::var_os("CICD_ENTRYPOINT_BASELINE_BIN").map(PathBuf::from)
 }
 
 fn env_n(name: &str, default: usize) -> usize {
@@ -83,12 +92,12 @@ fn write_atomic(path: &Path) {
 }
 
 /// One hand-off: start a waiting step, release it, time until its command runs.
-fn handoff(dir: &Path, env: &[(&str, &str)], pre_delay: Duration) -> Duration {
+fn handoff(bin: &Path, dir: &Path, env: &[(&str, &str)], pre_delay: Duration) -> Duration {
     let wait = dir.join("prev-out");
     let post = dir.join("out");
     let _ = fs::remove_file(&wait);
     let _ = fs::remove_file(&post);
-    let mut child = Command::new(bin())
+    let mut child = Command::new(bin)
         .arg("step")
         .arg("--wait-file")
         .arg(&wait)
@@ -140,9 +149,9 @@ fn run_true_direct() -> Duration {
     took
 }
 
-fn run_true_wrapped(dir: &Path) -> Duration {
+fn run_true_wrapped(bin: &Path, dir: &Path) -> Duration {
     let t0 = Instant::now();
-    let s = Command::new(bin())
+    let s = Command::new(bin)
         .arg("step")
         .arg("--post-file")
         .arg(dir.join("out"))
@@ -156,6 +165,43 @@ fn run_true_wrapped(dir: &Path) -> Duration {
     let took = t0.elapsed();
     assert!(s.success());
     took
+}
+
+/// The same measurement alternating between `baseline` and `bin`, one
+/// iteration each, printed with the ratio new / baseline.
+fn compare_pair(name: &str, n: usize, mut measure: impl FnMut(bool) -> Duration) {
+    let mut old = Vec::with_capacity(n);
+    let mut new = Vec::with_capacity(n);
+    for _ in 0..n {
+        old.push(measure(true));
+        new.push(measure(false));
+    }
+    let (old, new) = (stats(old), stats(new));
+    print_row(&format!("{name}, baseline"), &old);
+    print_row(&format!("{name}, this build"), &new);
+    println!(
+        "ratio this build / baseline for {name}: p50 {:.3}, p99 {:.3}",
+        new.p50.as_secs_f64() / old.p50.as_secs_f64(),
+        new.p99.as_secs_f64() / old.p99.as_secs_f64()
+    );
+}
+
+fn compare_with(baseline: &Path, bin: &Path, dir: &Path, n: usize) {
+    let size = fs::metadata(baseline).map(|m| m.len()).unwrap_or(0);
+    let new_size = fs::metadata(bin).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "baseline: {} ({size} bytes); this build is {:.3}x its size",
+        baseline.display(),
+        new_size as f64 / size.max(1) as f64
+    );
+    let mut jitter = Jitter(0x2545_F491_4F6C_DD1D);
+    compare_pair("hand-off, inotify", n, |old| {
+        let pre = Duration::from_millis(5) + jitter.below(Duration::from_millis(2));
+        handoff(if old { baseline } else { bin }, dir, &[], pre)
+    });
+    compare_pair("/bin/true through the wrapper", n, |old| {
+        run_true_wrapped(if old { baseline } else { bin }, dir)
+    });
 }
 
 fn main() {
@@ -181,15 +227,19 @@ fn main() {
     print_row("direct /bin/echo (spawn -> first byte)", &echo);
 
     let inotify: Vec<_> = (0..n)
-        .map(|_| handoff(&dir, &[], base + jitter.below(Duration::from_millis(2))))
+        .map(|_| handoff(&bin, &dir, &[], base + jitter.below(Duration::from_millis(2))))
         .collect();
     let inotify = stats(inotify);
     print_row("hand-off, inotify", &inotify);
+    if let Some(baseline) = baseline_bin() {
+        compare_with(&baseline, &bin, &dir, n);
+    }
 
     if poll_n > 0 {
         let poll: Vec<_> = (0..poll_n)
             .map(|_| {
                 handoff(
+                    &bin,
                     &dir,
                     &[("CICD_ENTRYPOINT_FORCE_POLL", "1")],
                     base + jitter.below(Duration::from_millis(50)),
@@ -202,6 +252,7 @@ fn main() {
         let poll: Vec<_> = (0..tekton_n)
             .map(|_| {
                 handoff(
+                    &bin,
                     &dir,
                     &[("CICD_ENTRYPOINT_FORCE_POLL", "1"), ("CICD_ENTRYPOINT_POLL_MS", "1000")],
                     base + jitter.below(Duration::from_secs(1)),
@@ -216,7 +267,7 @@ fn main() {
     let mut wrapped = Vec::with_capacity(n);
     for _ in 0..n {
         direct.push(run_true_direct());
-        wrapped.push(run_true_wrapped(&dir));
+        wrapped.push(run_true_wrapped(&bin, &dir));
     }
     let (direct, wrapped) = (stats(direct), stats(wrapped));
     print_row("/bin/true directly", &direct);
