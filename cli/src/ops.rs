@@ -19,7 +19,6 @@ use crate::runs::{RunKind, RunSummary, sort_newest_first};
 
 /// The prefix of the labels the controller itself sets (taskRun, task,
 /// pipelineRun...): a rerun gets them anew, so they are not copied.
-const CONTROLLER_LABEL_PREFIX: &str = "cicdoperator.ning1875.io";
 
 /// A run of either kind.
 #[derive(Debug, Clone)]
@@ -292,7 +291,7 @@ fn user_labels(meta: &ObjectMeta) -> Option<BTreeMap<String, String>> {
         .labels
         .iter()
         .flatten()
-        .filter(|(key, _)| !key.starts_with(CONTROLLER_LABEL_PREFIX))
+        .filter(|(key, _)| !key.starts_with(cicd_controller::api::GROUP))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     (!labels.is_empty()).then_some(labels)

@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::engine::duration::parse_duration;
+use crate::engine::limits::{self, Limits};
 use crate::pod::results::{
     DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_RUN_RESULTS_BYTES, RESULTS_CEILING_BYTES, ResultLimits,
 };
-use crate::engine::limits::{self, Limits};
 
 pub const DEFAULT_ENTRYPOINT_IMAGE: &str = "127.0.0.1:5000/cicd/entrypoint:dev";
 /// A run without `spec.timeout` gets one hour, as in Tekton.
@@ -94,6 +94,9 @@ pub struct LimitFlags {
     /// Most workspaces a task declares or a run binds.
     #[arg(long, env = "CICD_MAX_WORKSPACES", default_value_t = limits::DEFAULT_MAX_WORKSPACES)]
     pub max_workspaces: usize,
+    /// Most tasks (regular and finally) in one pipeline.
+    #[arg(long, env = "CICD_MAX_PIPELINE_TASKS", default_value_t = limits::DEFAULT_MAX_PIPELINE_TASKS)]
+    pub max_pipeline_tasks: usize,
     /// Largest rendered pod (as JSON), and all substituted text of one run, in bytes.
     #[arg(long, env = "CICD_MAX_POD_BYTES", default_value_t = limits::DEFAULT_MAX_POD_BYTES)]
     pub max_pod_bytes: usize,
@@ -109,6 +112,7 @@ impl LimitFlags {
             max_params: self.max_params,
             max_results: self.max_results,
             max_workspaces: self.max_workspaces,
+            max_pipeline_tasks: self.max_pipeline_tasks,
             max_pod_bytes: self.max_pod_bytes,
         }
     }

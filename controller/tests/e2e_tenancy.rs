@@ -224,3 +224,174 @@ async fn tenancy_a_rolling_restart_mid_run_completes_and_the_run_has_one_pod() {
     assert_eq!(names, vec!["slow-pod".to_string()], "exactly one pod");
     ns.passed();
 }
+
+/// Peak resident memory of the controller process(es) on this machine,
+/// sampled every 100 ms until dropped (the pod's process is visible from
+/// the host: the local cluster's containerd runs here).
+struct RssSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+fn controller_rss_kib() -> Option<u64> {
+    let mut peak = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if !cmdline.starts_with(b"/cicd-controller\0run") {
+            continue;
+        }
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let rss = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+        peak = peak.max(rss);
+    }
+    peak
+}
+
+impl RssSampler {
+    fn start() -> RssSampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(controller_rss_kib().unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            peak
+        });
+        RssSampler {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The peak seen, in KiB.
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
+    }
+}
+
+/// A run whose 500 KB param is copied into 64 steps, twice each: 64 MB of
+/// script if the controller built it.
+fn amplified_scripts(name: &str) -> String {
+    let steps: String = (0..64)
+        .map(|i| format!("      - {{name: s{i}, image: {BASH}, script: \"$(params.p)$(params.p)\"}}\n"))
+        .collect();
+    format!(
+        "apiVersion: cicdoperator.ning1875.io/v1\nkind: MyTaskRun\nmetadata: {{name: {name}}}\nspec:\n  \
+         params: [{{name: p, value: \"{}\"}}]\n  taskSpec:\n    params: [{{name: p}}]\n    steps:\n{steps}",
+        "x".repeat(500_000)
+    )
+}
+
+/// A run whose 1024-item array param is expanded into the args of 64 steps.
+fn amplified_arrays(name: &str) -> String {
+    let item = format!("\"{}\"", "y".repeat(400));
+    let items = vec![item; 1024].join(", ");
+    let steps: String = (0..64)
+        .map(|i| format!("      - {{name: s{i}, image: {BASH}, command: [echo], args: [\"$(params.a[*])\"]}}\n"))
+        .collect();
+    format!(
+        "apiVersion: cicdoperator.ning1875.io/v1\nkind: MyTaskRun\nmetadata: {{name: {name}}}\nspec:\n  \
+         params: [{{name: a, value: [{items}]}}]\n  taskSpec:\n    params: [{{name: a, type: array}}]\n    steps:\n{steps}"
+    )
+}
+
+/// A pipeline run of 300 inline tasks, over the pipeline task limit.
+fn too_many_tasks(name: &str) -> String {
+    let tasks: String = (0..300)
+        .map(|i| {
+            format!("      - {{name: t{i}, taskSpec: {{steps: [{{name: s, image: {BASH}, script: \"true\"}}]}}}}\n")
+        })
+        .collect();
+    format!(
+        "apiVersion: cicdoperator.ning1875.io/v1\nkind: MyPipelineRun\nmetadata: {{name: {name}}}\nspec:\n  \
+         pipelineSpec:\n    tasks:\n{tasks}"
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn tenancy_worst_inputs_fail_alone_and_the_controller_stays_within_its_memory_limit() {
+    /// deploy/controller.yaml's memory limit.
+    const LIMIT_KIB: u64 = 256 * 1024;
+    let bad = TestNamespace::new("e2e-tenancy-worst").await;
+    let good = TestNamespace::new("e2e-tenancy-bystander").await;
+    let before = controller_rss_kib().unwrap_or(0);
+    let sampler = RssSampler::start();
+    let started = Instant::now();
+    // `create`, not `apply`: apply would copy each ~1 MB object into its
+    // last-applied annotation and pass etcd's object limit.
+    let mut names = Vec::new();
+    for i in 0..8 {
+        kubectl(
+            &["create", "-n", &bad.name, "-f", "-"],
+            Some(&amplified_scripts(&format!("scripts-{i}"))),
+        );
+        kubectl(
+            &["create", "-n", &bad.name, "-f", "-"],
+            Some(&amplified_arrays(&format!("arrays-{i}"))),
+        );
+        names.push(format!("scripts-{i}"));
+        names.push(format!("arrays-{i}"));
+    }
+    kubectl(&["create", "-n", &bad.name, "-f", "-"], Some(&too_many_tasks("wide")));
+    eprintln!("17 worst-case runs created in {:.1}s", started.elapsed().as_secs_f64());
+    good.apply(&run_with_script("bystander", "2m", "echo fine"));
+
+    let bystander = good.wait_done::<MyTaskRun>("bystander", Duration::from_secs(90)).await;
+    good.expect_condition(&bystander, "True", "Succeeded");
+    for name in &names {
+        let run = bad.wait_done::<MyTaskRun>(name, Duration::from_secs(120)).await;
+        let message = bad.expect_condition(&run, "False", "TaskRunValidationFailed");
+        assert!(message.contains("limit"), "{name}: {message}");
+    }
+    let wide = bad.wait_done::<MyPipelineRun>("wide", Duration::from_secs(120)).await;
+    let message = bad.expect_condition(&wide, "False", "PipelineRunValidationFailed");
+    assert!(message.contains("--max-pipeline-tasks"), "{message}");
+    let children: kube::Api<MyTaskRun> = bad.api();
+    assert!(
+        children
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0)
+            == names.len(),
+        "the wide pipeline created children"
+    );
+
+    let peak = sampler.finish();
+    eprintln!(
+        "controller RSS: {} MiB before, peak {} MiB while refusing 17 worst-case runs ({:.0}s)",
+        before / 1024,
+        peak / 1024,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(peak > 0, "the controller process was not found on this machine");
+    assert!(
+        peak < LIMIT_KIB,
+        "controller peaked at {peak} KiB, over its {LIMIT_KIB} KiB limit"
+    );
+    let terminated = kubectl(
+        &[
+            "get",
+            "pods",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/name=cicd-controller",
+            "-o",
+            "jsonpath={.items[*].status.containerStatuses[*].lastState.terminated.reason}",
+        ],
+        None,
+    );
+    assert!(!terminated.contains("OOMKilled"), "the controller was OOM-killed");
+    bad.passed();
+    good.passed();
+}

@@ -94,6 +94,7 @@ fn pipeline_examples_validate() {
                 run_workspaces: &run.spec.workspaces,
                 timeouts: run.spec.timeouts.as_ref(),
                 context: &context,
+                max_tasks: cicd_controller::engine::limits::DEFAULT_MAX_PIPELINE_TASKS,
             };
             if let Err(errors) = validate_pipeline(&inputs) {
                 panic!("{}: {errors}", path.display());

@@ -56,6 +56,7 @@ fn check(spec: &PipelineSpec, params: &[Param], workspaces: &[WorkspaceBinding])
         run_workspaces: workspaces,
         timeouts: None,
         context: &context,
+        max_tasks: cicd_controller::engine::limits::DEFAULT_MAX_PIPELINE_TASKS,
     };
     validate_pipeline(&inputs).map(|_| ()).map_err(|e| e.to_string())
 }
@@ -172,4 +173,25 @@ fn names_sources_workspaces_and_required_params_are_checked() {
     ] {
         assert!(error.contains(expected), "missing {expected:?} in {error}");
     }
+}
+
+#[test]
+fn a_pipeline_over_the_task_limit_is_refused_naming_the_count_and_the_flag() {
+    let limit = cicd_controller::engine::limits::DEFAULT_MAX_PIPELINE_TASKS;
+    let tasks: String = (0..limit)
+        .map(|i| format!("    - {{name: t{i}, taskRef: t, params: [{{name: S, value: x}}]}}\n"))
+        .collect();
+    let at_limit = pipeline(&format!("  tasks:\n{tasks}"));
+    assert_eq!(check(&at_limit, &[], &[]), Ok(()));
+    let over = pipeline(&format!(
+        "  tasks:\n{tasks}  finally:\n    - {{name: last, taskRef: t, params: [{{name: S, value: x}}]}}\n"
+    ));
+    let error = check(&over, &[], &[]).expect_err("one task too many");
+    assert!(
+        error.contains(&format!(
+            "spec.tasks: {} tasks (with finally), the limit is {limit} (controller flag --max-pipeline-tasks)",
+            limit + 1
+        )),
+        "{error}"
+    );
 }

@@ -9,6 +9,7 @@ use cicd_controller::api::{
     Condition, MyPipelineRun, MyTaskRun, ParamValue, PipelineRunStatus, PipelineSpec, RunResult, RunSpecStatus,
     TaskRunStatus, TaskSpec,
 };
+use cicd_controller::engine::limits::Limits;
 use cicd_controller::manifests::Manifests;
 use cicd_controller::reconcile::pipelinerun::{Action, Observed, PipelineLookup, decide, owner_reference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -139,7 +140,7 @@ impl World {
             problems: &[],
             now: at(now),
         };
-        decide(observed, Duration::from_secs(3600))
+        decide(observed, Duration::from_secs(3600), &Limits::default())
     }
 
     /// Applies the status the last decision wrote, as the API server would.
@@ -479,7 +480,7 @@ fn a_missing_pipeline_is_a_resolution_failure_naming_it_and_the_namespace() {
         problems: &[],
         now: at(0),
     };
-    let actions = decide(observed, Duration::from_secs(3600));
+    let actions = decide(observed, Duration::from_secs(3600), &Limits::default());
     let (state, reason, message) = condition(&written_status(&actions));
     assert_eq!(
         (state.as_str(), reason.as_str()),
@@ -554,7 +555,7 @@ fn an_inline_pipeline_needs_no_lookup() {
         now: at(0),
     };
     assert_eq!(
-        created_names(&decide(observed, Duration::from_secs(3600))),
+        created_names(&decide(observed, Duration::from_secs(3600), &Limits::default())),
         vec!["rel-1-tag"]
     );
 }
@@ -588,7 +589,7 @@ fn a_malformed_pipeline_fails_the_run_naming_the_field() {
         problems: &[],
         now: at(0),
     };
-    let actions = decide(observed, Duration::from_secs(3600));
+    let actions = decide(observed, Duration::from_secs(3600), &Limits::default());
     assert!(created(&actions).is_empty());
     let (status, reason, message) = final_condition(&actions);
     assert_eq!(
@@ -619,7 +620,7 @@ fn an_unreadable_task_or_child_fails_the_run_and_cancels_running_children() {
         problems: &problems,
         now: at(5),
     };
-    let actions = decide(observed, Duration::from_secs(3600));
+    let actions = decide(observed, Duration::from_secs(3600), &Limits::default());
     let (status, reason, message) = final_condition(&actions);
     assert_eq!(
         (status.as_str(), reason.as_str()),

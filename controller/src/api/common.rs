@@ -9,9 +9,21 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The API group as a literal, for `concat!`: the apiVersion and every
+/// label key are built from it, so it is written once (the `kube` derives
+/// need their own literal).
+#[macro_export]
+macro_rules! api_group {
+    () => {
+        "cicdoperator.ning1875.io"
+    };
+}
+
+/// The API group; also the prefix of every label the controller sets.
+pub const GROUP: &str = api_group!();
 /// The one served and stored version.
 pub const VERSION: &str = "v1";
-pub const API_VERSION: &str = "cicdoperator.ning1875.io/v1";
+pub const API_VERSION: &str = concat!(api_group!(), "/v1");
 
 /// Schema for an embedded Kubernetes type whose full OpenAPI schema would
 /// make the CRD too large for `kubectl apply` (256 KiB annotation limit).

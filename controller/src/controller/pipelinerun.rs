@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::{Resource as _, ResourceExt};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::controller::Action as Requeue;
+use kube::{Resource as _, ResourceExt};
 use tracing::info;
 
 use crate::api::{Condition, MyPipeline, MyPipelineRun, MyTask, MyTaskRun, PipelineRunStatus, PipelineSpec, TaskSpec};
@@ -78,7 +78,7 @@ async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {
         problems: &problems,
         now: Timestamp::now(),
     };
-    let actions = decide(observed, ctx.settings.default_timeout);
+    let actions = decide(observed, ctx.settings.default_timeout, &ctx.settings.render.limits);
     execute(run, actions.into_iter().map(Work::from).collect(), ctx).await
 }
 

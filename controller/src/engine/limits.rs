@@ -29,6 +29,9 @@ pub struct Limits {
     pub max_results: usize,
     /// Most workspaces a task declares or a run binds.
     pub max_workspaces: usize,
+    /// Most tasks (regular and finally) in one pipeline: each becomes a
+    /// child run, a pod and a DAG node.
+    pub max_pipeline_tasks: usize,
     /// Largest rendered pod (its JSON), in bytes; well inside etcd's
     /// 1.5 MiB object limit. Also bounds all substituted text of one run.
     pub max_pod_bytes: usize,
@@ -41,6 +44,7 @@ pub const DEFAULT_MAX_SIDECARS: usize = 16;
 pub const DEFAULT_MAX_PARAMS: usize = 256;
 pub const DEFAULT_MAX_RESULTS: usize = 64;
 pub const DEFAULT_MAX_WORKSPACES: usize = 32;
+pub const DEFAULT_MAX_PIPELINE_TASKS: usize = 256;
 pub const DEFAULT_MAX_POD_BYTES: usize = 1024 * 1024;
 
 impl Default for Limits {
@@ -53,6 +57,7 @@ impl Default for Limits {
             max_params: DEFAULT_MAX_PARAMS,
             max_results: DEFAULT_MAX_RESULTS,
             max_workspaces: DEFAULT_MAX_WORKSPACES,
+            max_pipeline_tasks: DEFAULT_MAX_PIPELINE_TASKS,
             max_pod_bytes: DEFAULT_MAX_POD_BYTES,
         }
     }

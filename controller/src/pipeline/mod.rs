@@ -10,11 +10,11 @@ pub mod validate;
 pub mod variables;
 
 /// Label on a child MyTaskRun: the MyPipelineRun it belongs to.
-pub const LABEL_PIPELINE_RUN: &str = "cicdoperator.ning1875.io/pipelineRun";
+pub const LABEL_PIPELINE_RUN: &str = concat!(crate::api_group!(), "/pipelineRun");
 /// Label on a child MyTaskRun: its pipeline task.
-pub const LABEL_PIPELINE_TASK: &str = "cicdoperator.ning1875.io/pipelineTask";
+pub const LABEL_PIPELINE_TASK: &str = concat!(crate::api_group!(), "/pipelineTask");
 /// Label on a child MyTaskRun: the MyPipeline, when the run names one.
-pub const LABEL_PIPELINE: &str = "cicdoperator.ning1875.io/pipeline";
+pub const LABEL_PIPELINE: &str = concat!(crate::api_group!(), "/pipeline");
 
 /// Why a pipeline task did not run (`status.skippedTasks[].reason`).
 pub mod skip {

@@ -30,6 +30,8 @@ pub struct PipelineInputs<'a> {
     pub run_workspaces: &'a [WorkspaceBinding],
     pub timeouts: Option<&'a PipelineTimeouts>,
     pub context: &'a BTreeMap<&'static str, String>,
+    /// Most tasks (regular and finally) the pipeline may have.
+    pub max_tasks: usize,
 }
 
 impl PipelineInputs<'_> {
@@ -227,25 +229,71 @@ fn check_workspaces(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) 
 
 /// Validates everything; on success returns the DAG and the params.
 pub fn validate_pipeline(inputs: &PipelineInputs<'_>) -> Result<ValidPipeline, ValidationErrors> {
-    let spec = inputs.spec;
-    let field = inputs.field;
     let mut errors = ValidationErrors::default();
+    if !check_task_count(inputs, &mut errors) {
+        return Err(errors);
+    }
+    check_task_names(inputs, &mut errors);
+    let params = check_params(inputs, &mut errors);
+    check_workspaces(inputs, &mut errors);
+    check_timeouts(inputs, &mut errors);
+    let dag = match build_dag(inputs.spec, inputs.field) {
+        Ok(dag) => Some(dag),
+        Err(dag_errors) => {
+            errors.0.extend(dag_errors.0);
+            None
+        }
+    };
+    check_references(inputs, &params, &mut errors);
+    drop_repeated_reference_errors(&mut errors);
+    match (errors.is_empty(), dag) {
+        (true, Some(dag)) => Ok(ValidPipeline { dag, params }),
+        _ => Err(errors),
+    }
+}
+
+/// At least one task, at most the limit. False when over the limit:
+/// checking each task of a huge pipeline would be the very work the limit
+/// prevents.
+fn check_task_count(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) -> bool {
+    let (spec, field) = (inputs.spec, inputs.field);
     if spec.tasks.is_empty() {
         errors.push(format!("{field}.tasks"), "a pipeline needs at least one task");
     }
+    let count = spec.tasks.len() + spec.finally.len();
+    if count > inputs.max_tasks {
+        errors.push(
+            format!("{field}.tasks"),
+            format!(
+                "{count} tasks (with finally), the limit is {} (controller flag --max-pipeline-tasks)",
+                inputs.max_tasks
+            ),
+        );
+        return false;
+    }
+    true
+}
+
+fn check_task_names(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) {
+    let (spec, field) = (inputs.spec, inputs.field);
     let mut seen = BTreeSet::new();
     for (index, task) in spec.tasks.iter().enumerate() {
-        check_task(task, &format!("{field}.tasks[{index}]"), &mut seen, &mut errors);
+        check_task(task, &format!("{field}.tasks[{index}]"), &mut seen, errors);
     }
     for (index, task) in spec.finally.iter().enumerate() {
-        check_task(task, &format!("{field}.finally[{index}]"), &mut seen, &mut errors);
+        check_task(task, &format!("{field}.finally[{index}]"), &mut seen, errors);
     }
+}
 
+/// The pipeline's params with the run's values; each default of the
+/// declared type.
+fn check_params(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) -> BTreeMap<String, ParamValue> {
+    let (spec, field) = (inputs.spec, inputs.field);
     // A run's params the pipeline does not declare reach an embedded
     // pipelineSpec (propagation); a pipeline referenced by name ignores
     // them, as Tekton does.
     let declared = with_propagated(&spec.params, inputs.run_params);
-    let mut params = resolve_params(&declared, inputs.run_params, "spec.params", &mut errors);
+    let mut params = resolve_params(&declared, inputs.run_params, "spec.params", errors);
     if !inputs.is_embedded() {
         params.retain(|name, _| spec.params.iter().any(|p| &p.name == name));
     }
@@ -264,31 +312,34 @@ pub fn validate_pipeline(inputs: &PipelineInputs<'_>) -> Result<ValidPipeline, V
             );
         }
     }
-    check_workspaces(inputs, &mut errors);
+    params
+}
 
-    if let Some(timeouts) = inputs.timeouts {
-        for (name, value) in [
-            ("pipeline", &timeouts.pipeline),
-            ("tasks", &timeouts.tasks),
-            ("finally", &timeouts.finally),
-        ] {
-            if let Some(value) = value
-                && let Err(why) = parse_duration(value)
-            {
-                errors.push(format!("spec.timeouts.{name}"), why);
-            }
+fn check_timeouts(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) {
+    let Some(timeouts) = inputs.timeouts else {
+        return;
+    };
+    for (name, value) in [
+        ("pipeline", &timeouts.pipeline),
+        ("tasks", &timeouts.tasks),
+        ("finally", &timeouts.finally),
+    ] {
+        if let Some(value) = value
+            && let Err(why) = parse_duration(value)
+        {
+            errors.push(format!("spec.timeouts.{name}"), why);
         }
     }
+}
 
-    let dag = match build_dag(spec, field) {
-        Ok(dag) => Some(dag),
-        Err(dag_errors) => {
-            errors.0.extend(dag_errors.0);
-            None
-        }
-    };
-
-    // References and param types, checked against what each task declares.
+/// Every `$(...)` in the tasks' params and the pipeline's results, and the
+/// param types, against what each task declares.
+fn check_references(
+    inputs: &PipelineInputs<'_>,
+    params: &BTreeMap<String, ParamValue>,
+    errors: &mut ValidationErrors,
+) {
+    let (spec, field) = (inputs.spec, inputs.field);
     let results = declared_results(inputs.task_specs);
     let regular_results: BTreeMap<String, BTreeMap<String, ParamType>> = results
         .iter()
@@ -304,7 +355,7 @@ pub fn validate_pipeline(inputs: &PipelineInputs<'_>) -> Result<ValidPipeline, V
         aggregate: "Succeeded".to_string(),
     };
     let regular_vars = PipelineVariables {
-        params: &params,
+        params,
         results: KnownResults::Declared(&regular_results),
         status: None,
         context: inputs.context,
@@ -313,48 +364,41 @@ pub fn validate_pipeline(inputs: &PipelineInputs<'_>) -> Result<ValidPipeline, V
         status: Some(&finally_status),
         ..regular_vars
     };
-    {
-        let tasks = spec
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (format!("{field}.tasks[{i}]"), t, &regular_vars));
-        let finally = spec
-            .finally
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (format!("{field}.finally[{i}]"), t, &finally_vars));
-        for (at, task, vars) in tasks.chain(finally) {
-            if let Some(task_spec) = inputs.task_specs.get(&task.name) {
-                check_task_params(task, &at, task_spec, vars, &mut errors);
-            }
-        }
-        let all_vars = PipelineVariables {
-            results: KnownResults::Declared(&results),
-            ..finally_vars
-        };
-        for (index, result) in spec.results.iter().enumerate() {
-            let mut result_errors = ValidationErrors::default();
-            substitute_value(
-                &ParamValue::String(result.value.clone()),
-                &all_vars,
-                &format!("{field}.results[{index}].value"),
-                &mut result_errors,
-            );
-            errors.0.extend(result_errors.0);
+    let tasks = spec
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("{field}.tasks[{i}]"), t, &regular_vars));
+    let finally = spec
+        .finally
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("{field}.finally[{i}]"), t, &finally_vars));
+    for (at, task, vars) in tasks.chain(finally) {
+        if let Some(task_spec) = inputs.task_specs.get(&task.name) {
+            check_task_params(task, &at, task_spec, vars, errors);
         }
     }
+    let all_vars = PipelineVariables {
+        results: KnownResults::Declared(&results),
+        ..finally_vars
+    };
+    for (index, result) in spec.results.iter().enumerate() {
+        substitute_value(
+            &ParamValue::String(result.value.clone()),
+            &all_vars,
+            &format!("{field}.results[{index}].value"),
+            errors,
+        );
+    }
+}
 
-    // The DAG and the substitution both report a bad `$(tasks...)`
-    // reference; keep the first report of each reference in each field.
+/// The DAG and the substitution both report a bad `$(tasks...)`
+/// reference; keeps the first report of each reference in each field.
+fn drop_repeated_reference_errors(errors: &mut ValidationErrors) {
     let mut reported = BTreeSet::new();
     errors.0.retain(|error| {
         let reference = error.message.split(": ").next().unwrap_or_default();
         !reference.starts_with("$(") || reported.insert((error.field.clone(), reference.to_string()))
     });
-
-    match (errors.is_empty(), dag) {
-        (true, Some(dag)) => Ok(ValidPipeline { dag, params }),
-        _ => Err(errors),
-    }
 }

@@ -30,9 +30,9 @@ use super::results::ResultLimits;
 
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "cicd-operator";
-pub const LABEL_TASK_RUN: &str = "cicdoperator.ning1875.io/taskRun";
-pub const LABEL_TASK: &str = "cicdoperator.ning1875.io/task";
-pub const LABEL_ATTEMPT: &str = "cicdoperator.ning1875.io/attempt";
+pub const LABEL_TASK_RUN: &str = concat!(crate::api_group!(), "/taskRun");
+pub const LABEL_TASK: &str = concat!(crate::api_group!(), "/task");
+pub const LABEL_ATTEMPT: &str = concat!(crate::api_group!(), "/attempt");
 
 /// Prefix of step container names, so they never clash with sidecars.
 pub const STEP_PREFIX: &str = "step-";

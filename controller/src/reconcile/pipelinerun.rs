@@ -14,6 +14,7 @@ use crate::api::{
     TaskRunSpec, TaskSpec, WorkspaceBinding,
 };
 use crate::engine::duration::parse_duration;
+use crate::engine::limits::Limits;
 use crate::names;
 use crate::pipeline::schedule::{ChildState, Outcome, Schedule, ScheduleInput, Stop, TaskToStart, schedule, stop_all};
 use crate::pipeline::validate::{PipelineInputs, validate_pipeline};
@@ -141,6 +142,8 @@ fn join_sub_paths(outer: Option<&str>, inner: Option<&str>) -> Option<String> {
 struct Decision<'a> {
     observed: Observed<'a>,
     default_timeout: Duration,
+    /// Bounds on the pipeline (its task count).
+    limits: &'a Limits,
     status: PipelineRunStatus,
     actions: Vec<Action>,
 }
@@ -373,7 +376,7 @@ fn is_running(status: Option<&PipelineRunStatus>) -> bool {
 }
 
 /// Decides what to do about a pipeline run. Returns no actions for a finished run.
-pub fn decide(observed: Observed<'_>, default_timeout: Duration) -> Vec<Action> {
+pub fn decide<'a>(observed: Observed<'a>, default_timeout: Duration, limits: &'a Limits) -> Vec<Action> {
     let run = observed.run;
     if is_done(run.status.as_ref()) {
         return Vec::new();
@@ -381,6 +384,7 @@ pub fn decide(observed: Observed<'_>, default_timeout: Duration) -> Vec<Action> 
     let mut decision = Decision {
         observed,
         default_timeout,
+        limits,
         status: run.status.clone().unwrap_or_default(),
         actions: Vec::new(),
     };
@@ -590,6 +594,7 @@ fn schedule_children(
         run_workspaces: &run.spec.workspaces,
         timeouts: run.spec.timeouts.as_ref(),
         context: &context,
+        max_tasks: decision.limits.max_pipeline_tasks,
     };
     let valid = match validate_pipeline(&inputs) {
         Ok(valid) => valid,
