@@ -298,3 +298,57 @@ spec:
     eprintln!("stubborn sidecar run: done {took:?} after apply; outcome {lag:?} after the step ended");
     ns.passed();
 }
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_params_in_a_pipeline_task_s_workspace_sub_path() {
+    let ns = TestNamespace::new("e2e-tekton-subpath").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipeline
+metadata: {{name: by-dir}}
+spec:
+  params: [{{name: dir}}]
+  workspaces: [{{name: shared}}]
+  tasks:
+    - name: write
+      workspaces: [{{name: out, workspace: shared, subPath: "$(params.dir)/build"}}]
+      taskSpec:
+        workspaces: [{{name: out}}]
+        steps:
+          - image: {BASH}
+            script: echo -n made-in-build > $(workspaces.out.path)/artifact
+    - name: read
+      runAfter: [write]
+      workspaces: [{{name: all, workspace: shared}}]
+      taskSpec:
+        workspaces: [{{name: all}}]
+        results: [{{name: found}}]
+        steps:
+          - image: {BASH}
+            script: |
+              cd $(workspaces.all.path)
+              echo -n "$(cat release-7/build/artifact) $(find . -name '*params*' | wc -l)" > $(results.found.path)
+  results:
+    - {{name: found, value: "$(tasks.read.results.found)"}}
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipelineRun
+metadata: {{name: by-dir-run}}
+spec:
+  pipelineRef: by-dir
+  params: [{{name: dir, value: release-7}}]
+  workspaces:
+    - name: shared
+      volumeClaimTemplate:
+        spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 16Mi}}}}}}
+"#
+    ));
+    let run = ns.wait_done::<MyPipelineRun>("by-dir-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    // The file is under the substituted directory, and no directory is
+    // literally named `$(params...)`.
+    assert_eq!(run.string_result("found").as_deref(), Some("made-in-build 0"));
+    ns.passed();
+}

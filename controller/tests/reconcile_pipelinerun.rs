@@ -643,3 +643,34 @@ fn child_names_of_different_runs_never_collide() {
     assert_eq!(child_name("rel-1", "tag"), "rel-1-tag", "readable when unambiguous");
     assert!(child_name("a", "b-c").starts_with("a-b-c-"));
 }
+
+#[test]
+fn a_workspace_sub_path_takes_the_pipeline_s_params() {
+    let mut world = world();
+    world.pipeline.tasks[0].workspaces[0].sub_path = Some("$(params.prefix)/src".into());
+    let actions = world.decide(0);
+    let child = created(&actions)[0];
+    assert_eq!(child.spec.workspaces[0].sub_path.as_deref(), Some("v9/src"));
+}
+
+#[test]
+fn a_param_cannot_move_a_sub_path_out_of_its_workspace() {
+    let mut world = world();
+    world.pipeline.tasks[0].workspaces[0].sub_path = Some("$(params.prefix)/src".into());
+    world.run.spec.params[0].value = ParamValue::String("../../other-team".into());
+    let actions = world.decide(0);
+    assert!(created_names(&actions).is_empty(), "no child may start");
+    let status = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::WriteStatus(status) => Some(status),
+            _ => None,
+        })
+        .expect("a status");
+    let (state, reason, message) = condition(status);
+    assert_eq!((state.as_str(), reason.as_str()), ("False", "PipelineRunValidationFailed"));
+    assert!(
+        message.contains("spec.tasks[0].workspaces[0].subPath: subPath \"../../other-team/src\""),
+        "{message}"
+    );
+}

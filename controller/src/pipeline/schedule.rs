@@ -38,6 +38,9 @@ pub struct TaskToStart {
     pub finally: bool,
     /// The task's params with every reference substituted.
     pub params: Vec<Param>,
+    /// The task's workspace `subPath`s with every reference substituted,
+    /// by the task's workspace name.
+    pub sub_paths: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -170,7 +173,42 @@ fn start(
         name: task.name.clone(),
         finally,
         params,
+        sub_paths: sub_paths(task, vars, field, errors),
     }
+}
+
+/// Each workspace `subPath` of `task` with its `$(params...)` (and other
+/// pipeline variables) substituted. A value must still be a relative path
+/// without `..`: a param must not move a task out of its directory.
+pub fn sub_paths(
+    task: &PipelineTask,
+    vars: &PipelineVariables<'_>,
+    field: &str,
+    errors: &mut ValidationErrors,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (index, workspace) in task.workspaces.iter().enumerate() {
+        let Some(text) = &workspace.sub_path else {
+            continue;
+        };
+        let at = format!("{field}.workspaces[{index}].subPath");
+        match substitute_value(&ParamValue::String(text.clone()), vars, &at, errors) {
+            ParamValue::String(path) if path.starts_with('/') || path.split('/').any(|part| part == "..") => {
+                errors.push(
+                    at,
+                    format!("subPath {path:?} (from {text:?}) must be relative and must not contain '..'"),
+                );
+            }
+            ParamValue::String(path) => {
+                out.insert(workspace.name.clone(), path);
+            }
+            other => errors.push(
+                at,
+                format!("subPath {text:?} is a {}, it must be a string", other.param_type()),
+            ),
+        }
+    }
+    out
 }
 
 /// Stops everything at once: cancels running children, starts nothing

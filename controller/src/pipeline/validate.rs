@@ -378,6 +378,7 @@ fn check_references(
         if let Some(task_spec) = inputs.task_specs.get(&task.name) {
             check_task_params(task, &at, task_spec, vars, errors);
         }
+        super::schedule::sub_paths(task, vars, &at, errors);
     }
     let all_vars = PipelineVariables {
         results: KnownResults::Declared(&results),

@@ -255,7 +255,7 @@ impl<'a> Decision<'a> {
 
     /// The child's workspace bindings: the run's bindings under the task's
     /// names, a claim template replaced by the run's one claim.
-    fn child_workspaces(&self, task: &PipelineTask) -> Vec<WorkspaceBinding> {
+    fn child_workspaces(&self, task: &PipelineTask, start: &TaskToStart) -> Vec<WorkspaceBinding> {
         let run_name = self.run_name();
         task.workspaces
             .iter()
@@ -269,7 +269,8 @@ impl<'a> Decision<'a> {
                     .find(|b| b.name == pipeline_workspace)?;
                 let mut binding = bound.clone();
                 binding.name = workspace.name.clone();
-                binding.sub_path = join_sub_paths(bound.sub_path.as_deref(), workspace.sub_path.as_deref());
+                let sub_path = start.sub_paths.get(&workspace.name).map(String::as_str);
+                binding.sub_path = join_sub_paths(bound.sub_path.as_deref(), sub_path);
                 if binding.volume_claim_template.take().is_some() {
                     binding.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource {
                         claim_name: names::claim_name(&run_name, pipeline_workspace),
@@ -304,7 +305,7 @@ impl<'a> Decision<'a> {
                 task_ref: task.task_ref.clone(),
                 task_spec: task.task_spec.clone(),
                 params: start.params.clone(),
-                workspaces: self.child_workspaces(task),
+                workspaces: self.child_workspaces(task, start),
                 service_account_name: run.spec.service_account_name.clone(),
                 timeout: self.child_timeout(task, start.finally),
                 retries: task.retries,
