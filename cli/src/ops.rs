@@ -160,30 +160,53 @@ fn pod_template(request: &StartRequest) -> Option<PodTemplate> {
 
 /// Creates a MyTaskRun of the MyTask `request.target`, after checking the
 /// params and workspaces against the task. Returns the created run.
-pub async fn start_task(cluster: &Cluster, mut request: StartRequest) -> Result<MyTaskRun, CliError> {
+/// The MyTask or MyPipeline `name`, or an error that lists what there is.
+/// `kind` is `task` or `pipeline`, `resource` its plural.
+async fn definition<K>(cluster: &Cluster, kind: &str, resource: &str, name: &str) -> Result<K, CliError>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
     let ns = cluster.namespace.as_str();
-    let tasks: Api<MyTask> = Api::namespaced(cluster.client.clone(), ns);
-    let task = match tasks.get_opt(&request.target).await {
-        Ok(Some(task)) => task,
-        Ok(None) => {
-            return Err(CliError::Invalid(format!(
-                "unknown task {:?} in namespace {ns:?} (MyTasks here: {})",
-                request.target,
-                names_of(&tasks).await
-            )));
-        }
-        Err(e) => return Err(api_error(e, "get", "mytasks", &request.target, ns)),
-    };
-    let what = format!("task {:?}", request.target);
-    check_params(&what, &task.spec.params, &mut request.params).map_err(CliError::Invalid)?;
-    let required: Vec<&str> = task
-        .spec
-        .workspaces
-        .iter()
-        .filter(|w| !w.optional)
-        .map(|w| w.name.as_str())
+    let api: Api<K> = Api::namespaced(cluster.client.clone(), ns);
+    match api.get_opt(name).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(CliError::Invalid(format!(
+            "unknown {kind} {name:?} in namespace {ns:?} ({}s here: {})",
+            K::kind(&()),
+            names_of(&api).await
+        ))),
+        Err(e) => Err(api_error(e, "get", resource, name, ns)),
+    }
+}
+
+/// Checks `-p` against the declared params (filling defaults' types) and
+/// `-w` against the required workspaces.
+fn check_request<'a>(
+    what: &str,
+    params: &[cicd_controller::api::ParamSpec],
+    workspaces: impl Iterator<Item = (&'a str, bool)>,
+    request: &mut StartRequest,
+) -> Result<(), CliError> {
+    check_params(what, params, &mut request.params).map_err(CliError::Invalid)?;
+    let required: Vec<&str> = workspaces
+        .filter(|(_, optional)| !optional)
+        .map(|(name, _)| name)
         .collect();
-    missing_workspaces(&what, &required, &request.workspaces).map_err(CliError::Invalid)?;
+    missing_workspaces(what, &required, &request.workspaces).map_err(CliError::Invalid)
+}
+
+pub async fn start_task(cluster: &Cluster, mut request: StartRequest) -> Result<MyTaskRun, CliError> {
+    let task: MyTask = definition(cluster, "task", "mytasks", &request.target).await?;
+    let declared = task.spec.workspaces.iter().map(|w| (w.name.as_str(), w.optional));
+    check_request(
+        &format!("task {:?}", request.target),
+        &task.spec.params,
+        declared,
+        &mut request,
+    )?;
     let run = MyTaskRun {
         metadata: ObjectMeta {
             generate_name: Some(format!("{}-run-", request.target)),
@@ -200,38 +223,22 @@ pub async fn start_task(cluster: &Cluster, mut request: StartRequest) -> Result<
         },
         status: None,
     };
+    let ns = cluster.namespace.as_str();
     let api: Api<MyTaskRun> = Api::namespaced(cluster.client.clone(), ns);
     api.create(&PostParams::default(), &run)
         .await
         .map_err(|e| api_error(e, "create", "mytaskruns", "", ns))
 }
 
-/// Creates a MyPipelineRun of the MyPipeline `request.target`, after
-/// checking params and workspaces against the pipeline.
 pub async fn start_pipeline(cluster: &Cluster, mut request: StartRequest) -> Result<MyPipelineRun, CliError> {
-    let ns = cluster.namespace.as_str();
-    let pipelines: Api<MyPipeline> = Api::namespaced(cluster.client.clone(), ns);
-    let pipeline = match pipelines.get_opt(&request.target).await {
-        Ok(Some(pipeline)) => pipeline,
-        Ok(None) => {
-            return Err(CliError::Invalid(format!(
-                "unknown pipeline {:?} in namespace {ns:?} (MyPipelines here: {})",
-                request.target,
-                names_of(&pipelines).await
-            )));
-        }
-        Err(e) => return Err(api_error(e, "get", "mypipelines", &request.target, ns)),
-    };
-    let what = format!("pipeline {:?}", request.target);
-    check_params(&what, &pipeline.spec.params, &mut request.params).map_err(CliError::Invalid)?;
-    let required: Vec<&str> = pipeline
-        .spec
-        .workspaces
-        .iter()
-        .filter(|w| !w.optional)
-        .map(|w| w.name.as_str())
-        .collect();
-    missing_workspaces(&what, &required, &request.workspaces).map_err(CliError::Invalid)?;
+    let pipeline: MyPipeline = definition(cluster, "pipeline", "mypipelines", &request.target).await?;
+    let declared = pipeline.spec.workspaces.iter().map(|w| (w.name.as_str(), w.optional));
+    check_request(
+        &format!("pipeline {:?}", request.target),
+        &pipeline.spec.params,
+        declared,
+        &mut request,
+    )?;
     let run = MyPipelineRun {
         metadata: ObjectMeta {
             generate_name: Some(format!("{}-run-", request.target)),
@@ -251,6 +258,7 @@ pub async fn start_pipeline(cluster: &Cluster, mut request: StartRequest) -> Res
         },
         status: None,
     };
+    let ns = cluster.namespace.as_str();
     let api: Api<MyPipelineRun> = Api::namespaced(cluster.client.clone(), ns);
     api.create(&PostParams::default(), &run)
         .await

@@ -668,7 +668,10 @@ fn a_param_cannot_move_a_sub_path_out_of_its_workspace() {
         })
         .expect("a status");
     let (state, reason, message) = condition(status);
-    assert_eq!((state.as_str(), reason.as_str()), ("False", "PipelineRunValidationFailed"));
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("False", "PipelineRunValidationFailed")
+    );
     assert!(
         message.contains("spec.tasks[0].workspaces[0].subPath: subPath \"../../other-team/src\""),
         "{message}"

@@ -334,11 +334,7 @@ fn check_timeouts(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) {
 
 /// Every `$(...)` in the tasks' params and the pipeline's results, and the
 /// param types, against what each task declares.
-fn check_references(
-    inputs: &PipelineInputs<'_>,
-    params: &BTreeMap<String, ParamValue>,
-    errors: &mut ValidationErrors,
-) {
+fn check_references(inputs: &PipelineInputs<'_>, params: &BTreeMap<String, ParamValue>, errors: &mut ValidationErrors) {
     let (spec, field) = (inputs.spec, inputs.field);
     let results = declared_results(inputs.task_specs);
     let regular_results: BTreeMap<String, BTreeMap<String, ParamType>> = results
