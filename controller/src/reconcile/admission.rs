@@ -231,7 +231,7 @@ pub fn decide_admission(me: &Member, group: &Group, members: &[Member], now: Tim
     live.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
     let position = live.iter().position(|m| m.name == me.name).unwrap_or(0);
     let max = group.max.max(1) as usize;
-    if group.policy == ConcurrencyPolicy::CancelInProgress && live.len() - position - 1 >= max {
+    if group.policy == ConcurrencyPolicy::CancelInProgress && live.len() - position > max {
         let newest = live.last().map(|m| m.name.clone()).unwrap_or_default();
         let message = format!(
             "cancelled: replaced by the newer run {newest:?} of concurrency group {:?} (policy CancelInProgress, max {max})",

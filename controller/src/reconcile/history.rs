@@ -56,11 +56,7 @@ pub struct FinishedRun {
 /// `keep_succeeded`, of the failed all but the newest `keep_failed` (None
 /// keeps all of that kind). Oldest first, at most
 /// [`MAX_DELETES_PER_PASS`].
-pub fn beyond_limits<'a>(
-    runs: &'a [FinishedRun],
-    keep_succeeded: Option<u32>,
-    keep_failed: Option<u32>,
-) -> Vec<&'a FinishedRun> {
+pub fn beyond_limits(runs: &[FinishedRun], keep_succeeded: Option<u32>, keep_failed: Option<u32>) -> Vec<&FinishedRun> {
     let mut doomed = Vec::new();
     for (succeeded, keep) in [(true, keep_succeeded), (false, keep_failed)] {
         let Some(keep) = keep else { continue };
