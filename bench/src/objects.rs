@@ -24,7 +24,10 @@ pub fn task_run_resource() -> ApiResource {
 }
 
 fn task_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("cicdoperator.ning1875.io", "v1", "MyTask"), "mytasks")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("cicdoperator.ning1875.io", "v1", "MyTask"),
+        "mytasks",
+    )
 }
 
 /// Whether the objects' pods may be scheduled and really run.

@@ -42,7 +42,9 @@ impl Controller {
         }
         match found.as_slice() {
             [pid] => Ok(Controller { pid: *pid }),
-            [] => bail!("no `cicd-controller run` process on this machine: install the operator (hack/install-operator)"),
+            [] => {
+                bail!("no `cicd-controller run` process on this machine: install the operator (hack/install-operator)")
+            }
             pids => bail!("several controller processes ({pids:?}): scale the Deployment to one replica"),
         }
     }
@@ -53,9 +55,8 @@ impl Controller {
         let rest = stat.rsplit_once(')').map(|(_, rest)| rest).context("malformed stat")?;
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-        let tick = |index: usize| -> anyhow::Result<u64> {
-            Ok(fields.get(index).context("short stat line")?.parse::<u64>()?)
-        };
+        let tick =
+            |index: usize| -> anyhow::Result<u64> { Ok(fields.get(index).context("short stat line")?.parse::<u64>()?) };
         let ticks = tick(11)? + tick(12)?;
         Ok(ticks as f64 / TICKS_PER_SECOND)
     }

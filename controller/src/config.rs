@@ -55,6 +55,17 @@ pub struct ControllerConfig {
     #[arg(long, env = "CICD_MAX_RUN_RESULTS_BYTES", default_value_t = DEFAULT_MAX_RUN_RESULTS_BYTES,
           value_parser = clap::value_parser!(u64).range(1..=RESULTS_CEILING_BYTES))]
     pub max_run_results_bytes: u64,
+
+    // --- Run history and queues (controller/history.rs, controller/admission.rs).
+    // --- Kept in this block of their own.
+    /// Seconds after finishing that a run is deleted when neither it nor its
+    /// MyTask/MyPipeline sets ttlSecondsAfterFinished; 0 keeps such runs.
+    #[arg(long, env = "CICD_DEFAULT_TTL_SECONDS_AFTER_FINISHED", default_value_t = 0)]
+    pub default_ttl_seconds_after_finished: u32,
+    /// Most pods of MyTaskRuns running at once in one namespace; beyond it
+    /// runs wait `Queued`, oldest first. 0 means no cap.
+    #[arg(long, env = "CICD_MAX_RUNNING_PODS_PER_NAMESPACE", default_value_t = 0)]
+    pub max_running_pods_per_namespace: u32,
     /// Bounds on the work one run may cause.
     #[command(flatten)]
     pub limits: LimitFlags,

@@ -117,10 +117,10 @@ fn split_documents(text: &str) -> Vec<Document<'_>> {
 fn name_from_generate_name(document: &mut Value) {
     let has_name = text_of(document, "/metadata/name").is_some_and(|name| !name.is_empty());
     let prefix = text_of(document, "/metadata/generateName").map(str::to_string);
-    if let (false, Some(prefix), Some(metadata)) = (has_name, prefix, document.get_mut("metadata")) {
-        if let Some(metadata) = metadata.as_object_mut() {
-            metadata.insert("name".to_string(), Value::String(format!("{prefix}xxxxx")));
-        }
+    if let (false, Some(prefix), Some(metadata)) = (has_name, prefix, document.get_mut("metadata"))
+        && let Some(metadata) = metadata.as_object_mut()
+    {
+        metadata.insert("name".to_string(), Value::String(format!("{prefix}xxxxx")));
     }
 }
 

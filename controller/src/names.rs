@@ -71,8 +71,8 @@ fn is_joined_hash(part: &str) -> bool {
 /// child run, a workspace's claim): `<parent>-<part>` when that is
 /// unambiguous, else `<readable prefix>-<hash of both>`.
 ///
-/// Joining with `-` alone is ambiguous: run `a` + task `b-c` and run `a-b`
-/// + task `c` would both be `a-b-c`, and two runs would share one object.
+/// Joining with `-` alone is ambiguous: run `a` with task `b-c` and run
+/// `a-b` with task `c` would both be `a-b-c`, and two runs would share one object.
 /// The plain form is used only when `part` has no `-` (so it is exactly
 /// the text after the last `-`, and parent and part can be read back) and
 /// is not ten hex digits (so it cannot be mistaken for the hash); every

@@ -2,6 +2,9 @@
 //! these in scripts and dashboards, so they are stable strings.
 
 pub const PENDING: &str = "Pending";
+/// Waiting for a slot in its concurrency group (or its namespace); the
+/// message says where it stands in the queue.
+pub const QUEUED: &str = "Queued";
 pub const RUNNING: &str = "Running";
 pub const SUCCEEDED: &str = "Succeeded";
 pub const FAILED: &str = "Failed";

@@ -281,3 +281,31 @@ pub struct Condition {
 pub enum RunSpecStatus {
     Cancelled,
 }
+
+/// What a run in a concurrency group does when the group is full.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ConcurrencyPolicy {
+    /// Wait (`Succeeded=Unknown`, reason `Queued`) until a slot is free;
+    /// runs start in creation order.
+    #[default]
+    Queue,
+    /// A newer run replaces the older ones: they are cancelled, queued or running.
+    CancelInProgress,
+}
+
+/// Limits how many runs of one group run at a time in a namespace, like a
+/// CI system's concurrency groups (e.g. one deployment per environment).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Concurrency {
+    /// The group's name; `$(params.x)` is replaced by the run's params, so
+    /// `deploy-$(params.env)` makes one group per environment. At most 253
+    /// bytes after substitution, printable text.
+    pub group: String,
+    /// How many runs of the group may run at once (default 1, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+    /// `Queue` (default) or `CancelInProgress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<ConcurrencyPolicy>,
+}

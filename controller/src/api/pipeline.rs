@@ -40,6 +40,21 @@ pub struct PipelineSpec {
     pub finally: Vec<PipelineTask>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<PipelineResultSpec>,
+    /// Runs of this definition wait for, or replace, other runs of the same
+    /// group; a run's own `concurrency` takes precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<super::common::Concurrency>,
+    /// Seconds after a run of this definition finishes before the controller
+    /// deletes it (with its pods and claims); a run's own value wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<u32>,
+    /// How many succeeded runs of this definition to keep in the namespace;
+    /// older ones (by completion time) are deleted. Unset keeps all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successful_runs_history_limit: Option<u32>,
+    /// How many failed (or cancelled) runs of this definition to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_runs_history_limit: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -148,6 +163,13 @@ pub struct PipelineRunSpec {
     pub service_account_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplate>,
+    /// Overrides the definition's `concurrency` (see MyTask).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<super::common::Concurrency>,
+    /// Seconds after the run finishes before the controller deletes it
+    /// (with its pods and claims); overrides the definition's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -51,6 +51,21 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "any_object_list::<Volume>")]
     pub volumes: Vec<Volume>,
+    /// Runs of this definition wait for, or replace, other runs of the same
+    /// group; a run's own `concurrency` takes precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<super::common::Concurrency>,
+    /// Seconds after a run of this definition finishes before the controller
+    /// deletes it (with its pods and claims); a run's own value wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<u32>,
+    /// How many succeeded runs of this definition to keep in the namespace;
+    /// older ones (by completion time) are deleted. Unset keeps all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successful_runs_history_limit: Option<u32>,
+    /// How many failed (or cancelled) runs of this definition to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_runs_history_limit: Option<u32>,
 }
 
 /// What a step does when its command fails.

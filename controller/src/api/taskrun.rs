@@ -52,6 +52,13 @@ pub struct TaskRunSpec {
     pub status: Option<RunSpecStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplate>,
+    /// Overrides the definition's `concurrency` (see MyTask).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<super::common::Concurrency>,
+    /// Seconds after the run finishes before the controller deletes it
+    /// (with its pods and claims); overrides the definition's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<u32>,
 }
 
 /// Pod-level settings a run passes through to its pod.

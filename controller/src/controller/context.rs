@@ -37,6 +37,11 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Failures in a row per object, so each object backs off on its own.
     pub backoff: Backoff,
+    /// Concurrency groups: a lock per group and the channels that wake a
+    /// group's runs (see `admission`).
+    pub queues: Arc<super::admission::Queues>,
+    /// What happens to finished runs by default (see `history`).
+    pub history: super::history::HistorySettings,
 }
 
 /// Exponential backoff per object: 1 s, 2 s, 4 s ... capped at a minute.

@@ -469,6 +469,8 @@ mod tests {
             settings: settings(),
             metrics: Arc::new(Metrics::default()),
             backoff: Backoff::default(),
+            queues: Default::default(),
+            history: Default::default(),
         }
     }
 

@@ -1,9 +1,11 @@
 //! The running controller: client, leader election, watches, HTTP.
 
+pub mod admission;
 pub mod classify;
 pub mod context;
 pub mod decode;
 pub mod execute;
+pub mod history;
 #[cfg(test)]
 pub mod mock_api;
 pub mod pipelinerun;
@@ -108,6 +110,12 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         controller: "cicd-controller".into(),
         instance: Some(identity),
     };
+    // Concurrency groups wake the runs of a group through these (see `admission`).
+    let queues = Arc::new(admission::Queues::new(config.max_running_pods_per_namespace));
+    let (task_run_wakes, task_runs_woken) = futures::channel::mpsc::unbounded();
+    let (pipeline_run_wakes, pipeline_runs_woken) = futures::channel::mpsc::unbounded();
+    let _ = queues.task_runs.set(task_run_wakes);
+    let _ = queues.pipeline_runs.set(pipeline_run_wakes);
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
@@ -121,6 +129,10 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         },
         metrics,
         backoff: Default::default(),
+        queues: queues.clone(),
+        history: history::HistorySettings {
+            default_ttl_seconds: config.default_ttl_seconds_after_finished,
+        },
     });
     let namespace = config.watch_namespace.as_deref();
     // Runs are watched untyped, each object read and decoded on its own
@@ -136,6 +148,7 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
     let managed_pods = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     let controller = Controller::for_stream_with(runs.applied_objects(), run_store, run_resource)
         .owns_with(pods, (), managed_pods)
+        .reconcile_on(task_runs_woken)
         .with_config(ControllerSettings::default().concurrency(config.workers))
         .shutdown_on_signal()
         .run(taskrun::reconcile, taskrun::error_policy, ctx.clone())
@@ -165,6 +178,7 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         pipeline_run_resource,
     )
     .owns_stream_with(children.touched_objects(), child_run_resource)
+    .reconcile_on(pipeline_runs_woken)
     .with_config(ControllerSettings::default().concurrency(config.workers))
     .shutdown_on_signal()
     .run(pipelinerun::reconcile, pipelinerun::error_policy, ctx)

@@ -37,7 +37,8 @@ async fn reconcile_object(cached: &DynamicObject, ctx: &Context) -> Result<Reque
     let finished = |run: &MyPipelineRun| is_done(run.status.as_ref());
     match load_run::<MyPipelineRun>(cached, crate::reason::PIPELINE_VALIDATION_FAILED, finished, ctx).await? {
         Loaded::Run(run) => reconcile_run(&run, ctx).await,
-        Loaded::Done(requeue) => Ok(requeue),
+        // Finished (or gone): its group and its history (see `history`).
+        Loaded::Done(requeue) => super::history::after_finish::<MyPipelineRun>(cached, requeue, ctx).await,
     }
 }
 
@@ -55,6 +56,13 @@ async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {
         // Not found, or not fetched because the snapshot in the status is used.
         (Some(name), None, None) => PipelineLookup::Missing { name },
     };
+    // Concurrency groups (see `admission`): a queued run stops here, before any child.
+    let definition = super::admission::pipeline_definition(run, &pipeline);
+    let (replaced, _slot) = match super::admission::gate(run, definition, ctx).await? {
+        super::admission::Gate::Go { run, slot } => (run, slot),
+        super::admission::Gate::Stop(requeue) => return Ok(requeue),
+    };
+    let run = replaced.as_deref().unwrap_or(run);
     let mut problems = Vec::new();
     let spec = run
         .status

@@ -35,7 +35,8 @@ async fn reconcile_object(cached: &DynamicObject, ctx: &Context) -> Result<Reque
     let finished = |run: &MyTaskRun| is_done(run.status.as_ref());
     match load_run::<MyTaskRun>(cached, reason::VALIDATION_FAILED, finished, ctx).await? {
         Loaded::Run(run) => reconcile_run(&run, ctx).await,
-        Loaded::Done(requeue) => Ok(requeue),
+        // Finished (or gone): its group and its history (see `history`).
+        Loaded::Done(requeue) => super::history::after_finish::<MyTaskRun>(cached, requeue, ctx).await,
     }
 }
 
@@ -68,6 +69,12 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
         // Neither taskRef nor taskSpec: validation reports it.
         (None, None, _) => TaskLookup::Inline(&empty),
     };
+    // Concurrency groups (see `admission`): a queued run stops here, before any pod.
+    let (replaced, _slot) = match super::admission::gate(run, super::admission::task_definition(&task), ctx).await? {
+        super::admission::Gate::Go { run, slot } => (run, slot),
+        super::admission::Gate::Stop(requeue) => return Ok(requeue),
+    };
+    let run = replaced.as_deref().unwrap_or(run);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let pod = pods.get_opt(&names::pod_name(&name, current_attempt(run))).await?;
     let results = super::results::fetch(&pods, pod.as_ref(), ctx.settings.render.results).await?;

@@ -1,6 +1,8 @@
 //! Pure decisions of the controllers: observed state in, actions out.
 
+pub mod admission;
 pub mod conditions;
+pub mod history;
 pub mod owner;
 pub mod pipelinerun;
 pub mod taskrun;

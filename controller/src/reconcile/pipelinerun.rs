@@ -287,6 +287,9 @@ impl<'a> Decision<'a> {
         let run = self.run();
         let run_name = self.run_name();
         let mut labels = run.metadata.labels.clone().unwrap_or_default();
+        // The parent's concurrency group is the parent's: a child in it
+        // would wait for its own parent to finish.
+        labels.remove(super::admission::LABEL_GROUP);
         labels.insert(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string());
         labels.insert(LABEL_PIPELINE_RUN.to_string(), run_label(&run_name));
         labels.insert(LABEL_PIPELINE_TASK.to_string(), task.name.clone());
@@ -311,6 +314,10 @@ impl<'a> Decision<'a> {
                 retries: task.retries,
                 status: None,
                 pod_template: run.spec.pod_template.clone(),
+                // The task's own concurrency still applies to the child.
+                concurrency: None,
+                // Deleted with its parent, never on its own.
+                ttl_seconds_after_finished: None,
             },
             status: None,
         })
@@ -369,6 +376,19 @@ impl<'a> Decision<'a> {
                 self.finish(false, why, message);
             }
         }
+    }
+}
+
+/// A run that a newer run of its concurrency group replaced says so, naming
+/// it (the message the controller left on the run), instead of "cancelled".
+fn replaced_message(run: &MyPipelineRun, schedule: &mut Schedule) {
+    let replaced = run
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(super::admission::ANNOTATION_CANCELLED_BY));
+    if let (Some(replaced), Outcome::Failed { message, .. }) = (replaced, &mut schedule.outcome) {
+        *message = format!("{replaced}; {}", schedule.counts.message());
     }
 }
 
@@ -546,7 +566,8 @@ fn decide_into(decision: &mut Decision<'_>) {
     decision.status.pipeline_spec = Some(spec.clone());
     let children = our_children(decision, spec);
     if let Some(stop) = stop_reason(decision) {
-        let schedule = stop_all(spec, &children.states, stop);
+        let mut schedule = stop_all(spec, &children.states, stop);
+        replaced_message(decision.run(), &mut schedule);
         record_children(decision, spec, &children.runs, &[]);
         decision.apply(spec, schedule, pipeline_name);
         return;

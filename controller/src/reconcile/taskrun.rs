@@ -86,6 +86,17 @@ pub fn succeeded_condition(status: Option<&TaskRunStatus>) -> Option<&Condition>
     succeeded(&status?.conditions)
 }
 
+/// Why the run was cancelled: by a person, or replaced by a newer run of
+/// its concurrency group (whose message the controller left on it).
+pub fn cancel_message(run: &MyTaskRun) -> String {
+    run.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(super::admission::ANNOTATION_CANCELLED_BY))
+        .cloned()
+        .unwrap_or_else(|| "the run was cancelled".to_string())
+}
+
 /// The attempt in progress: 0, then one more per recorded retry.
 pub fn current_attempt(run: &MyTaskRun) -> u32 {
     run.status.as_ref().map_or(0, |s| s.retries_status.len() as u32)
@@ -292,7 +303,7 @@ impl<'a> Decision<'a> {
 
         if cancelled && !reading.is_done() {
             self.actions.push(Action::StopPod(pod_name));
-            let message = "the run was cancelled".to_string();
+            let message = cancel_message(self.observed.run);
             self.notice(true, reason::CANCELLED, message.clone());
             self.finish(Succeeded::False, reason::CANCELLED, message, None);
             return;
@@ -387,7 +398,7 @@ pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> 
             Some(pod) if !is_controlled_by(&pod.metadata, &uid) => decision.refuse_foreign_pod(&expected_pod),
             Some(pod) => decision.follow_pod(task, pod, cancelled),
             None if cancelled => {
-                let message = "the run was cancelled".to_string();
+                let message = cancel_message(run);
                 decision.notice(true, reason::CANCELLED, message.clone());
                 decision.finish(Succeeded::False, reason::CANCELLED, message, None);
             }
