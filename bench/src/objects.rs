@@ -24,7 +24,10 @@ pub fn task_run_resource() -> ApiResource {
 }
 
 fn task_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("cicdoperator.ning1875.io", "v1", "MyTask"), "mytasks")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("cicdoperator.ning1875.io", "v1", "MyTask"),
+        "mytasks",
+    )
 }
 
 /// Whether the objects' pods may be scheduled and really run.
@@ -55,6 +58,19 @@ pub async fn delete_namespace(client: &Client, name: &str) -> anyhow::Result<()>
         .delete(name, &DeleteParams::background())
         .await?;
     Ok(())
+}
+
+/// Waits until a namespace is gone: true if it went within `timeout`.
+pub async fn wait_gone(client: &Client, name: &str, timeout: std::time::Duration) -> anyhow::Result<bool> {
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if namespaces.get_opt(name).await?.is_none() {
+            return Ok(true);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    Ok(false)
 }
 
 /// A pod as a client would create it directly: one container doing what

@@ -10,11 +10,11 @@ use futures::StreamExt;
 use kube::api::{DynamicObject, ListParams, PostParams};
 use kube::{Api, Client};
 
-use crate::Options;
 use crate::objects::{self, Placement};
 use crate::process::{Controller, Usage};
 use crate::stats::{Sample, ms};
 use crate::watch::Tracker;
+use crate::{Options, Which};
 
 /// What a phase creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,11 @@ pub struct Phase {
 
 impl Phase {
     fn per_second(&self) -> f64 {
-        let done = if self.to_finish.len() > 0 { self.finished } else { self.pods_seen };
+        let done = if self.to_finish.len() > 0 {
+            self.finished
+        } else {
+            self.pods_seen
+        };
         done as f64 / self.span.as_secs_f64().max(1e-9)
     }
 }
@@ -58,6 +62,9 @@ pub struct Report {
     pub history: Option<History>,
 }
 
+/// How long a phase's namespace may take to go before the next phase starts anyway.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(180);
+
 pub struct Bench {
     client: Client,
     options: Options,
@@ -74,7 +81,12 @@ fn progress(started: Instant, message: &str) {
 impl Bench {
     pub async fn new(client: Client, options: Options) -> anyhow::Result<Self> {
         let controller = Controller::find()?;
-        let tag = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs());
+        let tag = format!(
+            "{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs()
+        );
         Ok(Bench {
             client,
             options,
@@ -90,24 +102,29 @@ impl Bench {
 
     pub async fn run_all(&self) -> anyhow::Result<Report> {
         let o = &self.options;
+        let wanted = |which: Which| o.phases.contains(&which);
         let mut report = Report::default();
-        if o.burst > 0 {
+        if wanted(Which::Burst) && o.burst > 0 {
             for subject in [Subject::RawPods, Subject::Runs] {
-                report.phases.push(self.burst(subject, Placement::Unschedulable, o.burst).await?);
+                report
+                    .phases
+                    .push(self.burst(subject, Placement::Unschedulable, o.burst).await?);
             }
         }
-        if o.steady_rate > 0 {
+        if wanted(Which::Steady) && o.steady_rate > 0 {
             report.phases.push(self.steady().await?);
         }
-        if o.running > 0 {
+        if wanted(Which::Running) && o.running > 0 {
             for subject in [Subject::RawPods, Subject::Runs] {
-                report.phases.push(self.burst(subject, Placement::Runs, o.running).await?);
+                report
+                    .phases
+                    .push(self.burst(subject, Placement::Runs, o.running).await?);
             }
         }
-        if o.fairness_burst > 0 && o.fairness_probes > 0 {
+        if wanted(Which::Fairness) && o.fairness_burst > 0 && o.fairness_probes > 0 {
             report.fairness_probe = Some(self.fairness().await?);
         }
-        if o.history > 0 {
+        if wanted(Which::History) && o.history > 0 {
             report.history = Some(self.history().await?);
         }
         Ok(report)
@@ -125,12 +142,26 @@ impl Bench {
         Ok((namespace, tracker))
     }
 
+    /// Deletes a phase's namespace and waits until it is gone, so its
+    /// objects' deletion does not load the cluster during the next phase.
     async fn cleanup(&self, namespace: &str) {
         if self.options.keep {
             return;
         }
         if let Err(error) = objects::delete_namespace(&self.client, namespace).await {
             self.say(&format!("could not delete namespace {namespace}: {error}"));
+            return;
+        }
+        let started = Instant::now();
+        match objects::wait_gone(&self.client, namespace, CLEANUP_TIMEOUT).await {
+            Ok(true) => self.say(&format!(
+                "namespace {namespace} deleted in {:.1}s",
+                started.elapsed().as_secs_f64()
+            )),
+            Ok(false) => self.say(&format!(
+                "namespace {namespace} still terminating after {CLEANUP_TIMEOUT:?}; going on"
+            )),
+            Err(error) => self.say(&format!("could not watch namespace {namespace} go: {error}")),
         }
     }
 
@@ -194,7 +225,10 @@ impl Bench {
                 return;
             }
             if Instant::now() >= deadline {
-                self.say(&format!("{what}: gave up after {:?} at {count}/{target}", self.options.phase_timeout));
+                self.say(&format!(
+                    "{what}: gave up after {:?} at {count}/{target}",
+                    self.options.phase_timeout
+                ));
                 return;
             }
             if last_report.elapsed() >= Duration::from_secs(5) {
@@ -220,7 +254,11 @@ impl Bench {
             finished: done,
             to_pod: Sample::new(timings.to_pod),
             to_finish: Sample::new(if finished { timings.to_finish } else { Vec::new() }),
-            span: if finished { timings.span_to_finish } else { timings.span_to_pod },
+            span: if finished {
+                timings.span_to_finish
+            } else {
+                timings.span_to_pod
+            },
             cpu_seconds: after.cpu_seconds - before.cpu_seconds,
             peak_rss_kib: after.peak_rss_kib,
         }
@@ -241,13 +279,18 @@ impl Bench {
         let slug = format!(
             "{}-{}",
             if subject == Subject::RawPods { "raw" } else { "runs" },
-            if placement == Placement::Runs { "running" } else { "pending" }
+            if placement == Placement::Runs {
+                "running"
+            } else {
+                "pending"
+            }
         );
         self.say(&format!("{name}: burst of {count}"));
         let (namespace, tracker) = self.namespace(&slug).await?;
         let _ = self.controller.reset_peak();
         let before = self.usage();
-        self.create_all(&namespace, &tracker, subject, 0..count, placement).await?;
+        self.create_all(&namespace, &tracker, subject, 0..count, placement)
+            .await?;
         let finished = placement == Placement::Runs;
         self.wait_for(&tracker, count, finished, &name).await;
         let phase = self.phase(name, count, &tracker, before, finished);
@@ -260,7 +303,10 @@ impl Bench {
     async fn steady(&self) -> anyhow::Result<Phase> {
         let o = &self.options;
         let count = (o.steady_rate as u64 * o.steady_seconds) as usize;
-        let name = format!("runs at {}/s for {}s (controller only)", o.steady_rate, o.steady_seconds);
+        let name = format!(
+            "runs at {}/s for {}s (controller only)",
+            o.steady_rate, o.steady_seconds
+        );
         self.say(&name);
         let (namespace, tracker) = self.namespace("steady").await?;
         let _ = self.controller.reset_peak();
@@ -294,20 +340,36 @@ impl Bench {
         ));
         let (busy, busy_tracker) = self.namespace("tenant-a").await?;
         let (probe, probe_tracker) = self.namespace("tenant-b").await?;
-        let burst = self.create_all(&busy, &busy_tracker, Subject::Runs, 0..o.fairness_burst, Placement::Unschedulable);
+        let burst = self.create_all(
+            &busy,
+            &busy_tracker,
+            Subject::Runs,
+            0..o.fairness_burst,
+            Placement::Unschedulable,
+        );
         let probes = async {
             for id in 0..o.fairness_probes {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 probe_tracker.created(id);
-                Self::create_one(&self.client, &probe, Subject::Runs, id, Placement::Unschedulable, &o.image).await?;
+                Self::create_one(
+                    &self.client,
+                    &probe,
+                    Subject::Runs,
+                    id,
+                    Placement::Unschedulable,
+                    &o.image,
+                )
+                .await?;
             }
             anyhow::Ok(())
         };
         let (burst, probes) = tokio::join!(burst, probes);
         burst?;
         probes?;
-        self.wait_for(&probe_tracker, o.fairness_probes, false, "probes in B").await;
-        self.wait_for(&busy_tracker, o.fairness_burst, false, "burst in A").await;
+        self.wait_for(&probe_tracker, o.fairness_probes, false, "probes in B")
+            .await;
+        self.wait_for(&busy_tracker, o.fairness_burst, false, "burst in A")
+            .await;
         let sample = Sample::new(probe_tracker.timings().to_pod);
         self.cleanup(&busy).await;
         self.cleanup(&probe).await;
@@ -320,7 +382,8 @@ impl Bench {
         let count = self.options.history;
         self.say(&format!("history: {count} finished runs"));
         let (namespace, _tracker) = self.namespace("history").await?;
-        let runs = Api::<DynamicObject>::namespaced_with(self.client.clone(), &namespace, &objects::task_run_resource());
+        let runs =
+            Api::<DynamicObject>::namespaced_with(self.client.clone(), &namespace, &objects::task_run_resource());
         let _ = self.controller.reset_peak();
         let created: Vec<anyhow::Result<()>> = futures::stream::iter(0..count)
             .map(|id| {

@@ -22,8 +22,20 @@ pub struct Usage {
 }
 
 impl Controller {
-    /// Finds the (single) `cicd-controller run` process on this machine.
+    /// Finds the (single) `cicd-controller run` process on this machine,
+    /// waiting up to a minute for a replaced one (after an install) to go.
     pub fn find() -> anyhow::Result<Self> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            match Self::find_once() {
+                Ok(found) => return Ok(found),
+                Err(error) if std::time::Instant::now() >= deadline => return Err(error),
+                Err(_) => std::thread::sleep(std::time::Duration::from_secs(2)),
+            }
+        }
+    }
+
+    fn find_once() -> anyhow::Result<Self> {
         let mut found = Vec::new();
         for entry in fs::read_dir("/proc")? {
             let entry = entry?;
@@ -42,7 +54,9 @@ impl Controller {
         }
         match found.as_slice() {
             [pid] => Ok(Controller { pid: *pid }),
-            [] => bail!("no `cicd-controller run` process on this machine: install the operator (hack/install-operator)"),
+            [] => {
+                bail!("no `cicd-controller run` process on this machine: install the operator (hack/install-operator)")
+            }
             pids => bail!("several controller processes ({pids:?}): scale the Deployment to one replica"),
         }
     }
@@ -53,9 +67,8 @@ impl Controller {
         let rest = stat.rsplit_once(')').map(|(_, rest)| rest).context("malformed stat")?;
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-        let tick = |index: usize| -> anyhow::Result<u64> {
-            Ok(fields.get(index).context("short stat line")?.parse::<u64>()?)
-        };
+        let tick =
+            |index: usize| -> anyhow::Result<u64> { Ok(fields.get(index).context("short stat line")?.parse::<u64>()?) };
         let ticks = tick(11)? + tick(12)?;
         Ok(ticks as f64 / TICKS_PER_SECOND)
     }
