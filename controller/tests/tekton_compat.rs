@@ -294,25 +294,10 @@ fn the_outcome_does_not_wait_for_a_stopping_sidecar() {
     }))
     .expect("task");
     // The pod stays Running while its sidecar takes its grace period.
-    let done = read_pod(
-        &task,
-        &pod("Running", &[("a", Some(0)), ("b", Some(0))]),
-        false,
-        &FetchedResults::default(),
-    );
+    let done = read_pod(&task, &pod("Running", &[("a", Some(0)), ("b", Some(0))]), false, &FetchedResults::default());
     assert_eq!(done.succeeded, Succeeded::True, "{}", done.message);
-    let failed = read_pod(
-        &task,
-        &pod("Running", &[("a", Some(0)), ("b", Some(3))]),
-        false,
-        &FetchedResults::default(),
-    );
+    let failed = read_pod(&task, &pod("Running", &[("a", Some(0)), ("b", Some(3))]), false, &FetchedResults::default());
     assert_eq!(failed.succeeded, Succeeded::False, "{}", failed.message);
-    let running = read_pod(
-        &task,
-        &pod("Running", &[("a", Some(0)), ("b", None)]),
-        false,
-        &FetchedResults::default(),
-    );
+    let running = read_pod(&task, &pod("Running", &[("a", Some(0)), ("b", None)]), false, &FetchedResults::default());
     assert_eq!(running.succeeded, Succeeded::Unknown, "a step still runs");
 }
