@@ -42,6 +42,9 @@ pub struct Requeue {
 
 impl Requeue {
     /// Look again after `after` even if nothing changes (timeouts, backoff).
+    /// Named as kube-runtime's `Action::requeue`, which this type replaced,
+    /// so the reconcilers and their tests read as before.
+    #[allow(clippy::self_named_constructors)]
     pub const fn requeue(after: Duration) -> Self {
         Requeue { after: Some(after) }
     }
