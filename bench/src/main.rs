@@ -16,9 +16,32 @@ use clap::Parser;
 
 use phases::{Bench, Report};
 
+/// The phases of one invocation, in the order they run.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// Controller-only burst: raw pods, then runs (`--burst`).
+    Burst,
+    /// Runs at a steady rate, controller only (`--steady-rate`, `--steady-seconds`).
+    Steady,
+    /// Burst whose pods really run one step: raw pods, then runs (`--running`).
+    Running,
+    /// Probes in namespace B during a burst in namespace A (`--fairness-burst`).
+    Fairness,
+    /// Controller memory after many finished runs (`--history`).
+    History,
+}
+
 #[derive(Parser, Debug, Clone)]
 #[command(name = "cicd-bench", about = "Raw pods vs MyTaskRuns on the local cluster")]
 pub struct Options {
+    /// Which phases to run, comma separated (default: all of them).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "burst,steady,running,fairness,history"
+    )]
+    pub phases: Vec<Which>,
     /// Size of the controller-only burst (pods that cannot be scheduled).
     #[arg(long, default_value_t = 1000)]
     pub burst: usize,
@@ -66,8 +89,10 @@ async fn main() -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("no cluster: source hack/local-cluster/env.sh first")?;
+    let command: Vec<String> = std::env::args().skip(1).collect();
     let bench = Bench::new(client, options).await?;
     let report: Report = bench.run_all().await?;
     println!("{report}");
+    println!("command: hack/bench {}", command.join(" "));
     Ok(())
 }

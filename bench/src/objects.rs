@@ -60,6 +60,19 @@ pub async fn delete_namespace(client: &Client, name: &str) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Waits until a namespace is gone: true if it went within `timeout`.
+pub async fn wait_gone(client: &Client, name: &str, timeout: std::time::Duration) -> anyhow::Result<bool> {
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if namespaces.get_opt(name).await?.is_none() {
+            return Ok(true);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    Ok(false)
+}
+
 /// A pod as a client would create it directly: one container doing what
 /// the run's one step does.
 pub fn raw_pod(id: usize, image: &str, placement: Placement) -> anyhow::Result<Pod> {

@@ -10,11 +10,11 @@ use futures::StreamExt;
 use kube::api::{DynamicObject, ListParams, PostParams};
 use kube::{Api, Client};
 
-use crate::Options;
 use crate::objects::{self, Placement};
 use crate::process::{Controller, Usage};
 use crate::stats::{Sample, ms};
 use crate::watch::Tracker;
+use crate::{Options, Which};
 
 /// What a phase creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,9 @@ pub struct Report {
     pub history: Option<History>,
 }
 
+/// How long a phase's namespace may take to go before the next phase starts anyway.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(180);
+
 pub struct Bench {
     client: Client,
     options: Options,
@@ -99,28 +102,29 @@ impl Bench {
 
     pub async fn run_all(&self) -> anyhow::Result<Report> {
         let o = &self.options;
+        let wanted = |which: Which| o.phases.contains(&which);
         let mut report = Report::default();
-        if o.burst > 0 {
+        if wanted(Which::Burst) && o.burst > 0 {
             for subject in [Subject::RawPods, Subject::Runs] {
                 report
                     .phases
                     .push(self.burst(subject, Placement::Unschedulable, o.burst).await?);
             }
         }
-        if o.steady_rate > 0 {
+        if wanted(Which::Steady) && o.steady_rate > 0 {
             report.phases.push(self.steady().await?);
         }
-        if o.running > 0 {
+        if wanted(Which::Running) && o.running > 0 {
             for subject in [Subject::RawPods, Subject::Runs] {
                 report
                     .phases
                     .push(self.burst(subject, Placement::Runs, o.running).await?);
             }
         }
-        if o.fairness_burst > 0 && o.fairness_probes > 0 {
+        if wanted(Which::Fairness) && o.fairness_burst > 0 && o.fairness_probes > 0 {
             report.fairness_probe = Some(self.fairness().await?);
         }
-        if o.history > 0 {
+        if wanted(Which::History) && o.history > 0 {
             report.history = Some(self.history().await?);
         }
         Ok(report)
@@ -138,12 +142,26 @@ impl Bench {
         Ok((namespace, tracker))
     }
 
+    /// Deletes a phase's namespace and waits until it is gone, so its
+    /// objects' deletion does not load the cluster during the next phase.
     async fn cleanup(&self, namespace: &str) {
         if self.options.keep {
             return;
         }
         if let Err(error) = objects::delete_namespace(&self.client, namespace).await {
             self.say(&format!("could not delete namespace {namespace}: {error}"));
+            return;
+        }
+        let started = Instant::now();
+        match objects::wait_gone(&self.client, namespace, CLEANUP_TIMEOUT).await {
+            Ok(true) => self.say(&format!(
+                "namespace {namespace} deleted in {:.1}s",
+                started.elapsed().as_secs_f64()
+            )),
+            Ok(false) => self.say(&format!(
+                "namespace {namespace} still terminating after {CLEANUP_TIMEOUT:?}; going on"
+            )),
+            Err(error) => self.say(&format!("could not watch namespace {namespace} go: {error}")),
         }
     }
 

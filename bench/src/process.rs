@@ -22,8 +22,20 @@ pub struct Usage {
 }
 
 impl Controller {
-    /// Finds the (single) `cicd-controller run` process on this machine.
+    /// Finds the (single) `cicd-controller run` process on this machine,
+    /// waiting up to a minute for a replaced one (after an install) to go.
     pub fn find() -> anyhow::Result<Self> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            match Self::find_once() {
+                Ok(found) => return Ok(found),
+                Err(error) if std::time::Instant::now() >= deadline => return Err(error),
+                Err(_) => std::thread::sleep(std::time::Duration::from_secs(2)),
+            }
+        }
+    }
+
+    fn find_once() -> anyhow::Result<Self> {
         let mut found = Vec::new();
         for entry in fs::read_dir("/proc")? {
             let entry = entry?;

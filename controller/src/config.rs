@@ -21,8 +21,11 @@ pub struct ControllerConfig {
     /// Timeout of runs that set none (e.g. 1h, 30m; 0 = none).
     #[arg(long, env = "CICD_DEFAULT_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
     pub default_timeout: Duration,
-    /// Runs reconciled at the same time.
-    #[arg(long, env = "CICD_WORKERS", default_value_t = 4)]
+    /// Runs reconciled at the same time (per kind: task runs and pipeline
+    /// runs each get this many workers). Reconciles mostly wait on the API
+    /// server, so this is well above the core count; see README
+    /// "Benchmarks" for the measurements behind the default.
+    #[arg(long, env = "CICD_WORKERS", default_value_t = 16)]
     pub workers: u16,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "CICD_METRICS_ADDRESS", default_value = "0.0.0.0:8080")]

@@ -12,6 +12,9 @@ pub enum Error {
     /// A step's results frame is not whole in its log yet (retried).
     #[error("results not readable yet: {0}")]
     ResultsNotReady(String),
+    /// A reconcile panicked (a bug): the object is retried with backoff.
+    #[error("the reconcile panicked")]
+    Panicked,
     #[error("cannot serve metrics on {address}: {source}")]
     Serve {
         address: std::net::SocketAddr,
@@ -30,6 +33,7 @@ impl Error {
             Error::Lease(_) => "lease",
             Error::ResultsNotReady(_) => "results_not_ready",
             Error::Serve { .. } => "serve",
+            Error::Panicked => "panicked",
         }
     }
 }

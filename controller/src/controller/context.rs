@@ -2,13 +2,15 @@
 //! reconcilers use.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
-use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder};
+use tokio::sync::{Notify, mpsc};
 use tracing::warn;
 
 use crate::error::Error;
@@ -25,12 +27,50 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// Kubernetes rejects event notes over 1 kB.
 const MAX_EVENT_NOTE: usize = 1000;
+/// Events waiting to be published; beyond this, new ones are dropped (and
+/// logged): events are for people, and a burst must not grow memory.
+const EVENT_QUEUE: usize = 1024;
+/// Events published at the same time by the background publisher.
+const EVENT_PUBLISHERS: usize = 8;
+
+/// When to look at an object again, as a reconcile answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requeue {
+    /// None: only when something changes (a watch event).
+    after: Option<Duration>,
+}
+
+impl Requeue {
+    /// Look again after `after` even if nothing changes (timeouts, backoff).
+    /// Named as kube-runtime's `Action::requeue`, which this type replaced,
+    /// so the reconcilers and their tests read as before.
+    #[allow(clippy::self_named_constructors)]
+    pub const fn requeue(after: Duration) -> Self {
+        Requeue { after: Some(after) }
+    }
+
+    /// Look again only when the object or something it owns changes.
+    pub const fn await_change() -> Self {
+        Requeue { after: None }
+    }
+
+    /// The delay asked for, if any.
+    pub fn after(&self) -> Option<Duration> {
+        self.after
+    }
+}
 
 pub struct Context {
     /// The API server, for every read and write.
     pub client: Client,
-    /// Publishes the Events people read with `kubectl describe`.
-    pub recorder: Recorder,
+    /// Publishes the Events people read with `kubectl describe`, off the
+    /// reconcile's critical path.
+    pub events: Events,
+    /// Watch-fed caches of tasks, pipelines and pods, read instead of GETs.
+    pub stores: super::stores::Stores,
+    /// Our last status write of each run, so a reconcile knows when the
+    /// run cache is older than its own work.
+    pub versions: super::stores::Versions,
     /// What the pure decisions need from the configuration.
     pub settings: DecideSettings,
     /// Counters and histograms served on /metrics.
@@ -91,9 +131,78 @@ pub fn sooner(current: Option<Duration>, after: Duration) -> Option<Duration> {
     Some(current.map_or(after, |c| c.min(after)))
 }
 
+/// Publishes Events in the background: a reconcile hands an event over
+/// and goes on, so an event's round trip (and a slow or failing events API)
+/// never delays a run's pod or status. Bounded: when the queue is full the
+/// event is dropped and logged.
+pub struct Events {
+    /// Into the background publisher.
+    sender: mpsc::Sender<(ObjectReference, Event)>,
+    /// Events handed over and not yet published (for `idle`).
+    pending: Arc<AtomicUsize>,
+    /// Signalled each time `pending` drops to zero.
+    drained: Arc<Notify>,
+}
+
+impl Events {
+    /// Starts the publisher (needs a tokio runtime).
+    pub fn start(recorder: Recorder) -> Self {
+        let (sender, receiver) = mpsc::channel::<(ObjectReference, Event)>(EVENT_QUEUE);
+        let pending = Arc::new(AtomicUsize::new(0));
+        let drained = Arc::new(Notify::new());
+        let (count, done) = (pending.clone(), drained.clone());
+        tokio::spawn(
+            tokio_stream_of(receiver).for_each_concurrent(EVENT_PUBLISHERS, move |(object, event)| {
+                let (recorder, count, done) = (recorder.clone(), count.clone(), done.clone());
+                async move {
+                    if let Err(error) = recorder.publish(&event, &object).await {
+                        warn!(object = ?object.name, %error, "cannot publish event");
+                    }
+                    if count.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        done.notify_waiters();
+                    }
+                }
+            }),
+        );
+        Events {
+            sender,
+            pending,
+            drained,
+        }
+    }
+
+    fn send(&self, object: ObjectReference, event: Event) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if let Err(error) = self.sender.try_send((object, event)) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            let (object, event) = match error {
+                mpsc::error::TrySendError::Full(item) | mpsc::error::TrySendError::Closed(item) => item,
+            };
+            warn!(object = ?object.name, reason = %event.reason, "event queue full; event dropped");
+        }
+    }
+
+    /// Waits until every event handed over so far is published (tests).
+    pub async fn idle(&self) {
+        loop {
+            let drained = self.drained.notified();
+            if self.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            drained.await;
+        }
+    }
+}
+
+/// The receiving end of a channel as a stream.
+fn tokio_stream_of<T: Send + 'static>(mut receiver: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |context| receiver.poll_recv(context))
+}
+
 impl Context {
-    /// Publishes a Kubernetes Event about `object`. A failure is logged,
-    /// never fatal: events are for people, the status is the record.
+    /// Publishes a Kubernetes Event about `object`, in the background. A
+    /// failure is logged, never fatal: events are for people, the status is
+    /// the record. (Async so callers need not change if it ever waits.)
     pub async fn publish(&self, object: &ObjectReference, warning: bool, reason: &str, message: &str) {
         let event = Event {
             type_: if warning { EventType::Warning } else { EventType::Normal },
@@ -102,9 +211,7 @@ impl Context {
             action: "Reconcile".to_string(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, object).await {
-            warn!(object = ?object.name, %error, "cannot publish event");
-        }
+        self.events.send(object.clone(), event);
     }
 
     /// Counts and logs a failed reconcile and schedules another try, later

@@ -8,7 +8,6 @@
 //! status and the others carry on.
 
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
-use kube::runtime::controller::Action as Requeue;
 use kube::{Api, Resource, ResourceExt};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -18,7 +17,8 @@ use tracing::warn;
 use crate::api::strict;
 use crate::error::{Error, Result};
 
-use super::context::{Context, FIELD_MANAGER};
+use super::context::{Context, FIELD_MANAGER, Requeue, object_key};
+use super::stores::is_finished_stand_in;
 use super::stream::{self, UNREADABLE};
 
 /// Decodes an untyped object strictly (see `api::strict`), naming each
@@ -101,9 +101,10 @@ pub enum Loaded<K> {
 }
 
 /// Loads the run behind a cached object, to be reconciled only if it is not
-/// `finished` (checked on the cached copy first, so finished runs cost no
-/// API read, then on the fresh one); a run that cannot be decoded is ended
-/// with `invalid_reason`.
+/// `finished`. The cached copy is used unless it is older than our own last
+/// status write of the run (`stores::Versions`): then the run is read
+/// fresh, so no decision is taken on a copy that predates our own work. A
+/// run that cannot be decoded is ended with `invalid_reason`.
 pub async fn load_run<K>(
     cached: &DynamicObject,
     invalid_reason: &str,
@@ -113,18 +114,31 @@ pub async fn load_run<K>(
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + JsonSchema + 'static,
 {
-    if decode::<K>(cached).is_ok_and(|run| finished(&run)) {
+    if is_finished_stand_in(cached) {
         return Ok(Loaded::Done(Requeue::await_change()));
     }
     let resource = ApiResource::erase::<K>(&());
-    let Some(object) = fresh(cached, &resource, &ctx.client).await? else {
-        return Ok(Loaded::Done(Requeue::await_change()));
+    let namespace = cached.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
+    let key = object_key(&resource.kind, &namespace, &cached.name_any());
+    let fetched;
+    let object = if ctx
+        .versions
+        .cache_is_behind(&key, cached.metadata.resource_version.as_deref())
+    {
+        match fresh(cached, &resource, &ctx.client).await? {
+            Some(object) => {
+                fetched = object;
+                &fetched
+            }
+            None => return Ok(Loaded::Done(Requeue::await_change())),
+        }
+    } else {
+        cached
     };
-    match decode::<K>(&object) {
-        // The cache may have lagged behind a final status we wrote.
+    match decode::<K>(object) {
         Ok(run) if finished(&run) => Ok(Loaded::Done(Requeue::await_change())),
         Ok(run) => Ok(Loaded::Run(Box::new(run))),
-        Err(problem) => reject_malformed(&object, &resource, invalid_reason, &problem, ctx)
+        Err(problem) => reject_malformed(object, &resource, invalid_reason, &problem, ctx)
             .await
             .map(Loaded::Done),
     }
@@ -174,8 +188,11 @@ pub async fn reject_malformed(
         }
     });
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, resource);
-    api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+    let written = api
+        .patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await?;
+    let key = object_key(&resource.kind, &namespace, &name);
+    ctx.versions.wrote(&key, written.metadata.resource_version.as_deref());
     ctx.publish(&object.object_ref(resource), true, reason, &message).await;
     Ok(Requeue::await_change())
 }

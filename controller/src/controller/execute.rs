@@ -21,7 +21,6 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::controller::Action as Requeue;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -36,7 +35,7 @@ use crate::reconcile::owner::{is_controlled_by, name_taken};
 use crate::reconcile::taskrun::Notice;
 
 use super::classify::{Verdict, classify};
-use super::context::{Context, FIELD_MANAGER, object_key, sooner};
+use super::context::{Context, FIELD_MANAGER, Requeue, object_key, sooner};
 use super::decode::dynamic_api;
 
 /// One thing to do, for either run kind.
@@ -338,12 +337,16 @@ impl<R: RunKind> Executor<'_, R> {
             "status": status,
         });
         let api: Api<R> = self.api();
-        api.patch_status(
-            &self.run.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        let written = api
+            .patch_status(
+                &self.run.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        self.ctx
+            .versions
+            .wrote(&self.key, written.meta().resource_version.as_deref());
         R::written(self.ctx, self.run, &status);
         Ok(())
     }
@@ -416,8 +419,9 @@ mod tests {
 
     use super::*;
     use crate::api::{TaskRunSpec, TaskRunStatus, TaskSpec};
-    use crate::controller::context::Backoff;
+    use crate::controller::context::{Backoff, Events};
     use crate::controller::mock_api::{MockApi, Seen, status};
+    use crate::controller::stores::{Stores, Versions};
     use crate::metrics::Metrics;
     use crate::pod::render::RenderSettings;
     use crate::pod::results::FetchedResults;
@@ -465,7 +469,9 @@ mod tests {
         };
         Context {
             client: client.clone(),
-            recorder: Recorder::new(client, reporter),
+            events: Events::start(Recorder::new(client, reporter)),
+            stores: Stores::new().0,
+            versions: Versions::default(),
             settings: settings(),
             metrics: Arc::new(Metrics::default()),
             backoff: Backoff::default(),
@@ -558,6 +564,7 @@ mod tests {
             "pod \"tr-pod\" was refused by the API server: HTTP 413: request entity too large: limit is 3145728"
         );
         assert!(written(&api).completion_time.is_some());
+        ctx.events.idle().await; // events are published in the background
         let events = api.bodies("POST", "/events");
         assert!(events.iter().any(|e| e["reason"] == "PodCreationFailed"), "{events:?}");
     }

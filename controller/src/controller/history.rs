@@ -11,9 +11,9 @@
 
 use std::time::Duration;
 
+use super::context::Requeue;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Preconditions};
-use kube::runtime::controller::Action as Requeue;
 use kube::{Api, Resource as _, ResourceExt};
 use serde_json::Value;
 use tracing::{info, warn};

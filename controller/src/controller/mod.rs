@@ -9,7 +9,10 @@ pub mod history;
 #[cfg(test)]
 pub mod mock_api;
 pub mod pipelinerun;
+pub mod queue;
 pub mod results;
+pub mod runner;
+pub mod stores;
 pub mod stream;
 pub mod taskrun;
 
@@ -18,15 +21,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::ApiResource;
-use kube::runtime::controller::{Config as ControllerSettings, Controller};
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::api::{MyPipelineRun, MyTaskRun};
+use crate::api::{MyPipeline, MyPipelineRun, MyTask, MyTaskRun};
 use crate::config::ControllerConfig;
 use crate::error::Result;
 use crate::http::{self, Probes};
@@ -34,7 +39,10 @@ use crate::metrics::Metrics;
 use crate::pod::render::{LABEL_MANAGED_BY, MANAGED_BY, RenderSettings};
 use crate::reconcile::taskrun::DecideSettings;
 
-use context::Context;
+use context::{Context, Events};
+use queue::FairQueue;
+use runner::{Change, feed, key_of, owner_key};
+use stores::{Stores, Versions, pod_changed, slim_object, slim_pod, slim_run};
 
 /// The Lease replicas compete for.
 const LEASE_NAME: &str = "cicd-controller";
@@ -116,9 +124,12 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
     let (pipeline_run_wakes, pipeline_runs_woken) = futures::channel::mpsc::unbounded();
     let _ = queues.task_runs.set(task_run_wakes);
     let _ = queues.pipeline_runs.set(pipeline_run_wakes);
+    let (stores, writers) = Stores::new();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: Events::start(Recorder::new(client.clone(), reporter)),
+        stores,
+        versions: Versions::default(),
         settings: DecideSettings {
             render: RenderSettings {
                 entrypoint_image: config.entrypoint_image.clone(),
@@ -135,64 +146,36 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         },
     });
     let namespace = config.watch_namespace.as_deref();
-    // Runs are watched untyped, each object read and decoded on its own
-    // (see `stream` and `decode`): one malformed or too-deep run fails alone.
-    let run_resource = ApiResource::erase::<MyTaskRun>(&());
-    let run_writer = reflector::store::Writer::new(run_resource.clone());
-    let run_store = run_writer.as_reader();
-    let runs = reflector::reflector(
-        run_writer,
-        stream::watch(client.clone(), &run_resource, namespace, None),
-    );
-    let pods: Api<Pod> = scoped(&client, namespace);
-    let managed_pods = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
-    let controller = Controller::for_stream_with(runs.applied_objects(), run_store, run_resource)
-        .owns_with(pods, (), managed_pods)
-        .reconcile_on(task_runs_woken)
-        .with_config(ControllerSettings::default().concurrency(config.workers))
-        .shutdown_on_signal()
-        .run(taskrun::reconcile, taskrun::error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!(%error, "reconcile error");
-            }
-        });
-    // Pipeline runs own their task runs: a child's status change wakes its pipeline run.
-    let pipeline_run_resource = ApiResource::erase::<MyPipelineRun>(&());
-    let pipeline_run_writer = reflector::store::Writer::new(pipeline_run_resource.clone());
-    let pipeline_run_store = pipeline_run_writer.as_reader();
-    let pipeline_runs = reflector::reflector(
-        pipeline_run_writer,
-        stream::watch(client.clone(), &pipeline_run_resource, namespace, None),
-    );
-    let child_run_resource = ApiResource::erase::<MyTaskRun>(&());
-    let children = stream::watch(
-        client.clone(),
-        &child_run_resource,
+    let (stop, stopped) = watch::channel(false);
+    let wakes = Wakes {
+        task_runs: task_runs_woken,
+        pipeline_runs: pipeline_runs_woken,
+    };
+    let controller = start(
+        &client,
         namespace,
-        Some(crate::pipeline::LABEL_PIPELINE_RUN),
+        writers,
+        ctx,
+        usize::from(config.workers),
+        stopped,
+        wakes,
     );
-    let pipeline_controller = Controller::for_stream_with(
-        pipeline_runs.applied_objects(),
-        pipeline_run_store,
-        pipeline_run_resource,
-    )
-    .owns_stream_with(children.touched_objects(), child_run_resource)
-    .reconcile_on(pipeline_runs_woken)
-    .with_config(ControllerSettings::default().concurrency(config.workers))
-    .shutdown_on_signal()
-    .run(pipelinerun::reconcile, pipelinerun::error_policy, ctx)
-    .for_each(|result| async move {
-        if let Err(error) = result {
-            warn!(%error, "pipeline run reconcile error");
-        }
-    });
-    let controller = futures::future::join(controller, pipeline_controller);
     info!(
         workers = config.workers,
         namespace = namespace.unwrap_or("<all>"),
         "controller started"
     );
+    let controller = async move {
+        tokio::pin!(controller);
+        tokio::select! {
+            _ = &mut controller => return,
+            _ = shutdown_signal() => {
+                info!("signal received; finishing the reconciles in progress");
+                let _ = stop.send(true);
+            }
+        }
+        controller.await;
+    };
 
     match leadership {
         None => {
@@ -219,4 +202,247 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Waits for SIGTERM (what Kubernetes sends) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the controller");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The reconcile of MyTaskRuns, for the workers.
+struct TaskRuns;
+
+impl runner::Reconciler for TaskRuns {
+    fn reconcile(
+        &self,
+        object: Arc<DynamicObject>,
+        ctx: Arc<Context>,
+    ) -> impl std::future::Future<Output = Result<context::Requeue>> + Send {
+        taskrun::reconcile(object, ctx)
+    }
+
+    fn error_policy(
+        &self,
+        object: Arc<DynamicObject>,
+        error: &crate::error::Error,
+        ctx: Arc<Context>,
+    ) -> context::Requeue {
+        taskrun::error_policy(object, error, ctx)
+    }
+}
+
+/// The reconcile of MyPipelineRuns, for the workers.
+struct PipelineRuns;
+
+impl runner::Reconciler for PipelineRuns {
+    fn reconcile(
+        &self,
+        object: Arc<DynamicObject>,
+        ctx: Arc<Context>,
+    ) -> impl std::future::Future<Output = Result<context::Requeue>> + Send {
+        pipelinerun::reconcile(object, ctx)
+    }
+
+    fn error_policy(
+        &self,
+        object: Arc<DynamicObject>,
+        error: &crate::error::Error,
+        ctx: Arc<Context>,
+    ) -> context::Requeue {
+        pipelinerun::error_policy(object, error, ctx)
+    }
+}
+
+/// Starts every watch and both kinds' workers; the future ends when the
+/// workers have stopped (after `stop` turns true).
+///
+/// Watches: task runs and pipeline runs (untyped, each object decoded on
+/// its own, see `stream`), our pods, MyTasks and MyPipelines. Triggers:
+/// a run's own change queues it; a pod's status change queues the task run
+/// that controls it; a task run's change queues the pipeline run that
+/// controls it. Tasks and pipelines only fill caches (as before, a change
+/// of a MyTask does not wake its runs).
+/// Runs a concurrency group asks to look at again (see `admission`): a run
+/// that finished frees a slot, so the group's waiting runs are queued at once.
+struct Wakes {
+    task_runs: futures::channel::mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>,
+    pipeline_runs: futures::channel::mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>,
+}
+
+/// Feeds woken runs into their fair queue.
+async fn wake_into(woken: futures::channel::mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>, queue: Arc<FairQueue>) {
+    woken
+        .for_each(|run| {
+            if let Some(namespace) = run.namespace {
+                queue.push(queue::Key::new(namespace, run.name));
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+fn start(
+    client: &Client,
+    namespace: Option<&str>,
+    writers: stores::StoreWriters,
+    ctx: Arc<Context>,
+    workers: usize,
+    stopped: watch::Receiver<bool>,
+    wakes: Wakes,
+) -> impl std::future::Future<Output = ()> + Send + use<> {
+    let run_queue = Arc::new(FairQueue::default());
+    let pipeline_queue = Arc::new(FairQueue::default());
+
+    let run_resource = ApiResource::erase::<MyTaskRun>(&());
+    let run_writer = Writer::new(run_resource.clone());
+    let run_store = run_writer.as_reader();
+    let runs = {
+        let (runs, pipelines, ctx) = (run_queue.clone(), pipeline_queue.clone(), ctx.clone());
+        feed(
+            stream::watch(client.clone(), &run_resource, namespace, None),
+            run_writer,
+            run_resource.clone(),
+            slim_run,
+            move |change| {
+                let (object, deleted) = match change {
+                    Change::Applied { new, .. } => (new, false),
+                    Change::Deleted(object) => (object, true),
+                };
+                if let Some(parent) = owner_key(&object.metadata, "MyPipelineRun") {
+                    pipelines.push(parent);
+                }
+                let Some(key) = key_of(&object.metadata) else { return };
+                if deleted {
+                    ctx.versions
+                        .forget(&context::object_key("MyTaskRun", &key.namespace, &key.name));
+                    ctx.backoff
+                        .succeeded(&context::object_key("MyTaskRun", &key.namespace, &key.name));
+                    runs.forget(&key);
+                } else {
+                    runs.push(key);
+                }
+            },
+        )
+    };
+
+    let pipeline_resource = ApiResource::erase::<MyPipelineRun>(&());
+    let pipeline_writer = Writer::new(pipeline_resource.clone());
+    let pipeline_store = pipeline_writer.as_reader();
+    let pipeline_runs = {
+        let (queue, ctx) = (pipeline_queue.clone(), ctx.clone());
+        feed(
+            stream::watch(client.clone(), &pipeline_resource, namespace, None),
+            pipeline_writer,
+            pipeline_resource.clone(),
+            slim_run,
+            move |change| match change {
+                Change::Applied { new, .. } => {
+                    if let Some(key) = key_of(&new.metadata) {
+                        queue.push(key);
+                    }
+                }
+                Change::Deleted(object) => {
+                    if let Some(key) = key_of(&object.metadata) {
+                        let backoff_key = context::object_key("MyPipelineRun", &key.namespace, &key.name);
+                        ctx.versions.forget(&backoff_key);
+                        ctx.backoff.succeeded(&backoff_key);
+                        queue.forget(&key);
+                    }
+                }
+            },
+        )
+    };
+
+    let pods: Api<Pod> = scoped(client, namespace);
+    let managed = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
+    let pods = {
+        let queue = run_queue.clone();
+        feed(
+            watcher(pods, managed).default_backoff(),
+            writers.pods,
+            (),
+            slim_pod,
+            move |change| {
+                let owner = match change {
+                    Change::Applied { old, new } if pod_changed(old.as_deref(), new) => {
+                        owner_key(&new.metadata, "MyTaskRun")
+                    }
+                    Change::Applied { .. } => None,
+                    Change::Deleted(pod) => owner_key(&pod.metadata, "MyTaskRun"),
+                };
+                if let Some(owner) = owner {
+                    queue.push(owner);
+                }
+            },
+        )
+    };
+
+    let task_resource = ApiResource::erase::<MyTask>(&());
+    let tasks = feed(
+        stream::watch(client.clone(), &task_resource, namespace, None),
+        writers.tasks,
+        task_resource.clone(),
+        slim_object,
+        |_| {},
+    );
+    let pipeline_def_resource = ApiResource::erase::<MyPipeline>(&());
+    let pipelines = feed(
+        stream::watch(client.clone(), &pipeline_def_resource, namespace, None),
+        writers.pipelines,
+        pipeline_def_resource.clone(),
+        slim_object,
+        |_| {},
+    );
+
+    let woken = futures::future::join(
+        wake_into(wakes.task_runs, run_queue.clone()),
+        wake_into(wakes.pipeline_runs, pipeline_queue.clone()),
+    );
+    let run_workers = runner::work(
+        workers,
+        run_queue,
+        run_store,
+        run_resource,
+        ctx.clone(),
+        Arc::new(TaskRuns),
+        stopped.clone(),
+    );
+    let pipeline_workers = runner::work(
+        workers,
+        pipeline_queue,
+        pipeline_store,
+        pipeline_resource,
+        ctx,
+        Arc::new(PipelineRuns),
+        stopped,
+    );
+    async move {
+        let feeds = async {
+            futures::join!(runs, pipeline_runs, pods, tasks, pipelines, woken);
+        };
+        // The watches never end; the workers end on `stop`.
+        tokio::select! {
+            _ = feeds => warn!("the watches ended"),
+            _ = futures::future::join(run_workers, pipeline_workers) => {}
+        }
+    }
 }

@@ -8,11 +8,10 @@ use std::time::Instant;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DynamicObject};
-use kube::runtime::controller::Action as Requeue;
 use kube::{Resource as _, ResourceExt};
 use tracing::info;
 
-use crate::api::{Condition, MyPipeline, MyPipelineRun, MyTask, MyTaskRun, PipelineRunStatus, PipelineSpec, TaskSpec};
+use crate::api::{Condition, MyPipeline, MyPipelineRun, MyTaskRun, PipelineRunStatus, PipelineSpec, TaskSpec};
 use crate::error::{Error, Result};
 use crate::metrics::ReasonLabel;
 use crate::pipeline::LABEL_PIPELINE_RUN;
@@ -21,8 +20,8 @@ use crate::reconcile::pipelinerun::{
     Action, Observed, PipelineLookup, decide, is_done, run_label, succeeded_condition,
 };
 
-use super::context::{Context, object_key};
-use super::decode::{Loaded, decode, get_decoded, load_run};
+use super::context::{Context, Requeue, object_key};
+use super::decode::{Loaded, decode, load_run};
 use super::execute::{RunKind, Work, execute};
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
@@ -103,8 +102,9 @@ async fn fetch_pipeline(
         return Ok(None);
     };
     // Only the run's own namespace: a run must not reach into another tenant's pipelines.
-    // Read and decoded on its own: a too-deep MyPipeline is reported, not retried.
-    get_decoded::<MyPipeline>(&ctx.client, namespace, name).await
+    // Decoded on its own: a too-deep MyPipeline is reported, not retried.
+    // From the cache; read from the API server if the cache lacks it.
+    ctx.stores.pipeline(&ctx.client, namespace, name).await
 }
 
 /// The MyTasks the pipeline names, each read by name and decoded on its
@@ -125,7 +125,7 @@ async fn fetch_tasks(
         .collect();
     let mut tasks = BTreeMap::new();
     for name in referenced {
-        match get_decoded::<MyTask>(&ctx.client, namespace, name).await? {
+        match ctx.stores.task(&ctx.client, namespace, name).await? {
             Some(Ok(task)) => {
                 tasks.insert(name.to_string(), task.spec);
             }

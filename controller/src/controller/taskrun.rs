@@ -8,7 +8,6 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
-use kube::runtime::controller::Action as Requeue;
 use kube::{Api, ResourceExt};
 use tracing::info;
 
@@ -19,8 +18,8 @@ use crate::names;
 use crate::reason;
 use crate::reconcile::taskrun::{Action, Observed, TaskLookup, current_attempt, decide, is_done, succeeded_condition};
 
-use super::context::{Context, object_key};
-use super::decode::{Loaded, get_decoded, load_run};
+use super::context::{Context, Requeue, object_key};
+use super::decode::{Loaded, load_run};
 use super::execute::{RunKind, Work, execute};
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
@@ -52,8 +51,9 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
         (Some(task_name), None, Some(spec)) => TaskLookup::Found { name: task_name, spec },
         (Some(task_name), None, None) => {
             // Only the run's own namespace: a run must not reach into another tenant's tasks.
-            // Read and decoded on its own: a too-deep MyTask is reported, not retried.
-            fetched = get_decoded::<MyTask>(&ctx.client, &namespace, task_name).await?;
+            // Decoded on its own: a too-deep MyTask is reported, not retried.
+            // From the cache; read from the API server if the cache lacks it.
+            fetched = ctx.stores.task(&ctx.client, &namespace, task_name).await?;
             match &fetched {
                 Some(Ok(task)) => TaskLookup::Found {
                     name: task_name,
@@ -76,7 +76,9 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
     };
     let run = replaced.as_deref().unwrap_or(run);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    let pod = pods.get_opt(&names::pod_name(&name, current_attempt(run))).await?;
+    let pod_name = names::pod_name(&name, current_attempt(run));
+    let recorded = run.status.as_ref().and_then(|s| s.pod_name.as_deref()) == Some(pod_name.as_str());
+    let pod = ctx.stores.pod(&pods, &namespace, &pod_name, recorded).await?;
     let results = super::results::fetch(&pods, pod.as_ref(), ctx.settings.render.results).await?;
 
     let actions = decide(

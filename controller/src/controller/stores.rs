@@ -1,0 +1,519 @@
+//! Watch-fed in-memory indexes (reflector stores) that reconciles read
+//! instead of GETs: MyTasks, MyPipelines and the pods we manage; and what
+//! the caches keep of each object, which is only what decisions need, so
+//! memory stays flat as finished runs pile up.
+//!
+//! A cache can lag behind the API server by a watch event. Every lookup is
+//! therefore used only where a lag cannot cause a wrong decision:
+//! - a task or pipeline missing from the cache is read from the API server
+//!   (it may have been created a moment before its run);
+//! - a pod missing from the cache is read only if the run's status says it
+//!   was made; otherwise the run creates it, and a pod that exists after
+//!   all is met by the create's conflict handling (adopted only if the run
+//!   controls it);
+//! - the run itself is read fresh only when the cache is older than our own
+//!   last status write of it (`Versions`).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::{Api, Resource};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::api::{MyPipeline, MyTask};
+use crate::error::Result;
+
+use super::decode::{decode, get_decoded};
+
+/// Data key of a finished run's stand-in in the run caches: its reconcile
+/// has nothing left to do, and the run's spec and bulky status are not kept.
+pub const FINISHED: &str = "cicdFinished";
+/// kubectl's copy of the whole object, as large as the object itself.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The caches reconciles read; empty stores just mean every lookup goes to
+/// the API server (as in unit tests).
+pub struct Stores {
+    /// MyTasks of every watched namespace, untyped (decoded per lookup, so
+    /// a malformed one fails only the runs that use it).
+    pub tasks: Store<DynamicObject>,
+    /// MyPipelines, untyped for the same reason.
+    pub pipelines: Store<DynamicObject>,
+    /// The pods we manage (label `app.kubernetes.io/managed-by`), without
+    /// their spec (decisions read only metadata and status).
+    pub pods: Store<Pod>,
+    /// The API resource of MyTask, the key type of `tasks`.
+    task_resource: ApiResource,
+    /// The API resource of MyPipeline, the key type of `pipelines`.
+    pipeline_resource: ApiResource,
+}
+
+/// The writers that feed `Stores`, for the watches in `runner`.
+pub struct StoreWriters {
+    pub tasks: Writer<DynamicObject>,
+    pub pipelines: Writer<DynamicObject>,
+    pub pods: Writer<Pod>,
+}
+
+impl Stores {
+    /// Empty stores and the writers that fill them.
+    pub fn new() -> (Stores, StoreWriters) {
+        let task_resource = ApiResource::erase::<MyTask>(&());
+        let pipeline_resource = ApiResource::erase::<MyPipeline>(&());
+        let writers = StoreWriters {
+            tasks: Writer::new(task_resource.clone()),
+            pipelines: Writer::new(pipeline_resource.clone()),
+            pods: Writer::default(),
+        };
+        let stores = Stores {
+            tasks: writers.tasks.as_reader(),
+            pipelines: writers.pipelines.as_reader(),
+            pods: writers.pods.as_reader(),
+            task_resource,
+            pipeline_resource,
+        };
+        (stores, writers)
+    }
+
+    /// A MyTask of the run's namespace: from the cache, else from the API
+    /// server. None if it does not exist; `Some(Err)` if it is malformed.
+    pub async fn task(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Result<MyTask, String>>> {
+        lookup(&self.tasks, &self.task_resource, client, namespace, name).await
+    }
+
+    /// A MyPipeline of the run's namespace, as `task`.
+    pub async fn pipeline(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Result<MyPipeline, String>>> {
+        lookup(&self.pipelines, &self.pipeline_resource, client, namespace, name).await
+    }
+
+    /// The run's pod `name`: from the cache; if the cache has none, read
+    /// from the API server only when the run `recorded` it as made (the
+    /// cache may lag behind its creation; a pod the run did not record is
+    /// created, and a conflict then settles whether it exists).
+    pub async fn pod(&self, pods: &Api<Pod>, namespace: &str, name: &str, recorded: bool) -> Result<Option<Pod>> {
+        if let Some(pod) = self.pods.get(&ObjectRef::new(name).within(namespace)) {
+            return Ok(Some(Pod::clone(&pod)));
+        }
+        if !recorded {
+            return Ok(None);
+        }
+        Ok(pods.get_opt(name).await?)
+    }
+}
+
+async fn lookup<K>(
+    store: &Store<DynamicObject>,
+    resource: &ApiResource,
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Result<K, String>>>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + JsonSchema + 'static,
+{
+    let key = ObjectRef::new_with(name, resource.clone()).within(namespace);
+    match store.get(&key) {
+        Some(object) => Ok(Some(decode::<K>(&object))),
+        None => get_decoded::<K>(client, namespace, name).await,
+    }
+}
+
+/// Drops what no decision reads from an object's metadata: the managed
+/// fields and kubectl's last-applied copy (together often larger than the
+/// object).
+fn slim_meta(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+/// A MyTask or MyPipeline as the cache keeps it.
+pub fn slim_object(mut object: DynamicObject) -> DynamicObject {
+    slim_meta(&mut object.metadata);
+    object
+}
+
+/// Whether a run's `Succeeded` condition is final (True or False).
+fn is_finished(object: &DynamicObject) -> bool {
+    succeeded(object).is_some_and(|condition| condition.get("status").is_some_and(|s| s != "Unknown"))
+}
+
+fn succeeded(object: &DynamicObject) -> Option<&serde_json::Value> {
+    object
+        .data
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").is_some_and(|t| t == "Succeeded"))
+}
+
+/// A run as the cache keeps it: whole while it is going; once finished, a
+/// stand-in with its metadata, completion time and final condition's status
+/// and reason only (marked [`FINISHED`]). A finished run is never decided
+/// on again, so its spec and status (task snapshot, steps, results, often
+/// tens of kB) need not stay in memory.
+pub fn slim_run(mut object: DynamicObject) -> DynamicObject {
+    slim_meta(&mut object.metadata);
+    if !is_finished(&object) {
+        return object;
+    }
+    let condition = succeeded(&object).map(|c| {
+        json!({
+            "type": "Succeeded",
+            "status": c.get("status").cloned().unwrap_or_default(),
+            "reason": c.get("reason").cloned().unwrap_or_default(),
+        })
+    });
+    let completion = object.data.pointer("/status/completionTime").cloned();
+    let mut status = json!({ "conditions": condition.into_iter().collect::<Vec<_>>(), "completionTime": completion });
+    // What `history` decides on: the definition's limits and TTL from the
+    // snapshot, the run's own TTL and definition reference.
+    for snapshot in ["taskSpec", "pipelineSpec"] {
+        if let Some(kept) = kept_fields(object.data.pointer(&format!("/status/{snapshot}")), HISTORY_FIELDS) {
+            status[snapshot] = kept;
+        }
+    }
+    let mut data = json!({ FINISHED: true, "status": status });
+    if let Some(kept) = kept_fields(object.data.get("spec"), RUN_HISTORY_FIELDS) {
+        data["spec"] = kept;
+    }
+    object.data = data;
+    object
+}
+
+/// The fields of a definition's snapshot that a finished run still needs.
+const HISTORY_FIELDS: &[&str] = &[
+    "ttlSecondsAfterFinished",
+    "successfulRunsHistoryLimit",
+    "failedRunsHistoryLimit",
+];
+/// The fields of a finished run's spec that it still needs.
+const RUN_HISTORY_FIELDS: &[&str] = &["ttlSecondsAfterFinished", "taskRef", "pipelineRef"];
+
+/// An object of just `fields` of `value` (small scalars), if it has any.
+fn kept_fields(value: Option<&serde_json::Value>, fields: &[&str]) -> Option<serde_json::Value> {
+    let value = value?;
+    let kept: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .filter_map(|field| Some((field.to_string(), value.get(*field)?.clone())))
+        .filter(|(_, v)| v.is_number() || v.is_string())
+        .collect();
+    (!kept.is_empty()).then_some(serde_json::Value::Object(kept))
+}
+
+/// Whether a cached run is a finished run's stand-in.
+pub fn is_finished_stand_in(object: &DynamicObject) -> bool {
+    object.data.get(FINISHED).is_some_and(|v| v == true)
+}
+
+/// A pod as the cache keeps it: metadata and status, no spec (decisions
+/// read the pod's phase, container states, owner and deletion only).
+pub fn slim_pod(mut pod: Pod) -> Pod {
+    slim_meta(&mut pod.metadata);
+    pod.spec = None;
+    pod
+}
+
+/// Whether a pod's change can matter to its run's decision: new, gone, or
+/// a different status or deletion mark. A change of labels or annotations
+/// alone (or a resync) does not cause a reconcile.
+pub fn pod_changed(old: Option<&Pod>, new: &Pod) -> bool {
+    match old {
+        None => true,
+        Some(old) => old.status != new.status || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp,
+    }
+}
+
+/// The resource version of our last status write of each run, until the
+/// run cache has caught up with it: while the cache is older, the run is
+/// read fresh (deciding on a copy older than our own write would redo
+/// recorded work, e.g. stamp a second start time).
+#[derive(Debug, Default)]
+pub struct Versions {
+    /// Written version by `kind/namespace/name`.
+    written: Mutex<HashMap<String, u64>>,
+}
+
+impl Versions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.written.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes the version our status write produced.
+    pub fn wrote(&self, key: &str, version: Option<&str>) {
+        match version.and_then(|v| v.parse::<u64>().ok()) {
+            Some(version) => {
+                self.lock().insert(key.to_string(), version);
+            }
+            // Not a number (not etcd?): the run will always be read fresh.
+            None => {
+                self.lock().insert(key.to_string(), u64::MAX);
+            }
+        }
+    }
+
+    /// Whether the cached copy (at `cached`) may be older than our last
+    /// write; forgets the write once the cache has caught up.
+    pub fn cache_is_behind(&self, key: &str, cached: Option<&str>) -> bool {
+        let mut written = self.lock();
+        let Some(&ours) = written.get(key) else {
+            return false;
+        };
+        match cached.and_then(|v| v.parse::<u64>().ok()) {
+            Some(version) if version >= ours => {
+                written.remove(key);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Forgets a deleted run.
+    pub fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::watcher::Event;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::controller::mock_api::{MockApi, status};
+
+    fn task_object(name: &str, image: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "cicdoperator.ning1875.io/v1",
+            "kind": "MyTask",
+            "metadata": {
+                "name": name, "namespace": "ci", "resourceVersion": "5",
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+                "annotations": {LAST_APPLIED: "{\"huge\": true}", "keep": "me"}
+            },
+            "spec": {"steps": [{"name": "one", "image": image, "script": "true"}]}
+        }))
+        .expect("a task")
+    }
+
+    fn served_task() -> (u16, Value) {
+        (
+            200,
+            serde_json::to_value(task_object("t", "127.0.0.1:5000/cicd/bash:server")).expect("json"),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_cached_task_is_read_without_a_request_and_a_missing_one_is_fetched() {
+        let api = MockApi::new(|seen| {
+            if seen.path.ends_with("/mytasks/fetched") {
+                served_task()
+            } else {
+                status(404, "NotFound", "no such task")
+            }
+        });
+        let (stores, mut writers) = Stores::new();
+        writers.tasks.apply_watcher_event(&Event::Apply(slim_object(task_object(
+            "t",
+            "127.0.0.1:5000/cicd/bash:cached",
+        ))));
+
+        let cached = stores.task(&api.client(), "ci", "t").await.expect("no error");
+        let image = cached.and_then(|t| t.ok()).and_then(|t| t.spec.steps[0].image.clone());
+        assert_eq!(image.as_deref(), Some("127.0.0.1:5000/cicd/bash:cached"));
+        assert!(api.requests().is_empty(), "{:?}", api.requests());
+
+        let fetched = stores.task(&api.client(), "ci", "fetched").await.expect("no error");
+        assert!(
+            matches!(fetched, Some(Ok(_))),
+            "read from the API server when not cached"
+        );
+        let missing = stores.task(&api.client(), "ci", "nope").await.expect("no error");
+        assert!(missing.is_none());
+        assert_eq!(api.requests().len(), 2);
+        let other_namespace = stores.task(&api.client(), "other", "t").await.expect("no error");
+        assert!(
+            other_namespace.is_none(),
+            "another namespace's task is not found in the cache"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_cached_task_is_reported_not_retried() {
+        let api = MockApi::new(|_| status(500, "InternalError", "must not be asked"));
+        let (stores, mut writers) = Stores::new();
+        let mut bad = task_object("t", "x");
+        bad.data["spec"]["steps"][0]["timout"] = json!("1s");
+        writers.tasks.apply_watcher_event(&Event::Apply(bad));
+        let problem = match stores.task(&api.client(), "ci", "t").await.expect("no error") {
+            Some(Err(problem)) => problem,
+            other => panic!("expected a problem, got {other:?}"),
+        };
+        assert!(problem.contains("spec.steps[0].timout"), "{problem}");
+    }
+
+    fn pod(phase: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "tr-pod", "namespace": "ci", "managedFields": [{"manager": "kubelet"}]},
+            "spec": {"containers": [{"name": "step-one", "image": "x"}]},
+            "status": {"phase": phase}
+        }))
+        .expect("a pod")
+    }
+
+    #[tokio::test]
+    async fn pods_come_from_the_cache_and_are_fetched_only_when_recorded() {
+        let api = MockApi::new(|seen| {
+            if seen.path.ends_with("/pods/made") {
+                (200, serde_json::to_value(pod("Running")).expect("json"))
+            } else {
+                status(404, "NotFound", "no such pod")
+            }
+        });
+        let pods: Api<Pod> = Api::namespaced(api.client(), "ci");
+        let (stores, mut writers) = Stores::new();
+        writers
+            .pods
+            .apply_watcher_event(&Event::Apply(slim_pod(pod("Pending"))));
+
+        let cached = stores.pod(&pods, "ci", "tr-pod", true).await.expect("no error");
+        assert_eq!(
+            cached.and_then(|p| p.status).and_then(|s| s.phase).as_deref(),
+            Some("Pending")
+        );
+        let unrecorded = stores.pod(&pods, "ci", "made", false).await.expect("no error");
+        assert!(unrecorded.is_none());
+        assert!(
+            api.requests().is_empty(),
+            "neither read asked the server: {:?}",
+            api.requests()
+        );
+        let recorded = stores.pod(&pods, "ci", "made", true).await.expect("no error");
+        assert!(recorded.is_some(), "a recorded pod the cache lacks is read");
+        assert_eq!(api.requests(), vec!["GET /api/v1/namespaces/ci/pods/made".to_string()]);
+    }
+
+    #[test]
+    fn caches_keep_only_what_decisions_need() {
+        let task = slim_object(task_object("t", "x"));
+        assert_eq!(task.metadata.managed_fields, None);
+        let annotations = task.metadata.annotations.expect("other annotations stay");
+        assert_eq!(annotations.keys().collect::<Vec<_>>(), vec!["keep"]);
+
+        let slim = slim_pod(pod("Running"));
+        assert!(slim.spec.is_none() && slim.metadata.managed_fields.is_none());
+        assert_eq!(slim.status.and_then(|s| s.phase).as_deref(), Some("Running"));
+    }
+
+    fn run(state: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "cicdoperator.ning1875.io/v1",
+            "kind": "MyTaskRun",
+            "metadata": {"name": "tr", "namespace": "ci", "uid": "u", "labels": {"team": "a"}},
+            "spec": {"taskRef": "t"},
+            "status": {
+                "conditions": [{"type": "Succeeded", "status": state, "reason": "Why", "message": "long text"}],
+                "completionTime": "2026-01-01T00:00:00Z",
+                "taskSpec": {"steps": [{"name": "one", "image": "x", "script": "a long script"}]},
+                "steps": [{"name": "one"}]
+            }
+        }))
+        .expect("a run")
+    }
+
+    #[test]
+    fn a_finished_run_is_cached_as_a_small_stand_in_and_a_going_one_whole() {
+        let going = slim_run(run("Unknown"));
+        assert!(!is_finished_stand_in(&going));
+        assert_eq!(going.data["spec"]["taskRef"], "t");
+
+        let done = slim_run(run("True"));
+        assert!(is_finished_stand_in(&done));
+        assert_eq!(done.metadata.labels.as_ref().map(|l| l.len()), Some(1));
+        assert_eq!(
+            done.data,
+            json!({
+                FINISHED: true,
+                "spec": {"taskRef": "t"},
+                "status": {
+                    "conditions": [{"type": "Succeeded", "status": "True", "reason": "Why"}],
+                    "completionTime": "2026-01-01T00:00:00Z"
+                }
+            })
+        );
+        assert!(slim_run(run("False")).data.get(FINISHED).is_some());
+    }
+
+    #[test]
+    fn a_finished_stand_in_keeps_what_history_decides_on() {
+        let mut finished = run("True");
+        finished.data["spec"]["ttlSecondsAfterFinished"] = json!(30);
+        finished.data["status"]["taskSpec"]["successfulRunsHistoryLimit"] = json!(2);
+        finished.data["status"]["taskSpec"]["failedRunsHistoryLimit"] = json!(1);
+        let done = slim_run(finished);
+        assert_eq!(
+            done.data["spec"],
+            json!({"taskRef": "t", "ttlSecondsAfterFinished": 30})
+        );
+        assert_eq!(
+            done.data["status"]["taskSpec"],
+            json!({"successfulRunsHistoryLimit": 2, "failedRunsHistoryLimit": 1})
+        );
+    }
+
+    #[test]
+    fn only_a_pod_status_or_deletion_change_triggers_its_run() {
+        let pending = slim_pod(pod("Pending"));
+        assert!(pod_changed(None, &pending));
+        let mut relabelled = pending.clone();
+        relabelled.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
+        relabelled.metadata.resource_version = Some("9".into());
+        assert!(!pod_changed(Some(&pending), &relabelled));
+        assert!(pod_changed(Some(&pending), &slim_pod(pod("Running"))));
+        let mut deleting = pending.clone();
+        deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        assert!(pod_changed(Some(&pending), &deleting));
+    }
+
+    #[test]
+    fn a_run_is_read_fresh_only_while_the_cache_is_behind_our_write() {
+        let versions = Versions::default();
+        assert!(
+            !versions.cache_is_behind("k", Some("10")),
+            "nothing written: the cache is used"
+        );
+        versions.wrote("k", Some("12"));
+        assert!(versions.cache_is_behind("k", Some("11")));
+        assert!(versions.cache_is_behind("k", None));
+        assert!(!versions.cache_is_behind("k", Some("12")), "caught up");
+        assert!(!versions.cache_is_behind("k", Some("11")), "forgotten once caught up");
+        versions.wrote("k", Some("not-a-number"));
+        assert!(
+            versions.cache_is_behind("k", Some("99999")),
+            "opaque versions: always fresh"
+        );
+        versions.forget("k");
+        assert!(!versions.cache_is_behind("k", Some("1")));
+    }
+}
