@@ -17,9 +17,6 @@ use crate::args::check_params;
 use crate::client::{CliError, Cluster, api_error, is_not_found};
 use crate::runs::{RunKind, RunSummary, sort_newest_first};
 
-/// The prefix of the labels the controller itself sets (taskRun, task,
-/// pipelineRun...): a rerun gets them anew, so they are not copied.
-
 /// A run of either kind.
 #[derive(Debug, Clone)]
 pub enum AnyRun {
