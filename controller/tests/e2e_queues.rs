@@ -316,7 +316,14 @@ spec:
     ));
     let run = ns.wait_done::<MyTaskRun>("short-lived", Duration::from_secs(60)).await;
     ns.expect_condition(&run, "True", "Succeeded");
-    let finished = Instant::now();
+    // The TTL counts from the run's completionTime (whole seconds), not from
+    // when this test saw it finish (polling lags behind).
+    let completed = run
+        .status
+        .as_ref()
+        .and_then(|s| s.completion_time.as_ref())
+        .map(|t| t.0)
+        .expect("a finished run has a completionTime");
     let pod = ns.api::<Pod>().get("short-lived-pod").await.expect("the run's pod");
     assert!(
         pod.owner_references()
@@ -324,14 +331,26 @@ spec:
             .any(|o| o.kind == "MyTaskRun" && o.name == "short-lived" && o.controller == Some(true)),
         "the pod is owned by its run, so it goes with it"
     );
+    // Before the TTL (minus the second lost to truncation) the run is kept.
+    let early = completed + k8s_openapi::jiff::SignedDuration::from_millis(1900);
+    while k8s_openapi::jiff::Timestamp::now() < early {
+        let found = ns.api::<MyTaskRun>().get_opt("short-lived").await.ok().flatten();
+        assert!(
+            found.is_some() || k8s_openapi::jiff::Timestamp::now() >= early,
+            "deleted before its TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     wait_for(&ns, Duration::from_secs(20), "run and pod deleted", |runs, pods| {
         runs.is_empty() && pods.is_empty()
     })
     .await;
+    // completionTime is truncated to the second, so up to 1 s of the 3 s
+    // may have passed before it.
+    let after = k8s_openapi::jiff::Timestamp::now().duration_since(completed);
     assert!(
-        finished.elapsed() >= Duration::from_secs(2),
-        "deleted only after its TTL, took {:?}",
-        finished.elapsed()
+        after >= k8s_openapi::jiff::SignedDuration::from_secs(2),
+        "deleted only after its TTL: gone {after:?} after completionTime"
     );
     ns.passed();
 }
