@@ -598,6 +598,10 @@ async fn a_second_replica_waits_for_the_lease() {
             break;
         }
     }
+    // Readiness comes before the Lease wait (it does not depend on the
+    // lease): give it time to reach the wait before looking at its log. The
+    // leader holds the Lease for 15 s, so the follower cannot take it here.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let still_running = follower.try_wait().expect("poll follower").is_none();
     let _ = follower.kill();
     let output = follower.wait_with_output().expect("follower output");

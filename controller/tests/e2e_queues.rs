@@ -253,7 +253,9 @@ async fn wait_running(ns: &TestNamespace, name: &str) {
 async fn queue_order_and_replacement_survive_a_controller_restart() {
     let ns = TestNamespace::new("e2e-queue-restart").await;
     ns.apply(&task("deploy", "deploy", "Queue", "sleep 4", ""));
-    ns.apply(&task("replace", "replace", "CancelInProgress", "sleep 8", ""));
+    // Long enough that r00 is still running when the restarted controller
+    // (which first waits for the Lease) sees r01 and r02.
+    ns.apply(&task("replace", "replace", "CancelInProgress", "sleep 25", ""));
     let queued = names("q", 5);
     apply_runs(&ns, &queued, "deploy");
     apply_runs(&ns, &["r00".to_string()], "replace");
@@ -306,7 +308,7 @@ apiVersion: cicdoperator.ning1875.io/v1
 kind: MyTaskRun
 metadata: {{name: short-lived}}
 spec:
-  ttlSecondsAfterFinished: 3
+  ttlSecondsAfterFinished: 8
   taskSpec:
     steps:
       - name: main
@@ -332,7 +334,8 @@ spec:
         "the pod is owned by its run, so it goes with it"
     );
     // Before the TTL (minus the second lost to truncation) the run is kept.
-    let early = completed + k8s_openapi::jiff::SignedDuration::from_millis(1900);
+    // 8 s, so that this test's polling sees the run finished before it goes.
+    let early = completed + k8s_openapi::jiff::SignedDuration::from_millis(6900);
     while k8s_openapi::jiff::Timestamp::now() < early {
         let found = ns.api::<MyTaskRun>().get_opt("short-lived").await.ok().flatten();
         assert!(
@@ -345,11 +348,11 @@ spec:
         runs.is_empty() && pods.is_empty()
     })
     .await;
-    // completionTime is truncated to the second, so up to 1 s of the 3 s
+    // completionTime is truncated to the second, so up to 1 s of the 8 s
     // may have passed before it.
     let after = k8s_openapi::jiff::Timestamp::now().duration_since(completed);
     assert!(
-        after >= k8s_openapi::jiff::SignedDuration::from_secs(2),
+        after >= k8s_openapi::jiff::SignedDuration::from_secs(7),
         "deleted only after its TTL: gone {after:?} after completionTime"
     );
     ns.passed();
