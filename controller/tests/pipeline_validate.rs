@@ -195,3 +195,14 @@ fn a_pipeline_over_the_task_limit_is_refused_naming_the_count_and_the_flag() {
         "{error}"
     );
 }
+
+#[test]
+fn a_sub_path_leaving_its_workspace_is_reported_once() {
+    let spec = pipeline(
+        "  workspaces: [{name: shared}]\n  tasks:\n    - name: a\n      taskRef: t\n      \
+         params: [{name: S, value: x}]\n      workspaces: [{name: src, workspace: shared, subPath: ../up}]\n",
+    );
+    let error = check(&spec, &[], &[]).expect_err("a subPath with ..");
+    let message = "spec.tasks[0].workspaces[0].subPath: subPath \"../up\" must be relative and must not contain '..'";
+    assert_eq!(error.matches(message).count(), 1, "{error}");
+}

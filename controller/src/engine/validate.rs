@@ -409,6 +409,11 @@ pub fn list_or_none(names: &[&str]) -> String {
     }
 }
 
+/// True when a `subPath` would leave its volume: absolute, or with a `..`.
+pub fn sub_path_escapes(sub_path: &str) -> bool {
+    sub_path.starts_with('/') || sub_path.split('/').any(|part| part == "..")
+}
+
 /// Checks one workspace binding on its own: one source, a sane subPath.
 pub fn validate_binding(binding: &WorkspaceBinding, field: &str, errors: &mut ValidationErrors) {
     let sources = binding.sources();
@@ -427,7 +432,7 @@ pub fn validate_binding(binding: &WorkspaceBinding, field: &str, errors: &mut Va
         ),
     }
     if let Some(sub_path) = &binding.sub_path
-        && (sub_path.starts_with('/') || sub_path.split('/').any(|part| part == ".."))
+        && sub_path_escapes(sub_path)
     {
         errors.push(
             format!("{field}.subPath"),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::api::{Param, ParamType, ParamValue, PipelineSpec, PipelineTask, RunResult, SkippedTask};
 use crate::engine::errors::ValidationErrors;
+use crate::engine::validate::sub_path_escapes;
 
 use super::dag::{Dag, Edge};
 use super::propagate::propagated_params;
@@ -193,10 +194,15 @@ pub fn sub_paths(
         };
         let at = format!("{field}.workspaces[{index}].subPath");
         match substitute_value(&ParamValue::String(text.clone()), vars, &at, errors) {
-            ParamValue::String(path) if path.starts_with('/') || path.split('/').any(|part| part == "..") => {
+            ParamValue::String(path) if sub_path_escapes(&path) => {
+                let from = if path == *text {
+                    String::new()
+                } else {
+                    format!(" (from {text:?})")
+                };
                 errors.push(
                     at,
-                    format!("subPath {path:?} (from {text:?}) must be relative and must not contain '..'"),
+                    format!("subPath {path:?}{from} must be relative and must not contain '..'"),
                 );
             }
             ParamValue::String(path) => {

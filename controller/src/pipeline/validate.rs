@@ -215,14 +215,6 @@ fn check_workspaces(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) 
                     ),
                 );
             }
-            if let Some(sub_path) = &workspace.sub_path
-                && (sub_path.starts_with('/') || sub_path.split('/').any(|part| part == ".."))
-            {
-                errors.push(
-                    format!("{at}.workspaces[{index}].subPath"),
-                    format!("subPath {sub_path:?} must be relative and must not contain '..'"),
-                );
-            }
         }
     }
 }
