@@ -17,6 +17,8 @@ use crate::objects::LABEL_ID;
 #[derive(Debug, Default)]
 struct Seen {
     created: HashMap<usize, Instant>,
+    /// When the API server answered the create (only where noted).
+    answered: HashMap<usize, Instant>,
     first_seen: HashMap<usize, Instant>,
     finished: HashMap<usize, Instant>,
 }
@@ -30,6 +32,8 @@ pub struct Tracker {
 /// Per-object durations of a phase, in creation order of their ids.
 pub struct Timings {
     pub to_pod: Vec<Duration>,
+    /// From the create's answer (the run exists) to its pod being seen.
+    pub to_pod_after_answer: Vec<Duration>,
     pub to_finish: Vec<Duration>,
     /// From the first create request to the last pod seen / finished.
     pub span_to_pod: Duration,
@@ -84,6 +88,12 @@ impl Tracker {
         self.with(|seen| seen.created.insert(id, now));
     }
 
+    /// Notes that the API server has answered the create of object `id`.
+    pub fn answered(&self, id: usize) {
+        let now = Instant::now();
+        self.with(|seen| seen.answered.insert(id, now));
+    }
+
     pub fn counts(&self) -> (usize, usize) {
         self.with(|seen| (seen.first_seen.len(), seen.finished.len()))
     }
@@ -96,16 +106,17 @@ impl Tracker {
                 (Some(start), Some(end)) => end.saturating_duration_since(start),
                 _ => Duration::ZERO,
             };
-            let since_create = |marks: &HashMap<usize, Instant>| {
+            let between = |start: &HashMap<usize, Instant>, marks: &HashMap<usize, Instant>| {
                 let mut ids: Vec<&usize> = marks.keys().collect();
                 ids.sort();
                 ids.into_iter()
-                    .filter_map(|id| Some(marks[id].saturating_duration_since(*seen.created.get(id)?)))
+                    .filter_map(|id| Some(marks[id].saturating_duration_since(*start.get(id)?)))
                     .collect()
             };
             Timings {
-                to_pod: since_create(&seen.first_seen),
-                to_finish: since_create(&seen.finished),
+                to_pod: between(&seen.created, &seen.first_seen),
+                to_pod_after_answer: between(&seen.answered, &seen.first_seen),
+                to_finish: between(&seen.created, &seen.finished),
                 span_to_pod: span(&seen.first_seen),
                 span_to_finish: span(&seen.finished),
             }

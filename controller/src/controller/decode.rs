@@ -18,7 +18,7 @@ use crate::api::strict;
 use crate::error::{Error, Result};
 
 use super::context::{Context, FIELD_MANAGER, Requeue, object_key};
-use super::stores::is_finished_stand_in;
+use super::stores::{AWAIT_OWN_WRITE, Freshness, is_finished_stand_in};
 use super::stream::{self, UNREADABLE};
 
 /// Decodes an untyped object strictly (see `api::strict`), naming each
@@ -93,17 +93,20 @@ pub async fn fresh(
     Ok(stream::get(client, &url, &object.name_any()).await?)
 }
 
-/// What a reconcile works on: the run, read fresh and decoded, or nothing
-/// more to do (finished, gone, or rejected as malformed).
+/// What a reconcile works on: the run, decoded; nothing more to do
+/// (finished, gone, or rejected as malformed); or not yet (the cache has
+/// not caught up with our own last write).
 pub enum Loaded<K> {
     Run(Box<K>),
     Done(Requeue),
+    Wait(Requeue),
 }
 
 /// Loads the run behind a cached object, to be reconciled only if it is not
 /// `finished`. The cached copy is used unless it is older than our own last
-/// status write of the run (`stores::Versions`): then the run is read
-/// fresh, so no decision is taken on a copy that predates our own work. A
+/// status write of the run (`stores::Versions`): then the reconcile waits
+/// for the watch to bring that write, or, if the watch is late, reads the
+/// run fresh, so no decision is taken on a copy that predates our own work. A
 /// run that cannot be decoded is ended with `invalid_reason`.
 pub async fn load_run<K>(
     cached: &DynamicObject,
@@ -121,19 +124,17 @@ where
     let namespace = cached.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let key = object_key(&resource.kind, &namespace, &cached.name_any());
     let fetched;
-    let object = if ctx
-        .versions
-        .cache_is_behind(&key, cached.metadata.resource_version.as_deref())
-    {
-        match fresh(cached, &resource, &ctx.client).await? {
+    let object = match ctx.versions.freshness(&key, cached.metadata.resource_version.as_deref()) {
+        Freshness::Current => cached,
+        // The watch brings our write soon and queues the run again.
+        Freshness::AwaitingWatch => return Ok(Loaded::Wait(Requeue::requeue(AWAIT_OWN_WRITE))),
+        Freshness::Stale => match fresh(cached, &resource, &ctx.client).await? {
             Some(object) => {
                 fetched = object;
                 &fetched
             }
             None => return Ok(Loaded::Done(Requeue::await_change())),
-        }
-    } else {
-        cached
+        },
     };
     match decode::<K>(object) {
         Ok(run) if finished(&run) => Ok(Loaded::Done(Requeue::await_change())),

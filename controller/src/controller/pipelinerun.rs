@@ -36,6 +36,7 @@ async fn reconcile_object(cached: &DynamicObject, ctx: &Context) -> Result<Reque
     let finished = |run: &MyPipelineRun| is_done(run.status.as_ref());
     match load_run::<MyPipelineRun>(cached, crate::reason::PIPELINE_VALIDATION_FAILED, finished, ctx).await? {
         Loaded::Run(run) => reconcile_run(&run, ctx).await,
+        Loaded::Wait(requeue) => Ok(requeue),
         // Finished (or gone): its group and its history (see `history`).
         Loaded::Done(requeue) => super::history::after_finish::<MyPipelineRun>(cached, requeue, ctx).await,
     }

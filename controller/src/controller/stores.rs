@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ApiResource, DynamicObject};
@@ -244,46 +245,65 @@ pub fn pod_changed(old: Option<&Pod>, new: &Pod) -> bool {
 }
 
 /// The resource version of our last status write of each run, until the
-/// run cache has caught up with it: while the cache is older, the run is
-/// read fresh (deciding on a copy older than our own write would redo
-/// recorded work, e.g. stamp a second start time).
+/// run cache has caught up with it: while the cache is older, no decision
+/// is taken on the cached copy (deciding on a copy older than our own
+/// write would redo recorded work, e.g. stamp a second start time).
 #[derive(Debug, Default)]
 pub struct Versions {
-    /// Written version by `kind/namespace/name`.
-    written: Mutex<HashMap<String, u64>>,
+    /// Written version, and when it was written, by `kind/namespace/name`.
+    written: Mutex<HashMap<String, (u64, Instant)>>,
+}
+
+/// How long a reconcile waits for the watch to deliver our own status
+/// write before it reads the run from the API server instead. The watch
+/// normally brings it within milliseconds, and queues the run again when
+/// it does; the fresh read is the fallback for a watch that fell behind.
+pub const AWAIT_OWN_WRITE: Duration = Duration::from_secs(3);
+
+/// Whether the cached copy of a run can be decided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// At least as new as our last write (or we wrote nothing).
+    Current,
+    /// Older than a write we made less than [`AWAIT_OWN_WRITE`] ago: the
+    /// watch will bring the new copy and queue the run again, so wait
+    /// for it rather than spend a request (under a burst, those requests
+    /// compete with every tenant's pod creations).
+    AwaitingWatch,
+    /// Older than a write we made longer ago: read the run fresh.
+    Stale,
 }
 
 impl Versions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Instant)>> {
         self.written.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Notes the version our status write produced.
     pub fn wrote(&self, key: &str, version: Option<&str>) {
-        match version.and_then(|v| v.parse::<u64>().ok()) {
-            Some(version) => {
-                self.lock().insert(key.to_string(), version);
-            }
-            // Not a number (not etcd?): the run will always be read fresh.
-            None => {
-                self.lock().insert(key.to_string(), u64::MAX);
-            }
-        }
+        self.wrote_at(key, version, Instant::now());
+    }
+
+    fn wrote_at(&self, key: &str, version: Option<&str>, at: Instant) {
+        // Not a number (not etcd?): the run will always be read fresh.
+        let version = version.and_then(|v| v.parse::<u64>().ok()).unwrap_or(u64::MAX);
+        self.lock().insert(key.to_string(), (version, at));
     }
 
     /// Whether the cached copy (at `cached`) may be older than our last
     /// write; forgets the write once the cache has caught up.
-    pub fn cache_is_behind(&self, key: &str, cached: Option<&str>) -> bool {
+    pub fn freshness(&self, key: &str, cached: Option<&str>) -> Freshness {
         let mut written = self.lock();
-        let Some(&ours) = written.get(key) else {
-            return false;
+        let Some(&(ours, at)) = written.get(key) else {
+            return Freshness::Current;
         };
         match cached.and_then(|v| v.parse::<u64>().ok()) {
             Some(version) if version >= ours => {
                 written.remove(key);
-                false
+                Freshness::Current
             }
-            _ => true,
+            _ if ours != u64::MAX && at.elapsed() < AWAIT_OWN_WRITE => Freshness::AwaitingWatch,
+            _ => Freshness::Stale,
         }
     }
 
@@ -497,23 +517,36 @@ mod tests {
     }
 
     #[test]
-    fn a_run_is_read_fresh_only_while_the_cache_is_behind_our_write() {
+    fn a_run_waits_for_the_watch_to_bring_our_write_then_is_read_fresh() {
         let versions = Versions::default();
-        assert!(
-            !versions.cache_is_behind("k", Some("10")),
+        assert_eq!(
+            versions.freshness("k", Some("10")),
+            Freshness::Current,
             "nothing written: the cache is used"
         );
         versions.wrote("k", Some("12"));
-        assert!(versions.cache_is_behind("k", Some("11")));
-        assert!(versions.cache_is_behind("k", None));
-        assert!(!versions.cache_is_behind("k", Some("12")), "caught up");
-        assert!(!versions.cache_is_behind("k", Some("11")), "forgotten once caught up");
+        assert_eq!(versions.freshness("k", Some("11")), Freshness::AwaitingWatch);
+        assert_eq!(versions.freshness("k", None), Freshness::AwaitingWatch);
+        let long_ago = Instant::now().checked_sub(AWAIT_OWN_WRITE).expect("the clock is past boot");
+        versions.wrote_at("k", Some("12"), long_ago);
+        assert_eq!(
+            versions.freshness("k", Some("11")),
+            Freshness::Stale,
+            "the watch is late: read fresh"
+        );
+        assert_eq!(versions.freshness("k", Some("12")), Freshness::Current, "caught up");
+        assert_eq!(
+            versions.freshness("k", Some("11")),
+            Freshness::Current,
+            "forgotten once caught up"
+        );
         versions.wrote("k", Some("not-a-number"));
-        assert!(
-            versions.cache_is_behind("k", Some("99999")),
+        assert_eq!(
+            versions.freshness("k", Some("99999")),
+            Freshness::Stale,
             "opaque versions: always fresh"
         );
         versions.forget("k");
-        assert!(!versions.cache_is_behind("k", Some("1")));
+        assert_eq!(versions.freshness("k", Some("1")), Freshness::Current);
     }
 }

@@ -34,6 +34,7 @@ async fn reconcile_object(cached: &DynamicObject, ctx: &Context) -> Result<Reque
     let finished = |run: &MyTaskRun| is_done(run.status.as_ref());
     match load_run::<MyTaskRun>(cached, reason::VALIDATION_FAILED, finished, ctx).await? {
         Loaded::Run(run) => reconcile_run(&run, ctx).await,
+        Loaded::Wait(requeue) => Ok(requeue),
         // Finished (or gone): its group and its history (see `history`).
         Loaded::Done(requeue) => super::history::after_finish::<MyTaskRun>(cached, requeue, ctx).await,
     }
