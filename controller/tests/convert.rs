@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use cicd_controller::api::{OnError, ParamType, ParamValue, RunSpecStatus};
+use cicd_controller::api::{ParamType, ParamValue, RunSpecStatus};
 use cicd_controller::commands::render_yaml;
 use cicd_controller::convert::{ConvertError, convert_yaml};
 use cicd_controller::manifests::Manifests;
@@ -126,7 +126,7 @@ fn a_task_and_its_run_convert_exactly() {
         "Tekton's name for an unnamed step"
     );
     assert_eq!(task.spec.steps[1].name, "pack");
-    assert_eq!(task.spec.steps[1].on_error, Some(OnError::Continue));
+    assert_eq!(task.spec.steps[1].on_error.as_deref(), Some("continue"));
     assert!(
         task.spec.steps[1].resources.is_some(),
         "computeResources becomes resources"

@@ -614,3 +614,41 @@ fn step_template_resources_apply_to_every_step_but_are_requested_once() {
     assert_eq!(sum(&quantities(&pod, "requests", "cpu")), 0.01);
     assert_eq!(sum(&quantities(&pod, "requests", "memory")), 16.0 * 1024.0 * 1024.0);
 }
+
+/// A run whose one step's `onError` is `$(params.policy)`.
+fn run_with_on_error_param(policy: &str) -> MyTaskRun {
+    serde_json::from_value(json!({
+        "apiVersion": "cicdoperator.ning1875.io/v1",
+        "kind": "MyTaskRun",
+        "metadata": {"name": "tolerant", "namespace": "ci"},
+        "spec": {
+            "params": [{"name": "policy", "value": policy}],
+            "taskSpec": {
+                "params": [{"name": "policy", "type": "string"}],
+                "steps": [{"name": "flaky", "image": "img", "script": "exit 3", "onError": "$(params.policy)"}]
+            }
+        }
+    }))
+    .expect("a run")
+}
+
+#[test]
+fn on_error_can_come_from_a_param_and_a_value_that_names_no_policy_is_refused() {
+    let plan = |policy: &str| {
+        let run = run_with_on_error_param(policy);
+        let task = run.spec.task_spec.clone().expect("inline");
+        plan_task_run(&run, &task, TaskSource::Inline, 0, ONE_HOUR, &settings())
+    };
+    let pod = plan("continue").expect("valid").pod;
+    let step = &pod.spec.as_ref().expect("spec").containers[0];
+    let args = step.args.clone().unwrap_or_default().join(" ");
+    assert!(args.contains("--on-error continue"), "{args}");
+
+    let stop = plan("stopAndFail").expect("valid").pod;
+    let args = stop.spec.as_ref().expect("spec").containers[0].args.clone().unwrap_or_default();
+    assert!(!args.iter().any(|a| a == "--on-error"), "{args:?}");
+
+    let errors = plan("maybe").err().expect("refused").to_string();
+    assert!(errors.contains("spec.taskSpec.steps[0].onError"), "{errors}");
+    assert!(errors.contains("\"maybe\""), "{errors}");
+}

@@ -46,7 +46,7 @@ fn task_without_results() -> TaskSpec {
 }
 
 fn with_on_error_continue(mut task: TaskSpec, step: usize) -> TaskSpec {
-    task.steps[step].on_error = Some(cicd_controller::api::OnError::Continue);
+    task.steps[step].on_error = Some("continue".to_string());
     task
 }
 

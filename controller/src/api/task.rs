@@ -80,6 +80,15 @@ pub enum OnError {
 }
 
 impl OnError {
+    /// The policy a step's `onError` text names, if it names one.
+    pub fn parse(text: &str) -> Option<OnError> {
+        match text {
+            "continue" => Some(OnError::Continue),
+            "stopAndFail" => Some(OnError::StopAndFail),
+            _ => None,
+        }
+    }
+
     pub fn as_flag(self) -> &'static str {
         match self {
             OnError::Continue => "continue",
@@ -159,8 +168,11 @@ pub struct Step {
     /// A duration such as `30s` or `1h30m`; the step is killed after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// `continue` or `stopAndFail` (the default). Text rather than the
+    /// enum because Tekton lets it be a `$(params...)` reference; the
+    /// value is checked once substituted (`OnError::parse`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_error: Option<OnError>,
+    pub on_error: Option<String>,
 }
 
 /// Fields every step inherits unless it sets them itself. Env vars merge

@@ -38,7 +38,8 @@ use crate::reconcile::conditions::{is_final, set_succeeded, succeeded};
 use crate::reconcile::pipelinerun::PipelineLookup;
 use crate::reconcile::taskrun::TaskLookup;
 
-use super::context::{Context, FIELD_MANAGER};
+use super::context::{Context, object_key};
+use super::status_writer::replace_status;
 use super::execute::RunKind;
 
 /// A queued run looks again this often even if nothing woke it, in case a
@@ -548,19 +549,10 @@ async fn write_condition<R: RunKind>(run: &R, state: &str, why: &str, message: &
     if state != "Unknown" {
         *R::completion_time(&mut status) = Some(now);
     }
-    let patch = json!({
-        "apiVersion": crate::api::API_VERSION,
-        "kind": R::KIND,
-        "status": status,
-    });
     let namespace = run.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
-    let api: Api<R> = Api::namespaced(ctx.client.clone(), &namespace);
-    api.patch_status(
-        &run.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let written: R = replace_status(&ctx.client, &namespace, &run.name_any(), &status).await?;
+    let key = object_key(R::KIND, &namespace, &run.name_any());
+    ctx.versions.wrote(&key, written.meta().resource_version.as_deref());
     if before.is_none_or(|c| c.reason != why) {
         let reference: ObjectReference = run.object_ref(&());
         ctx.publish(&reference, state == "False", why, message).await;

@@ -7,7 +7,7 @@
 //! and decode each one here: a bad object gets a clear error in its own
 //! status and the others carry on.
 
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject};
 use kube::{Api, Resource, ResourceExt};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -17,8 +17,9 @@ use tracing::warn;
 use crate::api::strict;
 use crate::error::{Error, Result};
 
-use super::context::{Context, FIELD_MANAGER, Requeue, object_key};
+use super::context::{Context, Requeue, object_key};
 use super::stores::{AWAIT_OWN_WRITE, Freshness, is_finished_stand_in};
+use super::status_writer::replace_status_at;
 use super::stream::{self, UNREADABLE};
 
 /// Decodes an untyped object strictly (see `api::strict`), naming each
@@ -174,24 +175,20 @@ pub async fn reject_malformed(
     let message = format!("{} {name:?} cannot be read: {problem}", resource.kind);
     warn!(kind = %resource.kind, %name, %message, "malformed object");
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let patch = json!({
-        "apiVersion": resource.api_version,
-        "kind": resource.kind,
-        "status": {
-            "conditions": [{
-                "type": "Succeeded",
-                "status": "False",
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": now,
-            }],
-            "completionTime": now,
-        }
+    let status = json!({
+        "conditions": [{
+            "type": "Succeeded",
+            "status": "False",
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": now,
+        }],
+        "completionTime": now,
     });
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, resource);
-    let written = api
-        .patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    let url = DynamicObject::url_path(resource, Some(&namespace));
+    let text = replace_status_at(&ctx.client, &url, &name, &status).await?;
+    let written = stream::item_from_text(&text)
+        .map_err(|problem| kube::Error::Service(format!("{url}/{name}: the written object: {problem}").into()))?;
     let key = object_key(&resource.kind, &namespace, &name);
     ctx.versions.wrote(&key, written.metadata.resource_version.as_deref());
     ctx.publish(&object.object_ref(resource), true, reason, &message).await;

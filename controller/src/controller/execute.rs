@@ -37,6 +37,7 @@ use crate::reconcile::taskrun::Notice;
 use super::classify::{Verdict, classify};
 use super::context::{Context, FIELD_MANAGER, Requeue, object_key, sooner};
 use super::decode::dynamic_api;
+use super::status_writer::replace_status;
 
 /// One thing to do, for either run kind.
 #[derive(Debug, Clone)]
@@ -331,19 +332,7 @@ impl<R: RunKind> Executor<'_, R> {
         if self.run.status() == Some(&status) {
             return Ok(());
         }
-        let patch = json!({
-            "apiVersion": crate::api::API_VERSION,
-            "kind": R::KIND,
-            "status": status,
-        });
-        let api: Api<R> = self.api();
-        let written = api
-            .patch_status(
-                &self.run.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
+        let written: R = replace_status(&self.ctx.client, &self.namespace, &self.run.name_any(), &status).await?;
         self.ctx
             .versions
             .wrote(&self.key, written.meta().resource_version.as_deref());
@@ -528,7 +517,10 @@ mod tests {
     fn written(api: &MockApi) -> TaskRunStatus {
         let bodies = api.bodies("PATCH", RUN_STATUS);
         let last = bodies.last().expect("a status write");
-        serde_json::from_value(last["status"].clone()).expect("a status")
+        // A JSON patch that sets the whole status (see `status_writer`).
+        assert_eq!(last[0]["op"], "add", "{last}");
+        assert_eq!(last[0]["path"], "/status", "{last}");
+        serde_json::from_value(last[0]["value"].clone()).expect("a status")
     }
 
     fn condition(status: &TaskRunStatus) -> (String, String, String) {

@@ -12,6 +12,7 @@ pub mod pipelinerun;
 pub mod queue;
 pub mod results;
 pub mod runner;
+pub mod status_writer;
 pub mod stores;
 pub mod stream;
 pub mod taskrun;

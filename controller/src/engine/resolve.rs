@@ -509,7 +509,7 @@ pub fn resolve_task_run(
                 .clone()
                 .or_else(|| template.image_pull_policy.clone()),
             timeout: step.timeout.clone(),
-            on_error: step.on_error.unwrap_or_default(),
+            on_error: resolve_on_error(step.on_error.as_deref(), &vars, &format!("{at}.onError"), &mut errors),
         });
     }
 
@@ -552,5 +552,18 @@ pub fn resolve_task_run(
         workspaces,
         warnings,
         timeout,
+    })
+}
+
+/// A step's `onError` once its `$(params...)` are substituted; a value
+/// that names no policy is an error naming the field and the value.
+fn resolve_on_error(text: Option<&str>, vars: &dyn Resolver, field: &str, errors: &mut ValidationErrors) -> OnError {
+    let Some(text) = text else {
+        return OnError::default();
+    };
+    let value = substitute_str(text, vars, field, errors);
+    OnError::parse(&value).unwrap_or_else(|| {
+        errors.push(field, format!("onError is {value:?}; it must be \"continue\" or \"stopAndFail\""));
+        OnError::default()
     })
 }

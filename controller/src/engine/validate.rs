@@ -270,6 +270,19 @@ fn check_step_template_mounts(
     }
 }
 
+
+/// A literal `onError` must name a policy; one with `$(...)` is checked
+/// once substituted (`resolve`).
+fn check_on_error(on_error: Option<&str>, at: &str, errors: &mut ValidationErrors) {
+    let Some(text) = on_error else { return };
+    if !text.contains("$(") && crate::api::OnError::parse(text).is_none() {
+        errors.push(
+            format!("{at}.onError"),
+            format!("onError is {text:?}; it must be \"continue\" or \"stopAndFail\""),
+        );
+    }
+}
+
 /// Steps: at least one; names, images, script or command, timeouts and mounts.
 fn check_steps(task: &TaskSpec, field: &str, volume_names: &BTreeSet<&str>, errors: &mut ValidationErrors) {
     if task.steps.is_empty() {
@@ -291,6 +304,7 @@ fn check_steps(task: &TaskSpec, field: &str, volume_names: &BTreeSet<&str>, erro
         if !step_names.insert(step.name.as_str()) {
             errors.push(format!("{at}.name"), format!("duplicate step name {:?}", step.name));
         }
+        check_on_error(step.on_error.as_deref(), &at, errors);
         if step
             .image
             .as_deref()

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{ParamType, ParamValue, RunResult, StepState, TaskSpec};
+use crate::api::{OnError, ParamType, ParamValue, RunResult, StepState, TaskSpec};
 use crate::reason;
 
 use super::render::step_container_name;
@@ -425,7 +425,7 @@ fn failed_step_message(task: &TaskSpec, steps: &[StepState]) -> Option<String> {
     let continues = |name: &str| {
         task.steps
             .iter()
-            .any(|s| s.name == name && s.on_error == Some(crate::api::OnError::Continue))
+            .any(|s| s.name == name && s.on_error.as_deref().and_then(OnError::parse) == Some(OnError::Continue))
     };
     // A step can fail with exit code 0: its command succeeded but the
     // entrypoint failed it (its reason is then Error).

@@ -1,0 +1,46 @@
+//! The one way a run's status is written: the whole status, replaced by a
+//! JSON patch on the status subresource.
+//!
+//! Why not server-side apply, as before: the controller is the only writer
+//! of a run's status and always sends all of it, so an apply says nothing
+//! more than a replace, while the API server does more work for it (it
+//! merges the applied status into the live one field by field against the
+//! CRD's schema). Status writes are most of the controller's requests
+//! during a burst, so their cost is what the other tenants wait behind.
+
+use http::header::CONTENT_TYPE;
+use kube::Resource;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::context::FIELD_MANAGER;
+
+/// Replaces the status of the object `name` of the collection at `url`
+/// (e.g. `/apis/<group>/v1/namespaces/ci/mytaskruns`) and returns the
+/// object as written, as text (a malformed object may be too deep to
+/// decode whole; see `stream::item_from_text`).
+pub async fn replace_status_at(
+    client: &kube::Client,
+    url: &str,
+    name: &str,
+    status: &impl Serialize,
+) -> kube::Result<String> {
+    // `add` rather than `replace`: it also sets a status the run does not have yet.
+    let patch = json!([{ "op": "add", "path": "/status", "value": status }]);
+    let body = serde_json::to_vec(&patch).map_err(kube::Error::SerdeError)?;
+    let request = http::Request::patch(format!("{url}/{name}/status?fieldManager={FIELD_MANAGER}"))
+        .header(CONTENT_TYPE, "application/json-patch+json")
+        .body(body)
+        .map_err(kube::Error::HttpError)?;
+    client.request_text(request).await
+}
+
+/// [`replace_status_at`] for a typed kind in `namespace`.
+pub async fn replace_status<K>(client: &kube::Client, namespace: &str, name: &str, status: &impl Serialize) -> kube::Result<K>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    let text = replace_status_at(client, &K::url_path(&(), Some(namespace)), name, status).await?;
+    serde_json::from_str(&text).map_err(kube::Error::SerdeError)
+}
