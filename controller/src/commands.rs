@@ -344,6 +344,9 @@ fn render_pipeline_run(
         .map(|task| (task.metadata.name.clone().unwrap_or_default(), task.spec.clone()))
         .collect();
     let mut run = run.clone();
+    // Children count as the run's only when they name its uid as their
+    // controller; a run read from a file has none, so it gets a stand-in.
+    run.metadata.uid.get_or_insert_with(|| "render".to_string());
     let mut children: Vec<MyTaskRun> = Vec::new();
     let now = k8s_openapi::jiff::Timestamp::UNIX_EPOCH;
     // Each wave starts at least one child, so there are at most as many

@@ -614,3 +614,26 @@ fn step_template_resources_apply_to_every_step_but_are_requested_once() {
     assert_eq!(sum(&quantities(&pod, "requests", "cpu")), 0.01);
     assert_eq!(sum(&quantities(&pod, "requests", "memory")), 16.0 * 1024.0 * 1024.0);
 }
+
+/// `render` of a pipeline run goes wave by wave: every task's child once,
+/// parents first (the run from a file has no uid, so its children must
+/// still count as its own).
+#[test]
+fn a_pipeline_run_renders_every_child_once_wave_by_wave() {
+    let source = "examples/pipeline-diamond.yaml".to_string();
+    let text = read(&repo_path(&source));
+    let rendered = render_yaml(&[(source, text)], &settings(), ONE_HOUR).expect("the diamond renders");
+    let children: Vec<&str> = rendered
+        .lines()
+        .filter_map(|line| line.strip_prefix("# MyPipelineRun \"pipeline-diamond-run\": child MyTaskRun "))
+        .collect();
+    assert_eq!(
+        children,
+        [
+            "\"pipeline-diamond-run-root\"",
+            "\"pipeline-diamond-run-left\"",
+            "\"pipeline-diamond-run-right\"",
+            "\"pipeline-diamond-run-join\""
+        ]
+    );
+}
