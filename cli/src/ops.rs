@@ -15,7 +15,7 @@ use kube::{Api, ResourceExt};
 
 use crate::args::check_params;
 use crate::client::{CliError, Cluster, api_error, is_not_found};
-use crate::runs::{RunKind, RunSummary, sort_newest_first};
+use crate::runs::{Outcome, RunKind, RunSummary, sort_newest_first};
 
 /// A run of either kind.
 #[derive(Debug, Clone)]
@@ -380,7 +380,9 @@ pub async fn list_runs(
     Ok(runs)
 }
 
-/// The child MyTaskRuns of a pipeline run, by pipeline task name.
+/// The child MyTaskRuns of a pipeline run, by pipeline task name. A
+/// matrixed task has several; the one kept stands for them all: a failed
+/// one, else one not finished, else the first by name.
 pub async fn children_of(
     cluster: &Cluster,
     namespace: &str,
@@ -391,11 +393,30 @@ pub async fn children_of(
         .list(&ListParams::default().labels(&format!("{LABEL_PIPELINE_RUN}={run_name}")))
         .await
         .map_err(|e| api_error(e, "list", "mytaskruns", "", namespace))?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter_map(|run| run.labels().get(LABEL_PIPELINE_TASK).cloned().map(|task| (task, run)))
-        .collect())
+    Ok(representatives(list.items))
+}
+
+/// One child per pipeline task (see [`children_of`]).
+pub fn representatives(runs: Vec<MyTaskRun>) -> BTreeMap<String, MyTaskRun> {
+    // Lower ranks win: the state a matrixed task's one node should show.
+    let rank = |run: &MyTaskRun| match RunSummary::of_task_run(run).outcome {
+        Outcome::Failed => 0,
+        Outcome::Pending | Outcome::Running => 1,
+        Outcome::Succeeded => 2,
+    };
+    let mut kept: BTreeMap<String, MyTaskRun> = BTreeMap::new();
+    for run in runs {
+        let Some(task) = run.labels().get(LABEL_PIPELINE_TASK).cloned() else {
+            continue;
+        };
+        let better = kept
+            .get(&task)
+            .is_none_or(|old| (rank(&run), run.name_any()) < (rank(old), old.name_any()));
+        if better {
+            kept.insert(task, run);
+        }
+    }
+    kept
 }
 
 /// The pipeline a run executes: the copy the controller resolved into its
@@ -479,6 +500,48 @@ mod tests {
             (Some(RunKind::TaskRun), "x".into())
         );
         assert!(parse_run_ref("pod/x").is_err());
+    }
+
+    fn child(name: &str, task: &str, condition: Option<&str>) -> MyTaskRun {
+        MyTaskRun {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: Some(BTreeMap::from([(LABEL_PIPELINE_TASK.to_string(), task.to_string())])),
+                ..ObjectMeta::default()
+            },
+            spec: TaskRunSpec::default(),
+            status: condition.map(|status| TaskRunStatus {
+                conditions: vec![cicd_controller::api::Condition {
+                    type_: "Succeeded".into(),
+                    status: status.into(),
+                    reason: String::new(),
+                    message: String::new(),
+                    last_transition_time: None,
+                }],
+                ..TaskRunStatus::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_matrixed_task_is_shown_by_its_worst_child() {
+        let kept = representatives(vec![
+            child("r-build-0-a", "build", Some("True")),
+            child("r-build-1-b", "build", Some("False")),
+            child("r-build-2-c", "build", None),
+            child("r-test-0-d", "test", Some("True")),
+            child("r-test-1-e", "test", Some("Unknown")),
+            child("r-lint", "lint", Some("True")),
+        ]);
+        let names: Vec<(&str, String)> = kept.iter().map(|(t, r)| (t.as_str(), r.name_any())).collect();
+        assert_eq!(
+            names,
+            [
+                ("build", "r-build-1-b".to_string()),
+                ("lint", "r-lint".to_string()),
+                ("test", "r-test-1-e".to_string())
+            ]
+        );
     }
 
     #[test]

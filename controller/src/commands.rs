@@ -302,6 +302,33 @@ fn placeholder(kind: ParamType, text: &str) -> ParamValue {
     }
 }
 
+/// The comment line before a child's pod; a matrixed task's child also
+/// shows its params, which tell the combinations apart.
+fn child_header(run_name: &str, child: &MyTaskRun) -> String {
+    let name = child.metadata.name.as_deref().unwrap_or_default();
+    let matrixed = child
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(crate::pipeline::ANNOTATION_MATRIX_COMBINATIONS));
+    if !matrixed {
+        return format!("# MyPipelineRun {run_name:?}: child MyTaskRun {name:?}\n");
+    }
+    let params: Vec<String> = child
+        .spec
+        .params
+        .iter()
+        .map(|p| match &p.value {
+            ParamValue::String(text) => format!("{}={text}", p.name),
+            other => format!("{}={}", p.name, serde_json::to_string(other).unwrap_or_default()),
+        })
+        .collect();
+    format!(
+        "# MyPipelineRun {run_name:?}: child MyTaskRun {name:?} (params: {})\n",
+        params.join(", ")
+    )
+}
+
 /// Every child of a pipeline run, wave after wave (each wave's children
 /// taken as succeeded), and their pods; or the pipeline's errors.
 fn render_pipeline_run(
@@ -344,6 +371,9 @@ fn render_pipeline_run(
         .map(|task| (task.metadata.name.clone().unwrap_or_default(), task.spec.clone()))
         .collect();
     let mut run = run.clone();
+    // Children count as the run's only when they name its uid as their
+    // controller; a run read from a file has none, so it gets a stand-in.
+    run.metadata.uid.get_or_insert_with(|| "render".to_string());
     let mut children: Vec<MyTaskRun> = Vec::new();
     let now = k8s_openapi::jiff::Timestamp::UNIX_EPOCH;
     // Each wave starts at least one child, so there are at most as many
@@ -379,10 +409,7 @@ fn render_pipeline_run(
             return Ok(());
         }
         for child in started {
-            out.push_str(&format!(
-                "# MyPipelineRun {run_name:?}: child MyTaskRun {:?}\n",
-                child.metadata.name.as_deref().unwrap_or_default()
-            ));
+            out.push_str(&child_header(run_name, &child));
             if !render_task_run(&child, manifests, settings, default_timeout, out, problems)? {
                 return Ok(());
             }

@@ -111,6 +111,13 @@ pub struct LimitFlags {
     /// Most tasks (regular and finally) in one pipeline.
     #[arg(long, env = "CICD_MAX_PIPELINE_TASKS", default_value_t = limits::DEFAULT_MAX_PIPELINE_TASKS)]
     pub max_pipeline_tasks: usize,
+    /// Most child runs one matrixed pipeline task fans out to.
+    #[arg(
+        long,
+        env = "CICD_MAX_MATRIX_COMBINATIONS",
+        default_value_t = limits::DEFAULT_MAX_MATRIX_COMBINATIONS
+    )]
+    pub max_matrix_combinations: usize,
     /// Largest rendered pod (as JSON), and all substituted text of one run, in bytes.
     #[arg(long, env = "CICD_MAX_POD_BYTES", default_value_t = limits::DEFAULT_MAX_POD_BYTES)]
     pub max_pod_bytes: usize,
@@ -127,6 +134,7 @@ impl LimitFlags {
             max_results: self.max_results,
             max_workspaces: self.max_workspaces,
             max_pipeline_tasks: self.max_pipeline_tasks,
+            max_matrix_combinations: self.max_matrix_combinations,
             max_pod_bytes: self.max_pod_bytes,
         }
     }

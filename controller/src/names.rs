@@ -105,6 +105,27 @@ fn short_hash_of(text: &str, len: usize) -> String {
     hex[..len].to_string()
 }
 
+/// The child run of combination `index` of a matrixed pipeline task:
+/// `<run>-<task>-<index>-<hash>`, cut to [`MAX_NAME_LEN`]. The hash (of
+/// run, task and index, joined with characters no name contains) is always
+/// there, so the name can be mistaken neither for another run's child nor
+/// for [`joined_name`]'s forms: a plain joined name never ends in ten hex
+/// digits, and a hashed one hashes a different text.
+pub fn matrix_child_name(run_name: &str, task: &str, index: usize) -> String {
+    let hash = short_hash_of(&format!("{run_name}/{task}#{index}"), JOIN_HASH_LEN);
+    let cleaned = dns_label(&[&format!("{run_name}-{task}-{index}")]);
+    let mut end = cleaned.len().min(MAX_NAME_LEN - JOIN_HASH_LEN - 1);
+    while !cleaned.is_char_boundary(end) {
+        end -= 1;
+    }
+    let prefix = cleaned[..end].trim_end_matches('-');
+    if prefix.is_empty() {
+        hash
+    } else {
+        format!("{prefix}-{hash}")
+    }
+}
+
 /// The claim made from a workspace's volumeClaimTemplate for one run.
 pub fn claim_name(run_name: &str, workspace: &str) -> String {
     joined_name(run_name, workspace)
@@ -113,6 +134,22 @@ pub fn claim_name(run_name: &str, workspace: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matrix_children_are_distinct_bounded_and_readable() {
+        let name = matrix_child_name("run", "build", 2);
+        assert!(name.starts_with("run-build-2-"), "{name}");
+        assert_eq!(name.len(), "run-build-2-".len() + JOIN_HASH_LEN);
+        assert_ne!(
+            matrix_child_name("run", "build", 2),
+            matrix_child_name("run", "build", 3)
+        );
+        assert_ne!(matrix_child_name("a", "b-c", 0), matrix_child_name("a-b", "c", 0));
+        assert_ne!(matrix_child_name("a", "b", 0), joined_name("a", "b-0"));
+        let long = matrix_child_name(&"r".repeat(60), &"t".repeat(63), 255);
+        assert!(long.len() <= MAX_NAME_LEN, "{long}");
+        assert_eq!(dns_label(&[&long]), long);
+    }
 
     #[test]
     fn short_valid_names_are_kept() {

@@ -220,6 +220,7 @@ spec:
           - {name: url, value: "https://example.invalid/tasks.git"}
     - name: test
       runAfter: [fetch]
+      displayName: Unit tests
       matrix:
         params:
           - name: os
@@ -245,7 +246,7 @@ fn what_cannot_be_mapped_is_refused_naming_each_field() {
             "spec.tasks[0].taskRef.resolver",
             "spec.tasks[0].taskRef.params",
             "spec.tasks[1].taskSpec.steps[0].ports",
-            "spec.tasks[1].matrix",
+            "spec.tasks[1].displayName",
         ]
     );
     let text = error.to_string();
@@ -444,7 +445,7 @@ fn the_command_reads_stdin_and_fails_on_losses_unless_allowed() {
     assert!(!ok, "losses make it fail");
     assert!(stdout.is_empty(), "nothing is written: {stdout}");
     assert!(
-        stderr.contains("stdin: Pipeline \"ship\": spec.tasks[1].matrix"),
+        stderr.contains("stdin: Pipeline \"ship\": spec.tasks[1].displayName"),
         "{stderr}"
     );
 
@@ -459,4 +460,134 @@ fn the_command_reads_stdin_and_fails_on_losses_unless_allowed() {
     let (ok, stdout, stderr) = cli(&["convert", "-f", "-"], BUILD_TASK);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("kind: MyTask"), "{stdout}");
+}
+
+/// A Tekton pipeline that fans a task out over two lists, adds a flag to
+/// one combination and one combination of its own, then reads the
+/// aggregated results.
+const MATRIX_PIPELINE: &str = r#"
+apiVersion: tekton.dev/v1
+kind: Task
+metadata:
+  name: compile
+spec:
+  params:
+    - name: goos
+    - name: goarch
+    - name: tags
+      default: ""
+  results:
+    - name: binary
+  steps:
+    - name: go-build
+      image: 127.0.0.1:5000/cicd/bash:5
+      script: echo -n "bin-$(params.goos)-$(params.goarch)$(params.tags)" > $(results.binary.path)
+---
+apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata:
+  name: cross-build
+spec:
+  params:
+    - name: systems
+      type: array
+      default: [linux, darwin]
+  tasks:
+    - name: compile
+      taskRef:
+        name: compile
+      matrix:
+        params:
+          - name: goos
+            value: $(params.systems[*])
+          - name: goarch
+            value: [amd64, arm64]
+        include:
+          - name: netgo-on-linux
+            params:
+              - name: goos
+                value: linux
+              - name: tags
+                value: -netgo
+          - name: s390x
+            params:
+              - name: goos
+                value: linux
+              - name: goarch
+                value: s390x
+    - name: publish
+      params:
+        - name: binaries
+          value: $(tasks.compile.results.binary[*])
+      taskSpec:
+        params:
+          - name: binaries
+            type: array
+        steps:
+          - name: list
+            image: 127.0.0.1:5000/cicd/bash:5
+            args: ["$(params.binaries[*])"]
+            script: echo "$@"
+---
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata:
+  name: cross-build-1
+spec:
+  pipelineRef:
+    name: cross-build
+"#;
+
+#[test]
+fn a_matrix_converts_field_for_field_and_fans_out_in_render() {
+    let output = convert_yaml(&input(MATRIX_PIPELINE), false).expect("a matrix maps exactly");
+    assert!(output.losses.is_empty(), "{:?}", output.losses);
+    let ours = our_documents(&output.yaml);
+    let found = manifests(&ours);
+    let matrix = found.pipelines[0].spec.tasks[0]
+        .matrix
+        .as_ref()
+        .expect("the matrix is kept");
+    let names: Vec<&str> = matrix.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["goos", "goarch"]);
+    assert_eq!(
+        matrix.params[1].value,
+        ParamValue::Array(vec!["amd64".into(), "arm64".into()])
+    );
+    assert_eq!(matrix.include.len(), 2);
+    assert_eq!(matrix.include[0].name.as_deref(), Some("netgo-on-linux"));
+    assert_eq!(matrix.include[1].params[1].value, ParamValue::String("s390x".into()));
+
+    let settings = RenderSettings {
+        entrypoint_image: "127.0.0.1:5000/cicd/entrypoint:dev".into(),
+        ..Default::default()
+    };
+    let rendered = render_yaml(
+        &[("converted".into(), ours)],
+        &settings,
+        std::time::Duration::from_secs(3600),
+    )
+    .expect("the converted pipeline run renders");
+    let children = rendered.matches("child MyTaskRun \"cross-build-1-compile-").count();
+    assert_eq!(children, 5, "2 x 2 combinations and the s390x one: {rendered}");
+    let headers: Vec<&str> = rendered
+        .lines()
+        .filter(|l| l.contains("child MyTaskRun \"cross-build-1-compile-"))
+        .map(|l| l.split("(params: ").nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            "goos=linux, goarch=amd64, tags=-netgo)",
+            "goos=linux, goarch=arm64, tags=-netgo)",
+            "goos=darwin, goarch=amd64)",
+            "goos=darwin, goarch=arm64)",
+            "goos=linux, goarch=s390x)",
+        ],
+        "include added tags to linux and a combination of its own: {rendered}"
+    );
+    assert!(
+        rendered.contains("child MyTaskRun \"cross-build-1-publish\""),
+        "{rendered}"
+    );
 }

@@ -352,3 +352,129 @@ spec:
     assert_eq!(run.string_result("found").as_deref(), Some("made-in-build 0"));
     ns.passed();
 }
+
+/// A Tekton pipeline with a matrix: `say` runs once per word of an array
+/// param, an include entry adds a prefix to the "b" combination, and
+/// `gather` reads the aggregated result and the combination count.
+fn tekton_matrix_pipeline() -> String {
+    format!(
+        r#"
+apiVersion: tekton.dev/v1
+kind: Task
+metadata:
+  name: say
+spec:
+  params:
+    - name: word
+    - name: prefix
+      default: ""
+  results:
+    - name: said
+  steps:
+    - name: say
+      image: {BASH}
+      script: echo -n "$(params.prefix)$(params.word)" > $(results.said.path)
+---
+apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata:
+  name: fan-out
+spec:
+  params:
+    - name: words
+      type: array
+      default: [a, b, c]
+  tasks:
+    - name: say
+      taskRef:
+        name: say
+      matrix:
+        params:
+          - name: word
+            value: $(params.words[*])
+        include:
+          - name: mark-b
+            params:
+              - name: word
+                value: b
+              - name: prefix
+                value: x-
+    - name: gather
+      params:
+        - name: items
+          value: ["$(tasks.say.results.said[*])"]
+        - name: count
+          value: $(tasks.say.matrix.length)
+        - name: written
+          value: $(tasks.say.matrix.said.length)
+      taskSpec:
+        params:
+          - name: items
+            type: array
+          - name: count
+          - name: written
+        results:
+          - name: all
+        steps:
+          - name: join
+            image: {BASH}
+            args: ["$(params.items[*])"]
+            script: |
+              echo -n "$* count=$(params.count) written=$(params.written)" > $(results.all.path)
+  results:
+    - name: all
+      value: $(tasks.gather.results.all)
+---
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata:
+  name: fan-out-run
+spec:
+  pipelineRef:
+    name: fan-out
+"#
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_matrix_fans_out_and_aggregates_results() {
+    let ns = TestNamespace::new("e2e-tekton-matrix").await;
+    let output = convert_yaml(&[("tekton.yaml".into(), tekton_matrix_pipeline())], false)
+        .unwrap_or_else(|error| panic!("exact conversion: {error}"));
+    ns.apply(&output.yaml);
+    let run = ns.wait_done::<MyPipelineRun>("fan-out-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(
+        run.string_result("all").as_deref(),
+        Some("a x-b c count=3 written=3"),
+        "{}",
+        ns.diagnostics()
+    );
+
+    let fanned: Vec<String> = run
+        .status
+        .iter()
+        .flat_map(|s| &s.child_references)
+        .filter(|c| c.pipeline_task_name == "say")
+        .map(|c| c.name.clone())
+        .collect();
+    let expected: Vec<String> = (0..3)
+        .map(|index| cicd_controller::names::matrix_child_name("fan-out-run", "say", index))
+        .collect();
+    assert_eq!(fanned, expected, "one child per combination, in order");
+    let mut params = Vec::new();
+    for name in &fanned {
+        let child = ns.get::<MyTaskRun>(name).await;
+        ns.expect_condition(&child, "True", "Succeeded");
+        let given: Vec<String> = child
+            .spec
+            .params
+            .iter()
+            .map(|p| format!("{}={}", p.name, serde_json::to_string(&p.value).unwrap_or_default()))
+            .collect();
+        params.push(given.join(" "));
+    }
+    assert_eq!(params, [r#"word="a""#, r#"word="b" prefix="x-""#, r#"word="c""#]);
+    ns.passed();
+}

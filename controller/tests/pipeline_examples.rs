@@ -95,6 +95,7 @@ fn pipeline_examples_validate() {
                 timeouts: run.spec.timeouts.as_ref(),
                 context: &context,
                 max_tasks: cicd_controller::engine::limits::DEFAULT_MAX_PIPELINE_TASKS,
+                max_matrix_combinations: cicd_controller::engine::limits::DEFAULT_MAX_MATRIX_COMBINATIONS,
             };
             if let Err(errors) = validate_pipeline(&inputs) {
                 panic!("{}: {errors}", path.display());

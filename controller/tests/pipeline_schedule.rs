@@ -80,6 +80,8 @@ impl Run {
             context: &context,
             children: &self.children,
             tasks_timed_out: self.tasks_timed_out,
+            matrix_sizes: &BTreeMap::new(),
+            max_matrix_combinations: 256,
         })
     }
 }

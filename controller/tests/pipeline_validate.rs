@@ -57,6 +57,7 @@ fn check(spec: &PipelineSpec, params: &[Param], workspaces: &[WorkspaceBinding])
         timeouts: None,
         context: &context,
         max_tasks: cicd_controller::engine::limits::DEFAULT_MAX_PIPELINE_TASKS,
+        max_matrix_combinations: cicd_controller::engine::limits::DEFAULT_MAX_MATRIX_COMBINATIONS,
     };
     validate_pipeline(&inputs).map(|_| ()).map_err(|e| e.to_string())
 }

@@ -651,4 +651,26 @@ fn on_error_can_come_from_a_param_and_a_value_that_names_no_policy_is_refused() 
     let errors = plan("maybe").err().expect("refused").to_string();
     assert!(errors.contains("spec.taskSpec.steps[0].onError"), "{errors}");
     assert!(errors.contains("\"maybe\""), "{errors}");
+
+/// `render` of a pipeline run goes wave by wave: every task's child once,
+/// parents first (the run from a file has no uid, so its children must
+/// still count as its own).
+#[test]
+fn a_pipeline_run_renders_every_child_once_wave_by_wave() {
+    let source = "examples/pipeline-diamond.yaml".to_string();
+    let text = read(&repo_path(&source));
+    let rendered = render_yaml(&[(source, text)], &settings(), ONE_HOUR).expect("the diamond renders");
+    let children: Vec<&str> = rendered
+        .lines()
+        .filter_map(|line| line.strip_prefix("# MyPipelineRun \"pipeline-diamond-run\": child MyTaskRun "))
+        .collect();
+    assert_eq!(
+        children,
+        [
+            "\"pipeline-diamond-run-root\"",
+            "\"pipeline-diamond-run-left\"",
+            "\"pipeline-diamond-run-right\"",
+            "\"pipeline-diamond-run-join\""
+        ]
+    );
 }

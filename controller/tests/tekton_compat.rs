@@ -182,6 +182,7 @@ fn validate(spec: &PipelineSpec, field: &str, params: &[Param]) -> Result<ValidP
         timeouts: None,
         context: &context,
         max_tasks: cicd_controller::engine::limits::DEFAULT_MAX_PIPELINE_TASKS,
+        max_matrix_combinations: cicd_controller::engine::limits::DEFAULT_MAX_MATRIX_COMBINATIONS,
     };
     validate_pipeline(&inputs).map_err(|e| e.to_string())
 }
@@ -196,6 +197,8 @@ fn started_params(spec: &PipelineSpec, valid: &ValidPipeline) -> BTreeMap<String
         context: &context,
         children: &children,
         tasks_timed_out: false,
+        matrix_sizes: &BTreeMap::new(),
+        max_matrix_combinations: 256,
     });
     planned
         .start

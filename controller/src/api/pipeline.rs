@@ -88,6 +88,37 @@ pub struct PipelineTask {
     pub timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub when: Vec<WhenExpression>,
+    /// Fans the task out: one child run per combination of these params.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<Matrix>,
+}
+
+/// The params a matrixed pipeline task is run with, one child run per
+/// combination (see `pipeline::matrix` for how they are formed).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Matrix {
+    /// Each param's list of values (an array, or a reference to one such as
+    /// `$(params.list[*])`); every combination of them is one child.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
+    /// Extra params for the combinations they match, or extra combinations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<MatrixInclude>,
+}
+
+/// One `matrix.include` entry: string params added to every combination
+/// whose matrix values equal its own, or a combination of its own when it
+/// matches none.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MatrixInclude {
+    /// A label for people and messages; it changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Each a string value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
 }
 
 /// Binds a pipeline workspace to a workspace of one task.

@@ -436,6 +436,24 @@ impl Converter<'_> {
         Value::Object(out)
     }
 
+    /// `matrix` maps field for field: `params` (lists), `include` entries
+    /// (`name`, string `params`).
+    fn matrix(value: Value, at: &str, losses: &mut Losses) -> Value {
+        let mut fields = Fields::of(value, at, losses);
+        let mut out = Map::new();
+        convert_list(&mut fields, "params", &mut out, losses, param);
+        convert_list(&mut fields, "include", &mut out, losses, |entry, at, losses| {
+            let mut fields = Fields::of(entry, at, losses);
+            let mut out = Map::new();
+            fields.copy("name", &mut out);
+            convert_list(&mut fields, "params", &mut out, losses, param);
+            fields.finish(losses);
+            Value::Object(out)
+        });
+        fields.finish(losses);
+        Value::Object(out)
+    }
+
     fn pipeline_task(&self, value: Value, at: &str, losses: &mut Losses) -> Value {
         let mut fields = Fields::of(value, at, losses);
         let mut out = Map::new();
@@ -455,7 +473,9 @@ impl Converter<'_> {
             fields.copy(key, &mut out);
         }
         convert_list(&mut fields, "when", &mut out, losses, Self::when);
-        fields.unsupported("matrix", "matrix fan-out is not supported yet; dropped", losses);
+        if let Some(matrix) = fields.take("matrix") {
+            out.insert("matrix".into(), Self::matrix(matrix, &fields.field("matrix"), losses));
+        }
         fields.unsupported(
             "pipelineRef",
             "pipelines in pipelines are not supported; dropped",

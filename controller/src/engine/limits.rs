@@ -32,6 +32,9 @@ pub struct Limits {
     /// Most tasks (regular and finally) in one pipeline: each becomes a
     /// child run, a pod and a DAG node.
     pub max_pipeline_tasks: usize,
+    /// Most child runs one matrixed pipeline task fans out to (its
+    /// combinations, `include` entries counted): each is a run and a pod.
+    pub max_matrix_combinations: usize,
     /// Largest rendered pod (its JSON), in bytes; well inside etcd's
     /// 1.5 MiB object limit. Also bounds all substituted text of one run.
     pub max_pod_bytes: usize,
@@ -45,6 +48,7 @@ pub const DEFAULT_MAX_PARAMS: usize = 256;
 pub const DEFAULT_MAX_RESULTS: usize = 64;
 pub const DEFAULT_MAX_WORKSPACES: usize = 32;
 pub const DEFAULT_MAX_PIPELINE_TASKS: usize = 256;
+pub const DEFAULT_MAX_MATRIX_COMBINATIONS: usize = 256;
 pub const DEFAULT_MAX_POD_BYTES: usize = 1024 * 1024;
 
 impl Default for Limits {
@@ -58,6 +62,7 @@ impl Default for Limits {
             max_results: DEFAULT_MAX_RESULTS,
             max_workspaces: DEFAULT_MAX_WORKSPACES,
             max_pipeline_tasks: DEFAULT_MAX_PIPELINE_TASKS,
+            max_matrix_combinations: DEFAULT_MAX_MATRIX_COMBINATIONS,
             max_pod_bytes: DEFAULT_MAX_POD_BYTES,
         }
     }

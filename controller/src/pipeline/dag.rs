@@ -71,10 +71,12 @@ pub fn build_dag(spec: &PipelineSpec, field: &str) -> Result<Dag, ValidationErro
                 let where_ = format!("{at}.{suffix}");
                 match variable {
                     Err(why) => errors.push(&where_, format!("$({expr}): {why}")),
-                    Ok(TaskVariable::Result { task: parent, .. }) if regular.contains(parent) => {
+                    Ok(TaskVariable::Result { task: parent, .. } | TaskVariable::MatrixLength { task: parent, .. })
+                        if regular.contains(parent) =>
+                    {
                         parents.insert(parent.to_string(), Edge::Results);
                     }
-                    Ok(TaskVariable::Result { task: parent, .. }) => {
+                    Ok(TaskVariable::Result { task: parent, .. } | TaskVariable::MatrixLength { task: parent, .. }) => {
                         errors.push(&where_, format!("$({expr}): {}", unknown_task(parent)))
                     }
                     Ok(TaskVariable::Status { .. } | TaskVariable::AggregateStatus) => errors.push(
@@ -109,7 +111,10 @@ pub fn build_dag(spec: &PipelineSpec, field: &str) -> Result<Dag, ValidationErro
                 let Some(parent) = parent else { continue };
                 if !regular.contains(parent) {
                     errors.push(&where_, format!("$({expr}): {}", unknown_task(parent)));
-                } else if matches!(variable, Ok(TaskVariable::Result { .. })) {
+                } else if matches!(
+                    variable,
+                    Ok(TaskVariable::Result { .. } | TaskVariable::MatrixLength { .. })
+                ) {
                     result_parents.insert(parent.to_string());
                 }
             }

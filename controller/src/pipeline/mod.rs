@@ -3,6 +3,7 @@
 //! and the scheduler that says which task runs next. No I/O.
 
 pub mod dag;
+pub mod matrix;
 pub mod propagate;
 pub mod refs;
 pub mod schedule;
@@ -16,10 +17,18 @@ pub const LABEL_PIPELINE_TASK: &str = concat!(crate::api_group!(), "/pipelineTas
 /// Label on a child MyTaskRun: the MyPipeline, when the run names one.
 pub const LABEL_PIPELINE: &str = concat!(crate::api_group!(), "/pipeline");
 
+/// Annotation on each child of a matrixed pipeline task: how many
+/// combinations the task has, so the reconciler knows which children to
+/// expect (`<run>-<task>-<index>-<hash>`, index 0 to count - 1).
+pub const ANNOTATION_MATRIX_COMBINATIONS: &str = concat!(crate::api_group!(), "/matrixCombinations");
+
 /// Why a pipeline task did not run (`status.skippedTasks[].reason`).
 pub mod skip {
     /// Its `when` expressions were false.
     pub const WHEN_FALSE: &str = "WhenExpressionsEvaluatedToFalse";
+    /// Its matrix has no combinations (a param's list is empty). Like a
+    /// false `when`, tasks that only run after it still run.
+    pub const MATRIX_EMPTY: &str = "MatrixHasNoCombinations";
     /// It needs the results of a task that was skipped, or runs after a
     /// task skipped for a reason other than its own `when`.
     pub const PARENT_SKIPPED: &str = "ParentTasksSkipped";

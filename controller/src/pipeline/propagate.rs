@@ -32,9 +32,11 @@ pub fn propagated_params(task: &PipelineTask, pipeline_params: &BTreeMap<String,
     };
     let mut wanted = referenced_params(spec);
     wanted.extend(spec.params.iter().map(|p| p.name.clone()));
+    let from_matrix = super::matrix::param_names(task);
     wanted
         .into_iter()
         .filter(|name| !task.params.iter().any(|p| &p.name == name))
+        .filter(|name| !from_matrix.contains(name.as_str()))
         .filter_map(|name| {
             let value = pipeline_params.get(&name)?.clone();
             Some(Param { name, value })

@@ -16,13 +16,19 @@ pub enum TaskVariable<'a> {
         result: &'a str,
         selector: &'a str,
     },
+    /// `$(tasks.X.matrix.length)` (`result` None): how many combinations
+    /// matrixed task X ran; `$(tasks.X.matrix.R.length)`: how many values
+    /// its result R aggregates.
+    MatrixLength { task: &'a str, result: Option<&'a str> },
 }
 
 impl TaskVariable<'_> {
     pub fn task(&self) -> Option<&str> {
         match self {
             TaskVariable::AggregateStatus => None,
-            TaskVariable::Status { task } | TaskVariable::Result { task, .. } => Some(task),
+            TaskVariable::Status { task }
+            | TaskVariable::Result { task, .. }
+            | TaskVariable::MatrixLength { task, .. } => Some(task),
         }
     }
 }
@@ -33,10 +39,24 @@ pub fn parse_task_variable(rest: &str) -> Result<TaskVariable<'_>, String> {
     if rest == "status" {
         return Ok(TaskVariable::AggregateStatus);
     }
-    let bad = || "use $(tasks.TASK.results.RESULT), $(tasks.TASK.status) or $(tasks.status)".to_string();
+    let bad = || {
+        "use $(tasks.TASK.results.RESULT), $(tasks.TASK.status), $(tasks.TASK.matrix.length), \
+         $(tasks.TASK.matrix.RESULT.length) or $(tasks.status)"
+            .to_string()
+    };
     let (task, field) = rest.split_once('.').ok_or_else(bad)?;
     if field == "status" {
         return Ok(TaskVariable::Status { task });
+    }
+    if let Some(matrix) = field.strip_prefix("matrix.") {
+        return match matrix.strip_suffix(".length") {
+            _ if matrix == "length" => Ok(TaskVariable::MatrixLength { task, result: None }),
+            Some(result) if !result.is_empty() && !result.contains(['.', '[']) => Ok(TaskVariable::MatrixLength {
+                task,
+                result: Some(result),
+            }),
+            _ => Err(bad()),
+        };
     }
     let result_and_selector = field.strip_prefix("results.").ok_or_else(bad)?;
     let name_len = result_and_selector
@@ -85,6 +105,7 @@ pub fn task_texts(task: &PipelineTask) -> Vec<(String, &str)> {
             texts.push((format!("params[{index}].value{suffix}"), text));
         }
     }
+    texts.extend(super::matrix::matrix_texts(task));
     for (index, when) in task.when.iter().enumerate() {
         texts.push((format!("when[{index}].input"), when.input.as_str()));
         for (value_index, value) in when.values.iter().enumerate() {
@@ -118,6 +139,22 @@ mod tests {
                 selector: ".key"
             })
         );
+        assert_eq!(
+            parse_task_variable("a.matrix.length"),
+            Ok(TaskVariable::MatrixLength {
+                task: "a",
+                result: None
+            })
+        );
+        assert_eq!(
+            parse_task_variable("a.matrix.R.length"),
+            Ok(TaskVariable::MatrixLength {
+                task: "a",
+                result: Some("R")
+            })
+        );
+        assert!(parse_task_variable("a.matrix.R").is_err());
+        assert!(parse_task_variable("a.matrix.R[0].length").is_err());
         assert!(parse_task_variable("a.outputs.R").is_err());
         assert!(parse_task_variable("a").is_err());
     }

@@ -8,6 +8,7 @@ use crate::engine::errors::ValidationErrors;
 use crate::engine::validate::sub_path_escapes;
 
 use super::dag::{Dag, Edge};
+use super::matrix::{Combination, combinations};
 use super::propagate::propagated_params;
 use super::skip;
 use super::variables::{FinallyStatus, KnownResults, PipelineVariables, substitute_value, task_context, when_holds};
@@ -24,6 +25,10 @@ pub enum ChildState {
         reason: String,
         message: String,
     },
+    /// A matrixed task some of whose children are still to be created
+    /// (a creation failed, or the controller stopped in between): it is
+    /// started again, and only the missing children are made.
+    Partial,
 }
 
 /// Why the whole run stops at once.
@@ -42,6 +47,8 @@ pub struct TaskToStart {
     /// The task's workspace `subPath`s with every reference substituted,
     /// by the task's workspace name.
     pub sub_paths: BTreeMap<String, String>,
+    /// For a matrixed task, each child's matrix params (added to `params`).
+    pub combinations: Option<Vec<Combination>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +106,10 @@ pub struct ScheduleInput<'a> {
     pub children: &'a BTreeMap<String, ChildState>,
     /// `timeouts.tasks` has run out: no new non-finally task starts.
     pub tasks_timed_out: bool,
+    /// Each matrixed task that has children, with its combination count.
+    pub matrix_sizes: &'a BTreeMap<String, usize>,
+    /// Most combinations a matrixed task may have.
+    pub max_matrix_combinations: usize,
 }
 
 /// Where a task stands this time round.
@@ -117,7 +128,7 @@ enum State {
 impl State {
     fn of(child: &ChildState) -> State {
         match child {
-            ChildState::Running => State::Running,
+            ChildState::Running | ChildState::Partial => State::Running,
             ChildState::Succeeded { .. } => State::Succeeded,
             ChildState::Failed { .. } => State::Failed,
         }
@@ -147,14 +158,40 @@ fn produced_results(children: &BTreeMap<String, ChildState>) -> BTreeMap<String,
         .collect()
 }
 
-/// Substitutes a task's params for starting it.
+/// Where a pipeline task is declared and how it is started.
+struct Placement<'f> {
+    /// `spec.tasks[2]` or `spec.finally[0]`.
+    field: &'f str,
+    finally: bool,
+    /// Most combinations of a matrix.
+    max_combinations: usize,
+}
+
+/// Starts a task whose turn it is: Starting, or skipped when its matrix
+/// has no combinations.
+fn begin(
+    task: &PipelineTask,
+    placement: &Placement<'_>,
+    vars: &PipelineVariables<'_>,
+    to_start: &mut Vec<TaskToStart>,
+    errors: &mut ValidationErrors,
+) -> State {
+    let started = start(task, placement, vars, errors);
+    if started.combinations.as_ref().is_some_and(Vec::is_empty) {
+        return State::Skipped(skip::MATRIX_EMPTY);
+    }
+    to_start.push(started);
+    State::Starting
+}
+
+/// Substitutes a task's params (and matrix) for starting it.
 fn start(
     task: &PipelineTask,
-    finally: bool,
+    placement: &Placement<'_>,
     vars: &PipelineVariables<'_>,
-    field: &str,
     errors: &mut ValidationErrors,
 ) -> TaskToStart {
+    let Placement { field, finally, .. } = *placement;
     let context = task_context(vars.context, task);
     let vars = &PipelineVariables {
         context: &context,
@@ -170,11 +207,31 @@ fn start(
         })
         .collect();
     params.extend(propagated_params(task, vars.params));
+    let combinations = task
+        .matrix
+        .as_ref()
+        .map(|matrix| combinations(matrix, vars, field, placement.max_combinations, errors));
     TaskToStart {
         name: task.name.clone(),
         finally,
         params,
         sub_paths: sub_paths(task, vars, field, errors),
+        combinations,
+    }
+}
+
+/// A matrixed task with children still to create is started again (its
+/// `when` held already); the reconciler makes only the missing children.
+fn resume_partial(
+    task: &PipelineTask,
+    child: &ChildState,
+    placement: &Placement<'_>,
+    vars: &PipelineVariables<'_>,
+    to_start: &mut Vec<TaskToStart>,
+    errors: &mut ValidationErrors,
+) {
+    if *child == ChildState::Partial {
+        to_start.push(start(task, placement, vars, errors));
     }
 }
 
@@ -237,7 +294,7 @@ pub fn stop_all(spec: &PipelineSpec, children: &BTreeMap<String, ChildState>, st
     let mut skipped = Vec::new();
     for task in spec.tasks.iter().chain(&spec.finally) {
         match children.get(&task.name) {
-            Some(ChildState::Running) => {
+            Some(ChildState::Running | ChildState::Partial) => {
                 cancel.push(task.name.clone());
                 counts.incomplete += 1;
             }
@@ -274,6 +331,7 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
         results: KnownResults::Produced(&produced),
         status: None,
         context: input.context,
+        matrix_sizes: input.matrix_sizes,
     };
     let mut errors = ValidationErrors::default();
     let mut to_start = Vec::new();
@@ -287,7 +345,14 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
         let Some((index, task)) = spec.tasks.iter().enumerate().find(|(_, t)| &t.name == name) else {
             continue;
         };
+        let field = format!("spec.tasks[{index}]");
+        let placement = Placement {
+            field: &field,
+            finally: false,
+            max_combinations: input.max_matrix_combinations,
+        };
         let state = if let Some(child) = input.children.get(name) {
+            resume_partial(task, child, &placement, &vars, &mut to_start, &mut errors);
             State::of(child)
         } else if failed {
             State::Skipped(skip::STOPPING)
@@ -303,7 +368,7 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
                 .map(|(parent, edge)| (states.get(parent.as_str()).unwrap_or(&State::Pending), *edge))
                 .collect();
             let parent_skipped = |(state, edge): &(&State, Edge)| match state {
-                State::Skipped(why) => *edge == Edge::Results || *why != skip::WHEN_FALSE,
+                State::Skipped(why) => *edge == Edge::Results || !matches!(*why, skip::WHEN_FALSE | skip::MATRIX_EMPTY),
                 _ => false,
             };
             if parents.iter().any(|(state, _)| !state.is_final()) {
@@ -311,10 +376,8 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
             } else if parents.iter().any(parent_skipped) {
                 State::Skipped(skip::PARENT_SKIPPED)
             } else {
-                let field = format!("spec.tasks[{index}]");
                 if when_holds(&task.when, &vars, &format!("{field}.when"), &mut errors) {
-                    to_start.push(start(task, false, &vars, &field, &mut errors));
-                    State::Starting
+                    begin(task, &placement, &vars, &mut to_start, &mut errors)
                 } else {
                     State::Skipped(skip::WHEN_FALSE)
                 }
@@ -356,7 +419,14 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
         ..vars
     };
     for (index, task) in spec.finally.iter().enumerate() {
+        let field = format!("spec.finally[{index}]");
+        let placement = Placement {
+            field: &field,
+            finally: true,
+            max_combinations: input.max_matrix_combinations,
+        };
         let state = if let Some(child) = input.children.get(&task.name) {
+            resume_partial(task, child, &placement, &finally_vars, &mut to_start, &mut errors);
             State::of(child)
         } else if !regular_done {
             State::Pending
@@ -368,12 +438,10 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
                 .into_iter()
                 .flatten()
                 .any(|parent| states.get(parent.as_str()) != Some(&State::Succeeded));
-            let field = format!("spec.finally[{index}]");
             if missing {
                 State::Skipped(skip::RESULTS_MISSING)
             } else if when_holds(&task.when, &finally_vars, &format!("{field}.when"), &mut errors) {
-                to_start.push(start(task, true, &finally_vars, &field, &mut errors));
-                State::Starting
+                begin(task, &placement, &finally_vars, &mut to_start, &mut errors)
             } else {
                 State::Skipped(skip::WHEN_FALSE)
             }
@@ -411,7 +479,12 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
             .tasks
             .iter()
             .chain(&spec.finally)
-            .filter(|t| input.children.get(&t.name) == Some(&ChildState::Running))
+            .filter(|t| {
+                matches!(
+                    input.children.get(&t.name),
+                    Some(ChildState::Running | ChildState::Partial)
+                )
+            })
             .map(|t| t.name.clone())
             .collect();
         return Schedule {

@@ -32,6 +32,8 @@ pub struct PipelineInputs<'a> {
     pub context: &'a BTreeMap<&'static str, String>,
     /// Most tasks (regular and finally) the pipeline may have.
     pub max_tasks: usize,
+    /// Most combinations one matrixed task may have.
+    pub max_matrix_combinations: usize,
 }
 
 impl PipelineInputs<'_> {
@@ -91,16 +93,37 @@ fn check_task(task: &PipelineTask, at: &str, seen: &mut BTreeSet<String>, errors
     }
 }
 
-/// The result types each pipeline task's task declares.
-fn declared_results(task_specs: &BTreeMap<String, TaskSpec>) -> BTreeMap<String, BTreeMap<String, ParamType>> {
+/// The result types each pipeline task's task declares, as its consumers
+/// see them (a matrixed task's string results are arrays).
+fn declared_results(
+    spec: &PipelineSpec,
+    task_specs: &BTreeMap<String, TaskSpec>,
+) -> BTreeMap<String, BTreeMap<String, ParamType>> {
+    let matrixed = matrixed_tasks(spec);
     task_specs
         .iter()
-        .map(|(name, spec)| {
-            (
-                name.clone(),
-                spec.results.iter().map(|r| (r.name.clone(), r.result_type)).collect(),
-            )
+        .map(|(name, task_spec)| {
+            let declared = task_spec
+                .results
+                .iter()
+                .map(|r| (r.name.clone(), r.result_type))
+                .collect();
+            if matrixed.contains_key(name) {
+                (name.clone(), super::matrix::aggregated_types(&declared))
+            } else {
+                (name.clone(), declared)
+            }
         })
+        .collect()
+}
+
+/// The matrixed tasks, each with an unknown (0) combination count.
+fn matrixed_tasks(spec: &PipelineSpec) -> BTreeMap<String, usize> {
+    spec.tasks
+        .iter()
+        .chain(&spec.finally)
+        .filter(|t| t.matrix.is_some())
+        .map(|t| (t.name.clone(), 0))
         .collect()
 }
 
@@ -109,7 +132,7 @@ fn declared_results(task_specs: &BTreeMap<String, TaskSpec>) -> BTreeMap<String,
 /// the task declares.
 fn check_task_params(
     task: &PipelineTask,
-    at: &str,
+    (at, max_combinations): (&str, usize),
     task_spec: &TaskSpec,
     vars: &PipelineVariables<'_>,
     errors: &mut ValidationErrors,
@@ -129,6 +152,8 @@ fn check_task_params(
         })
         .collect();
     substituted.extend(propagated_params(task, vars.params));
+    check_matrix_values(task, (at, max_combinations), task_spec, vars, errors);
+    substituted.extend(super::matrix::placeholder_params(task, &task_spec.params));
     // An inline taskSpec receives what it is given without declaring it.
     let declared = match task.task_spec {
         Some(_) => with_propagated(&task_spec.params, &substituted),
@@ -155,6 +180,22 @@ fn check_task_params(
         errors.push(error.field, format!("{} ({task_name})", error.message));
     }
     when_holds(&task.when, vars, &format!("{at}.when"), errors);
+}
+
+/// A matrix's names against the task, and its values (results stand in
+/// as empty lists, so the count is checked again when the task starts).
+fn check_matrix_values(
+    task: &PipelineTask,
+    (at, max_combinations): (&str, usize),
+    task_spec: &TaskSpec,
+    vars: &PipelineVariables<'_>,
+    errors: &mut ValidationErrors,
+) {
+    let Some(matrix) = &task.matrix else {
+        return;
+    };
+    super::matrix::check_matrix(task, at, task_spec, errors);
+    super::matrix::combinations(matrix, vars, at, max_combinations, errors);
 }
 
 fn check_workspaces(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) {
@@ -328,7 +369,8 @@ fn check_timeouts(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) {
 /// param types, against what each task declares.
 fn check_references(inputs: &PipelineInputs<'_>, params: &BTreeMap<String, ParamValue>, errors: &mut ValidationErrors) {
     let (spec, field) = (inputs.spec, inputs.field);
-    let results = declared_results(inputs.task_specs);
+    let results = declared_results(spec, inputs.task_specs);
+    let matrix_sizes = matrixed_tasks(spec);
     let regular_results: BTreeMap<String, BTreeMap<String, ParamType>> = results
         .iter()
         .filter(|(name, _)| spec.tasks.iter().any(|t| &t.name == *name))
@@ -347,6 +389,7 @@ fn check_references(inputs: &PipelineInputs<'_>, params: &BTreeMap<String, Param
         results: KnownResults::Declared(&regular_results),
         status: None,
         context: inputs.context,
+        matrix_sizes: &matrix_sizes,
     };
     let finally_vars = PipelineVariables {
         status: Some(&finally_status),
@@ -364,7 +407,7 @@ fn check_references(inputs: &PipelineInputs<'_>, params: &BTreeMap<String, Param
         .map(|(i, t)| (format!("{field}.finally[{i}]"), t, &finally_vars));
     for (at, task, vars) in tasks.chain(finally) {
         if let Some(task_spec) = inputs.task_specs.get(&task.name) {
-            check_task_params(task, &at, task_spec, vars, errors);
+            check_task_params(task, (&at, inputs.max_matrix_combinations), task_spec, vars, errors);
         }
         super::schedule::sub_paths(task, vars, &at, errors);
     }

@@ -35,6 +35,9 @@ pub struct PipelineVariables<'a> {
     /// Some only for finally tasks.
     pub status: Option<&'a FinallyStatus>,
     pub context: &'a BTreeMap<&'static str, String>,
+    /// The matrixed tasks, with how many combinations each ran (while
+    /// validating, 0: not known yet), for `$(tasks.X.matrix.length)`.
+    pub matrix_sizes: &'a BTreeMap<String, usize>,
 }
 
 /// Applies a selector (`""`, `[*]`, `[N]`, `.KEY`) to a value; `what`
@@ -122,6 +125,7 @@ impl PipelineVariables<'_> {
                     format!("no pipeline task named {task:?} (finally tasks can read the status of tasks only)")
                 })
             }
+            TaskVariable::MatrixLength { task, result } => self.matrix_length(task, result),
             TaskVariable::Result { task, result, selector } => match self.results {
                 KnownResults::Declared(declared) => {
                     let results = declared
@@ -146,6 +150,30 @@ impl PipelineVariables<'_> {
                     select(value, selector, &format!("result {result:?} of task {task:?}"))
                 }
             },
+        }
+    }
+}
+
+impl PipelineVariables<'_> {
+    /// `$(tasks.X.matrix.length)` and `$(tasks.X.matrix.R.length)`, as strings.
+    fn matrix_length(&self, task: &str, result: Option<&str>) -> Result<ParamValue, String> {
+        let size = *self
+            .matrix_sizes
+            .get(task)
+            .ok_or_else(|| format!("task {task:?} has no matrix (or did not run)"))?;
+        let Some(result) = result else {
+            return Ok(ParamValue::String(size.to_string()));
+        };
+        match self.task_value(TaskVariable::Result {
+            task,
+            result,
+            selector: "",
+        })? {
+            ParamValue::Array(items) => Ok(ParamValue::String(items.len().to_string())),
+            other => Err(format!(
+                "result {result:?} of matrixed task {task:?} is of type {}; only string results are aggregated",
+                other.param_type()
+            )),
         }
     }
 }

@@ -16,10 +16,11 @@ use crate::api::{
 use crate::engine::duration::parse_duration;
 use crate::engine::limits::Limits;
 use crate::names;
+use crate::pipeline::matrix::{Combination, aggregate, child_params};
 use crate::pipeline::schedule::{ChildState, Outcome, Schedule, ScheduleInput, Stop, TaskToStart, schedule, stop_all};
 use crate::pipeline::validate::{PipelineInputs, validate_pipeline};
 use crate::pipeline::variables::context_variables;
-use crate::pipeline::{LABEL_PIPELINE, LABEL_PIPELINE_RUN, LABEL_PIPELINE_TASK};
+use crate::pipeline::{ANNOTATION_MATRIX_COMBINATIONS, LABEL_PIPELINE, LABEL_PIPELINE_RUN, LABEL_PIPELINE_TASK};
 use crate::pod::render::{LABEL_MANAGED_BY, MANAGED_BY};
 use crate::reason;
 use crate::reconcile::conditions::{is_final, set_succeeded, succeeded};
@@ -187,14 +188,21 @@ impl<'a> Decision<'a> {
 
     /// Fails the run before scheduling (bad pipeline, missing task),
     /// cancelling any child still running.
-    fn fail_early(&mut self, why: &str, message: String, children: &BTreeMap<String, ChildState>) {
-        for (task, child) in children {
-            if *child == ChildState::Running {
-                self.actions
-                    .push(Action::CancelChild(child_name(&self.run_name(), task)));
-            }
+    fn fail_early(&mut self, why: &str, message: String, children: &OurChildren<'_>) {
+        for task in children.runs.keys() {
+            self.cancel_task(children, task);
         }
         self.finish(false, why, message);
+    }
+
+    /// Cancels the running children of one pipeline task.
+    fn cancel_task(&mut self, children: &OurChildren<'_>, task: &str) {
+        for child in children.runs.get(task).into_iter().flatten() {
+            if child_state(child) == ChildState::Running {
+                let name = child.metadata.name.clone().unwrap_or_default();
+                self.actions.push(Action::CancelChild(name));
+            }
+        }
     }
 
     fn elapsed(&self) -> Duration {
@@ -282,8 +290,32 @@ impl<'a> Decision<'a> {
             .collect()
     }
 
-    fn child(&self, spec: &PipelineSpec, start: &TaskToStart, pipeline_name: Option<&str>) -> Option<MyTaskRun> {
-        let task = spec.tasks.iter().chain(&spec.finally).find(|t| t.name == start.name)?;
+    /// The children a starting task needs: one, or one per combination of
+    /// its matrix.
+    fn children_of(&self, spec: &PipelineSpec, start: &TaskToStart, pipeline_name: Option<&str>) -> Vec<MyTaskRun> {
+        let Some(task) = spec.tasks.iter().chain(&spec.finally).find(|t| t.name == start.name) else {
+            return Vec::new();
+        };
+        let child = self.child(task, start, pipeline_name);
+        let Some(combinations) = &start.combinations else {
+            return vec![child];
+        };
+        let run_name = self.run_name();
+        combinations
+            .iter()
+            .enumerate()
+            .map(|(index, combination)| {
+                let at = MatrixSlot {
+                    run_name: &run_name,
+                    index,
+                    count: combinations.len(),
+                };
+                matrix_child(child.clone(), &at, combination)
+            })
+            .collect()
+    }
+
+    fn child(&self, task: &PipelineTask, start: &TaskToStart, pipeline_name: Option<&str>) -> MyTaskRun {
         let run = self.run();
         let run_name = self.run_name();
         let mut labels = run.metadata.labels.clone().unwrap_or_default();
@@ -296,7 +328,7 @@ impl<'a> Decision<'a> {
         if let Some(pipeline) = pipeline_name {
             labels.insert(LABEL_PIPELINE.to_string(), names::dns_label(&[pipeline]));
         }
-        Some(MyTaskRun {
+        MyTaskRun {
             metadata: ObjectMeta {
                 name: Some(child_name(&run_name, &task.name)),
                 namespace: Some(self.namespace()),
@@ -320,20 +352,22 @@ impl<'a> Decision<'a> {
                 ttl_seconds_after_finished: None,
             },
             status: None,
-        })
+        }
     }
 
     /// Carries out a schedule: new children, cancellations, status.
-    fn apply(&mut self, spec: &PipelineSpec, schedule: Schedule, pipeline_name: Option<&str>) {
+    fn apply(&mut self, spec: &PipelineSpec, schedule: Schedule, pipeline_name: Option<&str>, children: &OurChildren) {
         if !schedule.start.is_empty() {
             let claims = self.claims();
             self.actions
                 .extend(claims.into_iter().map(|c| Action::CreateClaim(Box::new(c))));
         }
-        let run_name = self.run_name();
         for start in &schedule.start {
-            if let Some(child) = self.child(spec, start, pipeline_name) {
+            for child in self.children_of(spec, start, pipeline_name) {
                 let child_name = child.metadata.name.clone().unwrap_or_default();
+                if children.exists(&start.name, &child_name) {
+                    continue;
+                }
                 self.actions.push(Action::CreateChild(Box::new(child)));
                 self.notice(
                     false,
@@ -343,7 +377,7 @@ impl<'a> Decision<'a> {
             }
         }
         for task in &schedule.cancel {
-            self.actions.push(Action::CancelChild(child_name(&run_name, task)));
+            self.cancel_task(children, task);
         }
         self.status.skipped_tasks = schedule.skipped;
         match schedule.outcome {
@@ -377,6 +411,32 @@ impl<'a> Decision<'a> {
             }
         }
     }
+}
+
+/// Where a child of a matrixed task sits among its task's children.
+struct MatrixSlot<'a> {
+    run_name: &'a str,
+    index: usize,
+    count: usize,
+}
+
+/// The child of one combination: the task's child with its own name, the
+/// combination's params and the combination count (for `our_children`).
+fn matrix_child(mut child: MyTaskRun, at: &MatrixSlot<'_>, combination: &Combination) -> MyTaskRun {
+    let task = child
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_PIPELINE_TASK))
+        .cloned()
+        .unwrap_or_default();
+    child.metadata.name = Some(names::matrix_child_name(at.run_name, &task, at.index));
+    child.metadata.annotations = Some(BTreeMap::from([(
+        ANNOTATION_MATRIX_COMBINATIONS.to_string(),
+        at.count.to_string(),
+    )]));
+    child.spec.params = child_params(&child.spec.params, combination);
+    child
 }
 
 /// A run that a newer run of its concurrency group replaced says so, naming
@@ -466,11 +526,22 @@ fn followed_spec<'a>(decision: &mut Decision<'a>) -> Option<Followed<'a>> {
     }
 }
 
-/// This run's children (controlled by it), by pipeline task: their state
-/// for scheduling, and the runs themselves.
+/// This run's children (controlled by it), by pipeline task.
 struct OurChildren<'a> {
+    /// Each task's state for scheduling (a matrixed task's, from all its children).
     states: BTreeMap<String, ChildState>,
-    runs: BTreeMap<String, &'a MyTaskRun>,
+    /// Each task's children that exist (a matrixed task's in combination order).
+    runs: BTreeMap<String, Vec<&'a MyTaskRun>>,
+    /// Each matrixed task that has children: how many combinations it has.
+    matrix_sizes: BTreeMap<String, usize>,
+}
+
+impl OurChildren<'_> {
+    fn exists(&self, task: &str, name: &str) -> bool {
+        self.runs
+            .get(task)
+            .is_some_and(|runs| runs.iter().any(|r| r.metadata.name.as_deref() == Some(name)))
+    }
 }
 
 fn our_children<'a>(decision: &Decision<'a>, spec: &PipelineSpec) -> OurChildren<'a> {
@@ -486,14 +557,64 @@ fn our_children<'a>(decision: &Decision<'a>, spec: &PipelineSpec) -> OurChildren
     let mut children = OurChildren {
         states: BTreeMap::new(),
         runs: BTreeMap::new(),
+        matrix_sizes: BTreeMap::new(),
     };
+    let max = decision.limits.max_matrix_combinations;
     for task in spec.tasks.iter().chain(&spec.finally) {
-        if let Some(child) = found.get(child_name(&run_name, &task.name).as_str()) {
+        if task.matrix.is_some() {
+            if let Some((count, runs)) = matrix_children(&found, &run_name, &task.name, max) {
+                let states: Vec<Option<ChildState>> = runs.iter().map(|r| r.map(child_state)).collect();
+                children.states.insert(task.name.clone(), aggregate(&states));
+                children
+                    .runs
+                    .insert(task.name.clone(), runs.into_iter().flatten().collect());
+                children.matrix_sizes.insert(task.name.clone(), count);
+            }
+        } else if let Some(child) = found.get(child_name(&run_name, &task.name).as_str()) {
             children.states.insert(task.name.clone(), child_state(child));
-            children.runs.insert(task.name.clone(), child);
+            children.runs.insert(task.name.clone(), vec![child]);
         }
     }
     children
+}
+
+/// The children of a matrixed task, one slot per combination (None: not
+/// created yet), and the combination count, which its children carry; None
+/// when it has no children.
+fn matrix_children<'a>(
+    found: &BTreeMap<&str, &'a MyTaskRun>,
+    run_name: &str,
+    task: &str,
+    max: usize,
+) -> Option<(usize, Vec<Option<&'a MyTaskRun>>)> {
+    let count = found
+        .values()
+        .filter(|c| {
+            c.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_PIPELINE_TASK))
+                .map(String::as_str)
+                == Some(task)
+        })
+        .filter_map(|c| {
+            c.metadata
+                .annotations
+                .as_ref()?
+                .get(ANNOTATION_MATRIX_COMBINATIONS)?
+                .parse()
+                .ok()
+        })
+        .filter(|count| *count <= max)
+        .max()?;
+    let slots: Vec<Option<&MyTaskRun>> = (0..count)
+        .map(|index| {
+            found
+                .get(names::matrix_child_name(run_name, task, index).as_str())
+                .copied()
+        })
+        .collect();
+    slots.iter().any(Option::is_some).then_some((count, slots))
 }
 
 /// Why the run stops now, if it does: cancelled, or out of time.
@@ -523,6 +644,7 @@ fn task_specs(
         let snapshot = children
             .runs
             .get(&task.name)
+            .and_then(|runs| runs.first())
             .and_then(|c| c.status.as_ref())
             .and_then(|s| s.task_spec.as_ref());
         let resolved = match (&task.task_spec, &task.task_ref) {
@@ -556,7 +678,7 @@ fn fail_before_scheduling(
     message: String,
 ) {
     record_children(decision, spec, &children.runs, &[]);
-    decision.fail_early(why, message, &children.states);
+    decision.fail_early(why, message, children);
 }
 
 fn decide_into(decision: &mut Decision<'_>) {
@@ -569,7 +691,7 @@ fn decide_into(decision: &mut Decision<'_>) {
         let mut schedule = stop_all(spec, &children.states, stop);
         replaced_message(decision.run(), &mut schedule);
         record_children(decision, spec, &children.runs, &[]);
-        decision.apply(spec, schedule, pipeline_name);
+        decision.apply(spec, schedule, pipeline_name, &children);
         return;
     }
     if !decision.observed.problems.is_empty() {
@@ -617,6 +739,7 @@ fn schedule_children(
         timeouts: run.spec.timeouts.as_ref(),
         context: &context,
         max_tasks: decision.limits.max_pipeline_tasks,
+        max_matrix_combinations: decision.limits.max_matrix_combinations,
     };
     let valid = match validate_pipeline(&inputs) {
         Ok(valid) => valid,
@@ -642,29 +765,49 @@ fn schedule_children(
         context: &context,
         children: &children.states,
         tasks_timed_out,
+        matrix_sizes: &children.matrix_sizes,
+        max_matrix_combinations: decision.limits.max_matrix_combinations,
     });
-    let starting: Vec<String> = schedule.start.iter().map(|s| s.name.clone()).collect();
-    record_children(decision, spec, &children.runs, &starting);
-    decision.apply(spec, schedule, pipeline_name);
+    record_children(decision, spec, &children.runs, &schedule.start);
+    decision.apply(spec, schedule, pipeline_name, children);
 }
 
-/// Lists every child that exists or is being created, in pipeline order.
+/// Lists every child that exists or is being created, in pipeline order
+/// (a matrixed task's in combination order).
 fn record_children(
     decision: &mut Decision<'_>,
     spec: &PipelineSpec,
-    existing: &BTreeMap<String, &MyTaskRun>,
-    starting: &[String],
+    existing: &BTreeMap<String, Vec<&MyTaskRun>>,
+    starting: &[TaskToStart],
 ) {
     let run_name = decision.run_name();
+    let names_of = |task: &PipelineTask| -> Vec<String> {
+        match starting.iter().find(|s| s.name == task.name) {
+            Some(TaskToStart {
+                combinations: Some(combinations),
+                ..
+            }) => (0..combinations.len())
+                .map(|index| names::matrix_child_name(&run_name, &task.name, index))
+                .collect(),
+            Some(_) => vec![child_name(&run_name, &task.name)],
+            None => existing
+                .get(&task.name)
+                .into_iter()
+                .flatten()
+                .filter_map(|run| run.metadata.name.clone())
+                .collect(),
+        }
+    };
     decision.status.child_references = spec
         .tasks
         .iter()
         .chain(&spec.finally)
-        .filter(|t| existing.contains_key(&t.name) || starting.contains(&t.name))
-        .map(|t| ChildReference {
-            name: child_name(&run_name, &t.name),
-            pipeline_task_name: t.name.clone(),
-            kind: "MyTaskRun".to_string(),
+        .flat_map(|t| {
+            names_of(t).into_iter().map(|name| ChildReference {
+                name,
+                pipeline_task_name: t.name.clone(),
+                kind: "MyTaskRun".to_string(),
+            })
         })
         .collect();
 }
