@@ -1,0 +1,278 @@
+//! End-to-end tests that need a second node: the local cluster with
+//! `hack/local-cluster/up --nodes 2` (node 1 `cicd-node`, node 2
+//! `cicd-node-2`). Each test brings node 2 up itself if it is not (with
+//! `hack/local-cluster/node start 2`, which needs root and the cluster up),
+//! and leaves it up and Ready when it ends.
+//!
+//! Ignored by default; run with
+//! `cargo test -p cicd-controller --test e2e_nodes -- --ignored --test-threads=1`.
+//! The tests stop node 2 or depend on where pods land, so they also take a
+//! lock of their own and never overlap.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cicd_controller::api::MyTaskRun;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use support::{BASH, CONTROLLER_NAMESPACE, Run, TestNamespace, kubectl, kubectl_lossy, repo_root};
+
+/// Node 1 (the control plane's node) and node 2 of `up --nodes 2`.
+const NODE_1: &str = "cicd-node";
+const NODE_2: &str = "cicd-node-2";
+
+/// The node lifecycle controller's --node-monitor-grace-period (the
+/// Kubernetes default, which hack/local-cluster keeps), its check period,
+/// and the controller's --node-lost-after (its default, which deploy/ keeps).
+const NODE_MONITOR_GRACE: Duration = Duration::from_secs(50);
+const NODE_MONITOR_PERIOD: Duration = Duration::from_secs(5);
+const NODE_LOST_AFTER: Duration = Duration::from_secs(40);
+/// What the README promises beyond those three: a watch event, a reconcile.
+const NODE_LOST_SLACK: Duration = Duration::from_secs(20);
+
+/// Held by every test: they stop node 2 or need both nodes as they are.
+static NODES_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs `hack/local-cluster/node <args>`; panics with its output on failure.
+fn node_script(args: &[&str]) {
+    let script = repo_root().join("hack/local-cluster/node");
+    let output = Command::new(&script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("{} {args:?}: {error}", script.display()));
+    assert!(
+        output.status.success(),
+        "hack/local-cluster/node {args:?} failed (it needs root and the cluster up; \
+         hack/local-cluster/up --nodes 2 brings both nodes up):\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Node 2 up and Ready (started if it is not).
+fn ensure_node_2() {
+    node_script(&["start", "2"]);
+}
+
+fn node_ready(node: &str) -> String {
+    kubectl_lossy(&[
+        "get",
+        "node",
+        node,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ])
+}
+
+/// The node a pod is bound to ("" before scheduling).
+async fn node_of(ns: &TestNamespace, pod: &str) -> String {
+    ns.api::<Pod>()
+        .get_opt(pod)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|p| p.spec.and_then(|s| s.node_name))
+        .unwrap_or_default()
+}
+
+/// The nodes the controller's pods are on.
+fn controller_nodes() -> Vec<String> {
+    kubectl(
+        &[
+            "get",
+            "pods",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/name=cicd-controller",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={.items[*].spec.nodeName}",
+        ],
+        None,
+    )
+    .split_whitespace()
+    .map(str::to_string)
+    .collect()
+}
+
+/// Waits until the pod has phase `phase`; panics with diagnostics after `limit`.
+async fn wait_pod_phase(ns: &TestNamespace, pod: &str, phase: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let current = ns.api::<Pod>().get_opt(pod).await.ok().flatten();
+        let now = current.as_ref().and_then(|p| p.status.as_ref()?.phase.clone());
+        if now.as_deref() == Some(phase) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pod {pod} not {phase} within {limit:?} (now {now:?}){}",
+            ns.diagnostics()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Node 2 is a real node: a pod pinned to it runs an image from the local
+/// registry, reaches a pod on node 1 by its IP and the apiserver through the
+/// `kubernetes` Service, and its log is readable through the apiserver
+/// (which asks node 2's kubelet).
+#[tokio::test]
+#[ignore = "needs the local cluster with two nodes: hack/local-cluster/up --nodes 2"]
+async fn nodes_a_pod_on_node_2_reaches_node_1_and_the_api() {
+    let _nodes = NODES_LOCK.lock().await;
+    ensure_node_2();
+    assert_eq!(node_ready(NODE_1), "True");
+    assert_eq!(node_ready(NODE_2), "True");
+    let ns = TestNamespace::new("e2e-nodes-network").await;
+    ns.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: server}}
+spec:
+  nodeName: {NODE_1}
+  containers:
+    - name: serve
+      image: {BASH}
+      command: [bash, -c, 'while true; do echo hello-from-node-1 | nc -l -p 8080; done']
+"#
+    ));
+    wait_pod_phase(&ns, "server", "Running", Duration::from_secs(60)).await;
+    let server_ip = kubectl(
+        &["get", "pod", "server", "-n", &ns.name, "-o", "jsonpath={.status.podIP}"],
+        None,
+    );
+    assert!(server_ip.starts_with("10.244.0."), "node 1's pod range: {server_ip}");
+    ns.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  nodeSelector: {{kubernetes.io/hostname: {NODE_2}}}
+  restartPolicy: Never
+  containers:
+    - name: ask
+      image: {BASH}
+      command:
+        - bash
+        - -c
+        - |
+          set -e
+          echo "my address: $(hostname -i)"
+          exec 3<>/dev/tcp/{server_ip}/8080
+          timeout 10 head -n 1 <&3
+          exec 4<>/dev/tcp/$KUBERNETES_SERVICE_HOST/$KUBERNETES_SERVICE_PORT
+          echo "api service reachable"
+"#
+    ));
+    wait_pod_phase(&ns, "client", "Succeeded", Duration::from_secs(60)).await;
+    assert_eq!(node_of(&ns, "client").await, NODE_2);
+    let log = kubectl(&["logs", "-n", &ns.name, "client"], None);
+    assert!(log.contains("my address: 10.244.1."), "node 2's pod range: {log}");
+    assert!(log.contains("hello-from-node-1"), "{log}");
+    assert!(log.contains("api service reachable"), "{log}");
+    ns.passed();
+}
+
+/// A run whose pod is on node 2 when node 2 loses power: the attempt ends
+/// `NodeLost` naming the node within the documented bound, and with
+/// `retries: 1` the run is retried on node 1 and succeeds.
+#[tokio::test]
+#[ignore = "needs the local cluster with two nodes: hack/local-cluster/up --nodes 2"]
+async fn nodes_a_run_on_a_stopped_node_is_lost_and_retried_on_the_other_node() {
+    let _nodes = NODES_LOCK.lock().await;
+    ensure_node_2();
+    let controller = controller_nodes();
+    assert!(
+        !controller.is_empty() && controller.iter().all(|n| n == NODE_1),
+        "the controller must run on {NODE_1} for this test (it stops {NODE_2}): it runs on {controller:?}"
+    );
+    let ns = TestNamespace::new("e2e-nodes-lost").await;
+    // Prefers node 2, so the first attempt goes there; the retry cannot
+    // (the lost node is tainted) and runs on node 1.
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: lost}}
+spec:
+  retries: 1
+  podTemplate:
+    affinity:
+      nodeAffinity:
+        preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            preference:
+              matchExpressions:
+                - {{key: kubernetes.io/hostname, operator: In, values: [{NODE_2}]}}
+  taskSpec:
+    steps:
+      - name: work
+        image: {BASH}
+        script: |
+          echo "working"
+          sleep 15
+          echo "done"
+"#
+    ));
+    let running = ns
+        .wait_until("lost", Duration::from_secs(90), "Running", |run: &MyTaskRun| {
+            run.condition().is_some_and(|(_, reason, _)| reason == "Running")
+        })
+        .await;
+    let first_pod = running
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_name.clone())
+        .expect("the running attempt's pod");
+    assert_eq!(
+        node_of(&ns, &first_pod).await,
+        NODE_2,
+        "the first attempt prefers node 2{}",
+        ns.diagnostics()
+    );
+
+    let stopped_at = Instant::now();
+    node_script(&["stop", "2"]);
+    let bound = NODE_MONITOR_GRACE + NODE_MONITOR_PERIOD + NODE_LOST_AFTER + NODE_LOST_SLACK;
+    let retried = ns
+        .wait_until("lost", bound, "a NodeLost attempt", |run: &MyTaskRun| {
+            run.status.as_ref().is_some_and(|s| !s.retries_status.is_empty())
+        })
+        .await;
+    let lost_after = stopped_at.elapsed();
+    let attempt = &retried.status.as_ref().expect("status").retries_status[0];
+    assert_eq!(attempt.reason, "NodeLost", "{attempt:?}");
+    assert!(
+        attempt.message.contains(NODE_2),
+        "the message names the node: {}",
+        attempt.message
+    );
+    assert_eq!(attempt.pod_name, first_pod);
+    println!("node {NODE_2} stopped; attempt 1 ended NodeLost after {lost_after:?} (bound {bound:?})");
+
+    let done = ns.wait_done::<MyTaskRun>("lost", Duration::from_secs(90)).await;
+    ns.expect_condition(&done, "True", "Succeeded");
+    let second_pod = done
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_name.clone())
+        .expect("the retry's pod");
+    assert_ne!(second_pod, first_pod);
+    assert_eq!(node_of(&ns, &second_pod).await, NODE_1, "the retry runs on node 1");
+    let pods = ns.api::<Pod>().list(&Default::default()).await.expect("list pods");
+    assert_eq!(
+        pods.items.len(),
+        2,
+        "one pod per attempt: {:?}",
+        pods.items.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+    );
+
+    node_script(&["start", "2"]);
+    ns.passed();
+}
