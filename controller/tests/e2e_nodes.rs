@@ -14,7 +14,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cicd_controller::api::MyTaskRun;
+use cicd_controller::api::{MyPipelineRun, MyTaskRun};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use support::{BASH, CONTROLLER_NAMESPACE, Run, TestNamespace, kubectl, kubectl_lossy, repo_root};
@@ -189,7 +189,7 @@ async fn nodes_a_run_on_a_stopped_node_is_lost_and_retried_on_the_other_node() {
     ensure_node_2();
     let controller = controller_nodes();
     assert!(
-        !controller.is_empty() && controller.iter().all(|n| n == NODE_1),
+        controller.iter().all(|n| n == NODE_1),
         "the controller must run on {NODE_1} for this test (it stops {NODE_2}): it runs on {controller:?}"
     );
     let ns = TestNamespace::new("e2e-nodes-lost").await;
@@ -274,5 +274,184 @@ spec:
     );
 
     node_script(&["start", "2"]);
+    ns.passed();
+}
+
+/// A diamond: `top` writes, `left` and `right` (at the same time) add a file
+/// each to the one claim, `bottom` reads both. `storage` is the
+/// volumeClaimTemplate's extra spec (e.g. its storageClassName).
+fn diamond(run: &str, storage: &str) -> String {
+    let task = |name: &str, after: &str, script: &str| {
+        let run_after = if after.is_empty() {
+            String::new()
+        } else {
+            format!("\n      runAfter: [{after}]")
+        };
+        format!(
+            r#"
+    - name: {name}{run_after}
+      workspaces: [{{name: ws, workspace: shared}}]
+      taskSpec:
+        workspaces: [{{name: ws}}]
+        results: [{{name: SEEN}}]
+        steps:
+          - name: work
+            image: {BASH}
+            script: |
+              {script}"#
+        )
+    };
+    let tasks = [
+        task("top", "", "echo -n top > $(workspaces.ws.path)/top; echo -n ok > $(results.SEEN.path)"),
+        task(
+            "left",
+            "top",
+            "cat $(workspaces.ws.path)/top > /dev/null; echo -n left > $(workspaces.ws.path)/left; sleep 4; echo -n ok > $(results.SEEN.path)",
+        ),
+        task(
+            "right",
+            "top",
+            "cat $(workspaces.ws.path)/top > /dev/null; echo -n right > $(workspaces.ws.path)/right; sleep 4; echo -n ok > $(results.SEEN.path)",
+        ),
+        task(
+            "bottom",
+            "left, right",
+            "cat $(workspaces.ws.path)/top $(workspaces.ws.path)/left $(workspaces.ws.path)/right > $(results.SEEN.path)",
+        ),
+    ];
+    format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipelineRun
+metadata: {{name: {run}}}
+spec:
+  workspaces:
+    - name: shared
+      volumeClaimTemplate:
+        spec:
+          accessModes: [ReadWriteOnce]
+          resources: {{requests: {{storage: 16Mi}}}}
+          {storage}
+  pipelineSpec:
+    workspaces: [{{name: shared}}]
+    results: [{{name: ALL, value: $(tasks.bottom.results.SEEN)}}]
+    tasks:{}
+"#,
+        tasks.join("")
+    )
+}
+
+/// The node of the pod of the pipeline task `task` of run `run`.
+async fn node_of_task(ns: &TestNamespace, run: &str, task: &str) -> String {
+    let pods = kubectl(
+        &[
+            "get",
+            "pods",
+            "-n",
+            &ns.name,
+            "-l",
+            &format!("cicdoperator.ning1875.io/pipelineRun={run},cicdoperator.ning1875.io/pipelineTask={task}"),
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+        None,
+    );
+    let names: Vec<&str> = pods.split_whitespace().collect();
+    assert_eq!(names.len(), 1, "one pod for task {task}: {names:?}");
+    node_of(ns, names[0]).await
+}
+
+/// The pods of `run` that carry a required pod-affinity term.
+fn pods_with_claim_affinity(ns: &TestNamespace, run: &str) -> usize {
+    kubectl(
+        &[
+            "get",
+            "pods",
+            "-n",
+            &ns.name,
+            "-l",
+            &format!("cicdoperator.ning1875.io/pipelineRun={run}"),
+            "-o",
+            "jsonpath={range .items[*]}{.spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey}{\"\\n\"}{end}",
+        ],
+        None,
+    )
+    .lines()
+    .filter(|line| *line == "kubernetes.io/hostname")
+    .count()
+}
+
+/// The diamond's claim is backed by a local PersistentVolume that exists on
+/// node 2 only: the whole run, both middle tasks included, runs there.
+#[tokio::test]
+#[ignore = "needs the local cluster with two nodes: hack/local-cluster/up --nodes 2"]
+async fn nodes_a_diamond_on_a_local_volume_of_node_2_runs_there() {
+    let _nodes = NODES_LOCK.lock().await;
+    ensure_node_2();
+    let ns = TestNamespace::new("e2e-nodes-local-pv").await;
+    let path = "/tmp/cicd-e2e-local-pv-node-2";
+    let _ = std::fs::remove_dir_all(path);
+    std::fs::create_dir_all(path).expect("the local volume's directory");
+    let _ = kubectl_lossy(&["delete", "pv", "e2e-nodes-local-pv", "--ignore-not-found"]);
+    kubectl(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            r#"
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {{name: e2e-local-node-2}}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: e2e-nodes-local-pv}}
+spec:
+  capacity: {{storage: 64Mi}}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Delete
+  storageClassName: e2e-local-node-2
+  local: {{path: {path}}}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+        - matchExpressions:
+            - {{key: kubernetes.io/hostname, operator: In, values: [{NODE_2}]}}
+"#
+        )),
+    );
+    ns.apply(&diamond("local", "storageClassName: e2e-local-node-2"));
+    let run = ns
+        .wait_done::<MyPipelineRun>("local", Duration::from_secs(180))
+        .await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("ALL").as_deref(), Some("topleftright"));
+    for task in ["top", "left", "right", "bottom"] {
+        assert_eq!(node_of_task(&ns, "local", task).await, NODE_2, "task {task}");
+    }
+    assert_eq!(pods_with_claim_affinity(&ns, "local"), 4);
+    ns.passed();
+    let _ = kubectl_lossy(&["delete", "pv", "e2e-nodes-local-pv", "--wait=false"]);
+}
+
+/// The same diamond on the default StorageClass, whose volumes carry no node
+/// affinity: the controller's pod affinity alone puts the two middle tasks,
+/// which run at the same time, on one node.
+#[tokio::test]
+#[ignore = "needs the local cluster with two nodes: hack/local-cluster/up --nodes 2"]
+async fn nodes_parallel_tasks_sharing_a_claim_run_on_one_node() {
+    let _nodes = NODES_LOCK.lock().await;
+    ensure_node_2();
+    let ns = TestNamespace::new("e2e-nodes-affinity").await;
+    ns.apply(&diamond("shared", ""));
+    let run = ns
+        .wait_done::<MyPipelineRun>("shared", Duration::from_secs(180))
+        .await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("ALL").as_deref(), Some("topleftright"));
+    let left = node_of_task(&ns, "shared", "left").await;
+    let right = node_of_task(&ns, "shared", "right").await;
+    assert_eq!(left, right, "the middle tasks share the claim and run at the same time");
+    assert_eq!(pods_with_claim_affinity(&ns, "shared"), 4);
     ns.passed();
 }
