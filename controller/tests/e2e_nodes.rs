@@ -302,7 +302,11 @@ fn diamond(run: &str, storage: &str) -> String {
         )
     };
     let tasks = [
-        task("top", "", "echo -n top > $(workspaces.ws.path)/top; echo -n ok > $(results.SEEN.path)"),
+        task(
+            "top",
+            "",
+            "echo -n top > $(workspaces.ws.path)/top; echo -n ok > $(results.SEEN.path)",
+        ),
         task(
             "left",
             "top",
@@ -409,7 +413,7 @@ metadata: {{name: e2e-nodes-local-pv}}
 spec:
   capacity: {{storage: 64Mi}}
   accessModes: [ReadWriteOnce]
-  persistentVolumeReclaimPolicy: Delete
+  persistentVolumeReclaimPolicy: Retain
   storageClassName: e2e-local-node-2
   local: {{path: {path}}}
   nodeAffinity:
@@ -421,9 +425,7 @@ spec:
         )),
     );
     ns.apply(&diamond("local", "storageClassName: e2e-local-node-2"));
-    let run = ns
-        .wait_done::<MyPipelineRun>("local", Duration::from_secs(180))
-        .await;
+    let run = ns.wait_done::<MyPipelineRun>("local", Duration::from_secs(180)).await;
     ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(run.string_result("ALL").as_deref(), Some("topleftright"));
     for task in ["top", "left", "right", "bottom"] {
@@ -444,14 +446,236 @@ async fn nodes_parallel_tasks_sharing_a_claim_run_on_one_node() {
     ensure_node_2();
     let ns = TestNamespace::new("e2e-nodes-affinity").await;
     ns.apply(&diamond("shared", ""));
-    let run = ns
-        .wait_done::<MyPipelineRun>("shared", Duration::from_secs(180))
-        .await;
+    let run = ns.wait_done::<MyPipelineRun>("shared", Duration::from_secs(180)).await;
     ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(run.string_result("ALL").as_deref(), Some("topleftright"));
     let left = node_of_task(&ns, "shared", "left").await;
     let right = node_of_task(&ns, "shared", "right").await;
     assert_eq!(left, right, "the middle tasks share the claim and run at the same time");
     assert_eq!(pods_with_claim_affinity(&ns, "shared"), 4);
+    ns.passed();
+}
+
+/// The Lease the controller replicas compete for, and its duration.
+const LEASE: &str = "cicd-controller";
+const LEASE_DURATION: Duration = Duration::from_secs(15);
+
+fn lease_holder() -> String {
+    kubectl_lossy(&[
+        "get",
+        "lease",
+        LEASE,
+        "-n",
+        CONTROLLER_NAMESPACE,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])
+}
+
+/// (pod name, node) of every controller pod that exists.
+fn controller_pods() -> Vec<(String, String)> {
+    kubectl(
+        &[
+            "get",
+            "pods",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/name=cicd-controller",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
+        ],
+        None,
+    )
+    .lines()
+    .filter_map(|line| line.split_once(' '))
+    .map(|(pod, node)| (pod.to_string(), node.to_string()))
+    .collect()
+}
+
+fn rollout_status() {
+    kubectl(
+        &[
+            "rollout",
+            "status",
+            "deployment/cicd-controller",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "--timeout=240s",
+        ],
+        None,
+    );
+}
+
+/// Two replicas, one on each node (required anti-affinity); the Deployment
+/// is put back as it was (one replica, no affinity) when the guard drops.
+struct TwoReplicas;
+
+impl TwoReplicas {
+    fn start() -> TwoReplicas {
+        let patch = r#"{"spec": {"replicas": 2, "template": {"spec": {"affinity": {"podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "kubernetes.io/hostname",
+              "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "cicd-controller"}}}]}}}}}}"#;
+        kubectl(
+            &[
+                "patch",
+                "deployment",
+                "cicd-controller",
+                "-n",
+                CONTROLLER_NAMESPACE,
+                "--type=merge",
+                "-p",
+                patch,
+            ],
+            None,
+        );
+        rollout_status();
+        TwoReplicas
+    }
+}
+
+impl Drop for TwoReplicas {
+    fn drop(&mut self) {
+        let _ = kubectl_lossy(&[
+            "patch",
+            "deployment",
+            "cicd-controller",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "--type=json",
+            "-p",
+            r#"[{"op": "replace", "path": "/spec/replicas", "value": 1},
+                {"op": "remove", "path": "/spec/template/spec/affinity"}]"#,
+        ]);
+        let _ = kubectl_lossy(&[
+            "rollout",
+            "status",
+            "deployment/cicd-controller",
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "--timeout=240s",
+        ]);
+    }
+}
+
+/// Waits until the Lease is held by a controller pod on `node`; returns it.
+async fn wait_leader_on(node: &str, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let holder = lease_holder();
+        if controller_pods().iter().any(|(pod, on)| *pod == holder && on == node) {
+            return holder;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no controller on {node} took the Lease within {limit:?}: holder {holder:?}, pods {:?}",
+            controller_pods()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Two controller replicas on different nodes; the leader's node (node 2)
+/// loses power in the middle of a pipeline. The replica on node 1 takes the
+/// Lease within its duration (and logs when), and the pipeline completes
+/// with exactly one child run and one pod per task.
+#[tokio::test]
+#[ignore = "needs the local cluster with two nodes: hack/local-cluster/up --nodes 2"]
+async fn nodes_failover_the_follower_finishes_a_pipeline_when_the_leaders_node_stops() {
+    let _nodes = NODES_LOCK.lock().await;
+    ensure_node_2();
+    let replicas = TwoReplicas::start();
+    let mut nodes: Vec<String> = controller_pods().into_iter().map(|(_, node)| node).collect();
+    nodes.sort();
+    assert_eq!(
+        nodes,
+        vec![NODE_1.to_string(), NODE_2.to_string()],
+        "one replica per node"
+    );
+    // The leader must be the replica on node 2: if node 1's replica leads,
+    // its pod is deleted; node 2's takes over and node 1 gets a new follower.
+    let holder = lease_holder();
+    if let Some((pod, _)) = controller_pods()
+        .into_iter()
+        .find(|(pod, node)| *pod == holder && node == NODE_1)
+    {
+        kubectl(
+            &["delete", "pod", "-n", CONTROLLER_NAMESPACE, &pod, "--wait=false"],
+            None,
+        );
+    }
+    let leader = wait_leader_on(NODE_2, Duration::from_secs(60)).await;
+    rollout_status();
+
+    let ns = TestNamespace::new("e2e-nodes-failover").await;
+    let step = |name: &str, after: &str| {
+        format!(
+            r#"
+    - name: {name}{after}
+      taskSpec:
+        steps:
+          - name: work
+            image: {BASH}
+            script: sleep 6"#
+        )
+    };
+    // The pipeline's pods run on node 1, which stays up.
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipelineRun
+metadata: {{name: failover}}
+spec:
+  podTemplate:
+    nodeSelector: {{kubernetes.io/hostname: {NODE_1}}}
+  pipelineSpec:
+    tasks:{}{}{}{}
+"#,
+        step("first", ""),
+        step("left", "\n      runAfter: [first]"),
+        step("right", "\n      runAfter: [first]"),
+        step("last", "\n      runAfter: [left, right]"),
+    ));
+    // Mid-pipeline: the first task has finished, the middle ones run.
+    ns.wait_until(
+        "failover",
+        Duration::from_secs(120),
+        "its middle tasks",
+        |run: &MyPipelineRun| run.status.as_ref().is_some_and(|s| s.child_references.len() >= 3),
+    )
+    .await;
+    let stopped_at = Instant::now();
+    node_script(&["stop", "2"]);
+    let follower = wait_leader_on(NODE_1, LEASE_DURATION + Duration::from_secs(15)).await;
+    let took_over = stopped_at.elapsed();
+    assert_ne!(follower, leader);
+    println!("leader {leader} on {NODE_2} stopped; {follower} on {NODE_1} took the Lease after {took_over:?}");
+    assert!(
+        took_over <= LEASE_DURATION + Duration::from_secs(5),
+        "took over after {took_over:?}, Lease duration {LEASE_DURATION:?}"
+    );
+
+    let done = ns
+        .wait_done::<MyPipelineRun>("failover", Duration::from_secs(180))
+        .await;
+    ns.expect_condition(&done, "True", "Succeeded");
+    let children = ns.api::<MyTaskRun>().list(&Default::default()).await.expect("children");
+    assert_eq!(children.items.len(), 4, "one child per task");
+    let pods = ns.api::<Pod>().list(&Default::default()).await.expect("pods");
+    assert_eq!(
+        pods.items.len(),
+        4,
+        "one pod per child: {:?}",
+        pods.items.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+    );
+    let log = kubectl(&["logs", "-n", CONTROLLER_NAMESPACE, &follower], None);
+    let line = log
+        .lines()
+        .find(|line| line.contains("became leader"))
+        .unwrap_or_else(|| panic!("the follower's log says when it took over:\n{log}"));
+    println!("follower: {line}");
+
+    node_script(&["start", "2"]);
+    drop(replicas);
     ns.passed();
 }
