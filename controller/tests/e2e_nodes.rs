@@ -512,25 +512,32 @@ fn rollout_status() {
 struct TwoReplicas;
 
 impl TwoReplicas {
+    /// First the anti-affinity (the one new pod must avoid the old pod's
+    /// node), then the second replica: both at once leave the rollout
+    /// stuck, the old ReplicaSet being scaled up to two pods on both nodes.
     fn start() -> TwoReplicas {
-        let patch = r#"{"spec": {"replicas": 2, "template": {"spec": {"affinity": {"podAntiAffinity": {
+        // Made first, so a failure below still puts the Deployment back.
+        let guard = TwoReplicas;
+        let anti_affinity = r#"{"spec": {"template": {"spec": {"affinity": {"podAntiAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "kubernetes.io/hostname",
               "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "cicd-controller"}}}]}}}}}}"#;
-        kubectl(
-            &[
-                "patch",
-                "deployment",
-                "cicd-controller",
-                "-n",
-                CONTROLLER_NAMESPACE,
-                "--type=merge",
-                "-p",
-                patch,
-            ],
-            None,
-        );
-        rollout_status();
-        TwoReplicas
+        for patch in [anti_affinity, r#"{"spec": {"replicas": 2}}"#] {
+            kubectl(
+                &[
+                    "patch",
+                    "deployment",
+                    "cicd-controller",
+                    "-n",
+                    CONTROLLER_NAMESPACE,
+                    "--type=merge",
+                    "-p",
+                    patch,
+                ],
+                None,
+            );
+            rollout_status();
+        }
+        guard
     }
 }
 
