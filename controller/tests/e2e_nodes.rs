@@ -472,7 +472,7 @@ fn lease_holder() -> String {
     ])
 }
 
-/// (pod name, node) of every controller pod that exists.
+/// (pod name, node) of every controller pod not being deleted.
 fn controller_pods() -> Vec<(String, String)> {
     kubectl(
         &[
@@ -483,13 +483,16 @@ fn controller_pods() -> Vec<(String, String)> {
             "-l",
             "app.kubernetes.io/name=cicd-controller",
             "-o",
-            "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
+            "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.metadata.deletionTimestamp}{\"\\n\"}{end}",
         ],
         None,
     )
     .lines()
-    .filter_map(|line| line.split_once(' '))
-    .map(|(pod, node)| (pod.to_string(), node.to_string()))
+    .filter_map(|line| {
+        let mut words = line.split_whitespace();
+        let (pod, node) = (words.next()?, words.next()?);
+        words.next().is_none().then(|| (pod.to_string(), node.to_string()))
+    })
     .collect()
 }
 
@@ -582,6 +585,35 @@ async fn wait_leader_on(node: &str, limit: Duration) -> String {
     }
 }
 
+/// Waits until a current replica holds the Lease and it is node 2's: while
+/// node 1's replica holds it, that pod is deleted (node 2's takes over, node 1
+/// gets a new follower). A holder that is no current pod (the replica the
+/// rollout replaced) is waited out. Returns the leader.
+async fn make_node_2_lead(limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    let mut deleted: Option<String> = None;
+    loop {
+        let holder = lease_holder();
+        match controller_pods().into_iter().find(|(pod, _)| *pod == holder) {
+            Some((_, node)) if node == NODE_2 => return holder,
+            Some((pod, _)) if deleted.as_ref() != Some(&pod) => {
+                kubectl(
+                    &["delete", "pod", "-n", CONTROLLER_NAMESPACE, &pod, "--wait=false"],
+                    None,
+                );
+                deleted = Some(pod);
+            }
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 2's replica did not take the Lease within {limit:?}: holder {holder:?}, pods {:?}",
+            controller_pods()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Two controller replicas on different nodes; the leader's node (node 2)
 /// loses power in the middle of a pipeline. The replica on node 1 takes the
 /// Lease within its duration (and logs when), and the pipeline completes
@@ -599,19 +631,7 @@ async fn nodes_failover_the_follower_finishes_a_pipeline_when_the_leaders_node_s
         vec![NODE_1.to_string(), NODE_2.to_string()],
         "one replica per node"
     );
-    // The leader must be the replica on node 2: if node 1's replica leads,
-    // its pod is deleted; node 2's takes over and node 1 gets a new follower.
-    let holder = lease_holder();
-    if let Some((pod, _)) = controller_pods()
-        .into_iter()
-        .find(|(pod, node)| *pod == holder && node == NODE_1)
-    {
-        kubectl(
-            &["delete", "pod", "-n", CONTROLLER_NAMESPACE, &pod, "--wait=false"],
-            None,
-        );
-    }
-    let leader = wait_leader_on(NODE_2, Duration::from_secs(60)).await;
+    let leader = make_node_2_lead(Duration::from_secs(90)).await;
     rollout_status();
 
     let ns = TestNamespace::new("e2e-nodes-failover").await;
