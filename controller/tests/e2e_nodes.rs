@@ -510,7 +510,7 @@ fn rollout_status() {
     );
 }
 
-/// Two replicas, one on each node (required anti-affinity); the Deployment
+/// Two replicas, one on each node (anti-affinity); the Deployment
 /// is put back as it was (one replica, no affinity) when the guard drops.
 struct TwoReplicas;
 
@@ -521,9 +521,13 @@ impl TwoReplicas {
     fn start() -> TwoReplicas {
         // Made first, so a failure below still puts the Deployment back.
         let guard = TwoReplicas;
+        // Preferred, not required: a required anti-affinity also binds the
+        // pods of the restored template, and a rollout back to one replica
+        // can then find no node for its new pod while an old one runs.
         let anti_affinity = r#"{"spec": {"template": {"spec": {"affinity": {"podAntiAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "kubernetes.io/hostname",
-              "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "cicd-controller"}}}]}}}}}}"#;
+            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
+              "topologyKey": "kubernetes.io/hostname",
+              "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "cicd-controller"}}}}]}}}}}}"#;
         for patch in [anti_affinity, r#"{"spec": {"replicas": 2}}"#] {
             kubectl(
                 &[
