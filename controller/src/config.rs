@@ -21,6 +21,13 @@ pub struct ControllerConfig {
     /// Timeout of runs that set none (e.g. 1h, 30m; 0 = none).
     #[arg(long, env = "CICD_DEFAULT_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
     pub default_timeout: Duration,
+    /// How long the node of a run's pod may be not Ready before the attempt
+    /// ends `NodeLost` (or is retried, if the run has retries left). Counted
+    /// from the node's Ready transition, which the node lifecycle controller
+    /// makes once the kubelet has been silent for its
+    /// --node-monitor-grace-period (50 s by default).
+    #[arg(long, env = "CICD_NODE_LOST_AFTER", default_value = "40s", value_parser = parse_duration)]
+    pub node_lost_after: Duration,
     /// Runs reconciled at the same time (per kind: task runs and pipeline
     /// runs each get this many workers). Reconciles mostly wait on the API
     /// server, so this is well above the core count; see README

@@ -126,6 +126,15 @@ pub fn matrix_child_name(run_name: &str, task: &str, index: usize) -> String {
     }
 }
 
+/// Hex digits of a claim's key in a label (see `pod::affinity`).
+const CLAIM_KEY_LEN: usize = 12;
+
+/// A short, stable key of a claim name, for label keys (whose name part
+/// may be 63 characters, a claim name 253).
+pub fn claim_key(claim: &str) -> String {
+    short_hash_of(claim, CLAIM_KEY_LEN)
+}
+
 /// The claim made from a workspace's volumeClaimTemplate for one run.
 pub fn claim_name(run_name: &str, workspace: &str) -> String {
     joined_name(run_name, workspace)

@@ -8,6 +8,7 @@ use cicd_controller::api::{
     AttemptStatus, Condition, MyTaskRun, Param, ParamValue, RunSpecStatus, TaskRunSpec, TaskRunStatus, TaskSpec,
 };
 use cicd_controller::manifests::Manifests;
+use cicd_controller::pod::node::NodeHealth;
 use cicd_controller::pod::render::RenderSettings;
 use cicd_controller::pod::results::FetchedResults;
 use cicd_controller::reconcile::taskrun::{Action, DecideSettings, Observed, TaskLookup, decide};
@@ -71,6 +72,7 @@ fn settings() -> DecideSettings {
             ..Default::default()
         },
         default_timeout: Duration::from_secs(3600),
+        node_lost_after: Duration::from_secs(40),
     }
 }
 
@@ -87,6 +89,7 @@ fn observe<'a>(run: &'a MyTaskRun, task: &'a TaskSpec, pod: Option<&'a Pod>, now
         },
         pod,
         results: &NO_FRAMES,
+        node: None,
         now: at(now),
     };
     decide(observed, &settings())
@@ -413,6 +416,7 @@ fn a_missing_task_fails_naming_task_and_namespace() {
         task: TaskLookup::Missing { name: "nope" },
         pod: None,
         results: &NO_FRAMES,
+        node: None,
         now: at(0),
     };
     let actions = decide(observed, &settings());
@@ -538,6 +542,7 @@ fn a_malformed_task_fails_the_run_naming_the_field() {
         task: TaskLookup::Malformed { name: "build", problem },
         pod: None,
         results: &NO_FRAMES,
+        node: None,
         now: at(0),
     };
     let actions = decide(observed, &settings());
@@ -638,4 +643,100 @@ fn the_timeout_counts_from_the_run_start_even_without_a_pod() {
         message.contains("30s") && message.contains("HTTP 500: etcd is down"),
         "{message}"
     );
+}
+
+/// Node `cicd-node-2`, not Ready (Unknown, as when its kubelet stopped)
+/// since `since`.
+fn unreachable_node(since: i64) -> NodeHealth {
+    NodeHealth {
+        name: "cicd-node-2".into(),
+        ready: "Unknown".into(),
+        why: "NodeStatusUnknown: Kubelet stopped posting node status.".into(),
+        since: Some(at(since)),
+    }
+}
+
+fn observe_on_node(run: &MyTaskRun, pod: &Pod, node: &NodeHealth, now: i64) -> Vec<Action> {
+    let task = task();
+    let observed = Observed {
+        run,
+        task: TaskLookup::Found {
+            name: "build",
+            spec: &task,
+        },
+        pod: Some(pod),
+        results: &NO_FRAMES,
+        node: Some(node),
+        now: at(now),
+    };
+    decide(observed, &settings())
+}
+
+#[test]
+fn a_pod_on_a_node_down_for_less_than_the_grace_keeps_running_and_is_looked_at_after_it() {
+    let run = started(good_spec());
+    let on_node = pod("tr-pod", "Running", 0, vec![running("step-one")]);
+    let actions = observe_on_node(&run, &on_node, &unreachable_node(100), 130);
+    assert!(stopped_pods(&actions).is_empty());
+    assert_eq!(condition(&written_status(&actions)).reason, "Running");
+    assert!(
+        actions.contains(&Action::RequeueAfter(Duration::from_millis(10_001))),
+        "looked at again once the 40 s grace has passed: {actions:?}"
+    );
+}
+
+#[test]
+fn a_pod_on_a_node_down_for_the_grace_ends_the_run_node_lost_naming_the_node() {
+    let run = started(good_spec());
+    let on_node = pod("tr-pod", "Running", 0, vec![running("step-one")]);
+    let actions = observe_on_node(&run, &on_node, &unreachable_node(100), 141);
+    assert_eq!(stopped_pods(&actions), vec!["tr-pod"], "the pod is kept but stopped");
+    assert!(created_pods(&actions).is_empty());
+    let status = written_status(&actions);
+    let succeeded = condition(&status);
+    assert_eq!(
+        (succeeded.status.as_str(), succeeded.reason.as_str()),
+        ("False", "NodeLost")
+    );
+    assert!(
+        succeeded
+            .message
+            .starts_with("node cicd-node-2 has been unreachable (Ready=Unknown) for 41s"),
+        "{}",
+        succeeded.message
+    );
+    assert!(event_reasons(&actions).contains(&"NodeLost".to_string()));
+}
+
+#[test]
+fn a_run_with_retries_left_retries_a_node_lost_attempt_in_a_new_pod() {
+    let run = started(TaskRunSpec {
+        retries: Some(1),
+        ..good_spec()
+    });
+    let on_node = pod("tr-pod", "Running", 0, vec![running("step-one")]);
+    let actions = observe_on_node(&run, &on_node, &unreachable_node(100), 150);
+    assert_eq!(stopped_pods(&actions), vec!["tr-pod"]);
+    assert_eq!(created_pods(&actions), vec!["tr-pod-retry1"]);
+    let status = written_status(&actions);
+    assert_eq!(condition(&status).status, "Unknown");
+    assert_eq!(status.retries_status.len(), 1);
+    assert_eq!(status.retries_status[0].reason, "NodeLost");
+    assert!(status.retries_status[0].message.contains("cicd-node-2"));
+}
+
+#[test]
+fn a_finished_pod_on_a_lost_node_is_read_as_it_finished() {
+    let run = started(good_spec());
+    let done = pod(
+        "tr-pod",
+        "Succeeded",
+        0,
+        vec![
+            terminated("step-one", 0, Some(report(Outcome::Succeeded, 0, &[("OUT", "hi bob")]))),
+            terminated("step-two", 0, Some(report(Outcome::Succeeded, 0, &[]))),
+        ],
+    );
+    let actions = observe_on_node(&run, &done, &unreachable_node(0), 500);
+    assert_eq!(condition(&written_status(&actions)).status, "True");
 }

@@ -651,6 +651,7 @@ fn on_error_can_come_from_a_param_and_a_value_that_names_no_policy_is_refused() 
     let errors = plan("maybe").err().expect("refused").to_string();
     assert!(errors.contains("spec.taskSpec.steps[0].onError"), "{errors}");
     assert!(errors.contains("\"maybe\""), "{errors}");
+}
 
 /// `render` of a pipeline run goes wave by wave: every task's child once,
 /// parents first (the run from a file has no uid, so its children must

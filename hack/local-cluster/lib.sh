@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Variables here are used by the scripts that source this file.
 # shellcheck disable=SC2034
-# Shared settings and helpers for hack/local-cluster/{up,down,status,smoke}.
+# Shared settings and helpers for hack/local-cluster/{up,node,down,status,smoke}.
 # Sourced, never executed. Everything here is plain variables and small
 # functions; nothing runs at source time except computing paths.
 
@@ -86,6 +86,8 @@ component_exe() {
   case "$1" in
     registry) echo docker-registry ;;
     apiserver-relay) echo socat ;;
+    node-*-containerd) echo containerd ;;
+    node-*-kubelet) echo kubelet ;;
     *) echo "$1" ;;
   esac
 }
@@ -96,8 +98,23 @@ start_bg() {
   local name="$1"; shift
   mkdir -p "$LOGS" "$PIDS"
   # setsid: own session, so a Ctrl-C in the caller's terminal does not kill it.
-  setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
+  # Only stdin/stdout/stderr are passed on: a daemon that inherited, say, the
+  # fd of a flock held by whoever ran `up` would hold that lock for its life.
+  (
+    close_inherited_fds
+    exec setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null
+  ) &
   echo $! > "$PIDS/$name.pid"
+}
+
+# Closes every file descriptor above 2 of the current (sub)shell.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd="${fd##*/}"
+    (( fd > 2 )) && eval "exec $fd>&-" 2>/dev/null
+  done
+  return 0
 }
 
 # True while pid $1 exists and is not a zombie.
@@ -152,3 +169,89 @@ wait_for() {
 
 kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 ctr_ours() { ctr -a "$CTRD_SOCK" "$@"; }
+
+# --- certificates and kubeconfigs (used by up and node) -------------------
+
+# new_cert NAME CN O EKU [SANS]: key + cert signed by our CA, or by
+# $PKI/$CA_NAME.crt if CA_NAME is set (skipped if the cert exists).
+new_cert() {
+  local name="$1" cn="$2" o="$3" eku="$4" sans="${5:-}" ext
+  [[ -f "$PKI/$name.crt" ]] && return 0
+  ext="$PKI/$name.ext"
+  {
+    echo "basicConstraints=critical,CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "extendedKeyUsage=$eku"
+    [[ -n "$sans" ]] && echo "subjectAltName=$sans"
+  } >"$ext"
+  local subj="/CN=$cn"
+  [[ -n "$o" ]] && subj="/O=$o$subj"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr" 2>/dev/null
+  local ca="${CA_NAME:-ca}"
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" \
+    -CAcreateserial -days 3650 -extfile "$ext" -out "$PKI/$name.crt" 2>/dev/null
+  rm -f "$PKI/$name.csr" "$ext"
+}
+
+# write_kubeconfig NAME CERT: kubeconfig using client cert CERT, server 127.0.0.1.
+write_kubeconfig() {
+  local name="$1" cert="$2"
+  cat >"$KCFG/$name.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: cicd-local
+  cluster:
+    server: $APISERVER_URL
+    certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
+users:
+- name: $name
+  user:
+    client-certificate-data: $(base64 -w0 "$PKI/$cert.crt")
+    client-key-data: $(base64 -w0 "$PKI/$cert.key")
+contexts:
+- name: cicd-local
+  context: {cluster: cicd-local, user: $name, namespace: default}
+current-context: cicd-local
+EOF
+  chmod 600 "$KCFG/$name.kubeconfig"
+}
+
+# --- starting components (used by up and node) ------------------------------
+
+# ensure COMPONENT HEALTH_TIMEOUT HEALTH_CMD... -- START_CMD...
+# Starts the component unless it already runs, then waits for its health check.
+# A running component whose command line or config file ($CONFIG_FILE, if
+# set) changed since it was started is restarted, so re-running `up` after
+# editing this script applies the change.
+ensure() {
+  local name="$1" timeout="$2"; shift 2
+  local health=()
+  while [[ "$1" != "--" ]]; do health+=("$1"); shift; done
+  shift
+  CURRENT_LOG="$LOGS/$name.log"
+  local sig
+  sig="$({ printf '%q ' "$@"; cat ${CONFIG_FILE:+"$CONFIG_FILE"} </dev/null; } | sha256sum)"
+  if is_running "$name" && [[ "$(cat "$PIDS/$name.sig" 2>/dev/null)" != "$sig" ]]; then
+    log "$name configuration changed: restarting"
+    stop_pid "$name" 30
+  fi
+  if is_running "$name"; then
+    log "$name already running (pid $(pid_of "$name"))"
+  else
+    echo "$sig" >"$PIDS/$name.sig"
+    log "starting $name"
+    start_bg "$name" "$@"
+  fi
+  # Wait for health, but give up at once if the process died (e.g. its port
+  # is taken by something else, whose health check would otherwise pass).
+  local deadline=$(( $(date +%s) + timeout ))
+  until "${health[@]}" >/dev/null 2>&1 && is_running "$name"; do
+    is_running "$name" || { log "$name exited"; false; }
+    (( $(date +%s) < deadline )) || { log "$name not healthy after ${timeout}s"; false; }
+    sleep 0.5
+  done
+  log "$name healthy"
+}
+

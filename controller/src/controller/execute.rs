@@ -426,6 +426,7 @@ mod tests {
                 ..Default::default()
             },
             default_timeout: Duration::from_secs(3600),
+            node_lost_after: Duration::from_secs(40),
         }
     }
 
@@ -480,6 +481,7 @@ mod tests {
             task: TaskLookup::Inline(&task),
             pod: None,
             results: &FetchedResults::default(),
+            node: None,
             now: at(now),
         };
         decide(observed, &settings()).into_iter().map(work_of).collect()

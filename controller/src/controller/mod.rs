@@ -21,13 +21,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -43,7 +43,7 @@ use crate::reconcile::taskrun::DecideSettings;
 use context::{Context, Events};
 use queue::FairQueue;
 use runner::{Change, feed, key_of, owner_key};
-use stores::{Stores, Versions, pod_changed, slim_object, slim_pod, slim_run};
+use stores::{Stores, Versions, node_changed, pod_changed, runs_on_node, slim_node, slim_object, slim_pod, slim_run};
 
 /// The Lease replicas compete for.
 const LEASE_NAME: &str = "cicd-controller";
@@ -138,6 +138,7 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
                 limits: config.limits.limits(),
             },
             default_timeout: config.default_timeout,
+            node_lost_after: config.node_lost_after,
         },
         metrics,
         backoff: Default::default(),
@@ -277,10 +278,11 @@ impl runner::Reconciler for PipelineRuns {
 /// workers have stopped (after `stop` turns true).
 ///
 /// Watches: task runs and pipeline runs (untyped, each object decoded on
-/// its own, see `stream`), our pods, MyTasks and MyPipelines. Triggers:
-/// a run's own change queues it; a pod's status change queues the task run
-/// that controls it; a task run's change queues the pipeline run that
-/// controls it. Tasks and pipelines only fill caches (as before, a change
+/// its own, see `stream`), our pods, nodes, MyTasks and MyPipelines.
+/// Triggers: a run's own change queues it; a pod's status change queues the
+/// task run that controls it; a node's readiness change queues the task runs
+/// with an unfinished pod on it; a task run's change queues the pipeline run
+/// that controls it. Tasks and pipelines only fill caches (as before, a change
 /// of a MyTask does not wake its runs).
 /// Runs a concurrency group asks to look at again (see `admission`): a run
 /// that finished frees a slot, so the group's waiting runs are queued at once.
@@ -397,6 +399,29 @@ fn start(
         )
     };
 
+    // Nodes: a change of a node's readiness wakes the runs with a pod on
+    // it, which judge whether the node is lost (see `pod::node`).
+    let nodes: Api<Node> = Api::all(client.clone());
+    let nodes = {
+        let (queue, pods) = (run_queue.clone(), ctx.stores.pods.clone());
+        feed(
+            watcher(nodes, watcher::Config::default()).default_backoff(),
+            writers.nodes,
+            (),
+            slim_node,
+            move |change| {
+                let node = match change {
+                    Change::Applied { old, new } if node_changed(old.as_deref(), new) => new,
+                    Change::Applied { .. } => return,
+                    Change::Deleted(node) => node,
+                };
+                for run in runs_on_node(&pods, &node.name_any()) {
+                    queue.push(run);
+                }
+            },
+        )
+    };
+
     let task_resource = ApiResource::erase::<MyTask>(&());
     let tasks = feed(
         stream::watch(client.clone(), &task_resource, namespace, None),
@@ -438,7 +463,7 @@ fn start(
     );
     async move {
         let feeds = async {
-            futures::join!(runs, pipeline_runs, pods, tasks, pipelines, woken);
+            futures::join!(runs, pipeline_runs, pods, nodes, tasks, pipelines, woken);
         };
         // The watches never end; the workers end on `stop`.
         tokio::select! {

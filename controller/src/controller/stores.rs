@@ -1,5 +1,6 @@
 //! Watch-fed in-memory indexes (reflector stores) that reconciles read
-//! instead of GETs: MyTasks, MyPipelines and the pods we manage; and what
+//! instead of GETs: MyTasks, MyPipelines, the pods we manage and the
+//! nodes' readiness; and what
 //! the caches keep of each object, which is only what decisions need, so
 //! memory stays flat as finished runs pile up.
 //!
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Pod, PodSpec};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::{Api, Resource};
@@ -28,8 +29,11 @@ use serde_json::json;
 
 use crate::api::{MyPipeline, MyTask};
 use crate::error::Result;
+use crate::pod::node::NodeHealth;
 
 use super::decode::{decode, get_decoded};
+use super::queue::Key;
+use super::runner::owner_key;
 
 /// Data key of a finished run's stand-in in the run caches: its reconcile
 /// has nothing left to do, and the run's spec and bulky status are not kept.
@@ -46,8 +50,13 @@ pub struct Stores {
     /// MyPipelines, untyped for the same reason.
     pub pipelines: Store<DynamicObject>,
     /// The pods we manage (label `app.kubernetes.io/managed-by`), without
-    /// their spec (decisions read only metadata and status).
+    /// their spec but its node name (decisions read metadata and status,
+    /// and the node to judge whether it was lost).
     pub pods: Store<Pod>,
+    /// Every Node, with its name and Ready condition only: a run whose pod's
+    /// node has not been Ready for `--node-lost-after` ends NodeLost. Empty
+    /// if the controller may not list nodes (nothing is then judged lost).
+    pub nodes: Store<Node>,
     /// The API resource of MyTask, the key type of `tasks`.
     task_resource: ApiResource,
     /// The API resource of MyPipeline, the key type of `pipelines`.
@@ -59,6 +68,7 @@ pub struct StoreWriters {
     pub tasks: Writer<DynamicObject>,
     pub pipelines: Writer<DynamicObject>,
     pub pods: Writer<Pod>,
+    pub nodes: Writer<Node>,
 }
 
 impl Stores {
@@ -70,11 +80,13 @@ impl Stores {
             tasks: Writer::new(task_resource.clone()),
             pipelines: Writer::new(pipeline_resource.clone()),
             pods: Writer::default(),
+            nodes: Writer::default(),
         };
         let stores = Stores {
             tasks: writers.tasks.as_reader(),
             pipelines: writers.pipelines.as_reader(),
             pods: writers.pods.as_reader(),
+            nodes: writers.nodes.as_reader(),
             task_resource,
             pipeline_resource,
         };
@@ -114,6 +126,13 @@ impl Stores {
             return Ok(None);
         }
         Ok(pods.get_opt(name).await?)
+    }
+
+    /// The health of the node `pod` is bound to, if it is bound and the node
+    /// is in the cache.
+    pub fn node_of(&self, pod: &Pod) -> Option<NodeHealth> {
+        let name = pod.spec.as_ref()?.node_name.as_deref()?;
+        self.nodes.get(&ObjectRef::new(name)).map(|node| NodeHealth::of(&node))
     }
 }
 
@@ -226,12 +245,64 @@ pub fn is_finished_stand_in(object: &DynamicObject) -> bool {
     object.data.get(FINISHED).is_some_and(|v| v == true)
 }
 
-/// A pod as the cache keeps it: metadata and status, no spec (decisions
-/// read the pod's phase, container states, owner and deletion only).
+/// A pod as the cache keeps it: metadata, status and of its spec only the
+/// node it is bound to (decisions read the pod's phase, container states,
+/// owner, deletion and node only).
 pub fn slim_pod(mut pod: Pod) -> Pod {
     slim_meta(&mut pod.metadata);
-    pod.spec = None;
+    let node_name = pod.spec.and_then(|spec| spec.node_name);
+    pod.spec = node_name.map(|node_name| PodSpec {
+        node_name: Some(node_name),
+        ..Default::default()
+    });
     pod
+}
+
+/// A node as the cache keeps it: its name and Ready condition (a node's
+/// images, addresses and other conditions make up most of its size).
+pub fn slim_node(node: Node) -> Node {
+    let ready: Vec<NodeCondition> = node
+        .status
+        .and_then(|status| status.conditions)
+        .into_iter()
+        .flatten()
+        .filter(|condition| condition.type_ == "Ready")
+        .collect();
+    let mut slim = Node::default();
+    slim.metadata.name = node.metadata.name;
+    slim.metadata.resource_version = node.metadata.resource_version;
+    slim.status = Some(NodeStatus {
+        conditions: Some(ready),
+        ..Default::default()
+    });
+    slim
+}
+
+/// Whether a node's change can matter to the runs with a pod on it: its
+/// Ready condition's status or transition time changed (heartbeats alone,
+/// every few seconds, do not).
+pub fn node_changed(old: Option<&Node>, new: &Node) -> bool {
+    let ready = |node: &Node| {
+        let health = NodeHealth::of(node);
+        (health.ready, health.since)
+    };
+    old.is_none_or(|old| ready(old) != ready(new))
+}
+
+/// The MyTaskRuns that own an unfinished pod on `node`, to be looked at
+/// when the node's readiness changes.
+pub fn runs_on_node(pods: &Store<Pod>, node: &str) -> Vec<Key> {
+    pods.state()
+        .iter()
+        .filter(|pod| pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+        .filter(|pod| {
+            !matches!(
+                pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded") | Some("Failed")
+            )
+        })
+        .filter_map(|pod| owner_key(&pod.metadata, "MyTaskRun"))
+        .collect()
 }
 
 /// Whether a pod's change can matter to its run's decision: new, gone, or
@@ -548,5 +619,72 @@ mod tests {
         );
         versions.forget("k");
         assert_eq!(versions.freshness("k", Some("1")), Freshness::Current);
+    }
+
+    fn node(ready: &str, since: &str, heartbeat: &str) -> Node {
+        serde_json::from_value(json!({
+            "metadata": {"name": "n2", "resourceVersion": "7", "labels": {"big": "x"}},
+            "status": {
+                "images": [{"names": ["some/image:1"], "sizeBytes": 1}],
+                "conditions": [
+                    {"type": "DiskPressure", "status": "False"},
+                    {"type": "Ready", "status": ready, "lastTransitionTime": since, "lastHeartbeatTime": heartbeat}
+                ]
+            }
+        }))
+        .expect("a node")
+    }
+
+    #[test]
+    fn a_cached_node_keeps_its_name_and_ready_condition_only() {
+        let slim = slim_node(node("True", "2026-12-02T06:00:00Z", "2026-12-02T06:00:10Z"));
+        assert_eq!(slim.metadata.name.as_deref(), Some("n2"));
+        assert_eq!(slim.metadata.labels, None);
+        let status = slim.status.expect("status");
+        assert_eq!(status.images, None);
+        let conditions = status.conditions.expect("conditions");
+        assert_eq!(conditions.len(), 1);
+        assert_eq!(conditions[0].type_, "Ready");
+    }
+
+    #[test]
+    fn only_a_readiness_change_of_a_node_counts_as_a_change() {
+        let ready = slim_node(node("True", "2026-12-02T06:00:00Z", "2026-12-02T06:00:10Z"));
+        let heartbeat = slim_node(node("True", "2026-12-02T06:00:00Z", "2026-12-02T06:00:20Z"));
+        let lost = slim_node(node("Unknown", "2026-12-02T06:01:00Z", "2026-12-02T06:00:20Z"));
+        assert!(node_changed(None, &ready));
+        assert!(!node_changed(Some(&ready), &heartbeat));
+        assert!(node_changed(Some(&heartbeat), &lost));
+    }
+
+    fn pod_on(name: &str, node: &str, phase: &str, owner: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ci", "ownerReferences": [{
+                "apiVersion": "cicdoperator.ning1875.io/v1", "kind": "MyTaskRun", "name": owner,
+                "uid": "u", "controller": true
+            }]},
+            "spec": {"nodeName": node, "containers": [{"name": "step-one", "image": "i"}]},
+            "status": {"phase": phase}
+        }))
+        .expect("a pod")
+    }
+
+    #[test]
+    fn a_cached_pod_keeps_its_node_and_the_runs_on_a_node_are_found() {
+        let slim = slim_pod(pod_on("p1", "n2", "Running", "tr-1"));
+        let spec = slim.spec.clone().expect("the spec keeps the node");
+        assert_eq!(spec.node_name.as_deref(), Some("n2"));
+        assert!(spec.containers.is_empty());
+        let mut writer: Writer<Pod> = Writer::default();
+        let reader = writer.as_reader();
+        for pod in [
+            slim,
+            slim_pod(pod_on("p2", "n1", "Running", "tr-2")),
+            slim_pod(pod_on("p3", "n2", "Succeeded", "tr-3")),
+        ] {
+            writer.apply_watcher_event(&Event::Apply(pod));
+        }
+        let runs = runs_on_node(&reader, "n2");
+        assert_eq!(runs, vec![Key::new("ci".to_string(), "tr-1".to_string())]);
     }
 }

@@ -81,6 +81,7 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
     let recorded = run.status.as_ref().and_then(|s| s.pod_name.as_deref()) == Some(pod_name.as_str());
     let pod = ctx.stores.pod(&pods, &namespace, &pod_name, recorded).await?;
     let results = super::results::fetch(&pods, pod.as_ref(), ctx.settings.render.results).await?;
+    let node = pod.as_ref().and_then(|pod| ctx.stores.node_of(pod));
 
     let actions = decide(
         Observed {
@@ -88,6 +89,7 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
             task,
             pod: pod.as_ref(),
             results: &results,
+            node: node.as_ref(),
             now: Timestamp::now(),
         },
         &ctx.settings,

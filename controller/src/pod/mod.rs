@@ -1,6 +1,10 @@
 //! The pod of a run: building it (`render`, `resources`) and reading it
-//! back (`status`, with the results frames of `results`), all pure functions.
+//! back (`status`, with the results frames of `results`), placing the pods
+//! of a pipeline run that share a claim on one node (`affinity`), and judging
+//! a pod's node (`node`), all pure functions.
 
+pub mod affinity;
+pub mod node;
 pub mod render;
 pub mod resources;
 pub mod results;

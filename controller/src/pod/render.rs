@@ -23,8 +23,10 @@ use crate::api::{OnError, TaskRunSpec, WorkspaceBinding};
 use crate::engine::resolve::{ResolvedStep, ResolvedTaskRun, ResolvedWorkspace};
 use crate::layout;
 use crate::names;
+use crate::pipeline::LABEL_PIPELINE_RUN;
 use cicd_entrypoint::termination::report_budget;
 
+use super::affinity::with_claim_affinity;
 use super::resources::requests_of_largest_step;
 use super::results::ResultLimits;
 
@@ -405,11 +407,19 @@ pub fn render_pod(
 
     let template = run.pod_template.clone().unwrap_or_default();
     let host_network = template.host_network.unwrap_or(false);
+    let mut labels = pod_labels(resolved, run_labels);
+    // Pods of one pipeline run sharing a claim go to one node (see `affinity`).
+    let affinity = with_claim_affinity(
+        run_labels.get(LABEL_PIPELINE_RUN).map(String::as_str),
+        &volumes,
+        &mut labels,
+        template.affinity.clone(),
+    );
     Pod {
         metadata: ObjectMeta {
             name: Some(names::pod_name(&identity.name, identity.attempt)),
             namespace: Some(identity.namespace.clone()),
-            labels: Some(pod_labels(resolved, run_labels)),
+            labels: Some(labels),
             owner_references: Some(vec![owner.clone()]),
             ..Default::default()
         },
@@ -425,7 +435,7 @@ pub fn render_pod(
             enable_service_links: Some(false),
             node_selector: template.node_selector.clone(),
             tolerations: (!template.tolerations.is_empty()).then(|| template.tolerations.clone()),
-            affinity: template.affinity.clone(),
+            affinity,
             security_context: template.security_context.clone(),
             image_pull_secrets: (!template.image_pull_secrets.is_empty()).then(|| template.image_pull_secrets.clone()),
             host_network: template.host_network,

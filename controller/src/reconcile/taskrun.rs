@@ -11,6 +11,7 @@ use crate::api::{AttemptStatus, Condition, MyTaskRun, RunSpecStatus, TaskRunStat
 use crate::engine::duration::parse_duration;
 use crate::names;
 use crate::plan::{TaskSource, plan_task_run};
+use crate::pod::node::{NodeHealth, NodeVerdict, judge_node};
 use crate::pod::render::RenderSettings;
 use crate::pod::results::FetchedResults;
 use crate::pod::status::{PodReading, Succeeded, read_pod};
@@ -47,6 +48,9 @@ pub struct Observed<'a> {
     pub pod: Option<&'a Pod>,
     /// The steps' results frames, read from the pod's logs once it finished.
     pub results: &'a FetchedResults,
+    /// The health of the node the pod is bound to (its `spec.nodeName`), if
+    /// the controller's node cache has it; None before scheduling.
+    pub node: Option<&'a NodeHealth>,
     pub now: Timestamp,
 }
 
@@ -54,6 +58,9 @@ pub struct Observed<'a> {
 pub struct DecideSettings {
     pub render: RenderSettings,
     pub default_timeout: Duration,
+    /// How long the pod's node may be not Ready (Unknown or False) before
+    /// the attempt ends `NodeLost` (`--node-lost-after`).
+    pub node_lost_after: Duration,
 }
 
 /// A Kubernetes Event to publish about the run.
@@ -331,6 +338,19 @@ impl<'a> Decision<'a> {
             let message = format!("pod {pod_name} was deleted before the run finished");
             self.attempt_failed(task, reason::POD_DELETED, message, attempt_start);
             return;
+        }
+        match judge_node(self.observed.node, self.observed.now, self.settings.node_lost_after) {
+            NodeVerdict::Lost { message } => {
+                // The pod is kept, with its deadline lowered: should the node
+                // come back, its kubelet stops the containers instead of
+                // finishing a stale attempt next to the retry (which is a new
+                // pod, scheduled elsewhere since the node is tainted).
+                self.actions.push(Action::StopPod(pod_name));
+                self.attempt_failed(task, reason::NODE_LOST, message, attempt_start);
+                return;
+            }
+            NodeVerdict::Suspect { lost_in } => self.actions.push(Action::RequeueAfter(lost_in)),
+            NodeVerdict::Fine => {}
         }
         let clock = self.attempt_clock().or(attempt_start.clone());
         if let (Some(timeout), Some(started)) = (self.timeout(), clock.as_ref()) {
