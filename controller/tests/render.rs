@@ -648,7 +648,7 @@ fn on_error_can_come_from_a_param_and_a_value_that_names_no_policy_is_refused() 
     let args = stop.spec.as_ref().expect("spec").containers[0].args.clone().unwrap_or_default();
     assert!(!args.iter().any(|a| a == "--on-error"), "{args:?}");
 
-    let errors = plan("maybe").err().expect("refused").to_string();
+    let errors = plan("maybe").expect_err("refused").to_string();
     assert!(errors.contains("spec.taskSpec.steps[0].onError"), "{errors}");
     assert!(errors.contains("\"maybe\""), "{errors}");
 }
