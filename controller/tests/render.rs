@@ -645,7 +645,10 @@ fn on_error_can_come_from_a_param_and_a_value_that_names_no_policy_is_refused() 
     assert!(args.contains("--on-error continue"), "{args}");
 
     let stop = plan("stopAndFail").expect("valid").pod;
-    let args = stop.spec.as_ref().expect("spec").containers[0].args.clone().unwrap_or_default();
+    let args = stop.spec.as_ref().expect("spec").containers[0]
+        .args
+        .clone()
+        .unwrap_or_default();
     assert!(!args.iter().any(|a| a == "--on-error"), "{args:?}");
 
     let errors = plan("maybe").expect_err("refused").to_string();

@@ -39,8 +39,8 @@ use crate::reconcile::pipelinerun::PipelineLookup;
 use crate::reconcile::taskrun::TaskLookup;
 
 use super::context::{Context, object_key};
-use super::status_writer::replace_status;
 use super::execute::RunKind;
+use super::status_writer::replace_status;
 
 /// A queued run looks again this often even if nothing woke it, in case a
 /// wake was lost (a controller restart between a run's end and the wake).

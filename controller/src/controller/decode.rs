@@ -18,8 +18,8 @@ use crate::api::strict;
 use crate::error::{Error, Result};
 
 use super::context::{Context, Requeue, object_key};
-use super::stores::{AWAIT_OWN_WRITE, Freshness, is_finished_stand_in};
 use super::status_writer::replace_status_at;
+use super::stores::{AWAIT_OWN_WRITE, Freshness, is_finished_stand_in};
 use super::stream::{self, UNREADABLE};
 
 /// Decodes an untyped object strictly (see `api::strict`), naming each
@@ -125,7 +125,10 @@ where
     let namespace = cached.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let key = object_key(&resource.kind, &namespace, &cached.name_any());
     let fetched;
-    let object = match ctx.versions.freshness(&key, cached.metadata.resource_version.as_deref()) {
+    let object = match ctx
+        .versions
+        .freshness(&key, cached.metadata.resource_version.as_deref())
+    {
         Freshness::Current => cached,
         // The watch brings our write soon and queues the run again.
         Freshness::AwaitingWatch => return Ok(Loaded::Wait(Requeue::requeue(AWAIT_OWN_WRITE))),

@@ -37,7 +37,12 @@ pub async fn replace_status_at(
 }
 
 /// [`replace_status_at`] for a typed kind in `namespace`.
-pub async fn replace_status<K>(client: &kube::Client, namespace: &str, name: &str, status: &impl Serialize) -> kube::Result<K>
+pub async fn replace_status<K>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    status: &impl Serialize,
+) -> kube::Result<K>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned,
 {

@@ -598,7 +598,9 @@ mod tests {
         versions.wrote("k", Some("12"));
         assert_eq!(versions.freshness("k", Some("11")), Freshness::AwaitingWatch);
         assert_eq!(versions.freshness("k", None), Freshness::AwaitingWatch);
-        let long_ago = Instant::now().checked_sub(AWAIT_OWN_WRITE).expect("the clock is past boot");
+        let long_ago = Instant::now()
+            .checked_sub(AWAIT_OWN_WRITE)
+            .expect("the clock is past boot");
         versions.wrote_at("k", Some("12"), long_ago);
         assert_eq!(
             versions.freshness("k", Some("11")),

@@ -563,7 +563,10 @@ fn resolve_on_error(text: Option<&str>, vars: &dyn Resolver, field: &str, errors
     };
     let value = substitute_str(text, vars, field, errors);
     OnError::parse(&value).unwrap_or_else(|| {
-        errors.push(field, format!("onError is {value:?}; it must be \"continue\" or \"stopAndFail\""));
+        errors.push(
+            field,
+            format!("onError is {value:?}; it must be \"continue\" or \"stopAndFail\""),
+        );
         OnError::default()
     })
 }

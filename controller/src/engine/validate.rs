@@ -270,7 +270,6 @@ fn check_step_template_mounts(
     }
 }
 
-
 /// A literal `onError` must name a policy; one with `$(...)` is checked
 /// once substituted (`resolve`).
 fn check_on_error(on_error: Option<&str>, at: &str, errors: &mut ValidationErrors) {
