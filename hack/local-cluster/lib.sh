@@ -104,7 +104,16 @@ start_bg() {
     close_inherited_fds
     exec setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null
   ) &
-  echo $! > "$PIDS/$name.pid"
+  local pid=$!
+  echo "$pid" > "$PIDS/$name.pid"
+  # Until the subshell has exec'd, its command line is bash's, and a check
+  # right away (is_running) would take the component for dead.
+  local i
+  for ((i = 0; i < 50; i++)); do
+    pid_alive "$pid" || break
+    grep -qa -- "$(component_exe "$name")" "/proc/$pid/cmdline" 2>/dev/null && break
+    sleep 0.1
+  done
 }
 
 # Closes every file descriptor above 2 of the current (sub)shell.
