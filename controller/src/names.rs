@@ -85,15 +85,20 @@ pub fn joined_name(parent: &str, part: &str) -> String {
         return plain;
     }
     let hash = short_hash_of(&format!("{parent}/{part}"), JOIN_HASH_LEN);
-    let cleaned = dns_label(&[&plain]);
-    let keep = cleaned.len().min(MAX_NAME_LEN - JOIN_HASH_LEN - 1);
-    let mut end = keep;
+    with_hash(&plain, &hash)
+}
+
+/// `<readable>-<hash>`: `readable` made a DNS label and cut so that the
+/// whole stays within [`MAX_NAME_LEN`]; the hash alone if nothing of it is left.
+fn with_hash(readable: &str, hash: &str) -> String {
+    let cleaned = dns_label(&[readable]);
+    let mut end = cleaned.len().min(MAX_NAME_LEN - hash.len() - 1);
     while !cleaned.is_char_boundary(end) {
         end -= 1;
     }
     let prefix = cleaned[..end].trim_end_matches('-');
     if prefix.is_empty() {
-        hash
+        hash.to_string()
     } else {
         format!("{prefix}-{hash}")
     }
@@ -113,17 +118,7 @@ fn short_hash_of(text: &str, len: usize) -> String {
 /// digits, and a hashed one hashes a different text.
 pub fn matrix_child_name(run_name: &str, task: &str, index: usize) -> String {
     let hash = short_hash_of(&format!("{run_name}/{task}#{index}"), JOIN_HASH_LEN);
-    let cleaned = dns_label(&[&format!("{run_name}-{task}-{index}")]);
-    let mut end = cleaned.len().min(MAX_NAME_LEN - JOIN_HASH_LEN - 1);
-    while !cleaned.is_char_boundary(end) {
-        end -= 1;
-    }
-    let prefix = cleaned[..end].trim_end_matches('-');
-    if prefix.is_empty() {
-        hash
-    } else {
-        format!("{prefix}-{hash}")
-    }
+    with_hash(&format!("{run_name}-{task}-{index}"), &hash)
 }
 
 /// Hex digits of a claim's key in a label (see `pod::affinity`).

@@ -38,7 +38,7 @@ use crate::reconcile::conditions::{is_final, set_succeeded, succeeded};
 use crate::reconcile::pipelinerun::PipelineLookup;
 use crate::reconcile::taskrun::TaskLookup;
 
-use super::context::{Context, object_key};
+use super::context::Context;
 use super::execute::RunKind;
 use super::status_writer::replace_status;
 
@@ -550,9 +550,7 @@ async fn write_condition<R: RunKind>(run: &R, state: &str, why: &str, message: &
         *R::completion_time(&mut status) = Some(now);
     }
     let namespace = run.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
-    let written: R = replace_status(&ctx.client, &namespace, &run.name_any(), &status).await?;
-    let key = object_key(R::KIND, &namespace, &run.name_any());
-    ctx.versions.wrote(&key, written.meta().resource_version.as_deref());
+    replace_status::<R>(ctx, &namespace, &run.name_any(), &status).await?;
     if before.is_none_or(|c| c.reason != why) {
         let reference: ObjectReference = run.object_ref(&());
         ctx.publish(&reference, state == "False", why, message).await;

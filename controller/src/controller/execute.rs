@@ -332,10 +332,7 @@ impl<R: RunKind> Executor<'_, R> {
         if self.run.status() == Some(&status) {
             return Ok(());
         }
-        let written: R = replace_status(&self.ctx.client, &self.namespace, &self.run.name_any(), &status).await?;
-        self.ctx
-            .versions
-            .wrote(&self.key, written.meta().resource_version.as_deref());
+        replace_status::<R>(self.ctx, &self.namespace, &self.run.name_any(), &status).await?;
         R::written(self.ctx, self.run, &status);
         Ok(())
     }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::context::FIELD_MANAGER;
+use super::context::{Context, FIELD_MANAGER, object_key};
 
 /// Replaces the status of the object `name` of the collection at `url`
 /// (e.g. `/apis/<group>/v1/namespaces/ci/mytaskruns`) and returns the
@@ -36,16 +36,16 @@ pub async fn replace_status_at(
     client.request_text(request).await
 }
 
-/// [`replace_status_at`] for a typed kind in `namespace`.
-pub async fn replace_status<K>(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    status: &impl Serialize,
-) -> kube::Result<K>
+/// [`replace_status_at`] for a typed run kind in `namespace`; notes the
+/// version written (`Context::versions`), so no reconcile decides on an
+/// older cached copy.
+pub async fn replace_status<K>(ctx: &Context, namespace: &str, name: &str, status: &impl Serialize) -> kube::Result<()>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned,
 {
-    let text = replace_status_at(client, &K::url_path(&(), Some(namespace)), name, status).await?;
-    serde_json::from_str(&text).map_err(kube::Error::SerdeError)
+    let text = replace_status_at(&ctx.client, &K::url_path(&(), Some(namespace)), name, status).await?;
+    let written: K = serde_json::from_str(&text).map_err(kube::Error::SerdeError)?;
+    let key = object_key(&K::kind(&()), namespace, name);
+    ctx.versions.wrote(&key, written.meta().resource_version.as_deref());
+    Ok(())
 }
