@@ -15,6 +15,8 @@ pub const LABEL_ID: &str = "cicd-bench/id";
 const NOWHERE: &str = "cicd-bench/nowhere";
 /// The MyTask every run refers to.
 const TASK: &str = "bench-one-step";
+/// The name prefix of the floor phase's MyTasks, one per pod.
+const FLOOR_TASK: &str = "floor";
 
 pub fn task_run_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
@@ -93,10 +95,21 @@ pub fn raw_pod(id: usize, image: &str, placement: Placement) -> anyhow::Result<P
 
 /// The MyTask of every run: one step that does nothing.
 pub async fn create_task(client: &Client, namespace: &str, image: &str) -> anyhow::Result<()> {
+    create_named_task(client, namespace, TASK, image).await
+}
+
+/// The floor phase's custom object for pod `id`: a MyTask, which goes
+/// through the API server's custom-resource path as a run does but which
+/// the controller only caches (it writes nothing back).
+pub async fn create_floor_task(client: &Client, namespace: &str, id: usize, image: &str) -> anyhow::Result<()> {
+    create_named_task(client, namespace, &format!("{FLOOR_TASK}-{id}"), image).await
+}
+
+async fn create_named_task(client: &Client, namespace: &str, name: &str, image: &str) -> anyhow::Result<()> {
     let task: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "cicdoperator.ning1875.io/v1",
         "kind": "MyTask",
-        "metadata": { "name": TASK },
+        "metadata": { "name": name },
         "spec": { "steps": [{ "name": "noop", "image": image, "script": "true" }] },
     }))?;
     Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &task_resource())

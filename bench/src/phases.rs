@@ -20,6 +20,11 @@ use crate::{Options, Which};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
     RawPods,
+    /// Per id, a custom object and then a raw pod, both by the client: the
+    /// least API work any controller must cause for a run (the run's create
+    /// and its pod's), without a controller in between. Its rate bounds
+    /// what the runs can reach on this cluster.
+    ObjectAndPod,
     Runs,
 }
 
@@ -106,7 +111,7 @@ impl Bench {
         let wanted = |which: Which| o.phases.contains(&which);
         let mut report = Report::default();
         if wanted(Which::Burst) && o.burst > 0 {
-            for subject in [Subject::RawPods, Subject::Runs] {
+            for subject in [Subject::RawPods, Subject::ObjectAndPod, Subject::Runs] {
                 report
                     .phases
                     .push(self.burst(subject, Placement::Unschedulable, o.burst).await?);
@@ -176,6 +181,13 @@ impl Bench {
     ) -> anyhow::Result<()> {
         match subject {
             Subject::RawPods => {
+                let pod = objects::raw_pod(id, image, placement)?;
+                Api::namespaced(client.clone(), namespace)
+                    .create(&PostParams::default(), &pod)
+                    .await?;
+            }
+            Subject::ObjectAndPod => {
+                objects::create_floor_task(client, namespace, id, image).await?;
                 let pod = objects::raw_pod(id, image, placement)?;
                 Api::namespaced(client.clone(), namespace)
                     .create(&PostParams::default(), &pod)
@@ -270,6 +282,7 @@ impl Bench {
             "{} {}",
             match subject {
                 Subject::RawPods => "raw pods",
+                Subject::ObjectAndPod => "floor: object + pod",
                 Subject::Runs => "runs",
             },
             match placement {
@@ -279,7 +292,11 @@ impl Bench {
         );
         let slug = format!(
             "{}-{}",
-            if subject == Subject::RawPods { "raw" } else { "runs" },
+            match subject {
+                Subject::RawPods => "raw",
+                Subject::ObjectAndPod => "floor",
+                Subject::Runs => "runs",
+            },
             if placement == Placement::Runs {
                 "running"
             } else {
@@ -517,6 +534,15 @@ impl Report {
                 "controller only: runs reach {} x the raw pod-creation rate (goal >= 0.90)",
                 ratio(runs.per_second(), raw.per_second())
             )?;
+            if let Some(floor) = self.find("floor: object + pod") {
+                writeln!(
+                    f,
+                    "controller only: a client making each run's object and pod itself reaches {} x the raw rate \
+                     (the most any controller can reach here); runs reach {} x that",
+                    ratio(floor.per_second(), raw.per_second()),
+                    ratio(runs.per_second(), floor.per_second())
+                )?;
+            }
         }
         if let (Some(raw), Some(runs)) = (self.find("raw pods (pods run"), self.find("runs (pods run")) {
             writeln!(

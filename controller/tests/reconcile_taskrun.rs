@@ -255,6 +255,28 @@ fn after_a_restart_the_existing_pod_is_adopted_not_recreated() {
 }
 
 #[test]
+fn seeing_the_new_pod_arrive_writes_no_second_status() {
+    let run = started(good_spec());
+    let task = task();
+    // As the API server answers the create: Pending, no container yet.
+    let mut arrived = pod("tr-pod", "Pending", 0, Vec::new());
+    arrived.status.as_mut().expect("status").container_statuses = None;
+    let actions = observe(&run, &task, Some(&arrived), 1);
+    assert!(
+        actions.iter().all(|a| matches!(a, Action::RequeueAfter(_))),
+        "{actions:?}"
+    );
+    let status = run.status.as_ref().expect("status");
+    assert_eq!(condition(status).message, "the pod is starting");
+    let steps: Vec<_> = status
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.state.as_str()))
+        .collect();
+    assert_eq!(steps, [("one", "Waiting"), ("two", "Waiting")]);
+}
+
+#[test]
 fn nothing_is_written_when_nothing_changed() {
     let mut run = started(good_spec());
     let task = task();
@@ -585,7 +607,13 @@ fn a_foreign_pod_under_the_expected_name_is_neither_read_nor_stopped() {
             condition(&status).message,
             "pod \"tr-pod\" exists and is not owned by MyTaskRun \"tr\""
         );
-        assert!(status.steps.is_empty(), "nothing is read from a foreign pod");
+        // The steps stay as our own plan left them; the foreign pod's
+        // running step is not read.
+        assert_eq!(
+            status.steps,
+            run.status.as_ref().expect("status").steps,
+            "nothing is read from a foreign pod"
+        );
         assert_eq!(event_reasons(&actions), vec!["PodNameTaken"]);
     }
 }

@@ -28,10 +28,14 @@ const BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// Kubernetes rejects event notes over 1 kB.
 const MAX_EVENT_NOTE: usize = 1000;
 /// Events waiting to be published; beyond this, new ones are dropped (and
-/// logged): events are for people, and a burst must not grow memory.
-const EVENT_QUEUE: usize = 1024;
-/// Events published at the same time by the background publisher.
-const EVENT_PUBLISHERS: usize = 8;
+/// logged): events are for people, and a burst must not grow memory
+/// (an event waiting is about 1 KiB). Room for a burst of a few thousand
+/// runs' "Started", which trail the pods by design (below).
+const EVENT_QUEUE: usize = 4096;
+/// Events published at the same time by the background publisher. Few, so
+/// that during a burst events wait rather than take the API server's time
+/// from pod creates and status writes, which other runs are waiting for.
+const EVENT_PUBLISHERS: usize = 2;
 
 /// When to look at an object again, as a reconcile answers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +75,9 @@ pub struct Context {
     /// Our last status write of each run, so a reconcile knows when the
     /// run cache is older than its own work.
     pub versions: super::stores::Versions,
+    /// When each run's status was last written, so progress-only writes
+    /// of one run are made at most once per second.
+    pub pacing: super::status_writer::Pacing,
     /// What the pure decisions need from the configuration.
     pub settings: DecideSettings,
     /// Counters and histograms served on /metrics.

@@ -65,6 +65,12 @@ pub trait RunKind:
     const KIND: &'static str;
     fn status(&self) -> Option<&Self::Status>;
     fn conditions(status: &mut Self::Status) -> &mut Vec<Condition>;
+    /// True if `new` only reports progress over `old` (see `Pacing`): it
+    /// records nothing a later decision depends on, such as a pod or child
+    /// made or an attempt ended. Such a write may wait a moment.
+    fn is_progress_only(_old: &Self::Status, _new: &Self::Status) -> bool {
+        false
+    }
     fn completion_time(status: &mut Self::Status) -> &mut Option<Time>;
     /// Forgets what the decision recorded as made but was not (the pod's
     /// name), so the next reconcile makes it again instead of taking it
@@ -332,9 +338,22 @@ impl<R: RunKind> Executor<'_, R> {
         if self.run.status() == Some(&status) {
             return Ok(());
         }
+        if let Some(wait) = self.hold_back(&status) {
+            // The newest status is decided again, and written, then.
+            self.requeue = sooner(self.requeue, wait);
+            return Ok(());
+        }
         replace_status::<R>(self.ctx, &self.namespace, &self.run.name_any(), &status).await?;
         R::written(self.ctx, self.run, &status);
         Ok(())
+    }
+
+    /// How long to hold back a write that only reports progress, if the
+    /// run's status was written less than a second ago (see `Pacing`).
+    fn hold_back(&self, status: &R::Status) -> Option<Duration> {
+        let stored = self.run.status()?;
+        let progress_only = self.setback.is_none() && R::is_progress_only(stored, status);
+        progress_only.then(|| self.ctx.pacing.hold_back(&self.key)).flatten()
     }
 
     async fn record_setback(&self, status: &mut R::Status, setback: &Setback) -> Result<()> {
@@ -407,6 +426,7 @@ mod tests {
     use crate::api::{TaskRunSpec, TaskRunStatus, TaskSpec};
     use crate::controller::context::{Backoff, Events};
     use crate::controller::mock_api::{MockApi, Seen, status};
+    use crate::controller::status_writer::PROGRESS_WRITE_INTERVAL;
     use crate::controller::stores::{Stores, Versions};
     use crate::metrics::Metrics;
     use crate::pod::render::RenderSettings;
@@ -459,6 +479,7 @@ mod tests {
             events: Events::start(Recorder::new(client, reporter)),
             stores: Stores::new().0,
             versions: Versions::default(),
+            pacing: Default::default(),
             settings: settings(),
             metrics: Arc::new(Metrics::default()),
             backoff: Backoff::default(),
@@ -653,5 +674,57 @@ mod tests {
         let (state, reason, _) = condition(&status);
         assert_eq!((state.as_str(), reason.as_str()), ("Unknown", "Pending"));
         assert_eq!(status.pod_name.as_deref(), Some("tr-pod"));
+    }
+
+    fn with_condition(status: &TaskRunStatus, reason: &str, message: &str) -> TaskRunStatus {
+        let mut status = status.clone();
+        let now = Time(Timestamp::now());
+        set_succeeded(&mut status.conditions, "Unknown", reason, message.into(), now);
+        status
+    }
+
+    #[tokio::test]
+    async fn progress_written_less_than_a_second_after_the_last_write_waits_but_a_new_reason_does_not() {
+        let mut run = run("1h");
+        let api = server(&run, |seen| (201, seen.body.clone()));
+        let ctx = context(&api);
+        execute(&run, actions(&run, 0), &ctx).await.expect("executes");
+        run.status = Some(written(&api));
+        let stored = run.status.clone().expect("status");
+
+        let progress = with_condition(&stored, "Pending", "0/1 nodes are available");
+        let requeue = execute(&run, vec![Work::WriteStatus(Box::new(progress))], &ctx)
+            .await
+            .expect("executes");
+        assert_eq!(api.bodies("PATCH", RUN_STATUS).len(), 1, "the progress waits");
+        let wait = requeue.after().expect("looked at again when it may be written");
+        assert!(wait <= PROGRESS_WRITE_INTERVAL && !wait.is_zero(), "{wait:?}");
+
+        let running = with_condition(&stored, "Running", "step \"one\" is running");
+        execute(&run, vec![Work::WriteStatus(Box::new(running))], &ctx)
+            .await
+            .expect("executes");
+        assert_eq!(
+            api.bodies("PATCH", RUN_STATUS).len(),
+            2,
+            "a new reason is written at once"
+        );
+        assert_eq!(condition(&written(&api)).1, "Running");
+    }
+
+    #[tokio::test]
+    async fn progress_is_written_once_the_interval_has_passed() {
+        let mut run = run("1h");
+        let api = server(&run, |seen| (201, seen.body.clone()));
+        let ctx = context(&api);
+        execute(&run, actions(&run, 0), &ctx).await.expect("executes");
+        run.status = Some(written(&api));
+        tokio::time::sleep(PROGRESS_WRITE_INTERVAL).await;
+        let progress = with_condition(run.status.as_ref().expect("status"), "Pending", "0/1 nodes");
+        execute(&run, vec![Work::WriteStatus(Box::new(progress))], &ctx)
+            .await
+            .expect("executes");
+        assert_eq!(api.bodies("PATCH", RUN_STATUS).len(), 2);
+        assert_eq!(condition(&written(&api)).2, "0/1 nodes");
     }
 }

@@ -131,6 +131,7 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         events: Events::start(Recorder::new(client.clone(), reporter)),
         stores,
         versions: Versions::default(),
+        pacing: Default::default(),
         settings: DecideSettings {
             render: RenderSettings {
                 entrypoint_image: config.entrypoint_image.clone(),

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::metrics::ReasonLabel;
 use crate::names;
 use crate::reason;
+use crate::reconcile::conditions::is_progress_only;
 use crate::reconcile::taskrun::{Action, Observed, TaskLookup, current_attempt, decide, is_done, succeeded_condition};
 
 use super::context::{Context, Requeue, object_key};
@@ -124,6 +125,17 @@ impl RunKind for MyTaskRun {
 
     fn completion_time(status: &mut TaskRunStatus) -> &mut Option<Time> {
         &mut status.completion_time
+    }
+
+    /// Steps, results and the message may wait; the pod, the attempts and
+    /// the times a decision reads may not.
+    fn is_progress_only(old: &TaskRunStatus, new: &TaskRunStatus) -> bool {
+        is_progress_only(&old.conditions, &new.conditions)
+            && old.pod_name == new.pod_name
+            && old.retries_status == new.retries_status
+            && old.start_time == new.start_time
+            && new.completion_time.is_none()
+            && old.task_spec == new.task_spec
     }
 
     fn forget_unmade(status: &mut TaskRunStatus) {

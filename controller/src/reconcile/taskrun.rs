@@ -214,6 +214,10 @@ impl<'a> Decision<'a> {
                     );
                 }
                 let pod_name = plan.pod.metadata.name.clone().unwrap_or_default();
+                // The status written now is what reading the new pod will
+                // give, so seeing the pod arrive changes nothing and costs
+                // no second status write.
+                let reading = read_pod(spec, &plan.pod, false, self.observed.results);
                 self.actions
                     .extend(plan.claims.into_iter().map(|c| Action::CreateClaim(Box::new(c))));
                 self.actions.push(Action::CreatePod(Box::new(plan.pod)));
@@ -221,8 +225,10 @@ impl<'a> Decision<'a> {
                     self.status.start_time = Some(self.now());
                 }
                 self.status.task_spec = Some(spec.clone());
-                self.status.pod_name = Some(pod_name.clone());
-                self.set_condition(Succeeded::Unknown, reason::PENDING, format!("pod {pod_name} created"));
+                self.status.pod_name = Some(pod_name);
+                self.status.steps = reading.steps;
+                self.status.results = reading.results;
+                self.set_condition(Succeeded::Unknown, &reading.reason, reading.message);
                 if let Some(timeout) = plan.resolved.timeout {
                     self.actions.push(Action::RequeueAfter(timeout));
                 }
