@@ -93,6 +93,20 @@ pub fn raw_pod(id: usize, image: &str, placement: Placement) -> anyhow::Result<P
     }))?)
 }
 
+/// Creates [`raw_pod`] `id` in `namespace`.
+pub async fn create_raw_pod(
+    client: &Client,
+    namespace: &str,
+    id: usize,
+    image: &str,
+    placement: Placement,
+) -> anyhow::Result<()> {
+    Api::<Pod>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &raw_pod(id, image, placement)?)
+        .await?;
+    Ok(())
+}
+
 /// The MyTask of every run: one step that does nothing.
 pub async fn create_task(client: &Client, namespace: &str, image: &str) -> anyhow::Result<()> {
     create_named_task(client, namespace, TASK, image).await

@@ -180,18 +180,10 @@ impl Bench {
         image: &str,
     ) -> anyhow::Result<()> {
         match subject {
-            Subject::RawPods => {
-                let pod = objects::raw_pod(id, image, placement)?;
-                Api::namespaced(client.clone(), namespace)
-                    .create(&PostParams::default(), &pod)
-                    .await?;
-            }
+            Subject::RawPods => objects::create_raw_pod(client, namespace, id, image, placement).await?,
             Subject::ObjectAndPod => {
                 objects::create_floor_task(client, namespace, id, image).await?;
-                let pod = objects::raw_pod(id, image, placement)?;
-                Api::namespaced(client.clone(), namespace)
-                    .create(&PostParams::default(), &pod)
-                    .await?;
+                objects::create_raw_pod(client, namespace, id, image, placement).await?;
             }
             Subject::Runs => {
                 let run = objects::task_run(id, placement, false)?;

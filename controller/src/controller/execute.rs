@@ -683,13 +683,20 @@ mod tests {
         status
     }
 
-    #[tokio::test]
-    async fn progress_written_less_than_a_second_after_the_last_write_waits_but_a_new_reason_does_not() {
+    /// A run whose first reconcile created its pod and wrote its status
+    /// (the one PATCH so far), with that status in hand.
+    async fn started_once() -> (MyTaskRun, MockApi, Context) {
         let mut run = run("1h");
         let api = server(&run, |seen| (201, seen.body.clone()));
         let ctx = context(&api);
         execute(&run, actions(&run, 0), &ctx).await.expect("executes");
         run.status = Some(written(&api));
+        (run, api, ctx)
+    }
+
+    #[tokio::test]
+    async fn progress_written_less_than_a_second_after_the_last_write_waits_but_a_new_reason_does_not() {
+        let (run, api, ctx) = started_once().await;
         let stored = run.status.clone().expect("status");
 
         let progress = with_condition(&stored, "Pending", "0/1 nodes are available");
@@ -714,11 +721,7 @@ mod tests {
 
     #[tokio::test]
     async fn progress_is_written_once_the_interval_has_passed() {
-        let mut run = run("1h");
-        let api = server(&run, |seen| (201, seen.body.clone()));
-        let ctx = context(&api);
-        execute(&run, actions(&run, 0), &ctx).await.expect("executes");
-        run.status = Some(written(&api));
+        let (run, api, ctx) = started_once().await;
         tokio::time::sleep(PROGRESS_WRITE_INTERVAL).await;
         let progress = with_condition(run.status.as_ref().expect("status"), "Pending", "0/1 nodes");
         execute(&run, vec![Work::WriteStatus(Box::new(progress))], &ctx)
