@@ -136,6 +136,9 @@ pub fn describe_task_run(run: &MyTaskRun, events: &[Event], now: Timestamp) -> S
     if let Some(task) = &run.spec.task_ref {
         let _ = writeln!(out, "Task:       {task}");
     }
+    if let Some(display_name) = status.task_spec.as_ref().and_then(|t| t.display_name.as_ref()) {
+        let _ = writeln!(out, "Shown as:   {display_name}");
+    }
     if let Some(pod) = &status.pod_name {
         let _ = writeln!(out, "Pod:        {pod}");
     }
@@ -178,14 +181,32 @@ pub fn describe_pipeline_run(
     if let Some(pipeline) = &run.spec.pipeline_ref {
         let _ = writeln!(out, "Pipeline:   {pipeline}");
     }
+    let spec = status.pipeline_spec.as_ref();
+    if let Some(display_name) = spec.and_then(|p| p.display_name.as_ref()) {
+        let _ = writeln!(out, "Shown as:   {display_name}");
+    }
     params_section(&mut out, &run.spec.params);
     results_section(&mut out, &status.results);
-    let mut rows: Vec<Vec<String>> = children
-        .iter()
+    // A pipeline task with a display name shows it beside its name.
+    let task_title = |task: &str| -> String {
+        let display_name = spec
+            .into_iter()
+            .flat_map(|p| p.tasks.iter().chain(&p.finally))
+            .find(|t| t.name == task)
+            .and_then(|t| t.display_name.as_ref());
+        match display_name {
+            Some(shown) => format!("{task} ({shown})"),
+            None => task.to_string(),
+        }
+    };
+    let mut by_start: Vec<(&String, &MyTaskRun)> = children.iter().collect();
+    by_start.sort_by_key(|(_, child)| child.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0));
+    let mut rows: Vec<Vec<String>> = by_start
+        .into_iter()
         .map(|(task, child)| {
             let s = RunSummary::of_task_run(child);
             vec![
-                task.clone(),
+                task_title(task),
                 s.name.clone(),
                 s.outcome.as_str().to_string(),
                 if s.reason.is_empty() {
@@ -197,13 +218,6 @@ pub fn describe_pipeline_run(
             ]
         })
         .collect();
-    rows.sort_by_key(|row| {
-        children
-            .get(&row[0])
-            .and_then(|c| c.status.as_ref())
-            .and_then(|s| s.start_time.as_ref())
-            .map(|t| t.0)
-    });
     for skipped in &status.skipped_tasks {
         rows.push(vec![
             skipped.name.clone(),
@@ -271,6 +285,41 @@ status:
             cells,
             ["build", "Terminated", "(Error)", "2", "00:00:02", "00:00:30", "28s"]
         );
+    }
+
+    #[test]
+    fn display_names_show_beside_the_names() {
+        let now: Timestamp = "2026-01-01T00:01:00Z".parse().expect("time");
+        let run: MyPipelineRun = serde_saphyr::from_str(
+            r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipelineRun
+metadata: {name: pr1, namespace: team}
+spec: {pipelineRef: ship}
+status:
+  pipelineSpec:
+    displayName: Ship the app
+    tasks:
+      - {name: build, displayName: Build the image, taskRef: t1}
+      - {name: test, taskRef: t1}
+"#,
+        )
+        .expect("pipeline run yaml");
+        let child = task_run(FAILED);
+        let children: BTreeMap<String, MyTaskRun> =
+            [("build".to_string(), child.clone()), ("test".to_string(), child)].into();
+        let text = describe_pipeline_run(&run, &children, &[], now);
+        assert!(text.contains("Shown as:   Ship the app\n"), "{text}");
+        let title = |row: &str| text.lines().find(|l| l.trim_start().starts_with(row)).map(str::trim);
+        assert!(
+            title("build (Build the image)").is_some_and(|l| l.contains("tr1")),
+            "{text}"
+        );
+        assert!(title("test ").is_some(), "{text}");
+        let mut with_task_spec = task_run(FAILED);
+        with_task_spec.status.as_mut().expect("status").task_spec =
+            serde_saphyr::from_str("{displayName: Compile, steps: []}").ok();
+        assert!(describe_task_run(&with_task_spec, &[], now).contains("Shown as:   Compile\n"));
     }
 
     #[test]

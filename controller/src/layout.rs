@@ -18,10 +18,21 @@ pub const PREVIOUS_RESULTS_DIR: &str = "/cicd/results-previous";
 /// Each step's report for the controller; kubelet copies it into the
 /// container's termination message.
 pub const TERMINATION_PATH: &str = "/cicd/termination";
+/// `$HOME` of every step (unless the step sets HOME itself): one writable
+/// directory the steps of a run share, so a login or a config written by
+/// one step (git, docker, npm) is there for the next.
+pub const HOME_DIR: &str = "/cicd/home";
 /// The default working directory and parent of workspace mounts.
 pub const WORKSPACE_ROOT: &str = "/workspace";
 /// The path the entrypoint image keeps its binary at.
 pub const ENTRYPOINT_IN_IMAGE: &str = "/cicd-entrypoint";
+
+/// Whether `path` is inside the pod's own machinery (`/cicd`), where no
+/// user mount may go: it would hide the entrypoint, scripts or hand-offs.
+pub fn is_reserved_path(path: &str) -> bool {
+    let normalized = path.trim_end_matches('/');
+    normalized == "/cicd" || normalized.starts_with("/cicd/")
+}
 
 pub fn post_file(step_index: usize) -> String {
     format!("{RUN_DIR}/{step_index}/out")
@@ -43,6 +54,16 @@ pub fn script_name(step_index: usize, step_name: &str) -> String {
 
 pub fn script_path(step_index: usize, step_name: &str) -> String {
     format!("{SCRIPTS_DIR}/{}", script_name(step_index, step_name))
+}
+
+/// Sidecar scripts share the scripts directory; step scripts start with
+/// their index, so the names never meet.
+pub fn sidecar_script_name(sidecar_name: &str) -> String {
+    format!("sidecar-{sidecar_name}")
+}
+
+pub fn sidecar_script_path(sidecar_name: &str) -> String {
+    format!("{SCRIPTS_DIR}/{}", sidecar_script_name(sidecar_name))
 }
 
 pub fn result_path(result: &str) -> String {

@@ -220,7 +220,7 @@ spec:
           - {name: url, value: "https://example.invalid/tasks.git"}
     - name: test
       runAfter: [fetch]
-      displayName: Unit tests
+      onError: continue
       matrix:
         params:
           - name: os
@@ -246,7 +246,7 @@ fn what_cannot_be_mapped_is_refused_naming_each_field() {
             "spec.tasks[0].taskRef.resolver",
             "spec.tasks[0].taskRef.params",
             "spec.tasks[1].taskSpec.steps[0].ports",
-            "spec.tasks[1].displayName",
+            "spec.tasks[1].onError",
         ]
     );
     let text = error.to_string();
@@ -408,6 +408,52 @@ spec:
 }
 
 #[test]
+fn task_run_specs_and_display_names_are_kept() {
+    let text = r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: r}
+spec:
+  taskRunSpecs:
+    - pipelineTaskName: deploy
+      serviceAccountName: deployer
+      podTemplate:
+        nodeSelector: {pool: deploy}
+      computeResources:
+        requests: {cpu: "1"}
+  pipelineSpec:
+    displayName: Ship
+    tasks:
+      - name: deploy
+        displayName: Deploy it
+        taskSpec:
+          displayName: Deployer
+          steps:
+            - {name: go, displayName: Go, image: i, script: "true"}
+"#;
+    let output = convert_yaml(&input(text), true).expect("lossy allowed");
+    let fields: Vec<&str> = output.losses.iter().map(|l| l.field.as_str()).collect();
+    assert_eq!(fields, vec!["spec.taskRunSpecs[0].computeResources"]);
+    let run = &manifests(&output.yaml).pipeline_runs[0];
+    let entry = &run.spec.task_run_specs[0];
+    assert_eq!(entry.pipeline_task_name, "deploy");
+    assert_eq!(entry.service_account_name.as_deref(), Some("deployer"));
+    assert!(
+        entry
+            .pod_template
+            .as_ref()
+            .and_then(|t| t.node_selector.as_ref())
+            .is_some()
+    );
+    let spec = run.spec.pipeline_spec.as_ref().expect("inline pipeline");
+    assert_eq!(spec.display_name.as_deref(), Some("Ship"));
+    assert_eq!(spec.tasks[0].display_name.as_deref(), Some("Deploy it"));
+    let task = spec.tasks[0].task_spec.as_ref().expect("inline task");
+    assert_eq!(task.display_name.as_deref(), Some("Deployer"));
+    assert_eq!(task.steps[0].display_name.as_deref(), Some("Go"));
+}
+
+#[test]
 fn a_wrongly_typed_value_is_an_error_naming_the_field() {
     let text = "apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: t}\nspec:\n  steps:\n    - name: s\n      image: i\n      command: echo\n";
     let error = convert_yaml(&input(text), true).expect_err("command must be a list");
@@ -445,7 +491,7 @@ fn the_command_reads_stdin_and_fails_on_losses_unless_allowed() {
     assert!(!ok, "losses make it fail");
     assert!(stdout.is_empty(), "nothing is written: {stdout}");
     assert!(
-        stderr.contains("stdin: Pipeline \"ship\": spec.tasks[1].displayName"),
+        stderr.contains("stdin: Pipeline \"ship\": spec.tasks[1].onError"),
         "{stderr}"
     );
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use cicd_controller::api::{MyPipelineRun, MyTaskRun};
 use cicd_controller::convert::convert_yaml;
+use k8s_openapi::api::core::v1::Pod;
 use support::{BASH, Run, TestNamespace};
 
 const LIMIT: Duration = Duration::from_secs(240);
@@ -476,5 +477,278 @@ async fn tekton_matrix_fans_out_and_aggregates_results() {
         params.push(given.join(" "));
     }
     assert_eq!(params, [r#"word="a""#, r#"word="b" prefix="x-""#, r#"word="c""#]);
+    ns.passed();
+}
+
+/// Converts Tekton YAML exactly (no losses) and applies it.
+fn apply_tekton(ns: &TestNamespace, yaml: &str) {
+    let output = convert_yaml(&[("tekton.yaml".into(), yaml.to_string())], false)
+        .unwrap_or_else(|error| panic!("exact conversion: {error}"));
+    ns.apply(&output.yaml);
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_steps_share_a_home_directory() {
+    let ns = TestNamespace::new("e2e-tekton-home").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: home-run}}
+spec:
+  taskSpec:
+    results: [{{name: seen}}]
+    steps:
+      - image: {BASH}
+        script: echo -n "written by the first step" > ~/.note
+      - image: {BASH}
+        script: echo -n "$HOME: $(cat ~/.note)" > $(results.seen.path)
+"#
+        ),
+    );
+    let run = ns.wait_done::<MyTaskRun>("home-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(
+        run.string_result("seen").as_deref(),
+        Some("/cicd/home: written by the first step")
+    );
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_two_workspaces_on_one_claim_share_it() {
+    let ns = TestNamespace::new("e2e-tekton-one-claim").await;
+    ns.apply(
+        r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: shared}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 16Mi}}}
+"#,
+    );
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: one-claim-run}}
+spec:
+  workspaces:
+    - {{name: source, persistentVolumeClaim: {{claimName: shared}}, subPath: src}}
+    - {{name: everything, persistentVolumeClaim: {{claimName: shared}}}}
+  taskSpec:
+    workspaces: [{{name: source}}, {{name: everything}}]
+    results: [{{name: found}}]
+    steps:
+      - image: {BASH}
+        script: |
+          echo -n via-source > $(workspaces.source.path)/file
+          cat $(workspaces.everything.path)/src/file > $(results.found.path)
+"#
+        ),
+    );
+    let run = ns.wait_done::<MyTaskRun>("one-claim-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("found").as_deref(), Some("via-source"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_a_step_s_own_mount_at_workspace_wins() {
+    let ns = TestNamespace::new("e2e-tekton-own-mount").await;
+    ns.apply(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: sources}
+data: {main.txt: from-the-config-map}
+"#,
+    );
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: own-mount-run}}
+spec:
+  taskSpec:
+    results: [{{name: read}}]
+    volumes:
+      - name: sources
+        configMap: {{name: sources}}
+    steps:
+      - image: {BASH}
+        volumeMounts: [{{name: sources, mountPath: /workspace}}]
+        script: cat /workspace/main.txt > $(results.read.path)
+"#
+        ),
+    );
+    let run = ns.wait_done::<MyTaskRun>("own-mount-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("read").as_deref(), Some("from-the-config-map"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_display_names_are_kept() {
+    let ns = TestNamespace::new("e2e-tekton-display").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata: {{name: shown}}
+spec:
+  displayName: Ship it
+  tasks:
+    - name: build
+      displayName: Build the image
+      taskSpec:
+        displayName: Builder
+        steps:
+          - name: compile
+            displayName: Compile the sources
+            image: {BASH}
+            script: "true"
+---
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: shown-run}}
+spec:
+  pipelineRef: {{name: shown}}
+"#
+        ),
+    );
+    let run = ns.wait_done::<MyPipelineRun>("shown-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    let spec = run
+        .status
+        .clone()
+        .unwrap_or_default()
+        .pipeline_spec
+        .expect("the pipeline spec is kept");
+    assert_eq!(spec.display_name.as_deref(), Some("Ship it"));
+    assert_eq!(spec.tasks[0].display_name.as_deref(), Some("Build the image"));
+    let child = run.status.clone().unwrap_or_default().child_references[0].name.clone();
+    let child = ns.wait_done::<MyTaskRun>(&child, LIMIT).await;
+    let task_spec = child
+        .status
+        .clone()
+        .unwrap_or_default()
+        .task_spec
+        .expect("the task spec is kept");
+    assert_eq!(task_spec.display_name.as_deref(), Some("Builder"));
+    assert_eq!(task_spec.steps[0].display_name.as_deref(), Some("Compile the sources"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_task_run_specs_reach_the_task_s_child_run() {
+    let ns = TestNamespace::new("e2e-tekton-task-run-specs").await;
+    ns.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: deployer}\n");
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: specs-run}}
+spec:
+  taskRunSpecs:
+    - pipelineTaskName: deploy
+      serviceAccountName: deployer
+      podTemplate:
+        nodeSelector: {{kubernetes.io/os: linux}}
+  pipelineSpec:
+    tasks:
+      - name: build
+        taskSpec:
+          steps: [{{image: {BASH}, script: "true"}}]
+      - name: deploy
+        taskSpec:
+          steps: [{{image: {BASH}, script: "true"}}]
+"#
+        ),
+    );
+    let run = ns.wait_done::<MyPipelineRun>("specs-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    let children = run.status.clone().unwrap_or_default().child_references;
+    let child_of = |task: &str| {
+        children
+            .iter()
+            .find(|c| c.pipeline_task_name == task)
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| panic!("no child for {task}: {children:?}"))
+    };
+    // What reached each child's pod: the deploy task's own account and
+    // node selector, the build task the run-wide (default) ones.
+    let pod_of = |task: &str| {
+        let child = child_of(task);
+        let ns = &ns;
+        async move {
+            let run = ns.get::<MyTaskRun>(&child).await;
+            let pod_name = run.status.and_then(|s| s.pod_name).expect("the child's pod");
+            ns.api::<Pod>()
+                .get(&pod_name)
+                .await
+                .expect("the pod")
+                .spec
+                .unwrap_or_default()
+        }
+    };
+    let deploy = pod_of("deploy").await;
+    assert_eq!(deploy.service_account_name.as_deref(), Some("deployer"));
+    let os = deploy.node_selector.and_then(|s| s.get("kubernetes.io/os").cloned());
+    assert_eq!(os.as_deref(), Some("linux"));
+    let build = pod_of("build").await;
+    assert_eq!(build.service_account_name.as_deref(), Some("default"));
+    assert_eq!(build.node_selector, None);
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_a_sidecar_runs_its_script() {
+    let ns = TestNamespace::new("e2e-tekton-sidecar-script").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: sidecar-script-run}}
+spec:
+  params: [{{name: word, value: ahoy}}]
+  taskSpec:
+    params: [{{name: word}}]
+    results: [{{name: heard}}]
+    sidecars:
+      - name: talker
+        image: {BASH}
+        script: |
+          echo -n "$(params.word) from the sidecar" > /workspace/said.tmp
+          mv /workspace/said.tmp /workspace/said
+          sleep 3600
+    steps:
+      - image: {BASH}
+        script: |
+          for i in $(seq 100); do [ -e /workspace/said ] && break; sleep 0.2; done
+          cat /workspace/said > $(results.heard.path)
+"#
+        ),
+    );
+    let run = ns.wait_done::<MyTaskRun>("sidecar-script-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("heard").as_deref(), Some("ahoy from the sidecar"));
     ns.passed();
 }

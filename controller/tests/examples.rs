@@ -151,7 +151,7 @@ fn new_examples_use_only_the_local_image() {
         {
             images.extend(task.steps.iter().filter_map(|s| s.image.clone()));
             images.extend(task.step_template.iter().filter_map(|t| t.image.clone()));
-            images.extend(task.sidecars.iter().filter_map(|s| s.image.clone()));
+            images.extend(task.sidecars.iter().filter_map(|s| s.container.image.clone()));
         }
         let allowed = if name.starts_with("seed-") {
             SEED_IMAGE

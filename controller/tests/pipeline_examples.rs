@@ -93,6 +93,7 @@ fn pipeline_examples_validate() {
                 run_params: &run.spec.params,
                 run_workspaces: &run.spec.workspaces,
                 timeouts: run.spec.timeouts.as_ref(),
+                task_run_specs: &run.spec.task_run_specs,
                 context: &context,
                 max_tasks: cicd_controller::engine::limits::DEFAULT_MAX_PIPELINE_TASKS,
                 max_matrix_combinations: cicd_controller::engine::limits::DEFAULT_MAX_MATRIX_COMBINATIONS,

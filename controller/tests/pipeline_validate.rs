@@ -55,6 +55,7 @@ fn check(spec: &PipelineSpec, params: &[Param], workspaces: &[WorkspaceBinding])
         run_params: params,
         run_workspaces: workspaces,
         timeouts: None,
+        task_run_specs: &[],
         context: &context,
         max_tasks: cicd_controller::engine::limits::DEFAULT_MAX_PIPELINE_TASKS,
         max_matrix_combinations: cicd_controller::engine::limits::DEFAULT_MAX_MATRIX_COMBINATIONS,

@@ -542,6 +542,44 @@ fn an_invalid_pipeline_fails_validation_with_every_problem() {
 }
 
 #[test]
+fn a_task_run_spec_gives_its_task_s_child_the_account_and_pod_settings() {
+    let mut world = world();
+    world.run.spec.service_account_name = Some("builder".into());
+    world.run.spec.task_run_specs = vec![cicd_controller::api::PipelineTaskRunSpec {
+        pipeline_task_name: "tag".into(),
+        service_account_name: Some("tagger".into()),
+        pod_template: Some(cicd_controller::api::PodTemplate {
+            priority_class_name: Some("fast".into()),
+            ..Default::default()
+        }),
+    }];
+    let actions = world.decide(0);
+    let child = created(&actions)[0];
+    assert_eq!(child.spec.service_account_name.as_deref(), Some("tagger"));
+    assert_eq!(
+        child
+            .spec
+            .pod_template
+            .as_ref()
+            .and_then(|t| t.priority_class_name.as_deref()),
+        Some("fast")
+    );
+
+    world.run.spec.task_run_specs[0].pipeline_task_name = "tagg".into();
+    let actions = world.decide(0);
+    assert!(created(&actions).is_empty());
+    let (state, reason, message) = condition(&written_status(&actions));
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("False", "PipelineRunValidationFailed")
+    );
+    assert!(
+        message.contains("spec.taskRunSpecs[0].pipelineTaskName") && message.contains("no task \"tagg\""),
+        "{message}"
+    );
+}
+
+#[test]
 fn an_inline_pipeline_needs_no_lookup() {
     let mut world = world();
     world.run.spec.pipeline_ref = None;

@@ -527,6 +527,158 @@ fn config_map_and_secret_workspaces_are_mounted_read_only() {
     }
 }
 
+/// The pod of an inline run in namespace `ci` given as JSON `spec`.
+fn pod_of_inline_run(spec: serde_json::Value) -> Pod {
+    let run: MyTaskRun = serde_json::from_value(json!({
+        "apiVersion": "cicdoperator.ning1875.io/v1", "kind": "MyTaskRun",
+        "metadata": { "name": "inline", "namespace": "ci", "uid": "0c5a3a43-uid" },
+        "spec": spec,
+    }))
+    .expect("a run");
+    let task = run.spec.task_spec.clone().expect("inline");
+    plan_task_run(&run, &task, TaskSource::Inline, 0, ONE_HOUR, &settings())
+        .unwrap_or_else(|errors| panic!("invalid: {errors}"))
+        .pod
+}
+
+#[test]
+fn two_workspaces_bound_to_one_claim_share_one_pod_volume() {
+    let pod = pod_of_inline_run(json!({
+        "taskSpec": {
+            "workspaces": [{ "name": "source" }, { "name": "cache" }, { "name": "scratch" }],
+            "steps": [{ "name": "one", "image": "127.0.0.1:5000/cicd/bash:5", "script": "true" }],
+        },
+        "workspaces": [
+            { "name": "source", "persistentVolumeClaim": { "claimName": "shared" }, "subPath": "src" },
+            { "name": "cache", "persistentVolumeClaim": { "claimName": "shared" }, "subPath": "cache" },
+            { "name": "scratch", "emptyDir": {} },
+        ],
+    }));
+    let spec = spec(&pod);
+    let claim_volumes: Vec<&str> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| c.claim_name == "shared")
+        })
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(
+        claim_volumes.len(),
+        1,
+        "one pod volume for the claim: {claim_volumes:?}"
+    );
+    let mounts = spec.containers[0].volume_mounts.as_deref().unwrap_or_default();
+    let of = |path: &str| {
+        mounts
+            .iter()
+            .find(|m| m.mount_path == path)
+            .map(|m| (m.name.as_str(), m.sub_path.as_deref()))
+    };
+    assert_eq!(of("/workspace/source"), Some((claim_volumes[0], Some("src"))));
+    assert_eq!(of("/workspace/cache"), Some((claim_volumes[0], Some("cache"))));
+    let scratch = of("/workspace/scratch").expect("scratch is mounted").0;
+    assert_ne!(scratch, claim_volumes[0], "an emptyDir workspace keeps its own volume");
+    assert!(spec.volumes.iter().flatten().any(|v| v.name == scratch));
+}
+
+#[test]
+fn a_step_s_own_mount_wins_over_the_implicit_one_at_the_same_path() {
+    let pod = pod_of_inline_run(json!({
+        "taskSpec": {
+            "volumes": [{ "name": "mine", "emptyDir": {} }],
+            "steps": [{
+                "name": "one", "image": "127.0.0.1:5000/cicd/bash:5", "script": "true",
+                "volumeMounts": [{ "name": "mine", "mountPath": "/workspace/" }],
+            }],
+            "sidecars": [{
+                "name": "db", "image": "127.0.0.1:5000/cicd/bash:5",
+                "volumeMounts": [{ "name": "mine", "mountPath": "/workspace" }],
+            }],
+        },
+    }));
+    let spec = spec(&pod);
+    let sidecar = &spec.init_containers.as_deref().expect("init containers")[1];
+    for container in [&spec.containers[0], sidecar] {
+        let at_workspace: Vec<&str> = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.mount_path.trim_end_matches('/') == "/workspace")
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(at_workspace, ["mine"], "{}", container.name);
+    }
+    // The step's machinery is still mounted.
+    assert!(mount_path_of(&spec.containers[0], "cicd-bin").is_some());
+}
+
+#[test]
+fn steps_share_one_writable_home_unless_they_set_home_themselves() {
+    let pod = pod_of_inline_run(json!({
+        "taskSpec": { "steps": [
+            { "name": "one", "image": "127.0.0.1:5000/cicd/bash:5", "script": "true" },
+            { "name": "two", "image": "127.0.0.1:5000/cicd/bash:5", "script": "true",
+              "env": [{ "name": "HOME", "value": "/root" }] },
+        ] },
+    }));
+    let spec = spec(&pod);
+    let home = |container: &Container| -> Vec<String> {
+        container
+            .env
+            .iter()
+            .flatten()
+            .filter(|var| var.name == "HOME")
+            .filter_map(|var| var.value.clone())
+            .collect()
+    };
+    assert_eq!(home(&spec.containers[0]), ["/cicd/home"]);
+    assert_eq!(home(&spec.containers[1]), ["/root"], "the step's own HOME wins");
+    for container in &spec.containers {
+        let mount = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == "/cicd/home")
+            .unwrap_or_else(|| panic!("{} has no home mount", container.name));
+        assert_eq!(mount.read_only, None, "the home is writable");
+        let volume = spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .expect("its volume");
+        assert!(volume.empty_dir.is_some(), "one emptyDir per run");
+    }
+}
+
+#[test]
+fn a_sidecar_script_is_written_by_prepare_and_run_as_the_sidecar_s_command() {
+    let pod = pod_of_inline_run(json!({
+        "params": [{ "name": "port", "value": "8080" }],
+        "taskSpec": {
+            "params": [{ "name": "port" }],
+            "sidecars": [{
+                "name": "web", "image": "127.0.0.1:5000/cicd/bash:5",
+                "script": "exec serve --port $(params.port)", "args": ["-v"],
+            }],
+            "steps": [{ "name": "one", "image": "127.0.0.1:5000/cicd/bash:5", "script": "true" }],
+        },
+    }));
+    let scripts = prepared_scripts(&pod);
+    assert!(
+        scripts.contains(&("sidecar-web".to_string(), "exec serve --port 8080".to_string())),
+        "{scripts:?}"
+    );
+    let sidecar = &spec(&pod).init_containers.as_deref().expect("init containers")[1];
+    assert_eq!(sidecar.command, Some(vec!["/cicd/scripts/sidecar-web".to_string()]));
+    assert_eq!(args(sidecar), ["-v"]);
+    assert_eq!(mount_path_of(sidecar, "cicd-scripts").as_deref(), Some("/cicd/scripts"));
+}
+
 #[test]
 fn sidecars_start_before_the_steps_as_native_sidecars() {
     let pod = plan_example("sidecar", 0, |_| {}).pod;

@@ -180,6 +180,7 @@ fn validate(spec: &PipelineSpec, field: &str, params: &[Param]) -> Result<ValidP
         run_params: params,
         run_workspaces: &[],
         timeouts: None,
+        task_run_specs: &[],
         context: &context,
         max_tasks: cicd_controller::engine::limits::DEFAULT_MAX_PIPELINE_TASKS,
         max_matrix_combinations: cicd_controller::engine::limits::DEFAULT_MAX_MATRIX_COMBINATIONS,

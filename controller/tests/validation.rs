@@ -602,6 +602,41 @@ fn volume_mount_of_an_undeclared_volume_is_rejected() {
     );
 }
 
+#[test]
+fn a_sidecar_with_both_a_script_and_a_command_is_rejected() {
+    let task = task(json!({ "sidecars": [{ "name": "db", "image": IMAGE, "script": "serve", "command": ["serve"] }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.sidecars[0].script",
+        &["\"db\"", "both a script and a command"],
+    );
+}
+
+#[test]
+fn own_mounts_inside_cicd_are_rejected_with_their_field() {
+    let task = json!({
+        "volumes": [{ "name": "cache", "emptyDir": {} }],
+        "stepTemplate": { "volumeMounts": [{ "name": "cache", "mountPath": "/cicd" }] },
+        "steps": [{
+            "name": "build", "image": IMAGE, "script": "true",
+            "volumeMounts": [{ "name": "cache", "mountPath": "/cache" }, { "name": "cache", "mountPath": "/cicd/bin/" }],
+        }],
+        "sidecars": [{ "name": "db", "image": IMAGE, "volumeMounts": [{ "name": "cache", "mountPath": "/cicd/run" }] }],
+    });
+    let errors = errors_of(resolve_inline(&inline_run(task, json!({}))));
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.taskSpec.sidecars[0].volumeMounts[0].mountPath",
+            "spec.taskSpec.stepTemplate.volumeMounts[0].mountPath",
+            "spec.taskSpec.steps[0].volumeMounts[1].mountPath",
+        ],
+        "{errors:?}"
+    );
+    assert!(errors[2].message.contains("\"/cicd/bin/\"") && errors[2].message.contains("inside /cicd"));
+}
+
 // ---------------------------------------------------------------------------
 // Workspace bindings.
 // ---------------------------------------------------------------------------

@@ -22,6 +22,9 @@ use super::taskrun::PodTemplate;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineSpec {
+    /// A name for people (dashboards, `cicd describe`); not used by the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// A param with `properties` but no `type` is an object (as in Tekton).
@@ -71,6 +74,9 @@ pub struct PipelineWorkspaceDeclaration {
 #[serde(rename_all = "camelCase")]
 pub struct PipelineTask {
     pub name: String,
+    /// A name for people, shown beside `name` by `cicd describe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_ref: Option<String>,
     /// Described in full in the CRD, so the API server refuses unknown fields.
@@ -194,6 +200,10 @@ pub struct PipelineRunSpec {
     pub service_account_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplate>,
+    /// Settings for the runs of single pipeline tasks, over the run-wide
+    /// `serviceAccountName` and `podTemplate` (Tekton's `taskRunSpecs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_run_specs: Vec<PipelineTaskRunSpec>,
     /// Overrides the definition's `concurrency` (see MyTask).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<super::common::Concurrency>,
@@ -201,6 +211,23 @@ pub struct PipelineRunSpec {
     /// (with its pods and claims); overrides the definition's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds_after_finished: Option<u32>,
+}
+
+/// What the child run of one pipeline task gets instead of the run-wide
+/// settings: a deploy task under another service account, a build task on
+/// other nodes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineTaskRunSpec {
+    /// The pipeline task (regular or finally) these settings are for.
+    pub pipeline_task_name: String,
+    /// Replaces the run's `serviceAccountName` for this task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Merged over the run's `podTemplate`, field by field; a field set
+    /// here wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template: Option<PodTemplate>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -103,9 +103,34 @@ pub fn decode_value<K: DeserializeOwned + JsonSchema + 'static>(value: Value) ->
     })
 }
 
+/// Separates the path from the message in an error of a type decoded by
+/// hand from a value (see [`nested_error`]).
+const NESTED_PATH_END: char = '\u{1f}';
+
+/// The error text of a value decoded inside a hand-written `Deserialize`
+/// (which serde cannot follow into): its own path travels in the text, and
+/// [`type_problem`] appends it to the outer one.
+pub(crate) fn nested_error(error: serde_path_to_error::Error<serde_json::Error>) -> String {
+    nested_message(&error.path().to_string(), error.inner())
+}
+
+/// An error at `path` inside a value decoded by hand (see [`nested_error`]).
+pub(crate) fn nested_message(path: &str, message: impl fmt::Display) -> String {
+    format!("{path}{NESTED_PATH_END}{message}")
+}
+
 /// Puts a missing field into the path (`spec.steps[0].name: required`
 /// reads better than `spec.steps[0]: missing field `name``).
 fn type_problem(path: &str, message: &str) -> FieldProblem {
+    if let Some((inner, message)) = message.split_once(NESTED_PATH_END) {
+        let joined = match (path, inner) {
+            (".", inner) => inner.to_string(),
+            (outer, ".") => outer.to_string(),
+            (outer, inner) if inner.starts_with('[') => format!("{outer}{inner}"),
+            (outer, inner) => format!("{outer}.{inner}"),
+        };
+        return type_problem(&joined, message);
+    }
     let path = if path == "." { "" } else { path };
     if let Some(rest) = message.strip_prefix("missing field `")
         && let Some(field) = rest.strip_suffix('`')

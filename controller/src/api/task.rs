@@ -21,6 +21,9 @@ use super::common::{ParamSpec, ParamType, ResultSpec, WorkspaceDeclaration, any_
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TaskSpec {
+    /// A name for people (dashboards, `cicd describe`); not used by the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// A param with `properties` but no `type` is an object (as in Tekton).
@@ -45,8 +48,8 @@ pub struct TaskSpec {
     /// a docker daemon). They run as native sidecars: started, and ready,
     /// before the first step, and stopped when the last step ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(schema_with = "any_object_list::<Container>")]
-    pub sidecars: Vec<Container>,
+    #[schemars(schema_with = "any_object_list::<Sidecar>")]
+    pub sidecars: Vec<Sidecar>,
     /// Extra pod volumes the steps can mount.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "any_object_list::<Volume>")]
@@ -138,6 +141,9 @@ pub struct Step {
     /// Optional: `unnamed-<index>` when left out.
     #[serde(default)]
     pub name: String,
+    /// A name for people; the step is still known by `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     /// Falls back to the stepTemplate's image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
@@ -173,6 +179,50 @@ pub struct Step {
     /// value is checked once substituted (`OnError::parse`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_error: Option<String>,
+}
+
+/// A container that runs beside the steps: a Kubernetes container, or the
+/// image with a `script` run the way a step's is (written to a file; a
+/// script without a `#!` line runs under `/bin/sh -e`).
+#[derive(Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct Sidecar {
+    #[serde(flatten)]
+    pub container: Container,
+    /// Instead of `command`; `args` are passed to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+}
+
+/// By hand, because serde's `flatten` would lose the path of an error
+/// inside the container (`sidecars[0].ports[0].containerPort`).
+impl<'de> Deserialize<'de> for Sidecar {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        use serde_json::Value;
+        let mut fields = serde_json::Map::<String, Value>::deserialize(deserializer)?;
+        let script = match fields.remove("script") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text),
+            Some(other) => {
+                let message = format!("invalid type: {}, expected a string", json_kind(&other));
+                return Err(D::Error::custom(super::strict::nested_message("script", message)));
+            }
+        };
+        let container = serde_path_to_error::deserialize(Value::Object(fields))
+            .map_err(|error| D::Error::custom(super::strict::nested_error(error)))?;
+        Ok(Sidecar { container, script })
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "sequence",
+        serde_json::Value::Object(_) => "map",
+    }
 }
 
 /// Fields every step inherits unless it sets them itself. Env vars merge

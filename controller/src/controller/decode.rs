@@ -232,4 +232,33 @@ mod tests {
             "{error}"
         );
     }
+
+    fn run_with_sidecar(sidecar: serde_json::Value) -> Result<MyTaskRun, String> {
+        decode(&object(json!({
+            "apiVersion": "cicdoperator.ning1875.io/v1",
+            "kind": "MyTaskRun",
+            "metadata": {"name": "tr1", "namespace": "default"},
+            "spec": {"taskSpec": {"steps": [], "sidecars": [sidecar]}}
+        })))
+    }
+
+    #[test]
+    fn a_sidecar_s_script_decodes_and_its_mistakes_are_named() {
+        let run =
+            run_with_sidecar(json!({"name": "db", "image": "i", "script": "serve", "args": ["-v"]})).expect("decodes");
+        let sidecar = &run.spec.task_spec.expect("inline").sidecars[0];
+        assert_eq!(sidecar.script.as_deref(), Some("serve"));
+        assert_eq!(sidecar.container.args, Some(vec!["-v".to_string()]));
+
+        let error = run_with_sidecar(json!({"name": "db", "script": ["serve"]})).expect_err("a list is no script");
+        assert!(
+            error.starts_with("spec.taskSpec.sidecars[0].script: invalid type: sequence"),
+            "{error}"
+        );
+        let error = run_with_sidecar(json!({"name": "db", "scirpt": "serve"})).expect_err("misspelt");
+        assert!(
+            error.starts_with("spec.taskSpec.sidecars[0].scirpt: unknown field"),
+            "{error}"
+        );
+    }
 }

@@ -118,18 +118,13 @@ fn step_template(value: Value, at: &str, losses: &mut Losses) -> Value {
 fn sidecar(value: Value, at: &str, losses: &mut Losses) -> Value {
     let mut fields = Fields::of(value, at, losses);
     fields.unsupported(
-        "script",
-        "sidecar script is not supported yet; use command and args",
-        losses,
-    );
-    fields.unsupported(
         "workspaces",
         "isolated sidecar workspaces are not supported yet; dropped",
         losses,
     );
     let mut out = Map::new();
     fields.copy_as("computeResources", "resources", &mut out);
-    // The rest is a Kubernetes container, which a sidecar here is too.
+    // The rest (`script` too) is a sidecar here as well.
     out.extend(fields.into_rest());
     Value::Object(out)
 }
@@ -253,7 +248,7 @@ impl Converter<'_> {
             "isolated step workspaces are not supported yet; dropped",
             losses,
         );
-        fields.unsupported("displayName", "display names are not supported; dropped", losses);
+        fields.copy("displayName", &mut out);
         fields.unsupported(
             "stdoutConfig",
             "writing a step's output to a file is not supported; dropped",
@@ -288,7 +283,7 @@ impl Converter<'_> {
         }
         convert_list(&mut fields, "sidecars", &mut out, losses, sidecar);
         fields.copy("volumes", &mut out);
-        fields.unsupported("displayName", "display names are not supported; dropped", losses);
+        fields.copy("displayName", &mut out);
         fields.unsupported(
             "resources",
             "PipelineResources (v1beta1) have no equivalent; dropped",
@@ -327,6 +322,35 @@ impl Converter<'_> {
             losses,
         );
         fields.unsupported("csi", "CSI workspace bindings are not supported; dropped", losses);
+        fields.finish(losses);
+        Value::Object(out)
+    }
+
+    /// One entry of a PipelineRun's `taskRunSpecs`.
+    fn pipeline_task_run_spec(value: Value, at: &str, losses: &mut Losses) -> Value {
+        let mut fields = Fields::of(value, at, losses);
+        let mut out = Map::new();
+        for key in ["pipelineTaskName", "serviceAccountName"] {
+            fields.copy(key, &mut out);
+        }
+        if let Some(template) = fields.take("podTemplate") {
+            out.insert(
+                "podTemplate".into(),
+                Self::pod_template(template, &fields.field("podTemplate"), losses),
+            );
+        }
+        for key in ["computeResources", "stepSpecs", "sidecarSpecs"] {
+            fields.unsupported(
+                key,
+                "per-task overrides of resources, steps or sidecars are not supported yet; dropped",
+                losses,
+            );
+        }
+        fields.unsupported(
+            "metadata",
+            "labels and annotations for one task's run are not supported yet; dropped",
+            losses,
+        );
         fields.finish(losses);
         Value::Object(out)
     }
@@ -486,7 +510,7 @@ impl Converter<'_> {
             "pipelines in pipelines are not supported; dropped",
             losses,
         );
-        fields.unsupported("displayName", "display names are not supported; dropped", losses);
+        fields.copy("displayName", &mut out);
         fields.unsupported(
             "description",
             "pipeline task descriptions are not kept; dropped",
@@ -548,7 +572,7 @@ impl Converter<'_> {
             self.pipeline_task(v, at, l)
         });
         convert_list(&mut fields, "results", &mut out, losses, Self::pipeline_result);
-        fields.unsupported("displayName", "display names are not supported; dropped", losses);
+        fields.copy("displayName", &mut out);
         fields.unsupported(
             "resources",
             "PipelineResources (v1beta1) have no equivalent; dropped",
@@ -611,10 +635,12 @@ impl Converter<'_> {
                 format!("status {other:?} has no equivalent; dropped"),
             ),
         }
-        fields.unsupported(
+        convert_list(
+            &mut fields,
             "taskRunSpecs",
-            "per-task run settings (taskRunSpecs) are not supported yet; dropped",
+            &mut out,
             losses,
+            Self::pipeline_task_run_spec,
         );
         fields.unsupported(
             "serviceAccountNames",

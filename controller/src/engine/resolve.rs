@@ -5,11 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{
-    Container, EnvFromSource, EnvVar, ResourceRequirements, SecurityContext, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, ResourceRequirements, SecurityContext, Volume, VolumeMount};
 
-use crate::api::{OnError, ParamValue, TaskRunSpec, TaskSpec, WorkspaceBinding};
+use crate::api::{OnError, ParamValue, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding};
 use crate::layout;
 
 use super::duration::parse_duration;
@@ -65,7 +63,8 @@ pub struct ResolvedTaskRun {
     pub task: TaskSpec,
     pub params: BTreeMap<String, ParamValue>,
     pub steps: Vec<ResolvedStep>,
-    pub sidecars: Vec<Container>,
+    /// With `$(params...)` substituted, the script as in steps.
+    pub sidecars: Vec<Sidecar>,
     /// The task's own pod volumes, with `$(params...)` substituted.
     pub volumes: Vec<Volume>,
     pub workspaces: Vec<ResolvedWorkspace>,
@@ -514,8 +513,16 @@ pub fn resolve_task_run(
     }
 
     let mut sidecars = task.sidecars.clone();
-    for (index, sidecar) in sidecars.iter_mut().enumerate() {
+    for (
+        index,
+        Sidecar {
+            container: sidecar,
+            script,
+        },
+    ) in sidecars.iter_mut().enumerate()
+    {
         let at = format!("{task_field}.sidecars[{index}]");
+        substitute_opt(script, &ScriptVariables(&vars), &format!("{at}.script"), &mut errors);
         substitute_opt(&mut sidecar.image, &vars, &format!("{at}.image"), &mut errors);
         if let Some(command) = sidecar.command.as_mut() {
             *command = substitute_list(command, &vars, &format!("{at}.command"), &mut errors);

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::{Param, ParamSpec, ParamType, ParamValue, TaskRunSpec, TaskSpec, WorkspaceBinding};
+use k8s_openapi::api::core::v1::VolumeMount;
+
+use crate::api::{Param, ParamSpec, ParamType, ParamValue, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding};
 
 use super::duration::parse_duration;
 use super::errors::ValidationErrors;
@@ -175,8 +177,7 @@ fn check_workspace_paths(task: &TaskSpec, field: &str, errors: &mut ValidationEr
             );
         } else if normalized == crate::layout::WORKSPACE_ROOT
             || normalized.is_empty()
-            || normalized == "/cicd"
-            || normalized.starts_with("/cicd/")
+            || crate::layout::is_reserved_path(normalized)
         {
             errors.push(
                 &at,
@@ -197,11 +198,40 @@ fn check_workspace_paths(task: &TaskSpec, field: &str, errors: &mut ValidationEr
     }
 }
 
+/// A step's, the step template's or a sidecar's own mounts stay out of
+/// `/cicd`; elsewhere (even at `/workspace`) they win over the implicit ones.
+fn check_own_mount_paths(mounts: &[VolumeMount], at: &str, errors: &mut ValidationErrors) {
+    for (index, mount) in mounts.iter().enumerate() {
+        if crate::layout::is_reserved_path(&mount.mount_path) {
+            errors.push(
+                format!("{at}.volumeMounts[{index}].mountPath"),
+                format!(
+                    "mountPath {:?} is inside /cicd, which the pod itself uses; pick another path",
+                    mount.mount_path
+                ),
+            );
+        }
+    }
+}
+
 /// Sidecars: valid unique names and an image.
 fn check_sidecars(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
     let mut sidecar_names = BTreeSet::new();
-    for (index, sidecar) in task.sidecars.iter().enumerate() {
+    for (
+        index,
+        Sidecar {
+            container: sidecar,
+            script,
+        },
+    ) in task.sidecars.iter().enumerate()
+    {
         let at = format!("{field}.sidecars[{index}]");
+        if script.is_some() && sidecar.command.as_ref().is_some_and(|c| !c.is_empty()) {
+            errors.push(
+                format!("{at}.script"),
+                format!("sidecar {:?} has both a script and a command; use one", sidecar.name),
+            );
+        }
         if !is_dns_label(&sidecar.name, MAX_SIDECAR_NAME_LEN) {
             errors.push(
                 format!("{at}.name"),
@@ -223,6 +253,7 @@ fn check_sidecars(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
                 format!("sidecar {:?} has no image", sidecar.name),
             );
         }
+        check_own_mount_paths(sidecar.volume_mounts.as_deref().unwrap_or_default(), &at, errors);
     }
 }
 
@@ -256,6 +287,7 @@ fn check_step_template_mounts(
     errors: &mut ValidationErrors,
 ) {
     if let Some(template) = &task.step_template {
+        check_own_mount_paths(&template.volume_mounts, &format!("{field}.stepTemplate"), errors);
         for (mount_index, mount) in template.volume_mounts.iter().enumerate() {
             if !volume_names.contains(mount.name.as_str()) {
                 errors.push(
@@ -334,6 +366,7 @@ fn check_steps(task: &TaskSpec, field: &str, volume_names: &BTreeSet<&str>, erro
         {
             errors.push(format!("{at}.timeout"), why);
         }
+        check_own_mount_paths(&step.volume_mounts, &at, errors);
         for (mount_index, mount) in step.volume_mounts.iter().enumerate() {
             if !volume_names.contains(mount.name.as_str()) {
                 errors.push(

@@ -7,6 +7,7 @@ pub mod matrix;
 pub mod propagate;
 pub mod refs;
 pub mod schedule;
+pub mod task_run_specs;
 pub mod validate;
 pub mod variables;
 

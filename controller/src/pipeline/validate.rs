@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::{
-    Param, ParamType, ParamValue, PipelineSpec, PipelineTask, PipelineTimeouts, TaskSpec, WorkspaceBinding,
+    Param, ParamType, ParamValue, PipelineSpec, PipelineTask, PipelineTaskRunSpec, PipelineTimeouts, TaskSpec,
+    WorkspaceBinding,
 };
 use crate::engine::duration::parse_duration;
 use crate::engine::errors::ValidationErrors;
@@ -29,6 +30,8 @@ pub struct PipelineInputs<'a> {
     pub run_params: &'a [Param],
     pub run_workspaces: &'a [WorkspaceBinding],
     pub timeouts: Option<&'a PipelineTimeouts>,
+    /// The run's per-task settings, each of which must name a task.
+    pub task_run_specs: &'a [PipelineTaskRunSpec],
     pub context: &'a BTreeMap<&'static str, String>,
     /// Most tasks (regular and finally) the pipeline may have.
     pub max_tasks: usize,
@@ -270,6 +273,7 @@ pub fn validate_pipeline(inputs: &PipelineInputs<'_>) -> Result<ValidPipeline, V
     let params = check_params(inputs, &mut errors);
     check_workspaces(inputs, &mut errors);
     check_timeouts(inputs, &mut errors);
+    super::task_run_specs::check_task_run_specs(inputs.spec, inputs.task_run_specs, &mut errors);
     let dag = match build_dag(inputs.spec, inputs.field) {
         Ok(dag) => Some(dag),
         Err(dag_errors) => {

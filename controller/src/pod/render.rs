@@ -14,12 +14,12 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume,
-    VolumeMount,
+    Container, EmptyDirVolumeSource, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::api::{OnError, TaskRunSpec, WorkspaceBinding};
+use crate::api::{OnError, Sidecar, TaskRunSpec, WorkspaceBinding};
 use crate::engine::resolve::{ResolvedStep, ResolvedTaskRun, ResolvedWorkspace};
 use crate::layout;
 use crate::names;
@@ -46,6 +46,7 @@ const VOLUME_SCRIPTS: &str = "cicd-scripts";
 const VOLUME_RUN: &str = "cicd-run";
 const VOLUME_RESULTS: &str = "cicd-results";
 const VOLUME_WORKSPACE: &str = "cicd-workspace";
+const VOLUME_HOME: &str = "cicd-home";
 
 /// Installation-wide settings the renderer needs.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -141,6 +142,25 @@ fn workspace_volume(run_name: &str, index: usize, workspace: &ResolvedWorkspace,
     volume
 }
 
+/// The pod volume each workspace is mounted from (by index; None when
+/// unbound). Workspaces bound to one claim share the first one's volume:
+/// two pod volumes of one ReadWriteOnce claim leave the pod unstartable.
+fn workspace_volume_names(workspaces: &[ResolvedWorkspace]) -> Vec<Option<String>> {
+    let mut volume_of_claim: BTreeMap<&str, String> = BTreeMap::new();
+    workspaces
+        .iter()
+        .enumerate()
+        .map(|(index, workspace)| {
+            let binding = workspace.binding.as_ref()?;
+            let own = workspace_volume_name(index);
+            Some(match &binding.persistent_volume_claim {
+                Some(claim) => volume_of_claim.entry(claim.claim_name.as_str()).or_insert(own).clone(),
+                None => own,
+            })
+        })
+        .collect()
+}
+
 /// Claims the run must create before its pod, one per volumeClaimTemplate.
 pub fn claims_to_create(resolved: &ResolvedTaskRun, owner: &OwnerReference) -> Vec<PersistentVolumeClaim> {
     resolved
@@ -165,17 +185,30 @@ fn common_step_mounts(workspaces: &[ResolvedWorkspace]) -> Vec<VolumeMount> {
         mount(VOLUME_TOOLS, layout::TOOLS_DIR, true),
         mount(VOLUME_SCRIPTS, layout::SCRIPTS_DIR, true),
         mount(VOLUME_WORKSPACE, layout::WORKSPACE_ROOT, false),
+        mount(VOLUME_HOME, layout::HOME_DIR, false),
     ];
-    for (index, workspace) in workspaces.iter().enumerate() {
-        let Some(binding) = &workspace.binding else { continue };
-        let mut workspace_mount = mount(
-            &workspace_volume_name(index),
-            &workspace.mount_path,
-            workspace.read_only,
-        );
+    for (workspace, volume) in workspaces.iter().zip(workspace_volume_names(workspaces)) {
+        let (Some(binding), Some(volume)) = (&workspace.binding, volume) else {
+            continue;
+        };
+        let mut workspace_mount = mount(&volume, &workspace.mount_path, workspace.read_only);
         workspace_mount.sub_path = binding.sub_path.clone();
         mounts.push(workspace_mount);
     }
+    mounts
+}
+
+/// `implicit` mounts with `own` added; where a container's own mount is at
+/// the same path as an implicit one (say a volume at `/workspace`), its own
+/// wins, since the kubelet refuses two mounts at one path. Validation keeps
+/// own mounts out of `/cicd`, so the pod's machinery is never displaced.
+fn with_own_mounts(implicit: Vec<VolumeMount>, own: &[VolumeMount]) -> Vec<VolumeMount> {
+    let same_path = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    let mut mounts: Vec<VolumeMount> = implicit
+        .into_iter()
+        .filter(|m| !own.iter().any(|o| same_path(&o.mount_path, &m.mount_path)))
+        .collect();
+    mounts.extend(own.iter().cloned());
     mounts
 }
 
@@ -256,7 +289,7 @@ fn script_parts(encoded: &str) -> Vec<&str> {
 /// (mode 0777, so steps running as any user can write their own). Scripts
 /// travel base64-encoded because Kubernetes expands `$(VAR)` in args, which
 /// would mangle shell code.
-fn prepare_container(settings: &RenderSettings, steps: &[ResolvedStep]) -> Container {
+fn prepare_container(settings: &RenderSettings, steps: &[ResolvedStep], sidecars: &[Sidecar]) -> Container {
     let mut args = vec![
         "init".to_string(),
         "--tools-dir".to_string(),
@@ -264,13 +297,20 @@ fn prepare_container(settings: &RenderSettings, steps: &[ResolvedStep]) -> Conta
         "--scripts-dir".to_string(),
         layout::SCRIPTS_DIR.to_string(),
     ];
-    for (index, step) in steps.iter().enumerate() {
-        if let Some(script) = &step.script {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(script.as_bytes());
-            let name = layout::script_name(index, &step.name);
-            for part in script_parts(&encoded) {
-                args.extend(["--script".to_string(), format!("{name}={part}")]);
-            }
+    let step_scripts = steps
+        .iter()
+        .enumerate()
+        .filter_map(|(index, step)| Some((layout::script_name(index, &step.name), step.script.as_ref()?)));
+    let sidecar_scripts = sidecars.iter().filter_map(|sidecar| {
+        Some((
+            layout::sidecar_script_name(&sidecar.container.name),
+            sidecar.script.as_ref()?,
+        ))
+    });
+    for (name, script) in step_scripts.chain(sidecar_scripts) {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(script.as_bytes());
+        for part in script_parts(&encoded) {
+            args.extend(["--script".to_string(), format!("{name}={part}")]);
         }
     }
     for index in 0..steps.len() {
@@ -303,15 +343,15 @@ fn step_container(
     common_mounts: &[VolumeMount],
     resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
 ) -> Container {
-    let mut mounts = common_mounts.to_vec();
-    mounts.extend(step_own_mounts(index));
-    mounts.extend(step.volume_mounts.iter().cloned());
+    let mut implicit = common_mounts.to_vec();
+    implicit.extend(step_own_mounts(index));
+    let mounts = with_own_mounts(implicit, &step.volume_mounts);
     Container {
         name: step_container_name(&step.name),
         image: Some(step.image.clone()),
         command: Some(vec![layout::ENTRYPOINT_PATH.to_string()]),
         args: Some(entrypoint_args(index, step, context)),
-        env: (!step.env.is_empty()).then(|| step.env.clone()),
+        env: Some(env_with_home(&step.env)),
         env_from: (!step.env_from.is_empty()).then(|| step.env_from.clone()),
         working_dir: Some(step.working_dir.clone()),
         resources,
@@ -324,25 +364,50 @@ fn step_container(
     }
 }
 
+/// A step's env with `HOME` set to the shared home, unless the step sets
+/// HOME itself (its own value wins, as any env var of its own does).
+fn env_with_home(env: &[EnvVar]) -> Vec<EnvVar> {
+    let mut env = env.to_vec();
+    if !env.iter().any(|var| var.name == "HOME") {
+        env.push(EnvVar {
+            name: "HOME".to_string(),
+            value: Some(layout::HOME_DIR.to_string()),
+            value_from: None,
+        });
+    }
+    env
+}
+
 /// Native sidecars: init containers with `restartPolicy: Always` start
 /// (and pass their startup probes) before the steps and are stopped by the
 /// kubelet when the last step ends, so the pod completes.
-fn sidecar_containers(sidecars: &[Container], common_mounts: &[VolumeMount]) -> Vec<Container> {
+/// A sidecar with a script runs the file `prepare` wrote (so Kubernetes'
+/// `$(VAR)` expansion of commands never touches the script).
+fn sidecar_containers(sidecars: &[Sidecar], common_mounts: &[VolumeMount]) -> Vec<Container> {
     sidecars
         .iter()
-        .map(|sidecar| {
-            let mut container = sidecar.clone();
-            container.name = format!("{SIDECAR_PREFIX}{}", sidecar.name);
-            container.restart_policy = Some("Always".to_string());
-            let mut mounts: Vec<VolumeMount> = common_mounts
-                .iter()
-                .filter(|m| m.name.starts_with("cicd-ws-") || m.name == VOLUME_WORKSPACE)
-                .cloned()
-                .collect();
-            mounts.extend(sidecar.volume_mounts.clone().unwrap_or_default());
-            container.volume_mounts = Some(mounts);
-            container
-        })
+        .map(
+            |Sidecar {
+                 container: sidecar,
+                 script,
+             }| {
+                let mut container = sidecar.clone();
+                container.name = format!("{SIDECAR_PREFIX}{}", sidecar.name);
+                container.restart_policy = Some("Always".to_string());
+                let mut implicit: Vec<VolumeMount> = common_mounts
+                    .iter()
+                    .filter(|m| m.name.starts_with("cicd-ws-") || m.name == VOLUME_WORKSPACE)
+                    .cloned()
+                    .collect();
+                if script.is_some() {
+                    container.command = Some(vec![layout::sidecar_script_path(&sidecar.name)]);
+                    implicit.push(mount(VOLUME_SCRIPTS, layout::SCRIPTS_DIR, true));
+                }
+                let own = sidecar.volume_mounts.as_deref().unwrap_or_default();
+                container.volume_mounts = Some(with_own_mounts(implicit, own));
+                container
+            },
+        )
         .collect()
 }
 
@@ -388,7 +453,7 @@ pub fn render_pod(
         .map(|(index, (step, resources))| step_container(index, step, &context, &common_mounts, resources))
         .collect();
 
-    let mut init_containers = vec![prepare_container(settings, &resolved.steps)];
+    let mut init_containers = vec![prepare_container(settings, &resolved.steps, &resolved.sidecars)];
     init_containers.extend(sidecar_containers(&resolved.sidecars, &common_mounts));
 
     let mut volumes = vec![
@@ -397,9 +462,14 @@ pub fn render_pod(
         empty_dir(VOLUME_RUN),
         empty_dir(VOLUME_RESULTS),
         empty_dir(VOLUME_WORKSPACE),
+        empty_dir(VOLUME_HOME),
     ];
-    for (index, workspace) in resolved.workspaces.iter().enumerate() {
-        if let Some(binding) = &workspace.binding {
+    let volume_names = workspace_volume_names(&resolved.workspaces);
+    for (index, (workspace, volume)) in resolved.workspaces.iter().zip(&volume_names).enumerate() {
+        // A workspace sharing an earlier one's claim adds no volume.
+        if let Some(binding) = &workspace.binding
+            && volume.as_deref() == Some(workspace_volume_name(index).as_str())
+        {
             volumes.push(workspace_volume(&identity.name, index, workspace, binding));
         }
     }

@@ -18,6 +18,7 @@ use crate::engine::limits::Limits;
 use crate::names;
 use crate::pipeline::matrix::{Combination, aggregate, child_params};
 use crate::pipeline::schedule::{ChildState, Outcome, Schedule, ScheduleInput, Stop, TaskToStart, schedule, stop_all};
+use crate::pipeline::task_run_specs::child_run_settings;
 use crate::pipeline::validate::{PipelineInputs, validate_pipeline};
 use crate::pipeline::variables::context_variables;
 use crate::pipeline::{ANNOTATION_MATRIX_COMBINATIONS, LABEL_PIPELINE, LABEL_PIPELINE_RUN, LABEL_PIPELINE_TASK};
@@ -328,6 +329,12 @@ impl<'a> Decision<'a> {
         if let Some(pipeline) = pipeline_name {
             labels.insert(LABEL_PIPELINE.to_string(), names::dns_label(&[pipeline]));
         }
+        let (service_account_name, pod_template) = child_run_settings(
+            &task.name,
+            run.spec.service_account_name.as_ref(),
+            run.spec.pod_template.as_ref(),
+            &run.spec.task_run_specs,
+        );
         MyTaskRun {
             metadata: ObjectMeta {
                 name: Some(child_name(&run_name, &task.name)),
@@ -341,11 +348,11 @@ impl<'a> Decision<'a> {
                 task_spec: task.task_spec.clone(),
                 params: start.params.clone(),
                 workspaces: self.child_workspaces(task, start),
-                service_account_name: run.spec.service_account_name.clone(),
+                service_account_name,
                 timeout: self.child_timeout(task, start.finally),
                 retries: task.retries,
                 status: None,
-                pod_template: run.spec.pod_template.clone(),
+                pod_template,
                 // The task's own concurrency still applies to the child.
                 concurrency: None,
                 // Deleted with its parent, never on its own.
@@ -737,6 +744,7 @@ fn schedule_children(
         run_params: &run.spec.params,
         run_workspaces: &run.spec.workspaces,
         timeouts: run.spec.timeouts.as_ref(),
+        task_run_specs: &run.spec.task_run_specs,
         context: &context,
         max_tasks: decision.limits.max_pipeline_tasks,
         max_matrix_combinations: decision.limits.max_matrix_combinations,
