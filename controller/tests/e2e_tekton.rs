@@ -505,7 +505,8 @@ spec:
       - image: {BASH}
         script: echo -n "written by the first step" > ~/.note
       - image: {BASH}
-        script: echo -n "$HOME: $(cat ~/.note)" > $(results.seen.path)
+        script: |
+          echo -n "$HOME: $(cat ~/.note)" > $(results.seen.path)
 "#
         ),
     );
