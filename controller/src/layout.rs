@@ -27,6 +27,12 @@ pub const WORKSPACE_ROOT: &str = "/workspace";
 /// The path the entrypoint image keeps its binary at.
 pub const ENTRYPOINT_IN_IMAGE: &str = "/cicd-entrypoint";
 
+/// The pod volume of the run's workspace at `index` of the task's
+/// declarations (the renderer names it, `$(workspaces.w.volume)` reports it).
+pub fn workspace_volume_name(index: usize) -> String {
+    format!("cicd-ws-{index}")
+}
+
 /// Whether `path` is inside the pod's own machinery (`/cicd`), where no
 /// user mount may go: it would hide the entrypoint, scripts or hand-offs.
 pub fn is_reserved_path(path: &str) -> bool {

@@ -334,6 +334,8 @@ metadata:
   generateName: nightly-
 spec:
   serviceAccountName: builder
+  serviceAccountNames:
+    - {taskName: one, serviceAccountName: lister}
   timeout: 1h
   status: PipelineRunCancelled
   params:
@@ -363,6 +365,13 @@ spec:
     let run = &manifests(&output.yaml).pipeline_runs[0];
     assert_eq!(run.metadata.generate_name.as_deref(), Some("nightly-"));
     assert_eq!(run.spec.service_account_name.as_deref(), Some("builder"));
+    let per_task: Vec<(&str, Option<&str>)> = run
+        .spec
+        .task_run_specs
+        .iter()
+        .map(|t| (t.pipeline_task_name.as_str(), t.service_account_name.as_deref()))
+        .collect();
+    assert_eq!(per_task, [("one", Some("lister"))]);
     assert_eq!(
         run.spec.timeouts.as_ref().and_then(|t| t.pipeline.as_deref()),
         Some("1h")

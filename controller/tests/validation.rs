@@ -990,6 +990,35 @@ fn workspace_variables_give_path_bound_and_claim() {
 }
 
 #[test]
+fn workspace_volume_names_what_populates_each_workspace() {
+    let task = task_with_script(
+        "echo $(workspaces.src.volume) $(workspaces.cache.volume) $(workspaces.conf.volume) $(workspaces.made.volume) [$(workspaces.creds.volume)]",
+        json!({ "workspaces": [
+            { "name": "src" },
+            { "name": "cache" },
+            { "name": "conf" },
+            { "name": "made" },
+            { "name": "creds", "optional": true },
+        ] }),
+    );
+    let run = inline_run(
+        task,
+        json!({ "workspaces": [
+            { "name": "src", "emptyDir": {} },
+            { "name": "cache", "persistentVolumeClaim": { "claimName": "go-cache" } },
+            { "name": "conf", "configMap": { "name": "settings" } },
+            { "name": "made", "volumeClaimTemplate": { "spec": { "accessModes": ["ReadWriteOnce"] } } },
+        ] }),
+    );
+    let resolved = resolved_ok(resolve_inline(&run));
+    let run_name = run.metadata.name.clone().unwrap_or_default();
+    assert_eq!(
+        script_of(&resolved, 0),
+        format!("echo cicd-ws-0 go-cache settings {run_name}-made []")
+    );
+}
+
+#[test]
 fn result_references_become_result_file_paths() {
     let task = json!({
         "results": [{ "name": "digest" }],

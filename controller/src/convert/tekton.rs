@@ -642,11 +642,28 @@ impl Converter<'_> {
             losses,
             Self::pipeline_task_run_spec,
         );
-        fields.unsupported(
+        // v1beta1's per-task service accounts are taskRunSpecs entries here.
+        let mut old_accounts = Map::new();
+        convert_list(
+            &mut fields,
             "serviceAccountNames",
-            "per-task service accounts are not supported yet; dropped",
+            &mut old_accounts,
             losses,
+            |v, at, l| {
+                let mut entry = Fields::of(v, at, l);
+                let mut out = Map::new();
+                entry.copy_as("taskName", "pipelineTaskName", &mut out);
+                entry.copy("serviceAccountName", &mut out);
+                entry.finish(l);
+                Value::Object(out)
+            },
         );
+        if let Some(Value::Array(entries)) = old_accounts.remove("serviceAccountNames") {
+            let specs = out.entry("taskRunSpecs").or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(specs) = specs {
+                specs.extend(entries);
+            }
+        }
         fields.unsupported(
             "managedBy",
             "another controller cannot manage a run here; dropped",

@@ -149,7 +149,7 @@ impl TaskVariables<'_> {
                 "name a field: $(workspaces.{rest}.path) or $(workspaces.{rest}.bound)"
             ));
         };
-        let Some(workspace) = self.workspaces.iter().find(|w| w.name == name) else {
+        let Some((index, workspace)) = self.workspaces.iter().enumerate().find(|(_, w)| w.name == name) else {
             let known: Vec<&str> = self.workspaces.iter().map(|w| w.name.as_str()).collect();
             return Err(format!(
                 "no workspace named {name:?} is declared (declared: {})",
@@ -168,7 +168,33 @@ impl TaskVariables<'_> {
             "path" => Ok(Value::Str(String::new())),
             "bound" => Ok(Value::Str(bound.to_string())),
             "claim" => Ok(Value::Str(claim)),
-            other => Err(format!("workspaces have no field {other:?}; use path, bound or claim")),
+            "volume" => Ok(Value::Str(self.workspace_volume(index, workspace))),
+            other => Err(format!(
+                "workspaces have no field {other:?}; use path, bound, claim or volume"
+            )),
+        }
+    }
+}
+
+impl TaskVariables<'_> {
+    /// What populates a workspace, as Tekton's `$(workspaces.w.volume)`
+    /// gives it: the claim, config map or secret by name, else the pod
+    /// volume (an emptyDir); empty when unbound.
+    fn workspace_volume(&self, index: usize, workspace: &ResolvedWorkspace) -> String {
+        let Some(binding) = &workspace.binding else {
+            return String::new();
+        };
+        if let Some(claim) = &binding.persistent_volume_claim {
+            claim.claim_name.clone()
+        } else if binding.volume_claim_template.is_some() {
+            let run = self.context.get("taskRun.name").map(String::as_str).unwrap_or_default();
+            crate::names::claim_name(run, &workspace.name)
+        } else if let Some(config_map) = &binding.config_map {
+            config_map.name.clone()
+        } else if let Some(secret) = &binding.secret {
+            secret.secret_name.clone().unwrap_or_default()
+        } else {
+            layout::workspace_volume_name(index)
         }
     }
 }

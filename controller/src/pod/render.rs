@@ -64,10 +64,6 @@ pub fn step_container_name(step: &str) -> String {
     format!("{STEP_PREFIX}{step}")
 }
 
-fn workspace_volume_name(index: usize) -> String {
-    format!("cicd-ws-{index}")
-}
-
 fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount {
         name: name.to_string(),
@@ -122,7 +118,7 @@ fn empty_dir(name: &str) -> Volume {
 /// a claim made for this run (see [`claims_to_create`]).
 fn workspace_volume(run_name: &str, index: usize, workspace: &ResolvedWorkspace, binding: &WorkspaceBinding) -> Volume {
     let mut volume = Volume {
-        name: workspace_volume_name(index),
+        name: layout::workspace_volume_name(index),
         ..Default::default()
     };
     if let Some(claim) = &binding.persistent_volume_claim {
@@ -152,7 +148,7 @@ fn workspace_volume_names(workspaces: &[ResolvedWorkspace]) -> Vec<Option<String
         .enumerate()
         .map(|(index, workspace)| {
             let binding = workspace.binding.as_ref()?;
-            let own = workspace_volume_name(index);
+            let own = layout::workspace_volume_name(index);
             Some(match &binding.persistent_volume_claim {
                 Some(claim) => volume_of_claim.entry(claim.claim_name.as_str()).or_insert(own).clone(),
                 None => own,
@@ -468,7 +464,7 @@ pub fn render_pod(
     for (index, (workspace, volume)) in resolved.workspaces.iter().zip(&volume_names).enumerate() {
         // A workspace sharing an earlier one's claim adds no volume.
         if let Some(binding) = &workspace.binding
-            && volume.as_deref() == Some(workspace_volume_name(index).as_str())
+            && volume.as_deref() == Some(layout::workspace_volume_name(index).as_str())
         {
             volumes.push(workspace_volume(&identity.name, index, workspace, binding));
         }
