@@ -200,28 +200,16 @@ impl<'de> Deserialize<'de> for Sidecar {
         use serde::de::Error as _;
         use serde_json::Value;
         let mut fields = serde_json::Map::<String, Value>::deserialize(deserializer)?;
-        let script = match fields.remove("script") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) => Some(text),
-            Some(other) => {
-                let message = format!("invalid type: {}, expected a string", json_kind(&other));
-                return Err(D::Error::custom(super::strict::nested_message("script", message)));
-            }
-        };
+        // serde's own message for a mistyped script, under its own name.
+        let script = fields
+            .remove("script")
+            .map(Option::<String>::deserialize)
+            .transpose()
+            .map_err(|error| D::Error::custom(super::strict::nested_message("script", error)))?
+            .flatten();
         let container = serde_path_to_error::deserialize(Value::Object(fields))
             .map_err(|error| D::Error::custom(super::strict::nested_error(error)))?;
         Ok(Sidecar { container, script })
-    }
-}
-
-fn json_kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "boolean",
-        serde_json::Value::Number(_) => "number",
-        serde_json::Value::String(_) => "string",
-        serde_json::Value::Array(_) => "sequence",
-        serde_json::Value::Object(_) => "map",
     }
 }
 
