@@ -317,7 +317,7 @@ spec:
   finally:
     - name: report
       taskRef: echo
-      params: [{{name: TEXT, value: "broken=$(tasks.broken.status) never=$(tasks.never.status) all=$(tasks.status)"}}]
+      params: [{{name: TEXT, value: "broken=$(tasks.broken.status) never=$(tasks.never.status) all=$(tasks.status) why=$(tasks.broken.reason) never-why=[$(tasks.never.reason)]"}}]
 ---
 apiVersion: cicdoperator.ning1875.io/v1
 kind: MyPipelineRun
@@ -345,7 +345,7 @@ spec:
     assert_eq!(report.condition().map(|(s, _, _)| s).as_deref(), Some("True"));
     assert_eq!(
         report.string_result("OUT").as_deref(),
-        Some("broken=Failed never=None all=Failed")
+        Some("broken=Failed never=None all=Failed why=Failed never-why=[]")
     );
     ns.passed();
 }

@@ -365,6 +365,8 @@ const WITH_FINALLY: &str = r#"
         - {name: BUILD, value: "$(tasks.build.status)"}
         - {name: DEPLOY, value: "$(tasks.deploy.status)"}
         - {name: ALL, value: "$(tasks.status)"}
+        - {name: BUILD_WHY, value: "$(tasks.build.reason)"}
+        - {name: DEPLOY_WHY, value: "$(tasks.deploy.reason)"}
     - name: on-failure
       taskRef: t
       when:
@@ -378,7 +380,13 @@ const WITH_FINALLY: &str = r#"
 #[test]
 fn a_failure_stops_new_tasks_and_finally_runs_after_the_rest() {
     let run = Run::new(WITH_FINALLY)
-        .with("build", failed())
+        .with(
+            "build",
+            ChildState::Failed {
+                reason: "TaskRunTimeout".into(),
+                message: "the task run did not finish within 1m".into(),
+            },
+        )
         .with("slow", ChildState::Running);
     let next = run.next();
     assert!(next.start.is_empty(), "no finally task while slow still runs");
@@ -391,6 +399,12 @@ fn a_failure_stops_new_tasks_and_finally_runs_after_the_rest() {
     assert_eq!(param_of(&next, "report", "BUILD"), string("Failed"));
     assert_eq!(param_of(&next, "report", "DEPLOY"), string("None"));
     assert_eq!(param_of(&next, "report", "ALL"), string("Failed"));
+    assert_eq!(param_of(&next, "report", "BUILD_WHY"), string("TaskRunTimeout"));
+    assert_eq!(
+        param_of(&next, "report", "DEPLOY_WHY"),
+        string(""),
+        "deploy did not run"
+    );
     assert!(
         skipped(&next).contains(&("notify", skip::RESULTS_MISSING)),
         "{:?}",
@@ -416,6 +430,7 @@ fn finally_sees_success_and_a_failing_finally_fails_the_run() {
     let next = run.next();
     assert_eq!(started(&next), vec!["report", "notify"]);
     assert_eq!(param_of(&next, "report", "ALL"), string("Succeeded"));
+    assert_eq!(param_of(&next, "report", "BUILD_WHY"), string("Succeeded"));
     assert_eq!(param_of(&next, "notify", "SHA"), string("abc"));
     assert_eq!(skipped(&next), vec![("on-failure", skip::WHEN_FALSE)]);
 

@@ -121,6 +121,9 @@ fn unknown_results_params_and_status_outside_finally_are_named() {
     - name: c
       taskRef: t
       params: [{name: S, value: "$(tasks.a.status)"}]
+    - name: d
+      taskRef: t
+      params: [{name: S, value: "$(tasks.a.reason)"}]
   results:
     - {name: OUT, value: "$(tasks.b.results.GONE)"}
 "#,
@@ -133,7 +136,13 @@ fn unknown_results_params_and_status_outside_finally_are_named() {
     assert!(error.contains("spec.tasks[1].params[0].value: $(tasks.a.results.NOPE): task \"a\" declares no result \"NOPE\" (declared: LIST, R)"), "{error}");
     assert!(
         error.contains(
-            "spec.tasks[2].params[0].value: $(tasks.a.status): task status is only available to finally tasks"
+            "spec.tasks[2].params[0].value: $(tasks.a.status): task status and reason are only available to finally tasks"
+        ),
+        "{error}"
+    );
+    assert!(
+        error.contains(
+            "spec.tasks[3].params[0].value: $(tasks.a.reason): task status and reason are only available to finally tasks"
         ),
         "{error}"
     );

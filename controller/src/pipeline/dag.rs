@@ -79,10 +79,12 @@ pub fn build_dag(spec: &PipelineSpec, field: &str) -> Result<Dag, ValidationErro
                     Ok(TaskVariable::Result { task: parent, .. } | TaskVariable::MatrixLength { task: parent, .. }) => {
                         errors.push(&where_, format!("$({expr}): {}", unknown_task(parent)))
                     }
-                    Ok(TaskVariable::Status { .. } | TaskVariable::AggregateStatus) => errors.push(
-                        &where_,
-                        format!("$({expr}): task status is only available to finally tasks"),
-                    ),
+                    Ok(TaskVariable::Status { .. } | TaskVariable::Reason { .. } | TaskVariable::AggregateStatus) => {
+                        errors.push(
+                            &where_,
+                            format!("$({expr}): task status and reason are only available to finally tasks"),
+                        )
+                    }
                 }
             }
         }

@@ -10,6 +10,9 @@ pub enum TaskVariable<'a> {
     AggregateStatus,
     /// `$(tasks.X.status)`.
     Status { task: &'a str },
+    /// `$(tasks.X.reason)`: the reason of the child's condition (empty
+    /// when X did not run).
+    Reason { task: &'a str },
     /// `$(tasks.X.results.Y)`, with an optional selector: `[*]`, `[N]` or `.KEY`.
     Result {
         task: &'a str,
@@ -27,6 +30,7 @@ impl TaskVariable<'_> {
         match self {
             TaskVariable::AggregateStatus => None,
             TaskVariable::Status { task }
+            | TaskVariable::Reason { task }
             | TaskVariable::Result { task, .. }
             | TaskVariable::MatrixLength { task, .. } => Some(task),
         }
@@ -40,13 +44,15 @@ pub fn parse_task_variable(rest: &str) -> Result<TaskVariable<'_>, String> {
         return Ok(TaskVariable::AggregateStatus);
     }
     let bad = || {
-        "use $(tasks.TASK.results.RESULT), $(tasks.TASK.status), $(tasks.TASK.matrix.length), \
-         $(tasks.TASK.matrix.RESULT.length) or $(tasks.status)"
+        "use $(tasks.TASK.results.RESULT), $(tasks.TASK.status), $(tasks.TASK.reason), \
+         $(tasks.TASK.matrix.length), $(tasks.TASK.matrix.RESULT.length) or $(tasks.status)"
             .to_string()
     };
     let (task, field) = rest.split_once('.').ok_or_else(bad)?;
-    if field == "status" {
-        return Ok(TaskVariable::Status { task });
+    match field {
+        "status" => return Ok(TaskVariable::Status { task }),
+        "reason" => return Ok(TaskVariable::Reason { task }),
+        _ => {}
     }
     if let Some(matrix) = field.strip_prefix("matrix.") {
         return match matrix.strip_suffix(".length") {
@@ -123,6 +129,7 @@ mod tests {
     fn parses_the_three_forms() {
         assert_eq!(parse_task_variable("status"), Ok(TaskVariable::AggregateStatus));
         assert_eq!(parse_task_variable("a.status"), Ok(TaskVariable::Status { task: "a" }));
+        assert_eq!(parse_task_variable("a.reason"), Ok(TaskVariable::Reason { task: "a" }));
         assert_eq!(
             parse_task_variable("a.results.R[*]"),
             Ok(TaskVariable::Result {

@@ -320,6 +320,39 @@ pub fn stop_all(spec: &PipelineSpec, children: &BTreeMap<String, ChildState>, st
     }
 }
 
+/// What the finally tasks see of the tasks before them: each one's status
+/// word and reason, and the aggregate `$(tasks.status)`. `failed`: a
+/// regular task failed.
+fn finally_status(
+    spec: &PipelineSpec,
+    states: &BTreeMap<&str, State>,
+    children: &BTreeMap<String, ChildState>,
+    failed: bool,
+) -> FinallyStatus {
+    let state_of = |name: &str| states.get(name).unwrap_or(&State::Pending);
+    let reason_of = |name: &str| match (state_of(name), children.get(name)) {
+        (State::Failed, Some(ChildState::Failed { reason, .. })) => reason.clone(),
+        (State::Succeeded, _) => crate::reason::SUCCEEDED.to_string(),
+        _ => String::new(),
+    };
+    let names = || spec.tasks.iter().map(|t| t.name.clone());
+    FinallyStatus {
+        tasks: names()
+            .map(|n| (n.clone(), state_of(&n).status_word().to_string()))
+            .collect(),
+        reasons: names().map(|n| (n.clone(), reason_of(&n))).collect(),
+        // Running out of `timeouts.tasks` fails the run, so finally tasks see Failed.
+        aggregate: if failed || states.values().any(|s| *s == State::Skipped(skip::TASKS_TIMEOUT)) {
+            "Failed"
+        } else if states.values().any(|s| matches!(s, State::Skipped(_))) {
+            "Completed"
+        } else {
+            "Succeeded"
+        }
+        .to_string(),
+    }
+}
+
 /// Decides what happens next. A task starts once every parent is done and
 /// none failed; a failure stops new tasks but lets running ones and the
 /// finally tasks finish.
@@ -390,30 +423,7 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
         .tasks
         .iter()
         .all(|t| states.get(t.name.as_str()).is_some_and(State::is_final));
-    let finally_status = FinallyStatus {
-        tasks: spec
-            .tasks
-            .iter()
-            .map(|t| {
-                (
-                    t.name.clone(),
-                    states
-                        .get(t.name.as_str())
-                        .map_or("None", State::status_word)
-                        .to_string(),
-                )
-            })
-            .collect(),
-        // Running out of `timeouts.tasks` fails the run, so finally tasks see Failed.
-        aggregate: if failed || states.values().any(|s| *s == State::Skipped(skip::TASKS_TIMEOUT)) {
-            "Failed"
-        } else if states.values().any(|s| matches!(s, State::Skipped(_))) {
-            "Completed"
-        } else {
-            "Succeeded"
-        }
-        .to_string(),
-    };
+    let finally_status = finally_status(spec, &states, input.children, failed);
     let finally_vars = PipelineVariables {
         status: Some(&finally_status),
         ..vars

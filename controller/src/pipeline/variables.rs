@@ -21,11 +21,15 @@ pub enum KnownResults<'a> {
     Produced(&'a BTreeMap<String, BTreeMap<String, ParamValue>>),
 }
 
-/// Status words of `$(tasks.X.status)` and `$(tasks.status)`, known only
-/// to finally tasks.
+/// What finally tasks (and only they) know of the tasks before them.
 #[derive(Debug, Clone, Default)]
 pub struct FinallyStatus {
+    /// `$(tasks.X.status)`: Succeeded, Failed or None, per task.
     pub tasks: BTreeMap<String, String>,
+    /// `$(tasks.X.reason)`: the child's condition reason, empty when X did
+    /// not run; per task.
+    pub reasons: BTreeMap<String, String>,
+    /// `$(tasks.status)`.
     pub aggregate: String,
 }
 
@@ -124,6 +128,19 @@ impl PipelineVariables<'_> {
                 status.tasks.get(task).cloned().map(ParamValue::String).ok_or_else(|| {
                     format!("no pipeline task named {task:?} (finally tasks can read the status of tasks only)")
                 })
+            }
+            TaskVariable::Reason { task } => {
+                let status = self
+                    .status
+                    .ok_or_else(|| format!("$(tasks.{task}.reason) is only available to finally tasks"))?;
+                status
+                    .reasons
+                    .get(task)
+                    .cloned()
+                    .map(ParamValue::String)
+                    .ok_or_else(|| {
+                        format!("no pipeline task named {task:?} (finally tasks can read the reason of tasks only)")
+                    })
             }
             TaskVariable::MatrixLength { task, result } => self.matrix_length(task, result),
             TaskVariable::Result { task, result, selector } => match self.results {
