@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use cicd_controller::api::{MyPipelineRun, MyTaskRun, Param, ParamValue, RunResult, StepState};
+use cicd_controller::api::{MyPipelineRun, MyTaskRun, Param, ParamValue, ResolvedFrom, RunResult, StepState};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Event;
 
@@ -128,6 +128,18 @@ fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
 }
 
+/// Where a resolver found the run's definition: `Task:  greet (git
+/// URL, tasks/greet.yaml at COMMIT)`.
+fn fetched_line(out: &mut String, what: &str, from: Option<&ResolvedFrom>) {
+    let Some(from) = from else { return };
+    let place = match (&from.path, &from.commit) {
+        (Some(path), Some(commit)) => format!("{}, {path} at {commit}", from.uri),
+        _ => from.uri.clone(),
+    };
+    let label = format!("{what}:");
+    let _ = writeln!(out, "{label:<12}{} ({} resolver: {place})", from.name, from.resolver);
+}
+
 /// The full text of a MyTaskRun.
 pub fn describe_task_run(run: &MyTaskRun, events: &[Event], now: Timestamp) -> String {
     let mut out = String::new();
@@ -136,6 +148,7 @@ pub fn describe_task_run(run: &MyTaskRun, events: &[Event], now: Timestamp) -> S
     if let Some(task) = &run.spec.task_ref {
         let _ = writeln!(out, "Task:       {task}");
     }
+    fetched_line(&mut out, "Task", status.resolved_from.as_ref());
     if let Some(display_name) = status.task_spec.as_ref().and_then(|t| t.display_name.as_ref()) {
         let _ = writeln!(out, "Shown as:   {display_name}");
     }
@@ -181,6 +194,7 @@ pub fn describe_pipeline_run(
     if let Some(pipeline) = &run.spec.pipeline_ref {
         let _ = writeln!(out, "Pipeline:   {pipeline}");
     }
+    fetched_line(&mut out, "Pipeline", status.resolved_from.as_ref());
     let spec = status.pipeline_spec.as_ref();
     if let Some(display_name) = spec.and_then(|p| p.display_name.as_ref()) {
         let _ = writeln!(out, "Shown as:   {display_name}");
@@ -320,6 +334,25 @@ status:
         with_task_spec.status.as_mut().expect("status").task_spec =
             serde_saphyr::from_str("{displayName: Compile, steps: []}").ok();
         assert!(describe_task_run(&with_task_spec, &[], now).contains("Shown as:   Compile\n"));
+    }
+
+    #[test]
+    fn a_fetched_task_says_where_it_came_from() {
+        let now: Timestamp = "2026-01-01T00:01:00Z".parse().expect("time");
+        let mut run = task_run(FAILED);
+        run.spec.task_ref = None;
+        run.status.as_mut().expect("status").resolved_from = Some(ResolvedFrom {
+            resolver: "git".into(),
+            name: "greet".into(),
+            uri: "git://h/catalog.git".into(),
+            commit: Some("abc123".into()),
+            path: Some("tasks/greet.yaml".into()),
+        });
+        let text = describe_task_run(&run, &[], now);
+        assert!(
+            text.contains("Task:       greet (git resolver: git://h/catalog.git, tasks/greet.yaml at abc123)\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -180,6 +180,10 @@ fn task_for<'a>(run: &'a MyTaskRun, manifests: &'a Manifests) -> Result<(&'a Tas
             }
             Ok((&task.spec, TaskSource::Named(name.as_str())))
         }
+        (None, None) if run.spec.remote_task.is_some() => Err(format!(
+            "MyTaskRun {run_name:?}: spec.remoteTask: render works offline and fetches nothing; put the task in \
+             the input and name it with taskRef"
+        )),
         (None, None) => Err(format!("MyTaskRun {run_name:?}: spec.taskRef: set taskRef or taskSpec")),
     }
 }
@@ -341,6 +345,13 @@ fn render_pipeline_run(
 ) -> Result<(), RenderError> {
     let run_name = run.metadata.name.as_deref().unwrap_or_default();
     let namespace = run.metadata.namespace.as_deref();
+    if run.spec.remote_pipeline.is_some() {
+        problems.push(format!(
+            "MyPipelineRun {run_name:?}: spec.remotePipeline: render works offline and fetches nothing; put the \
+             pipeline in the input and name it with pipelineRef"
+        ));
+        return Ok(());
+    }
     let found = run
         .spec
         .pipeline_ref

@@ -76,6 +76,22 @@ pub struct ControllerConfig {
     /// runs wait `Queued`, oldest first. 0 means no cap.
     #[arg(long, env = "CICD_MAX_RUNNING_PODS_PER_NAMESPACE", default_value_t = 0)]
     pub max_running_pods_per_namespace: u32,
+
+    // --- Resolvers (controller/resolver.rs).
+    /// The longest a resolver may take to fetch a remoteTask/remotePipeline
+    /// before the run fails `TaskRunResolutionFailed`/`PipelineRunResolutionFailed`.
+    #[arg(long, env = "CICD_RESOLVER_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub resolver_timeout: Duration,
+    /// Namespaces, besides a run's own, the cluster resolver may read
+    /// MyTasks and MyPipelines from (comma-separated; e.g. a shared
+    /// catalog). Empty: a run reads only its own namespace.
+    #[arg(
+        long,
+        env = "CICD_CLUSTER_RESOLVER_NAMESPACES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub cluster_resolver_namespaces: Vec<String>,
     /// Bounds on the work one run may cause.
     #[command(flatten)]
     pub limits: LimitFlags,

@@ -18,4 +18,5 @@ pub mod plan;
 pub mod pod;
 pub mod reason;
 pub mod reconcile;
+pub mod remote;
 pub mod telemetry;

@@ -252,11 +252,59 @@ fn what_cannot_be_mapped_is_refused_naming_each_field() {
     let text = error.to_string();
     assert!(
         text.contains(
-            "ci.yaml: Pipeline \"ship\": spec.tasks[0].taskRef.resolver: remote resolution is not supported yet"
+            "ci.yaml: Pipeline \"ship\": spec.tasks[0].taskRef.resolver: remote resolution is not supported here yet"
         ),
         "{text}"
     );
     assert!(text.contains("--allow-lossy"), "{text}");
+}
+
+const REMOTE_RUNS: &str = r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: from-git}
+spec:
+  taskRef:
+    resolver: git
+    params:
+      - {name: url, value: "git://10.244.0.1/catalog.git"}
+      - {name: revision, value: main}
+      - {name: pathInRepo, value: task/hello.yaml}
+      - {name: token, value: secret-name}
+---
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: from-cluster}
+spec:
+  pipelineRef:
+    resolver: cluster
+    params:
+      - {name: kind, value: pipeline}
+      - {name: name, value: ship}
+"#;
+
+#[test]
+fn a_runs_git_or_cluster_reference_becomes_a_remote_reference() {
+    let error = convert_yaml(&input(REMOTE_RUNS), false).expect_err("the token param is lossy");
+    let ConvertError::Lossy(losses) = &error else {
+        panic!("expected losses, got {error}");
+    };
+    let fields: Vec<&str> = losses.iter().map(|l| l.field.as_str()).collect();
+    assert_eq!(fields, vec!["spec.taskRef.params[3]"]);
+    let output = convert_yaml(&input(REMOTE_RUNS), true).expect("lossy allowed");
+    let found = manifests(&output.yaml);
+    let remote = found.task_runs[0].spec.remote_task.as_ref().expect("remoteTask");
+    assert_eq!(remote.resolver, cicd_controller::api::ResolverName::Git);
+    let names: Vec<&str> = remote.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, vec!["url", "revision", "pathInRepo"]);
+    assert_eq!(found.task_runs[0].spec.task_ref, None);
+    let remote = found.pipeline_runs[0]
+        .spec
+        .remote_pipeline
+        .as_ref()
+        .expect("remotePipeline");
+    assert_eq!(remote.resolver, cicd_controller::api::ResolverName::Cluster);
+    assert_eq!(remote.params.len(), 2);
 }
 
 #[test]

@@ -753,3 +753,207 @@ spec:
     assert_eq!(run.string_result("heard").as_deref(), Some("ahoy from the sidecar"));
     ns.passed();
 }
+
+/// A `git daemon` on the pod bridge's host address, where the controller's
+/// pod reaches it, serving the catalog repository of `base`; killed on drop.
+struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+    _base: tempfile::TempDir,
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const BRIDGE_HOST: &str = "10.244.0.1";
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=e2e",
+            "-c",
+            "user.email=e2e@localhost",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// `catalog.git`: a Tekton Task (unnamed step) and one of our MyPipelines;
+/// returns the daemon and the commit of `main`.
+fn catalog_repository() -> (GitDaemon, String) {
+    let base = tempfile::tempdir().expect("temp dir");
+    let work = base.path().join("work");
+    std::fs::create_dir_all(work.join("tasks")).expect("mkdir");
+    std::fs::create_dir_all(work.join("pipelines")).expect("mkdir");
+    let task = format!(
+        "apiVersion: tekton.dev/v1\nkind: Task\nmetadata:\n  name: greet\nspec:\n  params:\n    - name: who\n  \
+         results:\n    - name: greeting\n  steps:\n    - image: {BASH}\n      script: |\n        \
+         echo -n \"hello $(params.who) from git\" > $(results.greeting.path)\n"
+    );
+    std::fs::write(work.join("tasks/greet.yaml"), task).expect("write task");
+    let pipeline = format!(
+        "apiVersion: cicdoperator.ning1875.io/v1\nkind: MyPipeline\nmetadata:\n  name: two-steps\nspec:\n  \
+         results:\n    - {{name: said, value: \"$(tasks.second.results.out)\"}}\n  tasks:\n    - name: first\n      \
+         taskSpec:\n        results: [{{name: out}}]\n        steps:\n          - name: s\n            image: {BASH}\n            \
+         script: echo -n one > $(results.out.path)\n    - name: second\n      params: [{{name: in, value: \"$(tasks.first.results.out)\"}}]\n      \
+         taskSpec:\n        params: [{{name: in}}]\n        results: [{{name: out}}]\n        steps:\n          - name: s\n            \
+         image: {BASH}\n            script: echo -n \"$(params.in) two\" > $(results.out.path)\n"
+    );
+    std::fs::write(work.join("pipelines/two-steps.yaml"), pipeline).expect("write pipeline");
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "catalog"]);
+    let commit = git(&work, &["rev-parse", "HEAD"]);
+    git(base.path(), &["clone", "-q", "--bare", "work", "catalog.git"]);
+    let port = std::net::TcpListener::bind((BRIDGE_HOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on the pod bridge (is the local cluster up?)");
+    let child = support::git_daemon_command_on(base.path(), BRIDGE_HOST, port)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("git daemon starts");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect((BRIDGE_HOST, port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "git daemon not listening on {BRIDGE_HOST}:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (
+        GitDaemon {
+            child,
+            port,
+            _base: base,
+        },
+        commit,
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_resolvers_fetch_from_git_and_the_cluster() {
+    let ns = TestNamespace::new("e2e-tekton-resolvers").await;
+    let (daemon, commit) = catalog_repository();
+    let url = format!("git://{BRIDGE_HOST}:{}/catalog.git", daemon.port);
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: from-git}}
+spec:
+  params: [{{name: who, value: tenant}}]
+  taskRef:
+    resolver: git
+    params:
+      - {{name: url, value: "{url}"}}
+      - {{name: revision, value: main}}
+      - {{name: pathInRepo, value: tasks/greet.yaml}}
+---
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: pipeline-from-git}}
+spec:
+  pipelineRef:
+    resolver: git
+    params:
+      - {{name: url, value: "{url}"}}
+      - {{name: pathInRepo, value: pipelines/two-steps.yaml}}
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: missing-file}}
+spec:
+  taskRef:
+    resolver: git
+    params:
+      - {{name: url, value: "{url}"}}
+      - {{name: pathInRepo, value: tasks/nope.yaml}}
+"#
+        ),
+    );
+    let run = ns.wait_done::<MyTaskRun>("from-git", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("greeting").as_deref(), Some("hello tenant from git"));
+    let from = run
+        .status
+        .as_ref()
+        .and_then(|s| s.resolved_from.clone())
+        .expect("resolvedFrom");
+    assert_eq!(
+        (from.resolver.as_str(), from.name.as_str(), from.uri.as_str()),
+        ("git", "greet", url.as_str())
+    );
+    assert_eq!(from.commit.as_deref(), Some(commit.as_str()));
+    let pipeline = ns.wait_done::<MyPipelineRun>("pipeline-from-git", LIMIT).await;
+    ns.expect_condition(&pipeline, "True", "Succeeded");
+    assert_eq!(pipeline.string_result("said").as_deref(), Some("one two"));
+    let missing = ns.wait_done::<MyTaskRun>("missing-file", LIMIT).await;
+    let message = ns.expect_condition(&missing, "False", "TaskRunResolutionFailed");
+    assert!(
+        message.contains("pathInRepo \"tasks/nope.yaml\" is not in commit"),
+        "{message}"
+    );
+
+    // The cluster resolver: a MyTask of the run's namespace; another
+    // namespace only if the administrator allows it (here: not).
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTask
+metadata: {{name: local-task}}
+spec:
+  results: [{{name: where}}]
+  steps:
+    - name: s
+      image: {BASH}
+      script: echo -n "$(context.task.name)" > $(results.where.path)
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: from-cluster}}
+spec:
+  remoteTask:
+    resolver: cluster
+    params: [{{name: name, value: local-task}}]
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: other-namespace}}
+spec:
+  remoteTask:
+    resolver: cluster
+    params: [{{name: name, value: local-task}}, {{name: namespace, value: kube-system}}]
+"#
+    ));
+    let run = ns.wait_done::<MyTaskRun>("from-cluster", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("where").as_deref(), Some("local-task"));
+    let refused = ns.wait_done::<MyTaskRun>("other-namespace", LIMIT).await;
+    let message = ns.expect_condition(&refused, "False", "TaskRunResolutionFailed");
+    assert!(
+        message.contains("namespace \"kube-system\" is not the run's"),
+        "{message}"
+    );
+    drop(daemon);
+    ns.passed();
+}

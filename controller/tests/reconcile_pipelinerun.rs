@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cicd_controller::api::{
-    Condition, MyPipelineRun, MyTaskRun, ParamValue, PipelineRunStatus, PipelineSpec, RunResult, RunSpecStatus,
-    TaskRunStatus, TaskSpec,
+    Condition, MyPipelineRun, MyTaskRun, ParamValue, PipelineRunStatus, PipelineSpec, ResolvedFrom, RunResult,
+    RunSpecStatus, TaskRunStatus, TaskSpec,
 };
 use cicd_controller::engine::limits::Limits;
 use cicd_controller::manifests::Manifests;
@@ -491,6 +491,63 @@ fn a_missing_pipeline_is_a_resolution_failure_naming_it_and_the_namespace() {
         "{message}"
     );
     assert!(created(&actions).is_empty());
+}
+
+fn decide_remote(world: &World, pipeline: PipelineLookup<'_>) -> Vec<Action> {
+    let observed = Observed {
+        run: &world.run,
+        pipeline,
+        tasks: &world.tasks,
+        children: &[],
+        problems: &[],
+        now: at(0),
+    };
+    decide(observed, Duration::from_secs(3600), &Limits::default())
+}
+
+#[test]
+fn a_remote_pipeline_waits_resolving_then_starts_from_what_was_fetched() {
+    let mut world = world();
+    world.run.spec.pipeline_ref = None;
+    let actions = decide_remote(&world, PipelineLookup::Resolving { what: "fetching" });
+    assert!(created(&actions).is_empty(), "no child while fetching");
+    let (state, reason, message) = condition(&written_status(&actions));
+    assert_eq!((state.as_str(), reason.as_str()), ("Unknown", "Resolving"));
+    assert_eq!(message, "spec.remotePipeline: fetching");
+
+    let from = ResolvedFrom {
+        resolver: "cluster".into(),
+        name: "release".into(),
+        uri: "catalog/release".into(),
+        commit: None,
+        path: None,
+    };
+    let pipeline = world.pipeline.clone();
+    let actions = decide_remote(
+        &world,
+        PipelineLookup::Resolved {
+            name: "release",
+            spec: &pipeline,
+            from: &from,
+        },
+    );
+    assert!(!created(&actions).is_empty(), "the first tasks start");
+    let status = written_status(&actions);
+    assert_eq!(status.resolved_from.as_ref(), Some(&from));
+    assert_eq!(status.pipeline_spec.as_ref(), Some(&pipeline));
+
+    let actions = decide_remote(
+        &world,
+        PipelineLookup::Unresolved {
+            problem: "no such thing",
+        },
+    );
+    let (state, reason, message) = condition(&written_status(&actions));
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("False", "PipelineRunResolutionFailed")
+    );
+    assert_eq!(message, "spec.remotePipeline: no such thing");
 }
 
 #[test]

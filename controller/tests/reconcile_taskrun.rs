@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cicd_controller::api::{
-    AttemptStatus, Condition, MyTaskRun, Param, ParamValue, RunSpecStatus, TaskRunSpec, TaskRunStatus, TaskSpec,
+    AttemptStatus, Condition, MyTaskRun, Param, ParamValue, RemoteRef, ResolvedFrom, ResolverName, RunSpecStatus,
+    TaskRunSpec, TaskRunStatus, TaskSpec,
 };
 use cicd_controller::manifests::Manifests;
 use cicd_controller::pod::node::NodeHealth;
@@ -453,6 +454,116 @@ fn a_missing_task_fails_naming_task_and_namespace() {
         condition.message.contains("\"nope\"") && condition.message.contains("\"ci\""),
         "{}",
         condition.message
+    );
+}
+
+fn remote_run() -> MyTaskRun {
+    let mut spec = good_spec();
+    spec.task_ref = None;
+    spec.remote_task = Some(RemoteRef {
+        resolver: ResolverName::Git,
+        params: vec![],
+    });
+    run(spec)
+}
+
+fn decide_with(run: &MyTaskRun, task: TaskLookup<'_>) -> Vec<Action> {
+    let observed = Observed {
+        run,
+        task,
+        pod: None,
+        results: &NO_FRAMES,
+        node: None,
+        now: at(0),
+    };
+    decide(observed, &settings())
+}
+
+#[test]
+fn a_remote_task_waits_resolving_then_starts_and_records_where_it_came_from() {
+    let run = remote_run();
+    let actions = decide_with(
+        &run,
+        TaskLookup::Resolving {
+            what: "fetching the definition with the git resolver",
+        },
+    );
+    assert!(created_pods(&actions).is_empty(), "no pod while fetching");
+    let status = written_status(&actions);
+    assert_eq!(
+        (condition(&status).status.as_str(), condition(&status).reason.as_str()),
+        ("Unknown", "Resolving")
+    );
+    assert!(
+        condition(&status).message.starts_with("spec.remoteTask: fetching"),
+        "{:?}",
+        condition(&status)
+    );
+
+    let task = task();
+    let from = ResolvedFrom {
+        resolver: "git".into(),
+        name: "build".into(),
+        uri: "git://10.244.0.1/catalog.git".into(),
+        commit: Some("0123456789012345678901234567890123456789".into()),
+        path: Some("build.yaml".into()),
+    };
+    let actions = decide_with(
+        &run,
+        TaskLookup::Resolved {
+            name: "build",
+            spec: &task,
+            from: &from,
+        },
+    );
+    assert_eq!(created_pods(&actions).len(), 1);
+    let status = written_status(&actions);
+    assert_eq!(status.resolved_from.as_ref(), Some(&from));
+    assert_eq!(
+        status.task_spec.as_ref(),
+        Some(&task),
+        "the fetched task is the run's snapshot"
+    );
+}
+
+#[test]
+fn an_unresolvable_remote_task_fails_with_the_resolvers_reason() {
+    let run = remote_run();
+    let problem = "git resolver: git://h/r at \"HEAD\": pathInRepo \"x.yaml\" is not in commit abc";
+    let actions = decide_with(&run, TaskLookup::Unresolved { problem });
+    let status = written_status(&actions);
+    assert_eq!(
+        (condition(&status).status.as_str(), condition(&status).reason.as_str()),
+        ("False", "TaskRunResolutionFailed")
+    );
+    assert_eq!(condition(&status).message, format!("spec.remoteTask: {problem}"));
+
+    let mut cancelled = remote_run();
+    cancelled.spec.status = Some(RunSpecStatus::Cancelled);
+    let actions = decide_with(&cancelled, TaskLookup::Resolving { what: "fetching" });
+    assert_eq!(condition(&written_status(&actions)).reason, "TaskRunCancelled");
+}
+
+#[test]
+fn a_remote_task_beside_a_task_ref_is_refused() {
+    let mut both = remote_run();
+    both.spec.task_ref = Some("build".into());
+    let task = task();
+    let actions = decide_with(
+        &both,
+        TaskLookup::Found {
+            name: "build",
+            spec: &task,
+        },
+    );
+    assert!(created_pods(&actions).is_empty());
+    let status = written_status(&actions);
+    assert!(
+        condition(&status)
+            .message
+            .contains("spec.taskRef: set one of taskRef, taskSpec and remoteTask, not several"),
+        "{}",
+        condition(&status).message
     );
 }
 

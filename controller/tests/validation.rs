@@ -725,7 +725,7 @@ fn workspace_bound_twice_is_rejected() {
 #[test]
 fn task_ref_and_task_spec_together_are_rejected() {
     let run = inline_run(task(json!({})), json!({ "taskRef": "build" }));
-    assert_error(resolve_inline(&run), "spec.taskRef", &["not both"]);
+    assert_error(resolve_inline(&run), "spec.taskRef", &["not several"]);
 }
 
 #[test]

@@ -70,7 +70,15 @@ struct Secrets {
     user_pass: Option<(String, String)>,
 }
 
+/// Clones as [`clone_logging`] does, progress on stderr.
 pub fn clone(settings: &Settings) -> Result<Cloned, CloneError> {
+    clone_logging(settings, &|line| eprintln!("cicd-git-clone: {line}"))
+}
+
+/// Clones `settings.url` at `settings.revision` into `settings.target`;
+/// `log` gets one line per phase (refs listed, objects fetched), so a
+/// caller with its own logging (the controller's git resolver) keeps it.
+pub fn clone_logging(settings: &Settings, log: &dyn Fn(&str)) -> Result<Cloned, CloneError> {
     let url = settings.url.as_str();
     let secrets = read_secrets(settings)?;
     // libgit2 gives the callbacks' reasons a generic message; keep ours.
@@ -101,11 +109,11 @@ pub fn clone(settings: &Settings) -> Result<Cloned, CloneError> {
             .and_then(|b| b.as_str().ok().map(str::to_string));
         (refs, default)
     };
-    eprintln!(
-        "cicd-git-clone: {url} lists {} refs ({:.1}s)",
+    log(&format!(
+        "{url} lists {} refs ({:.1}s)",
         remote_refs.len(),
         started.elapsed().as_secs_f64()
-    );
+    ));
 
     let revision = Revision::classify(&settings.revision);
     let plan = plan_fetch(&revision, &remote_refs, default_branch.as_deref()).map_err(|e| match e {
@@ -128,7 +136,7 @@ pub fn clone(settings: &Settings) -> Result<Cloned, CloneError> {
         FetchPlan::Ref { remote, local } => (vec![format!("+{remote}:{local}")], settings.depth),
         FetchPlan::Everything { .. } => {
             if settings.depth.is_some() {
-                eprintln!("cicd-git-clone: revision is a commit id: fetching full history (depth ignored)");
+                log("revision is a commit id: fetching full history (depth ignored)");
             }
             (
                 vec![
@@ -149,12 +157,12 @@ pub fn clone(settings: &Settings) -> Result<Cloned, CloneError> {
         .fetch(&refspecs, Some(&mut options), None)
         .map_err(|e| classify("fetching from", e))?;
     let stats = remote.stats();
-    eprintln!(
-        "cicd-git-clone: fetched {} objects, {} KiB ({:.1}s)",
+    log(&format!(
+        "fetched {} objects, {} KiB ({:.1}s)",
         stats.received_objects(),
         stats.received_bytes() / 1024,
         started.elapsed().as_secs_f64()
-    );
+    ));
 
     let (commit, fetched_ref) = match &plan {
         FetchPlan::Ref { remote, local } => {

@@ -309,3 +309,50 @@ pub struct Concurrency {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<ConcurrencyPolicy>,
 }
+
+/// Which resolver fetches a `remoteTask` or `remotePipeline`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolverName {
+    /// A MyTask or MyPipeline of the cluster: the run's namespace, or one an
+    /// administrator allows (`--cluster-resolver-namespaces`).
+    Cluster,
+    /// A file of a git repository (`url`, `revision`, `pathInRepo`), our kind
+    /// or Tekton's (converted as `convert` does, refused if lossy).
+    Git,
+}
+
+/// A task or pipeline fetched by a resolver when the run starts, instead
+/// of named in the run's namespace. What was fetched is kept in the run's
+/// status (`taskSpec`/`pipelineSpec`, `resolvedFrom`), so the run never
+/// changes meaning when the source moves on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct RemoteRef {
+    pub resolver: ResolverName,
+    /// The resolver's inputs, as strings: `cluster`: `name`, and optional
+    /// `kind` (`task`/`pipeline`) and `namespace`; `git`: `url`, `pathInRepo`,
+    /// and optional `revision` (a branch, tag or commit; default: the
+    /// repository's default branch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
+}
+
+/// Where a resolver found a run's task or pipeline, for audits and for
+/// `context.task.name` after the fetch.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedFrom {
+    /// `cluster` or `git`.
+    pub resolver: String,
+    /// The fetched object's `metadata.name`.
+    pub name: String,
+    /// `namespace/name` (cluster) or the repository url (git).
+    pub uri: String,
+    /// The commit the file was read at (git only): the revision as it
+    /// was when the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The file read (git only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}

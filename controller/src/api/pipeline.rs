@@ -6,7 +6,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Condition, Param, ParamSpec, RunResult, RunSpecStatus, WorkspaceBinding, any_object};
+use super::common::{
+    Condition, Param, ParamSpec, RemoteRef, ResolvedFrom, RunResult, RunSpecStatus, WorkspaceBinding, any_object,
+};
 use super::task::TaskSpec;
 use super::taskrun::PodTemplate;
 
@@ -188,6 +190,10 @@ pub struct PipelineRunSpec {
     /// Described in full in the CRD, so the API server refuses unknown fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_spec: Option<PipelineSpec>,
+    /// A pipeline fetched by a resolver (git, cluster) instead of
+    /// `pipelineRef` or `pipelineSpec`; Tekton's `pipelineRef: {resolver, params}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_pipeline: Option<RemoteRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -258,6 +264,9 @@ pub struct PipelineRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_object::<PipelineSpec>")]
     pub pipeline_spec: Option<PipelineSpec>,
+    /// Where `remotePipeline`'s resolver found the pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_from: Option<ResolvedFrom>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }

@@ -7,7 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::common::{Condition, Param, RunResult, RunSpecStatus, WorkspaceBinding, any_object, any_object_list};
+use super::common::{
+    Condition, Param, RemoteRef, ResolvedFrom, RunResult, RunSpecStatus, WorkspaceBinding, any_object, any_object_list,
+};
 use super::task::TaskSpec;
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -35,6 +37,10 @@ pub struct TaskRunSpec {
     /// CRD, so the API server refuses unknown fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_spec: Option<TaskSpec>,
+    /// A task fetched by a resolver (git, cluster) instead of `taskRef` or
+    /// `taskSpec`; Tekton's `taskRef: {resolver, params}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_task: Option<RemoteRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -113,6 +119,10 @@ pub struct TaskRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_object::<TaskSpec>")]
     pub task_spec: Option<TaskSpec>,
+    /// Where `remoteTask`'s resolver found the task (unset for taskRef and
+    /// taskSpec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_from: Option<ResolvedFrom>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }

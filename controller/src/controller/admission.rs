@@ -180,9 +180,14 @@ pub struct Definition<'a> {
 /// The gate's view of a MyTaskRun's task.
 pub fn task_definition<'a>(task: &TaskLookup<'a>) -> Definition<'a> {
     let (spec, field) = match task {
-        TaskLookup::Found { name, spec } => (Some(*spec), format!("MyTask {name:?}: spec")),
+        TaskLookup::Found { name, spec } | TaskLookup::Resolved { name, spec, .. } => {
+            (Some(*spec), format!("MyTask {name:?}: spec"))
+        }
         TaskLookup::Inline(spec) => (Some(*spec), "spec.taskSpec".to_string()),
-        TaskLookup::Missing { .. } | TaskLookup::Malformed { .. } => (None, String::new()),
+        TaskLookup::Missing { .. }
+        | TaskLookup::Malformed { .. }
+        | TaskLookup::Resolving { .. }
+        | TaskLookup::Unresolved { .. } => (None, String::new()),
     };
     Definition {
         concurrency: spec.and_then(|s| s.concurrency.as_ref()),
@@ -195,12 +200,16 @@ pub fn task_definition<'a>(task: &TaskLookup<'a>) -> Definition<'a> {
 pub fn pipeline_definition<'a>(run: &'a MyPipelineRun, pipeline: &PipelineLookup<'a>) -> Definition<'a> {
     let snapshot = run.status.as_ref().and_then(|s| s.pipeline_spec.as_ref());
     let (spec, field) = match pipeline {
-        PipelineLookup::Found { name, spec } => (Some(snapshot.unwrap_or(spec)), format!("MyPipeline {name:?}: spec")),
+        PipelineLookup::Found { name, spec } | PipelineLookup::Resolved { name, spec, .. } => {
+            (Some(snapshot.unwrap_or(spec)), format!("MyPipeline {name:?}: spec"))
+        }
         PipelineLookup::Inline(spec) => (Some(*spec), "spec.pipelineSpec".to_string()),
         PipelineLookup::Missing { name } | PipelineLookup::Malformed { name, .. } => {
             (snapshot, format!("MyPipeline {name:?}: spec"))
         }
-        PipelineLookup::Unspecified => (None, String::new()),
+        PipelineLookup::Unspecified | PipelineLookup::Resolving { .. } | PipelineLookup::Unresolved { .. } => {
+            (None, String::new())
+        }
     };
     Definition {
         concurrency: spec.and_then(|s| s.concurrency.as_ref()),
@@ -470,6 +479,24 @@ fn wake_older<R: RunKind>(ctx: &Context, namespace: &str, me: &Member, members: 
             && (m.created.as_millisecond(), m.name.as_str()) < (me.created.as_millisecond(), me.name.as_str())
     });
     wake(ctx, R::KIND, namespace, older.map(|m| m.name.as_str()));
+}
+
+/// A reconcile request for one run, to send later from another task (the
+/// git resolver's, when its fetch is done).
+pub fn waker(ctx: &Context, kind: &str, namespace: &str, name: &str) -> impl FnOnce() + Send + 'static {
+    let trigger = ctx.queues.trigger(kind).cloned();
+    let resource = match kind {
+        "MyPipelineRun" => ApiResource::erase::<MyPipelineRun>(&()),
+        _ => ApiResource::erase::<MyTaskRun>(&()),
+    };
+    let reference = ObjectRef::new_with(name, resource).within(namespace);
+    move || {
+        if let Some(trigger) = trigger
+            && trigger.unbounded_send(reference).is_err()
+        {
+            warn!("the controller stopped; cannot wake a run");
+        }
+    }
 }
 
 /// Sends reconcile requests for these runs of `kind` in `namespace`.

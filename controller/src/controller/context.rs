@@ -89,6 +89,10 @@ pub struct Context {
     pub queues: Arc<super::admission::Queues>,
     /// What happens to finished runs by default (see `history`).
     pub history: super::history::HistorySettings,
+    /// Timeout and allowed namespaces of the resolvers (see `resolver`).
+    pub resolver: super::resolver::ResolverSettings,
+    /// Git fetches running in the background, by run (see `resolver`).
+    pub resolutions: Arc<super::resolver::Resolutions>,
 }
 
 /// Exponential backoff per object: 1 s, 2 s, 4 s ... capped at a minute.

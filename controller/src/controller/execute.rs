@@ -485,6 +485,8 @@ mod tests {
             backoff: Backoff::default(),
             queues: Default::default(),
             history: Default::default(),
+            resolver: Default::default(),
+            resolutions: Default::default(),
         }
     }
 

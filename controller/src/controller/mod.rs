@@ -10,6 +10,7 @@ pub mod history;
 pub mod mock_api;
 pub mod pipelinerun;
 pub mod queue;
+pub mod resolver;
 pub mod results;
 pub mod runner;
 pub mod status_writer;
@@ -147,6 +148,16 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         history: history::HistorySettings {
             default_ttl_seconds: config.default_ttl_seconds_after_finished,
         },
+        resolver: resolver::ResolverSettings {
+            timeout: config.resolver_timeout,
+            cluster_namespaces: config
+                .cluster_resolver_namespaces
+                .iter()
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect(),
+        },
+        resolutions: Default::default(),
     });
     let namespace = config.watch_namespace.as_deref();
     let (stop, stopped) = watch::channel(false);

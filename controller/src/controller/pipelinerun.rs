@@ -23,6 +23,7 @@ use crate::reconcile::pipelinerun::{
 use super::context::{Context, Requeue, object_key};
 use super::decode::{Loaded, decode, load_run};
 use super::execute::{RunKind, Work, execute};
+use super::resolver::{Resolution, RunKey};
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
     let started = Instant::now();
@@ -45,16 +46,55 @@ async fn reconcile_object(cached: &DynamicObject, ctx: &Context) -> Result<Reque
 async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {
     let namespace = run.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let fetched = fetch_pipeline(run, &namespace, ctx).await?;
-    let pipeline = match (&run.spec.pipeline_ref, &run.spec.pipeline_spec, &fetched) {
-        (Some(_), Some(_), _) | (None, None, _) => PipelineLookup::Unspecified,
-        (None, Some(inline), _) => PipelineLookup::Inline(inline),
-        (Some(name), None, Some(Ok(found))) => PipelineLookup::Found {
-            name,
-            spec: &found.spec,
+    let resolution: Resolution<PipelineSpec>;
+    let snapshot = run.status.as_ref().and_then(|s| s.pipeline_spec.as_ref());
+    let pipeline = match (
+        &run.spec.pipeline_ref,
+        &run.spec.pipeline_spec,
+        &run.spec.remote_pipeline,
+    ) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) | (None, None, None) => {
+            PipelineLookup::Unspecified
+        }
+        (None, Some(inline), None) => PipelineLookup::Inline(inline),
+        (Some(name), None, None) => match &fetched {
+            Some(Ok(found)) => PipelineLookup::Found {
+                name,
+                spec: &found.spec,
+            },
+            Some(Err(problem)) => PipelineLookup::Malformed { name, problem },
+            // Not found, or not fetched because the snapshot in the status is used.
+            None => PipelineLookup::Missing { name },
         },
-        (Some(name), None, Some(Err(problem))) => PipelineLookup::Malformed { name, problem },
-        // Not found, or not fetched because the snapshot in the status is used.
-        (Some(name), None, None) => PipelineLookup::Missing { name },
+        (None, None, Some(remote)) => match snapshot {
+            // Fetched when the run started: the snapshot, under the fetched name.
+            Some(spec) => PipelineLookup::Found {
+                name: run
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.resolved_from.as_ref())
+                    .map_or("", |from| from.name.as_str()),
+                spec,
+            },
+            None => {
+                let key = RunKey {
+                    kind: "MyPipelineRun",
+                    namespace: &namespace,
+                    name: &run.name_any(),
+                    uid: run.metadata.uid.as_deref().unwrap_or_default(),
+                };
+                resolution = super::resolver::pipeline(ctx, key, remote).await?;
+                match &resolution {
+                    Resolution::Found(found) => PipelineLookup::Resolved {
+                        name: &found.from.name,
+                        spec: &found.spec,
+                        from: &found.from,
+                    },
+                    Resolution::Fetching(what) => PipelineLookup::Resolving { what },
+                    Resolution::Failed(problem) => PipelineLookup::Unresolved { problem },
+                }
+            }
+        },
     };
     // Concurrency groups (see `admission`): a queued run stops here, before any child.
     let definition = super::admission::pipeline_definition(run, &pipeline);
@@ -69,7 +109,9 @@ async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {
         .as_ref()
         .and_then(|s| s.pipeline_spec.as_ref())
         .or(match pipeline {
-            PipelineLookup::Found { spec, .. } | PipelineLookup::Inline(spec) => Some(spec),
+            PipelineLookup::Found { spec, .. }
+            | PipelineLookup::Resolved { spec, .. }
+            | PipelineLookup::Inline(spec) => Some(spec),
             _ => None,
         });
     let tasks = match spec {

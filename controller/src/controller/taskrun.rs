@@ -22,6 +22,15 @@ use crate::reconcile::taskrun::{Action, Observed, TaskLookup, current_attempt, d
 use super::context::{Context, Requeue, object_key};
 use super::decode::{Loaded, load_run};
 use super::execute::{RunKind, Work, execute};
+use super::resolver::{Resolution, RunKey};
+
+/// The name a resolver found the run's task under (its status records it).
+fn resolved_name(run: &MyTaskRun) -> &str {
+    run.status
+        .as_ref()
+        .and_then(|s| s.resolved_from.as_ref())
+        .map_or("", |from| from.name.as_str())
+}
 
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Requeue> {
     let started = Instant::now();
@@ -47,11 +56,12 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
 
     let empty = TaskSpec::default();
     let fetched: Option<Result<MyTask, String>>;
+    let resolution: Resolution<TaskSpec>;
     let snapshot = run.status.as_ref().and_then(|s| s.task_spec.as_ref());
-    let task = match (&run.spec.task_ref, &run.spec.task_spec, snapshot) {
-        (_, Some(inline), _) => TaskLookup::Inline(inline),
-        (Some(task_name), None, Some(spec)) => TaskLookup::Found { name: task_name, spec },
-        (Some(task_name), None, None) => {
+    let task = match (&run.spec.task_ref, &run.spec.task_spec, &run.spec.remote_task, snapshot) {
+        (_, Some(inline), _, _) => TaskLookup::Inline(inline),
+        (Some(task_name), None, _, Some(spec)) => TaskLookup::Found { name: task_name, spec },
+        (Some(task_name), None, _, None) => {
             // Only the run's own namespace: a run must not reach into another tenant's tasks.
             // Decoded on its own: a too-deep MyTask is reported, not retried.
             // From the cache; read from the API server if the cache lacks it.
@@ -68,8 +78,31 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
                 None => TaskLookup::Missing { name: task_name },
             }
         }
+        // Fetched when the run started: the snapshot, under the fetched name.
+        (None, None, Some(_), Some(spec)) => TaskLookup::Found {
+            name: resolved_name(run),
+            spec,
+        },
+        (None, None, Some(remote), None) => {
+            let key = RunKey {
+                kind: "MyTaskRun",
+                namespace: &namespace,
+                name: &name,
+                uid: run.metadata.uid.as_deref().unwrap_or_default(),
+            };
+            resolution = super::resolver::task(ctx, key, remote).await?;
+            match &resolution {
+                Resolution::Found(found) => TaskLookup::Resolved {
+                    name: &found.from.name,
+                    spec: &found.spec,
+                    from: &found.from,
+                },
+                Resolution::Fetching(what) => TaskLookup::Resolving { what },
+                Resolution::Failed(problem) => TaskLookup::Unresolved { problem },
+            }
+        }
         // Neither taskRef nor taskSpec: validation reports it.
-        (None, None, _) => TaskLookup::Inline(&empty),
+        (None, None, None, _) => TaskLookup::Inline(&empty),
     };
     // Concurrency groups (see `admission`): a queued run stops here, before any pod.
     let (replaced, _slot) = match super::admission::gate(run, super::admission::task_definition(&task), ctx).await? {

@@ -8,7 +8,42 @@ use serde_json::{Map, Value};
 
 use super::fields::{Fields, Losses, convert_list, copy_only, items, kind_of};
 
-const REMOTE: &str = "remote resolution is not supported yet; the reference is dropped";
+const REMOTE: &str = "remote resolution is not supported here yet (only a run's own taskRef/pipelineRef, with the git or cluster resolver); the reference is dropped";
+
+/// The params each resolver we have takes.
+const RESOLVER_PARAMS: [(&str, &[&str]); 2] = [
+    ("git", &["url", "revision", "pathInRepo"]),
+    ("cluster", &["kind", "name", "namespace"]),
+];
+
+/// Takes `resolver` and `params` out of a run's reference when the
+/// resolver is one we have, as our `{resolver, params}`; params it does not
+/// take are reported (the run would be refused for them).
+fn remote_reference(reference: &mut Value, at: &str, losses: &mut Losses) -> Option<Value> {
+    let map = reference.as_object_mut()?;
+    let resolver = map.get("resolver").and_then(Value::as_str)?.to_string();
+    let (_, known) = RESOLVER_PARAMS.iter().find(|(name, _)| *name == resolver)?;
+    map.remove("resolver");
+    let mut params = Vec::new();
+    let given = match map.remove("params") {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    for (index, param) in given.into_iter().enumerate() {
+        match param.get("name").and_then(Value::as_str) {
+            Some(name) if known.contains(&name) => params.push(param),
+            name => losses.push(
+                format!("{at}.params[{index}]"),
+                format!(
+                    "the {resolver} resolver here takes {} only, not {:?}; dropped",
+                    known.join(", "),
+                    name.unwrap_or_default()
+                ),
+            ),
+        }
+    }
+    Some(serde_json::json!({"resolver": resolver, "params": params}))
+}
 
 /// Converts Tekton specs; knows the StepActions of the input so that steps
 /// referring to them can be written out inline.
@@ -359,9 +394,21 @@ impl Converter<'_> {
         copy_only(value, at, POD_TEMPLATE_FIELDS, losses)
     }
 
-    /// `taskRef: {name: x}` becomes `taskRef: x`; `key` is taskRef or pipelineRef.
-    fn reference(fields: &mut Fields, key: &str, out: &mut Map<String, Value>, losses: &mut Losses) {
-        let Some(reference) = fields.take(key) else { return };
+    /// `taskRef: {name: x}` becomes `taskRef: x`; `key` is taskRef or
+    /// pipelineRef. A git or cluster resolver becomes `remote_key`
+    /// (`remoteTask`, `remotePipeline`) where runs have one.
+    fn reference(
+        fields: &mut Fields,
+        (key, remote_key): (&str, Option<&str>),
+        out: &mut Map<String, Value>,
+        losses: &mut Losses,
+    ) {
+        let Some(mut reference) = fields.take(key) else { return };
+        if let Some(remote_key) = remote_key
+            && let Some(remote) = remote_reference(&mut reference, &fields.field(key), losses)
+        {
+            out.insert(remote_key.to_string(), remote);
+        }
         let at = fields.field(key);
         if let Value::String(name) = reference {
             out.insert(key.to_string(), Value::String(name));
@@ -392,7 +439,7 @@ impl Converter<'_> {
     pub fn task_run_spec(&self, value: Value, at: &str, losses: &mut Losses) -> Value {
         let mut fields = Fields::of(value, at, losses);
         let mut out = Map::new();
-        Self::reference(&mut fields, "taskRef", &mut out, losses);
+        Self::reference(&mut fields, ("taskRef", Some("remoteTask")), &mut out, losses);
         if let Some(spec) = fields.take("taskSpec") {
             out.insert(
                 "taskSpec".into(),
@@ -482,7 +529,7 @@ impl Converter<'_> {
         let mut fields = Fields::of(value, at, losses);
         let mut out = Map::new();
         fields.copy("name", &mut out);
-        Self::reference(&mut fields, "taskRef", &mut out, losses);
+        Self::reference(&mut fields, ("taskRef", None), &mut out, losses);
         if let Some(spec) = fields.take("taskSpec") {
             out.insert(
                 "taskSpec".into(),
@@ -585,7 +632,7 @@ impl Converter<'_> {
     pub fn pipeline_run_spec(&self, value: Value, at: &str, losses: &mut Losses) -> Value {
         let mut fields = Fields::of(value, at, losses);
         let mut out = Map::new();
-        Self::reference(&mut fields, "pipelineRef", &mut out, losses);
+        Self::reference(&mut fields, ("pipelineRef", Some("remotePipeline")), &mut out, losses);
         if let Some(spec) = fields.take("pipelineSpec") {
             out.insert(
                 "pipelineSpec".into(),

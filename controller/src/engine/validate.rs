@@ -493,14 +493,22 @@ pub fn validate_binding(binding: &WorkspaceBinding, field: &str, errors: &mut Va
 /// Checks what a run says apart from its task: one task source, a valid
 /// timeout, bindings that are well formed and not repeated.
 pub fn validate_run_spec(spec: &TaskRunSpec, errors: &mut ValidationErrors) {
-    match (&spec.task_ref, &spec.task_spec) {
-        (Some(_), Some(_)) => errors.push("spec.taskRef", "set either taskRef or taskSpec, not both"),
-        (None, None) => errors.push(
+    let sources = [
+        spec.task_ref.is_some(),
+        spec.task_spec.is_some(),
+        spec.remote_task.is_some(),
+    ];
+    match sources.iter().filter(|set| **set).count() {
+        0 => errors.push(
             "spec.taskRef",
-            "set taskRef (the name of a MyTask) or an inline taskSpec",
+            "set taskRef (the name of a MyTask), an inline taskSpec or a remoteTask",
         ),
-        (Some(name), None) if name.is_empty() => errors.push("spec.taskRef", "taskRef is empty"),
-        _ => {}
+        1 if spec.task_ref.as_deref() == Some("") => errors.push("spec.taskRef", "taskRef is empty"),
+        1 => {}
+        _ => errors.push(
+            "spec.taskRef",
+            "set one of taskRef, taskSpec and remoteTask, not several",
+        ),
     }
     if let Some(timeout) = &spec.timeout
         && let Err(why) = parse_duration(timeout)

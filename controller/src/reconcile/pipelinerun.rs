@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{
-    ChildReference, Condition, MyPipelineRun, MyTaskRun, PipelineRunStatus, PipelineSpec, PipelineTask, RunSpecStatus,
-    TaskRunSpec, TaskSpec, WorkspaceBinding,
+    ChildReference, Condition, MyPipelineRun, MyTaskRun, PipelineRunStatus, PipelineSpec, PipelineTask, ResolvedFrom,
+    RunSpecStatus, TaskRunSpec, TaskSpec, WorkspaceBinding,
 };
 use crate::engine::duration::parse_duration;
 use crate::engine::limits::Limits;
@@ -45,6 +45,20 @@ pub enum PipelineLookup<'a> {
     },
     /// Neither pipelineRef nor pipelineSpec, or both.
     Unspecified,
+    /// `remotePipeline`, just fetched: used as `Found`, and `from` is recorded.
+    Resolved {
+        name: &'a str,
+        spec: &'a PipelineSpec,
+        from: &'a ResolvedFrom,
+    },
+    /// `remotePipeline` is being fetched (`what` says how); no child yet.
+    Resolving {
+        what: &'a str,
+    },
+    /// `remotePipeline` cannot be had; `problem` says why.
+    Unresolved {
+        problem: &'a str,
+    },
 }
 
 /// Everything the decision depends on.
@@ -346,6 +360,7 @@ impl<'a> Decision<'a> {
             spec: TaskRunSpec {
                 task_ref: task.task_ref.clone(),
                 task_spec: task.task_spec.clone(),
+                remote_task: None,
                 params: start.params.clone(),
                 workspaces: self.child_workspaces(task, start),
                 service_account_name,
@@ -522,10 +537,37 @@ fn followed_spec<'a>(decision: &mut Decision<'a>) -> Option<Followed<'a>> {
             decision.finish(false, reason::PIPELINE_VALIDATION_FAILED, message);
             None
         }
+        (None, PipelineLookup::Resolved { name, spec, from }) => {
+            decision.status.resolved_from = Some(from.clone());
+            Some((spec, named(name), Some(name)))
+        }
+        (None, PipelineLookup::Resolving { .. }) if run.spec.status == Some(RunSpecStatus::Cancelled) => {
+            decision.finish(
+                false,
+                reason::PIPELINE_CANCELLED,
+                "the pipeline run was cancelled".to_string(),
+            );
+            None
+        }
+        (None, PipelineLookup::Resolving { what }) => {
+            decision.set_condition("Unknown", reason::RESOLVING, format!("spec.remotePipeline: {what}"));
+            None
+        }
+        (None, PipelineLookup::Unresolved { problem }) => {
+            let message = format!("spec.remotePipeline: {problem}");
+            decision.finish(false, reason::PIPELINE_RESOLUTION_FAILED, message);
+            None
+        }
         (None, PipelineLookup::Unspecified) => {
-            let message = match (&run.spec.pipeline_ref, &run.spec.pipeline_spec) {
-                (Some(_), Some(_)) => "spec.pipelineRef: set either pipelineRef or pipelineSpec, not both",
-                _ => "spec.pipelineRef: set pipelineRef (the name of a MyPipeline) or an inline pipelineSpec",
+            let sources = [
+                run.spec.pipeline_ref.is_some(),
+                run.spec.pipeline_spec.is_some(),
+                run.spec.remote_pipeline.is_some(),
+            ];
+            let message = if sources.iter().any(|set| *set) {
+                "spec.pipelineRef: set one of pipelineRef, pipelineSpec and remotePipeline, not several"
+            } else {
+                "spec.pipelineRef: set pipelineRef (the name of a MyPipeline), an inline pipelineSpec or a remotePipeline"
             };
             decision.finish(false, reason::PIPELINE_VALIDATION_FAILED, message.to_string());
             None

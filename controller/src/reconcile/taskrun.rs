@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{AttemptStatus, Condition, MyTaskRun, RunSpecStatus, TaskRunStatus, TaskSpec};
+use crate::api::{AttemptStatus, Condition, MyTaskRun, ResolvedFrom, RunSpecStatus, TaskRunStatus, TaskSpec};
 use crate::engine::duration::parse_duration;
 use crate::names;
 use crate::plan::{TaskSource, plan_task_run};
@@ -35,6 +35,20 @@ pub enum TaskLookup<'a> {
     /// The MyTask exists but cannot be decoded; `problem` names the field.
     Malformed {
         name: &'a str,
+        problem: &'a str,
+    },
+    /// `remoteTask`, just fetched: used as `Found`, and `from` is recorded.
+    Resolved {
+        name: &'a str,
+        spec: &'a TaskSpec,
+        from: &'a ResolvedFrom,
+    },
+    /// `remoteTask` is being fetched (`what` says how); no pod yet.
+    Resolving {
+        what: &'a str,
+    },
+    /// `remoteTask` cannot be had; `problem` says why.
+    Unresolved {
         problem: &'a str,
     },
 }
@@ -413,6 +427,29 @@ pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> 
             let message = format!("MyTask {name:?} in namespace {namespace:?} cannot be read: {problem}");
             decision.notice(true, reason::VALIDATION_FAILED, message.clone());
             decision.finish(Succeeded::False, reason::VALIDATION_FAILED, message, None);
+            None
+        }
+        TaskLookup::Resolved { name, spec, from } => {
+            decision.status.resolved_from = Some(from.clone());
+            Some((spec, TaskSource::Named(name)))
+        }
+        TaskLookup::Resolving { what } if !cancelled => {
+            decision.set_condition(
+                Succeeded::Unknown,
+                reason::RESOLVING,
+                format!("spec.remoteTask: {what}"),
+            );
+            None
+        }
+        TaskLookup::Resolving { .. } => {
+            let message = cancel_message(run);
+            decision.finish(Succeeded::False, reason::CANCELLED, message, None);
+            None
+        }
+        TaskLookup::Unresolved { problem } => {
+            let message = format!("spec.remoteTask: {problem}");
+            decision.notice(true, reason::RESOLUTION_FAILED, message.clone());
+            decision.finish(Succeeded::False, reason::RESOLUTION_FAILED, message, None);
             None
         }
     };

@@ -28,6 +28,12 @@ pub fn repo_root() -> PathBuf {
 /// daemon binary itself: `git daemon` would fork it, and killing the `git`
 /// wrapper would leave the daemon running after the test.
 pub fn git_daemon_command(base: &Path, port: u16) -> Command {
+    git_daemon_command_on(base, "127.0.0.1", port)
+}
+
+/// A `git daemon` serving `base` on `listen:port` (`10.244.0.1`, the pod
+/// bridge's host address, serves the controller's pod).
+pub fn git_daemon_command_on(base: &Path, listen: &str, port: u16) -> Command {
     let exec_path = Command::new("git")
         .arg("--exec-path")
         .output()
@@ -35,7 +41,8 @@ pub fn git_daemon_command(base: &Path, port: u16) -> Command {
     let dir = String::from_utf8_lossy(&exec_path.stdout).trim().to_string();
     let mut command = Command::new(Path::new(&dir).join("git-daemon"));
     command
-        .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+        .args(["--reuseaddr", "--export-all"])
+        .arg(format!("--listen={listen}"))
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", base.display()))
         .arg(base);

@@ -1,0 +1,442 @@
+//! The resolvers' I/O: a `remoteTask`/`remotePipeline` fetched from the
+//! cluster (the watch-fed stores) or from git (libgit2, as the git-clone
+//! tool clones). What the request may ask for is checked first by the
+//! pure `remote` module; this module only fetches.
+//!
+//! A git fetch can take seconds (or a whole timeout, for a server that
+//! does not answer), so it never runs inside a reconcile: the first
+//! reconcile starts it in the background and returns, and the run is
+//! woken when the fetch is done. A slow repository therefore holds no
+//! worker that other tenants' runs are waiting for.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use cicd_git_clone::args::Settings as CloneSettings;
+use git2::{ObjectType, Oid, Repository};
+use tracing::{debug, info};
+
+use crate::api::{PipelineSpec, RemoteRef, ResolvedFrom, TaskSpec};
+use crate::error::Result;
+use crate::remote::{MAX_FILE_BYTES, RefKind, Request, Scope, parse_request, pipeline_from_file, task_from_file};
+
+use super::context::Context;
+
+/// An outcome kept this long for a run that never came back for it (it
+/// was deleted meanwhile) is dropped.
+const FORGOTTEN_AFTER: Duration = Duration::from_secs(600);
+
+/// What an administrator sets for the resolvers.
+#[derive(Debug, Clone)]
+pub struct ResolverSettings {
+    /// `--resolver-timeout`: the longest one fetch may take.
+    pub timeout: Duration,
+    /// `--cluster-resolver-namespaces`: namespaces besides the run's own
+    /// that the cluster resolver may read from (a shared catalog).
+    pub cluster_namespaces: Vec<String>,
+}
+
+impl Default for ResolverSettings {
+    fn default() -> Self {
+        ResolverSettings {
+            timeout: Duration::from_secs(60),
+            cluster_namespaces: Vec::new(),
+        }
+    }
+}
+
+/// A definition a resolver found, and where.
+#[derive(Debug, Clone)]
+pub struct Fetched<S> {
+    pub spec: S,
+    pub from: ResolvedFrom,
+}
+
+/// What a reconcile learns about its remote reference.
+#[derive(Debug)]
+pub enum Resolution<S> {
+    /// Found: the reconcile goes on with it (and snapshots it).
+    Found(Fetched<S>),
+    /// Cannot be had; the message says why, naming the field or source.
+    Failed(String),
+    /// A git fetch is running; the run is woken when it ends.
+    Fetching(String),
+}
+
+/// A file read from a repository at a commit.
+#[derive(Debug, Clone)]
+struct GitFile {
+    text: String,
+    commit: String,
+}
+
+enum Slot {
+    Fetching,
+    Done(std::result::Result<GitFile, String>),
+}
+
+/// The git fetches started by reconciles, by run uid, until the run's next
+/// reconcile takes the outcome.
+#[derive(Default)]
+pub struct Resolutions {
+    slots: Mutex<HashMap<String, (Instant, Slot)>>,
+}
+
+impl Resolutions {
+    /// The outcome of run `key`'s fetch if it is done (taken out), None
+    /// while it runs; a fetch not yet started is started, and `wake` is
+    /// called when it ends.
+    fn git(
+        self: &Arc<Self>,
+        key: &str,
+        request: (String, String, String),
+        timeout: Duration,
+        wake: impl FnOnce() + Send + 'static,
+    ) -> Option<std::result::Result<GitFile, String>> {
+        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match slots.remove(key) {
+            Some((_, Slot::Done(outcome))) => return Some(outcome),
+            Some(fetching) => {
+                slots.insert(key.to_string(), fetching);
+                return None;
+            }
+            None => {}
+        }
+        slots.retain(|_, (since, _)| since.elapsed() < FORGOTTEN_AFTER);
+        slots.insert(key.to_string(), (Instant::now(), Slot::Fetching));
+        let resolutions = Arc::clone(self);
+        let key = key.to_string();
+        tokio::spawn(async move {
+            let outcome = fetch_git_file(request, timeout).await;
+            let mut slots = resolutions
+                .slots
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            slots.insert(key, (Instant::now(), Slot::Done(outcome)));
+            drop(slots);
+            wake();
+        });
+        None
+    }
+}
+
+/// Resolves a MyTaskRun's `remoteTask`.
+pub async fn task(ctx: &Context, run: RunKey<'_>, remote: &RemoteRef) -> Result<Resolution<TaskSpec>> {
+    let found = resolve(ctx, run, remote, RefKind::Task, "spec.remoteTask").await?;
+    Ok(into_resolution(found.map(|found| {
+        found.and_then(|(definition, from)| match definition {
+            Definition::Text(text) => task_from_file(&text, &origin(&from)).map(|(name, spec)| (spec, name, from)),
+            Definition::Task(spec) => Ok((*spec, from.name.clone(), from)),
+            Definition::Pipeline(_) => Err("the cluster resolver found a MyPipeline".to_string()),
+        })
+    })))
+}
+
+/// Resolves a MyPipelineRun's `remotePipeline`.
+pub async fn pipeline(ctx: &Context, run: RunKey<'_>, remote: &RemoteRef) -> Result<Resolution<PipelineSpec>> {
+    let found = resolve(ctx, run, remote, RefKind::Pipeline, "spec.remotePipeline").await?;
+    Ok(into_resolution(found.map(|found| {
+        found.and_then(|(definition, from)| match definition {
+            Definition::Text(text) => pipeline_from_file(&text, &origin(&from)).map(|(name, spec)| (spec, name, from)),
+            Definition::Pipeline(spec) => Ok((*spec, from.name.clone(), from)),
+            Definition::Task(_) => Err("the cluster resolver found a MyTask".to_string()),
+        })
+    })))
+}
+
+/// The run a resolution is for.
+#[derive(Debug, Clone, Copy)]
+pub struct RunKey<'a> {
+    pub kind: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+}
+
+enum Definition {
+    /// A git file, not decoded yet.
+    Text(String),
+    Task(Box<TaskSpec>),
+    Pipeline(Box<PipelineSpec>),
+}
+
+/// Ok(None): a git fetch is running. Inner Err: the reference cannot be
+/// resolved (final).
+type Found = std::result::Result<(Definition, ResolvedFrom), String>;
+
+fn into_resolution<S>(found: Option<std::result::Result<(S, String, ResolvedFrom), String>>) -> Resolution<S> {
+    match found {
+        None => Resolution::Fetching("fetching the definition with the git resolver".to_string()),
+        Some(Ok((spec, name, from))) => Resolution::Found(Fetched {
+            spec,
+            from: ResolvedFrom { name, ..from },
+        }),
+        Some(Err(why)) => Resolution::Failed(why),
+    }
+}
+
+async fn resolve(
+    ctx: &Context,
+    run: RunKey<'_>,
+    remote: &RemoteRef,
+    kind: RefKind,
+    field: &str,
+) -> Result<Option<Found>> {
+    let scope = Scope {
+        run_namespace: run.namespace,
+        allowed_namespaces: &ctx.resolver.cluster_namespaces,
+    };
+    let request = match parse_request(remote, kind, scope, field) {
+        Ok(request) => request,
+        Err(why) => return Ok(Some(Err(why))),
+    };
+    match request {
+        Request::Cluster { name, namespace } => cluster(ctx, kind, &name, &namespace).await.map(Some),
+        Request::Git { url, revision, path } => {
+            let wake = super::admission::waker(ctx, run.kind, run.namespace, run.name);
+            let fetched = ctx.resolutions.git(
+                run.uid,
+                (url.clone(), revision.clone(), path.clone()),
+                ctx.resolver.timeout,
+                wake,
+            );
+            Ok(fetched.map(|outcome| {
+                outcome.map(|file| {
+                    let from = ResolvedFrom {
+                        resolver: "git".to_string(),
+                        name: String::new(),
+                        uri: url,
+                        commit: Some(file.commit),
+                        path: Some(path),
+                    };
+                    (Definition::Text(file.text), from)
+                })
+            }))
+        }
+    }
+}
+
+/// A MyTask or MyPipeline from the stores (the API server if they lack it).
+async fn cluster(ctx: &Context, kind: RefKind, name: &str, namespace: &str) -> Result<Found> {
+    let from = ResolvedFrom {
+        resolver: "cluster".to_string(),
+        name: name.to_string(),
+        uri: format!("{namespace}/{name}"),
+        commit: None,
+        path: None,
+    };
+    let our_kind = kind.our_kind();
+    let found = match kind {
+        RefKind::Task => ctx
+            .stores
+            .task(&ctx.client, namespace, name)
+            .await?
+            .map(|t| t.map(|t| Definition::Task(Box::new(t.spec)))),
+        RefKind::Pipeline => ctx
+            .stores
+            .pipeline(&ctx.client, namespace, name)
+            .await?
+            .map(|p| p.map(|p| Definition::Pipeline(Box::new(p.spec)))),
+    };
+    Ok(match found {
+        Some(Ok(definition)) => Ok((definition, from)),
+        Some(Err(problem)) => Err(format!(
+            "{our_kind} {name:?} in namespace {namespace:?} cannot be read: {problem}"
+        )),
+        None => Err(format!(
+            "the cluster resolver found no {our_kind} {name:?} in namespace {namespace:?}"
+        )),
+    })
+}
+
+/// How a git source is named in messages: `url@revision:path`.
+fn origin(from: &ResolvedFrom) -> String {
+    format!(
+        "{}@{}:{}",
+        from.uri,
+        from.commit.as_deref().unwrap_or_default(),
+        from.path.as_deref().unwrap_or_default()
+    )
+}
+
+/// Clones in a blocking thread, bounded by `timeout`. A fetch past its
+/// timeout is abandoned (libgit2's own timeouts end it soon after) and
+/// its directory removed when it ends.
+async fn fetch_git_file(
+    (url, revision, path): (String, String, String),
+    timeout: Duration,
+) -> std::result::Result<GitFile, String> {
+    static SCRATCH: AtomicU64 = AtomicU64::new(0);
+    let started = Instant::now();
+    let dir = std::env::temp_dir().join(format!(
+        "cicd-resolver-{}-{}",
+        std::process::id(),
+        SCRATCH.fetch_add(1, Ordering::Relaxed)
+    ));
+    let what = format!("{url} at {:?}", if revision.is_empty() { "HEAD" } else { &revision });
+    let job = {
+        let (url, what) = (url.clone(), what.clone());
+        tokio::task::spawn_blocking(move || {
+            let outcome = read_at_revision(&url, &revision, &path, &dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            outcome.map_err(|why| format!("git resolver: {what}: {why}"))
+        })
+    };
+    let outcome = match tokio::time::timeout(timeout, job).await {
+        Err(_) => Err(format!(
+            "git resolver: {what}: no answer within {}s (--resolver-timeout)",
+            timeout.as_secs()
+        )),
+        Ok(Err(join)) => Err(format!("git resolver: {what}: the fetch stopped: {join}")),
+        Ok(Ok(outcome)) => outcome,
+    };
+    info!(%url, ok = outcome.is_ok(), seconds = started.elapsed().as_secs_f64(), "git resolver fetch ended");
+    outcome
+}
+
+/// libgit2's network timeouts, so a silent server ends a fetch rather
+/// than holding a thread for good. Set once, before the first fetch.
+fn set_git_timeouts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: libgit2's global options are set once, inside `call_once`,
+        // before this process makes any libgit2 call (only this module does).
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(10_000);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(30_000);
+        }
+    });
+}
+
+/// Clones `url` at `revision` (shallow for a branch or tag) into `dir` and
+/// reads `path` from the commit's tree, not from the checkout, so a
+/// symlink in the repository cannot make the controller read its own
+/// files.
+fn read_at_revision(url: &str, revision: &str, path: &str, dir: &Path) -> std::result::Result<GitFile, String> {
+    set_git_timeouts();
+    let settings = CloneSettings {
+        url: url.to_string(),
+        revision: revision.to_string(),
+        depth: Some(1),
+        target: PathBuf::from(dir),
+        ssl_verify: true,
+        ssh_directory: None,
+        basic_auth: None,
+        delete_existing: false,
+        result_commit: None,
+        result_url: None,
+    };
+    let cloned = cicd_git_clone::clone::clone_logging(&settings, &|line| debug!(%line, "git resolver"))
+        .map_err(|e| e.to_string())?;
+    let repo = Repository::open(dir).map_err(|e| format!("cannot open the clone: {}", e.message()))?;
+    let commit = Oid::from_str(&cloned.commit)
+        .and_then(|oid| repo.find_commit(oid))
+        .map_err(|e| format!("cannot read commit {}: {}", cloned.commit, e.message()))?;
+    let tree = commit.tree().map_err(|e| e.message().to_string())?;
+    let entry = tree
+        .get_path(Path::new(path))
+        .map_err(|_| format!("pathInRepo {path:?} is not in commit {}", cloned.commit))?;
+    const SYMLINK_MODE: i32 = 0o120000;
+    if entry.kind() != Some(ObjectType::Blob) || entry.filemode() == SYMLINK_MODE {
+        return Err(format!(
+            "pathInRepo {path:?} is not a file (a directory or a symbolic link)"
+        ));
+    }
+    let blob = repo.find_blob(entry.id()).map_err(|e| e.message().to_string())?;
+    if blob.size() > MAX_FILE_BYTES {
+        return Err(format!(
+            "pathInRepo {path:?} has {} bytes, at most {MAX_FILE_BYTES} are read",
+            blob.size()
+        ));
+    }
+    let text =
+        String::from_utf8(blob.content().to_vec()).map_err(|_| format!("pathInRepo {path:?} is not UTF-8 text"))?;
+    Ok(GitFile {
+        text,
+        commit: cloned.commit,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let status = Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "git {args:?}");
+    }
+
+    /// A repository with a task file, a symlink to a file outside it and
+    /// a directory; its path serves as the url (libgit2's local transport).
+    fn repository() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let work = dir.path();
+        git(work, &["init", "-q"]);
+        std::fs::create_dir(work.join("ci")).expect("mkdir");
+        std::fs::write(work.join("ci/task.yaml"), "kind: MyTask\n").expect("write");
+        std::os::unix::fs::symlink("/etc/hostname", work.join("ci/link.yaml")).expect("symlink");
+        git(work, &["add", "-A"]);
+        git(work, &["commit", "-q", "-m", "catalog"]);
+        dir
+    }
+
+    #[test]
+    fn a_file_is_read_from_the_commit_and_links_and_directories_are_refused() {
+        let repo = repository();
+        let url = repo.path().to_string_lossy().to_string();
+        let scratch = tempfile::tempdir().expect("temp dir");
+        let read = |path: &str, n: u32| read_at_revision(&url, "main", path, &scratch.path().join(n.to_string()));
+
+        let file = read("ci/task.yaml", 1).expect("the file");
+        assert_eq!(file.text, "kind: MyTask\n");
+        assert_eq!(file.commit.len(), 40);
+        let link = read("ci/link.yaml", 2).expect_err("a symlink");
+        assert!(link.contains("is not a file"), "{link}");
+        let directory = read("ci", 3).expect_err("a directory");
+        assert!(directory.contains("is not a file"), "{directory}");
+        let missing = read("ci/nope.yaml", 4).expect_err("missing");
+        assert!(missing.contains("\"ci/nope.yaml\" is not in commit"), "{missing}");
+        let revision = read_at_revision(&url, "no-such-branch", "ci/task.yaml", &scratch.path().join("5"))
+            .expect_err("unknown revision");
+        assert!(revision.contains("no-such-branch"), "{revision}");
+    }
+
+    #[test]
+    fn a_server_that_never_answers_ends_at_the_timeout() {
+        // Accepts connections and says nothing.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        std::thread::spawn(move || {
+            let _held: Vec<_> = listener.incoming().take(4).collect();
+        });
+        let request = (
+            format!("git://127.0.0.1:{port}/r.git"),
+            String::new(),
+            "t.yaml".to_string(),
+        );
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let started = Instant::now();
+        let outcome = runtime.block_on(fetch_git_file(request, Duration::from_secs(1)));
+        let error = outcome.expect_err("times out");
+        assert!(error.contains("no answer within 1s"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        // The abandoned clone ends at libgit2's own timeout; not waited for here.
+        runtime.shutdown_background();
+    }
+}

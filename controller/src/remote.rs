@@ -1,0 +1,420 @@
+//! Remote tasks and pipelines (`remoteTask`, `remotePipeline`): what a
+//! resolver is asked for, checked before anything is fetched, and reading
+//! what it fetched. Pure; the fetching itself is `controller::resolver`.
+//!
+//! Every param comes from a tenant, so each is checked: strings only, no
+//! unknown or repeated names, urls the controller may open (never a local
+//! path: that would read the controller's own files), a path inside the
+//! repository, a namespace the administrator allows.
+
+use std::collections::BTreeMap;
+
+use crate::api::{ParamValue, PipelineSpec, RemoteRef, ResolverName, TaskSpec};
+use crate::engine::errors::ValidationErrors;
+use crate::manifests::{Manifests, check_name};
+
+/// Longest url, revision or path a resolver param may hold.
+pub const MAX_PARAM_BYTES: usize = 4096;
+
+/// Largest file the git resolver reads.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// What a remote reference must turn out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    Task,
+    Pipeline,
+}
+
+impl RefKind {
+    fn word(self) -> &'static str {
+        match self {
+            RefKind::Task => "task",
+            RefKind::Pipeline => "pipeline",
+        }
+    }
+
+    /// Our kind of this sort.
+    pub fn our_kind(self) -> &'static str {
+        match self {
+            RefKind::Task => "MyTask",
+            RefKind::Pipeline => "MyPipeline",
+        }
+    }
+}
+
+/// A checked resolver request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// A MyTask or MyPipeline `name` in `namespace`.
+    Cluster { name: String, namespace: String },
+    /// The file `path` of repository `url` at `revision` (empty: the default branch).
+    Git {
+        url: String,
+        revision: String,
+        path: String,
+    },
+}
+
+/// Who may be read from where: the run's namespace, and the namespaces
+/// an administrator lists for the cluster resolver.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub run_namespace: &'a str,
+    pub allowed_namespaces: &'a [String],
+}
+
+const CLUSTER_PARAMS: [&str; 3] = ["kind", "name", "namespace"];
+const GIT_PARAMS: [&str; 3] = ["url", "revision", "pathInRepo"];
+
+/// Checks a `remoteTask`/`remotePipeline` (at `field`) and turns it into a
+/// request, or lists every problem, each naming its field.
+pub fn parse_request(remote: &RemoteRef, expected: RefKind, scope: Scope<'_>, field: &str) -> Result<Request, String> {
+    let mut errors = ValidationErrors::default();
+    let known: &[&str] = match remote.resolver {
+        ResolverName::Cluster => &CLUSTER_PARAMS,
+        ResolverName::Git => &GIT_PARAMS,
+    };
+    let params = string_params(remote, known, field, &mut errors);
+    let request = match remote.resolver {
+        ResolverName::Cluster => cluster_request(&params, expected, scope, field, &mut errors),
+        ResolverName::Git => git_request(&params, field, &mut errors),
+    };
+    errors.into_result(request).map_err(|e| e.to_string())
+}
+
+/// The params as strings by name; a value of another type, a name the
+/// resolver does not take, a name given twice or a huge value is an error.
+fn string_params<'a>(
+    remote: &'a RemoteRef,
+    known: &[&str],
+    field: &str,
+    errors: &mut ValidationErrors,
+) -> BTreeMap<&'a str, &'a str> {
+    let mut params = BTreeMap::new();
+    for (index, param) in remote.params.iter().enumerate() {
+        let at = format!("{field}.params[{index}]");
+        if !known.contains(&param.name.as_str()) {
+            errors.push(
+                format!("{at}.name"),
+                format!(
+                    "the {} resolver takes no param {:?} (it takes {})",
+                    resolver_word(remote.resolver),
+                    param.name,
+                    known.join(", ")
+                ),
+            );
+            continue;
+        }
+        let ParamValue::String(value) = &param.value else {
+            errors.push(
+                format!("{at}.value"),
+                format!("param {:?} must be a string", param.name),
+            );
+            continue;
+        };
+        if value.len() > MAX_PARAM_BYTES {
+            errors.push(
+                format!("{at}.value"),
+                format!("{} bytes, at most {MAX_PARAM_BYTES} are allowed", value.len()),
+            );
+        } else if params.insert(param.name.as_str(), value.as_str()).is_some() {
+            errors.push(format!("{at}.name"), format!("param {:?} is given twice", param.name));
+        }
+    }
+    params
+}
+
+fn resolver_word(resolver: ResolverName) -> &'static str {
+    match resolver {
+        ResolverName::Cluster => "cluster",
+        ResolverName::Git => "git",
+    }
+}
+
+fn required<'a>(params: &BTreeMap<&str, &'a str>, name: &str, field: &str, errors: &mut ValidationErrors) -> &'a str {
+    match params.get(name).copied().filter(|v| !v.trim().is_empty()) {
+        Some(value) => value,
+        None => {
+            errors.push(format!("{field}.params"), format!("param {name:?} is required"));
+            ""
+        }
+    }
+}
+
+fn cluster_request(
+    params: &BTreeMap<&str, &str>,
+    expected: RefKind,
+    scope: Scope<'_>,
+    field: &str,
+    errors: &mut ValidationErrors,
+) -> Request {
+    let kind = params.get("kind").copied().unwrap_or(expected.word());
+    if kind != expected.word() {
+        errors.push(
+            format!("{field}.params"),
+            format!("kind {kind:?}: this reference needs a {:?}", expected.word()),
+        );
+    }
+    let name = required(params, "name", field, errors);
+    if !name.is_empty()
+        && let Err(why) = check_name(name)
+    {
+        errors.push(
+            format!("{field}.params"),
+            format!("name: {}", why.trim_start_matches("metadata.name: ")),
+        );
+    }
+    let namespace = params.get("namespace").copied().unwrap_or(scope.run_namespace);
+    let allowed = namespace == scope.run_namespace || scope.allowed_namespaces.iter().any(|n| n == namespace);
+    if !allowed {
+        errors.push(
+            format!("{field}.params"),
+            format!(
+                "namespace {namespace:?} is not the run's ({:?}) and the administrator allows the cluster resolver no \
+                 other namespace by that name (--cluster-resolver-namespaces: {})",
+                scope.run_namespace,
+                if scope.allowed_namespaces.is_empty() {
+                    "none".to_string()
+                } else {
+                    scope.allowed_namespaces.join(", ")
+                }
+            ),
+        );
+    }
+    Request::Cluster {
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+    }
+}
+
+fn git_request(params: &BTreeMap<&str, &str>, field: &str, errors: &mut ValidationErrors) -> Request {
+    let url = required(params, "url", field, errors).trim();
+    if !url.is_empty() && !["git://", "http://", "https://"].iter().any(|s| url.starts_with(s)) {
+        errors.push(
+            format!("{field}.params"),
+            format!(
+                "url {url:?}: the git resolver opens git://, http:// and https:// urls only (a local path or \
+                 file:// url would read the controller's own files)"
+            ),
+        );
+    }
+    let path = required(params, "pathInRepo", field, errors).trim();
+    if !path.is_empty() && (path.starts_with('/') || path.split('/').any(|part| part == "..")) {
+        errors.push(
+            format!("{field}.params"),
+            format!("pathInRepo {path:?} must be a path inside the repository (relative, no \"..\")"),
+        );
+    }
+    let revision = params.get("revision").copied().unwrap_or_default().trim();
+    if revision.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        errors.push(
+            format!("{field}.params"),
+            format!("revision {revision:?} must be a branch, tag or commit (no spaces)"),
+        );
+    }
+    Request::Git {
+        url: url.to_string(),
+        revision: revision.to_string(),
+        path: path.to_string(),
+    }
+}
+
+/// The one MyTask (or Tekton Task) of a fetched file, with its name.
+pub fn task_from_file(text: &str, origin: &str) -> Result<(String, TaskSpec), String> {
+    let mut manifests = read_file(text, origin)?;
+    match manifests.tasks.len() {
+        1 => {
+            let task = manifests.tasks.remove(0);
+            Ok((task.metadata.name.unwrap_or_default(), task.spec))
+        }
+        found => Err(one_expected(RefKind::Task, found, &manifests, origin)),
+    }
+}
+
+/// The one MyPipeline (or Tekton Pipeline) of a fetched file, with its name.
+pub fn pipeline_from_file(text: &str, origin: &str) -> Result<(String, PipelineSpec), String> {
+    let mut manifests = read_file(text, origin)?;
+    match manifests.pipelines.len() {
+        1 => {
+            let pipeline = manifests.pipelines.remove(0);
+            Ok((pipeline.metadata.name.unwrap_or_default(), pipeline.spec))
+        }
+        found => Err(one_expected(RefKind::Pipeline, found, &manifests, origin)),
+    }
+}
+
+/// Every document of the file with the strict decoder; Tekton documents
+/// are converted first, as `convert` would, and refused if that loses
+/// anything (the run would not mean what its author wrote).
+fn read_file(text: &str, origin: &str) -> Result<Manifests, String> {
+    let ours;
+    let text = if text.contains("tekton.dev/") {
+        let inputs = [(origin.to_string(), text.to_string())];
+        ours = crate::convert::convert_yaml(&inputs, false)
+            .map_err(|e| format!("{origin}: converting from Tekton: {e}"))?
+            .yaml;
+        ours.as_str()
+    } else {
+        text
+    };
+    let mut manifests = Manifests::default();
+    manifests.add_yaml(origin, text).map_err(|e| e.to_string())?;
+    Ok(manifests)
+}
+
+fn one_expected(kind: RefKind, found: usize, manifests: &Manifests, origin: &str) -> String {
+    let others = manifests.tasks.len() + manifests.pipelines.len() + manifests.task_runs.len();
+    let others = others + manifests.pipeline_runs.len() - found;
+    format!(
+        "{origin}: expected one {} (or Tekton {}) and found {found}{}",
+        kind.our_kind(),
+        if kind == RefKind::Task { "Task" } else { "Pipeline" },
+        if others > 0 {
+            format!(" (and {others} document(s) of other kinds)")
+        } else {
+            String::new()
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Param;
+
+    fn remote(resolver: ResolverName, params: &[(&str, &str)]) -> RemoteRef {
+        RemoteRef {
+            resolver,
+            params: params
+                .iter()
+                .map(|(name, value)| Param {
+                    name: name.to_string(),
+                    value: ParamValue::String(value.to_string()),
+                })
+                .collect(),
+        }
+    }
+
+    const SCOPE: Scope<'static> = Scope {
+        run_namespace: "team-a",
+        allowed_namespaces: &[],
+    };
+
+    #[test]
+    fn a_git_request_takes_url_path_and_revision() {
+        let git = remote(
+            ResolverName::Git,
+            &[
+                ("url", "git://10.0.0.1/app.git"),
+                ("pathInRepo", "ci/task.yaml"),
+                ("revision", "v1"),
+            ],
+        );
+        assert_eq!(
+            parse_request(&git, RefKind::Task, SCOPE, "spec.remoteTask"),
+            Ok(Request::Git {
+                url: "git://10.0.0.1/app.git".into(),
+                revision: "v1".into(),
+                path: "ci/task.yaml".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn local_urls_escaping_paths_and_unknown_params_are_refused() {
+        let git = remote(
+            ResolverName::Git,
+            &[
+                ("url", "file:///var/run/secrets"),
+                ("pathInRepo", "../token"),
+                ("branch", "x"),
+            ],
+        );
+        let error = parse_request(&git, RefKind::Task, SCOPE, "spec.remoteTask").expect_err("refused");
+        assert!(
+            error.contains("spec.remoteTask.params: url \"file:///var/run/secrets\""),
+            "{error}"
+        );
+        assert!(
+            error.contains("pathInRepo \"../token\" must be a path inside"),
+            "{error}"
+        );
+        assert!(
+            error.contains("spec.remoteTask.params[2].name: the git resolver takes no param \"branch\""),
+            "{error}"
+        );
+        let missing = parse_request(&remote(ResolverName::Git, &[]), RefKind::Task, SCOPE, "f").expect_err("refused");
+        assert!(missing.contains("f.params: param \"url\" is required"), "{missing}");
+        assert!(
+            missing.contains("f.params: param \"pathInRepo\" is required"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn the_cluster_resolver_stays_in_allowed_namespaces() {
+        let same = remote(ResolverName::Cluster, &[("name", "build")]);
+        assert_eq!(
+            parse_request(&same, RefKind::Task, SCOPE, "f"),
+            Ok(Request::Cluster {
+                name: "build".into(),
+                namespace: "team-a".into()
+            })
+        );
+        let other = remote(ResolverName::Cluster, &[("name", "build"), ("namespace", "shared")]);
+        let error = parse_request(&other, RefKind::Task, SCOPE, "f").expect_err("not allowed");
+        assert!(
+            error.contains("namespace \"shared\" is not the run's (\"team-a\")"),
+            "{error}"
+        );
+        let allowed = vec!["shared".to_string()];
+        let scope = Scope {
+            allowed_namespaces: &allowed,
+            ..SCOPE
+        };
+        assert!(parse_request(&other, RefKind::Task, scope, "f").is_ok());
+        let wrong_kind = remote(ResolverName::Cluster, &[("name", "build"), ("kind", "pipeline")]);
+        let error = parse_request(&wrong_kind, RefKind::Task, SCOPE, "f").expect_err("wrong kind");
+        assert!(
+            error.contains("kind \"pipeline\": this reference needs a \"task\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_param_that_is_not_a_string_is_named() {
+        let mut git = remote(ResolverName::Git, &[("url", "git://h/r"), ("pathInRepo", "t.yaml")]);
+        git.params[0].value = ParamValue::Array(vec!["a".into()]);
+        let error = parse_request(&git, RefKind::Task, SCOPE, "f").expect_err("refused");
+        assert!(
+            error.contains("f.params[0].value: param \"url\" must be a string"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_file_holds_our_task_or_tektons() {
+        let ours = "apiVersion: cicdoperator.ning1875.io/v1\nkind: MyTask\nmetadata: {name: hello}\nspec:\n  steps:\n    - {name: s, image: bash, script: echo hi}\n";
+        let (name, spec) = task_from_file(ours, "git://h/r@main:t.yaml").expect("ours");
+        assert_eq!((name.as_str(), spec.steps.len()), ("hello", 1));
+        let tekton = "apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: hi}\nspec:\n  steps:\n    - image: bash\n      script: echo hi\n";
+        let (name, spec) = task_from_file(tekton, "git://h/r@main:t.yaml").expect("tekton");
+        assert_eq!((name.as_str(), spec.steps[0].name.as_str()), ("hi", "unnamed-0"));
+    }
+
+    #[test]
+    fn a_file_without_exactly_one_task_is_refused() {
+        let pipeline = "apiVersion: cicdoperator.ning1875.io/v1\nkind: MyPipeline\nmetadata: {name: p}\nspec:\n  tasks:\n    - {name: a, taskRef: t}\n";
+        let error = task_from_file(pipeline, "origin").expect_err("no task");
+        assert_eq!(
+            error,
+            "origin: expected one MyTask (or Tekton Task) and found 0 (and 1 document(s) of other kinds)"
+        );
+        let bad = "apiVersion: cicdoperator.ning1875.io/v1\nkind: MyTask\nmetadata: {name: t}\nspec:\n  stepz: []\n";
+        let error = task_from_file(bad, "origin").expect_err("unknown field");
+        assert!(error.contains("stepz"), "{error}");
+        let (name, _) = pipeline_from_file(pipeline, "origin").expect("pipeline");
+        assert_eq!(name, "p");
+    }
+}
