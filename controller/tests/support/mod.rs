@@ -99,6 +99,56 @@ pub fn kubectl_lossy(args: &[&str]) -> String {
     }
 }
 
+/// The controller's side of a failure: the nodes' conditions, its pods (a crash loop, an eviction
+/// or a pod stuck terminating shows here), its namespace's events, and the
+/// log of every controller pod, with the previous container's log where it
+/// restarted (a crash leaves its reason there).
+fn controller_diagnostics(section: &mut impl FnMut(&str, String)) {
+    let ns = CONTROLLER_NAMESPACE;
+    // DiskPressure or MemoryPressure evicts pods, the controller's too.
+    section(
+        "node conditions",
+        kubectl_lossy(&[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}:{range .status.conditions[*]} {.type}={.status}{end}{\"\\n\"}{end}",
+        ]),
+    );
+    section(
+        "controller pods",
+        kubectl_lossy(&["get", "pods", "-n", ns, "-o", "wide"]),
+    );
+    section(
+        "controller namespace events",
+        kubectl_lossy(&["get", "events", "-n", ns, "--sort-by=.lastTimestamp"]),
+    );
+    let listing = kubectl_lossy(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}",
+    ]);
+    for line in listing.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(pod), restarts) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        section(
+            &format!("controller log of {pod} (tail)"),
+            kubectl_lossy(&["logs", "-n", ns, pod, "--tail=80"]),
+        );
+        if restarts.is_some_and(|count| count != "0") {
+            section(
+                &format!("controller log of {pod}, previous container (tail)"),
+                kubectl_lossy(&["logs", "-n", ns, pod, "--previous", "--tail=40"]),
+            );
+        }
+    }
+}
+
 /// A run the tests wait for: MyTaskRun or MyPipelineRun. Its kind name
 /// comes from `Resource::kind`.
 pub trait Run: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned {
@@ -221,16 +271,7 @@ impl TestNamespace {
             "events",
             kubectl_lossy(&["get", "events", "-n", ns, "--sort-by=.lastTimestamp"]),
         );
-        section(
-            "controller log (tail)",
-            kubectl_lossy(&[
-                "logs",
-                "-n",
-                CONTROLLER_NAMESPACE,
-                "deployment/cicd-controller",
-                "--tail=80",
-            ]),
-        );
+        controller_diagnostics(&mut section);
         out
     }
 
