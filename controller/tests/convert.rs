@@ -488,11 +488,11 @@ spec:
           steps:
             - {name: go, displayName: Go, image: i, script: "true"}
 "#;
-    let output = convert_yaml(&input(text), true).expect("lossy allowed");
-    let fields: Vec<&str> = output.losses.iter().map(|l| l.field.as_str()).collect();
-    assert_eq!(fields, vec!["spec.taskRunSpecs[0].computeResources"]);
+    let output = convert_yaml(&input(text), false).expect("an exact conversion");
     let run = &manifests(&output.yaml).pipeline_runs[0];
     let entry = &run.spec.task_run_specs[0];
+    let requests = entry.compute_resources.as_ref().and_then(|r| r.requests.as_ref());
+    assert_eq!(requests.and_then(|r| r.get("cpu")).map(|q| q.0.as_str()), Some("1"));
     assert_eq!(entry.pipeline_task_name, "deploy");
     assert_eq!(entry.service_account_name.as_deref(), Some("deployer"));
     assert!(
@@ -508,6 +508,42 @@ spec:
     let task = spec.tasks[0].task_spec.as_ref().expect("inline task");
     assert_eq!(task.display_name.as_deref(), Some("Deployer"));
     assert_eq!(task.steps[0].display_name.as_deref(), Some("Go"));
+}
+
+#[test]
+fn isolated_step_and_sidecar_workspaces_convert_exactly() {
+    let text = r#"
+apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: publish}
+spec:
+  workspaces:
+    - {name: source}
+    - {name: registry-auth, readOnly: true}
+  steps:
+    - name: push
+      image: i
+      script: "true"
+      workspaces:
+        - {name: registry-auth, mountPath: /auth}
+    - name: test
+      image: i
+      script: "true"
+  sidecars:
+    - name: cache
+      image: i
+      workspaces:
+        - {name: source}
+"#;
+    let output = convert_yaml(&input(text), false).expect("an exact conversion");
+    let task = &manifests(&output.yaml).tasks[0].spec;
+    let push = &task.steps[0].workspaces;
+    assert_eq!(push.len(), 1);
+    assert_eq!(push[0].name, "registry-auth");
+    assert_eq!(push[0].mount_path.as_deref(), Some("/auth"));
+    assert!(task.steps[1].workspaces.is_empty());
+    let cache: Vec<&str> = task.sidecars[0].workspaces.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(cache, vec!["source"]);
 }
 
 #[test]

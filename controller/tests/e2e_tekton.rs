@@ -521,6 +521,54 @@ spec:
 
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_an_isolated_workspace_reaches_only_the_step_that_names_it() {
+    let ns = TestNamespace::new("e2e-tekton-isolated").await;
+    ns.apply(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: deploy-token}
+stringData: {token: s3cret}
+"#,
+    );
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: isolated-run}}
+spec:
+  workspaces:
+    - {{name: token, secret: {{secretName: deploy-token}}}}
+    - {{name: source, emptyDir: {{}}}}
+  taskSpec:
+    workspaces: [{{name: token}}, {{name: source}}]
+    results: [{{name: login}}, {{name: others}}]
+    steps:
+      - name: login
+        image: {BASH}
+        workspaces: [{{name: token, mountPath: /creds}}]
+        script: |
+          echo -n "token $(cat /creds/token)" > $(results.login.path)
+          echo built > $(workspaces.source.path)/out
+      - name: build
+        image: {BASH}
+        script: |
+          if [ -e /creds ] || [ -e /workspace/token ]; then seen=visible; else seen=hidden; fi
+          echo -n "$seen, $(cat $(workspaces.source.path)/out)" > $(results.others.path)
+"#
+        ),
+    );
+    let run = ns.wait_done::<MyTaskRun>("isolated-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("login").as_deref(), Some("token s3cret"));
+    assert_eq!(run.string_result("others").as_deref(), Some("hidden, built"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_two_workspaces_on_one_claim_share_it() {
     let ns = TestNamespace::new("e2e-tekton-one-claim").await;
     ns.apply(
@@ -670,6 +718,9 @@ spec:
       serviceAccountName: deployer
       podTemplate:
         nodeSelector: {{kubernetes.io/os: linux}}
+      computeResources:
+        requests: {{memory: 32Mi}}
+        limits: {{memory: 96Mi}}
   pipelineSpec:
     tasks:
       - name: build
@@ -709,8 +760,29 @@ spec:
     };
     let deploy = pod_of("deploy").await;
     assert_eq!(deploy.service_account_name.as_deref(), Some("deployer"));
-    let os = deploy.node_selector.and_then(|s| s.get("kubernetes.io/os").cloned());
+    let os = deploy
+        .node_selector
+        .clone()
+        .and_then(|s| s.get("kubernetes.io/os").cloned());
     assert_eq!(os.as_deref(), Some("linux"));
+    let memory = |kind: fn(
+        &k8s_openapi::api::core::v1::ResourceRequirements,
+    ) -> Option<
+        &std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >| {
+        deploy.containers[0]
+            .resources
+            .as_ref()
+            .and_then(kind)
+            .and_then(|m| m.get("memory"))
+            .map(|q| q.0.clone())
+    };
+    assert_eq!(
+        memory(|r| r.requests.as_ref()).as_deref(),
+        Some("32Mi"),
+        "computeResources reach the step"
+    );
+    assert_eq!(memory(|r| r.limits.as_ref()).as_deref(), Some("96Mi"));
     let build = pod_of("build").await;
     assert_eq!(build.service_account_name.as_deref(), Some("default"));
     assert_eq!(build.node_selector, None);

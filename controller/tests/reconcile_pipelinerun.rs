@@ -609,10 +609,13 @@ fn a_task_run_spec_gives_its_task_s_child_the_account_and_pod_settings() {
             priority_class_name: Some("fast".into()),
             ..Default::default()
         }),
+        compute_resources: serde_json::from_str(r#"{"limits": {"memory": "2Gi"}}"#).ok(),
     }];
     let actions = world.decide(0);
     let child = created(&actions)[0];
     assert_eq!(child.spec.service_account_name.as_deref(), Some("tagger"));
+    let limits = child.spec.compute_resources.as_ref().and_then(|r| r.limits.as_ref());
+    assert_eq!(limits.and_then(|l| l.get("memory")).map(|q| q.0.as_str()), Some("2Gi"));
     assert_eq!(
         child
             .spec

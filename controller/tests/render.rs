@@ -586,6 +586,76 @@ fn two_workspaces_bound_to_one_claim_share_one_pod_volume() {
 }
 
 #[test]
+fn an_isolated_workspace_is_mounted_only_into_the_containers_that_name_it() {
+    let pod = pod_of_inline_run(json!({
+        "taskSpec": {
+            "workspaces": [{ "name": "token", "readOnly": true }, { "name": "source" }],
+            "steps": [
+                { "name": "login", "image": "i", "script": "true",
+                  "workspaces": [{ "name": "token", "mountPath": "/creds" }] },
+                { "name": "build", "image": "i", "script": "true" },
+            ],
+            "sidecars": [{ "name": "agent", "image": "i", "workspaces": [{ "name": "token" }] }],
+        },
+        "workspaces": [
+            { "name": "token", "secret": { "secretName": "deploy-token" } },
+            { "name": "source", "emptyDir": {} },
+        ],
+    }));
+    let spec = spec(&pod);
+    let token_volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| {
+            v.secret
+                .as_ref()
+                .is_some_and(|s| s.secret_name.as_deref() == Some("deploy-token"))
+        })
+        .map(|v| v.name.clone())
+        .expect("the secret's volume");
+    let login = &spec.containers[0];
+    let build = &spec.containers[1];
+    let agent = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .find(|c| c.name == "sidecar-agent")
+        .expect("the sidecar");
+    assert_eq!(
+        mount_path_of(login, &token_volume).as_deref(),
+        Some("/creds"),
+        "the step's own mountPath"
+    );
+    let read_only = login
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == token_volume)
+        .and_then(|m| m.read_only);
+    assert_eq!(read_only, Some(true), "the workspace's readOnly still holds");
+    assert_eq!(
+        mount_path_of(agent, &token_volume).as_deref(),
+        Some("/workspace/token"),
+        "the workspace's own path when the sidecar gives none"
+    );
+    assert_eq!(
+        mount_path_of(build, &token_volume),
+        None,
+        "a step that does not name it"
+    );
+    for container in [login, build] {
+        let paths: Vec<&str> = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        assert!(paths.contains(&"/workspace/source"), "{}: {paths:?}", container.name);
+    }
+}
+
+#[test]
 fn a_step_s_own_mount_wins_over_the_implicit_one_at_the_same_path() {
     let pod = pod_of_inline_run(json!({
         "taskSpec": {
@@ -757,6 +827,32 @@ fn summed_step_requests_equal_the_largest_steps_request_and_limits_are_kept() {
     assert_eq!(
         limits,
         [Some("1".to_string()), Some("500m".to_string()), Some("2".to_string())]
+    );
+}
+
+#[test]
+fn the_runs_compute_resources_replace_the_steps_and_are_requested_once() {
+    let mut run = run_with_cpu_steps();
+    run.spec.compute_resources = serde_json::from_value(json!({
+        "requests": {"cpu": "3", "memory": "1Gi"},
+        "limits": {"cpu": "4"}
+    }))
+    .ok();
+    let task = run.spec.task_spec.clone().expect("inline");
+    let pod = plan_task_run(&run, &task, TaskSource::Inline, 0, ONE_HOUR, &settings())
+        .expect("valid")
+        .pod;
+    assert_eq!(
+        sum(&quantities(&pod, "requests", "cpu")),
+        3.0,
+        "the pod requests the run's figure once"
+    );
+    assert_eq!(sum(&quantities(&pod, "requests", "memory")), 1024.0 * 1024.0 * 1024.0);
+    let limits = quantities(&pod, "limits", "cpu");
+    assert_eq!(
+        limits,
+        vec![Some("4".to_string()); 3],
+        "every step may use the run's limit"
     );
 }
 

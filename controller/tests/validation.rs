@@ -167,6 +167,32 @@ fn unknown_workspace_reference_names_the_workspace() {
 }
 
 #[test]
+fn a_step_or_sidecar_may_name_only_declared_workspaces_once_at_an_absolute_path() {
+    let task = task(json!({
+        "workspaces": [{ "name": "source" }],
+        "steps": [{ "name": "main", "image": IMAGE, "script": "true",
+                    "workspaces": [{ "name": "source" }, { "name": "cache" }, { "name": "source" }] }],
+        "sidecars": [{ "name": "agent", "image": IMAGE,
+                       "workspaces": [{ "name": "source", "mountPath": "relative" },
+                                      { "name": "cache", "mountPath": "/cicd/tools" }] }],
+    }));
+    let run = inline_run(task, json!({ "workspaces": [{ "name": "source", "emptyDir": {} }] }));
+    let errors = errors_of(resolve_inline(&run));
+    let at = |field: &str| {
+        errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| panic!("no error at {field}: {errors:?}"))
+    };
+    assert!(at("spec.taskSpec.steps[0].workspaces[1].name").contains("\"cache\" is not declared"));
+    assert!(at("spec.taskSpec.steps[0].workspaces[2].name").contains("named twice"));
+    assert!(at("spec.taskSpec.sidecars[0].workspaces[0].mountPath").contains("\"relative\" must be an absolute path"));
+    assert!(at("spec.taskSpec.sidecars[0].workspaces[1].mountPath").contains("inside /cicd"));
+    assert_eq!(errors.len(), 5, "{errors:?}");
+}
+
+#[test]
 fn unknown_context_variable_lists_the_known_ones() {
     // In a script an unknown $(context.*) is left to the shell (as in
     // Tekton); in every other field it is an error.

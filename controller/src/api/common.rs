@@ -215,6 +215,20 @@ pub struct WorkspaceDeclaration {
     pub optional: bool,
 }
 
+/// A step's or sidecar's claim on one of the task's workspaces (Tekton's
+/// isolated workspaces). A workspace that any step or sidecar names is
+/// mounted only into the containers that name it, so a secret held in a
+/// workspace reaches only the step that needs it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceUsage {
+    /// A workspace the task declares.
+    pub name: String,
+    /// Where this container sees it; the workspace's own path when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_path: Option<String>,
+}
+
 /// The storage a run binds to a declared workspace: exactly one source.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

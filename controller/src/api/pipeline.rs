@@ -1,6 +1,7 @@
 //! MyPipeline and MyPipelineRun: a DAG of tasks that pass results.
 //! (The types; the scheduler and reconciler live elsewhere.)
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -234,6 +235,10 @@ pub struct PipelineTaskRunSpec {
     /// here wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplate>,
+    /// The child run's `computeResources` (see MyTaskRun).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object::<ResourceRequirements>")]
+    pub compute_resources: Option<ResourceRequirements>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -7,7 +7,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{ParamSpec, ParamType, ResultSpec, WorkspaceDeclaration, any_object, any_object_list};
+use super::common::{
+    ParamSpec, ParamType, ResultSpec, WorkspaceDeclaration, WorkspaceUsage, any_object, any_object_list,
+};
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
@@ -179,6 +181,10 @@ pub struct Step {
     /// value is checked once substituted (`OnError::parse`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_error: Option<String>,
+    /// Isolated workspaces: the task's workspaces this step mounts (see
+    /// `WorkspaceUsage`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<WorkspaceUsage>,
 }
 
 /// A container that runs beside the steps: a Kubernetes container, or the
@@ -191,6 +197,10 @@ pub struct Sidecar {
     /// Instead of `command`; `args` are passed to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
+    /// Isolated workspaces: the task's workspaces this sidecar mounts (see
+    /// `WorkspaceUsage`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<WorkspaceUsage>,
 }
 
 /// By hand, because serde's `flatten` would lose the path of an error
@@ -207,9 +217,22 @@ impl<'de> Deserialize<'de> for Sidecar {
             .transpose()
             .map_err(|error| D::Error::custom(super::strict::nested_message("script", error)))?
             .flatten();
+        let workspaces = fields
+            .remove("workspaces")
+            .map(serde_path_to_error::deserialize::<_, Vec<WorkspaceUsage>>)
+            .transpose()
+            .map_err(|error| {
+                let inner = super::strict::nested_error(error);
+                D::Error::custom(super::strict::nested_message("workspaces", inner))
+            })?
+            .unwrap_or_default();
         let container = serde_path_to_error::deserialize(Value::Object(fields))
             .map_err(|error| D::Error::custom(super::strict::nested_error(error)))?;
-        Ok(Sidecar { container, script })
+        Ok(Sidecar {
+            container,
+            script,
+            workspaces,
+        })
     }
 }
 

@@ -1,6 +1,8 @@
 //! MyTaskRun: one execution of a MyTask, as one pod.
 
-use k8s_openapi::api::core::v1::{Affinity, LocalObjectReference, PodSecurityContext, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -58,6 +60,13 @@ pub struct TaskRunSpec {
     pub status: Option<RunSpecStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplate>,
+    /// What the whole run needs (Tekton's task-level `computeResources`):
+    /// every step gets these limits and the pod requests these requests
+    /// once (steps run one at a time); it replaces the steps' own
+    /// `resources`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object::<ResourceRequirements>")]
+    pub compute_resources: Option<ResourceRequirements>,
     /// Overrides the definition's `concurrency` (see MyTask).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<super::common::Concurrency>,

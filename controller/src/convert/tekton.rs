@@ -152,14 +152,9 @@ fn step_template(value: Value, at: &str, losses: &mut Losses) -> Value {
 
 fn sidecar(value: Value, at: &str, losses: &mut Losses) -> Value {
     let mut fields = Fields::of(value, at, losses);
-    fields.unsupported(
-        "workspaces",
-        "isolated sidecar workspaces are not supported yet; dropped",
-        losses,
-    );
     let mut out = Map::new();
     fields.copy_as("computeResources", "resources", &mut out);
-    // The rest (`script` too) is a sidecar here as well.
+    // The rest (`script` and isolated `workspaces` too) is a sidecar here as well.
     out.extend(fields.into_rest());
     Value::Object(out)
 }
@@ -278,11 +273,7 @@ impl Converter<'_> {
         }
         take_resources(&mut fields, &mut out);
         fields.unsupported("results", "step results are not supported yet; dropped", losses);
-        fields.unsupported(
-            "workspaces",
-            "isolated step workspaces are not supported yet; dropped",
-            losses,
-        );
+        fields.copy("workspaces", &mut out);
         fields.copy("displayName", &mut out);
         fields.unsupported(
             "stdoutConfig",
@@ -374,10 +365,11 @@ impl Converter<'_> {
                 Self::pod_template(template, &fields.field("podTemplate"), losses),
             );
         }
-        for key in ["computeResources", "stepSpecs", "sidecarSpecs"] {
+        fields.copy("computeResources", &mut out);
+        for key in ["stepSpecs", "sidecarSpecs"] {
             fields.unsupported(
                 key,
-                "per-task overrides of resources, steps or sidecars are not supported yet; dropped",
+                "per-task overrides of steps or sidecars are not supported yet; dropped",
                 losses,
             );
         }
@@ -468,13 +460,8 @@ impl Converter<'_> {
             ),
         }
         fields.unsupported("statusMessage", "a cancellation message is not kept; dropped", losses);
-        for key in [
-            "computeResources",
-            "stepSpecs",
-            "sidecarSpecs",
-            "stepOverrides",
-            "sidecarOverrides",
-        ] {
+        fields.copy("computeResources", &mut out);
+        for key in ["stepSpecs", "sidecarSpecs", "stepOverrides", "sidecarOverrides"] {
             fields.unsupported(
                 key,
                 "per-run overrides of step or sidecar fields are not supported yet; dropped",

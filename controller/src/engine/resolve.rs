@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, ResourceRequirements, SecurityContext, Volume, VolumeMount};
 
-use crate::api::{OnError, ParamValue, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding};
+use crate::api::{OnError, ParamValue, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding, WorkspaceUsage};
 use crate::layout;
 
 use super::duration::parse_duration;
@@ -54,6 +54,8 @@ pub struct ResolvedStep {
     pub image_pull_policy: Option<String>,
     pub timeout: Option<String>,
     pub on_error: OnError,
+    /// The isolated workspaces this step mounts (see `WorkspaceUsage`).
+    pub workspaces: Vec<WorkspaceUsage>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -523,7 +525,12 @@ pub fn resolve_task_run(
             env,
             env_from,
             working_dir: substitute_str(&working_dir, &vars, &format!("{at}.workingDir"), &mut errors),
-            resources: step.resources.clone().or_else(|| template.resources.clone()),
+            // The run's computeResources, for the whole task, win over the step's.
+            resources: run
+                .compute_resources
+                .clone()
+                .or_else(|| step.resources.clone())
+                .or_else(|| template.resources.clone()),
             security_context: step
                 .security_context
                 .clone()
@@ -535,6 +542,7 @@ pub fn resolve_task_run(
                 .or_else(|| template.image_pull_policy.clone()),
             timeout: step.timeout.clone(),
             on_error: resolve_on_error(step.on_error.as_deref(), &vars, &format!("{at}.onError"), &mut errors),
+            workspaces: step.workspaces.clone(),
         });
     }
 
@@ -544,6 +552,7 @@ pub fn resolve_task_run(
         Sidecar {
             container: sidecar,
             script,
+            ..
         },
     ) in sidecars.iter_mut().enumerate()
     {

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::VolumeMount;
 
-use crate::api::{Param, ParamSpec, ParamType, ParamValue, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding};
+use crate::api::{
+    Param, ParamSpec, ParamType, ParamValue, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding, WorkspaceUsage,
+};
 
 use super::duration::parse_duration;
 use super::errors::ValidationErrors;
@@ -93,6 +95,7 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
     let volume_names = check_volumes(task, field, errors);
     check_step_template_mounts(task, field, &volume_names, errors);
     check_steps(task, field, &volume_names, errors);
+    check_isolated_workspaces(task, field, errors);
 }
 
 /// Params, results and workspaces: valid, unique names.
@@ -198,6 +201,60 @@ fn check_workspace_paths(task: &TaskSpec, field: &str, errors: &mut ValidationEr
     }
 }
 
+/// Isolated workspaces: every step and sidecar names only workspaces the
+/// task declares, each once, and its own mountPath (if any) is absolute and
+/// outside `/cicd`.
+fn check_isolated_workspaces(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
+    let declared: Vec<&str> = task.workspaces.iter().map(|w| w.name.as_str()).collect();
+    let steps = task
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(index, step)| (format!("{field}.steps[{index}]"), &step.workspaces));
+    let sidecars = task
+        .sidecars
+        .iter()
+        .enumerate()
+        .map(|(index, sidecar)| (format!("{field}.sidecars[{index}]"), &sidecar.workspaces));
+    for (at, usages) in steps.chain(sidecars) {
+        check_workspace_usages(usages, &declared, &at, errors);
+    }
+}
+
+fn check_workspace_usages(usages: &[WorkspaceUsage], declared: &[&str], at: &str, errors: &mut ValidationErrors) {
+    let mut seen = BTreeSet::new();
+    for (index, usage) in usages.iter().enumerate() {
+        let here = format!("{at}.workspaces[{index}]");
+        if !declared.contains(&usage.name.as_str()) {
+            errors.push(
+                format!("{here}.name"),
+                format!(
+                    "workspace {:?} is not declared by the task (declared: {})",
+                    usage.name,
+                    list_or_none(declared)
+                ),
+            );
+        } else if !seen.insert(usage.name.as_str()) {
+            errors.push(
+                format!("{here}.name"),
+                format!("workspace {:?} is named twice", usage.name),
+            );
+        }
+        let Some(path) = &usage.mount_path else { continue };
+        if !path.starts_with('/') {
+            errors.push(
+                format!("{here}.mountPath"),
+                format!("mountPath {path:?} must be an absolute path"),
+            );
+        } else if crate::layout::is_reserved_path(path) {
+            errors.push(
+                format!("{here}.mountPath"),
+                format!("mountPath {path:?} is inside /cicd, which the pod itself uses; pick another path"),
+            );
+        }
+    }
+}
+
 /// A step's, the step template's or a sidecar's own mounts stay out of
 /// `/cicd`; elsewhere (even at `/workspace`) they win over the implicit ones.
 fn check_own_mount_paths(mounts: &[VolumeMount], at: &str, errors: &mut ValidationErrors) {
@@ -222,6 +279,7 @@ fn check_sidecars(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
         Sidecar {
             container: sidecar,
             script,
+            ..
         },
     ) in task.sidecars.iter().enumerate()
     {

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
+
 use crate::api::{PipelineSpec, PipelineTaskRunSpec, PodTemplate};
 use crate::engine::errors::ValidationErrors;
 
@@ -52,6 +54,14 @@ pub fn child_run_settings(
         (base, over) => over.clone().or_else(|| base.cloned()),
     };
     (service_account, template)
+}
+
+/// The `computeResources` of `task`'s child run, from its entry.
+pub fn child_compute_resources(task: &str, given: &[PipelineTaskRunSpec]) -> Option<ResourceRequirements> {
+    given
+        .iter()
+        .find(|entry| entry.pipeline_task_name == task)
+        .and_then(|entry| entry.compute_resources.clone())
 }
 
 /// `over` unless it is empty.
@@ -103,6 +113,7 @@ mod tests {
             pipeline_task_name: task.into(),
             service_account_name: account.map(Into::into),
             pod_template: template,
+            compute_resources: None,
         }
     }
 

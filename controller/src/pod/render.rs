@@ -10,7 +10,7 @@
 //! forge another's hand-off or results. Sidecars run as native sidecars
 //! (init containers that keep running).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{
@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::api::{OnError, Sidecar, TaskRunSpec, WorkspaceBinding};
+use crate::api::{OnError, Sidecar, TaskRunSpec, WorkspaceBinding, WorkspaceUsage};
 use crate::engine::resolve::{ResolvedStep, ResolvedTaskRun, ResolvedWorkspace};
 use crate::layout;
 use crate::names;
@@ -175,23 +175,78 @@ pub fn claims_to_create(resolved: &ResolvedTaskRun, owner: &OwnerReference) -> V
 }
 
 /// The mounts every step gets: tools, scripts, the default working
-/// directory and the workspaces (each step adds its own, `step_own_mounts`).
-fn common_step_mounts(workspaces: &[ResolvedWorkspace]) -> Vec<VolumeMount> {
+/// directory and the workspaces no step or sidecar isolates (each step adds
+/// its own, `step_own_mounts`, and its isolated workspaces).
+fn common_step_mounts(workspaces: &PodWorkspaces<'_>) -> Vec<VolumeMount> {
     let mut mounts = vec![
         mount(VOLUME_TOOLS, layout::TOOLS_DIR, true),
         mount(VOLUME_SCRIPTS, layout::SCRIPTS_DIR, true),
         mount(VOLUME_WORKSPACE, layout::WORKSPACE_ROOT, false),
         mount(VOLUME_HOME, layout::HOME_DIR, false),
     ];
-    for (workspace, volume) in workspaces.iter().zip(workspace_volume_names(workspaces)) {
-        let (Some(binding), Some(volume)) = (&workspace.binding, volume) else {
-            continue;
-        };
-        let mut workspace_mount = mount(&volume, &workspace.mount_path, workspace.read_only);
-        workspace_mount.sub_path = binding.sub_path.clone();
-        mounts.push(workspace_mount);
-    }
+    mounts.extend(workspaces.shared_mounts());
     mounts
+}
+
+/// The run's workspaces as the pod mounts them: which pod volume backs
+/// each, and which are isolated (named by some step or sidecar, and so
+/// mounted only into the containers that name them).
+struct PodWorkspaces<'a> {
+    workspaces: &'a [ResolvedWorkspace],
+    /// By index into `workspaces`; None when unbound.
+    volumes: Vec<Option<String>>,
+    isolated: BTreeSet<&'a str>,
+}
+
+impl<'a> PodWorkspaces<'a> {
+    fn new(resolved: &'a ResolvedTaskRun) -> Self {
+        let step_usages = resolved.steps.iter().flat_map(|step| &step.workspaces);
+        let sidecar_usages = resolved.sidecars.iter().flat_map(|sidecar| &sidecar.workspaces);
+        PodWorkspaces {
+            workspaces: &resolved.workspaces,
+            volumes: workspace_volume_names(&resolved.workspaces),
+            isolated: step_usages
+                .chain(sidecar_usages)
+                .map(|usage| usage.name.as_str())
+                .collect(),
+        }
+    }
+
+    /// The mount of workspace `index` at `path`; None when it is unbound.
+    fn mount_at(&self, index: usize, path: &str) -> Option<VolumeMount> {
+        let workspace = &self.workspaces[index];
+        let binding = workspace.binding.as_ref()?;
+        let volume = self.volumes[index].as_deref()?;
+        let mut workspace_mount = mount(volume, path, workspace.read_only);
+        workspace_mount.sub_path = binding.sub_path.clone();
+        Some(workspace_mount)
+    }
+
+    /// Every container's mounts of the workspaces nobody isolates.
+    fn shared_mounts(&self) -> Vec<VolumeMount> {
+        self.workspaces
+            .iter()
+            .enumerate()
+            .filter(|(_, workspace)| !self.isolated.contains(workspace.name.as_str()))
+            .filter_map(|(index, workspace)| self.mount_at(index, &workspace.mount_path))
+            .collect()
+    }
+
+    /// One container's mounts of the isolated workspaces it names, each at
+    /// the container's own path if it gives one.
+    fn isolated_mounts(&self, usages: &[WorkspaceUsage]) -> Vec<VolumeMount> {
+        usages
+            .iter()
+            .filter_map(|usage| {
+                let index = self.workspaces.iter().position(|w| w.name == usage.name)?;
+                let path = usage
+                    .mount_path
+                    .as_deref()
+                    .unwrap_or(&self.workspaces[index].mount_path);
+                self.mount_at(index, path)
+            })
+            .collect()
+    }
 }
 
 /// `implicit` mounts with `own` added; where a container's own mount is at
@@ -211,6 +266,7 @@ fn with_own_mounts(implicit: Vec<VolumeMount>, own: &[VolumeMount]) -> Vec<Volum
 /// What every step's entrypoint is told besides its own step.
 struct StepContext<'a> {
     result_names: &'a [&'a str],
+    workspaces: &'a PodWorkspaces<'a>,
     limits: ResultLimits,
     /// The termination-message budget of each container of the pod.
     report_budget: usize,
@@ -340,6 +396,7 @@ fn step_container(
     resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
 ) -> Container {
     let mut implicit = common_mounts.to_vec();
+    implicit.extend(context.workspaces.isolated_mounts(&step.workspaces));
     implicit.extend(step_own_mounts(index));
     let mounts = with_own_mounts(implicit, &step.volume_mounts);
     Container {
@@ -379,13 +436,18 @@ fn env_with_home(env: &[EnvVar]) -> Vec<EnvVar> {
 /// kubelet when the last step ends, so the pod completes.
 /// A sidecar with a script runs the file `prepare` wrote (so Kubernetes'
 /// `$(VAR)` expansion of commands never touches the script).
-fn sidecar_containers(sidecars: &[Sidecar], common_mounts: &[VolumeMount]) -> Vec<Container> {
+fn sidecar_containers(
+    sidecars: &[Sidecar],
+    common_mounts: &[VolumeMount],
+    workspaces: &PodWorkspaces<'_>,
+) -> Vec<Container> {
     sidecars
         .iter()
         .map(
             |Sidecar {
                  container: sidecar,
                  script,
+                 workspaces: usages,
              }| {
                 let mut container = sidecar.clone();
                 container.name = format!("{SIDECAR_PREFIX}{}", sidecar.name);
@@ -395,6 +457,7 @@ fn sidecar_containers(sidecars: &[Sidecar], common_mounts: &[VolumeMount]) -> Ve
                     .filter(|m| m.name.starts_with("cicd-ws-") || m.name == VOLUME_WORKSPACE)
                     .cloned()
                     .collect();
+                implicit.extend(workspaces.isolated_mounts(usages));
                 if script.is_some() {
                     container.command = Some(vec![layout::sidecar_script_path(&sidecar.name)]);
                     implicit.push(mount(VOLUME_SCRIPTS, layout::SCRIPTS_DIR, true));
@@ -430,12 +493,14 @@ pub fn render_pod(
 ) -> Pod {
     let identity = &resolved.identity;
     let result_names: Vec<&str> = resolved.task.results.iter().map(|r| r.name.as_str()).collect();
-    let common_mounts = common_step_mounts(&resolved.workspaces);
+    let workspaces = PodWorkspaces::new(resolved);
+    let common_mounts = common_step_mounts(&workspaces);
 
     // The kubelet shares 12 KiB of termination messages among all containers:
     // the steps, the prepare container and the sidecars.
     let context = StepContext {
         result_names: &result_names,
+        workspaces: &workspaces,
         limits: settings.results,
         report_budget: report_budget(resolved.steps.len() + 1 + resolved.sidecars.len()),
     };
@@ -450,7 +515,7 @@ pub fn render_pod(
         .collect();
 
     let mut init_containers = vec![prepare_container(settings, &resolved.steps, &resolved.sidecars)];
-    init_containers.extend(sidecar_containers(&resolved.sidecars, &common_mounts));
+    init_containers.extend(sidecar_containers(&resolved.sidecars, &common_mounts, &workspaces));
 
     let mut volumes = vec![
         empty_dir(VOLUME_TOOLS),
@@ -460,8 +525,7 @@ pub fn render_pod(
         empty_dir(VOLUME_WORKSPACE),
         empty_dir(VOLUME_HOME),
     ];
-    let volume_names = workspace_volume_names(&resolved.workspaces);
-    for (index, (workspace, volume)) in resolved.workspaces.iter().zip(&volume_names).enumerate() {
+    for (index, (workspace, volume)) in resolved.workspaces.iter().zip(&workspaces.volumes).enumerate() {
         // A workspace sharing an earlier one's claim adds no volume.
         if let Some(binding) = &workspace.binding
             && volume.as_deref() == Some(layout::workspace_volume_name(index).as_str())
