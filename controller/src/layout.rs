@@ -49,6 +49,16 @@ pub fn step_run_dir(step_index: usize) -> String {
     format!("{RUN_DIR}/{step_index}")
 }
 
+/// Where step `step_index` leaves its command's exit code (the entrypoint
+/// writes it in its hand-off directory), for `$(steps.<s>.exitCode.path)`.
+pub fn exit_code_path(step_index: usize) -> String {
+    format!(
+        "{}/{}",
+        step_run_dir(step_index),
+        cicd_entrypoint::termination::EXIT_CODE_FILE
+    )
+}
+
 /// Step `step_index`'s directory inside the run and results volumes.
 pub fn step_sub_path(step_index: usize) -> String {
     step_index.to_string()

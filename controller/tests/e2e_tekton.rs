@@ -569,6 +569,37 @@ spec:
 
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_a_step_reads_an_earlier_step_s_exit_code() {
+    let ns = TestNamespace::new("e2e-tekton-exit-code").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: exit-code-run}}
+spec:
+  taskSpec:
+    results: [{{name: probe-exit}}]
+    steps:
+      - name: probe
+        image: {BASH}
+        onError: continue
+        script: exit 3
+      - image: {BASH}
+        script: |
+          echo -n "probe exited $(cat $(steps.step-probe.exitCode.path))" > $(results.probe-exit.path)
+"#
+        ),
+    );
+    let run = ns.wait_done::<MyTaskRun>("exit-code-run", LIMIT).await;
+    ns.expect_condition(&run, "True", "Succeeded");
+    assert_eq!(run.string_result("probe-exit").as_deref(), Some("probe exited 3"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_two_workspaces_on_one_claim_share_it() {
     let ns = TestNamespace::new("e2e-tekton-one-claim").await;
     ns.apply(

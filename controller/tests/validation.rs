@@ -193,6 +193,33 @@ fn a_step_or_sidecar_may_name_only_declared_workspaces_once_at_an_absolute_path(
 }
 
 #[test]
+fn the_legacy_inputs_params_form_is_substituted_like_params() {
+    let task = task_with_script(
+        "echo $(inputs.params.who) $(params.who)",
+        json!({ "params": [{ "name": "who", "default": "world" }] }),
+    );
+    let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
+    assert_eq!(script_of(&resolved, 0), "echo world world");
+}
+
+#[test]
+fn a_step_s_exit_code_path_is_its_hand_off_file_by_name_or_container_name() {
+    let task = json!({ "steps": [
+        { "name": "probe", "image": IMAGE, "script": "exit 3", "onError": "continue" },
+        { "name": "check", "image": IMAGE,
+          "script": "cat $(steps.step-probe.exitCode.path) $(steps.probe.exitCode.path)" },
+    ]});
+    let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
+    assert_eq!(script_of(&resolved, 1), "cat /cicd/run/0/exitCode /cicd/run/0/exitCode");
+    let task = task_with_script("cat $(steps.nope.exitCode.path)", json!({}));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[0].script",
+        &["no step named \"nope\"", "main"],
+    );
+}
+
+#[test]
 fn unknown_context_variable_lists_the_known_ones() {
     // In a script an unknown $(context.*) is left to the shell (as in
     // Tekton); in every other field it is an error.

@@ -24,7 +24,7 @@ use core::time::Duration;
 
 use crate::args::{OnError, StepArgs};
 use crate::frame::{self, FrameRef};
-use crate::fsutil::{err_path, write_atomic, write_in_place};
+use crate::fsutil::{err_path, parent_dir, write_atomic, write_in_place};
 use crate::os::{OsString, Path};
 use crate::results::{self, Limits, ResultsError, Snapshot};
 use crate::sys::{self, Fd, Instant, IoError, PollFd, SigSet, Waited as Reaped};
@@ -317,6 +317,10 @@ fn finish(out: &Outputs<'_>, on_error: OnError, mut ending: Ending) -> i32 {
     }
 
     let post_file = out.post_file;
+    // Only a command that was started has an exit code (not a skipped step).
+    if ending.started_at_ms.is_some() {
+        write_exit_code(post_file, ending.exit_code);
+    }
     let continue_anyway = on_error == OnError::Continue && ending.command_failed;
     if ending.outcome == Outcome::Succeeded || continue_anyway {
         if let Err(e) = write_atomic(post_file, b"", 0o644) {
@@ -327,6 +331,16 @@ fn finish(out: &Outputs<'_>, on_error: OnError, mut ending: Ending) -> i32 {
     }
     write_err_marker(post_file, &marker_content(post_file, &ending));
     exit
+}
+
+/// Writes the command's exit code beside the post file, before it, so the
+/// next step (woken by the post file) can read it. A failure only warns:
+/// the step's outcome does not depend on it.
+fn write_exit_code(post_file: &Path, exit_code: i32) {
+    let path = parent_dir(post_file).join(termination::EXIT_CODE_FILE);
+    if let Err(e) = write_atomic(&path, exit_code.to_string().as_bytes(), 0o644) {
+        warn!("cannot write {}: {e}", path.display());
+    }
 }
 
 /// Prints the full report with its results as a frame on stdout; None

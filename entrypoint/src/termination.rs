@@ -25,6 +25,10 @@ pub const POD_MESSAGE_LIMIT_BYTES: usize = 12 * 1024;
 /// frame; or with an oversized result, whose name is shortened to fit): a
 /// pod whose containers get less than this each cannot report reliably.
 pub const MIN_REPORT_BYTES: usize = 256;
+/// The file a step writes its command's exit code to, in decimal, beside
+/// its post file (in its own hand-off directory), where later steps read it
+/// as Tekton's `$(steps.<name>.exitCode.path)`.
+pub const EXIT_CODE_FILE: &str = "exitCode";
 /// Reports written by this crate.
 pub const FORMAT_VERSION: u32 = 2;
 /// The previous format (results inline), still read so runs started by an

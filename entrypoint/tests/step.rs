@@ -198,6 +198,27 @@ fn on_error_continue_lets_the_next_step_run() {
 }
 
 #[test]
+fn each_step_leaves_its_exit_code_beside_its_post_file() {
+    let pod = Pod::new("exit-code");
+    let first = output(pod.step(0, &["--on-error", "continue"], &sh("exit 7")));
+    assert_eq!(first.status.code(), Some(0));
+    let second = output(pod.step(1, &[], &sh("cat \"$D/run/0/exitCode\" > \"$D/seen\"")));
+    assert_eq!(second.status.code(), Some(0));
+    assert_eq!(fs::read_to_string(pod.root().join("seen")).expect("seen"), "7");
+    let own = fs::read_to_string(pod.root().join("run/1/exitCode")).expect("the second step's");
+    assert_eq!(own, "0");
+    let failing = output(pod.step(2, &[], &sh("exit 4")));
+    assert_eq!(failing.status.code(), Some(4));
+    let skipped = output(pod.step(3, &[], &sh("true")));
+    assert_eq!(skipped.status.code(), Some(1));
+    assert!(pod.root().join("run/2/exitCode").exists());
+    assert!(
+        !pod.root().join("run/3/exitCode").exists(),
+        "a skipped step ran nothing"
+    );
+}
+
+#[test]
 fn on_error_continue_also_covers_timeouts() {
     let pod = Pod::new("continue-timeout");
     let out = output(pod.step(0, &["--on-error=continue", "--timeout=100ms"], &sh("sleep 10")));

@@ -4,7 +4,7 @@
 //! shell command substitution such as `$(date +%s)` is left alone.
 
 /// The first segments that make `$(...)` one of our references.
-pub const NAMESPACES: &[&str] = &["params", "results", "workspaces", "context", "tasks"];
+pub const NAMESPACES: &[&str] = &["params", "results", "workspaces", "context", "tasks", "steps"];
 
 /// A reference found in a text: byte range of the whole `$(...)` and the
 /// expression inside.
@@ -17,6 +17,14 @@ pub struct Found<'a> {
 
 fn is_expr_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']' | '*')
+}
+
+/// Tekton's pre-v1 `$(inputs.params.x)` is `$(params.x)`: the alias is
+/// dropped here, so every reader of references sees the one form.
+fn legacy_alias(expr: &str) -> &str {
+    expr.strip_prefix("inputs.")
+        .filter(|rest| rest.starts_with("params."))
+        .unwrap_or(expr)
 }
 
 /// Every reference of ours in `text`, in order.
@@ -32,7 +40,7 @@ pub fn scan(text: &str) -> Vec<Found<'_>> {
         if !text[body_start + body_len..].starts_with(')') {
             continue;
         }
-        let expr = &text[body_start..body_start + body_len];
+        let expr = legacy_alias(&text[body_start..body_start + body_len]);
         let first = expr.split(['.', '[']).next().unwrap_or_default();
         if NAMESPACES.contains(&first) && expr.len() > first.len() {
             let end = body_start + body_len + 1;
@@ -63,6 +71,14 @@ mod tests {
         assert!(exprs("$(params)").is_empty());
         assert!(exprs("$(HOME) $(ls -l)").is_empty());
         assert_eq!(exprs("$($(params.B))"), vec!["params.B"]);
+    }
+
+    #[test]
+    fn the_legacy_inputs_params_form_is_a_params_reference() {
+        let found = scan("echo $(inputs.params.greeting) $(inputs.resources.x)");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].expr, "params.greeting");
+        assert_eq!((found[0].start, found[0].end), (5, 30), "the whole $(...) is replaced");
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub struct TaskVariables<'a> {
     pub params: &'a BTreeMap<String, ParamValue>,
     pub results: Vec<&'a str>,
     pub workspaces: &'a [ResolvedWorkspace],
+    /// The task's step names in order, for `$(steps.<s>.exitCode.path)`.
+    pub steps: Vec<&'a str>,
     pub context: BTreeMap<&'static str, String>,
     /// What substitution may still produce for this run.
     pub budget: Budget,
@@ -179,6 +181,22 @@ impl TaskVariables<'_> {
 }
 
 impl TaskVariables<'_> {
+    /// `$(steps.<s>.exitCode.path)`; `<s>` is the step's name, or Tekton's
+    /// container form `step-<name>`.
+    fn step(&self, rest: &str) -> Result<Value, String> {
+        let (name, field) = rest.split_once('.').unwrap_or((rest, ""));
+        let position = |wanted: &str| self.steps.iter().position(|step| *step == wanted);
+        let index = position(name)
+            .or_else(|| name.strip_prefix("step-").and_then(position))
+            .ok_or_else(|| format!("no step named {name:?} (steps: {})", list_or_none(&self.steps)))?;
+        match field {
+            "exitCode.path" => Ok(Value::Str(layout::exit_code_path(index))),
+            other => Err(format!(
+                "steps have no field {other:?}; use $(steps.{name}.exitCode.path)"
+            )),
+        }
+    }
+
     /// What populates a workspace, as Tekton's `$(workspaces.w.volume)`
     /// gives it: the claim, config map or secret by name, else the pod
     /// volume (an emptyDir); empty when unbound.
@@ -208,6 +226,7 @@ impl Resolver for TaskVariables<'_> {
             "params" => self.param(rest),
             "results" => self.result(rest),
             "workspaces" => self.workspace(rest),
+            "steps" => self.step(rest),
             "context" => self.context.get(rest).cloned().map(Value::Str).ok_or_else(|| {
                 let known: Vec<&str> = self.context.keys().copied().collect();
                 format!("unknown context variable (known: {})", known.join(", "))
@@ -485,6 +504,7 @@ pub fn resolve_task_run(
         params: &params,
         results: task.results.iter().map(|r| r.name.as_str()).collect(),
         workspaces: &workspaces,
+        steps: task.steps.iter().map(|step| step.name.as_str()).collect(),
         context: context_variables(identity),
         budget: Budget::new(limits),
     };
