@@ -547,6 +547,28 @@ spec:
 }
 
 #[test]
+fn object_result_properties_convert_exactly() {
+    let text = r#"
+apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: describe-image}
+spec:
+  results:
+    - name: image
+      type: object
+      properties:
+        url: {type: string}
+        digest: {type: string}
+  steps:
+    - {name: write, image: i, script: "true"}
+"#;
+    let output = convert_yaml(&input(text), false).expect("an exact conversion");
+    let result = &manifests(&output.yaml).tasks[0].spec.results[0];
+    let keys: Vec<&str> = result.properties.iter().flatten().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, vec!["digest", "url"]);
+}
+
+#[test]
 fn a_wrongly_typed_value_is_an_error_naming_the_field() {
     let text = "apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: t}\nspec:\n  steps:\n    - name: s\n      image: i\n      command: echo\n";
     let error = convert_yaml(&input(text), true).expect_err("command must be a list");

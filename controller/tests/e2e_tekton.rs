@@ -9,8 +9,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use cicd_controller::api::{MyPipelineRun, MyTaskRun};
+use cicd_controller::api::{MyPipelineRun, MyTaskRun, ParamValue};
 use cicd_controller::convert::convert_yaml;
+use cicd_controller::reason;
 use k8s_openapi::api::core::v1::Pod;
 use support::{BASH, Run, TestNamespace};
 
@@ -595,6 +596,49 @@ spec:
     let run = ns.wait_done::<MyTaskRun>("exit-code-run", LIMIT).await;
     ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(run.string_result("probe-exit").as_deref(), Some("probe exited 3"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_an_object_result_is_checked_against_its_properties() {
+    let ns = TestNamespace::new("e2e-tekton-object-result").await;
+    let run = |name: &str, written: &str| {
+        format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: {name}}}
+spec:
+  taskSpec:
+    results:
+      - name: image
+        type: object
+        properties: {{url: {{type: string}}, digest: {{type: string}}}}
+    steps:
+      - image: {BASH}
+        script: |
+          echo -n '{written}' > $(results.image.path)
+"#
+        )
+    };
+    apply_tekton(&ns, &run("whole", r#"{"url": "r/app", "digest": "sha256:1"}"#));
+    apply_tekton(&ns, &run("partial", r#"{"url": "r/app"}"#));
+    let whole = ns.wait_done::<MyTaskRun>("whole", LIMIT).await;
+    ns.expect_condition(&whole, "True", "Succeeded");
+    let value = &whole
+        .results()
+        .iter()
+        .find(|r| r.name == "image")
+        .expect("the result")
+        .value;
+    let ParamValue::Object(object) = value else {
+        panic!("an object result: {value:?}");
+    };
+    assert_eq!(object.get("digest").map(String::as_str), Some("sha256:1"));
+    let partial = ns.wait_done::<MyTaskRun>("partial", LIMIT).await;
+    let message = ns.expect_condition(&partial, "False", reason::INVALID_RESULTS);
+    assert!(message.contains("lacks the declared key(s) digest"), "{message}");
     ns.passed();
 }
 

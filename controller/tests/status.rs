@@ -327,6 +327,35 @@ fn array_result_that_is_not_a_json_list_fails_the_run() {
 }
 
 #[test]
+fn an_object_result_must_have_its_declared_properties() {
+    let task: TaskSpec = serde_json::from_value(json!({
+        // No type: properties make it an object, as Tekton reads it.
+        "results": [{ "name": "image", "properties": { "url": {}, "digest": {} } }],
+        "steps": [{ "name": "build", "image": "builder:1", "script": "make" }],
+    }))
+    .expect("a valid task");
+    let with_image = |value: &str| {
+        let containers = vec![ended(
+            "build",
+            &with_result(report(Outcome::Succeeded, 0, 0, 5), "image", value),
+        )];
+        read(&task, &pod("Succeeded", containers, json!({})))
+    };
+    let whole = with_image(r#"{"url": "r/app", "digest": "sha256:1", "extra": "kept"}"#);
+    assert_eq!(whole.reason, "Succeeded", "{}", whole.message);
+    let ParamValue::Object(object) = &whole.results[0].value else {
+        panic!("an object result: {:?}", whole.results);
+    };
+    assert_eq!(object.get("extra").map(String::as_str), Some("kept"));
+    let partial = with_image(r#"{"url": "r/app"}"#);
+    assert_failed(
+        &partial,
+        reason::INVALID_RESULTS,
+        &["\"image\"", "lacks the declared key(s) digest", "it has: url"],
+    );
+}
+
+#[test]
 fn step_times_come_from_the_report_not_the_container() {
     let containers = vec![
         ended("build", &report(Outcome::Succeeded, 0, 1, 5)),

@@ -220,6 +220,16 @@ fn a_step_s_exit_code_path_is_its_hand_off_file_by_name_or_container_name() {
 }
 
 #[test]
+fn result_properties_belong_to_object_results_only() {
+    let task = task(json!({ "results": [{ "name": "tags", "type": "array", "properties": { "a": {} } }] }));
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.results[0].properties",
+        &["\"tags\"", "array, not object"],
+    );
+}
+
+#[test]
 fn unknown_context_variable_lists_the_known_ones() {
     // In a script an unknown $(context.*) is left to the shell (as in
     // Tekton); in every other field it is an error.

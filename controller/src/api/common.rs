@@ -187,6 +187,11 @@ pub struct ResultSpec {
     pub result_type: ParamType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// For object results: the keys the written object must have (a run
+    /// whose object lacks one fails `InvalidResults`, naming the keys);
+    /// others are kept too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<BTreeMap<String, PropertySpec>>,
 }
 
 /// A result as recorded in a run's status.

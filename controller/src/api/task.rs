@@ -35,7 +35,12 @@ pub struct TaskSpec {
         deserialize_with = "params_typed_by_properties"
     )]
     pub params: Vec<ParamSpec>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// A result with `properties` but no `type` is an object, as a param is.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "results_typed_by_properties"
+    )]
     pub results: Vec<ResultSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workspaces: Vec<WorkspaceDeclaration>,
@@ -117,6 +122,18 @@ pub(crate) fn params_typed_by_properties<'de, D: serde::Deserializer<'de>>(
         }
     }
     Ok(params)
+}
+
+/// Decodes result declarations; one with `properties` and no `type` is an
+/// object result (see `params_typed_by_properties`).
+fn results_typed_by_properties<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<ResultSpec>, D::Error> {
+    let mut results = Vec::<ResultSpec>::deserialize(deserializer)?;
+    for result in &mut results {
+        if result.properties.is_some() && result.result_type == ParamType::String {
+            result.result_type = ParamType::Object;
+        }
+    }
+    Ok(results)
 }
 
 /// The name Tekton gives the step at `index` when it has none.

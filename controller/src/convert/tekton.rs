@@ -112,14 +112,9 @@ fn param_spec(value: Value, at: &str, losses: &mut Losses) -> Value {
 fn result_spec(value: Value, at: &str, losses: &mut Losses) -> Value {
     let mut fields = Fields::of(value, at, losses);
     let mut out = Map::new();
-    for key in ["name", "type", "description"] {
+    for key in ["name", "type", "description", "properties"] {
         fields.copy(key, &mut out);
     }
-    fields.unsupported(
-        "properties",
-        "object result properties are not declared here (any keys are accepted); dropped",
-        losses,
-    );
     fields.unsupported(
         "value",
         "results taken from step results are not supported yet; dropped",

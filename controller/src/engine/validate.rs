@@ -90,6 +90,7 @@ fn check_object_keys(spec: &ParamSpec, value: &ParamValue, field: &str, errors: 
 pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
     check_declared_names(task, field, errors);
     check_param_specs(task, field, errors);
+    check_result_specs(task, field, errors);
     check_workspace_paths(task, field, errors);
     check_sidecars(task, field, errors);
     let volume_names = check_volumes(task, field, errors);
@@ -154,6 +155,21 @@ fn check_param_specs(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
                 format!(
                     "param {:?} has properties but is of type {}, not object",
                     param.name, param.param_type
+                ),
+            );
+        }
+    }
+}
+
+/// Each declared result: `properties` only on an object result.
+fn check_result_specs(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
+    for (index, result) in task.results.iter().enumerate() {
+        if result.properties.is_some() && result.result_type != ParamType::Object {
+            errors.push(
+                format!("{field}.results[{index}].properties"),
+                format!(
+                    "result {:?} has properties but is of type {}, not object",
+                    result.name, result.result_type
                 ),
             );
         }

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{OnError, ParamType, ParamValue, RunResult, StepState, TaskSpec};
+use crate::engine::validate::list_or_none;
 use crate::reason;
 
 use super::render::step_container_name;
@@ -227,6 +228,22 @@ fn read_results(task: &TaskSpec, steps: &[(String, Option<StepReport>)], fetched
             ParamType::Array => serde_json::from_str::<Vec<String>>(raw).map(ParamValue::Array),
             ParamType::Object => serde_json::from_str(raw).map(ParamValue::Object),
         };
+        if let (Ok(ParamValue::Object(object)), Some(properties)) = (&value, &declared.properties) {
+            let missing: Vec<&str> = properties
+                .keys()
+                .filter(|key| !object.contains_key(*key))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                reading.invalid.push(format!(
+                    "object result {:?} lacks the declared key(s) {} (it has: {})",
+                    declared.name,
+                    missing.join(", "),
+                    list_or_none(&object.keys().map(String::as_str).collect::<Vec<_>>())
+                ));
+                continue;
+            }
+        }
         match value {
             Ok(value) => reading.results.push(RunResult {
                 name: declared.name.clone(),
