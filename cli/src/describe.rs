@@ -205,7 +205,7 @@ pub fn describe_pipeline_run(
     let task_title = |task: &str| -> String {
         let display_name = spec
             .into_iter()
-            .flat_map(|p| p.tasks.iter().chain(&p.finally))
+            .flat_map(|p| p.all_tasks())
             .find(|t| t.name == task)
             .and_then(|t| t.display_name.as_ref());
         match display_name {

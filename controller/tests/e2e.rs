@@ -60,8 +60,7 @@ fn assert_seed_image_url(url: &str) {
 async fn seed_t1_tr1_succeeds_with_its_image_url() {
     let ns = TestNamespace::new("e2e-seed-t1").await;
     ns.apply_file("examples/seed-t1-tr1.yaml");
-    let run = ns.wait_done::<MyTaskRun>("tr1", Duration::from_secs(180)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyTaskRun>("tr1", Duration::from_secs(180)).await;
     assert_seed_image_url(&string_result(&run, "IMAGE_URL"));
     let status = run.status.clone().unwrap_or_default();
     assert!(
@@ -109,8 +108,7 @@ async fn seed_t2_tr2_succeeds_with_its_image_url() {
     let ns = TestNamespace::new("e2e-seed-t2").await;
     ns.apply_file("examples/seed-t2-tr2.yaml");
     // t2 sleeps 20 s and 60 s on purpose.
-    let run = ns.wait_done::<MyTaskRun>("tr2", Duration::from_secs(300)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyTaskRun>("tr2", Duration::from_secs(300)).await;
     assert_seed_image_url(&string_result(&run, "IMAGE_URL"));
     let steps = run.status.clone().unwrap_or_default().steps;
     let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
@@ -164,8 +162,9 @@ spec:
       value: world
 "#
     ));
-    let run = ns.wait_done::<MyTaskRun>("greet-run", Duration::from_secs(120)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns
+        .wait_succeeded::<MyTaskRun>("greet-run", Duration::from_secs(120))
+        .await;
     assert_eq!(string_result(&run, "TEXT"), "hello world");
     assert_eq!(
         string_result(&run, "ARGC"),
@@ -210,8 +209,9 @@ spec:
           resources: {{requests: {{storage: 16Mi}}}}
 "#
     ));
-    let run = ns.wait_done::<MyTaskRun>("share-run", Duration::from_secs(180)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns
+        .wait_succeeded::<MyTaskRun>("share-run", Duration::from_secs(180))
+        .await;
     assert_eq!(string_result(&run, "CONTENT"), "from step one");
     let claims = kubectl(
         &["get", "pvc", "-n", &ns.name, "-o", "jsonpath={.items[*].status.phase}"],
@@ -402,8 +402,9 @@ spec:
     })
     .await;
     restart_controller();
-    let run = ns.wait_done::<MyTaskRun>("restart-run", Duration::from_secs(180)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns
+        .wait_succeeded::<MyTaskRun>("restart-run", Duration::from_secs(180))
+        .await;
     assert_eq!(string_result(&run, "DONE"), "yes");
     let pods = ns
         .api::<Pod>()
@@ -469,8 +470,8 @@ spec:
         condition.contains("spec.taskSpec.sidecars[0].ports[0].containerPort"),
         "{condition}"
     );
-    let good = ns.wait_done::<MyTaskRun>("good-run", Duration::from_secs(120)).await;
-    ns.expect_condition(&good, "True", "Succeeded");
+    ns.wait_succeeded::<MyTaskRun>("good-run", Duration::from_secs(120))
+        .await;
     ns.passed();
 }
 

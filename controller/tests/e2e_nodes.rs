@@ -256,8 +256,7 @@ spec:
     assert_eq!(attempt.pod_name, first_pod);
     println!("node {NODE_2} stopped; attempt 1 ended NodeLost after {lost_after:?} (bound {bound:?})");
 
-    let done = ns.wait_done::<MyTaskRun>("lost", Duration::from_secs(90)).await;
-    ns.expect_condition(&done, "True", "Succeeded");
+    let done = ns.wait_succeeded::<MyTaskRun>("lost", Duration::from_secs(90)).await;
     let second_pod = done
         .status
         .as_ref()
@@ -425,8 +424,9 @@ spec:
         )),
     );
     ns.apply(&diamond("local", "storageClassName: e2e-local-node-2"));
-    let run = ns.wait_done::<MyPipelineRun>("local", Duration::from_secs(180)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns
+        .wait_succeeded::<MyPipelineRun>("local", Duration::from_secs(180))
+        .await;
     assert_eq!(run.string_result("ALL").as_deref(), Some("topleftright"));
     for task in ["top", "left", "right", "bottom"] {
         assert_eq!(node_of_task(&ns, "local", task).await, NODE_2, "task {task}");
@@ -446,8 +446,9 @@ async fn nodes_parallel_tasks_sharing_a_claim_run_on_one_node() {
     ensure_node_2();
     let ns = TestNamespace::new("e2e-nodes-affinity").await;
     ns.apply(&diamond("shared", ""));
-    let run = ns.wait_done::<MyPipelineRun>("shared", Duration::from_secs(180)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns
+        .wait_succeeded::<MyPipelineRun>("shared", Duration::from_secs(180))
+        .await;
     assert_eq!(run.string_result("ALL").as_deref(), Some("topleftright"));
     let left = node_of_task(&ns, "shared", "left").await;
     let right = node_of_task(&ns, "shared", "right").await;

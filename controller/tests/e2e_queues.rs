@@ -316,8 +316,9 @@ spec:
         script: echo done
 "#
     ));
-    let run = ns.wait_done::<MyTaskRun>("short-lived", Duration::from_secs(60)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns
+        .wait_succeeded::<MyTaskRun>("short-lived", Duration::from_secs(60))
+        .await;
     // The TTL counts from the run's completionTime (whole seconds), not from
     // when this test saw it finish (polling lags behind).
     let completed = run

@@ -74,8 +74,9 @@ async fn twenty_steps_each_writing_4_kib_all_arrive_byte_for_byte() {
     let ns = TestNamespace::new("e2e-res-twenty").await;
     let sizes = [4096; 20];
     ns.apply(&task_and_run("twenty", &sizes));
-    let run = ns.wait_done::<MyTaskRun>("twenty-run", Duration::from_secs(300)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns
+        .wait_succeeded::<MyTaskRun>("twenty-run", Duration::from_secs(300))
+        .await;
     assert_results(&run, &sizes);
     ns.passed();
 }
@@ -89,8 +90,9 @@ async fn eight_3_kib_steps_and_one_200_kib_step_all_arrive() {
     let mut sizes = vec![3072; 8];
     sizes.push(200 * 1024);
     ns.apply(&task_and_run("large", &sizes));
-    let run = ns.wait_done::<MyTaskRun>("large-run", Duration::from_secs(300)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns
+        .wait_succeeded::<MyTaskRun>("large-run", Duration::from_secs(300))
+        .await;
     assert_results(&run, &sizes);
     ns.passed();
 }
@@ -226,8 +228,9 @@ spec:
   taskRef: forge
 "#
     ));
-    let run = ns.wait_done::<MyTaskRun>("forge-run", Duration::from_secs(180)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns
+        .wait_succeeded::<MyTaskRun>("forge-run", Duration::from_secs(180))
+        .await;
     assert_eq!(run.string_result("A").as_deref(), Some("real"));
     // Step 1 saw step 0's value (copied into its own directory)...
     assert_eq!(run.string_result("B").as_deref(), Some("real"));
@@ -297,8 +300,9 @@ async fn results_survive_a_controller_that_is_down_when_the_pod_finishes() {
         "the run finished without a controller: {:?}",
         before.condition()
     );
-    let run = ns.wait_done::<MyTaskRun>("restart-run", Duration::from_secs(180)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns
+        .wait_succeeded::<MyTaskRun>("restart-run", Duration::from_secs(180))
+        .await;
     assert_results(&run, &[8192, 50_000]);
     ns.passed();
 }

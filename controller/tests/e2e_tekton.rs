@@ -92,8 +92,7 @@ async fn tekton_converted_pipeline_runs_to_succeeded() {
         .unwrap_or_else(|error| panic!("exact conversion: {error}"));
     assert_eq!(output.converted, 3);
     ns.apply(&output.yaml);
-    let run = ns.wait_done::<MyPipelineRun>("shout-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyPipelineRun>("shout-run", LIMIT).await;
     assert_eq!(run.string_result("loud").as_deref(), Some("HEY!"));
     assert_eq!(run.string_result("both").as_deref(), Some("hey?"));
     ns.passed();
@@ -127,8 +126,7 @@ spec:
   taskRef: two-anonymous
 "#
     ));
-    let run = ns.wait_done::<MyTaskRun>("anonymous-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyTaskRun>("anonymous-run", LIMIT).await;
     let status = run.status.clone().unwrap_or_default();
     let steps: Vec<(&str, &str)> = status
         .steps
@@ -196,12 +194,10 @@ spec:
         script: echo -n "$(params.greeting)" > $(results.said.path)
 "#
     ));
-    let run = ns.wait_done::<MyPipelineRun>("propagate-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyPipelineRun>("propagate-run", LIMIT).await;
     assert_eq!(run.string_result("implicit").as_deref(), Some("teal large"));
     assert_eq!(run.string_result("explicit").as_deref(), Some("dark teal large"));
-    let task_run = ns.wait_done::<MyTaskRun>("inline-run", LIMIT).await;
-    ns.expect_condition(&task_run, "True", "Succeeded");
+    let task_run = ns.wait_succeeded::<MyTaskRun>("inline-run", LIMIT).await;
     assert_eq!(task_run.string_result("said").as_deref(), Some("hello"));
     ns.passed();
 }
@@ -255,8 +251,7 @@ spec:
     - {{name: extra, value: "not declared by the pipeline: ignored"}}
 "#
     ));
-    let run = ns.wait_done::<MyPipelineRun>("small-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyPipelineRun>("small-run", LIMIT).await;
     assert_eq!(
         run.string_result("seen").as_deref(),
         Some("green 2 $(context.not.a.variable)")
@@ -347,8 +342,7 @@ spec:
         spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 16Mi}}}}}}
 "#
     ));
-    let run = ns.wait_done::<MyPipelineRun>("by-dir-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyPipelineRun>("by-dir-run", LIMIT).await;
     // The file is under the substituted directory, and no directory is
     // literally named `$(params...)`.
     assert_eq!(run.string_result("found").as_deref(), Some("made-in-build 0"));
@@ -445,8 +439,7 @@ async fn tekton_matrix_fans_out_and_aggregates_results() {
     let output = convert_yaml(&[("tekton.yaml".into(), tekton_matrix_pipeline())], false)
         .unwrap_or_else(|error| panic!("exact conversion: {error}"));
     ns.apply(&output.yaml);
-    let run = ns.wait_done::<MyPipelineRun>("fan-out-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyPipelineRun>("fan-out-run", LIMIT).await;
     assert_eq!(
         run.string_result("all").as_deref(),
         Some("a x-b c count=3 written=3"),
@@ -511,8 +504,7 @@ spec:
 "#
         ),
     );
-    let run = ns.wait_done::<MyTaskRun>("home-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyTaskRun>("home-run", LIMIT).await;
     assert_eq!(
         run.string_result("seen").as_deref(),
         Some("/cicd/home: written by the first step")
@@ -561,8 +553,7 @@ spec:
 "#
         ),
     );
-    let run = ns.wait_done::<MyTaskRun>("isolated-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyTaskRun>("isolated-run", LIMIT).await;
     assert_eq!(run.string_result("login").as_deref(), Some("token s3cret"));
     assert_eq!(run.string_result("others").as_deref(), Some("hidden, built"));
     ns.passed();
@@ -593,8 +584,7 @@ spec:
 "#
         ),
     );
-    let run = ns.wait_done::<MyTaskRun>("exit-code-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyTaskRun>("exit-code-run", LIMIT).await;
     assert_eq!(run.string_result("probe-exit").as_deref(), Some("probe exited 3"));
     ns.passed();
 }
@@ -624,8 +614,7 @@ spec:
     };
     apply_tekton(&ns, &run("whole", r#"{"url": "r/app", "digest": "sha256:1"}"#));
     apply_tekton(&ns, &run("partial", r#"{"url": "r/app"}"#));
-    let whole = ns.wait_done::<MyTaskRun>("whole", LIMIT).await;
-    ns.expect_condition(&whole, "True", "Succeeded");
+    let whole = ns.wait_succeeded::<MyTaskRun>("whole", LIMIT).await;
     let value = &whole
         .results()
         .iter()
@@ -676,8 +665,7 @@ spec:
 "#
         ),
     );
-    let run = ns.wait_done::<MyTaskRun>("one-claim-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyTaskRun>("one-claim-run", LIMIT).await;
     assert_eq!(run.string_result("found").as_deref(), Some("via-source"));
     ns.passed();
 }
@@ -714,8 +702,7 @@ spec:
 "#
         ),
     );
-    let run = ns.wait_done::<MyTaskRun>("own-mount-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyTaskRun>("own-mount-run", LIMIT).await;
     assert_eq!(run.string_result("read").as_deref(), Some("from-the-config-map"));
     ns.passed();
 }
@@ -752,8 +739,7 @@ spec:
 "#
         ),
     );
-    let run = ns.wait_done::<MyPipelineRun>("shown-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyPipelineRun>("shown-run", LIMIT).await;
     let spec = run
         .status
         .clone()
@@ -807,8 +793,7 @@ spec:
 "#
         ),
     );
-    let run = ns.wait_done::<MyPipelineRun>("specs-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyPipelineRun>("specs-run", LIMIT).await;
     let children = run.status.clone().unwrap_or_default().child_references;
     let child_of = |task: &str| {
         children
@@ -895,8 +880,7 @@ spec:
 "#
         ),
     );
-    let run = ns.wait_done::<MyTaskRun>("sidecar-script-run", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyTaskRun>("sidecar-script-run", LIMIT).await;
     assert_eq!(run.string_result("heard").as_deref(), Some("ahoy from the sidecar"));
     ns.passed();
 }
@@ -1038,8 +1022,7 @@ spec:
 "#
         ),
     );
-    let run = ns.wait_done::<MyTaskRun>("from-git", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyTaskRun>("from-git", LIMIT).await;
     assert_eq!(run.string_result("greeting").as_deref(), Some("hello tenant from git"));
     let from = run
         .status
@@ -1051,8 +1034,7 @@ spec:
         ("git", "greet", url.as_str())
     );
     assert_eq!(from.commit.as_deref(), Some(commit.as_str()));
-    let pipeline = ns.wait_done::<MyPipelineRun>("pipeline-from-git", LIMIT).await;
-    ns.expect_condition(&pipeline, "True", "Succeeded");
+    let pipeline = ns.wait_succeeded::<MyPipelineRun>("pipeline-from-git", LIMIT).await;
     assert_eq!(pipeline.string_result("said").as_deref(), Some("one two"));
     let missing = ns.wait_done::<MyTaskRun>("missing-file", LIMIT).await;
     let message = ns.expect_condition(&missing, "False", "TaskRunResolutionFailed");
@@ -1092,8 +1074,7 @@ spec:
     params: [{{name: name, value: local-task}}, {{name: namespace, value: kube-system}}]
 "#
     ));
-    let run = ns.wait_done::<MyTaskRun>("from-cluster", LIMIT).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    let run = ns.wait_succeeded::<MyTaskRun>("from-cluster", LIMIT).await;
     assert_eq!(run.string_result("where").as_deref(), Some("local-task"));
     let refused = ns.wait_done::<MyTaskRun>("other-namespace", LIMIT).await;
     let message = ns.expect_condition(&refused, "False", "TaskRunResolutionFailed");

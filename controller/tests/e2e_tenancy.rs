@@ -168,8 +168,7 @@ async fn tenancy_pipeline_names_that_used_to_collide_both_succeed() {
     ns.apply(&pipeline_run("a", "b-c"));
     ns.apply(&pipeline_run("a-b", "c"));
     for (name, task) in [("a", "b-c"), ("a-b", "c")] {
-        let run = ns.wait_done::<MyPipelineRun>(name, Duration::from_secs(180)).await;
-        ns.expect_condition(&run, "True", "Succeeded");
+        let run = ns.wait_succeeded::<MyPipelineRun>(name, Duration::from_secs(180)).await;
         assert_eq!(
             run.string_result("WHO").as_deref(),
             Some(format!("{name}/{task}").as_str())
@@ -221,8 +220,7 @@ async fn tenancy_a_rolling_restart_mid_run_completes_and_the_run_has_one_pod() {
         None,
     );
     eprintln!("rollout finished in {:?}: {status}", started.elapsed());
-    let run = ns.wait_done::<MyTaskRun>("slow", Duration::from_secs(180)).await;
-    ns.expect_condition(&run, "True", "Succeeded");
+    ns.wait_succeeded::<MyTaskRun>("slow", Duration::from_secs(180)).await;
     let pods = ns.api::<Pod>().list(&ListParams::default()).await.expect("list pods");
     let names: Vec<String> = pods.items.iter().map(|p| p.name_any()).collect();
     assert_eq!(names, vec!["slow-pod".to_string()], "exactly one pod");
@@ -349,8 +347,8 @@ async fn tenancy_worst_inputs_fail_alone_and_the_controller_stays_within_its_mem
     eprintln!("17 worst-case runs created in {:.1}s", started.elapsed().as_secs_f64());
     good.apply(&run_with_script("bystander", "2m", "echo fine"));
 
-    let bystander = good.wait_done::<MyTaskRun>("bystander", Duration::from_secs(90)).await;
-    good.expect_condition(&bystander, "True", "Succeeded");
+    good.wait_succeeded::<MyTaskRun>("bystander", Duration::from_secs(90))
+        .await;
     for name in &names {
         let run = bad.wait_done::<MyTaskRun>(name, Duration::from_secs(120)).await;
         let message = bad.expect_condition(&run, "False", "TaskRunValidationFailed");

@@ -140,7 +140,7 @@ fn new_examples_use_only_the_local_image() {
                 .filter_map(|r| r.spec.pipeline_spec.as_ref()),
         );
         let pipeline_tasks = pipelines
-            .flat_map(|p| p.tasks.iter().chain(&p.finally))
+            .flat_map(|p| p.all_tasks())
             .filter_map(|t| t.task_spec.as_ref());
         for task in manifests
             .tasks

@@ -73,9 +73,7 @@ fn pipeline_examples_validate() {
                 _ => panic!("{}: set pipelineRef or pipelineSpec", path.display()),
             };
             let task_specs: BTreeMap<String, TaskSpec> = spec
-                .tasks
-                .iter()
-                .chain(&spec.finally)
+                .all_tasks()
                 .map(|task| {
                     let found = match (&task.task_spec, &task.task_ref) {
                         (Some(inline), _) => inline.clone(),

@@ -41,12 +41,7 @@ fn pipeline(body: &str) -> PipelineSpec {
 }
 
 fn check(spec: &PipelineSpec, params: &[Param], workspaces: &[WorkspaceBinding]) -> Result<(), String> {
-    let task_specs: BTreeMap<String, TaskSpec> = spec
-        .tasks
-        .iter()
-        .chain(&spec.finally)
-        .map(|t| (t.name.clone(), task()))
-        .collect();
+    let task_specs: BTreeMap<String, TaskSpec> = spec.all_tasks().map(|t| (t.name.clone(), task())).collect();
     let context = context_variables("run", "ns", "uid", "p");
     let inputs = PipelineInputs {
         spec,

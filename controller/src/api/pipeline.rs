@@ -63,6 +63,13 @@ pub struct PipelineSpec {
     pub failed_runs_history_limit: Option<u32>,
 }
 
+impl PipelineSpec {
+    /// The regular tasks, then the finally tasks: every task a run may start.
+    pub fn all_tasks(&self) -> impl Iterator<Item = &PipelineTask> {
+        self.tasks.iter().chain(&self.finally)
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineWorkspaceDeclaration {

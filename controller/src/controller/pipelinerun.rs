@@ -159,9 +159,7 @@ async fn fetch_tasks(
     problems: &mut Vec<String>,
 ) -> Result<BTreeMap<String, TaskSpec>> {
     let referenced: BTreeSet<&str> = spec
-        .tasks
-        .iter()
-        .chain(&spec.finally)
+        .all_tasks()
         .filter(|task| task.task_spec.is_none())
         .filter_map(|task| task.task_ref.as_deref())
         .filter(|name| !name.is_empty())

@@ -292,7 +292,7 @@ pub fn stop_all(spec: &PipelineSpec, children: &BTreeMap<String, ChildState>, st
     let mut counts = Counts::default();
     let mut cancel = Vec::new();
     let mut skipped = Vec::new();
-    for task in spec.tasks.iter().chain(&spec.finally) {
+    for task in spec.all_tasks() {
         match children.get(&task.name) {
             Some(ChildState::Running | ChildState::Partial) => {
                 cancel.push(task.name.clone());
@@ -462,7 +462,7 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
     let mut counts = Counts::default();
     let mut skipped = Vec::new();
     let mut failures = Vec::new();
-    for task in spec.tasks.iter().chain(&spec.finally) {
+    for task in spec.all_tasks() {
         match states.get(task.name.as_str()).unwrap_or(&State::Pending) {
             State::Succeeded => counts.succeeded += 1,
             State::Failed => {
@@ -486,9 +486,7 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
     // parent did not write) fails the run rather than start a task wrongly.
     if !errors.is_empty() {
         let cancel = spec
-            .tasks
-            .iter()
-            .chain(&spec.finally)
+            .all_tasks()
             .filter(|t| {
                 matches!(
                     input.children.get(&t.name),

@@ -12,12 +12,7 @@ use crate::engine::errors::ValidationErrors;
 
 /// Every entry names a task of the pipeline, once.
 pub fn check_task_run_specs(spec: &PipelineSpec, given: &[PipelineTaskRunSpec], errors: &mut ValidationErrors) {
-    let tasks: BTreeSet<&str> = spec
-        .tasks
-        .iter()
-        .chain(&spec.finally)
-        .map(|t| t.name.as_str())
-        .collect();
+    let tasks: BTreeSet<&str> = spec.all_tasks().map(|t| t.name.as_str()).collect();
     let mut seen = BTreeSet::new();
     for (index, entry) in given.iter().enumerate() {
         let at = format!("spec.taskRunSpecs[{index}].pipelineTaskName");

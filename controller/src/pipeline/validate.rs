@@ -122,9 +122,7 @@ fn declared_results(
 
 /// The matrixed tasks, each with an unknown (0) combination count.
 fn matrixed_tasks(spec: &PipelineSpec) -> BTreeMap<String, usize> {
-    spec.tasks
-        .iter()
-        .chain(&spec.finally)
+    spec.all_tasks()
         .filter(|t| t.matrix.is_some())
         .map(|t| (t.name.clone(), 0))
         .collect()

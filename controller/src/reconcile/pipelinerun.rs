@@ -308,7 +308,7 @@ impl<'a> Decision<'a> {
     /// The children a starting task needs: one, or one per combination of
     /// its matrix.
     fn children_of(&self, spec: &PipelineSpec, start: &TaskToStart, pipeline_name: Option<&str>) -> Vec<MyTaskRun> {
-        let Some(task) = spec.tasks.iter().chain(&spec.finally).find(|t| t.name == start.name) else {
+        let Some(task) = spec.all_tasks().find(|t| t.name == start.name) else {
             return Vec::new();
         };
         let child = self.child(task, start, pipeline_name);
@@ -610,7 +610,7 @@ fn our_children<'a>(decision: &Decision<'a>, spec: &PipelineSpec) -> OurChildren
         matrix_sizes: BTreeMap::new(),
     };
     let max = decision.limits.max_matrix_combinations;
-    for task in spec.tasks.iter().chain(&spec.finally) {
+    for task in spec.all_tasks() {
         if task.matrix.is_some() {
             if let Some((count, runs)) = matrix_children(&found, &run_name, &task.name, max) {
                 let states: Vec<Option<ChildState>> = runs.iter().map(|r| r.map(child_state)).collect();
@@ -690,7 +690,7 @@ fn task_specs(
 ) -> Result<BTreeMap<String, TaskSpec>, Vec<String>> {
     let mut task_specs: BTreeMap<String, TaskSpec> = BTreeMap::new();
     let mut missing = Vec::new();
-    for task in spec.tasks.iter().chain(&spec.finally) {
+    for task in spec.all_tasks() {
         let snapshot = children
             .runs
             .get(&task.name)
@@ -850,9 +850,7 @@ fn record_children(
         }
     };
     decision.status.child_references = spec
-        .tasks
-        .iter()
-        .chain(&spec.finally)
+        .all_tasks()
         .flat_map(|t| {
             names_of(t).into_iter().map(|name| ChildReference {
                 name,

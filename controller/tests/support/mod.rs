@@ -306,6 +306,13 @@ impl TestNamespace {
 
     /// The message of the run's Succeeded condition, which must have this
     /// status and reason; panics with diagnostics otherwise.
+    /// Waits until the run is done and asserts that it succeeded.
+    pub async fn wait_succeeded<K: Run>(&self, name: &str, limit: Duration) -> K {
+        let run = self.wait_done::<K>(name, limit).await;
+        self.expect_condition(&run, "True", "Succeeded");
+        run
+    }
+
     pub fn expect_condition<K: Run>(&self, run: &K, status: &str, reason: &str) -> String {
         match run.condition() {
             Some((s, r, message)) if s == status && r == reason => message,
