@@ -569,6 +569,35 @@ spec:
 }
 
 #[test]
+fn a_projected_workspace_binding_converts_exactly_and_csi_is_reported() {
+    let text = r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: show-settings}
+spec:
+  taskRef: {name: show}
+  workspaces:
+    - name: settings
+      projected:
+        sources:
+          - configMap: {name: app-config}
+          - secret: {name: app-token}
+    - name: cache
+      csi: {driver: example.driver}
+"#;
+    let error = convert_yaml(&input(text), false).expect_err("csi is lossy");
+    let ConvertError::Lossy(losses) = &error else {
+        panic!("expected losses, got {error}");
+    };
+    let fields: Vec<&str> = losses.iter().map(|l| l.field.as_str()).collect();
+    assert_eq!(fields, vec!["spec.workspaces[1].csi"]);
+    let output = convert_yaml(&input(text), true).expect("lossy allowed");
+    let run = &manifests(&output.yaml).task_runs[0];
+    let projected = run.spec.workspaces[0].projected.as_ref().expect("kept");
+    assert_eq!(projected.sources.as_ref().map(Vec::len), Some(2));
+}
+
+#[test]
 fn a_wrongly_typed_value_is_an_error_naming_the_field() {
     let text = "apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: t}\nspec:\n  steps:\n    - name: s\n      image: i\n      command: echo\n";
     let error = convert_yaml(&input(text), true).expect_err("command must be a list");

@@ -633,6 +633,53 @@ spec:
 
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_a_projected_workspace_joins_a_config_map_and_a_secret() {
+    let ns = TestNamespace::new("e2e-tekton-projected").await;
+    ns.apply(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: app-config}
+data: {region: north}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: app-token}
+stringData: {token: t0ken}
+"#,
+    );
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: projected-run}}
+spec:
+  workspaces:
+    - name: settings
+      projected:
+        sources:
+          - configMap: {{name: app-config}}
+          - secret: {{name: app-token}}
+  taskSpec:
+    workspaces: [{{name: settings}}]
+    results: [{{name: seen}}]
+    steps:
+      - image: {BASH}
+        script: |
+          if touch $(workspaces.settings.path)/new 2>/dev/null; then mode=writable; else mode=read-only; fi
+          echo -n "$(cat $(workspaces.settings.path)/region) $(cat $(workspaces.settings.path)/token) $mode" > $(results.seen.path)
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyTaskRun>("projected-run", LIMIT).await;
+    assert_eq!(run.string_result("seen").as_deref(), Some("north t0ken read-only"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_two_workspaces_on_one_claim_share_it() {
     let ns = TestNamespace::new("e2e-tekton-one-claim").await;
     ns.apply(

@@ -656,6 +656,36 @@ fn an_isolated_workspace_is_mounted_only_into_the_containers_that_name_it() {
 }
 
 #[test]
+fn a_projected_workspace_is_one_read_only_volume_of_its_sources() {
+    let pod = pod_of_inline_run(json!({
+        "taskSpec": {
+            "workspaces": [{ "name": "settings" }],
+            "steps": [{ "name": "one", "image": "i", "script": "true" }],
+        },
+        "workspaces": [{ "name": "settings", "projected": { "sources": [
+            { "configMap": { "name": "app-config" } },
+            { "secret": { "name": "app-token" } },
+        ] } }],
+    }));
+    let spec = spec(&pod);
+    let mount = spec.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == "/workspace/settings")
+        .expect("the workspace's mount");
+    assert_eq!(mount.read_only, Some(true));
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .expect("its volume");
+    let sources = volume.projected.as_ref().map(|p| p.sources.iter().flatten().count());
+    assert_eq!(sources, Some(2), "{volume:?}");
+}
+
+#[test]
 fn a_step_s_own_mount_wins_over_the_implicit_one_at_the_same_path() {
     let pod = pod_of_inline_run(json!({
         "taskSpec": {

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource, SecretVolumeSource,
+    ConfigMapVolumeSource, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource, ProjectedVolumeSource,
+    SecretVolumeSource,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
@@ -253,9 +254,20 @@ pub struct WorkspaceBinding {
     pub config_map: Option<ConfigMapVolumeSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretVolumeSource>,
+    /// Several sources (config maps, secrets, the downward API, a service
+    /// account token) in one directory; mounted read-only, as a config map
+    /// or secret is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected: Option<ProjectedVolumeSource>,
 }
 
 impl WorkspaceBinding {
+    /// Config maps, secrets and projections are the cluster's data, never
+    /// written by a step: such a workspace is mounted read-only.
+    pub fn is_read_only_source(&self) -> bool {
+        self.config_map.is_some() || self.secret.is_some() || self.projected.is_some()
+    }
+
     /// The names of the volume sources set on this binding, to check that
     /// exactly one is.
     pub fn sources(&self) -> Vec<&'static str> {
@@ -274,6 +286,9 @@ impl WorkspaceBinding {
         }
         if self.secret.is_some() {
             sources.push("secret");
+        }
+        if self.projected.is_some() {
+            sources.push("projected");
         }
         sources
     }

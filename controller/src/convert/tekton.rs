@@ -334,15 +334,15 @@ impl Converter<'_> {
             "volumeClaimTemplate",
             "configMap",
             "secret",
+            "projected",
         ] {
             fields.copy(key, &mut out);
         }
         fields.unsupported(
-            "projected",
-            "projected workspace bindings are not supported yet; dropped",
+            "csi",
+            "CSI workspace bindings are not supported (an inline CSI volume is the cluster administrator's choice, not a run's); dropped",
             losses,
         );
-        fields.unsupported("csi", "CSI workspace bindings are not supported; dropped", losses);
         fields.finish(losses);
         Value::Object(out)
     }

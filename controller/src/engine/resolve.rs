@@ -389,10 +389,7 @@ fn resolve_workspaces(
                 ),
             );
         }
-        let read_only = declaration.read_only
-            || binding
-                .as_ref()
-                .is_some_and(|b| b.config_map.is_some() || b.secret.is_some());
+        let read_only = declaration.read_only || binding.as_ref().is_some_and(WorkspaceBinding::is_read_only_source);
         resolved.push(ResolvedWorkspace {
             name: declaration.name.clone(),
             mount_path: declaration
@@ -415,7 +412,7 @@ fn resolve_workspaces(
         resolved.push(ResolvedWorkspace {
             name: binding.name.clone(),
             mount_path,
-            read_only: binding.config_map.is_some() || binding.secret.is_some(),
+            read_only: binding.is_read_only_source(),
             binding: Some(binding.clone()),
         });
     }

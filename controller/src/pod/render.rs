@@ -132,6 +132,8 @@ fn workspace_volume(run_name: &str, index: usize, workspace: &ResolvedWorkspace,
         volume.config_map = Some(config_map.clone());
     } else if let Some(secret) = &binding.secret {
         volume.secret = Some(secret.clone());
+    } else if let Some(projected) = &binding.projected {
+        volume.projected = Some(projected.clone());
     } else {
         volume.empty_dir = Some(binding.empty_dir.clone().unwrap_or_default());
     }
