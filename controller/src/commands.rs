@@ -6,9 +6,10 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use crate::api::{
-    Condition, MyPipelineRun, MyTaskRun, ParamType, ParamValue, RunResult, TaskRunStatus, TaskSpec, crds,
+    Condition, MyPipelineRun, MyTaskRun, ParamType, ParamValue, PipelineSpec, RunResult, TaskRunStatus, TaskSpec, crds,
 };
 use crate::manifests::{ManifestErrors, Manifests};
+use crate::pipeline::propagate::with_propagated_workspaces;
 use crate::plan::{TaskSource, plan_task_run};
 use crate::pod::render::RenderSettings;
 use crate::reconcile::pipelinerun::{Action, Observed, PipelineLookup, decide};
@@ -366,9 +367,13 @@ fn render_pipeline_run(
         ));
         return Ok(());
     }
+    let propagated: PipelineSpec;
     let pipeline = match (&run.spec.pipeline_ref, &run.spec.pipeline_spec, found) {
         (Some(_), Some(_), _) | (None, None, _) => PipelineLookup::Unspecified,
-        (None, Some(inline), _) => PipelineLookup::Inline(inline),
+        (None, Some(inline), _) => {
+            propagated = with_propagated_workspaces(inline, &run.spec.workspaces);
+            PipelineLookup::Inline(&propagated)
+        }
         (Some(_), None, Some((name, Some(found)))) => PipelineLookup::Found {
             name,
             spec: &found.spec,

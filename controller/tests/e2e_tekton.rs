@@ -204,6 +204,46 @@ spec:
 
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_workspaces_propagate_into_an_embedded_pipeline_spec() {
+    let ns = TestNamespace::new("e2e-tekton-ws-propagation").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: implicit-ws-run}}
+spec:
+  workspaces:
+    - name: shared
+      volumeClaimTemplate:
+        spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 16Mi}}}}}}
+  pipelineSpec:
+    tasks:
+      - name: write
+        taskSpec:
+          steps:
+            - image: {BASH}
+              script: echo -n "from the first task" > $(workspaces.shared.path)/note
+      - name: read
+        runAfter: [write]
+        taskSpec:
+          results: [{{name: note}}]
+          steps:
+            - image: {BASH}
+              script: cat $(workspaces.shared.path)/note > $(results.note.path)
+    results:
+      - {{name: note, value: "$(tasks.read.results.note)"}}
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyPipelineRun>("implicit-ws-run", LIMIT).await;
+    assert_eq!(run.string_result("note").as_deref(), Some("from the first task"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_smaller_causes_params_in_volumes_context_and_extra_params() {
     let ns = TestNamespace::new("e2e-tekton-small").await;
     ns.apply(&format!(

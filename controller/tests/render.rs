@@ -956,3 +956,27 @@ fn a_pipeline_run_renders_every_child_once_wave_by_wave() {
         ]
     );
 }
+
+/// A run's workspace reaches an embedded pipelineSpec's inline tasks that
+/// read it, though neither the pipeline nor the tasks declare it.
+#[test]
+fn a_run_s_workspace_propagates_into_an_embedded_pipeline_spec() {
+    let text = r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipelineRun
+metadata: {name: implicit, namespace: ci}
+spec:
+  workspaces:
+    - {name: shared, emptyDir: {}}
+  pipelineSpec:
+    tasks:
+      - name: write
+        taskSpec:
+          steps:
+            - {name: w, image: i, script: "echo hi > $(workspaces.shared.path)/note"}
+"#;
+    let rendered = render_yaml(&[("run.yaml".to_string(), text.to_string())], &settings(), ONE_HOUR)
+        .unwrap_or_else(|errors| panic!("the run renders: {errors}"));
+    assert!(rendered.contains("child MyTaskRun \"implicit-write\""), "{rendered}");
+    assert!(rendered.contains("mountPath: /workspace/shared"), "{rendered}");
+}

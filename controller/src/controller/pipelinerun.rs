@@ -15,6 +15,7 @@ use crate::api::{Condition, MyPipeline, MyPipelineRun, MyTaskRun, PipelineRunSta
 use crate::error::{Error, Result};
 use crate::metrics::ReasonLabel;
 use crate::pipeline::LABEL_PIPELINE_RUN;
+use crate::pipeline::propagate::with_propagated_workspaces;
 use crate::reconcile::owner::is_controlled_by;
 use crate::reconcile::pipelinerun::{
     Action, Observed, PipelineLookup, decide, is_done, run_label, succeeded_condition,
@@ -47,6 +48,7 @@ async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {
     let namespace = run.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
     let fetched = fetch_pipeline(run, &namespace, ctx).await?;
     let resolution: Resolution<PipelineSpec>;
+    let propagated: PipelineSpec;
     let snapshot = run.status.as_ref().and_then(|s| s.pipeline_spec.as_ref());
     let pipeline = match (
         &run.spec.pipeline_ref,
@@ -56,7 +58,12 @@ async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) | (None, None, None) => {
             PipelineLookup::Unspecified
         }
-        (None, Some(inline), None) => PipelineLookup::Inline(inline),
+        // The snapshot already has the propagated workspaces (no work per reconcile).
+        (None, Some(_), None) if let Some(spec) = snapshot => PipelineLookup::Inline(spec),
+        (None, Some(inline), None) => {
+            propagated = with_propagated_workspaces(inline, &run.spec.workspaces);
+            PipelineLookup::Inline(&propagated)
+        }
         (Some(name), None, None) => match &fetched {
             Some(Ok(found)) => PipelineLookup::Found {
                 name,

@@ -1,26 +1,78 @@
-//! Pipeline params that reach a pipeline task's inline `taskSpec` without
-//! the task passing them (Tekton's implicit propagation). Precedence, inner
-//! scope first: a param the pipeline task passes itself, then the
-//! pipeline's value (the run's, else the pipeline's default), then the
-//! taskSpec's own default.
+//! What reaches a pipeline task's inline `taskSpec` without being declared
+//! or passed (Tekton's implicit propagation).
+//!
+//! Params: precedence, inner scope first: a param the pipeline task passes
+//! itself, then the pipeline's value (the run's, else the pipeline's
+//! default), then the taskSpec's own default.
+//!
+//! Workspaces, for a run's embedded `pipelineSpec` only: a workspace the
+//! run binds is the pipeline's even when undeclared, and an inline taskSpec
+//! that reads `$(workspaces.NAME...)` of a pipeline workspace it neither
+//! declares nor is given gets it, under the same name.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::{Param, ParamValue, PipelineTask, TaskSpec};
+use crate::api::{
+    Param, ParamValue, PipelineSpec, PipelineTask, PipelineTaskWorkspace, PipelineWorkspaceDeclaration, TaskSpec,
+    WorkspaceBinding, WorkspaceDeclaration,
+};
 use crate::engine::refs::scan;
 
 /// The names a task spec reads as `$(params.NAME...)` anywhere in its text.
 pub fn referenced_params(spec: &TaskSpec) -> BTreeSet<String> {
+    referenced(spec, "params.")
+}
+
+/// The names a task spec reads as `$(<prefix>NAME...)` anywhere in its text.
+fn referenced(spec: &TaskSpec, prefix: &str) -> BTreeSet<String> {
     // Every text of the spec (scripts, args, env, volumes, ...) is in its JSON form.
     let text = serde_json::to_string(spec).unwrap_or_default();
     scan(&text)
         .into_iter()
         .filter_map(|found| {
-            let rest = found.expr.strip_prefix("params.")?;
+            let rest = found.expr.strip_prefix(prefix)?;
             let end = rest.find(['.', '[']).unwrap_or(rest.len());
             Some(rest[..end].to_string())
         })
         .collect()
+}
+
+/// A run's embedded pipelineSpec with the workspaces propagated (see the
+/// module comment). A pipeline named by reference gets nothing implicitly,
+/// so this is never applied to one.
+pub fn with_propagated_workspaces(spec: &PipelineSpec, bound: &[WorkspaceBinding]) -> PipelineSpec {
+    let mut spec = spec.clone();
+    for binding in bound {
+        if !spec.workspaces.iter().any(|w| w.name == binding.name) {
+            spec.workspaces.push(PipelineWorkspaceDeclaration {
+                name: binding.name.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    let pipeline_workspaces: BTreeSet<String> = spec.workspaces.iter().map(|w| w.name.clone()).collect();
+    for task in spec.tasks.iter_mut().chain(spec.finally.iter_mut()) {
+        let Some(task_spec) = task.task_spec.as_mut() else {
+            continue;
+        };
+        for name in referenced(task_spec, "workspaces.") {
+            let declared = task_spec.workspaces.iter().any(|w| w.name == name);
+            let given = task.workspaces.iter().any(|w| w.name == name);
+            if declared || given || !pipeline_workspaces.contains(&name) {
+                continue;
+            }
+            task_spec.workspaces.push(WorkspaceDeclaration {
+                name: name.clone(),
+                ..Default::default()
+            });
+            task.workspaces.push(PipelineTaskWorkspace {
+                name: name.clone(),
+                workspace: Some(name),
+                sub_path: None,
+            });
+        }
+    }
+    spec
 }
 
 /// The params propagated to `task`: for an inline taskSpec, every pipeline
@@ -98,6 +150,48 @@ mod tests {
             value: text("task"),
         });
         assert!(propagated_params(&task, &pipeline).is_empty());
+    }
+
+    #[test]
+    fn an_embedded_spec_gets_the_run_s_workspaces_where_its_inline_tasks_read_them() {
+        let mut reader = inline_task("cat $(workspaces.source.path)/f $(workspaces.cache.path)", &[]);
+        reader.name = "reader".into();
+        let mut own = inline_task("ls $(workspaces.source.path)", &[]);
+        own.name = "own".into();
+        own.workspaces.push(PipelineTaskWorkspace {
+            name: "source".into(),
+            workspace: Some("other".into()),
+            sub_path: None,
+        });
+        let spec = PipelineSpec {
+            tasks: vec![reader, own],
+            ..Default::default()
+        };
+        let bound = [WorkspaceBinding {
+            name: "source".into(),
+            ..Default::default()
+        }];
+        let propagated = with_propagated_workspaces(&spec, &bound);
+        let declared: Vec<&str> = propagated.workspaces.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(
+            declared,
+            vec!["source"],
+            "the run's binding is the pipeline's workspace"
+        );
+        let reader = &propagated.tasks[0];
+        let given: Vec<(&str, Option<&str>)> = reader
+            .workspaces
+            .iter()
+            .map(|w| (w.name.as_str(), w.workspace.as_deref()))
+            .collect();
+        assert_eq!(
+            given,
+            vec![("source", Some("source"))],
+            "cache is no pipeline workspace"
+        );
+        let inline = reader.task_spec.as_ref().expect("inline");
+        assert_eq!(inline.workspaces.len(), 1);
+        assert_eq!(propagated.tasks[1], spec.tasks[1], "a task's own binding is left alone");
     }
 
     #[test]
