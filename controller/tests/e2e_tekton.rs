@@ -583,7 +583,7 @@ spec:
         image: {BASH}
         workspaces: [{{name: token, mountPath: /creds}}]
         script: |
-          echo -n "token $(cat /creds/token)" > $(results.login.path)
+          echo -n "token $(cat $(workspaces.token.path)/token) at $(workspaces.token.path)" > $(results.login.path)
           echo built > $(workspaces.source.path)/out
       - name: build
         image: {BASH}
@@ -594,7 +594,7 @@ spec:
         ),
     );
     let run = ns.wait_succeeded::<MyTaskRun>("isolated-run", LIMIT).await;
-    assert_eq!(run.string_result("login").as_deref(), Some("token s3cret"));
+    assert_eq!(run.string_result("login").as_deref(), Some("token s3cret at /creds"));
     assert_eq!(run.string_result("others").as_deref(), Some("hidden, built"));
     ns.passed();
 }

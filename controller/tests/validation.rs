@@ -169,14 +169,19 @@ fn unknown_workspace_reference_names_the_workspace() {
 #[test]
 fn a_step_or_sidecar_may_name_only_declared_workspaces_once_at_an_absolute_path() {
     let task = task(json!({
-        "workspaces": [{ "name": "source" }],
+        "workspaces": [{ "name": "source" }, { "name": "token" }],
         "steps": [{ "name": "main", "image": IMAGE, "script": "true",
                     "workspaces": [{ "name": "source" }, { "name": "cache" }, { "name": "source" }] }],
         "sidecars": [{ "name": "agent", "image": IMAGE,
                        "workspaces": [{ "name": "source", "mountPath": "relative" },
-                                      { "name": "cache", "mountPath": "/cicd/tools" }] }],
+                                      { "name": "cache", "mountPath": "/cicd/tools" }] },
+                     { "name": "other", "image": IMAGE,
+                       "workspaces": [{ "name": "token", "mountPath": "/workspace/source/" }] }],
     }));
-    let run = inline_run(task, json!({ "workspaces": [{ "name": "source", "emptyDir": {} }] }));
+    let run = inline_run(
+        task,
+        json!({ "workspaces": [{ "name": "source", "emptyDir": {} }, { "name": "token", "emptyDir": {} }] }),
+    );
     let errors = errors_of(resolve_inline(&run));
     let at = |field: &str| {
         errors
@@ -189,7 +194,8 @@ fn a_step_or_sidecar_may_name_only_declared_workspaces_once_at_an_absolute_path(
     assert!(at("spec.taskSpec.steps[0].workspaces[2].name").contains("named twice"));
     assert!(at("spec.taskSpec.sidecars[0].workspaces[0].mountPath").contains("\"relative\" must be an absolute path"));
     assert!(at("spec.taskSpec.sidecars[0].workspaces[1].mountPath").contains("inside /cicd"));
-    assert_eq!(errors.len(), 5, "{errors:?}");
+    assert!(at("spec.taskSpec.sidecars[1].workspaces[0].mountPath").contains("where workspace \"source\" is mounted"));
+    assert_eq!(errors.len(), 6, "{errors:?}");
 }
 
 #[test]
@@ -227,6 +233,26 @@ fn result_properties_belong_to_object_results_only() {
         "spec.taskSpec.results[0].properties",
         &["\"tags\"", "array, not object"],
     );
+}
+
+#[test]
+fn a_workspace_path_in_a_container_that_mounts_it_elsewhere_is_that_path() {
+    let task = task(json!({
+        "workspaces": [{ "name": "token" }],
+        "steps": [
+            { "name": "login", "image": IMAGE, "script": "cat $(workspaces.token.path)/t",
+              "workspaces": [{ "name": "token", "mountPath": "/creds" }] },
+            { "name": "plain", "image": IMAGE, "script": "ls $(workspaces.token.path)",
+              "workspaces": [{ "name": "token" }] },
+        ],
+        "sidecars": [{ "name": "agent", "image": IMAGE, "script": "cat $(workspaces.token.path)/t",
+                       "workspaces": [{ "name": "token", "mountPath": "/agent" }] }],
+    }));
+    let run = inline_run(task, json!({ "workspaces": [{ "name": "token", "emptyDir": {} }] }));
+    let resolved = resolved_ok(resolve_inline(&run));
+    assert_eq!(script_of(&resolved, 0), "cat /creds/t");
+    assert_eq!(script_of(&resolved, 1), "ls /workspace/token");
+    assert_eq!(resolved.sidecars[0].script.as_deref(), Some("cat /agent/t"));
 }
 
 #[test]

@@ -189,8 +189,8 @@ pub struct ResultSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// For object results: the keys the written object must have (a run
-    /// whose object lacks one fails `InvalidResults`, naming the keys);
-    /// others are kept too.
+    /// whose object lacks one fails `TaskRunInvalidResults`, naming the
+    /// keys); others are kept too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<BTreeMap<String, PropertySpec>>,
 }

@@ -341,7 +341,7 @@ fn within_limits(
 /// The variables of a step's script: as everywhere, except that an
 /// unknown `$(context.*)` stays as written for the shell, as in Tekton
 /// (scripts often hold text of their own in that shape).
-struct ScriptVariables<'a>(&'a TaskVariables<'a>);
+struct ScriptVariables<'a>(&'a dyn Resolver);
 
 impl Resolver for ScriptVariables<'_> {
     fn lookup(&self, expr: &str) -> Result<Value, String> {
@@ -355,6 +355,44 @@ impl Resolver for ScriptVariables<'_> {
     /// amplification would land first.
     fn budget(&self) -> Option<&Budget> {
         self.0.budget()
+    }
+}
+
+/// One step's or sidecar's view of the variables: `$(workspaces.w.path)`
+/// of an isolated workspace it mounts at its own `mountPath` is that path,
+/// where the container really sees it.
+struct ContainerVariables<'a> {
+    task: &'a TaskVariables<'a>,
+    /// (workspace, the container's own path), for bound workspaces only.
+    own_paths: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> ContainerVariables<'a> {
+    fn new(task: &'a TaskVariables<'a>, usages: &'a [WorkspaceUsage]) -> Self {
+        let bound = |name: &str| task.workspaces.iter().any(|w| w.name == name && w.binding.is_some());
+        let own_paths = usages
+            .iter()
+            .filter(|usage| bound(&usage.name))
+            .filter_map(|usage| Some((usage.name.as_str(), usage.mount_path.as_deref()?)))
+            .collect();
+        ContainerVariables { task, own_paths }
+    }
+}
+
+impl Resolver for ContainerVariables<'_> {
+    fn lookup(&self, expr: &str) -> Result<Value, String> {
+        let own = expr
+            .strip_prefix("workspaces.")
+            .and_then(|rest| rest.strip_suffix(".path"))
+            .and_then(|name| self.own_paths.iter().find(|(workspace, _)| *workspace == name));
+        match own {
+            Some((_, path)) => Ok(Value::Str((*path).to_string())),
+            None => self.task.lookup(expr),
+        }
+    }
+
+    fn budget(&self) -> Option<&Budget> {
+        self.task.budget()
     }
 }
 
@@ -510,6 +548,7 @@ pub fn resolve_task_run(
     let mut steps = Vec::with_capacity(task.steps.len());
     for (index, step) in task.steps.iter().enumerate() {
         let at = format!("{task_field}.steps[{index}]");
+        let vars = ContainerVariables::new(&vars, &step.workspaces);
         let mut env = merge_env(&template.env, &step.env);
         substitute_env(&mut env, &vars, &at, &mut errors);
         let image = step
@@ -569,11 +608,12 @@ pub fn resolve_task_run(
         Sidecar {
             container: sidecar,
             script,
-            ..
+            workspaces: usages,
         },
     ) in sidecars.iter_mut().enumerate()
     {
         let at = format!("{task_field}.sidecars[{index}]");
+        let vars = ContainerVariables::new(&vars, usages);
         substitute_opt(script, &ScriptVariables(&vars), &format!("{at}.script"), &mut errors);
         substitute_opt(&mut sidecar.image, &vars, &format!("{at}.image"), &mut errors);
         if let Some(command) = sidecar.command.as_mut() {

@@ -221,7 +221,17 @@ fn check_workspace_paths(task: &TaskSpec, field: &str, errors: &mut ValidationEr
 /// task declares, each once, and its own mountPath (if any) is absolute and
 /// outside `/cicd`.
 fn check_isolated_workspaces(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
-    let declared: Vec<&str> = task.workspaces.iter().map(|w| w.name.as_str()).collect();
+    let declared: Vec<(&str, String)> = task
+        .workspaces
+        .iter()
+        .map(|w| {
+            let path = w
+                .mount_path
+                .clone()
+                .unwrap_or_else(|| crate::layout::default_workspace_path(&w.name));
+            (w.name.as_str(), path.trim_end_matches('/').to_string())
+        })
+        .collect();
     let steps = task
         .steps
         .iter()
@@ -237,17 +247,24 @@ fn check_isolated_workspaces(task: &TaskSpec, field: &str, errors: &mut Validati
     }
 }
 
-fn check_workspace_usages(usages: &[WorkspaceUsage], declared: &[&str], at: &str, errors: &mut ValidationErrors) {
+/// `declared`: each workspace of the task with its mount path.
+fn check_workspace_usages(
+    usages: &[WorkspaceUsage],
+    declared: &[(&str, String)],
+    at: &str,
+    errors: &mut ValidationErrors,
+) {
     let mut seen = BTreeSet::new();
     for (index, usage) in usages.iter().enumerate() {
         let here = format!("{at}.workspaces[{index}]");
-        if !declared.contains(&usage.name.as_str()) {
+        if !declared.iter().any(|(name, _)| *name == usage.name) {
+            let names: Vec<&str> = declared.iter().map(|(name, _)| *name).collect();
             errors.push(
                 format!("{here}.name"),
                 format!(
                     "workspace {:?} is not declared by the task (declared: {})",
                     usage.name,
-                    list_or_none(declared)
+                    list_or_none(&names)
                 ),
             );
         } else if !seen.insert(usage.name.as_str()) {
@@ -266,6 +283,14 @@ fn check_workspace_usages(usages: &[WorkspaceUsage], declared: &[&str], at: &str
             errors.push(
                 format!("{here}.mountPath"),
                 format!("mountPath {path:?} is inside /cicd, which the pod itself uses; pick another path"),
+            );
+        } else if let Some((other, _)) = declared
+            .iter()
+            .find(|(name, declared_path)| *name != usage.name && declared_path == path.trim_end_matches('/'))
+        {
+            errors.push(
+                format!("{here}.mountPath"),
+                format!("mountPath {path:?} is where workspace {other:?} is mounted; pick another path"),
             );
         }
     }
