@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::VolumeMount;
 
 use crate::api::{
-    Param, ParamSpec, ParamType, ParamValue, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding, WorkspaceUsage,
+    Param, ParamSpec, ParamType, ParamValue, PropertySpec, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding,
+    WorkspaceUsage,
 };
 
 use super::duration::parse_duration;
@@ -69,13 +70,21 @@ pub fn declared_default(spec: &ParamSpec) -> Option<ParamValue> {
     }
 }
 
+/// The keys `properties` declares that `object` lacks, in order.
+pub fn missing_keys<'a>(
+    properties: &'a BTreeMap<String, PropertySpec>,
+    object: &BTreeMap<String, String>,
+) -> Vec<&'a str> {
+    properties
+        .keys()
+        .filter(|key| !object.contains_key(*key))
+        .map(String::as_str)
+        .collect()
+}
+
 fn check_object_keys(spec: &ParamSpec, value: &ParamValue, field: &str, errors: &mut ValidationErrors) {
     if let (Some(properties), ParamValue::Object(object)) = (&spec.properties, value) {
-        let missing: Vec<&str> = properties
-            .keys()
-            .filter(|key| !object.contains_key(*key))
-            .map(String::as_str)
-            .collect();
+        let missing = missing_keys(properties, object);
         if !missing.is_empty() {
             errors.push(
                 field,

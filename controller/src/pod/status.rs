@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{OnError, ParamType, ParamValue, RunResult, StepState, TaskSpec};
-use crate::engine::validate::list_or_none;
+use crate::engine::validate::{list_or_none, missing_keys};
 use crate::reason;
 
 use super::render::step_container_name;
@@ -229,11 +229,7 @@ fn read_results(task: &TaskSpec, steps: &[(String, Option<StepReport>)], fetched
             ParamType::Object => serde_json::from_str(raw).map(ParamValue::Object),
         };
         if let (Ok(ParamValue::Object(object)), Some(properties)) = (&value, &declared.properties) {
-            let missing: Vec<&str> = properties
-                .keys()
-                .filter(|key| !object.contains_key(*key))
-                .map(String::as_str)
-                .collect();
+            let missing = missing_keys(properties, object);
             if !missing.is_empty() {
                 reading.invalid.push(format!(
                     "object result {:?} lacks the declared key(s) {} (it has: {})",
