@@ -59,6 +59,17 @@ pub fn exit_code_path(step_index: usize) -> String {
     )
 }
 
+/// Where step `step_index` writes its step results: in its hand-off
+/// directory, so every later step can read them and none can change them.
+pub fn step_results_dir(step_index: usize) -> String {
+    format!("{}/results", step_run_dir(step_index))
+}
+
+/// Step `step_index`'s step result `result` (`$(step.results.<r>.path)`).
+pub fn step_result_path(step_index: usize, result: &str) -> String {
+    format!("{}/{result}", step_results_dir(step_index))
+}
+
 /// Step `step_index`'s directory inside the run and results volumes.
 pub fn step_sub_path(step_index: usize) -> String {
     step_index.to_string()

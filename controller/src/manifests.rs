@@ -10,10 +10,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::strict::{self, StrictError};
-use crate::api::{API_VERSION, MyPipeline, MyPipelineRun, MyTask, MyTaskRun};
+use crate::api::{API_VERSION, MyPipeline, MyPipelineRun, MyStepAction, MyTask, MyTaskRun};
+use crate::engine::step_action::StepActions;
 
 /// The kinds a document may have.
-pub const KINDS: [&str; 4] = ["MyTask", "MyTaskRun", "MyPipeline", "MyPipelineRun"];
+pub const KINDS: [&str; 5] = ["MyTask", "MyTaskRun", "MyPipeline", "MyPipelineRun", "MyStepAction"];
 
 /// Longest `metadata.name` the API server accepts (a DNS subdomain).
 pub const MAX_NAME_LENGTH: usize = 253;
@@ -66,6 +67,7 @@ pub struct Manifests {
     pub task_runs: Vec<MyTaskRun>,
     pub pipelines: Vec<MyPipeline>,
     pub pipeline_runs: Vec<MyPipelineRun>,
+    pub step_actions: Vec<MyStepAction>,
     /// (kind, name) of each document refused, so a run that refers to one
     /// is not also told it does not exist.
     pub rejected: Vec<(String, String)>,
@@ -235,6 +237,7 @@ impl Manifests {
             "MyTask" => strict_decode(document).map(|task| self.tasks.push(task)),
             "MyTaskRun" => strict_decode(document).map(|run| self.task_runs.push(run)),
             "MyPipeline" => strict_decode(document).map(|pipeline| self.pipelines.push(pipeline)),
+            "MyStepAction" => strict_decode(document).map(|action| self.step_actions.push(action)),
             _ => strict_decode(document).map(|run| self.pipeline_runs.push(run)),
         };
         if let Err(StrictError(found)) = decoded {
@@ -251,6 +254,20 @@ impl Manifests {
     /// True if a document of this kind and name was refused.
     pub fn was_rejected(&self, kind: &str, name: &str) -> bool {
         self.rejected.iter().any(|(k, n)| k == kind && n == name)
+    }
+
+    /// The step actions of these manifests, as a run's namespace would
+    /// give them to the runs (see `engine::step_action`).
+    pub fn step_actions(&self) -> StepActions {
+        self.step_actions
+            .iter()
+            .map(|action| {
+                (
+                    action.metadata.name.clone().unwrap_or_default(),
+                    Ok(action.spec.clone()),
+                )
+            })
+            .collect()
     }
 
     pub fn task(&self, name: &str) -> Option<&MyTask> {

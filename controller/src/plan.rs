@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use crate::api::{MyTaskRun, TaskSpec};
 use crate::engine::errors::ValidationErrors;
 use crate::engine::resolve::{ResolvedTaskRun, RunIdentity, resolve_task_run};
+use crate::engine::step_action::{StepActions, inline_step_actions, referenced};
 use crate::pod::render::{RenderSettings, claims_to_create, render_pod};
 
 /// Where the run's task came from, for error messages and `context.task.name`.
@@ -68,7 +69,8 @@ fn check_pod_size(pod: &Pod, limit: usize) -> Result<(), ValidationErrors> {
     )))
 }
 
-/// Validates the run against `task` and renders attempt `attempt`.
+/// Validates the run against `task` and renders attempt `attempt`, for a
+/// task whose steps run no MyStepAction (see [`plan_task_run_with`]).
 pub fn plan_task_run(
     run: &MyTaskRun,
     task: &TaskSpec,
@@ -77,9 +79,38 @@ pub fn plan_task_run(
     default_timeout: Duration,
     settings: &RenderSettings,
 ) -> Result<Plan, ValidationErrors> {
+    plan_task_run_with(
+        run,
+        task,
+        source,
+        attempt,
+        (default_timeout, settings),
+        &StepActions::new(),
+    )
+}
+
+/// Inlines the MyStepActions the task's steps run (from `step_actions`),
+/// validates the run against the task and renders attempt `attempt`. The
+/// plan's `resolved.task` is the task with the actions inlined: the run's
+/// snapshot.
+pub fn plan_task_run_with(
+    run: &MyTaskRun,
+    task: &TaskSpec,
+    source: TaskSource<'_>,
+    attempt: u32,
+    (default_timeout, settings): (Duration, &RenderSettings),
+    step_actions: &StepActions,
+) -> Result<Plan, ValidationErrors> {
     let task_field = match source {
         TaskSource::Named(name) => format!("MyTask {name:?}: spec"),
         TaskSource::Inline => "spec.taskSpec".to_string(),
+    };
+    let inlined;
+    let task = if referenced(task).is_empty() {
+        task
+    } else {
+        inlined = inline_step_actions(task, &task_field, step_actions, &settings.limits)?;
+        &inlined
     };
     let identity = identity(run, source, attempt);
     let resolved = resolve_task_run(

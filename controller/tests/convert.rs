@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use cicd_controller::api::{ParamType, ParamValue, RunSpecStatus};
 use cicd_controller::commands::render_yaml;
@@ -325,7 +326,7 @@ fn allow_lossy_writes_the_rest_and_still_lists_the_losses() {
 }
 
 #[test]
-fn a_step_action_is_written_inline_with_its_params() {
+fn a_step_action_becomes_a_my_step_action_and_the_step_keeps_its_ref() {
     let text = r#"
 apiVersion: tekton.dev/v1beta1
 kind: StepAction
@@ -341,36 +342,58 @@ spec:
   script: echo "$(params.how) $(params.who)"
 ---
 apiVersion: tekton.dev/v1
-kind: Task
+kind: TaskRun
 metadata:
-  name: greeter
+  name: greeting
 spec:
   params:
     - name: person
-  steps:
-    - name: say
-      ref:
-        name: greet
-      params:
-        - name: who
-          value: $(params.person)
+      value: ada
+  taskSpec:
+    params:
+      - name: person
+    steps:
+      - name: say
+        ref:
+          name: greet
+        params:
+          - name: who
+            value: $(params.person)
 "#;
     let output = convert_yaml(&input(text), false).expect("exact");
     let found = manifests(&output.yaml);
-    let step = &found.tasks[0].spec.steps[0];
-    assert_eq!(step.name, "say");
-    assert_eq!(step.image.as_deref(), Some("127.0.0.1:5000/cicd/bash:5"));
-    assert_eq!(step.script.as_deref(), Some("echo \"hello $(params.person)\""));
+    assert_eq!(found.step_actions[0].spec.params.len(), 2);
+    let step = &found.task_runs[0].spec.task_spec.as_ref().expect("inline").steps[0];
+    assert_eq!(step.step_ref.as_ref().map(|r| r.name.as_str()), Some("greet"));
+    assert_eq!(step.params[0].name, "who");
+    // Offline, the action comes from the same manifests, params filled in.
+    let settings = RenderSettings::default();
+    let rendered = render_yaml(&input(&output.yaml), &settings, Duration::from_secs(3600)).expect("renders");
+    assert!(rendered.contains(&base64_of("echo \"hello ada\"")), "{rendered}");
+}
+
+/// What `prepare` carries a script as.
+fn base64_of(script: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(script)
 }
 
 #[test]
-fn an_unused_step_action_is_reported() {
-    let text = "apiVersion: tekton.dev/v1beta1\nkind: StepAction\nmetadata:\n  name: lonely\nspec:\n  image: x\n";
-    let error = convert_yaml(&input(text), false).expect_err("dropped");
-    assert!(
-        error.to_string().contains("StepAction \"lonely\": kind: no step"),
-        "{error}"
-    );
+fn a_step_action_alone_converts_and_a_remote_one_is_reported() {
+    let text = "apiVersion: tekton.dev/v1alpha1\nkind: StepAction\nmetadata:\n  name: lonely\nspec:\n  image: x\n";
+    let output = convert_yaml(&input(text), false).expect("exact");
+    assert_eq!(manifests(&output.yaml).step_actions[0].spec.image, "x");
+    let remote = r#"
+apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: t}
+spec:
+  steps:
+    - name: s
+      ref: {resolver: git, params: [{name: url, value: "https://git.example/x"}]}
+"#;
+    let error = convert_yaml(&input(remote), false).expect_err("a remote step action");
+    assert!(error.to_string().contains("spec.steps[0].ref.resolver"), "{error}");
 }
 
 #[test]

@@ -37,7 +37,7 @@ fn deploy_crds_yaml_matches_the_generated_crds() {
 }
 
 #[test]
-fn crds_yaml_holds_the_four_kinds_in_order() {
+fn crds_yaml_holds_the_five_kinds_in_order() {
     let yaml = crds_yaml().expect("the CRDs serialize");
     let names: Vec<&str> = yaml
         .lines()
@@ -51,6 +51,7 @@ fn crds_yaml_holds_the_four_kinds_in_order() {
             "mytaskruns.cicdoperator.ning1875.io",
             "mypipelines.cicdoperator.ning1875.io",
             "mypipelineruns.cicdoperator.ning1875.io",
+            "mystepactions.cicdoperator.ning1875.io",
         ]
     );
 }
@@ -62,6 +63,7 @@ fn every_crd_is_namespaced_v1_in_the_cicd_category_with_its_short_name() {
         ("MyTaskRun", "mtr"),
         ("MyPipeline", "mp"),
         ("MyPipelineRun", "mpr"),
+        ("MyStepAction", "msa"),
     ] {
         let crd = crd(kind);
         assert_eq!(crd.spec.group, "cicdoperator.ning1875.io");

@@ -631,6 +631,125 @@ spec:
 
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_step_results_pass_between_steps_and_become_task_results() {
+    let ns = TestNamespace::new("e2e-tekton-step-results").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: step-results-run}}
+spec:
+  taskSpec:
+    results:
+      - name: image-digest
+        value: $(steps.build.results.digest)
+      - name: seen
+    steps:
+      - name: build
+        image: {BASH}
+        results: [{{name: digest}}, {{name: size}}]
+        script: |
+          printf 'sha256:5e1f' > $(step.results.digest.path)
+          printf '12' > $(step.results.size.path)
+      - name: push
+        image: {BASH}
+        env:
+          - {{name: DIGEST, value: "$(steps.build.results.digest)"}}
+        command: [bash, -c, 'printf "%s %s %s" "$0" "$1" "$DIGEST" > $(results.seen.path)']
+        args: [$(steps.step-build.results.size), "at-$(steps.build.results.digest)"]
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyTaskRun>("step-results-run", LIMIT).await;
+    assert_eq!(run.string_result("image-digest").as_deref(), Some("sha256:5e1f"));
+    assert_eq!(
+        run.string_result("seen").as_deref(),
+        Some("12 at-sha256:5e1f sha256:5e1f")
+    );
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_step_actions_run_by_reference_with_params_and_step_results() {
+    let ns = TestNamespace::new("e2e-tekton-step-actions").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1beta1
+kind: StepAction
+metadata: {{name: checksum}}
+spec:
+  image: {BASH}
+  params:
+    - name: text
+    - name: algorithm
+      default: sha256
+  results: [{{name: sum}}]
+  script: |
+    printf '%s' "$(params.text)" | $(params.algorithm)sum | cut -d' ' -f1 | tr -d '\n' > $(step.results.sum.path)
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: step-action-run}}
+spec:
+  params: [{{name: word, value: hello}}]
+  taskSpec:
+    params: [{{name: word}}]
+    results:
+      - name: sum
+        value: $(steps.hash.results.sum)
+      - name: echoed
+    steps:
+      - name: hash
+        ref: {{name: checksum}}
+        params:
+          - name: text
+            value: $(params.word)
+      - name: md5
+        ref: {{name: checksum}}
+        params: [{{name: text, value: hello}}, {{name: algorithm, value: md5}}]
+      - image: {BASH}
+        env: [{{name: MD5, value: $(steps.md5.results.sum)}}]
+        script: printf '%s' "$MD5" > $(results.echoed.path)
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: missing-action-run}}
+spec:
+  taskSpec:
+    steps:
+      - name: nothing
+        ref: {{name: not-here}}
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyTaskRun>("step-action-run", LIMIT).await;
+    let sha256_of_hello = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+    assert_eq!(run.string_result("sum").as_deref(), Some(sha256_of_hello));
+    assert_eq!(
+        run.string_result("echoed").as_deref(),
+        Some("5d41402abc4b2a76b9719d911017c592")
+    );
+    let snapshot = run.status.clone().unwrap_or_default().task_spec.expect("a snapshot");
+    assert!(
+        snapshot.steps[0].step_ref.is_none() && snapshot.steps[0].image.is_some(),
+        "inlined: {snapshot:?}"
+    );
+    let missing = ns.wait_done::<MyTaskRun>("missing-action-run", LIMIT).await;
+    let message = ns.expect_condition(&missing, "False", reason::VALIDATION_FAILED);
+    assert!(
+        message.contains("spec.taskSpec.steps[0].ref.name") && message.contains("no MyStepAction named \"not-here\""),
+        "{message}"
+    );
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_an_object_result_is_checked_against_its_properties() {
     let ns = TestNamespace::new("e2e-tekton-object-result").await;
     let run = |name: &str, written: &str| {

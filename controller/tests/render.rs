@@ -542,6 +542,42 @@ fn pod_of_inline_run(spec: serde_json::Value) -> Pod {
 }
 
 #[test]
+fn step_results_get_a_directory_and_their_readers_and_task_result_reach_the_entrypoint() {
+    let image = "127.0.0.1:5000/cicd/bash:5";
+    let pod = pod_of_inline_run(json!({ "taskSpec": {
+        "results": [{ "name": "image-digest", "value": "$(steps.build.results.digest)" }],
+        "steps": [
+            { "name": "build", "image": image, "results": [{ "name": "digest" }],
+              "script": "printf x > $(step.results.digest.path)" },
+            { "name": "push", "image": image, "command": ["push", "$(steps.build.results.digest)"] },
+        ],
+    }}));
+    let spec = spec(&pod);
+    let prepare = &spec.init_containers.as_ref().expect("init containers")[0];
+    let made: Vec<&str> = args(prepare)
+        .windows(2)
+        .filter(|pair| pair[0] == "--mkdir")
+        .map(|pair| pair[1])
+        .collect();
+    assert!(made.contains(&"/cicd/run/0/results"), "{made:?}");
+    assert!(!made.contains(&"/cicd/run/1/results"), "push declares none: {made:?}");
+    let [build, push] = &spec.containers[..] else {
+        panic!("two steps")
+    };
+    assert_eq!(
+        flag_value(build, "--result-from-step"),
+        Some("image-digest=/cicd/run/0/results/digest")
+    );
+    assert_eq!(flag_value(build, "--step-result-ref"), None);
+    assert_eq!(
+        flag_value(push, "--step-result-ref"),
+        Some("steps.build.results.digest=/cicd/run/0/results/digest")
+    );
+    let command = args(push);
+    assert_eq!(command[command.len() - 2..], ["push", "$(steps.build.results.digest)"]);
+}
+
+#[test]
 fn two_workspaces_bound_to_one_claim_share_one_pod_volume() {
     let pod = pod_of_inline_run(json!({
         "taskSpec": {

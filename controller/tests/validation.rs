@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
-use cicd_controller::api::{MyTaskRun, ParamValue, TaskRunSpec, TaskSpec};
+use cicd_controller::api::{MyTaskRun, ParamValue, StepActionSpec, TaskRunSpec, TaskSpec};
 use cicd_controller::engine::errors::{FieldError, ValidationErrors};
 use cicd_controller::engine::resolve::ResolvedTaskRun;
+use cicd_controller::engine::step_action::StepActions;
 use cicd_controller::engine::validate::validate_run_spec;
 use cicd_controller::manifests::Manifests;
-use cicd_controller::plan::{TaskSource, plan_task_run};
+use cicd_controller::plan::{TaskSource, plan_task_run, plan_task_run_with};
 use cicd_controller::pod::render::RenderSettings;
 use serde_json::{Value, json};
 
@@ -222,6 +223,250 @@ fn a_step_s_exit_code_path_is_its_hand_off_file_by_name_or_container_name() {
         resolve_inline(&inline_run(task, json!({}))),
         "spec.taskSpec.steps[0].script",
         &["no step named \"nope\"", "main"],
+    );
+}
+
+/// A task of three steps: `build` declares step result `digest`, `push`
+/// and `report` read it; `extra` adds task fields.
+fn step_results_task(push: Value, extra: Value) -> Value {
+    merged(
+        json!({ "steps": [
+            { "name": "build", "image": IMAGE, "results": [{ "name": "digest" }],
+              "script": "printf sha256:1 > $(step.results.digest.path)" },
+            push,
+            { "name": "report", "image": IMAGE, "command": ["echo", "$(steps.build.results.digest)"] },
+        ]}),
+        extra,
+    )
+}
+
+#[test]
+fn step_results_are_written_to_the_step_s_own_file_and_read_by_later_steps_at_run_time() {
+    let push = json!({ "name": "push", "image": IMAGE, "command": ["push"],
+        "args": ["--digest=$(steps.step-build.results.digest)"],
+        "env": [{ "name": "DIGEST", "value": "$(steps.build.results.digest)" }] });
+    let task = step_results_task(
+        push,
+        json!({ "results": [{ "name": "image-digest", "value": "$(steps.build.results.digest)" }] }),
+    );
+    let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
+    let [build, push, report] = &resolved.steps[..] else {
+        panic!("three steps")
+    };
+    assert_eq!(script_of(&resolved, 0), "printf sha256:1 > /cicd/run/0/results/digest");
+    assert_eq!(build.step_results, ["digest"]);
+    assert_eq!(
+        build.results_from_step,
+        [("image-digest".to_string(), "/cicd/run/0/results/digest".to_string())]
+    );
+    // Left as written for the entrypoint, which is told where each is.
+    assert_eq!(push.args, ["--digest=$(steps.step-build.results.digest)"]);
+    assert_eq!(push.env[0].value.as_deref(), Some("$(steps.build.results.digest)"));
+    let file = "/cicd/run/0/results/digest".to_string();
+    assert_eq!(
+        push.step_result_refs,
+        [
+            ("steps.build.results.digest".to_string(), file.clone()),
+            ("steps.step-build.results.digest".to_string(), file.clone()),
+        ]
+    );
+    assert_eq!(
+        report.step_result_refs,
+        [("steps.build.results.digest".to_string(), file)]
+    );
+    assert!(push.results_from_step.is_empty() && push.step_results.is_empty());
+}
+
+#[test]
+fn step_result_references_name_the_field_and_what_is_wrong() {
+    let bad = |push: Value, field: &str, needles: &[&str]| {
+        let task = step_results_task(push, json!({}));
+        assert_error(resolve_inline(&inline_run(task, json!({}))), field, needles);
+    };
+    let at = "spec.taskSpec.steps[1]";
+    bad(
+        json!({ "name": "push", "image": IMAGE, "script": "echo $(steps.build.results.digest)" }),
+        &format!("{at}.script"),
+        &["known only once step \"build\" ends", "command, args or env"],
+    );
+    bad(
+        json!({ "name": "push", "image": IMAGE, "command": ["x"], "workingDir": "/$(steps.build.results.digest)" }),
+        &format!("{at}.workingDir"),
+        &["known only once step \"build\" ends"],
+    );
+    bad(
+        json!({ "name": "push", "image": IMAGE, "command": ["echo", "$(steps.report.results.digest)"] }),
+        &format!("{at}.command[1]"),
+        &["step \"report\" does not run before this step"],
+    );
+    bad(
+        json!({ "name": "push", "image": IMAGE, "command": ["echo", "$(steps.build.results.size)"] }),
+        &format!("{at}.command[1]"),
+        &["step \"build\" declares no step result \"size\"", "declared: digest"],
+    );
+    bad(
+        json!({ "name": "push", "image": IMAGE, "command": ["echo", "$(step.results.digest.path)"] }),
+        &format!("{at}.command[1]"),
+        &["this step declares no step result \"digest\""],
+    );
+    bad(
+        json!({ "name": "push", "image": IMAGE, "command": ["x"],
+                "results": [{ "name": "sbom", "type": "array" }, { "name": "bad name" }, { "name": "v", "value": "x" }] }),
+        &format!("{at}.results[0].type"),
+        &["\"sbom\" is of type array", "only string step results"],
+    );
+    bad(
+        json!({ "name": "push", "image": IMAGE, "command": ["x"], "results": [{ "name": "bad name" }] }),
+        &format!("{at}.results[0].name"),
+        &["step result name \"bad name\" is invalid"],
+    );
+    bad(
+        json!({ "name": "push", "image": IMAGE, "command": ["x"], "results": [{ "name": "v", "value": "x" }] }),
+        &format!("{at}.results[0].value"),
+        &["value belongs on a task result"],
+    );
+}
+
+#[test]
+fn a_task_result_value_must_name_a_declared_step_result() {
+    let push = json!({ "name": "push", "image": IMAGE, "command": ["x"] });
+    for (value, needle) in [
+        ("sha256:1", "must be exactly one reference"),
+        ("$(steps.build.results.digest) ", "must be exactly one reference"),
+        ("$(steps.nope.results.digest)", "no step named \"nope\""),
+        (
+            "$(steps.push.results.digest)",
+            "step \"push\" declares no step result \"digest\"",
+        ),
+    ] {
+        let task = step_results_task(push.clone(), json!({ "results": [{ "name": "out", "value": value }] }));
+        assert_error(
+            resolve_inline(&inline_run(task, json!({}))),
+            "spec.taskSpec.results[0].value",
+            &[needle],
+        );
+    }
+    let task = step_results_task(
+        push,
+        json!({ "results": [{ "name": "out", "type": "array", "value": "$(steps.build.results.digest)" }] }),
+    );
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.results[0].value",
+        &["of type array", "only string results"],
+    );
+}
+
+/// Resolves an inline run whose steps may run the given step actions
+/// (name, spec as JSON).
+fn resolve_with_actions(run: &MyTaskRun, actions: &[(&str, Value)]) -> Result<ResolvedTaskRun, ValidationErrors> {
+    let task = run.spec.task_spec.clone().expect("an inline run");
+    let actions: StepActions = actions
+        .iter()
+        .map(|(name, spec)| {
+            let decoded = serde_json::from_value::<StepActionSpec>(spec.clone()).map_err(|e| e.to_string());
+            (name.to_string(), decoded)
+        })
+        .collect();
+    let settings = RenderSettings::default();
+    plan_task_run_with(run, &task, TaskSource::Inline, 0, (ONE_HOUR, &settings), &actions).map(|plan| plan.resolved)
+}
+
+fn digest_action() -> Value {
+    json!({
+        "image": IMAGE,
+        "params": [{ "name": "path" }, { "name": "flags", "type": "array", "default": ["-b"] }],
+        "results": [{ "name": "digest" }],
+        "command": ["sha256sum", "$(params.flags[*])", "$(params.path)"],
+        "env": [{ "name": "OUT", "value": "$(step.results.digest.path)" }],
+        "workingDir": "$(workspaces.source.path)",
+    })
+}
+
+#[test]
+fn a_step_action_s_fields_and_results_become_the_step_s_with_its_params() {
+    let task = json!({
+        "params": [{ "name": "file", "default": "app.tar" }],
+        "workspaces": [{ "name": "source" }],
+        "results": [{ "name": "digest", "value": "$(steps.hash.results.digest)" }],
+        "steps": [{ "name": "hash", "ref": { "name": "sha" }, "timeout": "1m",
+                    "params": [{ "name": "path", "value": "out/$(params.file)" }] }],
+    });
+    let run = inline_run(task, json!({ "workspaces": [{ "name": "source", "emptyDir": {} }] }));
+    let resolved = resolved_ok(resolve_with_actions(&run, &[("sha", digest_action())]));
+    let step = &resolved.steps[0];
+    assert_eq!(step.image, IMAGE);
+    assert_eq!(
+        step.command,
+        ["sha256sum", "-b", "out/app.tar"],
+        "action params, then the task's"
+    );
+    assert_eq!(step.env[0].value.as_deref(), Some("/cicd/run/0/results/digest"));
+    assert_eq!(step.working_dir, "/workspace/source");
+    assert_eq!(step.timeout.as_deref(), Some("1m"), "the step's own");
+    assert_eq!(step.step_results, ["digest"]);
+    assert_eq!(step.results_from_step[0].0, "digest");
+    assert!(
+        resolved.task.steps[0].step_ref.is_none(),
+        "the snapshot holds the inlined step"
+    );
+}
+
+#[test]
+fn step_action_problems_name_the_field() {
+    let step = |extra: Value| {
+        let mut step =
+            json!({ "name": "hash", "ref": { "name": "sha" }, "params": [{ "name": "path", "value": "x" }] });
+        if let (Some(step), Value::Object(extra)) = (step.as_object_mut(), extra) {
+            step.extend(extra);
+        }
+        inline_run(
+            json!({ "workspaces": [{ "name": "source", "optional": true }], "steps": [step] }),
+            json!({}),
+        )
+    };
+    let at = "spec.taskSpec.steps[0]";
+    assert_error(
+        resolve_with_actions(&step(json!({})), &[]),
+        &format!("{at}.ref.name"),
+        &["no MyStepAction named \"sha\""],
+    );
+    assert_error(
+        resolve_with_actions(&step(json!({ "image": IMAGE })), &[("sha", digest_action())]),
+        &format!("{at}.image"),
+        &["runs step action \"sha\", which sets image"],
+    );
+    assert_error(
+        resolve_with_actions(&step(json!({ "params": [] })), &[("sha", digest_action())]),
+        &format!("{at}.params"),
+        &["\"path\""],
+    );
+    let mut broken = digest_action();
+    broken["script"] = json!("echo $(params.nope)");
+    assert_error(
+        resolve_with_actions(&step(json!({})), &[("sha", broken)]),
+        "MyStepAction \"sha\": spec.script",
+        &["no param named \"nope\""],
+    );
+    let unreadable = StepActions::from([("sha".to_string(), Err("spec.commnd: unknown field".to_string()))]);
+    let run = step(json!({}));
+    let spec = run.spec.task_spec.clone().expect("inline");
+    let settings = RenderSettings::default();
+    assert_error(
+        plan_task_run_with(&run, &spec, TaskSource::Inline, 0, (ONE_HOUR, &settings), &unreadable).map(|p| p.resolved),
+        &format!("{at}.ref.name"),
+        &["MyStepAction \"sha\" cannot be read: spec.commnd: unknown field"],
+    );
+    let plain = inline_run(
+        task(
+            json!({ "steps": [{ "name": "s", "image": IMAGE, "script": "true", "params": [{ "name": "a", "value": "b" }] }] }),
+        ),
+        json!({}),
+    );
+    assert_error(
+        resolve_inline(&plain),
+        "spec.taskSpec.steps[0].params",
+        &["this step has no ref"],
     );
 }
 

@@ -17,7 +17,8 @@ usage:
   cicd-entrypoint init --tools-dir DIR [--script NAME=BASE64]... [--scripts-dir DIR] [--mkdir DIR]...
   cicd-entrypoint step [--wait-file F] [--wait-nonempty] --post-file F --termination-path F
     --results-dir D [--results a,b] [--results-from D] [--timeout 30s] [--on-error continue|stopAndFail]
-    [--max-result-bytes N] [--max-results-bytes N] [--max-report-bytes N] -- CMD [ARGS...]
+    [--max-result-bytes N] [--max-results-bytes N] [--max-report-bytes N]
+    [--step-result-ref EXPR=FILE]... [--result-from-step NAME=FILE]... -- CMD [ARGS...]
 ";
 
 #[derive(Debug, PartialEq)]
@@ -64,6 +65,13 @@ pub struct StepArgs {
     /// None when no timeout (absent or zero); the text is kept for messages.
     pub timeout: Option<(Duration, String)>,
     pub on_error: OnError,
+    /// `(EXPR, FILE)`: every `$(EXPR)` in the command and in the values of
+    /// the environment is replaced by FILE's content before the command
+    /// starts (an earlier step's result, known only when that step ended).
+    pub step_result_refs: Vec<(String, PathBuf)>,
+    /// `(NAME, FILE)`: once the command ended, FILE (one of this step's
+    /// own step results) becomes the task result NAME (`results[].value`).
+    pub results_from_step: Vec<(String, PathBuf)>,
     pub command: Vec<OsString>,
 }
 
@@ -292,8 +300,20 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
     let mut max_report_bytes = None;
     let mut timeout = None;
     let mut on_error = None;
+    let mut step_result_refs = Vec::new();
+    let mut results_from_step = Vec::new();
     while let Some(flag) = flags.next_flag()? {
         match flag.name.as_str() {
+            "--step-result-ref" => step_result_refs.push(name_and_file(&mut flags, &flag, "--step-result-ref")?),
+            "--result-from-step" => {
+                let (name, file) = name_and_file(&mut flags, &flag, "--result-from-step")?;
+                check_name(&name).map_err(|reason| ArgsError::BadValue {
+                    flag: "--result-from-step",
+                    value: name.clone(),
+                    reason: format!("result name: {reason}"),
+                })?;
+                results_from_step.push((name, file));
+            }
             "--wait-file" => set_once(&mut wait_file, flags.path(&flag, "--wait-file")?, "--wait-file")?,
             "--wait-nonempty" => {
                 no_inline(&flag, "--wait-nonempty")?;
@@ -392,8 +412,28 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
         max_report_bytes: max_report_bytes.unwrap_or(MESSAGE_LIMIT_BYTES),
         timeout: timeout.filter(|(d, _)| !d.is_zero()),
         on_error: on_error.unwrap_or(OnError::StopAndFail),
+        step_result_refs,
+        results_from_step,
         command,
     })
+}
+
+/// `NAME=FILE`, split at the first `=` (names never hold one); both parts
+/// must be there.
+fn name_and_file<'a>(
+    flags: &mut Flags<'a>,
+    flag: &Flag<'a>,
+    name: &'static str,
+) -> Result<(String, PathBuf), ArgsError> {
+    let text = flags.text(flag, name)?;
+    match text.split_once('=') {
+        Some((key, file)) if !key.is_empty() && !file.is_empty() => Ok((key.to_string(), PathBuf::from(file))),
+        _ => Err(ArgsError::BadValue {
+            flag: name,
+            value: text,
+            reason: "expected NAME=FILE".into(),
+        }),
+    }
 }
 
 /// A byte count between 1 and `max`.
@@ -540,6 +580,49 @@ mod tests {
         assert!(s.results.is_empty());
         assert_eq!(s.on_error, OnError::StopAndFail);
         assert_eq!(s.wait_file, None);
+    }
+
+    #[test]
+    fn parses_step_result_flags() {
+        let s = step(&[
+            "--step-result-ref",
+            "steps.a.results.digest=/r/0/results/digest",
+            "--step-result-ref=steps.step-a.results.digest=/r/0/results/digest",
+            "--result-from-step",
+            "image-digest=/r/1/results/digest",
+            "--",
+            "true",
+        ])
+        .expect("parses");
+        assert_eq!(
+            s.step_result_refs,
+            [
+                (
+                    "steps.a.results.digest".to_string(),
+                    PathBuf::from("/r/0/results/digest")
+                ),
+                (
+                    "steps.step-a.results.digest".to_string(),
+                    PathBuf::from("/r/0/results/digest")
+                ),
+            ]
+        );
+        assert_eq!(
+            s.results_from_step,
+            [("image-digest".to_string(), PathBuf::from("/r/1/results/digest"))]
+        );
+        for bad in [
+            ["--step-result-ref", "steps.a.results.r"],
+            ["--step-result-ref", "=/r/0/results/r"],
+            ["--result-from-step", "x="],
+            ["--result-from-step", "../x=/r/0/results/r"],
+        ] {
+            let e = step(&[bad[0], bad[1], "--", "true"]).expect_err(bad[1]);
+            assert!(
+                e.to_string().contains(bad[0]) && e.to_string().contains(bad[1].split('=').next().unwrap_or("")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -80,6 +80,12 @@ pub enum ResultsError {
         path: PathBuf,
         source: IoError,
     },
+    #[error("cannot write result {name} ({}): {source}", path.display())]
+    Write {
+        name: String,
+        path: PathBuf,
+        source: IoError,
+    },
     #[error("result {name} ({}) is not a regular file", path.display())]
     NotAFile { name: String, path: PathBuf },
 }

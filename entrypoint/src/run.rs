@@ -27,6 +27,7 @@ use crate::frame::{self, FrameRef};
 use crate::fsutil::{err_path, parent_dir, write_atomic, write_in_place};
 use crate::os::{OsString, Path};
 use crate::results::{self, Limits, ResultsError, Snapshot};
+use crate::step_results;
 use crate::sys::{self, Fd, Instant, IoError, PollFd, SigSet, Waited as Reaped};
 use crate::termination::{self, FORMAT_VERSION, Outcome, StepReport, TooLarge};
 use crate::wait::{self, Waited};
@@ -177,7 +178,11 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
     }
     let snapshot = Snapshot::take(&args.results_dir, &args.results, limits);
     let started_at_ms = now_ms();
-    let child = match sys::spawn(&args.command, env) {
+    let (command, env) = match step_results::expand(&args.step_result_refs, &args.command, env, args.max_result_bytes) {
+        Ok(expanded) => expanded,
+        Err(message) => return Ending::entrypoint_error(EXIT_ENTRYPOINT_ERROR, message),
+    };
+    let child = match sys::spawn(&command, &env) {
         Ok(child) => child,
         Err(e) => {
             let (code, what) = match e {
@@ -185,7 +190,7 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
                 IoError::Os(sys::EACCES | sys::EPERM) => (EXIT_CANNOT_EXECUTE, "permission denied"),
                 _ => (EXIT_CANNOT_EXECUTE, "cannot execute"),
             };
-            let message = format!("{what}: {}: {e}", args.command[0].to_string_lossy());
+            let message = format!("{what}: {}: {e}", command[0].to_string_lossy());
             let mut ending = Ending::entrypoint_error(code, message);
             ending.started_at_ms = Some(started_at_ms);
             // The command "ran" as far as onError is concerned, like a
@@ -242,7 +247,8 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
         results: Default::default(),
         too_large: None,
     };
-    match snapshot.changed() {
+    let promoted = step_results::promote(&args.results_from_step, &args.results_dir, limits);
+    match promoted.and_then(|()| snapshot.changed()) {
         Ok(results) => ending.results = results,
         Err(e) => fail_on_results(&mut ending, &e),
     }

@@ -219,6 +219,78 @@ fn each_step_leaves_its_exit_code_beside_its_post_file() {
 }
 
 #[test]
+fn a_step_result_reaches_a_later_steps_command_and_environment() {
+    let pod = Pod::new("step-results");
+    let dir = pod.root().join("run/0/results");
+    fs::create_dir_all(&dir).expect("step results dir");
+    let first = output(pod.step(0, &[], &sh("printf 'sha256:1f' > \"$D/run/0/results/digest\"")));
+    assert_eq!(first.status.code(), Some(0));
+    let reference = format!("steps.build.results.digest={}", dir.join("digest").display());
+    let mut second = pod.step(
+        1,
+        &["--step-result-ref", &reference],
+        &sh("printf '%s|%s|%s' \"$1\" \"$DIGEST\" \"$KEEP\" > \"$D/seen\""),
+    );
+    second
+        .arg("x")
+        .arg("at-$(steps.build.results.digest)-and-$(steps.build.results.digest)")
+        .env("DIGEST", "$(steps.build.results.digest)")
+        .env("KEEP", "$(steps.other.results.digest)");
+    let second = output(second);
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(pod.root().join("seen")).expect("seen"),
+        "at-sha256:1f-and-sha256:1f|sha256:1f|$(steps.other.results.digest)"
+    );
+}
+
+#[test]
+fn a_step_result_that_was_never_written_fails_the_step_that_needs_it() {
+    let pod = Pod::new("step-results-missing");
+    let reference = format!(
+        "steps.build.results.digest={}",
+        pod.root().join("run/0/results/digest").display()
+    );
+    let out = output(pod.step(0, &["--step-result-ref", &reference], &sh("touch \"$D/ran\"")));
+    assert_eq!(out.status.code(), Some(125));
+    let report = pod.report(0);
+    assert_eq!(report.outcome, Outcome::Failed);
+    let message = report.message.unwrap_or_default();
+    assert!(
+        message.contains("$(steps.build.results.digest)") && message.contains("was not written"),
+        "{message}"
+    );
+    assert!(!pod.root().join("ran").exists(), "the command must not start");
+}
+
+#[test]
+fn a_task_result_takes_its_value_from_a_step_result() {
+    let pod = Pod::new("result-from-step");
+    let own = pod.root().join("run/0/results");
+    fs::create_dir_all(&own).expect("step results dir");
+    let promote = format!("image-digest={}", own.join("digest").display());
+    let flags = ["--results", "image-digest", "--result-from-step", &promote];
+    let out = output(pod.step(0, &flags, &sh("printf 'sha256:2e' > \"$D/run/0/results/digest\"")));
+    assert_eq!(out.status.code(), Some(0));
+    let report = pod.report(0);
+    assert_eq!(
+        results_of(&out, &report),
+        BTreeMap::from([("image-digest".to_string(), "sha256:2e".to_string())])
+    );
+    // Not written: no task result, and the step still succeeds.
+    let unwritten = format!("image-digest={}", pod.root().join("run/1/results/digest").display());
+    let flags = ["--results", "image-digest", "--result-from-step", &unwritten];
+    let out = output(pod.step(1, &flags, &sh("true")));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(results_of(&out, &pod.report(1)).is_empty());
+}
+
+#[test]
 fn on_error_continue_also_covers_timeouts() {
     let pod = Pod::new("continue-timeout");
     let out = output(pod.step(0, &["--on-error=continue", "--timeout=100ms"], &sh("sleep 10")));

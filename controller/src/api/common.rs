@@ -193,6 +193,11 @@ pub struct ResultSpec {
     /// keys); others are kept too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<BTreeMap<String, PropertySpec>>,
+    /// A task result only: `$(steps.<s>.results.<r>)`, to take the value
+    /// of step `<s>`'s step result `<r>` instead of a file the steps write
+    /// at `$(results.<name>.path)` (Tekton's `results[].value`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// A result as recorded in a run's status.

@@ -3,12 +3,14 @@
 
 pub mod common;
 pub mod pipeline;
+pub mod step_action;
 pub mod strict;
 pub mod task;
 pub mod taskrun;
 
 pub use common::*;
 pub use pipeline::*;
+pub use step_action::*;
 pub use task::*;
 pub use taskrun::*;
 
@@ -17,5 +19,11 @@ use kube::CustomResourceExt;
 
 /// Every CRD this project installs, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![MyTask::crd(), MyTaskRun::crd(), MyPipeline::crd(), MyPipelineRun::crd()]
+    vec![
+        MyTask::crd(),
+        MyTaskRun::crd(),
+        MyPipeline::crd(),
+        MyPipelineRun::crd(),
+        MyStepAction::crd(),
+    ]
 }

@@ -8,8 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    ParamSpec, ParamType, ResultSpec, WorkspaceDeclaration, WorkspaceUsage, any_object, any_object_list,
+    Param, ParamSpec, ParamType, ResultSpec, WorkspaceDeclaration, WorkspaceUsage, any_object, any_object_list,
 };
+use super::step_action::StepActionRef;
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
@@ -202,6 +203,21 @@ pub struct Step {
     /// `WorkspaceUsage`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workspaces: Vec<WorkspaceUsage>,
+    /// Step results (strings): values this step writes to
+    /// `$(step.results.<r>.path)` for later steps, which read them as
+    /// `$(steps.<name>.results.<r>)` in their command, args and env, and
+    /// for the task's `results[].value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<ResultSpec>,
+    /// Runs MyStepAction `name` of the run's namespace: its image, command
+    /// or script, env and step results become this step's (which then sets
+    /// none of those itself); name, timeout, onError and workspaces stay
+    /// the step's.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub step_ref: Option<StepActionRef>,
+    /// Values for the step action's params (only with `ref`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Param>,
 }
 
 /// A container that runs beside the steps: a Kubernetes container, or the

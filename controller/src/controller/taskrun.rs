@@ -11,7 +11,8 @@ use kube::api::DynamicObject;
 use kube::{Api, ResourceExt};
 use tracing::info;
 
-use crate::api::{Condition, MyTask, MyTaskRun, TaskRunStatus, TaskSpec};
+use crate::api::{Condition, MyStepAction, MyTask, MyTaskRun, TaskRunStatus, TaskSpec};
+use crate::engine::step_action::{StepActions, referenced};
 use crate::error::{Error, Result};
 use crate::metrics::ReasonLabel;
 use crate::names;
@@ -20,9 +21,28 @@ use crate::reconcile::conditions::is_progress_only;
 use crate::reconcile::taskrun::{Action, Observed, TaskLookup, current_attempt, decide, is_done, succeeded_condition};
 
 use super::context::{Context, Requeue, object_key};
-use super::decode::{Loaded, load_run};
+use super::decode::{Loaded, get_decoded, load_run};
 use super::execute::{RunKind, Work, execute};
 use super::resolver::{Resolution, RunKey};
+
+/// The MyStepActions the task's steps run, read from the run's own
+/// namespace (never another tenant's) for an attempt about to start. At
+/// most as many as a task may have steps: a task over that fails on its
+/// step count anyway. One that does not exist is left out (the run fails
+/// naming the step); one that does not decode is kept with its problem.
+async fn step_actions(task: &TaskLookup<'_>, namespace: &str, ctx: &Context) -> Result<StepActions> {
+    let spec = match task {
+        TaskLookup::Found { spec, .. } | TaskLookup::Inline(spec) | TaskLookup::Resolved { spec, .. } => spec,
+        _ => return Ok(StepActions::new()),
+    };
+    let mut found = StepActions::new();
+    for name in referenced(spec).into_iter().take(ctx.settings.render.limits.max_steps) {
+        if let Some(action) = get_decoded::<MyStepAction>(&ctx.client, namespace, name).await? {
+            found.insert(name.to_string(), action.map(|action| action.spec));
+        }
+    }
+    Ok(found)
+}
 
 /// The name a resolver found the run's task under (its status records it).
 fn resolved_name(run: &MyTaskRun) -> &str {
@@ -116,6 +136,10 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
     let pod = ctx.stores.pod(&pods, &namespace, &pod_name, recorded).await?;
     let results = super::results::fetch(&pods, pod.as_ref(), ctx.settings.render.results).await?;
     let node = pod.as_ref().and_then(|pod| ctx.stores.node_of(pod));
+    let step_actions = match pod {
+        None => step_actions(&task, &namespace, ctx).await?,
+        Some(_) => StepActions::new(),
+    };
 
     let actions = decide(
         Observed {
@@ -124,6 +148,7 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
             pod: pod.as_ref(),
             results: &results,
             node: node.as_ref(),
+            step_actions: &step_actions,
             now: Timestamp::now(),
         },
         &ctx.settings,

@@ -11,13 +11,10 @@
 mod fields;
 mod tekton;
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::api::{API_VERSION, MyPipeline, MyPipelineRun, MyTask, MyTaskRun};
+use crate::api::{API_VERSION, MyPipeline, MyPipelineRun, MyStepAction, MyTask, MyTaskRun};
 
 pub use fields::Loss;
 use fields::{Fields, Losses};
@@ -100,6 +97,7 @@ fn our_kind(kind: &str) -> Option<&'static str> {
         "TaskRun" => Some("MyTaskRun"),
         "Pipeline" => Some("MyPipeline"),
         "PipelineRun" => Some("MyPipelineRun"),
+        "StepAction" => Some("MyStepAction"),
         _ => None,
     }
 }
@@ -126,6 +124,7 @@ fn typed_yaml(kind: &str, document: Value, name: &str) -> Result<String, Convert
         "MyTask" => check::<MyTask>(document, name),
         "MyTaskRun" => check::<MyTaskRun>(document, name),
         "MyPipeline" => check::<MyPipeline>(document, name),
+        "MyStepAction" => check::<MyStepAction>(document, name),
         _ => check::<MyPipelineRun>(document, name),
     }
 }
@@ -159,23 +158,9 @@ fn read_documents(inputs: &[(String, String)]) -> Result<Vec<Document>, ConvertE
     Ok(documents)
 }
 
-/// The StepActions of the input, by name: their specs are written inline
-/// into the steps that refer to them.
-fn step_actions(documents: &[Document]) -> BTreeMap<String, Value> {
-    documents
-        .iter()
-        .filter(|d| d.value.get("kind").and_then(Value::as_str) == Some("StepAction"))
-        .filter(|d| d.value.get("apiVersion").and_then(Value::as_str).is_some_and(is_tekton))
-        .filter_map(|d| {
-            let name = d.value.pointer("/metadata/name")?.as_str()?.to_string();
-            Some((name, d.value.get("spec").cloned().unwrap_or(Value::Null)))
-        })
-        .collect()
-}
-
 /// Converts one Tekton document of a kind we map.
 fn convert_document(
-    converter: &Converter<'_>,
+    converter: &Converter,
     document: Value,
     kind: &'static str,
     label: &str,
@@ -197,6 +182,7 @@ fn convert_document(
         "MyTask" => converter.task_spec(spec, "spec", losses),
         "MyTaskRun" => converter.task_run_spec(spec, "spec", losses),
         "MyPipeline" => converter.pipeline_spec(spec, "spec", losses),
+        "MyStepAction" => converter.step_action_spec(spec, "spec", losses),
         _ => converter.pipeline_run_spec(spec, "spec", losses),
     };
     fields.finish(losses);
@@ -214,16 +200,10 @@ fn convert_document(
 /// all; with it true, the losses come back beside the output.
 pub fn convert_yaml(inputs: &[(String, String)], allow_lossy: bool) -> Result<ConvertOutput, ConvertError> {
     let documents = read_documents(inputs)?;
-    let actions = step_actions(&documents);
-    let used = RefCell::new(BTreeSet::new());
-    let converter = Converter {
-        step_actions: &actions,
-        used: &used,
-    };
+    let converter = Converter;
     let mut yaml = String::new();
     let mut all_losses = Vec::new();
     let mut converted = 0;
-    let mut unused_actions = Vec::new();
     for Document { label, value } in documents {
         let mut losses = Losses {
             document: label.clone(),
@@ -241,15 +221,12 @@ pub fn convert_yaml(inputs: &[(String, String)], allow_lossy: bool) -> Result<Co
             continue;
         }
         match (our_kind(&kind), api_version) {
-            (Some(ours), "tekton.dev/v1" | "tekton.dev/v1beta1") => {
+            // StepActions were v1alpha1 before they reached v1beta1.
+            (Some(ours), "tekton.dev/v1" | "tekton.dev/v1beta1")
+            | (Some(ours @ "MyStepAction"), "tekton.dev/v1alpha1") => {
                 yaml.push_str("---\n");
                 yaml.push_str(&convert_document(&converter, value, ours, &label, &mut losses)?);
                 converted += 1;
-            }
-            (None, _) if kind == "StepAction" => {
-                if let Some(name) = value.pointer("/metadata/name").and_then(Value::as_str) {
-                    unused_actions.push((label.clone(), name.to_string()));
-                }
             }
             _ => losses.push(
                 "kind",
@@ -257,16 +234,6 @@ pub fn convert_yaml(inputs: &[(String, String)], allow_lossy: bool) -> Result<Co
             ),
         }
         all_losses.extend(losses.items);
-    }
-    let used = used.into_inner();
-    for (label, name) in unused_actions {
-        if !used.contains(&name) {
-            all_losses.push(Loss {
-                document: label,
-                field: "kind".into(),
-                why: "no step of the input refers to this StepAction, and StepActions are only written inline into the steps that do; dropped".into(),
-            });
-        }
     }
     if !allow_lossy && !all_losses.is_empty() {
         return Err(ConvertError::Lossy(all_losses));

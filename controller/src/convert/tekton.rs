@@ -1,12 +1,9 @@
 //! The mapping of each Tekton kind (tekton.dev/v1 and v1beta1) onto ours,
 //! field by field. What has no exact equivalent is reported as a [`Loss`].
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde_json::{Map, Value};
 
-use super::fields::{Fields, Losses, convert_list, copy_only, items, kind_of};
+use super::fields::{Fields, Losses, convert_list, copy_only, kind_of};
 
 const REMOTE: &str = "remote resolution is not supported here yet (only a run's own taskRef/pipelineRef, with the git or cluster resolver); the reference is dropped";
 
@@ -45,14 +42,8 @@ fn remote_reference(reference: &mut Value, at: &str, losses: &mut Losses) -> Opt
     Some(serde_json::json!({"resolver": resolver, "params": params}))
 }
 
-/// Converts Tekton specs; knows the StepActions of the input so that steps
-/// referring to them can be written out inline.
-pub struct Converter<'a> {
-    /// StepAction specs by name.
-    pub step_actions: &'a BTreeMap<String, Value>,
-    /// The StepActions some step referred to, so unused ones are reported.
-    pub used: &'a RefCell<BTreeSet<String>>,
-}
+/// Converts Tekton specs into ours.
+pub struct Converter;
 
 /// Fields of a step (and of a StepAction) copied as they are.
 const STEP_FIELDS: &[&str] = &[
@@ -115,11 +106,19 @@ fn result_spec(value: Value, at: &str, losses: &mut Losses) -> Value {
     for key in ["name", "type", "description", "properties"] {
         fields.copy(key, &mut out);
     }
-    fields.unsupported(
-        "value",
-        "results taken from step results are not supported yet; dropped",
-        losses,
-    );
+    match fields.take("value") {
+        Some(Value::String(reference)) => {
+            out.insert("value".into(), Value::String(reference));
+        }
+        Some(other) => losses.push(
+            format!("{at}.value"),
+            format!(
+                "a result takes its value from one string step result here, not {}; dropped",
+                kind_of(&other)
+            ),
+        ),
+        None => {}
+    }
     fields.finish(losses);
     Value::Object(out)
 }
@@ -154,93 +153,30 @@ fn sidecar(value: Value, at: &str, losses: &mut Losses) -> Value {
     Value::Object(out)
 }
 
-/// Replaces `$(params.NAME)` of a StepAction with the values the step gives.
-fn fill_step_action_params(text: &str, values: &BTreeMap<String, String>) -> String {
-    let mut out = text.to_string();
-    for (name, value) in values {
-        out = out.replace(&format!("$(params.{name})"), value);
-    }
-    out
-}
-
-fn fill_value(value: &mut Value, values: &BTreeMap<String, String>) {
-    match value {
-        Value::String(text) => *text = fill_step_action_params(text, values),
-        Value::Array(items) => items.iter_mut().for_each(|item| fill_value(item, values)),
-        Value::Object(map) => map.values_mut().for_each(|item| fill_value(item, values)),
-        _ => {}
-    }
-}
-
-impl Converter<'_> {
-    /// Writes a step that refers to a StepAction of the input as a plain
-    /// step: the action's fields, with its string params filled in.
-    fn inline_step_action(&self, fields: &mut Fields, out: &mut Map<String, Value>, losses: &mut Losses) {
+impl Converter {
+    /// `ref: {name: x}` runs MyStepAction `x` (what `convert` makes of
+    /// StepAction `x`), with the step's `params`; a remote reference cannot
+    /// be kept.
+    fn step_action_ref(fields: &mut Fields, out: &mut Map<String, Value>, losses: &mut Losses) {
         let Some(reference) = fields.take("ref") else { return };
-        let ref_at = fields.field("ref");
-        let mut reference = Fields::of(reference, &ref_at, losses);
-        let name = reference.take_str("name", losses);
+        let at = fields.field("ref");
+        let mut reference = Fields::of(reference, &at, losses);
+        if let Some(name) = reference.take_str("name", losses) {
+            out.insert("ref".into(), serde_json::json!({ "name": name }));
+        }
         reference.unsupported("resolver", REMOTE, losses);
         reference.unsupported("params", REMOTE, losses);
         reference.finish(losses);
-        let Some(name) = name else {
-            losses.push(
-                &ref_at,
-                "a StepAction reference without a name cannot be written inline",
-            );
-            return;
-        };
-        let Some(action) = self.step_actions.get(&name) else {
-            losses.push(
-                &ref_at,
-                format!("StepAction {name:?} is not in the input, so the step cannot be written inline; dropped"),
-            );
-            return;
-        };
-        self.used.borrow_mut().insert(name.clone());
-        let action_at = format!("StepAction {name:?}: spec");
-        let mut action = Fields::of(action.clone(), &action_at, losses);
-        let mut values = BTreeMap::new();
-        for (at, declared) in items(action.take("params"), &format!("{action_at}.params"), losses) {
-            let mut declared = Fields::of(declared, &at, losses);
-            let name = declared.take_str("name", losses);
-            match (name, declared.take("default")) {
-                (Some(param), Some(Value::String(default))) => {
-                    values.insert(param, default);
-                }
-                (_, Some(other)) => losses.push(
-                    format!("{at}.default"),
-                    format!(
-                        "only string params of a StepAction can be written inline, not {}",
-                        kind_of(&other)
-                    ),
-                ),
-                _ => {}
-            }
-            declared.take("type");
-            declared.take("description");
-            declared.finish(losses);
-        }
-        let params_at = fields.field("params");
-        for (at, given) in items(fields.take("params"), &params_at, losses) {
-            let mut given = Fields::of(given, &at, losses);
-            let name = given.take_str("name", losses);
-            match (name, given.take("value")) {
-                (Some(param), Some(Value::String(value))) => {
-                    values.insert(param, value);
-                }
-                (_, Some(other)) => losses.push(
-                    format!("{at}.value"),
-                    format!(
-                        "only string params of a StepAction can be written inline, not {}",
-                        kind_of(&other)
-                    ),
-                ),
-                _ => {}
-            }
-            given.finish(losses);
-        }
+        fields.copy("params", out);
+    }
+
+    /// A StepAction spec: the container fields of one step, its params and
+    /// its step results.
+    pub fn step_action_spec(&self, value: Value, at: &str, losses: &mut Losses) -> Value {
+        let mut fields = Fields::of(value, at, losses);
+        let mut out = Map::new();
         for key in [
+            "description",
             "image",
             "script",
             "command",
@@ -250,24 +186,23 @@ impl Converter<'_> {
             "securityContext",
             "volumeMounts",
         ] {
-            if let Some(mut value) = action.take(key) {
-                fill_value(&mut value, &values);
-                out.insert(key.to_string(), value);
-            }
+            fields.copy(key, &mut out);
         }
-        action.unsupported("results", "step results are not supported yet; dropped", losses);
-        action.finish(losses);
+        convert_list(&mut fields, "params", &mut out, losses, param_spec);
+        convert_list(&mut fields, "results", &mut out, losses, result_spec);
+        fields.finish(losses);
+        Value::Object(out)
     }
 
     fn step(&self, value: Value, at: &str, losses: &mut Losses) -> Value {
         let mut fields = Fields::of(value, at, losses);
         let mut out = Map::new();
-        self.inline_step_action(&mut fields, &mut out, losses);
+        Self::step_action_ref(&mut fields, &mut out, losses);
         for key in STEP_FIELDS {
             fields.copy(key, &mut out);
         }
         take_resources(&mut fields, &mut out);
-        fields.unsupported("results", "step results are not supported yet; dropped", losses);
+        fields.copy("results", &mut out);
         fields.copy("workspaces", &mut out);
         fields.copy("displayName", &mut out);
         fields.unsupported(

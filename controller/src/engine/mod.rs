@@ -7,5 +7,6 @@ pub mod limits;
 pub mod propagate;
 pub mod refs;
 pub mod resolve;
+pub mod step_action;
 pub mod substitute;
 pub mod validate;

@@ -4,7 +4,7 @@
 //! shell command substitution such as `$(date +%s)` is left alone.
 
 /// The first segments that make `$(...)` one of our references.
-pub const NAMESPACES: &[&str] = &["params", "results", "workspaces", "context", "tasks", "steps"];
+pub const NAMESPACES: &[&str] = &["params", "results", "workspaces", "context", "tasks", "steps", "step"];
 
 /// A reference found in a text: byte range of the whole `$(...)` and the
 /// expression inside.

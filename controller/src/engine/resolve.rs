@@ -2,7 +2,8 @@
 //! bound, step template applied and every `$(...)` reference substituted.
 //! Everything the pod renderer needs, and every error the user must fix.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, ResourceRequirements, SecurityContext, Volume, VolumeMount};
@@ -15,7 +16,10 @@ use super::errors::ValidationErrors;
 use super::limits::{Budget, Limits};
 use super::propagate::with_propagated;
 use super::substitute::{Resolver, Value, substitute_list, substitute_opt, substitute_str};
-use super::validate::{list_or_none, resolve_params, validate_run_spec, validate_task};
+use super::validate::{
+    list_or_none, parse_step_result_ref, resolve_params, result_value_source, step_index, validate_run_spec,
+    validate_task,
+};
 
 /// Who the run is; feeds `$(context.*)` and the pod's metadata.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -56,6 +60,15 @@ pub struct ResolvedStep {
     pub on_error: OnError,
     /// The isolated workspaces this step mounts (see `WorkspaceUsage`).
     pub workspaces: Vec<WorkspaceUsage>,
+    /// The step results this step declares (its results directory is made
+    /// for them).
+    pub step_results: Vec<String>,
+    /// Earlier steps' results this step's command, args or env refer to:
+    /// (the reference's expression, the file the entrypoint reads it from).
+    pub step_result_refs: Vec<(String, String)>,
+    /// Task results whose `value` is one of this step's step results:
+    /// (task result, the step result's file).
+    pub results_from_step: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,8 +94,10 @@ pub struct TaskVariables<'a> {
     pub params: &'a BTreeMap<String, ParamValue>,
     pub results: Vec<&'a str>,
     pub workspaces: &'a [ResolvedWorkspace],
-    /// The task's step names in order, for `$(steps.<s>.exitCode.path)`.
+    /// The task's step names in order, for `$(steps.<s>...)`.
     pub steps: Vec<&'a str>,
+    /// The step results each step declares, in step order.
+    pub step_results: Vec<Vec<&'a str>>,
     pub context: BTreeMap<&'static str, String>,
     /// What substitution may still produce for this run.
     pub budget: Budget,
@@ -182,17 +197,19 @@ impl TaskVariables<'_> {
 
 impl TaskVariables<'_> {
     /// `$(steps.<s>.exitCode.path)`; `<s>` is the step's name, or Tekton's
-    /// container form `step-<name>`.
+    /// container form `step-<name>`. (A step result, `$(steps.<s>.results.<r>)`,
+    /// only a later step can read: see `StepVariables`.)
     fn step(&self, rest: &str) -> Result<Value, String> {
         let (name, field) = rest.split_once('.').unwrap_or((rest, ""));
-        let position = |wanted: &str| self.steps.iter().position(|step| *step == wanted);
-        let index = position(name)
-            .or_else(|| name.strip_prefix("step-").and_then(position))
+        let index = step_index(&self.steps, name)
             .ok_or_else(|| format!("no step named {name:?} (steps: {})", list_or_none(&self.steps)))?;
         match field {
             "exitCode.path" => Ok(Value::Str(layout::exit_code_path(index))),
+            results if results.starts_with("results.") => Err(format!(
+                "a step result is known only once step {name:?} ends: use it in the command, args or env of a later step"
+            )),
             other => Err(format!(
-                "steps have no field {other:?}; use $(steps.{name}.exitCode.path)"
+                "steps have no field {other:?}; use $(steps.{name}.exitCode.path) or $(steps.{name}.results.<result>)"
             )),
         }
     }
@@ -227,6 +244,9 @@ impl Resolver for TaskVariables<'_> {
             "results" => self.result(rest),
             "workspaces" => self.workspace(rest),
             "steps" => self.step(rest),
+            "step" => Err(
+                "$(step.results.<name>.path) is valid only in the fields of the step that declares the result".into(),
+            ),
             "context" => self.context.get(rest).cloned().map(Value::Str).ok_or_else(|| {
                 let known: Vec<&str> = self.context.keys().copied().collect();
                 format!("unknown context variable (known: {})", known.join(", "))
@@ -396,6 +416,78 @@ impl Resolver for ContainerVariables<'_> {
     }
 }
 
+/// One step's view of the variables: `$(step.results.<r>.path)` of its own
+/// step results, and earlier steps' `$(steps.<s>.results.<r>)`. Those are
+/// known only when that step ends, after the pod was made, so where the
+/// entrypoint can still replace them (command, args and env: `live` is
+/// Some) they are left as written and recorded for it; elsewhere they are
+/// an error.
+struct StepVariables<'a> {
+    container: &'a ContainerVariables<'a>,
+    index: usize,
+    /// The step result references found: (expression, file).
+    live: Option<&'a RefCell<BTreeSet<(String, String)>>>,
+}
+
+impl StepVariables<'_> {
+    fn own_result(&self, rest: &str) -> Result<Value, String> {
+        let name = rest
+            .strip_prefix("results.")
+            .and_then(|field| field.strip_suffix(".path"))
+            .ok_or("use $(step.results.<name>.path)")?;
+        let declared = &self.container.task.step_results[self.index];
+        if !declared.contains(&name) {
+            return Err(format!(
+                "this step declares no step result {name:?} (declared: {})",
+                list_or_none(declared)
+            ));
+        }
+        Ok(Value::Str(layout::step_result_path(self.index, name)))
+    }
+
+    fn earlier_result(&self, expr: &str, step: &str, result: &str) -> Result<Value, String> {
+        let task = self.container.task;
+        let index = step_index(&task.steps, step)
+            .ok_or_else(|| format!("no step named {step:?} (steps: {})", list_or_none(&task.steps)))?;
+        if index >= self.index {
+            return Err(format!(
+                "step {step:?} does not run before this step; a step reads the results of earlier steps only"
+            ));
+        }
+        let declared = &task.step_results[index];
+        if !declared.contains(&result) {
+            return Err(format!(
+                "step {step:?} declares no step result {result:?} (declared: {})",
+                list_or_none(declared)
+            ));
+        }
+        let Some(live) = self.live else {
+            return Err(format!(
+                "a step result is known only once step {step:?} ends, after this field is fixed: use it in command, args or env"
+            ));
+        };
+        live.borrow_mut()
+            .insert((expr.to_string(), layout::step_result_path(index, result)));
+        Ok(Value::Str(format!("$({expr})")))
+    }
+}
+
+impl Resolver for StepVariables<'_> {
+    fn lookup(&self, expr: &str) -> Result<Value, String> {
+        if let Some(rest) = expr.strip_prefix("step.") {
+            return self.own_result(rest);
+        }
+        match parse_step_result_ref(expr) {
+            Some((step, result)) => self.earlier_result(expr, step, result),
+            None => self.container.lookup(expr),
+        }
+    }
+
+    fn budget(&self) -> Option<&Budget> {
+        self.container.budget()
+    }
+}
+
 fn context_variables(identity: &RunIdentity) -> BTreeMap<&'static str, String> {
     BTreeMap::from([
         ("taskRun.name", identity.name.clone()),
@@ -540,6 +632,11 @@ pub fn resolve_task_run(
         results: task.results.iter().map(|r| r.name.as_str()).collect(),
         workspaces: &workspaces,
         steps: task.steps.iter().map(|step| step.name.as_str()).collect(),
+        step_results: task
+            .steps
+            .iter()
+            .map(|step| step.results.iter().map(|r| r.name.as_str()).collect())
+            .collect(),
         context: context_variables(identity),
         budget: Budget::new(limits),
     };
@@ -548,9 +645,27 @@ pub fn resolve_task_run(
     let mut steps = Vec::with_capacity(task.steps.len());
     for (index, step) in task.steps.iter().enumerate() {
         let at = format!("{task_field}.steps[{index}]");
-        let vars = ContainerVariables::new(&vars, &step.workspaces);
+        if let Some(reference) = &step.step_ref {
+            // `step_action::inline_step_actions` replaces these before resolution.
+            errors.push(
+                format!("{at}.ref.name"),
+                format!("MyStepAction {:?} was not found", reference.name),
+            );
+        }
+        let container = ContainerVariables::new(&vars, &step.workspaces);
+        let found = RefCell::new(BTreeSet::new());
+        let live = StepVariables {
+            container: &container,
+            index,
+            live: Some(&found),
+        };
+        let vars = StepVariables {
+            container: &container,
+            index,
+            live: None,
+        };
         let mut env = merge_env(&template.env, &step.env);
-        substitute_env(&mut env, &vars, &at, &mut errors);
+        substitute_env(&mut env, &live, &at, &mut errors);
         let image = step
             .image
             .clone()
@@ -576,8 +691,8 @@ pub fn resolve_task_run(
             name: step.name.clone(),
             image: substitute_str(&image, &vars, &format!("{at}.image"), &mut errors),
             script,
-            command: substitute_list(&step.command, &vars, &format!("{at}.command"), &mut errors),
-            args: substitute_list(&step.args, &vars, &format!("{at}.args"), &mut errors),
+            command: substitute_list(&step.command, &live, &format!("{at}.command"), &mut errors),
+            args: substitute_list(&step.args, &live, &format!("{at}.args"), &mut errors),
             env,
             env_from,
             working_dir: substitute_str(&working_dir, &vars, &format!("{at}.workingDir"), &mut errors),
@@ -599,7 +714,18 @@ pub fn resolve_task_run(
             timeout: step.timeout.clone(),
             on_error: resolve_on_error(step.on_error.as_deref(), &vars, &format!("{at}.onError"), &mut errors),
             workspaces: step.workspaces.clone(),
+            step_results: step.results.iter().map(|r| r.name.clone()).collect(),
+            step_result_refs: found.into_inner().into_iter().collect(),
+            results_from_step: Vec::new(),
         });
+    }
+    for result in &task.results {
+        // A value that names no step result was reported by validate_task.
+        if let Some(Ok((index, step_result))) = result.value.as_deref().map(|v| result_value_source(task, v)) {
+            steps[index]
+                .results_from_step
+                .push((result.name.clone(), layout::step_result_path(index, step_result)));
+        }
     }
 
     let mut sidecars = task.sidecars.clone();

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::VolumeMount;
 
 use crate::api::{
-    Param, ParamSpec, ParamType, ParamValue, PropertySpec, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding,
-    WorkspaceUsage,
+    Param, ParamSpec, ParamType, ParamValue, PropertySpec, Sidecar, Step, StepTemplate, TaskRunSpec, TaskSpec,
+    WorkspaceBinding, WorkspaceUsage,
 };
 
 use super::duration::parse_duration;
@@ -105,7 +105,89 @@ pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
     let volume_names = check_volumes(task, field, errors);
     check_step_template_mounts(task, field, &volume_names, errors);
     check_steps(task, field, &volume_names, errors);
+    check_step_results(task, field, errors);
     check_isolated_workspaces(task, field, errors);
+}
+
+/// The index of the step `name` names: the step's own name, or Tekton's
+/// container form `step-<name>`.
+pub fn step_index(steps: &[&str], name: &str) -> Option<usize> {
+    let position = |wanted: &str| steps.iter().position(|step| *step == wanted);
+    position(name).or_else(|| name.strip_prefix("step-").and_then(position))
+}
+
+/// `steps.<s>.results.<r>` as (`<s>`, `<r>`).
+pub fn parse_step_result_ref(expr: &str) -> Option<(&str, &str)> {
+    let (step, result) = expr.strip_prefix("steps.")?.split_once(".results.")?;
+    let plain = |part: &str| !part.is_empty() && !part.contains(['.', '[', ']', '*']);
+    (plain(step) && plain(result)).then_some((step, result))
+}
+
+/// Where a task result's `value` comes from: (the step's index, its step
+/// result). The value must be exactly `$(steps.<s>.results.<r>)` of a
+/// step result the task declares.
+pub fn result_value_source<'a>(task: &TaskSpec, value: &'a str) -> Result<(usize, &'a str), String> {
+    let (step, result) = value
+        .strip_prefix("$(")
+        .and_then(|inner| inner.strip_suffix(')'))
+        .and_then(parse_step_result_ref)
+        .ok_or_else(|| format!("value {value:?} must be exactly one reference $(steps.<step>.results.<result>)"))?;
+    let names: Vec<&str> = task.steps.iter().map(|s| s.name.as_str()).collect();
+    let index =
+        step_index(&names, step).ok_or_else(|| format!("no step named {step:?} (steps: {})", list_or_none(&names)))?;
+    let declared: Vec<&str> = task.steps[index].results.iter().map(|r| r.name.as_str()).collect();
+    if !declared.contains(&result) {
+        return Err(format!(
+            "step {step:?} declares no step result {result:?} (declared: {})",
+            list_or_none(&declared)
+        ));
+    }
+    Ok((index, result))
+}
+
+/// Step results: valid, unique names of strings without a `value`; and a
+/// task result's `value` names a step result that exists.
+fn check_step_results(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
+    for (index, step) in task.steps.iter().enumerate() {
+        let at = format!("{field}.steps[{index}].results");
+        check_names(step.results.iter().map(|r| r.name.as_str()), &at, "step result", errors);
+        for (result_index, result) in step.results.iter().enumerate() {
+            if result.result_type != ParamType::String {
+                errors.push(
+                    format!("{at}[{result_index}].type"),
+                    format!(
+                        "step result {:?} is of type {}; only string step results are supported here",
+                        result.name, result.result_type
+                    ),
+                );
+            }
+            if result.value.is_some() {
+                errors.push(
+                    format!("{at}[{result_index}].value"),
+                    format!(
+                        "a step result's value is what the step writes to $(step.results.{}.path); value belongs on a task result",
+                        result.name
+                    ),
+                );
+            }
+        }
+    }
+    for (index, result) in task.results.iter().enumerate() {
+        let Some(value) = &result.value else { continue };
+        let at = format!("{field}.results[{index}].value");
+        if result.result_type != ParamType::String {
+            errors.push(
+                &at,
+                format!(
+                    "result {:?} is of type {}; only string results take their value from a step result",
+                    result.name, result.result_type
+                ),
+            );
+        }
+        if let Err(why) = result_value_source(task, value) {
+            errors.push(&at, why);
+        }
+    }
 }
 
 /// Params, results and workspaces: valid, unique names.
@@ -444,30 +526,15 @@ fn check_steps(task: &TaskSpec, field: &str, volume_names: &BTreeSet<&str>, erro
             errors.push(format!("{at}.name"), format!("duplicate step name {:?}", step.name));
         }
         check_on_error(step.on_error.as_deref(), &at, errors);
-        if step
-            .image
-            .as_deref()
-            .or(template.image.as_deref())
-            .is_none_or(str::is_empty)
-        {
-            errors.push(
-                format!("{at}.image"),
-                format!("step {:?} has no image (and stepTemplate sets none)", step.name),
-            );
-        }
-        match (&step.script, step.command.is_empty()) {
-            (Some(_), false) => errors.push(
-                format!("{at}.script"),
-                format!("step {:?} sets both script and command; use one", step.name),
-            ),
-            (None, true) => errors.push(
-                format!("{at}.command"),
-                format!(
-                    "step {:?} needs a script or a command (an image's own entrypoint cannot be wrapped without a registry lookup)",
-                    step.name
-                ),
-            ),
-            _ => {}
+        // A step action's fields are checked once inlined (see `step_action`).
+        if step.step_ref.is_none() {
+            check_container_fields(step, &template, &at, errors);
+            if !step.params.is_empty() {
+                errors.push(
+                    format!("{at}.params"),
+                    "params are the values of a step action's params, and this step has no ref",
+                );
+            }
         }
         if let Some(timeout) = &step.timeout
             && let Err(why) = parse_duration(timeout)
@@ -489,6 +556,35 @@ fn check_steps(task: &TaskSpec, field: &str, volume_names: &BTreeSet<&str>, erro
     }
 }
 
+/// A plain step's image and its script or command.
+fn check_container_fields(step: &Step, template: &StepTemplate, at: &str, errors: &mut ValidationErrors) {
+    if step
+        .image
+        .as_deref()
+        .or(template.image.as_deref())
+        .is_none_or(str::is_empty)
+    {
+        errors.push(
+            format!("{at}.image"),
+            format!("step {:?} has no image (and stepTemplate sets none)", step.name),
+        );
+    }
+    match (&step.script, step.command.is_empty()) {
+        (Some(_), false) => errors.push(
+            format!("{at}.script"),
+            format!("step {:?} sets both script and command; use one", step.name),
+        ),
+        (None, true) => errors.push(
+            format!("{at}.command"),
+            format!(
+                "step {:?} needs a script or a command (an image's own entrypoint cannot be wrapped without a registry lookup)",
+                step.name
+            ),
+        ),
+        _ => {}
+    }
+}
+
 /// The params a run resolves to: its own values, else the defaults.
 /// Reports undeclared, duplicate, mistyped and missing params.
 pub fn resolve_params(
@@ -506,7 +602,7 @@ pub fn resolve_params(
             errors.push(
                 format!("{at}.name"),
                 format!(
-                    "param {:?} is not declared by the task (declared: {})",
+                    "param {:?} is not declared (declared: {})",
                     param.name,
                     list_or_none(&known)
                 ),

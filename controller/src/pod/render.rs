@@ -310,6 +310,12 @@ fn entrypoint_args(index: usize, step: &ResolvedStep, context: &StepContext<'_>)
     if step.on_error == OnError::Continue {
         args.extend(["--on-error".to_string(), OnError::Continue.as_flag().to_string()]);
     }
+    for (expr, file) in &step.step_result_refs {
+        args.extend(["--step-result-ref".to_string(), format!("{expr}={file}")]);
+    }
+    for (result, file) in &step.results_from_step {
+        args.extend(["--result-from-step".to_string(), format!("{result}={file}")]);
+    }
     args.push("--".to_string());
     if step.script.is_some() {
         args.push(layout::script_path(index, &step.name));
@@ -367,13 +373,16 @@ fn prepare_container(settings: &RenderSettings, steps: &[ResolvedStep], sidecars
             args.extend(["--script".to_string(), format!("{name}={part}")]);
         }
     }
-    for index in 0..steps.len() {
+    for (index, step) in steps.iter().enumerate() {
         args.extend([
             "--mkdir".to_string(),
             layout::step_run_dir(index),
             "--mkdir".to_string(),
             format!("{}/{}", layout::RESULTS_DIR, layout::step_sub_path(index)),
         ]);
+        if !step.step_results.is_empty() {
+            args.extend(["--mkdir".to_string(), layout::step_results_dir(index)]);
+        }
     }
     Container {
         name: PREPARE_CONTAINER.to_string(),

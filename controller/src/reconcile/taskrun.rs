@@ -9,8 +9,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{AttemptStatus, Condition, MyTaskRun, ResolvedFrom, RunSpecStatus, TaskRunStatus, TaskSpec};
 use crate::engine::duration::parse_duration;
+use crate::engine::step_action::StepActions;
 use crate::names;
-use crate::plan::{TaskSource, plan_task_run};
+use crate::plan::{TaskSource, plan_task_run_with};
 use crate::pod::node::{NodeHealth, NodeVerdict, judge_node};
 use crate::pod::render::RenderSettings;
 use crate::pod::results::FetchedResults;
@@ -65,6 +66,9 @@ pub struct Observed<'a> {
     /// The health of the node the pod is bound to (its `spec.nodeName`), if
     /// the controller's node cache has it; None before scheduling.
     pub node: Option<&'a NodeHealth>,
+    /// The MyStepActions the task's steps run, read only when an attempt
+    /// is to start (after that the status holds the task with them inlined).
+    pub step_actions: &'a StepActions,
     pub now: Timestamp,
 }
 
@@ -202,13 +206,13 @@ impl<'a> Decision<'a> {
     fn start_attempt(&mut self, (spec, source): (&TaskSpec, TaskSource<'_>)) {
         let run = self.observed.run;
         let attempt = self.attempt();
-        match plan_task_run(
+        match plan_task_run_with(
             run,
             spec,
             source,
             attempt,
-            self.settings.default_timeout,
-            &self.settings.render,
+            (self.settings.default_timeout, &self.settings.render),
+            self.observed.step_actions,
         ) {
             Err(errors) => {
                 let message = errors.to_string();
@@ -231,14 +235,15 @@ impl<'a> Decision<'a> {
                 // The status written now is what reading the new pod will
                 // give, so seeing the pod arrive changes nothing and costs
                 // no second status write.
-                let reading = read_pod(spec, &plan.pod, false, self.observed.results);
+                let reading = read_pod(&plan.resolved.task, &plan.pod, false, self.observed.results);
                 self.actions
                     .extend(plan.claims.into_iter().map(|c| Action::CreateClaim(Box::new(c))));
                 self.actions.push(Action::CreatePod(Box::new(plan.pod)));
                 if self.status.start_time.is_none() {
                     self.status.start_time = Some(self.now());
                 }
-                self.status.task_spec = Some(spec.clone());
+                // With its step actions inlined: what the run means from now on.
+                self.status.task_spec = Some(plan.resolved.task.clone());
                 self.status.pod_name = Some(pod_name);
                 self.status.steps = reading.steps;
                 self.status.results = reading.results;

@@ -1,0 +1,157 @@
+//! StepActions: a step with `ref: {name: x}` runs MyStepAction `x` of the
+//! run's namespace. Its container fields (image, command or script, env,
+//! ...) and step results become the step's, with the action's
+//! `$(params.p)` filled from the step's `params` (else the action's
+//! defaults). This happens before the task is validated and resolved, so
+//! every later stage sees plain steps, and the run's task snapshot keeps
+//! them: a later edit of the action does not change a run in flight.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::{ParamValue, Step, StepActionSpec, TaskSpec};
+
+use super::errors::ValidationErrors;
+use super::limits::{Budget, Limits};
+use super::resolve::TaskVariables;
+use super::substitute::{Resolver, Value, substitute_list, substitute_opt, substitute_str};
+use super::validate::resolve_params;
+
+/// The MyStepActions a run's namespace has that its task refers to, by
+/// name: each decoded, or why it cannot be (a malformed one fails the run
+/// naming the field, as a malformed MyTask does).
+pub type StepActions = BTreeMap<String, Result<StepActionSpec, String>>;
+
+/// The MyStepActions the task's steps refer to, by name.
+pub fn referenced(task: &TaskSpec) -> BTreeSet<&str> {
+    task.steps
+        .iter()
+        .filter_map(|step| step.step_ref.as_ref())
+        .map(|reference| reference.name.as_str())
+        .collect()
+}
+
+/// A step action's view of references: its own params; anything else
+/// (`$(params...)` of the task given through the step's params,
+/// `$(step.results...)`, `$(workspaces...)`) is left for the task's
+/// resolution.
+struct ActionVariables<'a>(TaskVariables<'a>);
+
+impl Resolver for ActionVariables<'_> {
+    fn lookup(&self, expr: &str) -> Result<Value, String> {
+        match expr.strip_prefix("params.") {
+            Some(_) => self.0.lookup(expr),
+            None => Ok(Value::Str(format!("$({expr})"))),
+        }
+    }
+
+    fn budget(&self) -> Option<&Budget> {
+        self.0.budget()
+    }
+}
+
+/// Container fields a step that refers to a step action takes from it;
+/// setting one on the step as well is an error (which one would win?).
+fn own_container_fields(step: &Step) -> Vec<&'static str> {
+    [
+        ("image", step.image.is_some()),
+        ("script", step.script.is_some()),
+        ("command", !step.command.is_empty()),
+        ("args", !step.args.is_empty()),
+        ("env", !step.env.is_empty()),
+        ("envFrom", !step.env_from.is_empty()),
+        ("workingDir", step.working_dir.is_some()),
+        ("securityContext", step.security_context.is_some()),
+        ("volumeMounts", !step.volume_mounts.is_empty()),
+        ("results", !step.results.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect()
+}
+
+/// `task` with every step that refers to a step action replaced by the
+/// action's fields. `actions` holds the actions found by name; a missing
+/// one is an error naming the step's `ref.name`.
+pub fn inline_step_actions(
+    task: &TaskSpec,
+    field: &str,
+    actions: &StepActions,
+    limits: &Limits,
+) -> Result<TaskSpec, ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    let mut inlined = task.clone();
+    for (index, step) in inlined.steps.iter_mut().enumerate() {
+        let at = format!("{field}.steps[{index}]");
+        let Some(reference) = step.step_ref.take() else {
+            continue;
+        };
+        for own in own_container_fields(step) {
+            errors.push(
+                format!("{at}.{own}"),
+                format!(
+                    "the step runs step action {:?}, which sets {own}; remove it from the step",
+                    reference.name
+                ),
+            );
+        }
+        let action = match actions.get(&reference.name) {
+            Some(Ok(action)) => action,
+            Some(Err(problem)) => {
+                errors.push(
+                    format!("{at}.ref.name"),
+                    format!("MyStepAction {:?} cannot be read: {problem}", reference.name),
+                );
+                continue;
+            }
+            None => {
+                errors.push(
+                    format!("{at}.ref.name"),
+                    format!("no MyStepAction named {:?} in the run's namespace", reference.name),
+                );
+                continue;
+            }
+        };
+        let params = resolve_params(&action.params, &step.params, &format!("{at}.params"), &mut errors);
+        let action_at = format!("MyStepAction {:?}: spec", reference.name);
+        apply_action(step, action, &params, &action_at, limits, &mut errors);
+    }
+    errors.into_result(inlined)
+}
+
+/// Writes the action's fields into `step`, its params substituted.
+fn apply_action(
+    step: &mut Step,
+    action: &StepActionSpec,
+    params: &BTreeMap<String, ParamValue>,
+    at: &str,
+    limits: &Limits,
+    errors: &mut ValidationErrors,
+) {
+    let vars = ActionVariables(TaskVariables {
+        params,
+        results: Vec::new(),
+        workspaces: &[],
+        steps: Vec::new(),
+        step_results: Vec::new(),
+        context: BTreeMap::new(),
+        budget: Budget::new(limits),
+    });
+    step.params.clear();
+    step.image = Some(substitute_str(&action.image, &vars, &format!("{at}.image"), errors));
+    step.script = action.script.clone();
+    substitute_opt(&mut step.script, &vars, &format!("{at}.script"), errors);
+    step.command = substitute_list(&action.command, &vars, &format!("{at}.command"), errors);
+    step.args = substitute_list(&action.args, &vars, &format!("{at}.args"), errors);
+    step.env = action.env.clone();
+    for (index, var) in step.env.iter_mut().enumerate() {
+        substitute_opt(&mut var.value, &vars, &format!("{at}.env[{index}].value"), errors);
+    }
+    step.working_dir = action.working_dir.clone();
+    substitute_opt(&mut step.working_dir, &vars, &format!("{at}.workingDir"), errors);
+    step.security_context = action.security_context.clone();
+    step.volume_mounts = action.volume_mounts.clone();
+    for (index, mount) in step.volume_mounts.iter_mut().enumerate() {
+        mount.name = substitute_str(&mount.name, &vars, &format!("{at}.volumeMounts[{index}].name"), errors);
+    }
+    step.results = action.results.clone();
+}
