@@ -750,6 +750,47 @@ spec:
 
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_steps_mount_pod_template_volumes() {
+    let ns = TestNamespace::new("e2e-tekton-pod-template-volumes").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: build-settings}}
+data: {{mode: release}}
+---
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: template-volumes}}
+spec:
+  taskRunTemplate:
+    podTemplate:
+      volumes:
+        - name: settings
+          configMap: {{name: build-settings}}
+  pipelineSpec:
+    results:
+      - {{name: mode, value: $(tasks.read.results.mode)}}
+    tasks:
+      - name: read
+        taskSpec:
+          results: [{{name: mode}}]
+          steps:
+            - image: {BASH}
+              volumeMounts: [{{name: settings, mountPath: /settings}}]
+              script: cat /settings/mode > $(results.mode.path)
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyPipelineRun>("template-volumes", LIMIT).await;
+    assert_eq!(run.string_result("mode").as_deref(), Some("release"));
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_an_object_result_is_checked_against_its_properties() {
     let ns = TestNamespace::new("e2e-tekton-object-result").await;
     let run = |name: &str, written: &str| {

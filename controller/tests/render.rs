@@ -578,6 +578,24 @@ fn step_results_get_a_directory_and_their_readers_and_task_result_reach_the_entr
 }
 
 #[test]
+fn the_run_s_pod_template_volumes_join_the_pod() {
+    let pod = pod_of_inline_run(json!({
+        "taskSpec": { "steps": [{ "name": "one", "image": "127.0.0.1:5000/cicd/bash:5", "script": "ls /cache",
+                                  "volumeMounts": [{ "name": "cache", "mountPath": "/cache" }] }] },
+        "podTemplate": { "volumes": [{ "name": "cache", "configMap": { "name": "build-cache" } }] },
+    }));
+    let spec = spec(&pod);
+    let cache = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "cache")
+        .expect("the podTemplate's volume");
+    assert_eq!(cache.config_map.as_ref().map(|c| c.name.as_str()), Some("build-cache"));
+    assert_eq!(mount_path_of(&spec.containers[0], "cache").as_deref(), Some("/cache"));
+}
+
+#[test]
 fn two_workspaces_bound_to_one_claim_share_one_pod_volume() {
     let pod = pod_of_inline_run(json!({
         "taskSpec": {

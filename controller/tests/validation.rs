@@ -471,6 +471,43 @@ fn step_action_problems_name_the_field() {
 }
 
 #[test]
+fn steps_mount_the_run_s_pod_template_volumes_and_bad_ones_are_named() {
+    let mounting = |volume: &str| {
+        task(json!({
+            "volumes": [{ "name": "own", "emptyDir": {} }],
+            "steps": [{ "name": "main", "image": IMAGE, "script": "ls /cache",
+                        "volumeMounts": [{ "name": volume, "mountPath": "/cache" }] }],
+        }))
+    };
+    let template = |volumes: Value| json!({ "podTemplate": { "volumes": volumes } });
+    let cache = json!([{ "name": "cache", "configMap": { "name": "build-cache" } }]);
+    resolved_ok(resolve_inline(&inline_run(mounting("cache"), template(cache.clone()))));
+    assert_error(
+        resolve_inline(&inline_run(mounting("cache"), json!({}))),
+        "spec.taskSpec.steps[0].volumeMounts[0].name",
+        &["\"cache\"", "neither spec.volumes nor the run's podTemplate.volumes"],
+    );
+    let bad = json!([
+        { "name": "cicd-bin", "emptyDir": {} },
+        { "name": "own", "emptyDir": {} },
+        { "name": "cache", "emptyDir": {} },
+        { "name": "cache", "emptyDir": {} },
+    ]);
+    let errors = errors_of(resolve_inline(&inline_run(mounting("cache"), template(bad))));
+    let at = |index: usize| {
+        errors
+            .iter()
+            .find(|e| e.field == format!("spec.podTemplate.volumes[{index}].name"))
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| panic!("no error for volume {index}: {errors:?}"))
+    };
+    assert!(at(0).contains("reserved"));
+    assert!(at(1).contains("the task declares a volume \"own\" itself"));
+    assert!(at(3).contains("duplicate volume name \"cache\""));
+    assert_eq!(errors.len(), 3, "{errors:?}");
+}
+
+#[test]
 fn result_properties_belong_to_object_results_only() {
     let task = task(json!({ "results": [{ "name": "tags", "type": "array", "properties": { "a": {} } }] }));
     assert_error(

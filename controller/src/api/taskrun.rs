@@ -1,7 +1,7 @@
 //! MyTaskRun: one execution of a MyTask, as one pod.
 
 use k8s_openapi::api::core::v1::{
-    Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, Toleration,
+    Affinity, LocalObjectReference, PodSecurityContext, ResourceRequirements, Toleration, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
@@ -99,6 +99,11 @@ pub struct PodTemplate {
     pub priority_class_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_class_name: Option<String>,
+    /// Extra pod volumes the task's steps (and step template) may mount
+    /// besides the task's own `volumes`, e.g. a cache the cluster provides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "any_object_list::<Volume>")]
+    pub volumes: Vec<Volume>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

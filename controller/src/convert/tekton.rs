@@ -83,6 +83,7 @@ const POD_TEMPLATE_FIELDS: &[&str] = &[
     "hostNetwork",
     "priorityClassName",
     "runtimeClassName",
+    "volumes",
 ];
 
 fn param_spec(value: Value, at: &str, losses: &mut Losses) -> Value {

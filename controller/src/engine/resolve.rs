@@ -17,8 +17,8 @@ use super::limits::{Budget, Limits};
 use super::propagate::with_propagated;
 use super::substitute::{Resolver, Value, substitute_list, substitute_opt, substitute_str};
 use super::validate::{
-    list_or_none, parse_step_result_ref, resolve_params, result_value_source, step_index, validate_run_spec,
-    validate_task,
+    RESERVED_VOLUME_PREFIX, RunVolumes, list_or_none, parse_step_result_ref, resolve_params, result_value_source,
+    step_index, validate_run_spec, validate_task,
 };
 
 /// Who the run is; feeds `$(context.*)` and the pod's metadata.
@@ -618,7 +618,12 @@ pub fn resolve_task_run(
         return Err(errors);
     }
     validate_run_spec(run, &mut errors);
-    validate_task(task, task_field, &mut errors);
+    let run_volumes = run
+        .pod_template
+        .as_ref()
+        .map_or(&[][..], |template| &template.volumes[..]);
+    validate_task(task, task_field, RunVolumes::Known(run_volumes), &mut errors);
+    check_run_volumes(task, run_volumes, &mut errors);
 
     // An inline taskSpec receives every param of the run (propagation).
     let declared = match run.task_spec {
@@ -778,6 +783,26 @@ pub fn resolve_task_run(
         warnings,
         timeout,
     })
+}
+
+/// The run's `podTemplate.volumes`: not a name of ours, of the task's own
+/// volumes, or given twice (the pod would be refused).
+fn check_run_volumes(task: &TaskSpec, volumes: &[Volume], errors: &mut ValidationErrors) {
+    let mut seen = BTreeSet::new();
+    for (index, volume) in volumes.iter().enumerate() {
+        let at = format!("spec.podTemplate.volumes[{index}].name");
+        let name = volume.name.as_str();
+        if name.starts_with(RESERVED_VOLUME_PREFIX) {
+            errors.push(
+                &at,
+                format!("volume name {name:?} is reserved (prefix {RESERVED_VOLUME_PREFIX:?})"),
+            );
+        } else if task.volumes.iter().any(|own| own.name == name) {
+            errors.push(&at, format!("the task declares a volume {name:?} itself"));
+        } else if !seen.insert(name) {
+            errors.push(&at, format!("duplicate volume name {name:?}"));
+        }
+    }
 }
 
 /// A step's `onError` once its `$(params...)` are substituted; a value

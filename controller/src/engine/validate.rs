@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::VolumeMount;
+use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 
 use crate::api::{
     Param, ParamSpec, ParamType, ParamValue, PropertySpec, Sidecar, Step, StepTemplate, TaskRunSpec, TaskSpec,
@@ -94,17 +94,34 @@ fn check_object_keys(spec: &ParamSpec, value: &ParamValue, field: &str, errors: 
     }
 }
 
+/// The pod volumes besides the task's own that its steps may mount: the
+/// run's `podTemplate.volumes`, or Unknown where no run is at hand (a
+/// pipeline's inline taskSpec, whose runs get theirs later): mounts are
+/// then checked when each run starts.
+#[derive(Debug, Clone, Copy)]
+pub enum RunVolumes<'a> {
+    Known(&'a [Volume]),
+    Unknown,
+}
+
 /// Checks a task on its own, whatever run uses it. `field` prefixes every
 /// error (e.g. `spec` for a MyTask, `spec.taskSpec` when inline).
-pub fn validate_task(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
+pub fn validate_task(task: &TaskSpec, field: &str, run_volumes: RunVolumes<'_>, errors: &mut ValidationErrors) {
     check_declared_names(task, field, errors);
     check_param_specs(task, field, errors);
     check_result_specs(task, field, errors);
     check_workspace_paths(task, field, errors);
     check_sidecars(task, field, errors);
-    let volume_names = check_volumes(task, field, errors);
-    check_step_template_mounts(task, field, &volume_names, errors);
-    check_steps(task, field, &volume_names, errors);
+    let mut volume_names = check_volumes(task, field, errors);
+    let volume_names = match run_volumes {
+        RunVolumes::Known(volumes) => {
+            volume_names.extend(volumes.iter().map(|v| v.name.as_str()));
+            Some(volume_names)
+        }
+        RunVolumes::Unknown => None,
+    };
+    check_step_template_mounts(task, field, volume_names.as_ref(), errors);
+    check_steps(task, field, volume_names.as_ref(), errors);
     check_step_results(task, field, errors);
     check_isolated_workspaces(task, field, errors);
 }
@@ -473,21 +490,35 @@ fn check_volumes<'a>(task: &'a TaskSpec, field: &str, errors: &mut ValidationErr
 fn check_step_template_mounts(
     task: &TaskSpec,
     field: &str,
-    volume_names: &BTreeSet<&str>,
+    volume_names: Option<&BTreeSet<&str>>,
     errors: &mut ValidationErrors,
 ) {
     if let Some(template) = &task.step_template {
-        check_own_mount_paths(&template.volume_mounts, &format!("{field}.stepTemplate"), errors);
-        for (mount_index, mount) in template.volume_mounts.iter().enumerate() {
-            if !volume_names.contains(mount.name.as_str()) {
-                errors.push(
-                    format!("{field}.stepTemplate.volumeMounts[{mount_index}].name"),
-                    format!(
-                        "stepTemplate mounts volume {:?}, which spec.volumes does not declare",
-                        mount.name
-                    ),
-                );
-            }
+        let at = format!("{field}.stepTemplate");
+        check_own_mount_paths(&template.volume_mounts, &at, errors);
+        check_mounted_volumes(&template.volume_mounts, "stepTemplate", &at, volume_names, errors);
+    }
+}
+
+/// Each of `mounts` names a volume of the task or of the run's podTemplate
+/// (when the run is known).
+fn check_mounted_volumes(
+    mounts: &[VolumeMount],
+    who: &str,
+    at: &str,
+    volume_names: Option<&BTreeSet<&str>>,
+    errors: &mut ValidationErrors,
+) {
+    let Some(volume_names) = volume_names else { return };
+    for (mount_index, mount) in mounts.iter().enumerate() {
+        if !volume_names.contains(mount.name.as_str()) {
+            errors.push(
+                format!("{at}.volumeMounts[{mount_index}].name"),
+                format!(
+                    "{who} mounts volume {:?}, which neither spec.volumes nor the run's podTemplate.volumes declares",
+                    mount.name
+                ),
+            );
         }
     }
 }
@@ -505,7 +536,7 @@ fn check_on_error(on_error: Option<&str>, at: &str, errors: &mut ValidationError
 }
 
 /// Steps: at least one; names, images, script or command, timeouts and mounts.
-fn check_steps(task: &TaskSpec, field: &str, volume_names: &BTreeSet<&str>, errors: &mut ValidationErrors) {
+fn check_steps(task: &TaskSpec, field: &str, volume_names: Option<&BTreeSet<&str>>, errors: &mut ValidationErrors) {
     if task.steps.is_empty() {
         errors.push(format!("{field}.steps"), "a task needs at least one step");
     }
@@ -542,17 +573,8 @@ fn check_steps(task: &TaskSpec, field: &str, volume_names: &BTreeSet<&str>, erro
             errors.push(format!("{at}.timeout"), why);
         }
         check_own_mount_paths(&step.volume_mounts, &at, errors);
-        for (mount_index, mount) in step.volume_mounts.iter().enumerate() {
-            if !volume_names.contains(mount.name.as_str()) {
-                errors.push(
-                    format!("{at}.volumeMounts[{mount_index}].name"),
-                    format!(
-                        "step {:?} mounts volume {:?}, which spec.volumes does not declare",
-                        step.name, mount.name
-                    ),
-                );
-            }
-        }
+        let who = format!("step {:?}", step.name);
+        check_mounted_volumes(&step.volume_mounts, &who, &at, volume_names, errors);
     }
 }
 

@@ -81,6 +81,7 @@ fn merged(base: &PodTemplate, over: &PodTemplate) -> PodTemplate {
             .runtime_class_name
             .clone()
             .or_else(|| base.runtime_class_name.clone()),
+        volumes: list_or(&over.volumes, &base.volumes),
     }
 }
 

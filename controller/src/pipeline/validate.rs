@@ -10,7 +10,9 @@ use crate::api::{
 };
 use crate::engine::duration::parse_duration;
 use crate::engine::errors::ValidationErrors;
-use crate::engine::validate::{is_dns_label, list_or_none, resolve_params, validate_binding, validate_task};
+use crate::engine::validate::{
+    RunVolumes, is_dns_label, list_or_none, resolve_params, validate_binding, validate_task,
+};
 
 use super::dag::{Dag, build_dag};
 use super::propagate::{propagated_params, referenced_params};
@@ -78,7 +80,7 @@ fn check_task(task: &PipelineTask, at: &str, seen: &mut BTreeSet<String>, errors
             "set taskRef (the name of a MyTask) or an inline taskSpec",
         ),
         (Some(name), None) if name.is_empty() => errors.push(format!("{at}.taskRef"), "taskRef is empty"),
-        (None, Some(spec)) => validate_task(spec, &format!("{at}.taskSpec"), errors),
+        (None, Some(spec)) => validate_task(spec, &format!("{at}.taskSpec"), RunVolumes::Unknown, errors),
         _ => {}
     }
     if let Some(timeout) = &task.timeout

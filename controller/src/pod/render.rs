@@ -545,8 +545,9 @@ pub fn render_pod(
         }
     }
     volumes.extend(resolved.volumes.iter().cloned());
-
     let template = run.pod_template.clone().unwrap_or_default();
+    volumes.extend(template.volumes.iter().cloned());
+
     let host_network = template.host_network.unwrap_or(false);
     let mut labels = pod_labels(resolved, run_labels);
     // Pods of one pipeline run sharing a claim go to one node (see `affinity`).
