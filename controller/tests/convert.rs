@@ -216,9 +216,9 @@ spec:
   tasks:
     - name: fetch
       taskRef:
-        resolver: git
+        resolver: bundles
         params:
-          - {name: url, value: "https://example.invalid/tasks.git"}
+          - {name: bundle, value: "registry.invalid/tasks:1"}
     - name: test
       runAfter: [fetch]
       onError: continue
@@ -261,6 +261,18 @@ fn what_cannot_be_mapped_is_refused_naming_each_field() {
 }
 
 const REMOTE_RUNS: &str = r#"
+apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata: {name: with-remote-task}
+spec:
+  tasks:
+    - name: clone
+      taskRef:
+        resolver: git
+        params:
+          - {name: url, value: "git://10.244.0.1/catalog.git"}
+          - {name: pathInRepo, value: task/clone.yaml}
+---
 apiVersion: tekton.dev/v1
 kind: TaskRun
 metadata: {name: from-git}
@@ -306,6 +318,10 @@ fn a_runs_git_or_cluster_reference_becomes_a_remote_reference() {
         .expect("remotePipeline");
     assert_eq!(remote.resolver, cicd_controller::api::ResolverName::Cluster);
     assert_eq!(remote.params.len(), 2);
+    let task = &found.pipelines[0].spec.tasks[0];
+    let remote = task.remote_task.as_ref().expect("a pipeline task's remoteTask");
+    assert_eq!(remote.resolver, cicd_controller::api::ResolverName::Git);
+    assert_eq!((task.task_ref.as_ref(), remote.params.len()), (None, 2));
 }
 
 #[test]

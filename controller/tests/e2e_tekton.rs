@@ -1258,6 +1258,32 @@ spec:
       - {{name: pathInRepo, value: pipelines/two-steps.yaml}}
 ---
 apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: task-from-git}}
+spec:
+  params: [{{name: team, value: platform}}]
+  pipelineSpec:
+    params: [{{name: team}}]
+    results:
+      - {{name: shout, value: $(tasks.shout.results.loud)}}
+    tasks:
+      - name: greet
+        taskRef:
+          resolver: git
+          params:
+            - {{name: url, value: "{url}"}}
+            - {{name: pathInRepo, value: tasks/greet.yaml}}
+        params: [{{name: who, value: $(params.team)}}]
+      - name: shout
+        params: [{{name: text, value: $(tasks.greet.results.greeting)}}]
+        taskSpec:
+          params: [{{name: text}}]
+          results: [{{name: loud}}]
+          steps:
+            - image: {BASH}
+              script: echo -n "$(params.text)!" > $(results.loud.path)
+---
+apiVersion: tekton.dev/v1
 kind: TaskRun
 metadata: {{name: missing-file}}
 spec:
@@ -1283,6 +1309,12 @@ spec:
     assert_eq!(from.commit.as_deref(), Some(commit.as_str()));
     let pipeline = ns.wait_succeeded::<MyPipelineRun>("pipeline-from-git", LIMIT).await;
     assert_eq!(pipeline.string_result("said").as_deref(), Some("one two"));
+    // A pipeline task's own taskRef resolver: its child run fetches it.
+    let pipeline = ns.wait_succeeded::<MyPipelineRun>("task-from-git", LIMIT).await;
+    assert_eq!(
+        pipeline.string_result("shout").as_deref(),
+        Some("hello platform from git!")
+    );
     let missing = ns.wait_done::<MyTaskRun>("missing-file", LIMIT).await;
     let message = ns.expect_condition(&missing, "False", "TaskRunResolutionFailed");
     assert!(

@@ -171,7 +171,7 @@ fn names_sources_workspaces_and_required_params_are_checked() {
     let error = check(&spec, &[], &[]).expect_err("invalid");
     for expected in [
         "spec.tasks[0].name: pipeline task name \"Bad_Name\" is invalid",
-        "spec.tasks[1].taskRef: set either taskRef or taskSpec, not both",
+        "spec.tasks[1].taskRef: set one of taskRef, taskSpec and remoteTask, not several",
         "spec.tasks[2].name: duplicate pipeline task name \"dup\"",
         "spec.tasks[2].workspaces[0].workspace: the pipeline declares no workspace \"nope\"",
         "spec.params: param \"needed\" is required",
@@ -211,4 +211,62 @@ fn a_sub_path_leaving_its_workspace_is_reported_once() {
     let error = check(&spec, &[], &[]).expect_err("a subPath with ..");
     let message = "spec.tasks[0].workspaces[0].subPath: subPath \"../up\" must be relative and must not contain '..'";
     assert_eq!(error.matches(message).count(), 1, "{error}");
+}
+
+#[test]
+fn a_remote_task_s_params_and_results_are_taken_on_trust_until_it_is_fetched() {
+    let spec = pipeline(
+        r#"
+  tasks:
+    - name: clone
+      remoteTask:
+        resolver: git
+        params: [{name: url, value: "git://git.example/catalog.git"}, {name: pathInRepo, value: clone.yaml}]
+      params: [{name: anything, value: x}]
+    - name: b
+      taskRef: t
+      params: [{name: S, value: "$(tasks.clone.results.commit)"}, {name: A, value: "$(tasks.clone.results.files[*])"}]
+"#,
+    );
+    // As the controller sees it before the clone task's run fetched it.
+    let task_specs: BTreeMap<String, TaskSpec> = BTreeMap::from([("b".to_string(), task())]);
+    let context = context_variables("run", "ns", "uid", "p");
+    let inputs = PipelineInputs {
+        spec: &spec,
+        field: "spec",
+        task_specs: &task_specs,
+        run_params: &[],
+        run_workspaces: &[],
+        timeouts: None,
+        task_run_specs: &[],
+        context: &context,
+        max_tasks: cicd_controller::engine::limits::DEFAULT_MAX_PIPELINE_TASKS,
+        max_matrix_combinations: cicd_controller::engine::limits::DEFAULT_MAX_MATRIX_COMBINATIONS,
+    };
+    let valid = validate_pipeline(&inputs).unwrap_or_else(|e| panic!("valid: {e}"));
+    assert_eq!(valid.dag.order, ["clone", "b"]);
+    assert!(
+        valid.dag.parents["b"].contains_key("clone"),
+        "the result reference orders them"
+    );
+    // Once fetched (the child's snapshot), it is checked as any task is.
+    let error = check(&spec, &[], &[]).expect_err("t declares no param `anything`");
+    assert!(
+        error.contains("spec.tasks[0].params[0].name") && error.contains("\"anything\""),
+        "{error}"
+    );
+
+    let both = pipeline(
+        r#"
+  tasks:
+    - name: a
+      taskRef: t
+      remoteTask: {resolver: cluster, params: [{name: name, value: t}]}
+"#,
+    );
+    let error = check(&both, &[], &[]).expect_err("two sources");
+    assert!(
+        error.contains("spec.tasks[0].taskRef") && error.contains("not several"),
+        "{error}"
+    );
 }

@@ -92,6 +92,12 @@ pub struct PipelineTask {
     /// Described in full in the CRD, so the API server refuses unknown fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_spec: Option<TaskSpec>,
+    /// A task fetched by a resolver (`git` or `cluster`) when the task's run
+    /// starts: its child MyTaskRun gets this `remoteTask` and resolves it
+    /// (the same rules as a MyTaskRun's). Until then its params and results
+    /// are taken on trust; once fetched they are checked as any task's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_task: Option<super::common::RemoteRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::fields::{Fields, Losses, convert_list, copy_only, kind_of};
 
-const REMOTE: &str = "remote resolution is not supported here yet (only a run's own taskRef/pipelineRef, with the git or cluster resolver); the reference is dropped";
+const REMOTE: &str = "remote resolution is not supported here yet (only taskRef/pipelineRef of a run or a pipeline task, with the git or cluster resolver); the reference is dropped";
 
 /// The params each resolver we have takes.
 const RESOLVER_PARAMS: [(&str, &[&str]); 2] = [
@@ -447,7 +447,7 @@ impl Converter {
         let mut fields = Fields::of(value, at, losses);
         let mut out = Map::new();
         fields.copy("name", &mut out);
-        Self::reference(&mut fields, ("taskRef", None), &mut out, losses);
+        Self::reference(&mut fields, ("taskRef", Some("remoteTask")), &mut out, losses);
         if let Some(spec) = fields.take("taskSpec") {
             out.insert(
                 "taskSpec".into(),

@@ -5,8 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::{
-    Param, ParamType, ParamValue, PipelineSpec, PipelineTask, PipelineTaskRunSpec, PipelineTimeouts, TaskSpec,
-    WorkspaceBinding,
+    Param, ParamValue, PipelineSpec, PipelineTask, PipelineTaskRunSpec, PipelineTimeouts, TaskSpec, WorkspaceBinding,
 };
 use crate::engine::duration::parse_duration;
 use crate::engine::errors::ValidationErrors;
@@ -16,7 +15,9 @@ use crate::engine::validate::{
 
 use super::dag::{Dag, build_dag};
 use super::propagate::{propagated_params, referenced_params};
-use super::variables::{FinallyStatus, KnownResults, PipelineVariables, substitute_value, task_context, when_holds};
+use super::variables::{
+    DeclaredResults, FinallyStatus, KnownResults, PipelineVariables, substitute_value, task_context, when_holds,
+};
 use crate::engine::propagate::with_propagated;
 
 /// Longest pipeline task name: it becomes a label value.
@@ -73,15 +74,18 @@ fn check_task(task: &PipelineTask, at: &str, seen: &mut BTreeSet<String>, errors
             format!("duplicate pipeline task name {:?}", task.name),
         );
     }
-    match (&task.task_ref, &task.task_spec) {
-        (Some(_), Some(_)) => errors.push(format!("{at}.taskRef"), "set either taskRef or taskSpec, not both"),
-        (None, None) => errors.push(
+    match (&task.task_ref, &task.task_spec, &task.remote_task) {
+        (None, None, None) => errors.push(
             format!("{at}.taskRef"),
-            "set taskRef (the name of a MyTask) or an inline taskSpec",
+            "set taskRef (the name of a MyTask), an inline taskSpec or a remoteTask",
         ),
-        (Some(name), None) if name.is_empty() => errors.push(format!("{at}.taskRef"), "taskRef is empty"),
-        (None, Some(spec)) => validate_task(spec, &format!("{at}.taskSpec"), RunVolumes::Unknown, errors),
-        _ => {}
+        (Some(name), None, None) if name.is_empty() => errors.push(format!("{at}.taskRef"), "taskRef is empty"),
+        (None, Some(spec), None) => validate_task(spec, &format!("{at}.taskSpec"), RunVolumes::Unknown, errors),
+        (Some(_), None, None) | (None, None, Some(_)) => {}
+        _ => errors.push(
+            format!("{at}.taskRef"),
+            "set one of taskRef, taskSpec and remoteTask, not several",
+        ),
     }
     if let Some(timeout) = &task.timeout
         && let Err(why) = parse_duration(timeout)
@@ -99,13 +103,11 @@ fn check_task(task: &PipelineTask, at: &str, seen: &mut BTreeSet<String>, errors
 }
 
 /// The result types each pipeline task's task declares, as its consumers
-/// see them (a matrixed task's string results are arrays).
-fn declared_results(
-    spec: &PipelineSpec,
-    task_specs: &BTreeMap<String, TaskSpec>,
-) -> BTreeMap<String, BTreeMap<String, ParamType>> {
+/// see them (a matrixed task's string results are arrays); None for a
+/// remote task not fetched yet.
+fn declared_results(spec: &PipelineSpec, task_specs: &BTreeMap<String, TaskSpec>) -> DeclaredResults {
     let matrixed = matrixed_tasks(spec);
-    task_specs
+    let mut results: DeclaredResults = task_specs
         .iter()
         .map(|(name, task_spec)| {
             let declared = task_spec
@@ -114,12 +116,16 @@ fn declared_results(
                 .map(|r| (r.name.clone(), r.result_type))
                 .collect();
             if matrixed.contains_key(name) {
-                (name.clone(), super::matrix::aggregated_types(&declared))
+                (name.clone(), Some(super::matrix::aggregated_types(&declared)))
             } else {
-                (name.clone(), declared)
+                (name.clone(), Some(declared))
             }
         })
-        .collect()
+        .collect();
+    for task in spec.all_tasks().filter(|t| t.remote_task.is_some()) {
+        results.entry(task.name.clone()).or_insert(None);
+    }
+    results
 }
 
 /// The matrixed tasks, each with an unknown (0) combination count.
@@ -375,7 +381,7 @@ fn check_references(inputs: &PipelineInputs<'_>, params: &BTreeMap<String, Param
     let (spec, field) = (inputs.spec, inputs.field);
     let results = declared_results(spec, inputs.task_specs);
     let matrix_sizes = matrixed_tasks(spec);
-    let regular_results: BTreeMap<String, BTreeMap<String, ParamType>> = results
+    let regular_results: DeclaredResults = results
         .iter()
         .filter(|(name, _)| spec.tasks.iter().any(|t| &t.name == *name))
         .map(|(k, v)| (k.clone(), v.clone()))

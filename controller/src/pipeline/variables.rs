@@ -12,11 +12,16 @@ use crate::engine::validate::list_or_none;
 
 use super::refs::{TaskVariable, parse_task_variable};
 
+/// The result types each pipeline task declares; None for a task whose
+/// definition a resolver fetches when it runs (any result is taken on
+/// trust until then).
+pub type DeclaredResults = BTreeMap<String, Option<BTreeMap<String, ParamType>>>;
+
 /// What is known about task results.
 #[derive(Debug, Clone, Copy)]
 pub enum KnownResults<'a> {
     /// While validating: the result types each pipeline task declares.
-    Declared(&'a BTreeMap<String, BTreeMap<String, ParamType>>),
+    Declared(&'a DeclaredResults),
     /// While running: the values of tasks that succeeded.
     Produced(&'a BTreeMap<String, BTreeMap<String, ParamValue>>),
 }
@@ -87,6 +92,15 @@ fn placeholder(result_type: ParamType, selector: &str) -> Result<ParamValue, Str
     }
 }
 
+/// A stand-in for a result of a task not fetched yet: an array for `[*]`,
+/// else a string.
+fn unknown_placeholder(selector: &str) -> ParamValue {
+    match selector {
+        "[*]" => ParamValue::empty(ParamType::Array),
+        _ => ParamValue::String(String::new()),
+    }
+}
+
 impl PipelineVariables<'_> {
     /// The whole value an expression stands for.
     pub fn value(&self, expr: &str) -> Result<ParamValue, String> {
@@ -145,9 +159,12 @@ impl PipelineVariables<'_> {
             TaskVariable::MatrixLength { task, result } => self.matrix_length(task, result),
             TaskVariable::Result { task, result, selector } => match self.results {
                 KnownResults::Declared(declared) => {
-                    let results = declared
+                    let Some(results) = declared
                         .get(task)
-                        .ok_or_else(|| format!("no pipeline task named {task:?}"))?;
+                        .ok_or_else(|| format!("no pipeline task named {task:?}"))?
+                    else {
+                        return Ok(unknown_placeholder(selector));
+                    };
                     let result_type = results.get(result).ok_or_else(|| {
                         let known: Vec<&str> = results.keys().map(String::as_str).collect();
                         format!(

@@ -360,7 +360,7 @@ impl<'a> Decision<'a> {
             spec: TaskRunSpec {
                 task_ref: task.task_ref.clone(),
                 task_spec: task.task_spec.clone(),
-                remote_task: None,
+                remote_task: task.remote_task.clone(),
                 params: start.params.clone(),
                 workspaces: self.child_workspaces(task, start),
                 service_account_name,
@@ -682,7 +682,9 @@ fn stop_reason(decision: &Decision<'_>) -> Option<Stop> {
 }
 
 /// The task of every pipeline task: inline, the child's snapshot, or the
-/// MyTask; Err lists the MyTasks that were not found.
+/// MyTask; Err lists the MyTasks that were not found. A remote task is
+/// known once its child fetched it (its snapshot); until then it is left
+/// out, and validation takes its params and results on trust.
 fn task_specs(
     decision: &Decision<'_>,
     spec: &PipelineSpec,
@@ -700,6 +702,7 @@ fn task_specs(
         let resolved = match (&task.task_spec, &task.task_ref) {
             (Some(inline), _) => Some(inline),
             (None, Some(name)) => snapshot.or_else(|| decision.observed.tasks.get(name)),
+            (None, None) if task.remote_task.is_some() => snapshot,
             (None, None) => None, // reported by validation
         };
         match (resolved, &task.task_ref) {
