@@ -342,6 +342,49 @@ fn allow_lossy_writes_the_rest_and_still_lists_the_losses() {
 }
 
 #[test]
+fn step_and_sidecar_specs_convert_and_v1beta1_overrides_become_them() {
+    let text = r#"
+apiVersion: tekton.dev/v1beta1
+kind: TaskRun
+metadata: {name: old}
+spec:
+  taskRef: {name: build}
+  stepOverrides:
+    - name: compile
+      resources: {limits: {memory: 2Gi}}
+  sidecarOverrides:
+    - name: db
+      resources: {limits: {cpu: "1"}}
+---
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: new}
+spec:
+  pipelineRef: {name: ship}
+  taskRunSpecs:
+    - pipelineTaskName: build
+      stepSpecs:
+        - name: compile
+          computeResources: {requests: {cpu: 500m}}
+"#;
+    let output = convert_yaml(&input(text), false).expect("exact");
+    let found = manifests(&output.yaml);
+    let run = &found.task_runs[0].spec;
+    assert_eq!(
+        (run.step_specs[0].name.as_str(), run.sidecar_specs[0].name.as_str()),
+        ("compile", "db")
+    );
+    let memory = run.step_specs[0]
+        .compute_resources
+        .limits
+        .as_ref()
+        .and_then(|l| l.get("memory"));
+    assert_eq!(memory.map(|q| q.0.as_str()), Some("2Gi"));
+    let entry = &found.pipeline_runs[0].spec.task_run_specs[0];
+    assert_eq!(entry.step_specs[0].name, "compile");
+}
+
+#[test]
 fn a_step_action_becomes_a_my_step_action_and_the_step_keeps_its_ref() {
     let text = r#"
 apiVersion: tekton.dev/v1beta1

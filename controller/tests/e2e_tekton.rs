@@ -1029,11 +1029,17 @@ spec:
       computeResources:
         requests: {{memory: 32Mi}}
         limits: {{memory: 96Mi}}
+    - pipelineTaskName: build
+      stepSpecs:
+        - {{name: compile, computeResources: {{limits: {{memory: 80Mi}}}}}}
+      sidecarSpecs:
+        - {{name: helper, computeResources: {{limits: {{memory: 48Mi}}}}}}
   pipelineSpec:
     tasks:
       - name: build
         taskSpec:
-          steps: [{{image: {BASH}, script: "true"}}]
+          steps: [{{name: compile, image: {BASH}, script: "true"}}]
+          sidecars: [{{name: helper, image: {BASH}, script: "sleep 60"}}]
       - name: deploy
         taskSpec:
           steps: [{{image: {BASH}, script: "true"}}]
@@ -1093,6 +1099,25 @@ spec:
     let build = pod_of("build").await;
     assert_eq!(build.service_account_name.as_deref(), Some("default"));
     assert_eq!(build.node_selector, None);
+    // stepSpecs and sidecarSpecs, by name.
+    let memory_limit = |container: Option<&k8s_openapi::api::core::v1::Container>| {
+        container
+            .and_then(|c| c.resources.as_ref())
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get("memory"))
+            .map(|q| q.0.clone())
+    };
+    let named =
+        |list: &[k8s_openapi::api::core::v1::Container], name: &str| list.iter().find(|c| c.name == name).cloned();
+    assert_eq!(
+        memory_limit(named(&build.containers, "step-compile").as_ref()).as_deref(),
+        Some("80Mi")
+    );
+    let init = build.init_containers.clone().unwrap_or_default();
+    assert_eq!(
+        memory_limit(named(&init, "sidecar-helper").as_ref()).as_deref(),
+        Some("48Mi")
+    );
     ns.passed();
 }
 

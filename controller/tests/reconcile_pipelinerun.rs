@@ -610,10 +610,14 @@ fn a_task_run_spec_gives_its_task_s_child_the_account_and_pod_settings() {
             ..Default::default()
         }),
         compute_resources: serde_json::from_str(r#"{"limits": {"memory": "2Gi"}}"#).ok(),
+        sidecar_specs: serde_json::from_str(r#"[{"name": "db", "computeResources": {"limits": {"cpu": "1"}}}]"#)
+            .expect("sidecar specs"),
+        ..Default::default()
     }];
     let actions = world.decide(0);
     let child = created(&actions)[0];
     assert_eq!(child.spec.service_account_name.as_deref(), Some("tagger"));
+    assert_eq!(child.spec.sidecar_specs[0].name, "db");
     let limits = child.spec.compute_resources.as_ref().and_then(|r| r.limits.as_ref());
     assert_eq!(limits.and_then(|l| l.get("memory")).map(|q| q.0.as_str()), Some("2Gi"));
     assert_eq!(

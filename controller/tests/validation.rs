@@ -508,6 +508,63 @@ fn steps_mount_the_run_s_pod_template_volumes_and_bad_ones_are_named() {
 }
 
 #[test]
+fn step_and_sidecar_specs_replace_their_resources_and_must_name_one() {
+    let spec = task(json!({
+        "steps": [
+            { "name": "build", "image": IMAGE, "script": "true", "resources": { "limits": { "memory": "1Gi" } } },
+            { "name": "push", "image": IMAGE, "script": "true" },
+        ],
+        "sidecars": [{ "name": "db", "image": IMAGE }],
+    }));
+    let run = inline_run(
+        spec.clone(),
+        json!({
+            "stepSpecs": [{ "name": "build", "computeResources": { "limits": { "memory": "4Gi" } } }],
+            "sidecarSpecs": [{ "name": "db", "computeResources": { "limits": { "cpu": "2" } } }],
+        }),
+    );
+    let resolved = resolved_ok(resolve_inline(&run));
+    let limit = |resources: Option<&k8s_openapi::api::core::v1::ResourceRequirements>, key: &str| {
+        resources
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get(key))
+            .map(|q| q.0.clone())
+    };
+    assert_eq!(
+        limit(resolved.steps[0].resources.as_ref(), "memory").as_deref(),
+        Some("4Gi")
+    );
+    assert_eq!(limit(resolved.steps[1].resources.as_ref(), "memory"), None);
+    assert_eq!(
+        limit(resolved.sidecars[0].container.resources.as_ref(), "cpu").as_deref(),
+        Some("2")
+    );
+
+    let bad = inline_run(
+        spec,
+        json!({
+            "computeResources": { "limits": { "memory": "1Gi" } },
+            "stepSpecs": [
+                { "name": "nope", "computeResources": {} },
+                { "name": "push", "computeResources": {} },
+                { "name": "push", "computeResources": {} },
+            ],
+        }),
+    );
+    let errors = errors_of(resolve_inline(&bad));
+    let message = |field: &str| {
+        errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| panic!("no error at {field}: {errors:?}"))
+    };
+    assert!(message("spec.stepSpecs").contains("not both"));
+    assert!(message("spec.stepSpecs[0].name").contains("no step named \"nope\" (steps: build, push)"));
+    assert!(message("spec.stepSpecs[2].name").contains("given twice"));
+}
+
+#[test]
 fn result_properties_belong_to_object_results_only() {
     let task = task(json!({ "results": [{ "name": "tags", "type": "array", "properties": { "a": {} } }] }));
     assert_error(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource, ProjectedVolumeSource,
-    SecretVolumeSource,
+    ResourceRequirements, SecretVolumeSource,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
@@ -198,6 +198,17 @@ pub struct ResultSpec {
     /// at `$(results.<name>.path)` (Tekton's `results[].value`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+/// The resources of one step or sidecar of a run's task, by name (Tekton's
+/// `stepSpecs`/`sidecarSpecs`): they replace what the task gives it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcesOverride {
+    /// The step's or sidecar's name in the task.
+    pub name: String,
+    #[schemars(schema_with = "any_object::<ResourceRequirements>")]
+    pub compute_resources: ResourceRequirements,
 }
 
 /// A result as recorded in a run's status.

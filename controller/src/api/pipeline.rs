@@ -252,6 +252,12 @@ pub struct PipelineTaskRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_object::<ResourceRequirements>")]
     pub compute_resources: Option<ResourceRequirements>,
+    /// The child run's `stepSpecs` (see MyTaskRun).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_specs: Vec<super::common::ResourcesOverride>,
+    /// The child run's `sidecarSpecs` (see MyTaskRun).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecar_specs: Vec<super::common::ResourcesOverride>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -67,6 +67,13 @@ pub struct TaskRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_object::<ResourceRequirements>")]
     pub compute_resources: Option<ResourceRequirements>,
+    /// Per step, by name: resources replacing the step's own (not together
+    /// with `computeResources`, which already sets every step's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_specs: Vec<super::common::ResourcesOverride>,
+    /// Per sidecar, by name: resources replacing the sidecar's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecar_specs: Vec<super::common::ResourcesOverride>,
     /// Overrides the definition's `concurrency` (see MyTask).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<super::common::Concurrency>,

@@ -42,6 +42,29 @@ fn remote_reference(reference: &mut Value, at: &str, losses: &mut Losses) -> Opt
     Some(serde_json::json!({"resolver": resolver, "params": params}))
 }
 
+/// `stepSpecs`/`sidecarSpecs` (v1: `computeResources`) and v1beta1's
+/// `stepOverrides`/`sidecarOverrides` (`resources`) become `stepSpecs` /
+/// `sidecarSpecs`.
+fn resource_overrides(fields: &mut Fields, out: &mut Map<String, Value>, losses: &mut Losses) {
+    for (key, old_key) in [("stepSpecs", "stepOverrides"), ("sidecarSpecs", "sidecarOverrides")] {
+        convert_list(fields, key, out, losses, |v, at, l| {
+            copy_only(v, at, &["name", "computeResources"], l)
+        });
+        let old_at = fields.field(old_key);
+        let Some(old) = fields.take(old_key) else { continue };
+        let mut converted = Vec::new();
+        for (at, entry) in super::fields::items(Some(old), &old_at, losses) {
+            let mut entry = Fields::of(entry, &at, losses);
+            let mut item = Map::new();
+            entry.copy("name", &mut item);
+            entry.copy_as("resources", "computeResources", &mut item);
+            entry.finish(losses);
+            converted.push(Value::Object(item));
+        }
+        out.insert(key.into(), Value::Array(converted));
+    }
+}
+
 /// Converts Tekton specs into ours.
 pub struct Converter;
 
@@ -297,13 +320,7 @@ impl Converter {
             );
         }
         fields.copy("computeResources", &mut out);
-        for key in ["stepSpecs", "sidecarSpecs"] {
-            fields.unsupported(
-                key,
-                "per-task overrides of steps or sidecars are not supported yet; dropped",
-                losses,
-            );
-        }
+        resource_overrides(&mut fields, &mut out, losses);
         fields.unsupported(
             "metadata",
             "labels and annotations for one task's run are not supported yet; dropped",
@@ -392,13 +409,7 @@ impl Converter {
         }
         fields.unsupported("statusMessage", "a cancellation message is not kept; dropped", losses);
         fields.copy("computeResources", &mut out);
-        for key in ["stepSpecs", "sidecarSpecs", "stepOverrides", "sidecarOverrides"] {
-            fields.unsupported(
-                key,
-                "per-run overrides of step or sidecar fields are not supported yet; dropped",
-                losses,
-            );
-        }
+        resource_overrides(&mut fields, &mut out, losses);
         fields.unsupported("debug", "breakpoints are not supported; dropped", losses);
         fields.unsupported(
             "managedBy",

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, ResourceRequirements, SecurityContext, Volume, VolumeMount};
 
-use crate::api::{OnError, ParamValue, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding, WorkspaceUsage};
+use crate::api::{
+    OnError, ParamValue, ResourcesOverride, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding, WorkspaceUsage,
+};
 use crate::layout;
 
 use super::duration::parse_duration;
@@ -624,6 +626,7 @@ pub fn resolve_task_run(
         .map_or(&[][..], |template| &template.volumes[..]);
     validate_task(task, task_field, RunVolumes::Known(run_volumes), &mut errors);
     check_run_volumes(task, run_volumes, &mut errors);
+    check_resource_overrides(run, task, &mut errors);
 
     // An inline taskSpec receives every param of the run (propagation).
     let declared = match run.task_spec {
@@ -701,10 +704,12 @@ pub fn resolve_task_run(
             env,
             env_from,
             working_dir: substitute_str(&working_dir, &vars, &format!("{at}.workingDir"), &mut errors),
-            // The run's computeResources, for the whole task, win over the step's.
+            // The run's computeResources (for the whole task) or its
+            // stepSpecs entry win over the step's own.
             resources: run
                 .compute_resources
                 .clone()
+                .or_else(|| overridden(&run.step_specs, &step.name))
                 .or_else(|| step.resources.clone())
                 .or_else(|| template.resources.clone()),
             security_context: step
@@ -756,6 +761,9 @@ pub fn resolve_task_run(
         if let Some(env) = sidecar.env.as_mut() {
             substitute_env(env, &vars, &at, &mut errors);
         }
+        if let Some(resources) = overridden(&run.sidecar_specs, &sidecar.name) {
+            sidecar.resources = Some(resources);
+        }
     }
 
     let volumes = task
@@ -783,6 +791,48 @@ pub fn resolve_task_run(
         warnings,
         timeout,
     })
+}
+
+/// The resources the run's `stepSpecs`/`sidecarSpecs` give container `name`.
+fn overridden(overrides: &[ResourcesOverride], name: &str) -> Option<ResourceRequirements> {
+    overrides
+        .iter()
+        .find(|entry| entry.name == name)
+        .map(|entry| entry.compute_resources.clone())
+}
+
+/// `stepSpecs` and `sidecarSpecs` name containers of the task, once each;
+/// `stepSpecs` and the task-level `computeResources` exclude each other.
+fn check_resource_overrides(run: &TaskRunSpec, task: &TaskSpec, errors: &mut ValidationErrors) {
+    if run.compute_resources.is_some() && !run.step_specs.is_empty() {
+        errors.push(
+            "spec.stepSpecs",
+            "set computeResources (every step's) or stepSpecs (per step), not both",
+        );
+    }
+    let steps: Vec<&str> = task.steps.iter().map(|s| s.name.as_str()).collect();
+    let sidecars: Vec<&str> = task.sidecars.iter().map(|s| s.container.name.as_str()).collect();
+    for (field, what, overrides, known) in [
+        ("spec.stepSpecs", "step", &run.step_specs, &steps),
+        ("spec.sidecarSpecs", "sidecar", &run.sidecar_specs, &sidecars),
+    ] {
+        let mut seen = BTreeSet::new();
+        for (index, entry) in overrides.iter().enumerate() {
+            let at = format!("{field}[{index}].name");
+            if !known.contains(&entry.name.as_str()) {
+                errors.push(
+                    &at,
+                    format!(
+                        "the task has no {what} named {:?} ({what}s: {})",
+                        entry.name,
+                        list_or_none(known)
+                    ),
+                );
+            } else if !seen.insert(entry.name.as_str()) {
+                errors.push(&at, format!("{what} {:?} is given twice", entry.name));
+            }
+        }
+    }
 }
 
 /// The run's `podTemplate.volumes`: not a name of ours, of the task's own

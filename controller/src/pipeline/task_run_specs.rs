@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 
-use crate::api::{PipelineSpec, PipelineTaskRunSpec, PodTemplate};
+use crate::api::{PipelineSpec, PipelineTaskRunSpec, PodTemplate, ResourcesOverride};
 use crate::engine::errors::ValidationErrors;
 
 /// Every entry names a task of the pipeline, once.
@@ -57,6 +57,18 @@ pub fn child_compute_resources(task: &str, given: &[PipelineTaskRunSpec]) -> Opt
         .iter()
         .find(|entry| entry.pipeline_task_name == task)
         .and_then(|entry| entry.compute_resources.clone())
+}
+
+/// The `stepSpecs` and `sidecarSpecs` of `task`'s child run, from its entry.
+pub fn child_resource_overrides(
+    task: &str,
+    given: &[PipelineTaskRunSpec],
+) -> (Vec<ResourcesOverride>, Vec<ResourcesOverride>) {
+    given
+        .iter()
+        .find(|entry| entry.pipeline_task_name == task)
+        .map(|entry| (entry.step_specs.clone(), entry.sidecar_specs.clone()))
+        .unwrap_or_default()
 }
 
 /// `over` unless it is empty.
@@ -109,7 +121,7 @@ mod tests {
             pipeline_task_name: task.into(),
             service_account_name: account.map(Into::into),
             pod_template: template,
-            compute_resources: None,
+            ..Default::default()
         }
     }
 

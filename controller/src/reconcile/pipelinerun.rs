@@ -18,7 +18,7 @@ use crate::engine::limits::Limits;
 use crate::names;
 use crate::pipeline::matrix::{Combination, aggregate, child_params};
 use crate::pipeline::schedule::{ChildState, Outcome, Schedule, ScheduleInput, Stop, TaskToStart, schedule, stop_all};
-use crate::pipeline::task_run_specs::{child_compute_resources, child_run_settings};
+use crate::pipeline::task_run_specs::{child_compute_resources, child_resource_overrides, child_run_settings};
 use crate::pipeline::validate::{PipelineInputs, validate_pipeline};
 use crate::pipeline::variables::context_variables;
 use crate::pipeline::{ANNOTATION_MATRIX_COMBINATIONS, LABEL_PIPELINE, LABEL_PIPELINE_RUN, LABEL_PIPELINE_TASK};
@@ -349,6 +349,7 @@ impl<'a> Decision<'a> {
             run.spec.pod_template.as_ref(),
             &run.spec.task_run_specs,
         );
+        let (step_specs, sidecar_specs) = child_resource_overrides(&task.name, &run.spec.task_run_specs);
         MyTaskRun {
             metadata: ObjectMeta {
                 name: Some(child_name(&run_name, &task.name)),
@@ -369,6 +370,8 @@ impl<'a> Decision<'a> {
                 status: None,
                 pod_template,
                 compute_resources: child_compute_resources(&task.name, &run.spec.task_run_specs),
+                step_specs,
+                sidecar_specs,
                 // The task's own concurrency still applies to the child.
                 concurrency: None,
                 // Deleted with its parent, never on its own.
