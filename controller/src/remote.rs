@@ -54,6 +54,8 @@ pub enum Request {
         revision: String,
         path: String,
     },
+    /// The file at `url` (http:// or https://).
+    Http { url: String },
 }
 
 /// Who may be read from where: the run's namespace, and the namespaces
@@ -66,6 +68,7 @@ pub struct Scope<'a> {
 
 const CLUSTER_PARAMS: [&str; 3] = ["kind", "name", "namespace"];
 const GIT_PARAMS: [&str; 3] = ["url", "revision", "pathInRepo"];
+const HTTP_PARAMS: [&str; 1] = ["url"];
 
 /// Checks a `remoteTask`/`remotePipeline` (at `field`) and turns it into a
 /// request, or lists every problem, each naming its field.
@@ -74,11 +77,13 @@ pub fn parse_request(remote: &RemoteRef, expected: RefKind, scope: Scope<'_>, fi
     let known: &[&str] = match remote.resolver {
         ResolverName::Cluster => &CLUSTER_PARAMS,
         ResolverName::Git => &GIT_PARAMS,
+        ResolverName::Http => &HTTP_PARAMS,
     };
     let params = string_params(remote, known, field, &mut errors);
     let request = match remote.resolver {
         ResolverName::Cluster => cluster_request(&params, expected, scope, field, &mut errors),
         ResolverName::Git => git_request(&params, field, &mut errors),
+        ResolverName::Http => http_request(&params, field, &mut errors),
     };
     errors.into_result(request).map_err(|e| e.to_string())
 }
@@ -129,6 +134,7 @@ fn resolver_word(resolver: ResolverName) -> &'static str {
     match resolver {
         ResolverName::Cluster => "cluster",
         ResolverName::Git => "git",
+        ResolverName::Http => "http",
     }
 }
 
@@ -218,6 +224,26 @@ fn git_request(params: &BTreeMap<&str, &str>, field: &str, errors: &mut Validati
         revision: revision.to_string(),
         path: path.to_string(),
     }
+}
+
+fn http_request(params: &BTreeMap<&str, &str>, field: &str, errors: &mut ValidationErrors) -> Request {
+    let url = required(params, "url", field, errors).trim();
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    match rest {
+        None if !url.is_empty() => errors.push(
+            format!("{field}.params"),
+            format!("url {url:?}: the http resolver opens http:// and https:// urls only"),
+        ),
+        // Credentials in the url would end up in the run's status.
+        Some(rest) if rest.split('/').next().is_some_and(|authority| authority.contains('@')) => errors.push(
+            format!("{field}.params"),
+            format!(
+                "url {url:?}: a url with a user or password is not accepted (it would be kept in the run's status)"
+            ),
+        ),
+        _ => {}
+    }
+    Request::Http { url: url.to_string() }
 }
 
 /// The one MyTask (or Tekton Task) of a fetched file, with its name.
@@ -318,6 +344,45 @@ mod tests {
                 revision: "v1".into(),
                 path: "ci/task.yaml".into(),
             })
+        );
+    }
+
+    #[test]
+    fn an_http_request_takes_an_http_or_https_url_without_credentials() {
+        let http = |url: &str| {
+            parse_request(
+                &remote(ResolverName::Http, &[("url", url)]),
+                RefKind::Task,
+                SCOPE,
+                "spec.remoteTask",
+            )
+        };
+        assert_eq!(
+            http("https://catalog.example/tasks/build.yaml"),
+            Ok(Request::Http {
+                url: "https://catalog.example/tasks/build.yaml".into()
+            })
+        );
+        for (url, needle) in [
+            ("file:///etc/passwd", "http:// and https:// urls only"),
+            ("git://host/repo.git", "http:// and https:// urls only"),
+            (
+                "https://user:token@catalog.example/t.yaml",
+                "user or password is not accepted",
+            ),
+            ("", "url"),
+        ] {
+            let error = http(url).expect_err(url);
+            assert!(
+                error.contains("spec.remoteTask") && error.contains(needle),
+                "{url}: {error}"
+            );
+        }
+        let extra = remote(ResolverName::Http, &[("url", "http://x/t.yaml"), ("pathInRepo", "a")]);
+        let error = parse_request(&extra, RefKind::Task, SCOPE, "spec.remoteTask").expect_err("git's param");
+        assert!(
+            error.contains("the http resolver takes no param \"pathInRepo\""),
+            "{error}"
         );
     }
 

@@ -789,6 +789,84 @@ spec:
     ns.passed();
 }
 
+/// An HTTP server on the pod bridge serving `files` (path, body) and 404
+/// for anything else; its base url. It lives as long as the test process.
+fn serve_over_http(files: Vec<(&'static str, String)>) -> String {
+    use std::io::{Read, Write};
+    let listener =
+        std::net::TcpListener::bind((BRIDGE_HOST, 0)).expect("a port on the pod bridge (is the local cluster up?)");
+    let port = listener.local_addr().expect("its address").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 8192];
+            let read = stream.read(&mut request).unwrap_or(0);
+            let line = String::from_utf8_lossy(&request[..read])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let (status, body) = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => ("200 OK", body.clone()),
+                None => ("404 Not Found", String::new()),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    format!("http://{BRIDGE_HOST}:{port}")
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_the_http_resolver_fetches_a_task_by_url() {
+    let ns = TestNamespace::new("e2e-tekton-http-resolver").await;
+    let task = format!(
+        "apiVersion: tekton.dev/v1\nkind: Task\nmetadata:\n  name: wave\nspec:\n  params:\n    - name: who\n  \
+         results:\n    - name: said\n  steps:\n    - image: {BASH}\n      script: echo -n \"bye $(params.who)\" > $(results.said.path)\n"
+    );
+    let base = serve_over_http(vec![("/catalog/wave.yaml", task)]);
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: from-http}}
+spec:
+  params: [{{name: who, value: http}}]
+  taskRef:
+    resolver: http
+    params: [{{name: url, value: "{base}/catalog/wave.yaml"}}]
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: not-served}}
+spec:
+  taskRef:
+    resolver: http
+    params: [{{name: url, value: "{base}/catalog/nope.yaml"}}]
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyTaskRun>("from-http", LIMIT).await;
+    assert_eq!(run.string_result("said").as_deref(), Some("bye http"));
+    let from = run
+        .status
+        .clone()
+        .unwrap_or_default()
+        .resolved_from
+        .expect("resolvedFrom");
+    assert_eq!((from.resolver.as_str(), from.name.as_str()), ("http", "wave"));
+    let missing = ns.wait_done::<MyTaskRun>("not-served", LIMIT).await;
+    let message = ns.expect_condition(&missing, "False", "TaskRunResolutionFailed");
+    assert!(message.contains("404"), "{message}");
+    ns.passed();
+}
+
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_an_object_result_is_checked_against_its_properties() {

@@ -370,6 +370,8 @@ pub enum ResolverName {
     /// A file of a git repository (`url`, `revision`, `pathInRepo`), our kind
     /// or Tekton's (converted as `convert` does, refused if lossy).
     Git,
+    /// A file at an http:// or https:// `url`, read as the git resolver's.
+    Http,
 }
 
 /// A task or pipeline fetched by a resolver when the run starts, instead

@@ -6,6 +6,7 @@ pub mod context;
 pub mod decode;
 pub mod execute;
 pub mod history;
+pub mod http_fetch;
 #[cfg(test)]
 pub mod mock_api;
 pub mod pipelinerun;

@@ -66,16 +66,17 @@ pub enum Resolution<S> {
     Fetching(String),
 }
 
-/// A file read from a repository at a commit.
+/// A file a resolver read: from a repository at a commit (git), or from
+/// a url (http, no commit).
 #[derive(Debug, Clone)]
-struct GitFile {
-    text: String,
-    commit: String,
+pub struct FetchedFile {
+    pub text: String,
+    pub commit: Option<String>,
 }
 
 enum Slot {
     Fetching,
-    Done(std::result::Result<GitFile, String>),
+    Done(std::result::Result<FetchedFile, String>),
 }
 
 /// The git fetches started by reconciles, by run uid, until the run's next
@@ -87,15 +88,17 @@ pub struct Resolutions {
 
 impl Resolutions {
     /// The outcome of run `key`'s fetch if it is done (taken out), None
-    /// while it runs; a fetch not yet started is started, and `wake` is
-    /// called when it ends.
-    fn git(
+    /// while it runs; a fetch not yet started is started (`job`), and
+    /// `wake` is called when it ends.
+    fn fetch<J>(
         self: &Arc<Self>,
         key: &str,
-        request: (String, String, String),
-        timeout: Duration,
+        job: impl FnOnce() -> J,
         wake: impl FnOnce() + Send + 'static,
-    ) -> Option<std::result::Result<GitFile, String>> {
+    ) -> Option<std::result::Result<FetchedFile, String>>
+    where
+        J: std::future::Future<Output = std::result::Result<FetchedFile, String>> + Send + 'static,
+    {
         let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match slots.remove(key) {
             Some((_, Slot::Done(outcome))) => return Some(outcome),
@@ -109,8 +112,9 @@ impl Resolutions {
         slots.insert(key.to_string(), (Instant::now(), Slot::Fetching));
         let resolutions = Arc::clone(self);
         let key = key.to_string();
+        let job = job();
         tokio::spawn(async move {
-            let outcome = fetch_git_file(request, timeout).await;
+            let outcome = job.await;
             let mut slots = resolutions
                 .slots
                 .lock()
@@ -169,7 +173,7 @@ type Found = std::result::Result<(Definition, ResolvedFrom), String>;
 
 fn into_resolution<S>(found: Option<std::result::Result<(S, String, ResolvedFrom), String>>) -> Resolution<S> {
     match found {
-        None => Resolution::Fetching("fetching the definition with the git resolver".to_string()),
+        None => Resolution::Fetching("fetching the definition with its resolver".to_string()),
         Some(Ok((spec, name, from))) => Resolution::Found(Fetched {
             spec,
             from: ResolvedFrom { name, ..from },
@@ -195,21 +199,39 @@ async fn resolve(
     };
     match request {
         Request::Cluster { name, namespace } => cluster(ctx, kind, &name, &namespace).await.map(Some),
+        Request::Http { url } => {
+            let wake = super::admission::waker(ctx, run.kind, run.namespace, run.name);
+            let timeout = ctx.resolver.timeout;
+            let fetched = ctx
+                .resolutions
+                .fetch(run.uid, || super::http_fetch::fetch_file(url.clone(), timeout), wake);
+            Ok(fetched.map(|outcome| {
+                outcome.map(|file| {
+                    let from = ResolvedFrom {
+                        resolver: "http".to_string(),
+                        name: String::new(),
+                        uri: url,
+                        commit: None,
+                        path: None,
+                    };
+                    (Definition::Text(file.text), from)
+                })
+            }))
+        }
         Request::Git { url, revision, path } => {
             let wake = super::admission::waker(ctx, run.kind, run.namespace, run.name);
-            let fetched = ctx.resolutions.git(
-                run.uid,
-                (url.clone(), revision.clone(), path.clone()),
-                ctx.resolver.timeout,
-                wake,
-            );
+            let request = (url.clone(), revision.clone(), path.clone());
+            let timeout = ctx.resolver.timeout;
+            let fetched = ctx
+                .resolutions
+                .fetch(run.uid, || fetch_git_file(request, timeout), wake);
             Ok(fetched.map(|outcome| {
                 outcome.map(|file| {
                     let from = ResolvedFrom {
                         resolver: "git".to_string(),
                         name: String::new(),
                         uri: url,
-                        commit: Some(file.commit),
+                        commit: file.commit,
                         path: Some(path),
                     };
                     (Definition::Text(file.text), from)
@@ -268,7 +290,7 @@ fn origin(from: &ResolvedFrom) -> String {
 async fn fetch_git_file(
     (url, revision, path): (String, String, String),
     timeout: Duration,
-) -> std::result::Result<GitFile, String> {
+) -> std::result::Result<FetchedFile, String> {
     static SCRATCH: AtomicU64 = AtomicU64::new(0);
     let started = Instant::now();
     let dir = std::env::temp_dir().join(format!(
@@ -315,7 +337,7 @@ fn set_git_timeouts() {
 /// reads `path` from the commit's tree, not from the checkout, so a
 /// symlink in the repository cannot make the controller read its own
 /// files.
-fn read_at_revision(url: &str, revision: &str, path: &str, dir: &Path) -> std::result::Result<GitFile, String> {
+fn read_at_revision(url: &str, revision: &str, path: &str, dir: &Path) -> std::result::Result<FetchedFile, String> {
     set_git_timeouts();
     let settings = CloneSettings {
         url: url.to_string(),
@@ -354,9 +376,9 @@ fn read_at_revision(url: &str, revision: &str, path: &str, dir: &Path) -> std::r
     }
     let text =
         String::from_utf8(blob.content().to_vec()).map_err(|_| format!("pathInRepo {path:?} is not UTF-8 text"))?;
-    Ok(GitFile {
+    Ok(FetchedFile {
         text,
-        commit: cloned.commit,
+        commit: Some(cloned.commit),
     })
 }
 
@@ -405,7 +427,7 @@ mod tests {
 
         let file = read("ci/task.yaml", 1).expect("the file");
         assert_eq!(file.text, "kind: MyTask\n");
-        assert_eq!(file.commit.len(), 40);
+        assert_eq!(file.commit.as_deref().map(str::len), Some(40));
         let link = read("ci/link.yaml", 2).expect_err("a symlink");
         assert!(link.contains("is not a file"), "{link}");
         let directory = read("ci", 3).expect_err("a directory");

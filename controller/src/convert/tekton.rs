@@ -5,12 +5,13 @@ use serde_json::{Map, Value};
 
 use super::fields::{Fields, Losses, convert_list, copy_only, kind_of};
 
-const REMOTE: &str = "remote resolution is not supported here yet (only taskRef/pipelineRef of a run or a pipeline task, with the git or cluster resolver); the reference is dropped";
+const REMOTE: &str = "remote resolution is not supported here yet (only taskRef/pipelineRef of a run or a pipeline task, with the git, http or cluster resolver); the reference is dropped";
 
 /// The params each resolver we have takes.
-const RESOLVER_PARAMS: [(&str, &[&str]); 2] = [
+const RESOLVER_PARAMS: [(&str, &[&str]); 3] = [
     ("git", &["url", "revision", "pathInRepo"]),
     ("cluster", &["kind", "name", "namespace"]),
+    ("http", &["url"]),
 ];
 
 /// Takes `resolver` and `params` out of a run's reference when the

@@ -1,0 +1,141 @@
+//! The http resolver's I/O: one GET of a url a run names, bounded in
+//! time and size, for a task or pipeline file (read as the git resolver's).
+//!
+//! The url is a tenant's, so: only http:// and https:// (checked by
+//! `remote` before this runs), no redirects followed (a redirect could
+//! lead anywhere the first url was not allowed to), at most
+//! `MAX_FILE_BYTES` read, and nothing of the response body is ever put in
+//! a message.
+
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tracing::info;
+
+use crate::remote::MAX_FILE_BYTES;
+
+use super::resolver::FetchedFile;
+
+/// The file at `url`, or why not. Never longer than `timeout`.
+pub async fn fetch_file(url: String, timeout: Duration) -> Result<FetchedFile, String> {
+    let started = Instant::now();
+    let outcome = match tokio::time::timeout(timeout, get(&url)).await {
+        Err(_) => Err(format!("no answer within {}s (--resolver-timeout)", timeout.as_secs())),
+        Ok(outcome) => outcome,
+    };
+    info!(%url, ok = outcome.is_ok(), seconds = started.elapsed().as_secs_f64(), "http resolver fetch ended");
+    outcome
+        .map(|text| FetchedFile { text, commit: None })
+        .map_err(|why| format!("http resolver: {url}: {why}"))
+}
+
+async fn get(url: &str) -> Result<String, String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("not a valid url: {e}"))?;
+    let response = if uri.scheme_str() == Some("https") {
+        // The system's roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` too); the
+        // controller's own image ships none.
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| {
+                format!("no trusted CA certificates to check https with ({e}); mount a bundle and set SSL_CERT_FILE")
+            })?
+            .https_only()
+            .enable_http1()
+            .build();
+        Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(https).get(uri).await
+    } else {
+        let http = hyper_util::client::legacy::connect::HttpConnector::new();
+        Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(http).get(uri).await
+    }
+    .map_err(|e| format!("request failed: {e}"))?;
+    let status = response.status();
+    if status.is_redirection() {
+        return Err(format!("the server answered {status} (redirects are not followed)"));
+    }
+    if !status.is_success() {
+        return Err(format!("the server answered {status}"));
+    }
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("reading the answer failed: {e}"))?;
+        if let Some(data) = frame.data_ref() {
+            if bytes.len() + data.len() > MAX_FILE_BYTES {
+                return Err(format!(
+                    "the file is over {MAX_FILE_BYTES} bytes, the most that is read"
+                ));
+            }
+            bytes.extend_from_slice(data);
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A loopback server answering every request with `response`; its url.
+    fn serve(response: Vec<u8>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().expect("its address").port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut stream = stream;
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(&response);
+            }
+        });
+        format!("http://127.0.0.1:{port}/tasks/build.yaml")
+    }
+
+    fn answer(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+        let mut text = format!(
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{headers}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        text.extend_from_slice(body);
+        text
+    }
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn a_file_is_read_and_errors_name_the_url_and_the_status() {
+        let url = serve(answer("200 OK", "", b"kind: MyTask\n"));
+        let file = fetch_file(url, LIMIT).await.expect("the file");
+        assert_eq!((file.text.as_str(), file.commit), ("kind: MyTask\n", None));
+
+        let url = serve(answer("404 Not Found", "", b"secret page content"));
+        let error = fetch_file(url.clone(), LIMIT).await.expect_err("404");
+        assert!(error.contains(&url) && error.contains("404"), "{error}");
+        assert!(!error.contains("secret page content"), "no body in messages: {error}");
+
+        let url = serve(answer("302 Found", "location: http://169.254.169.254/\r\n", b""));
+        let error = fetch_file(url, LIMIT).await.expect_err("a redirect");
+        assert!(error.contains("redirects are not followed"), "{error}");
+
+        let url = serve(answer("200 OK", "", &vec![b'a'; MAX_FILE_BYTES + 1]));
+        let error = fetch_file(url, LIMIT).await.expect_err("too large");
+        assert!(error.contains("over 1048576 bytes"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_given_up_on_after_the_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let url = format!("http://{}/t.yaml", listener.local_addr().expect("address"));
+        let started = Instant::now();
+        let error = fetch_file(url, Duration::from_millis(300)).await.expect_err("silent");
+        assert!(error.contains("no answer within"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(listener);
+    }
+}
