@@ -1544,7 +1544,7 @@ fn step_template_mount_of_an_undeclared_volume_is_rejected() {
     assert_error(
         resolve_inline(&inline_run(task, json!({}))),
         "spec.taskSpec.stepTemplate.volumeMounts[0].name",
-        &["\"cache\"", "spec.volumes does not declare"],
+        &["\"cache\"", "neither spec.volumes nor the run's podTemplate.volumes declares"],
     );
 }
 
