@@ -867,6 +867,124 @@ spec:
     ns.passed();
 }
 
+/// A clone, build, deploy pipeline as Tekton users write one: the clone is
+/// a StepAction run by reference (the real git-clone tool, from a git
+/// daemon on the pod bridge), the build task comes from an http catalog and
+/// fans out over platforms with a matrix, steps are unnamed, and values
+/// travel as step results, task results and aggregated matrix results.
+/// Only the image names are ours. (Credentials are not covered: not built.)
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_a_real_world_shaped_pipeline_converts_and_succeeds() {
+    let ns = TestNamespace::new("e2e-tekton-real-world").await;
+    let (daemon, commit) = catalog_repository();
+    let (repo, port) = (format!("git://{BRIDGE_HOST}"), daemon.port);
+    let build_task = format!(
+        r#"apiVersion: tekton.dev/v1
+kind: Task
+metadata:
+  name: build
+spec:
+  params:
+    - name: platform
+    - name: commit
+  workspaces:
+    - name: source
+  results:
+    - name: artifact
+  steps:
+    - image: {BASH}
+      script: test -s $(workspaces.source.path)/tasks/greet.yaml
+    - image: {BASH}
+      script: echo -n "app-$(params.platform)@$(params.commit)" > $(results.artifact.path)
+"#
+    );
+    let catalog = serve_over_http(vec![("/tasks/build.yaml", build_task)]);
+    let yaml = format!(
+        r#"
+apiVersion: tekton.dev/v1beta1
+kind: StepAction
+metadata: {{name: git-clone}}
+spec:
+  image: 127.0.0.1:5000/cicd/git-clone:dev
+  params:
+    - name: url
+    - name: output
+    - name: revision
+      default: main
+  results: [{{name: commit}}]
+  command: [/cicd-git-clone]
+  args:
+    - --url=$(params.url)
+    - --revision=$(params.revision)
+    - --output=$(params.output)
+    - --result-commit=$(step.results.commit.path)
+---
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: ship}}
+spec:
+  params:
+    - {{name: repo, value: "{repo}:{port}/catalog.git"}}
+  workspaces:
+    - name: source
+      volumeClaimTemplate:
+        spec:
+          accessModes: [ReadWriteOnce]
+          resources: {{requests: {{storage: 16Mi}}}}
+  pipelineSpec:
+    params: [{{name: repo}}]
+    workspaces: [{{name: source}}]
+    results:
+      - {{name: deployed, value: $(tasks.deploy.results.summary)}}
+    tasks:
+      - name: fetch
+        workspaces: [{{name: source, workspace: source}}]
+        taskSpec:
+          workspaces: [{{name: source}}]
+          results:
+            - {{name: commit, value: $(steps.clone.results.commit)}}
+          steps:
+            - name: clone
+              ref: {{name: git-clone}}
+              params:
+                - {{name: url, value: $(params.repo)}}
+                - {{name: output, value: $(workspaces.source.path)}}
+      - name: build
+        taskRef:
+          resolver: http
+          params: [{{name: url, value: "{catalog}/tasks/build.yaml"}}]
+        matrix:
+          params:
+            - {{name: platform, value: [amd64, arm64]}}
+        params:
+          - {{name: commit, value: $(tasks.fetch.results.commit)}}
+        workspaces: [{{name: source, workspace: source}}]
+      - name: deploy
+        params:
+          - {{name: artifacts, value: "$(tasks.build.results.artifact[*])"}}
+        taskSpec:
+          params: [{{name: artifacts, type: array}}]
+          results: [{{name: summary}}]
+          steps:
+            - image: {BASH}
+              args: ["$(params.artifacts[*])"]
+              script: |
+                #!/bin/bash
+                echo -n "deployed $*" > $(results.summary.path)
+"#
+    );
+    let output = convert_yaml(&[("tekton.yaml".into(), yaml)], false)
+        .unwrap_or_else(|error| panic!("exact conversion: {error}"));
+    ns.apply(&output.yaml);
+    let run = ns.wait_succeeded::<MyPipelineRun>("ship", LIMIT).await;
+    assert_eq!(
+        run.string_result("deployed"),
+        Some(format!("deployed app-amd64@{commit} app-arm64@{commit}"))
+    );
+    ns.passed();
+}
+
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_an_object_result_is_checked_against_its_properties() {

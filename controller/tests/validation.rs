@@ -10,7 +10,7 @@ use cicd_controller::api::{MyTaskRun, ParamValue, StepActionSpec, TaskRunSpec, T
 use cicd_controller::engine::errors::{FieldError, ValidationErrors};
 use cicd_controller::engine::resolve::ResolvedTaskRun;
 use cicd_controller::engine::step_action::StepActions;
-use cicd_controller::engine::validate::validate_run_spec;
+use cicd_controller::engine::validate::{RunVolumes, validate_run_spec, validate_task};
 use cicd_controller::manifests::Manifests;
 use cicd_controller::plan::{TaskSource, plan_task_run, plan_task_run_with};
 use cicd_controller::pod::render::RenderSettings;
@@ -410,6 +410,43 @@ fn a_step_action_s_fields_and_results_become_the_step_s_with_its_params() {
         resolved.task.steps[0].step_ref.is_none(),
         "the snapshot holds the inlined step"
     );
+}
+
+#[test]
+fn a_step_result_given_as_a_step_action_param_reaches_its_command_at_run_time() {
+    let task = json!({
+        "workspaces": [{ "name": "source" }],
+        "steps": [
+            { "name": "pick", "image": IMAGE, "results": [{ "name": "file" }],
+              "script": "echo -n app.tar > $(step.results.file.path)" },
+            { "name": "hash", "ref": { "name": "sha" },
+              "params": [{ "name": "path", "value": "$(steps.pick.results.file)" }] },
+        ],
+    });
+    let run = inline_run(task, json!({ "workspaces": [{ "name": "source", "emptyDir": {} }] }));
+    let resolved = resolved_ok(resolve_with_actions(&run, &[("sha", digest_action())]));
+    let step = &resolved.steps[1];
+    assert_eq!(step.command, ["sha256sum", "-b", "$(steps.pick.results.file)"]);
+    assert_eq!(
+        step.step_result_refs,
+        [(
+            "steps.pick.results.file".to_string(),
+            "/cicd/run/0/results/file".to_string()
+        )]
+    );
+}
+
+#[test]
+fn before_its_action_is_inlined_a_step_s_results_are_taken_on_trust() {
+    // How a pipeline sees an inline taskSpec: no MyStepAction is read yet.
+    let spec: TaskSpec = serde_json::from_value(json!({
+        "results": [{ "name": "digest", "value": "$(steps.hash.results.digest)" }],
+        "steps": [{ "name": "hash", "ref": { "name": "sha" } }],
+    }))
+    .expect("a task");
+    let mut errors = ValidationErrors::default();
+    validate_task(&spec, "spec.tasks[0].taskSpec", RunVolumes::Unknown, &mut errors);
+    assert!(errors.0.is_empty(), "{errors}");
 }
 
 #[test]
@@ -1544,7 +1581,10 @@ fn step_template_mount_of_an_undeclared_volume_is_rejected() {
     assert_error(
         resolve_inline(&inline_run(task, json!({}))),
         "spec.taskSpec.stepTemplate.volumeMounts[0].name",
-        &["\"cache\"", "neither spec.volumes nor the run's podTemplate.volumes declares"],
+        &[
+            "\"cache\"",
+            "neither spec.volumes nor the run's podTemplate.volumes declares",
+        ],
     );
 }
 

@@ -45,10 +45,16 @@ async fn get(url: &str) -> Result<String, String> {
             .https_only()
             .enable_http1()
             .build();
-        Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(https).get(uri).await
+        Client::builder(TokioExecutor::new())
+            .build::<_, Empty<Bytes>>(https)
+            .get(uri)
+            .await
     } else {
         let http = hyper_util::client::legacy::connect::HttpConnector::new();
-        Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(http).get(uri).await
+        Client::builder(TokioExecutor::new())
+            .build::<_, Empty<Bytes>>(http)
+            .get(uri)
+            .await
     }
     .map_err(|e| format!("request failed: {e}"))?;
     let status = response.status();

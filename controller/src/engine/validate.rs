@@ -152,6 +152,11 @@ pub fn result_value_source<'a>(task: &TaskSpec, value: &'a str) -> Result<(usize
     let names: Vec<&str> = task.steps.iter().map(|s| s.name.as_str()).collect();
     let index =
         step_index(&names, step).ok_or_else(|| format!("no step named {step:?} (steps: {})", list_or_none(&names)))?;
+    // A step action's step results are known once it is inlined (a
+    // pipeline's inline taskSpec is checked before): checked then.
+    if task.steps[index].step_ref.is_some() {
+        return Ok((index, result));
+    }
     let declared: Vec<&str> = task.steps[index].results.iter().map(|r| r.name.as_str()).collect();
     if !declared.contains(&result) {
         return Err(format!(
