@@ -92,6 +92,11 @@ pub struct ControllerConfig {
         default_value = ""
     )]
     pub cluster_resolver_namespaces: Vec<String>,
+    /// Hosts the git and http resolvers may fetch from (comma-separated;
+    /// `host` or `host:port`, `*.example.com` for its subdomains). Empty:
+    /// any host a run names.
+    #[arg(long, env = "CICD_RESOLVER_ALLOWED_HOSTS", value_delimiter = ',', default_value = "")]
+    pub resolver_allowed_hosts: Vec<String>,
     /// Bounds on the work one run may cause.
     #[command(flatten)]
     pub limits: LimitFlags,

@@ -64,6 +64,9 @@ pub enum Request {
 pub struct Scope<'a> {
     pub run_namespace: &'a str,
     pub allowed_namespaces: &'a [String],
+    /// The hosts the git and http resolvers may fetch from (`host`,
+    /// `host:port`, `*.domain`); empty for any.
+    pub allowed_hosts: &'a [String],
 }
 
 const CLUSTER_PARAMS: [&str; 3] = ["kind", "name", "namespace"];
@@ -85,6 +88,9 @@ pub fn parse_request(remote: &RemoteRef, expected: RefKind, scope: Scope<'_>, fi
         ResolverName::Git => git_request(&params, field, &mut errors),
         ResolverName::Http => http_request(&params, field, &mut errors),
     };
+    if let Request::Git { url, .. } | Request::Http { url } = &request {
+        check_host(url, scope.allowed_hosts, field, &mut errors);
+    }
     errors.into_result(request).map_err(|e| e.to_string())
 }
 
@@ -226,6 +232,52 @@ fn git_request(params: &BTreeMap<&str, &str>, field: &str, errors: &mut Validati
     }
 }
 
+/// `host[:port]` of a url, lowercased, without any user part.
+fn url_host(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// Whether `host` (`name[:port]`) is one an administrator allows: an
+/// entry naming it with its port, or without one (any port), or `*.domain`.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    // An IPv6 literal (`[::1]:80`) is matched only as written.
+    let name = host
+        .rsplit_once(':')
+        .filter(|(name, port)| {
+            !name.contains(['[', ':']) && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+        })
+        .map_or(host, |(name, _)| name);
+    allowed.iter().any(|entry| {
+        entry == host
+            || entry == name
+            || entry
+                .strip_prefix("*.")
+                .is_some_and(|domain| name.ends_with(&format!(".{domain}")))
+    })
+}
+
+/// A git or http url's host must be one the administrator allows
+/// (`--resolver-allowed-hosts`), when a list is set.
+fn check_host(url: &str, allowed: &[String], field: &str, errors: &mut ValidationErrors) {
+    if allowed.is_empty() || url.is_empty() {
+        return;
+    }
+    match url_host(url) {
+        Some(host) if host_allowed(&host, allowed) => {}
+        found => errors.push(
+            format!("{field}.params"),
+            format!(
+                "url {url:?}: host {:?} is not among the hosts the resolvers may fetch from ({}; --resolver-allowed-hosts)",
+                found.unwrap_or_default(),
+                allowed.join(", ")
+            ),
+        ),
+    }
+}
+
 fn http_request(params: &BTreeMap<&str, &str>, field: &str, errors: &mut ValidationErrors) -> Request {
     let url = required(params, "url", field, errors).trim();
     let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
@@ -325,7 +377,54 @@ mod tests {
     const SCOPE: Scope<'static> = Scope {
         run_namespace: "team-a",
         allowed_namespaces: &[],
+        allowed_hosts: &[],
     };
+
+    #[test]
+    fn with_an_allow_list_only_its_hosts_are_fetched_from() {
+        let allowed = [
+            "git.corp:8443".to_string(),
+            "*.catalog.example".to_string(),
+            "10.0.0.1".to_string(),
+        ];
+        let scope = Scope {
+            allowed_hosts: &allowed,
+            ..SCOPE
+        };
+        let http = |url: &str| {
+            parse_request(
+                &remote(ResolverName::Http, &[("url", url)]),
+                RefKind::Task,
+                scope,
+                "spec.remoteTask",
+            )
+        };
+        for url in [
+            "https://git.corp:8443/t.yaml",
+            "https://eu.catalog.example/t.yaml",
+            "http://10.0.0.1:8080/t.yaml",
+            "http://10.0.0.1/t.yaml",
+        ] {
+            assert!(http(url).is_ok(), "{url}: {:?}", http(url));
+        }
+        for (url, host) in [
+            ("https://git.corp/t.yaml", "git.corp"),
+            ("https://catalog.example/t.yaml", "catalog.example"),
+            ("http://evilcatalog.example/t.yaml", "evilcatalog.example"),
+            ("http://169.254.169.254/latest/meta-data", "169.254.169.254"),
+        ] {
+            let error = http(url).expect_err(url);
+            assert!(
+                error.contains(&format!("host {host:?} is not among")) && error.contains("--resolver-allowed-hosts"),
+                "{url}: {error}"
+            );
+        }
+        let git = remote(
+            ResolverName::Git,
+            &[("url", "git://elsewhere/app.git"), ("pathInRepo", "t.yaml")],
+        );
+        assert!(parse_request(&git, RefKind::Task, scope, "f").is_err());
+    }
 
     #[test]
     fn a_git_request_takes_url_path_and_revision() {

@@ -157,6 +157,12 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
                 .map(|n| n.trim().to_string())
                 .filter(|n| !n.is_empty())
                 .collect(),
+            allowed_hosts: config
+                .resolver_allowed_hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
         },
         resolutions: Default::default(),
     });

@@ -37,6 +37,9 @@ pub struct ResolverSettings {
     /// `--cluster-resolver-namespaces`: namespaces besides the run's own
     /// that the cluster resolver may read from (a shared catalog).
     pub cluster_namespaces: Vec<String>,
+    /// `--resolver-allowed-hosts`: the hosts the git and http resolvers
+    /// may fetch from; empty for any.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ResolverSettings {
@@ -44,6 +47,7 @@ impl Default for ResolverSettings {
         ResolverSettings {
             timeout: Duration::from_secs(60),
             cluster_namespaces: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -192,6 +196,7 @@ async fn resolve(
     let scope = Scope {
         run_namespace: run.namespace,
         allowed_namespaces: &ctx.resolver.cluster_namespaces,
+        allowed_hosts: &ctx.resolver.allowed_hosts,
     };
     let request = match parse_request(remote, kind, scope, field) {
         Ok(request) => request,
