@@ -10,7 +10,7 @@ use crate::api::{
 };
 use crate::manifests::{ManifestErrors, Manifests};
 use crate::pipeline::propagate::with_propagated_workspaces;
-use crate::plan::{TaskSource, plan_task_run_with};
+use crate::plan::{AttemptInputs, TaskSource, plan_task_run_with};
 use crate::pod::render::RenderSettings;
 use crate::reconcile::pipelinerun::{Action, Observed, PipelineLookup, decide};
 
@@ -242,8 +242,12 @@ fn render_task_run(
             return Ok(false);
         }
     };
-    let step_actions = manifests.step_actions();
-    match plan_task_run_with(run, task, source, 0, (default_timeout, settings), &step_actions) {
+    // Offline there is no ServiceAccount to read: the pod shows no credentials.
+    let inputs = AttemptInputs {
+        step_actions: manifests.step_actions(),
+        ..AttemptInputs::default()
+    };
+    match plan_task_run_with(run, task, source, 0, (default_timeout, settings), &inputs) {
         Ok(plan) => {
             for warning in &plan.resolved.warnings {
                 out.push_str(&format!("# warning: MyTaskRun {run_name:?}: {warning}\n"));

@@ -22,6 +22,9 @@ pub const TERMINATION_PATH: &str = "/cicd/termination";
 /// directory the steps of a run share, so a login or a config written by
 /// one step (git, docker, npm) is there for the next.
 pub const HOME_DIR: &str = "/cicd/home";
+/// Credential Secrets of the run's ServiceAccount, each mounted read-only
+/// at `<this>/<secret>` into the first step only (see pod::credentials).
+pub const CREDENTIAL_SECRETS_DIR: &str = "/cicd/creds";
 /// The default working directory and parent of workspace mounts.
 pub const WORKSPACE_ROOT: &str = "/workspace";
 /// The path the entrypoint image keeps its binary at.

@@ -10,7 +10,31 @@ use crate::api::{MyTaskRun, TaskSpec};
 use crate::engine::errors::ValidationErrors;
 use crate::engine::resolve::{ResolvedTaskRun, RunIdentity, resolve_task_run};
 use crate::engine::step_action::{StepActions, inline_step_actions, referenced};
+use crate::pod::credentials::Credentials;
 use crate::pod::render::{RenderSettings, claims_to_create, render_pod};
+
+/// What the controller reads from the run's namespace only when an attempt
+/// is about to start (after that the run's status and pod hold what came
+/// of it).
+#[derive(Debug, Clone, Default)]
+pub struct AttemptInputs {
+    /// The MyStepActions the task's steps run, by name.
+    pub step_actions: StepActions,
+    /// The credential Secrets of the run's ServiceAccount.
+    pub credentials: Credentials,
+}
+
+impl AttemptInputs {
+    /// Nothing read (a task without step actions, an account without
+    /// credentials); a constant, so tests and callers can borrow it.
+    pub const NONE: AttemptInputs = AttemptInputs {
+        step_actions: StepActions::new(),
+        credentials: Credentials {
+            secrets: Vec::new(),
+            warnings: Vec::new(),
+        },
+    };
+}
 
 /// Where the run's task came from, for error messages and `context.task.name`.
 #[derive(Debug, Clone, Copy)]
@@ -85,21 +109,21 @@ pub fn plan_task_run(
         source,
         attempt,
         (default_timeout, settings),
-        &StepActions::new(),
+        &AttemptInputs::default(),
     )
 }
 
-/// Inlines the MyStepActions the task's steps run (from `step_actions`),
-/// validates the run against the task and renders attempt `attempt`. The
-/// plan's `resolved.task` is the task with the actions inlined: the run's
-/// snapshot.
+/// Inlines the MyStepActions the task's steps run (from `inputs`),
+/// validates the run against the task and renders attempt `attempt` with
+/// the ServiceAccount's credentials. The plan's `resolved.task` is the task
+/// with the actions inlined: the run's snapshot.
 pub fn plan_task_run_with(
     run: &MyTaskRun,
     task: &TaskSpec,
     source: TaskSource<'_>,
     attempt: u32,
     (default_timeout, settings): (Duration, &RenderSettings),
-    step_actions: &StepActions,
+    inputs: &AttemptInputs,
 ) -> Result<Plan, ValidationErrors> {
     let task_field = match source {
         TaskSource::Named(name) => format!("MyTask {name:?}: spec"),
@@ -109,11 +133,11 @@ pub fn plan_task_run_with(
     let task = if referenced(task).is_empty() {
         task
     } else {
-        inlined = inline_step_actions(task, &task_field, step_actions, &settings.limits)?;
+        inlined = inline_step_actions(task, &task_field, &inputs.step_actions, &settings.limits)?;
         &inlined
     };
     let identity = identity(run, source, attempt);
-    let resolved = resolve_task_run(
+    let mut resolved = resolve_task_run(
         &identity,
         &run.spec,
         task,
@@ -123,7 +147,8 @@ pub fn plan_task_run_with(
     )?;
     let owner = owner_reference(run);
     let labels = run.metadata.labels.clone().unwrap_or_default();
-    let pod = render_pod(&resolved, &run.spec, &labels, &owner, settings);
+    resolved.warnings.extend(inputs.credentials.warnings.iter().cloned());
+    let pod = render_pod(&resolved, &run.spec, (&labels, &owner), settings, &inputs.credentials);
     check_pod_size(&pod, settings.limits.max_pod_bytes)?;
     let claims = claims_to_create(&resolved, &owner);
     Ok(Plan { resolved, claims, pod })

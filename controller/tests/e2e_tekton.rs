@@ -868,17 +868,19 @@ spec:
 }
 
 /// A clone, build, deploy pipeline as Tekton users write one: the clone is
-/// a StepAction run by reference (the real git-clone tool, from a git
-/// daemon on the pod bridge), the build task comes from an http catalog and
-/// fans out over platforms with a matrix, steps are unnamed, and values
-/// travel as step results, task results and aggregated matrix results.
-/// Only the image names are ours. (Credentials are not covered: not built.)
+/// a StepAction run by reference (the real git-clone tool, over smart HTTP
+/// from a server on the pod bridge that wants a login, which comes from a
+/// basic-auth Secret of the run's ServiceAccount), the build task comes
+/// from an http catalog and fans out over platforms with a matrix, steps
+/// are unnamed, and values travel as step results, task results and
+/// aggregated matrix results. Only the image names are ours.
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_a_real_world_shaped_pipeline_converts_and_succeeds() {
     let ns = TestNamespace::new("e2e-tekton-real-world").await;
     let (daemon, commit) = catalog_repository();
-    let (repo, port) = (format!("git://{BRIDGE_HOST}"), daemon.port);
+    let git_port = serve_git_over_http(daemon.base.path().to_path_buf(), "ci-bot", "p@ss w/rd");
+    let git_server = format!("http://{BRIDGE_HOST}:{git_port}");
     let build_task = format!(
         r#"apiVersion: tekton.dev/v1
 kind: Task
@@ -902,6 +904,19 @@ spec:
     let catalog = serve_over_http(vec![("/tasks/build.yaml", build_task)]);
     let yaml = format!(
         r#"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: git-login
+  annotations: {{tekton.dev/git-0: "{git_server}"}}
+type: kubernetes.io/basic-auth
+stringData: {{username: ci-bot, password: "p@ss w/rd"}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: builder}}
+secrets: [{{name: git-login}}]
+---
 apiVersion: tekton.dev/v1beta1
 kind: StepAction
 metadata: {{name: git-clone}}
@@ -924,8 +939,9 @@ apiVersion: tekton.dev/v1
 kind: PipelineRun
 metadata: {{name: ship}}
 spec:
+  taskRunTemplate: {{serviceAccountName: builder}}
   params:
-    - {{name: repo, value: "{repo}:{port}/catalog.git"}}
+    - {{name: repo, value: "{git_server}/catalog.git"}}
   workspaces:
     - name: source
       volumeClaimTemplate:
@@ -982,6 +998,130 @@ spec:
         run.string_result("deployed"),
         Some(format!("deployed app-amd64@{commit} app-arm64@{commit}"))
     );
+    ns.passed();
+}
+
+/// Credentials from the run's ServiceAccount, as Tekton users set them up:
+/// the first step (the real git-clone tool) logs in to a smart-HTTP git
+/// server with a basic-auth Secret annotated `tekton.dev/git-0`; a later
+/// step finds the ssh key and config, and one docker config.json joining a
+/// registry's basic-auth Secret and a dockerconfigjson Secret, in the
+/// shared HOME (`$(credentials.path)`). A Secret annotated for git but of
+/// the wrong type is a warning naming it. The same clone under the
+/// namespace's default ServiceAccount, which lists no Secrets, fails.
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_credentials_from_the_service_account_reach_git_ssh_and_registry_clients() {
+    let ns = TestNamespace::new("e2e-tekton-credentials").await;
+    let (daemon, commit) = catalog_repository();
+    let git_port = serve_git_over_http(daemon.base.path().to_path_buf(), "ci-bot", "t0ken");
+    let git_server = format!("http://{BRIDGE_HOST}:{git_port}");
+    let run = |name: &str, account: &str| {
+        format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: {name}}}
+spec:
+  serviceAccountName: {account}
+  taskSpec:
+    results: [{{name: commit}}, {{name: docker}}, {{name: ssh}}, {{name: home}}]
+    steps:
+      - name: clone
+        image: 127.0.0.1:5000/cicd/git-clone:dev
+        command: [/cicd-git-clone]
+        args: [--url={git_server}/catalog.git, --output=/workspace/src, --result-commit=$(results.commit.path)]
+      - name: inspect
+        image: {BASH}
+        script: |
+          cat ~/.docker/config.json > $(results.docker.path)
+          cat ~/.ssh/config > $(results.ssh.path)
+          test "$(cat ~/.ssh/id_deploy-key)" = "not really a key"
+          echo -n "$(credentials.path)" > $(results.home.path)
+"#
+        )
+    };
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: git-login
+  annotations: {{tekton.dev/git-0: "{git_server}"}}
+type: kubernetes.io/basic-auth
+stringData: {{username: ci-bot, password: t0ken}}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: deploy-key
+  annotations: {{tekton.dev/git-0: "git.example:2222"}}
+type: kubernetes.io/ssh-auth
+stringData: {{ssh-privatekey: "not really a key"}}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: push
+  annotations: {{tekton.dev/docker-0: "127.0.0.1:5000"}}
+type: kubernetes.io/basic-auth
+stringData: {{username: pusher, password: pw}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: pull}}
+type: kubernetes.io/dockerconfigjson
+stringData:
+  .dockerconfigjson: '{{"auths": {{"registry.example": {{"auth": "YTpi"}}}}}}'
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: plain
+  annotations: {{tekton.dev/git-1: "https://git.example"}}
+stringData: {{token: x}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: builder}}
+secrets: [{{name: git-login}}, {{name: deploy-key}}, {{name: push}}, {{name: pull}}, {{name: plain}}, {{name: not-there}}]
+---
+{}---
+{}"#,
+        run("with-login", "builder"),
+        run("without-login", "default")
+    );
+    let output = convert_yaml(&[("tekton.yaml".into(), yaml)], false)
+        .unwrap_or_else(|error| panic!("exact conversion: {error}"));
+    ns.apply(&output.yaml);
+    let with = ns.wait_succeeded::<MyTaskRun>("with-login", LIMIT).await;
+    assert_eq!(with.string_result("commit"), Some(commit));
+    assert_eq!(with.string_result("home").as_deref(), Some("/cicd/home"));
+    let docker: serde_json::Value =
+        serde_json::from_str(&with.string_result("docker").unwrap_or_default()).expect("config.json is JSON");
+    assert_eq!(docker["auths"]["127.0.0.1:5000"]["auth"], "cHVzaGVyOnB3");
+    assert_eq!(docker["auths"]["registry.example"]["auth"], "YTpi");
+    let ssh = with.string_result("ssh").unwrap_or_default();
+    assert!(
+        ssh.contains("Host git.example")
+            && ssh.contains("Port 2222")
+            && ssh.contains("IdentityFile /cicd/home/.ssh/id_deploy-key"),
+        "{ssh}"
+    );
+    let warnings = with.status.as_ref().map(|s| s.warnings.join("\n")).unwrap_or_default();
+    assert!(
+        warnings.contains("Secret \"plain\"") && warnings.contains("tekton.dev/git-1"),
+        "{warnings}"
+    );
+    let without = ns.wait_done::<MyTaskRun>("without-login", LIMIT).await;
+    ns.expect_condition(&without, "False", "Failed");
+    let pod = without
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_name.clone())
+        .unwrap_or_default();
+    let log = support::kubectl(&["logs", "-n", &ns.name, &pod, "-c", "step-clone"], None);
+    assert!(log.contains("no credentials were given"), "{log}");
     ns.passed();
 }
 
@@ -1358,7 +1498,7 @@ spec:
 struct GitDaemon {
     child: std::process::Child,
     port: u16,
-    _base: tempfile::TempDir,
+    base: tempfile::TempDir,
 }
 
 impl Drop for GitDaemon {
@@ -1390,6 +1530,124 @@ fn git(dir: &std::path::Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// `git http-backend` (git's smart HTTP, run as a CGI program per request)
+/// over the repositories in `base`, on the pod bridge; a request that does
+/// not log in as `user:password` (basic auth) gets 401. Its port; it lives
+/// as long as the test process.
+fn serve_git_over_http(base: std::path::PathBuf, user: &str, password: &str) -> u16 {
+    use base64::Engine as _;
+    let listener =
+        std::net::TcpListener::bind((BRIDGE_HOST, 0)).expect("a port on the pod bridge (is the local cluster up?)");
+    let port = listener.local_addr().expect("its address").port();
+    let login = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (base, login) = (base.clone(), login.clone());
+            std::thread::spawn(move || {
+                if let Err(error) = answer_git_request(stream, &base, &login) {
+                    eprintln!("git http server: {error}");
+                }
+            });
+        }
+    });
+    port
+}
+
+/// One request: the login checked, the body (plain or chunked) handed to
+/// `git http-backend`, its CGI reply turned into an HTTP response.
+fn answer_git_request(stream: std::net::TcpStream, base: &std::path::Path, login: &str) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    if header("authorization") != Some(login) {
+        let refusal = "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Basic realm=\"git\"\r\n\
+                       content-length: 0\r\nconnection: close\r\n\r\n";
+        return writer.write_all(refusal.as_bytes());
+    }
+    let mut body = Vec::new();
+    if header("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(length) = header("content-length").and_then(|n| n.parse::<usize>().ok()) {
+        body.resize(length, 0);
+        reader.read_exact(&mut body)?;
+    }
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or("GET"), parts.next().unwrap_or("/"));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut backend = std::process::Command::new("git")
+        .arg("http-backend")
+        .env("GIT_PROJECT_ROOT", base)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("GATEWAY_INTERFACE", "CGI/1.1")
+        .env("REQUEST_METHOD", method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("CONTENT_TYPE", header("content-type").unwrap_or_default())
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("HTTP_GIT_PROTOCOL", header("git-protocol").unwrap_or_default())
+        .env("REMOTE_USER", "ci")
+        .env("REMOTE_ADDR", "10.244.0.2")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()?;
+    if let Some(mut input) = backend.stdin.take() {
+        input.write_all(&body)?;
+    }
+    let output = backend.wait_with_output()?;
+    let split = output
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| (at, 4));
+    let split = split.or_else(|| output.stdout.windows(2).position(|w| w == b"\n\n").map(|at| (at, 2)));
+    let (head_len, gap) = split.unwrap_or((output.stdout.len(), 0));
+    let cgi_headers = String::from_utf8_lossy(&output.stdout[..head_len]).to_string();
+    let reply_body = &output.stdout[head_len + gap..];
+    let mut status = "200 OK".to_string();
+    let mut response = String::new();
+    for line in cgi_headers.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line.split_once(':') {
+            Some((name, value)) if name.eq_ignore_ascii_case("status") => status = value.trim().to_string(),
+            _ => response.push_str(&format!("{line}\r\n")),
+        }
+    }
+    let head = format!(
+        "HTTP/1.1 {status}\r\n{response}content-length: {}\r\nconnection: close\r\n\r\n",
+        reply_body.len()
+    );
+    writer.write_all(head.as_bytes())?;
+    writer.write_all(reply_body)
 }
 
 /// `catalog.git`: a Tekton Task (unnamed step) and one of our MyPipelines;
@@ -1436,14 +1694,7 @@ fn catalog_repository() -> (GitDaemon, String) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    (
-        GitDaemon {
-            child,
-            port,
-            _base: base,
-        },
-        commit,
-    )
+    (GitDaemon { child, port, base }, commit)
 }
 
 #[tokio::test]

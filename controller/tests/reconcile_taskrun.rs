@@ -8,8 +8,8 @@ use cicd_controller::api::{
     AttemptStatus, Condition, MyTaskRun, Param, ParamValue, RemoteRef, ResolvedFrom, ResolverName, RunSpecStatus,
     TaskRunSpec, TaskRunStatus, TaskSpec,
 };
-use cicd_controller::engine::step_action::StepActions;
 use cicd_controller::manifests::Manifests;
+use cicd_controller::plan::AttemptInputs;
 use cicd_controller::pod::node::NodeHealth;
 use cicd_controller::pod::render::RenderSettings;
 use cicd_controller::pod::results::FetchedResults;
@@ -65,7 +65,7 @@ fn good_spec() -> TaskRunSpec {
 }
 
 /// No frames fetched: these tests' reports carry their results inline.
-static NO_STEP_ACTIONS: StepActions = StepActions::new();
+static NO_INPUTS: AttemptInputs = AttemptInputs::NONE;
 static NO_FRAMES: std::sync::LazyLock<FetchedResults> = std::sync::LazyLock::new(FetchedResults::default);
 
 fn settings() -> DecideSettings {
@@ -93,7 +93,7 @@ fn observe<'a>(run: &'a MyTaskRun, task: &'a TaskSpec, pod: Option<&'a Pod>, now
         pod,
         results: &NO_FRAMES,
         node: None,
-        step_actions: &NO_STEP_ACTIONS,
+        inputs: &NO_INPUTS,
         now: at(now),
     };
     decide(observed, &settings())
@@ -443,7 +443,7 @@ fn a_missing_task_fails_naming_task_and_namespace() {
         pod: None,
         results: &NO_FRAMES,
         node: None,
-        step_actions: &NO_STEP_ACTIONS,
+        inputs: &NO_INPUTS,
         now: at(0),
     };
     let actions = decide(observed, &settings());
@@ -478,7 +478,7 @@ fn decide_with(run: &MyTaskRun, task: TaskLookup<'_>) -> Vec<Action> {
         pod: None,
         results: &NO_FRAMES,
         node: None,
-        step_actions: &NO_STEP_ACTIONS,
+        inputs: &NO_INPUTS,
         now: at(0),
     };
     decide(observed, &settings())
@@ -681,7 +681,7 @@ fn a_malformed_task_fails_the_run_naming_the_field() {
         pod: None,
         results: &NO_FRAMES,
         node: None,
-        step_actions: &NO_STEP_ACTIONS,
+        inputs: &NO_INPUTS,
         now: at(0),
     };
     let actions = decide(observed, &settings());
@@ -812,7 +812,7 @@ fn observe_on_node(run: &MyTaskRun, pod: &Pod, node: &NodeHealth, now: i64) -> V
         pod: Some(pod),
         results: &NO_FRAMES,
         node: Some(node),
-        step_actions: &NO_STEP_ACTIONS,
+        inputs: &NO_INPUTS,
         now: at(now),
     };
     decide(observed, &settings())

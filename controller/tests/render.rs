@@ -8,6 +8,7 @@
 //!
 //! The other tests spell out the properties that matter, one at a time.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ use base64::Engine as _;
 use cicd_controller::api::MyTaskRun;
 use cicd_controller::commands::render_yaml;
 use cicd_controller::manifests::Manifests;
-use cicd_controller::plan::{Plan, TaskSource, plan_task_run};
+use cicd_controller::plan::{AttemptInputs, Plan, TaskSource, plan_task_run, plan_task_run_with};
+use cicd_controller::pod::credentials::{SecretFacts, credentials_of};
 use cicd_controller::pod::render::RenderSettings;
 use cicd_controller::pod::resources::quantity_value;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
@@ -1033,4 +1035,86 @@ spec:
         .unwrap_or_else(|errors| panic!("the run renders: {errors}"));
     assert!(rendered.contains("child MyTaskRun \"implicit-write\""), "{rendered}");
     assert!(rendered.contains("mountPath: /workspace/shared"), "{rendered}");
+}
+
+#[test]
+fn credentials_reach_the_first_step_only_and_credentials_path_is_the_shared_home() {
+    let run: MyTaskRun = serde_json::from_value(json!({
+        "apiVersion": "cicdoperator.ning1875.io/v1", "kind": "MyTaskRun",
+        "metadata": { "name": "creds", "namespace": "ci", "uid": "0c5a3a43-uid" },
+        "spec": { "serviceAccountName": "builder", "taskSpec": { "steps": [
+            { "name": "clone", "image": "git", "script": "ls $(credentials.path)" },
+            { "name": "push", "image": "push", "command": ["push"] },
+        ]}},
+    }))
+    .expect("a run");
+    let git = BTreeMap::from([("tekton.dev/git-0".to_string(), "https://git.example".to_string())]);
+    let none = BTreeMap::new();
+    let inputs = AttemptInputs {
+        credentials: credentials_of(
+            "builder",
+            &[
+                SecretFacts {
+                    name: "git-login",
+                    secret_type: "kubernetes.io/basic-auth",
+                    annotations: &git,
+                },
+                SecretFacts {
+                    name: "pull",
+                    secret_type: "kubernetes.io/dockerconfigjson",
+                    annotations: &none,
+                },
+            ],
+        ),
+        ..AttemptInputs::default()
+    };
+    let task = run.spec.task_spec.clone().expect("inline");
+    let plan = plan_task_run_with(&run, &task, TaskSource::Inline, 0, (ONE_HOUR, &settings()), &inputs)
+        .unwrap_or_else(|errors| panic!("invalid: {errors}"));
+    let spec = spec(&plan.pod);
+    let secret_volumes: Vec<(&str, &str)> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| Some((v.name.as_str(), v.secret.as_ref()?.secret_name.as_deref()?)))
+        .collect();
+    assert_eq!(
+        secret_volumes,
+        [("cicd-creds-0", "git-login"), ("cicd-creds-1", "pull")]
+    );
+    let [clone, push] = &spec.containers[..] else {
+        panic!("two steps")
+    };
+    assert_eq!(
+        mount_path_of(clone, "cicd-creds-0").as_deref(),
+        Some("/cicd/creds/git-login")
+    );
+    assert_eq!(
+        mount_path_of(clone, "cicd-creds-1").as_deref(),
+        Some("/cicd/creds/pull")
+    );
+    assert_eq!(
+        mount_path_of(push, "cicd-creds-0"),
+        None,
+        "later steps read HOME, not the Secrets"
+    );
+    assert_eq!(flag_value(clone, "--credentials-home"), Some("/cicd/home"));
+    let given: Vec<&str> = args(clone)
+        .windows(2)
+        .filter(|pair| pair[0] == "--credential")
+        .map(|pair| pair[1])
+        .collect();
+    assert_eq!(
+        given,
+        [
+            "git-basic-auth:/cicd/creds/git-login=https://git.example",
+            "docker-config-json:/cicd/creds/pull"
+        ]
+    );
+    assert_eq!(flag_value(push, "--credential"), None);
+    let scripts = prepared_scripts(&plan.pod);
+    assert!(
+        scripts.iter().any(|(_, text)| text.contains("ls /cicd/home")),
+        "{scripts:?}"
+    );
 }

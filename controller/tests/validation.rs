@@ -12,7 +12,7 @@ use cicd_controller::engine::resolve::ResolvedTaskRun;
 use cicd_controller::engine::step_action::StepActions;
 use cicd_controller::engine::validate::{RunVolumes, validate_run_spec, validate_task};
 use cicd_controller::manifests::Manifests;
-use cicd_controller::plan::{TaskSource, plan_task_run, plan_task_run_with};
+use cicd_controller::plan::{AttemptInputs, TaskSource, plan_task_run, plan_task_run_with};
 use cicd_controller::pod::render::RenderSettings;
 use serde_json::{Value, json};
 
@@ -369,7 +369,11 @@ fn resolve_with_actions(run: &MyTaskRun, actions: &[(&str, Value)]) -> Result<Re
         })
         .collect();
     let settings = RenderSettings::default();
-    plan_task_run_with(run, &task, TaskSource::Inline, 0, (ONE_HOUR, &settings), &actions).map(|plan| plan.resolved)
+    let inputs = AttemptInputs {
+        step_actions: actions,
+        ..AttemptInputs::default()
+    };
+    plan_task_run_with(run, &task, TaskSource::Inline, 0, (ONE_HOUR, &settings), &inputs).map(|plan| plan.resolved)
 }
 
 fn digest_action() -> Value {
@@ -485,7 +489,10 @@ fn step_action_problems_name_the_field() {
         "MyStepAction \"sha\": spec.script",
         &["no param named \"nope\""],
     );
-    let unreadable = StepActions::from([("sha".to_string(), Err("spec.commnd: unknown field".to_string()))]);
+    let unreadable = AttemptInputs {
+        step_actions: StepActions::from([("sha".to_string(), Err("spec.commnd: unknown field".to_string()))]),
+        ..AttemptInputs::default()
+    };
     let run = step(json!({}));
     let spec = run.spec.task_spec.clone().expect("inline");
     let settings = RenderSettings::default();

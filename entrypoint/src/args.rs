@@ -3,10 +3,12 @@
 //! Flags take their value as the next argument or after `=`. For `step`,
 //! everything after `--` is the command, passed through untouched.
 
+use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use crate::credential::{self, Credential};
 use crate::duration;
 use crate::frame::{DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_RUN_RESULTS_BYTES, RESULTS_CEILING_BYTES};
 use crate::os::{OsStr, OsString, PathBuf};
@@ -18,13 +20,15 @@ usage:
   cicd-entrypoint step [--wait-file F] [--wait-nonempty] --post-file F --termination-path F
     --results-dir D [--results a,b] [--results-from D] [--timeout 30s] [--on-error continue|stopAndFail]
     [--max-result-bytes N] [--max-results-bytes N] [--max-report-bytes N]
-    [--step-result-ref EXPR=FILE]... [--result-from-step NAME=FILE]... -- CMD [ARGS...]
+    [--step-result-ref EXPR=FILE]... [--result-from-step NAME=FILE]...
+    [--credentials-home DIR --credential KIND:SECRET_DIR[=URL_OR_HOST]...] -- CMD [ARGS...]
 ";
 
 #[derive(Debug, PartialEq)]
 pub enum Command {
     Init(InitArgs),
-    Step(StepArgs),
+    /// Boxed: it is several times the size of the others.
+    Step(Box<StepArgs>),
     Help,
     Version,
 }
@@ -72,6 +76,10 @@ pub struct StepArgs {
     /// `(NAME, FILE)`: once the command ended, FILE (one of this step's
     /// own step results) becomes the task result NAME (`results[].value`).
     pub results_from_step: Vec<(String, PathBuf)>,
+    /// Credential Secrets (mounted directories) whose files are written
+    /// under `credentials_home` before the command starts (the first step).
+    pub credentials: Vec<Credential>,
+    pub credentials_home: Option<PathBuf>,
     pub command: Vec<OsString>,
 }
 
@@ -109,7 +117,7 @@ pub fn parse(args: &[OsString]) -> Result<Command, ArgsError> {
     };
     match sub.to_string_lossy().as_ref() {
         "init" => parse_init(&args[1..]).map(Command::Init),
-        "step" => parse_step(&args[1..]).map(Command::Step),
+        "step" => parse_step(&args[1..]).map(|step| Command::Step(Box::new(step))),
         "-h" | "--help" | "help" => Ok(Command::Help),
         "-V" | "--version" | "version" => Ok(Command::Version),
         other => Err(ArgsError::UnknownSubcommand(other.to_string())),
@@ -302,8 +310,24 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
     let mut on_error = None;
     let mut step_result_refs = Vec::new();
     let mut results_from_step = Vec::new();
+    let mut credentials = Vec::new();
+    let mut credentials_home = None;
     while let Some(flag) = flags.next_flag()? {
         match flag.name.as_str() {
+            "--credential" => {
+                let value = flags.text(&flag, "--credential")?;
+                let credential = credential::parse(&value).map_err(|reason| ArgsError::BadValue {
+                    flag: "--credential",
+                    value: value.clone(),
+                    reason,
+                })?;
+                credentials.push(credential);
+            }
+            "--credentials-home" => set_once(
+                &mut credentials_home,
+                flags.path(&flag, "--credentials-home")?,
+                "--credentials-home",
+            )?,
             "--step-result-ref" => step_result_refs.push(name_and_file(&mut flags, &flag, "--step-result-ref")?),
             "--result-from-step" => {
                 let (name, file) = name_and_file(&mut flags, &flag, "--result-from-step")?;
@@ -399,6 +423,9 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
     if command[0].is_empty() {
         return Err(ArgsError::NoCommand);
     }
+    if !credentials.is_empty() && credentials_home.is_none() {
+        return Err(ArgsError::MissingFlag("--credentials-home"));
+    }
     Ok(StepArgs {
         wait_file,
         wait_nonempty,
@@ -414,6 +441,8 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
         on_error: on_error.unwrap_or(OnError::StopAndFail),
         step_result_refs,
         results_from_step,
+        credentials,
+        credentials_home,
         command,
     })
 }
@@ -504,7 +533,7 @@ mod tests {
         ];
         a.extend_from_slice(extra);
         match parse(&os(&a))? {
-            Command::Step(s) => Ok(s),
+            Command::Step(s) => Ok(*s),
             other => panic!("not a step: {other:?}"),
         }
     }
@@ -623,6 +652,30 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn parses_credential_flags_and_needs_a_home_for_them() {
+        let s = step(&[
+            "--credentials-home",
+            "/cicd/home",
+            "--credential",
+            "git-basic-auth:/cicd/creds/git=https://git.example",
+            "--credential=docker-config-json:/cicd/creds/pull",
+            "--",
+            "true",
+        ])
+        .expect("parses");
+        assert_eq!(s.credentials_home, Some(PathBuf::from("/cicd/home")));
+        assert_eq!(s.credentials.len(), 2);
+        assert_eq!(s.credentials[0].target, "https://git.example");
+        let e = step(&["--credential", "git-ssh:/c/k=h", "--", "true"]).expect_err("no home");
+        assert_eq!(e, ArgsError::MissingFlag("--credentials-home"));
+        let e = step(&["--credentials-home", "/h", "--credential", "git-ssh:/c/k", "--", "true"]).expect_err("bad");
+        assert!(
+            e.to_string().contains("--credential") && e.to_string().contains("git-ssh:/c/k"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ macro_rules! warn {
     };
 }
 
+pub mod credential;
 pub mod duration;
 pub mod frame;
 pub mod sha256;
@@ -25,6 +26,8 @@ pub mod termination;
 // controller needs, so the controller still builds there.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod args;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod credentials;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod fsutil;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

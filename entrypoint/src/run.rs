@@ -23,6 +23,7 @@ use alloc::string::{String, ToString};
 use core::time::Duration;
 
 use crate::args::{OnError, StepArgs};
+use crate::credentials;
 use crate::frame::{self, FrameRef};
 use crate::fsutil::{err_path, parent_dir, write_atomic, write_in_place};
 use crate::os::{OsString, Path};
@@ -175,6 +176,11 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
     };
     if let Some(previous) = &args.results_from {
         results::copy_previous(previous, &args.results_dir, &args.results, limits);
+    }
+    if let Some(home) = &args.credentials_home
+        && let Err(e) = credentials::write(home, &args.credentials)
+    {
+        return Ending::entrypoint_error(EXIT_ENTRYPOINT_ERROR, format!("credentials: {e}"));
     }
     let snapshot = Snapshot::take(&args.results_dir, &args.results, limits);
     let started_at_ms = now_ms();

@@ -54,6 +54,11 @@ pub struct Settings {
     pub ssl_verify: bool,
     pub ssh_directory: Option<PathBuf>,
     pub basic_auth: Option<PathBuf>,
+    /// A git credential store file (`$HOME/.git-credentials`, which the
+    /// engine writes from the run's ServiceAccount), read when no
+    /// `basic_auth` directory is given. The command line sets it; a library
+    /// caller (the controller's git resolver) leaves it None.
+    pub git_credentials: Option<PathBuf>,
     pub delete_existing: bool,
     pub result_commit: Option<PathBuf>,
     pub result_url: Option<PathBuf>,
@@ -90,6 +95,7 @@ impl Args {
             ssl_verify: parse_bool("sslVerify", &self.ssl_verify)?,
             ssh_directory: non_empty_path(&self.ssh_directory),
             basic_auth: non_empty_path(&self.basic_auth),
+            git_credentials: None,
             delete_existing: parse_bool("deleteExisting", &self.delete_existing)?,
             result_commit: self.result_commit.clone(),
             result_url: self.result_url.clone(),

@@ -305,6 +305,12 @@ fn read_secrets(settings: &Settings) -> Result<Secrets, CloneError> {
                 })
         };
         secrets.user_pass = Some((read("username")?, read("password")?));
+    } else if let Some(store) = &settings.git_credentials {
+        let text = fs::read_to_string(store).map_err(|source| CloneError::BasicAuth {
+            path: store.clone(),
+            source,
+        })?;
+        secrets.user_pass = crate::credential_store::lookup(&text, &settings.url);
     }
     Ok(secrets)
 }
@@ -369,7 +375,7 @@ fn callbacks<'a>(
             return Cred::userpass_plaintext(name, password);
         }
         let offered = match (keys_tried, user_pass_tried) {
-            (0, false) => "no credentials were given (bind the ssh-directory or basic-auth workspace)".to_string(),
+            (0, false) => "no credentials were given (bind the ssh-directory or basic-auth workspace, or list a basic-auth Secret annotated tekton.dev/git-0 on the run's ServiceAccount)".to_string(),
             _ => format!(
                 "the server refused them (tried {keys_tried} ssh key(s){})",
                 if user_pass_tried { " and basic auth" } else { "" }

@@ -4,5 +4,6 @@
 
 pub mod args;
 pub mod clone;
+pub mod credential_store;
 pub mod revision;
 pub mod ssh;

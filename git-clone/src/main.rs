@@ -22,7 +22,10 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let started = Instant::now();
-    let settings = Args::parse().settings()?;
+    let mut settings = Args::parse().settings()?;
+    settings.git_credentials = std::env::var_os("HOME")
+        .map(|home| std::path::PathBuf::from(home).join(".git-credentials"))
+        .filter(|store| store.is_file());
     let revision = if settings.revision.is_empty() {
         "(default branch)"
     } else {

@@ -428,13 +428,13 @@ mod tests {
     use crate::controller::mock_api::{MockApi, Seen, status};
     use crate::controller::status_writer::PROGRESS_WRITE_INTERVAL;
     use crate::controller::stores::{Stores, Versions};
-    use crate::engine::step_action::StepActions;
     use crate::metrics::Metrics;
+    use crate::plan::AttemptInputs;
     use crate::pod::render::RenderSettings;
     use crate::pod::results::FetchedResults;
     use crate::reconcile::taskrun::{Action, DecideSettings, Observed, TaskLookup, decide};
 
-    static NO_STEP_ACTIONS: StepActions = StepActions::new();
+    static NO_INPUTS: AttemptInputs = AttemptInputs::NONE;
 
     const PODS: &str = "/api/v1/namespaces/ci/pods";
     const RUN_STATUS: &str = "/mytaskruns/tr/status";
@@ -505,7 +505,7 @@ mod tests {
             pod: None,
             results: &FetchedResults::default(),
             node: None,
-            step_actions: &NO_STEP_ACTIONS,
+            inputs: &NO_INPUTS,
             now: at(now),
         };
         decide(observed, &settings()).into_iter().map(work_of).collect()

@@ -352,6 +352,7 @@ fn read_at_revision(url: &str, revision: &str, path: &str, dir: &Path) -> std::r
         ssl_verify: true,
         ssh_directory: None,
         basic_auth: None,
+        git_credentials: None,
         delete_existing: false,
         result_commit: None,
         result_url: None,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
@@ -16,6 +16,8 @@ use crate::engine::step_action::{StepActions, referenced};
 use crate::error::{Error, Result};
 use crate::metrics::ReasonLabel;
 use crate::names;
+use crate::plan::AttemptInputs;
+use crate::pod::credentials::{Credentials, MAX_CREDENTIAL_SECRETS, SecretFacts, credentials_of};
 use crate::reason;
 use crate::reconcile::conditions::is_progress_only;
 use crate::reconcile::taskrun::{Action, Observed, TaskLookup, current_attempt, decide, is_done, succeeded_condition};
@@ -25,16 +27,31 @@ use super::decode::{Loaded, get_decoded, load_run};
 use super::execute::{RunKind, Work, execute};
 use super::resolver::{Resolution, RunKey};
 
-/// The MyStepActions the task's steps run, read from the run's own
-/// namespace (never another tenant's) for an attempt about to start. At
-/// most as many as a task may have steps: a task over that fails on its
-/// step count anyway. One that does not exist is left out (the run fails
-/// naming the step); one that does not decode is kept with its problem.
-async fn step_actions(task: &TaskLookup<'_>, namespace: &str, ctx: &Context) -> Result<StepActions> {
+/// What an attempt about to start reads from the run's own namespace
+/// (never another tenant's): the MyStepActions its steps run and the
+/// credential Secrets of its ServiceAccount.
+/// Nothing is read while the task itself is missing or being fetched.
+async fn attempt_inputs(
+    run: &MyTaskRun,
+    task: &TaskLookup<'_>,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<AttemptInputs> {
     let spec = match task {
         TaskLookup::Found { spec, .. } | TaskLookup::Inline(spec) | TaskLookup::Resolved { spec, .. } => spec,
-        _ => return Ok(StepActions::new()),
+        _ => return Ok(AttemptInputs::default()),
     };
+    Ok(AttemptInputs {
+        step_actions: step_actions(spec, namespace, ctx).await?,
+        credentials: credentials(run, namespace, ctx).await?,
+    })
+}
+
+/// The MyStepActions the task's steps run. At most as many as a task may
+/// have steps: a task over that fails on its step count anyway. One that
+/// does not exist is left out (the run fails naming the step); one that
+/// does not decode is kept with its problem.
+async fn step_actions(spec: &TaskSpec, namespace: &str, ctx: &Context) -> Result<StepActions> {
     let mut found = StepActions::new();
     for name in referenced(spec).into_iter().take(ctx.settings.render.limits.max_steps) {
         if let Some(action) = get_decoded::<MyStepAction>(&ctx.client, namespace, name).await? {
@@ -42,6 +59,41 @@ async fn step_actions(task: &TaskLookup<'_>, namespace: &str, ctx: &Context) -> 
         }
     }
     Ok(found)
+}
+
+/// The credential Secrets of the run's ServiceAccount (see
+/// `pod::credentials`). A missing account gives none (creating the pod
+/// then fails naming it); a listed Secret that does not exist is skipped,
+/// as the kubelet could not mount it either. Only the first
+/// MAX_CREDENTIAL_SECRETS listed are read.
+async fn credentials(run: &MyTaskRun, namespace: &str, ctx: &Context) -> Result<Credentials> {
+    let account_name = run.spec.service_account_name.as_deref().unwrap_or("default");
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(account) = accounts.get_opt(account_name).await? else {
+        return Ok(Credentials::default());
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut found = Vec::new();
+    for listed in account.secrets.iter().flatten().take(MAX_CREDENTIAL_SECRETS) {
+        let Some(name) = listed.name.as_deref() else { continue };
+        if let Some(secret) = secrets.get_opt(name).await? {
+            // Only the name, type and annotations are kept: the data stays in the Secret.
+            found.push((
+                name.to_string(),
+                secret.type_.unwrap_or_else(|| "Opaque".to_string()),
+                secret.metadata.annotations.unwrap_or_default(),
+            ));
+        }
+    }
+    let facts: Vec<SecretFacts<'_>> = found
+        .iter()
+        .map(|(name, secret_type, annotations)| SecretFacts {
+            name,
+            secret_type,
+            annotations,
+        })
+        .collect();
+    Ok(credentials_of(account_name, &facts))
 }
 
 /// The name a resolver found the run's task under (its status records it).
@@ -136,9 +188,9 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
     let pod = ctx.stores.pod(&pods, &namespace, &pod_name, recorded).await?;
     let results = super::results::fetch(&pods, pod.as_ref(), ctx.settings.render.results).await?;
     let node = pod.as_ref().and_then(|pod| ctx.stores.node_of(pod));
-    let step_actions = match pod {
-        None => step_actions(&task, &namespace, ctx).await?,
-        Some(_) => StepActions::new(),
+    let inputs = match pod {
+        None => attempt_inputs(run, &task, &namespace, ctx).await?,
+        Some(_) => AttemptInputs::default(),
     };
 
     let actions = decide(
@@ -148,7 +200,7 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
             pod: pod.as_ref(),
             results: &results,
             node: node.as_ref(),
-            step_actions: &step_actions,
+            inputs: &inputs,
             now: Timestamp::now(),
         },
         &ctx.settings,

@@ -4,7 +4,16 @@
 //! shell command substitution such as `$(date +%s)` is left alone.
 
 /// The first segments that make `$(...)` one of our references.
-pub const NAMESPACES: &[&str] = &["params", "results", "workspaces", "context", "tasks", "steps", "step"];
+pub const NAMESPACES: &[&str] = &[
+    "params",
+    "results",
+    "workspaces",
+    "context",
+    "tasks",
+    "steps",
+    "step",
+    "credentials",
+];
 
 /// A reference found in a text: byte range of the whole `$(...)` and the
 /// expression inside.

@@ -254,6 +254,9 @@ impl Resolver for TaskVariables<'_> {
                 format!("unknown context variable (known: {})", known.join(", "))
             }),
             "tasks" => Err("$(tasks.*) refers to pipeline tasks and is only valid in a MyPipeline".into()),
+            // Where the first step writes the ServiceAccount's credentials:
+            // the run's shared HOME, so a step with a HOME of its own can copy them.
+            "credentials" if rest == "path" => Ok(Value::Str(layout::HOME_DIR.to_string())),
             _ => Err("unknown reference".into()),
         }
     }

@@ -27,6 +27,7 @@ use crate::pipeline::LABEL_PIPELINE_RUN;
 use cicd_entrypoint::termination::report_budget;
 
 use super::affinity::with_claim_affinity;
+use super::credentials::{self, Credentials};
 use super::resources::requests_of_largest_step;
 use super::results::ResultLimits;
 
@@ -272,6 +273,8 @@ struct StepContext<'a> {
     limits: ResultLimits,
     /// The termination-message budget of each container of the pod.
     report_budget: usize,
+    /// Given to the first step only.
+    credentials: &'a Credentials,
 }
 
 /// The entrypoint's arguments for step `index`: wait for the previous
@@ -315,6 +318,9 @@ fn entrypoint_args(index: usize, step: &ResolvedStep, context: &StepContext<'_>)
     }
     for (result, file) in &step.results_from_step {
         args.extend(["--result-from-step".to_string(), format!("{result}={file}")]);
+    }
+    if index == 0 {
+        args.extend(credentials::entrypoint_args(context.credentials));
     }
     args.push("--".to_string());
     if step.script.is_some() {
@@ -409,6 +415,9 @@ fn step_container(
     let mut implicit = common_mounts.to_vec();
     implicit.extend(context.workspaces.isolated_mounts(&step.workspaces));
     implicit.extend(step_own_mounts(index));
+    if index == 0 {
+        implicit.extend(credentials::mounts(context.credentials));
+    }
     let mounts = with_own_mounts(implicit, &step.volume_mounts);
     Container {
         name: step_container_name(&step.name),
@@ -494,13 +503,14 @@ pub fn pod_labels(resolved: &ResolvedTaskRun, run_labels: &BTreeMap<String, Stri
     labels
 }
 
-/// Renders the pod of one attempt of a run.
+/// Renders the pod of one attempt of a run; `credentials` are those of
+/// its ServiceAccount.
 pub fn render_pod(
     resolved: &ResolvedTaskRun,
     run: &TaskRunSpec,
-    run_labels: &BTreeMap<String, String>,
-    owner: &OwnerReference,
+    (run_labels, owner): (&BTreeMap<String, String>, &OwnerReference),
     settings: &RenderSettings,
+    credentials: &Credentials,
 ) -> Pod {
     let identity = &resolved.identity;
     let result_names: Vec<&str> = resolved.task.results.iter().map(|r| r.name.as_str()).collect();
@@ -514,6 +524,7 @@ pub fn render_pod(
         workspaces: &workspaces,
         limits: settings.results,
         report_budget: report_budget(resolved.steps.len() + 1 + resolved.sidecars.len()),
+        credentials,
     };
     let mut resources: Vec<_> = resolved.steps.iter().map(|s| s.resources.clone()).collect();
     requests_of_largest_step(&mut resources);
@@ -547,6 +558,7 @@ pub fn render_pod(
     volumes.extend(resolved.volumes.iter().cloned());
     let template = run.pod_template.clone().unwrap_or_default();
     volumes.extend(template.volumes.iter().cloned());
+    volumes.extend(credentials::volumes(credentials));
 
     let host_network = template.host_network.unwrap_or(false);
     let mut labels = pod_labels(resolved, run_labels);

@@ -9,9 +9,8 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{AttemptStatus, Condition, MyTaskRun, ResolvedFrom, RunSpecStatus, TaskRunStatus, TaskSpec};
 use crate::engine::duration::parse_duration;
-use crate::engine::step_action::StepActions;
 use crate::names;
-use crate::plan::{TaskSource, plan_task_run_with};
+use crate::plan::{AttemptInputs, TaskSource, plan_task_run_with};
 use crate::pod::node::{NodeHealth, NodeVerdict, judge_node};
 use crate::pod::render::RenderSettings;
 use crate::pod::results::FetchedResults;
@@ -66,9 +65,10 @@ pub struct Observed<'a> {
     /// The health of the node the pod is bound to (its `spec.nodeName`), if
     /// the controller's node cache has it; None before scheduling.
     pub node: Option<&'a NodeHealth>,
-    /// The MyStepActions the task's steps run, read only when an attempt
-    /// is to start (after that the status holds the task with them inlined).
-    pub step_actions: &'a StepActions,
+    /// The MyStepActions the task's steps run and the ServiceAccount's
+    /// credentials, read only when an attempt is to start (after that the
+    /// status holds the task with the actions inlined, the pod the rest).
+    pub inputs: &'a AttemptInputs,
     pub now: Timestamp,
 }
 
@@ -212,7 +212,7 @@ impl<'a> Decision<'a> {
             source,
             attempt,
             (self.settings.default_timeout, &self.settings.render),
-            self.observed.step_actions,
+            self.observed.inputs,
         ) {
             Err(errors) => {
                 let message = errors.to_string();
