@@ -54,8 +54,18 @@ pub enum Request {
         revision: String,
         path: String,
     },
-    /// The file at `url` (http:// or https://).
-    Http { url: String },
+    /// The file at `url` (http:// or https://), with a login when given.
+    Http { url: String, login: Option<HttpLogin> },
+}
+
+/// Tekton's http resolver login: `http-username`, and the password in key
+/// `http-password-secret-key` of Secret `http-password-secret` of the
+/// run's namespace (read only when the fetch starts, never kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLogin {
+    pub username: String,
+    pub secret: String,
+    pub key: String,
 }
 
 /// Who may be read from where: the run's namespace, and the namespaces
@@ -69,9 +79,16 @@ pub struct Scope<'a> {
     pub allowed_hosts: &'a [String],
 }
 
-const CLUSTER_PARAMS: [&str; 3] = ["kind", "name", "namespace"];
-const GIT_PARAMS: [&str; 3] = ["url", "revision", "pathInRepo"];
-const HTTP_PARAMS: [&str; 1] = ["url"];
+/// The params each resolver takes (`convert` reports any other).
+pub const CLUSTER_PARAMS: [&str; 3] = ["kind", "name", "namespace"];
+pub const GIT_PARAMS: [&str; 3] = ["url", "revision", "pathInRepo"];
+pub const HTTP_PARAMS: [&str; 4] = [
+    "url",
+    "http-username",
+    "http-password-secret",
+    "http-password-secret-key",
+];
+const HTTP_LOGIN_PARAMS: [&str; 3] = ["http-username", "http-password-secret", "http-password-secret-key"];
 
 /// Checks a `remoteTask`/`remotePipeline` (at `field`) and turns it into a
 /// request, or lists every problem, each naming its field.
@@ -88,7 +105,7 @@ pub fn parse_request(remote: &RemoteRef, expected: RefKind, scope: Scope<'_>, fi
         ResolverName::Git => git_request(&params, field, &mut errors),
         ResolverName::Http => http_request(&params, field, &mut errors),
     };
-    if let Request::Git { url, .. } | Request::Http { url } = &request {
+    if let Request::Git { url, .. } | Request::Http { url, .. } = &request {
         check_host(url, scope.allowed_hosts, field, &mut errors);
     }
     errors.into_result(request).map_err(|e| e.to_string())
@@ -295,7 +312,41 @@ fn http_request(params: &BTreeMap<&str, &str>, field: &str, errors: &mut Validat
         ),
         _ => {}
     }
-    Request::Http { url: url.to_string() }
+    Request::Http {
+        url: url.to_string(),
+        login: http_login(params, field, errors),
+    }
+}
+
+/// The login, when any of its params is given: then all three must be.
+fn http_login(params: &BTreeMap<&str, &str>, field: &str, errors: &mut ValidationErrors) -> Option<HttpLogin> {
+    if !HTTP_LOGIN_PARAMS.iter().any(|name| params.contains_key(name)) {
+        return None;
+    }
+    let [username, secret, key] = HTTP_LOGIN_PARAMS.map(|name| required(params, name, field, errors));
+    if !secret.is_empty()
+        && let Err(why) = check_name(secret)
+    {
+        errors.push(
+            format!("{field}.params"),
+            format!("http-password-secret: {}", why.trim_start_matches("metadata.name: ")),
+        );
+    }
+    if !key.is_empty()
+        && !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        errors.push(
+            format!("{field}.params"),
+            format!("http-password-secret-key {key:?} is not a Secret key (A-Z a-z 0-9 - _ .)"),
+        );
+    }
+    Some(HttpLogin {
+        username: username.to_string(),
+        secret: secret.to_string(),
+        key: key.to_string(),
+    })
 }
 
 /// The one MyTask (or Tekton Task) of a fetched file, with its name.
@@ -459,7 +510,8 @@ mod tests {
         assert_eq!(
             http("https://catalog.example/tasks/build.yaml"),
             Ok(Request::Http {
-                url: "https://catalog.example/tasks/build.yaml".into()
+                url: "https://catalog.example/tasks/build.yaml".into(),
+                login: None,
             })
         );
         for (url, needle) in [
@@ -481,6 +533,52 @@ mod tests {
         let error = parse_request(&extra, RefKind::Task, SCOPE, "spec.remoteTask").expect_err("git's param");
         assert!(
             error.contains("the http resolver takes no param \"pathInRepo\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_http_login_needs_all_three_params_and_a_secret_name_and_key() {
+        let http = |params: &[(&str, &str)]| {
+            parse_request(
+                &remote(ResolverName::Http, params),
+                RefKind::Task,
+                SCOPE,
+                "spec.remoteTask",
+            )
+        };
+        let url = ("url", "http://catalog.example/t.yaml");
+        assert_eq!(
+            http(&[
+                url,
+                ("http-username", "ci"),
+                ("http-password-secret", "catalog-login"),
+                ("http-password-secret-key", "token"),
+            ]),
+            Ok(Request::Http {
+                url: url.1.into(),
+                login: Some(HttpLogin {
+                    username: "ci".into(),
+                    secret: "catalog-login".into(),
+                    key: "token".into(),
+                }),
+            })
+        );
+        let error = http(&[url, ("http-password-secret", "catalog-login")]).expect_err("incomplete");
+        assert!(
+            error.contains("\"http-username\" is required")
+                && error.contains("\"http-password-secret-key\" is required"),
+            "{error}"
+        );
+        let error = http(&[
+            url,
+            ("http-username", "ci"),
+            ("http-password-secret", "Not_A_Name"),
+            ("http-password-secret-key", "../token"),
+        ])
+        .expect_err("bad names");
+        assert!(
+            error.contains("http-password-secret:") && error.contains("\"../token\" is not a Secret key"),
             "{error}"
         );
     }

@@ -792,6 +792,12 @@ spec:
 /// An HTTP server on the pod bridge serving `files` (path, body) and 404
 /// for anything else; its base url. It lives as long as the test process.
 fn serve_over_http(files: Vec<(&'static str, String)>) -> String {
+    serve_over_http_with_login(files, None)
+}
+
+/// As `serve_over_http`, answering 401 to a request without the
+/// `authorization` header `login` when one is given.
+fn serve_over_http_with_login(files: Vec<(&'static str, String)>, login: Option<String>) -> String {
     use std::io::{Read, Write};
     let listener =
         std::net::TcpListener::bind((BRIDGE_HOST, 0)).expect("a port on the pod bridge (is the local cluster up?)");
@@ -806,7 +812,16 @@ fn serve_over_http(files: Vec<(&'static str, String)>) -> String {
                 .unwrap_or_default()
                 .to_string();
             let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let wanted = login
+                .as_ref()
+                .map(|login| format!("authorization: {login}").to_ascii_lowercase());
+            let logged_in = wanted.is_none_or(|wanted| {
+                String::from_utf8_lossy(&request[..read])
+                    .to_ascii_lowercase()
+                    .contains(&wanted)
+            });
             let (status, body) = match files.iter().find(|(p, _)| *p == path) {
+                _ if !logged_in => ("401 Unauthorized", String::new()),
                 Some((_, body)) => ("200 OK", body.clone()),
                 None => ("404 Not Found", String::new()),
             };
@@ -864,6 +879,55 @@ spec:
     let missing = ns.wait_done::<MyTaskRun>("not-served", LIMIT).await;
     let message = ns.expect_condition(&missing, "False", "TaskRunResolutionFailed");
     assert!(message.contains("404"), "{message}");
+    ns.passed();
+}
+
+/// The http resolver with Tekton's login params: the password comes from a
+/// Secret of the run's namespace and travels as basic auth; a wrong key
+/// names the Secret and key, and no login gets the server's 401.
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_the_http_resolver_logs_in_with_a_secret() {
+    use base64::Engine as _;
+    let ns = TestNamespace::new("e2e-tekton-http-login").await;
+    let task = format!(
+        "apiVersion: tekton.dev/v1\nkind: Task\nmetadata:\n  name: private\nspec:\n  results:\n    - name: said\n  \
+         steps:\n    - image: {BASH}\n      script: echo -n private > $(results.said.path)\n"
+    );
+    let login = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("ci:t0ken"));
+    let base = serve_over_http_with_login(vec![("/private.yaml", task)], Some(login));
+    let run = |name: &str, key: Option<&str>| {
+        let login = key.map_or(String::new(), |key| {
+            format!(
+                "\n      - {{name: http-username, value: ci}}\n      - {{name: http-password-secret, value: catalog-login}}\
+                 \n      - {{name: http-password-secret-key, value: {key}}}"
+            )
+        });
+        format!(
+            "---\napiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {{name: {name}}}\nspec:\n  taskRef:\n    \
+             resolver: http\n    params:\n      - {{name: url, value: \"{base}/private.yaml\"}}{login}\n"
+        )
+    };
+    let yaml = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: catalog-login}}\nstringData: {{token: t0ken}}\n{}{}{}",
+        run("logged-in", Some("token")),
+        run("wrong-key", Some("password")),
+        run("anonymous", None)
+    );
+    let output = convert_yaml(&[("tekton.yaml".into(), yaml)], false)
+        .unwrap_or_else(|error| panic!("exact conversion: {error}"));
+    ns.apply(&output.yaml);
+    let run = ns.wait_succeeded::<MyTaskRun>("logged-in", LIMIT).await;
+    assert_eq!(run.string_result("said").as_deref(), Some("private"));
+    let wrong = ns.wait_done::<MyTaskRun>("wrong-key", LIMIT).await;
+    let message = ns.expect_condition(&wrong, "False", "TaskRunResolutionFailed");
+    assert!(
+        message.contains("Secret \"catalog-login\" has no key \"password\"") && !message.contains("t0ken"),
+        "{message}"
+    );
+    let anonymous = ns.wait_done::<MyTaskRun>("anonymous", LIMIT).await;
+    let message = ns.expect_condition(&anonymous, "False", "TaskRunResolutionFailed");
+    assert!(message.contains("401"), "{message}");
     ns.passed();
 }
 

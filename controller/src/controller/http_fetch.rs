@@ -15,14 +15,45 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tracing::info;
 
-use crate::remote::MAX_FILE_BYTES;
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use crate::remote::{HttpLogin, MAX_FILE_BYTES};
 
 use super::resolver::FetchedFile;
 
-/// The file at `url`, or why not. Never longer than `timeout`.
-pub async fn fetch_file(url: String, timeout: Duration) -> Result<FetchedFile, String> {
+/// `Basic <base64(user:password)>` for an http resolver login, the
+/// password read from the run's namespace's Secret; the error names the
+/// Secret and key, never the value.
+pub async fn basic_authorization(secrets: &Api<Secret>, login: &HttpLogin) -> Result<String, String> {
+    let (name, key) = (&login.secret, &login.key);
+    let secret = secrets
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("http resolver: reading Secret {name:?} (http-password-secret) failed: {e}"))?
+        .ok_or_else(|| {
+            format!("http resolver: Secret {name:?} (http-password-secret) does not exist in the run's namespace")
+        })?;
+    let password = secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get(key))
+        .ok_or_else(|| format!("http resolver: Secret {name:?} has no key {key:?} (http-password-secret-key)"))?;
+    let password = std::str::from_utf8(&password.0)
+        .map_err(|_| format!("http resolver: Secret {name:?} key {key:?} is not UTF-8 text"))?;
+    let pair = format!("{}:{password}", login.username);
+    Ok(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    ))
+}
+
+/// The file at `url` (sent with `authorization` when given), or why not.
+/// Never longer than `timeout`.
+pub async fn fetch_file(url: String, authorization: Option<String>, timeout: Duration) -> Result<FetchedFile, String> {
     let started = Instant::now();
-    let outcome = match tokio::time::timeout(timeout, get(&url)).await {
+    let outcome = match tokio::time::timeout(timeout, get(&url, authorization)).await {
         Err(_) => Err(format!("no answer within {}s (--resolver-timeout)", timeout.as_secs())),
         Ok(outcome) => outcome,
     };
@@ -32,9 +63,20 @@ pub async fn fetch_file(url: String, timeout: Duration) -> Result<FetchedFile, S
         .map_err(|why| format!("http resolver: {url}: {why}"))
 }
 
-async fn get(url: &str) -> Result<String, String> {
+async fn get(url: &str, authorization: Option<String>) -> Result<String, String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("not a valid url: {e}"))?;
-    let response = if uri.scheme_str() == Some("https") {
+    let https = uri.scheme_str() == Some("https");
+    let mut request = hyper::Request::get(uri);
+    if let Some(value) = authorization {
+        let mut value = hyper::header::HeaderValue::from_str(&value)
+            .map_err(|_| "the login is not a valid header value".to_string())?;
+        value.set_sensitive(true);
+        request = request.header(hyper::header::AUTHORIZATION, value);
+    }
+    let request = request
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("not a valid request: {e}"))?;
+    let response = if https {
         // The system's roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` too); the
         // controller's own image ships none.
         let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -47,13 +89,13 @@ async fn get(url: &str) -> Result<String, String> {
             .build();
         Client::builder(TokioExecutor::new())
             .build::<_, Empty<Bytes>>(https)
-            .get(uri)
+            .request(request)
             .await
     } else {
         let http = hyper_util::client::legacy::connect::HttpConnector::new();
         Client::builder(TokioExecutor::new())
             .build::<_, Empty<Bytes>>(http)
-            .get(uri)
+            .request(request)
             .await
     }
     .map_err(|e| format!("request failed: {e}"))?;
@@ -117,21 +159,48 @@ mod tests {
     #[tokio::test]
     async fn a_file_is_read_and_errors_name_the_url_and_the_status() {
         let url = serve(answer("200 OK", "", b"kind: MyTask\n"));
-        let file = fetch_file(url, LIMIT).await.expect("the file");
+        let file = fetch_file(url, None, LIMIT).await.expect("the file");
         assert_eq!((file.text.as_str(), file.commit), ("kind: MyTask\n", None));
 
         let url = serve(answer("404 Not Found", "", b"secret page content"));
-        let error = fetch_file(url.clone(), LIMIT).await.expect_err("404");
+        let error = fetch_file(url.clone(), None, LIMIT).await.expect_err("404");
         assert!(error.contains(&url) && error.contains("404"), "{error}");
         assert!(!error.contains("secret page content"), "no body in messages: {error}");
 
         let url = serve(answer("302 Found", "location: http://169.254.169.254/\r\n", b""));
-        let error = fetch_file(url, LIMIT).await.expect_err("a redirect");
+        let error = fetch_file(url, None, LIMIT).await.expect_err("a redirect");
         assert!(error.contains("redirects are not followed"), "{error}");
 
         let url = serve(answer("200 OK", "", &vec![b'a'; MAX_FILE_BYTES + 1]));
-        let error = fetch_file(url, LIMIT).await.expect_err("too large");
+        let error = fetch_file(url, None, LIMIT).await.expect_err("too large");
         assert!(error.contains("over 1048576 bytes"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_login_travels_in_the_authorization_header() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let url = format!("http://{}/t.yaml", listener.local_addr().expect("address"));
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0u8; 4096];
+                let read = stream.read(&mut request).unwrap_or(0);
+                let text = String::from_utf8_lossy(&request[..read]).to_ascii_lowercase();
+                let response = if text.contains("authorization: basic y2k6adbrzw4=") {
+                    answer("200 OK", "", b"kind: MyTask\n")
+                } else {
+                    answer("401 Unauthorized", "", b"")
+                };
+                let _ = stream.write_all(&response);
+            }
+        });
+        let error = fetch_file(url.clone(), None, LIMIT).await.expect_err("no login");
+        assert!(error.contains("401"), "{error}");
+        let login = Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("ci:h0ken")
+        ));
+        let file = fetch_file(url, login, LIMIT).await.expect("logged in");
+        assert_eq!(file.text, "kind: MyTask\n");
     }
 
     #[tokio::test]
@@ -139,7 +208,9 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let url = format!("http://{}/t.yaml", listener.local_addr().expect("address"));
         let started = Instant::now();
-        let error = fetch_file(url, Duration::from_millis(300)).await.expect_err("silent");
+        let error = fetch_file(url, None, Duration::from_millis(300))
+            .await
+            .expect_err("silent");
         assert!(error.contains("no answer within"), "{error}");
         assert!(started.elapsed() < Duration::from_secs(5));
         drop(listener);

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use cicd_git_clone::args::Settings as CloneSettings;
 use git2::{ObjectType, Oid, Repository};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
 use tracing::{debug, info};
 
 use crate::api::{PipelineSpec, RemoteRef, ResolvedFrom, TaskSpec};
@@ -204,12 +206,20 @@ async fn resolve(
     };
     match request {
         Request::Cluster { name, namespace } => cluster(ctx, kind, &name, &namespace).await.map(Some),
-        Request::Http { url } => {
+        Request::Http { url, login } => {
             let wake = super::admission::waker(ctx, run.kind, run.namespace, run.name);
             let timeout = ctx.resolver.timeout;
-            let fetched = ctx
-                .resolutions
-                .fetch(run.uid, || super::http_fetch::fetch_file(url.clone(), timeout), wake);
+            // Only the run's own namespace's Secrets, as for its pods.
+            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), run.namespace);
+            let target = url.clone();
+            let job = || async move {
+                let authorization = match login {
+                    Some(login) => Some(super::http_fetch::basic_authorization(&secrets, &login).await?),
+                    None => None,
+                };
+                super::http_fetch::fetch_file(target, authorization, timeout).await
+            };
+            let fetched = ctx.resolutions.fetch(run.uid, job, wake);
             Ok(fetched.map(|outcome| {
                 outcome.map(|file| {
                     let from = ResolvedFrom {

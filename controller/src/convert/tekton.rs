@@ -9,9 +9,9 @@ const REMOTE: &str = "remote resolution is not supported here yet (only taskRef/
 
 /// The params each resolver we have takes.
 const RESOLVER_PARAMS: [(&str, &[&str]); 3] = [
-    ("git", &["url", "revision", "pathInRepo"]),
-    ("cluster", &["kind", "name", "namespace"]),
-    ("http", &["url"]),
+    ("git", &crate::remote::GIT_PARAMS),
+    ("cluster", &crate::remote::CLUSTER_PARAMS),
+    ("http", &crate::remote::HTTP_PARAMS),
 ];
 
 /// Takes `resolver` and `params` out of a run's reference when the
