@@ -77,7 +77,7 @@ pub fn parse(value: &str) -> Result<Credential, String> {
 pub fn check_target(target: &str) -> Result<(), String> {
     match target
         .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\\' | '#' | ';'))
+        .find(|&c| is_space_or_control(c) || matches!(c, '"' | '\\' | '#' | ';'))
     {
         Some(c) => Err(format!(
             "{target:?}: character {c:?} is not allowed in a credential's url or host"
@@ -104,6 +104,12 @@ impl core::fmt::Display for Credential {
         }
         Ok(())
     }
+}
+
+/// ASCII whitespace and C0/C1 control characters, without the Unicode
+/// tables `char::is_whitespace` would link into the static binary.
+pub fn is_space_or_control(c: char) -> bool {
+    c.is_ascii_whitespace() || c.is_ascii_control() || ('\u{80}'..='\u{9f}').contains(&c)
 }
 
 #[cfg(test)]

@@ -16,9 +16,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
-use serde_json::{Map, Value};
-
-use crate::credential::{Credential, Kind};
+use crate::credential::{Credential, Kind, is_space_or_control};
 use crate::fsutil::write_atomic;
 use crate::os::Path;
 use crate::sys;
@@ -154,9 +152,14 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
+/// A line break or other control character (a space is fine in a value).
+fn is_space_or_control_but_space(c: char) -> bool {
+    c != ' ' && is_space_or_control(c)
+}
+
 /// A quoted git-config value (a user name could hold `#`, `;` or spaces).
 fn git_config_value(text: &str) -> Result<String, String> {
-    if text.chars().any(|c| c.is_control()) {
+    if text.chars().any(is_space_or_control_but_space) {
         return Err("a git user name must not hold control characters or line breaks".into());
     }
     Ok(format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")))
@@ -212,10 +215,13 @@ fn ssh_files(home: &Path, credentials: &[&Credential], read: Reader<'_>) -> Resu
 }
 
 /// `.docker/config.json`: one `auths` object holding every registry entry,
-/// from basic-auth Secrets and from the `auths` of docker config Secrets
-/// (a later Secret's entry for the same registry wins).
+/// from basic-auth Secrets and from the `auths` of docker config Secrets,
+/// copied as written. No JSON library: it would add a third to the
+/// binary, and the API server has already checked that a docker config
+/// Secret holds JSON; the scan below still refuses text that is not one
+/// whole object, so the joined file stays valid.
 fn docker_file(credentials: &[&Credential], read: Reader<'_>) -> Result<HomeFile, String> {
-    let mut auths = Map::new();
+    let mut entries: Vec<String> = Vec::new();
     for credential in credentials {
         let dir = &credential.secret_dir;
         match credential.kind {
@@ -223,45 +229,142 @@ fn docker_file(credentials: &[&Credential], read: Reader<'_>) -> Result<HomeFile
                 let user = required_text(credential, "username", read)?;
                 let password = required_text(credential, "password", read)?;
                 let pair = format!("{user}:{password}");
-                let mut entry = Map::new();
-                entry.insert("username".into(), Value::String(user));
-                entry.insert("password".into(), Value::String(password));
-                entry.insert("auth".into(), Value::String(base64(pair.as_bytes())));
-                auths.insert(credential.target.clone(), Value::Object(entry));
+                entries.push(format!(
+                    "{}:{{\"username\":{},\"password\":{},\"auth\":\"{}\"}}",
+                    json_string(&credential.target),
+                    json_string(&user),
+                    json_string(&password),
+                    base64(pair.as_bytes())
+                ));
             }
             Kind::DockerConfigJson => {
                 let text = required_text(credential, ".dockerconfigjson", read)?;
-                let config = json_object(&text).map_err(|e| format!("{dir}/.dockerconfigjson: {e}"))?;
-                match config.get("auths") {
-                    Some(Value::Object(entries)) => auths.extend(entries.clone()),
-                    _ => return Err(format!("{dir}/.dockerconfigjson has no \"auths\" object")),
-                }
+                let auths = member_object(&text, "auths")
+                    .map_err(|e| format!("{dir}/.dockerconfigjson: {e}"))?
+                    .ok_or_else(|| format!("{dir}/.dockerconfigjson has no \"auths\" object"))?;
+                entries.push(object_members(auths).map_err(|e| format!("{dir}/.dockerconfigjson: {e}"))?);
             }
             Kind::DockerCfg => {
                 let text = required_text(credential, ".dockercfg", read)?;
-                auths.extend(json_object(&text).map_err(|e| format!("{dir}/.dockercfg: {e}"))?);
+                entries.push(object_members(&text).map_err(|e| format!("{dir}/.dockercfg: {e}"))?);
             }
             Kind::GitBasicAuth | Kind::GitSsh => {}
         }
     }
-    let mut config = Map::new();
-    config.insert("auths".into(), Value::Object(auths));
-    let mut content = serde_json::to_vec(&Value::Object(config)).map_err(|e| e.to_string())?;
-    content.push(b'\n');
+    entries.retain(|entry| !entry.is_empty());
     Ok(HomeFile {
         relative: ".docker/config.json".into(),
-        content,
+        content: format!("{{\"auths\":{{{}}}}}\n", entries.join(",")).into_bytes(),
         mode: 0o600,
     })
 }
 
-/// A JSON object (a docker config), or why the text is not one.
-fn json_object(text: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err("not a JSON object".into()),
-        Err(e) => Err(format!("not valid JSON ({e})")),
+fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
     }
+    out.push('"');
+    out
+}
+
+/// The text of the object that top-level member `key` of JSON object
+/// `text` holds (braces included); None when there is no such member.
+fn member_object<'a>(text: &'a str, key: &str) -> Result<Option<&'a str>, String> {
+    let bytes = text.as_bytes();
+    let mut at = skip_space(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return Err("not a JSON object".into());
+    }
+    at = skip_space(bytes, at + 1);
+    while bytes.get(at) == Some(&b'"') {
+        let key_end = skip_value(bytes, at)?;
+        let name = &text[at + 1..key_end - 1];
+        at = skip_space(bytes, key_end);
+        if bytes.get(at) != Some(&b':') {
+            return Err("not valid JSON (expected ':' after a key)".into());
+        }
+        let value_start = skip_space(bytes, at + 1);
+        let value_end = skip_value(bytes, value_start)?;
+        if name == key && bytes.get(value_start) == Some(&b'{') {
+            return Ok(Some(&text[value_start..value_end]));
+        }
+        at = skip_space(bytes, value_end);
+        if bytes.get(at) == Some(&b',') {
+            at = skip_space(bytes, at + 1);
+        }
+    }
+    Ok(None)
+}
+
+/// The members of a JSON object's text, without its braces; refused unless
+/// the text is one whole object, so the members join another object's.
+fn object_members(object: &str) -> Result<String, String> {
+    let bytes = object.as_bytes();
+    let start = skip_space(bytes, 0);
+    if bytes.get(start) != Some(&b'{') {
+        return Err("not a JSON object".into());
+    }
+    let end = skip_value(bytes, start)?;
+    if skip_space(bytes, end) != bytes.len() {
+        return Err("not valid JSON (text after the object)".into());
+    }
+    Ok(object[start + 1..end - 1]
+        .trim_matches(|c: char| c.is_ascii_whitespace())
+        .to_string())
+}
+
+fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    at
+}
+
+/// The end (exclusive) of the JSON value starting at `at`: a string with
+/// its escapes, an object or array by balanced brackets (outside strings),
+/// anything else up to the next `,`, `}` or `]`.
+fn skip_value(bytes: &[u8], at: usize) -> Result<usize, String> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, &b) in bytes.iter().enumerate().skip(at) {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => {
+                    in_string = false;
+                    if depth == 0 {
+                        return Ok(i + 1);
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' if depth == 0 => return Ok(i),
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(i + 1);
+                }
+            }
+            b',' if depth == 0 => return Ok(i),
+            _ => {}
+        }
+    }
+    Err("not valid JSON (it ends early)".into())
 }
 
 fn base64(bytes: &[u8]) -> String {
