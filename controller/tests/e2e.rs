@@ -324,8 +324,8 @@ spec:
         .patch("cancel-run", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("cancel");
-    let run = ns.wait_done::<MyTaskRun>("cancel-run", Duration::from_secs(30)).await;
-    ns.expect_condition(&run, "False", "TaskRunCancelled");
+    ns.wait_failed::<MyTaskRun>("cancel-run", "TaskRunCancelled", Duration::from_secs(30))
+        .await;
     ns.passed();
 }
 
@@ -363,8 +363,9 @@ spec:
     let message = ns.expect_condition(&invalid, "False", "TaskRunValidationFailed");
     assert!(message.contains("\"REQUIRED\" is required"), "{message}");
     assert!(message.contains("$(params.TYPO)"), "{message}");
-    let orphan = ns.wait_done::<MyTaskRun>("orphan-run", Duration::from_secs(60)).await;
-    let message = ns.expect_condition(&orphan, "False", "TaskRunResolutionFailed");
+    let message = ns
+        .wait_failed::<MyTaskRun>("orphan-run", "TaskRunResolutionFailed", Duration::from_secs(60))
+        .await;
     assert!(
         message.contains("\"no-such-task\"") && message.contains(&ns.name),
         "{message}"
@@ -544,8 +545,9 @@ spec:
         script: echo never
 "#,
     );
-    let run = ns.wait_done::<MyTaskRun>("pull-run", Duration::from_secs(180)).await;
-    let message = ns.expect_condition(&run, "False", "ImagePullFailed");
+    let message = ns
+        .wait_failed::<MyTaskRun>("pull-run", "ImagePullFailed", Duration::from_secs(180))
+        .await;
     assert!(message.contains("127.0.0.1:5000/cicd/no-such-image:1"), "{message}");
     ns.passed();
 }

@@ -215,8 +215,9 @@ spec:
         script = "$(params.p)".repeat(100),
     );
     ns.apply(&yaml);
-    let run = ns.wait_done::<MyTaskRun>("amplified", Duration::from_secs(60)).await;
-    let message = ns.expect_condition(&run, "False", "TaskRunValidationFailed");
+    let message = ns
+        .wait_failed::<MyTaskRun>("amplified", "TaskRunValidationFailed", Duration::from_secs(60))
+        .await;
     assert!(
         message.contains("spec.taskSpec.steps[0].script") && message.contains("--max-field-bytes"),
         "{message}"

@@ -739,8 +739,9 @@ spec:
         snapshot.steps[0].step_ref.is_none() && snapshot.steps[0].image.is_some(),
         "inlined: {snapshot:?}"
     );
-    let missing = ns.wait_done::<MyTaskRun>("missing-action-run", LIMIT).await;
-    let message = ns.expect_condition(&missing, "False", reason::VALIDATION_FAILED);
+    let message = ns
+        .wait_failed::<MyTaskRun>("missing-action-run", reason::VALIDATION_FAILED, LIMIT)
+        .await;
     assert!(
         message.contains("spec.taskSpec.steps[0].ref.name") && message.contains("no MyStepAction named \"not-here\""),
         "{message}"
@@ -876,8 +877,9 @@ spec:
         .resolved_from
         .expect("resolvedFrom");
     assert_eq!((from.resolver.as_str(), from.name.as_str()), ("http", "wave"));
-    let missing = ns.wait_done::<MyTaskRun>("not-served", LIMIT).await;
-    let message = ns.expect_condition(&missing, "False", "TaskRunResolutionFailed");
+    let message = ns
+        .wait_failed::<MyTaskRun>("not-served", "TaskRunResolutionFailed", LIMIT)
+        .await;
     assert!(message.contains("404"), "{message}");
     ns.passed();
 }
@@ -919,14 +921,16 @@ async fn tekton_the_http_resolver_logs_in_with_a_secret() {
     ns.apply(&output.yaml);
     let run = ns.wait_succeeded::<MyTaskRun>("logged-in", LIMIT).await;
     assert_eq!(run.string_result("said").as_deref(), Some("private"));
-    let wrong = ns.wait_done::<MyTaskRun>("wrong-key", LIMIT).await;
-    let message = ns.expect_condition(&wrong, "False", "TaskRunResolutionFailed");
+    let message = ns
+        .wait_failed::<MyTaskRun>("wrong-key", "TaskRunResolutionFailed", LIMIT)
+        .await;
     assert!(
         message.contains("Secret \"catalog-login\" has no key \"password\"") && !message.contains("t0ken"),
         "{message}"
     );
-    let anonymous = ns.wait_done::<MyTaskRun>("anonymous", LIMIT).await;
-    let message = ns.expect_condition(&anonymous, "False", "TaskRunResolutionFailed");
+    let message = ns
+        .wait_failed::<MyTaskRun>("anonymous", "TaskRunResolutionFailed", LIMIT)
+        .await;
     assert!(message.contains("401"), "{message}");
     ns.passed();
 }
@@ -1225,8 +1229,9 @@ spec:
         panic!("an object result: {value:?}");
     };
     assert_eq!(object.get("digest").map(String::as_str), Some("sha256:1"));
-    let partial = ns.wait_done::<MyTaskRun>("partial", LIMIT).await;
-    let message = ns.expect_condition(&partial, "False", reason::INVALID_RESULTS);
+    let message = ns
+        .wait_failed::<MyTaskRun>("partial", reason::INVALID_RESULTS, LIMIT)
+        .await;
     assert!(message.contains("lacks the declared key(s) digest"), "{message}");
     ns.passed();
 }
@@ -1851,8 +1856,9 @@ spec:
         pipeline.string_result("shout").as_deref(),
         Some("hello platform from git!")
     );
-    let missing = ns.wait_done::<MyTaskRun>("missing-file", LIMIT).await;
-    let message = ns.expect_condition(&missing, "False", "TaskRunResolutionFailed");
+    let message = ns
+        .wait_failed::<MyTaskRun>("missing-file", "TaskRunResolutionFailed", LIMIT)
+        .await;
     assert!(
         message.contains("pathInRepo \"tasks/nope.yaml\" is not in commit"),
         "{message}"
@@ -1891,8 +1897,9 @@ spec:
     ));
     let run = ns.wait_succeeded::<MyTaskRun>("from-cluster", LIMIT).await;
     assert_eq!(run.string_result("where").as_deref(), Some("local-task"));
-    let refused = ns.wait_done::<MyTaskRun>("other-namespace", LIMIT).await;
-    let message = ns.expect_condition(&refused, "False", "TaskRunResolutionFailed");
+    let message = ns
+        .wait_failed::<MyTaskRun>("other-namespace", "TaskRunResolutionFailed", LIMIT)
+        .await;
     assert!(
         message.contains("namespace \"kube-system\" is not the run's"),
         "{message}"

@@ -350,8 +350,9 @@ async fn tenancy_worst_inputs_fail_alone_and_the_controller_stays_within_its_mem
     good.wait_succeeded::<MyTaskRun>("bystander", Duration::from_secs(90))
         .await;
     for name in &names {
-        let run = bad.wait_done::<MyTaskRun>(name, Duration::from_secs(120)).await;
-        let message = bad.expect_condition(&run, "False", "TaskRunValidationFailed");
+        let message = bad
+            .wait_failed::<MyTaskRun>(name, "TaskRunValidationFailed", Duration::from_secs(120))
+            .await;
         assert!(message.contains("limit"), "{name}: {message}");
     }
     let wide = bad.wait_done::<MyPipelineRun>("wide", Duration::from_secs(120)).await;

@@ -638,7 +638,7 @@ fn a_task_run_spec_gives_its_task_s_child_the_account_and_pod_settings() {
         ("False", "PipelineRunValidationFailed")
     );
     assert!(
-        message.contains("spec.taskRunSpecs[0].pipelineTaskName") && message.contains("no task \"tagg\""),
+        message.contains("spec.taskRunSpecs[0].pipelineTaskName") && message.contains("no task named \"tagg\""),
         "{message}"
     );
 }

@@ -207,11 +207,9 @@ async fn resolve(
     match request {
         Request::Cluster { name, namespace } => cluster(ctx, kind, &name, &namespace).await.map(Some),
         Request::Http { url, login } => {
-            let wake = super::admission::waker(ctx, run.kind, run.namespace, run.name);
-            let timeout = ctx.resolver.timeout;
             // Only the run's own namespace's Secrets, as for its pods.
             let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), run.namespace);
-            let target = url.clone();
+            let (target, timeout) = (url.clone(), ctx.resolver.timeout);
             let job = || async move {
                 let authorization = match login {
                     Some(login) => Some(super::http_fetch::basic_authorization(&secrets, &login).await?),
@@ -219,41 +217,40 @@ async fn resolve(
                 };
                 super::http_fetch::fetch_file(target, authorization, timeout).await
             };
-            let fetched = ctx.resolutions.fetch(run.uid, job, wake);
-            Ok(fetched.map(|outcome| {
-                outcome.map(|file| {
-                    let from = ResolvedFrom {
-                        resolver: "http".to_string(),
-                        name: String::new(),
-                        uri: url,
-                        commit: None,
-                        path: None,
-                    };
-                    (Definition::Text(file.text), from)
-                })
-            }))
+            Ok(fetch_in_background(ctx, run, job, ("http", url, None)))
         }
         Request::Git { url, revision, path } => {
-            let wake = super::admission::waker(ctx, run.kind, run.namespace, run.name);
-            let request = (url.clone(), revision.clone(), path.clone());
-            let timeout = ctx.resolver.timeout;
-            let fetched = ctx
-                .resolutions
-                .fetch(run.uid, || fetch_git_file(request, timeout), wake);
-            Ok(fetched.map(|outcome| {
-                outcome.map(|file| {
-                    let from = ResolvedFrom {
-                        resolver: "git".to_string(),
-                        name: String::new(),
-                        uri: url,
-                        commit: file.commit,
-                        path: Some(path),
-                    };
-                    (Definition::Text(file.text), from)
-                })
-            }))
+            let (request, timeout) = ((url.clone(), revision, path.clone()), ctx.resolver.timeout);
+            let job = || fetch_git_file(request, timeout);
+            Ok(fetch_in_background(ctx, run, job, ("git", url, Some(path))))
         }
     }
+}
+
+/// A git or http fetch for `run`: started by `job` in the background the
+/// first time (the run is woken when it ends), its file taken once done,
+/// recorded as fetched by `resolver` from `uri` (and `path`, for git).
+fn fetch_in_background<J>(
+    ctx: &Context,
+    run: RunKey<'_>,
+    job: impl FnOnce() -> J,
+    (resolver, uri, path): (&str, String, Option<String>),
+) -> Option<Found>
+where
+    J: std::future::Future<Output = std::result::Result<FetchedFile, String>> + Send + 'static,
+{
+    let wake = super::admission::waker(ctx, run.kind, run.namespace, run.name);
+    let outcome = ctx.resolutions.fetch(run.uid, job, wake)?;
+    Some(outcome.map(|file| {
+        let from = ResolvedFrom {
+            resolver: resolver.to_string(),
+            name: String::new(),
+            uri,
+            commit: file.commit,
+            path,
+        };
+        (Definition::Text(file.text), from)
+    }))
 }
 
 /// A MyTask or MyPipeline from the stores (the API server if they lack it).

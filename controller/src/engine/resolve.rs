@@ -19,8 +19,8 @@ use super::limits::{Budget, Limits};
 use super::propagate::with_propagated;
 use super::substitute::{Resolver, Value, substitute_list, substitute_opt, substitute_str};
 use super::validate::{
-    RESERVED_VOLUME_PREFIX, RunVolumes, list_or_none, parse_step_result_ref, resolve_params, result_value_source,
-    step_index, validate_run_spec, validate_task,
+    RunVolumes, check_declared_step_result, check_known_names, check_volume_names, find_step, list_or_none,
+    parse_step_result_ref, resolve_params, result_value_source, validate_run_spec, validate_task,
 };
 
 /// Who the run is; feeds `$(context.*)` and the pod's metadata.
@@ -203,8 +203,7 @@ impl TaskVariables<'_> {
     /// only a later step can read: see `StepVariables`.)
     fn step(&self, rest: &str) -> Result<Value, String> {
         let (name, field) = rest.split_once('.').unwrap_or((rest, ""));
-        let index = step_index(&self.steps, name)
-            .ok_or_else(|| format!("no step named {name:?} (steps: {})", list_or_none(&self.steps)))?;
+        let index = find_step(&self.steps, name)?;
         match field {
             "exitCode.path" => Ok(Value::Str(layout::exit_code_path(index))),
             results if results.starts_with("results.") => Err(format!(
@@ -452,20 +451,13 @@ impl StepVariables<'_> {
 
     fn earlier_result(&self, expr: &str, step: &str, result: &str) -> Result<Value, String> {
         let task = self.container.task;
-        let index = step_index(&task.steps, step)
-            .ok_or_else(|| format!("no step named {step:?} (steps: {})", list_or_none(&task.steps)))?;
+        let index = find_step(&task.steps, step)?;
         if index >= self.index {
             return Err(format!(
                 "step {step:?} does not run before this step; a step reads the results of earlier steps only"
             ));
         }
-        let declared = &task.step_results[index];
-        if !declared.contains(&result) {
-            return Err(format!(
-                "step {step:?} declares no step result {result:?} (declared: {})",
-                list_or_none(declared)
-            ));
-        }
+        check_declared_step_result(step, &task.step_results[index], result)?;
         let Some(live) = self.live else {
             return Err(format!(
                 "a step result is known only once step {step:?} ends, after this field is fixed: use it in command, args or env"
@@ -819,43 +811,19 @@ fn check_resource_overrides(run: &TaskRunSpec, task: &TaskSpec, errors: &mut Val
         ("spec.stepSpecs", "step", &run.step_specs, &steps),
         ("spec.sidecarSpecs", "sidecar", &run.sidecar_specs, &sidecars),
     ] {
-        let mut seen = BTreeSet::new();
-        for (index, entry) in overrides.iter().enumerate() {
-            let at = format!("{field}[{index}].name");
-            if !known.contains(&entry.name.as_str()) {
-                errors.push(
-                    &at,
-                    format!(
-                        "the task has no {what} named {:?} ({what}s: {})",
-                        entry.name,
-                        list_or_none(known)
-                    ),
-                );
-            } else if !seen.insert(entry.name.as_str()) {
-                errors.push(&at, format!("{what} {:?} is given twice", entry.name));
-            }
-        }
+        let names = overrides
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| (format!("{field}[{index}].name"), entry.name.as_str()));
+        check_known_names(names, ("task", what), known, errors);
     }
 }
 
 /// The run's `podTemplate.volumes`: not a name of ours, of the task's own
 /// volumes, or given twice (the pod would be refused).
 fn check_run_volumes(task: &TaskSpec, volumes: &[Volume], errors: &mut ValidationErrors) {
-    let mut seen = BTreeSet::new();
-    for (index, volume) in volumes.iter().enumerate() {
-        let at = format!("spec.podTemplate.volumes[{index}].name");
-        let name = volume.name.as_str();
-        if name.starts_with(RESERVED_VOLUME_PREFIX) {
-            errors.push(
-                &at,
-                format!("volume name {name:?} is reserved (prefix {RESERVED_VOLUME_PREFIX:?})"),
-            );
-        } else if task.volumes.iter().any(|own| own.name == name) {
-            errors.push(&at, format!("the task declares a volume {name:?} itself"));
-        } else if !seen.insert(name) {
-            errors.push(&at, format!("duplicate volume name {name:?}"));
-        }
-    }
+    let own: BTreeSet<&str> = task.volumes.iter().map(|volume| volume.name.as_str()).collect();
+    check_volume_names(volumes, "spec.podTemplate.volumes", &own, errors);
 }
 
 /// A step's `onError` once its `$(params...)` are substituted; a value

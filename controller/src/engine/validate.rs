@@ -60,6 +60,31 @@ fn check_names<'a>(names: impl Iterator<Item = &'a str>, field: &str, what: &str
     }
 }
 
+/// Entries that each name one of `known` (the `what`s of the `owner`),
+/// none twice, as `stepSpecs` name steps and `taskRunSpecs` pipeline
+/// tasks; `names` are (the name's field, the name).
+pub fn check_known_names<'a>(
+    names: impl Iterator<Item = (String, &'a str)>,
+    (owner, what): (&str, &str),
+    known: &[&str],
+    errors: &mut ValidationErrors,
+) {
+    let mut seen = BTreeSet::new();
+    for (at, name) in names {
+        if !known.contains(&name) {
+            errors.push(
+                at,
+                format!(
+                    "the {owner} has no {what} named {name:?} ({what}s: {})",
+                    list_or_none(known)
+                ),
+            );
+        } else if !seen.insert(name) {
+            errors.push(at, format!("{what} {name:?} is given twice"));
+        }
+    }
+}
+
 /// The declared default of a param, if it has one. `hasDefault: true`
 /// without `default` means the empty value of the param's type.
 pub fn declared_default(spec: &ParamSpec) -> Option<ParamValue> {
@@ -133,6 +158,23 @@ pub fn step_index(steps: &[&str], name: &str) -> Option<usize> {
     position(name).or_else(|| name.strip_prefix("step-").and_then(position))
 }
 
+/// `step_index`, or an error listing the steps.
+pub fn find_step(steps: &[&str], name: &str) -> Result<usize, String> {
+    step_index(steps, name).ok_or_else(|| format!("no step named {name:?} (steps: {})", list_or_none(steps)))
+}
+
+/// Ok when step `step` declares step result `result` among `declared`;
+/// else an error listing what it declares.
+pub fn check_declared_step_result(step: &str, declared: &[&str], result: &str) -> Result<(), String> {
+    if declared.contains(&result) {
+        return Ok(());
+    }
+    Err(format!(
+        "step {step:?} declares no step result {result:?} (declared: {})",
+        list_or_none(declared)
+    ))
+}
+
 /// `steps.<s>.results.<r>` as (`<s>`, `<r>`).
 pub fn parse_step_result_ref(expr: &str) -> Option<(&str, &str)> {
     let (step, result) = expr.strip_prefix("steps.")?.split_once(".results.")?;
@@ -150,19 +192,12 @@ pub fn result_value_source<'a>(task: &TaskSpec, value: &'a str) -> Result<(usize
         .and_then(parse_step_result_ref)
         .ok_or_else(|| format!("value {value:?} must be exactly one reference $(steps.<step>.results.<result>)"))?;
     let names: Vec<&str> = task.steps.iter().map(|s| s.name.as_str()).collect();
-    let index =
-        step_index(&names, step).ok_or_else(|| format!("no step named {step:?} (steps: {})", list_or_none(&names)))?;
+    let index = find_step(&names, step)?;
     // A step action's step results are known once it is inlined (a
     // pipeline's inline taskSpec is checked before): checked then.
-    if task.steps[index].step_ref.is_some() {
-        return Ok((index, result));
-    }
-    let declared: Vec<&str> = task.steps[index].results.iter().map(|r| r.name.as_str()).collect();
-    if !declared.contains(&result) {
-        return Err(format!(
-            "step {step:?} declares no step result {result:?} (declared: {})",
-            list_or_none(&declared)
-        ));
+    if task.steps[index].step_ref.is_none() {
+        let declared: Vec<&str> = task.steps[index].results.iter().map(|r| r.name.as_str()).collect();
+        check_declared_step_result(step, &declared, result)?;
     }
     Ok((index, result))
 }
@@ -471,24 +506,35 @@ fn check_sidecars(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
 
 /// Extra volumes: no reserved or duplicate names. Returns their names.
 fn check_volumes<'a>(task: &'a TaskSpec, field: &str, errors: &mut ValidationErrors) -> BTreeSet<&'a str> {
-    let mut volume_names = BTreeSet::new();
-    for (index, volume) in task.volumes.iter().enumerate() {
-        let at = format!("{field}.volumes[{index}].name");
-        if volume.name.starts_with(RESERVED_VOLUME_PREFIX) {
+    check_volume_names(&task.volumes, &format!("{field}.volumes"), &BTreeSet::new(), errors)
+}
+
+/// Pod volume names at `field` (`...volumes`): none with the pod's own
+/// prefix, none given twice, none of `taken` (the task's own, for a run's
+/// podTemplate volumes). Returns the names.
+pub fn check_volume_names<'a>(
+    volumes: &'a [Volume],
+    field: &str,
+    taken: &BTreeSet<&str>,
+    errors: &mut ValidationErrors,
+) -> BTreeSet<&'a str> {
+    let mut names = BTreeSet::new();
+    for (index, volume) in volumes.iter().enumerate() {
+        let at = format!("{field}[{index}].name");
+        let name = volume.name.as_str();
+        if name.starts_with(RESERVED_VOLUME_PREFIX) {
             errors.push(
                 &at,
-                format!(
-                    "volume name {:?} is reserved (prefix {RESERVED_VOLUME_PREFIX:?})",
-                    volume.name
-                ),
+                format!("volume name {name:?} is reserved (prefix {RESERVED_VOLUME_PREFIX:?})"),
             );
+        } else if taken.contains(name) {
+            errors.push(&at, format!("the task declares a volume {name:?} itself"));
         }
-        if !volume_names.insert(volume.name.as_str()) {
-            errors.push(&at, format!("duplicate volume name {:?}", volume.name));
+        if !names.insert(name) {
+            errors.push(&at, format!("duplicate volume name {name:?}"));
         }
     }
-
-    volume_names
+    names
 }
 
 /// The step template mounts only declared volumes.

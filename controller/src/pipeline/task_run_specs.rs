@@ -3,30 +3,22 @@
 //! (an entry for a task the pipeline lacks is an error, not ignored: it is
 //! most likely a typo that would put a deploy under the wrong account).
 
-use std::collections::BTreeSet;
-
 use k8s_openapi::api::core::v1::ResourceRequirements;
 
 use crate::api::{PipelineSpec, PipelineTaskRunSpec, PodTemplate, ResourcesOverride};
 use crate::engine::errors::ValidationErrors;
+use crate::engine::validate::check_known_names;
 
 /// Every entry names a task of the pipeline, once.
 pub fn check_task_run_specs(spec: &PipelineSpec, given: &[PipelineTaskRunSpec], errors: &mut ValidationErrors) {
-    let tasks: BTreeSet<&str> = spec.all_tasks().map(|t| t.name.as_str()).collect();
-    let mut seen = BTreeSet::new();
-    for (index, entry) in given.iter().enumerate() {
-        let at = format!("spec.taskRunSpecs[{index}].pipelineTaskName");
-        let name = entry.pipeline_task_name.as_str();
-        if !tasks.contains(name) {
-            let known: Vec<&str> = tasks.iter().copied().collect();
-            errors.push(
-                at,
-                format!("the pipeline has no task {name:?} (its tasks: {})", known.join(", ")),
-            );
-        } else if !seen.insert(name) {
-            errors.push(at, format!("task {name:?} already has an entry in taskRunSpecs"));
-        }
-    }
+    let tasks: Vec<&str> = spec.all_tasks().map(|t| t.name.as_str()).collect();
+    let names = given.iter().enumerate().map(|(index, entry)| {
+        (
+            format!("spec.taskRunSpecs[{index}].pipelineTaskName"),
+            entry.pipeline_task_name.as_str(),
+        )
+    });
+    check_known_names(names, ("pipeline", "task"), &tasks, errors);
 }
 
 /// The service account and pod template of `task`'s child run: the run's,
@@ -149,11 +141,11 @@ mod tests {
             [
                 (
                     "spec.taskRunSpecs[2].pipelineTaskName".to_string(),
-                    "the pipeline has no task \"deploy\" (its tasks: build, notify)".to_string()
+                    "the pipeline has no task named \"deploy\" (tasks: build, notify)".to_string()
                 ),
                 (
                     "spec.taskRunSpecs[3].pipelineTaskName".to_string(),
-                    "task \"build\" already has an entry in taskRunSpecs".to_string()
+                    "task \"build\" is given twice".to_string()
                 ),
             ]
         );

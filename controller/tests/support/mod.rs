@@ -304,8 +304,6 @@ impl TestNamespace {
         .await
     }
 
-    /// The message of the run's Succeeded condition, which must have this
-    /// status and reason; panics with diagnostics otherwise.
     /// Waits until the run is done and asserts that it succeeded.
     pub async fn wait_succeeded<K: Run>(&self, name: &str, limit: Duration) -> K {
         let run = self.wait_done::<K>(name, limit).await;
@@ -313,6 +311,15 @@ impl TestNamespace {
         run
     }
 
+    /// Waits until the run is done and asserts that it failed with
+    /// `reason`; the condition's message.
+    pub async fn wait_failed<K: Run>(&self, name: &str, reason: &str, limit: Duration) -> String {
+        let run = self.wait_done::<K>(name, limit).await;
+        self.expect_condition(&run, "False", reason)
+    }
+
+    /// The message of the run's Succeeded condition, which must have this
+    /// status and reason; panics with diagnostics otherwise.
     pub fn expect_condition<K: Run>(&self, run: &K, status: &str, reason: &str) -> String {
         match run.condition() {
             Some((s, r, message)) if s == status && r == reason => message,
