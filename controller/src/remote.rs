@@ -53,20 +53,34 @@ pub enum Request {
         url: String,
         revision: String,
         path: String,
+        /// `gitToken` / `gitTokenKey`: a token to clone with.
+        token: Option<SecretKey>,
     },
     /// The file at `url` (http:// or https://), with a login when given.
     Http { url: String, login: Option<HttpLogin> },
 }
 
 /// Tekton's http resolver login: `http-username`, and the password in key
-/// `http-password-secret-key` of Secret `http-password-secret` of the
-/// run's namespace (read only when the fetch starts, never kept).
+/// `http-password-secret-key` of Secret `http-password-secret`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpLogin {
     pub username: String,
+    pub password: SecretKey,
+}
+
+/// A key of a Secret of the run's namespace, read only when the fetch
+/// starts and never kept; `params` name the resolver params that gave it,
+/// for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretKey {
     pub secret: String,
     pub key: String,
+    pub params: (&'static str, &'static str),
 }
+
+/// The username the git resolver clones with a `gitToken` as (hosts that
+/// take a token as the password ignore the name).
+pub const GIT_TOKEN_USER: &str = "git";
 
 /// Who may be read from where: the run's namespace, and the namespaces
 /// an administrator lists for the cluster resolver.
@@ -81,7 +95,7 @@ pub struct Scope<'a> {
 
 /// The params each resolver takes (`convert` reports any other).
 pub const CLUSTER_PARAMS: [&str; 3] = ["kind", "name", "namespace"];
-pub const GIT_PARAMS: [&str; 3] = ["url", "revision", "pathInRepo"];
+pub const GIT_PARAMS: [&str; 5] = ["url", "revision", "pathInRepo", "gitToken", "gitTokenKey"];
 pub const HTTP_PARAMS: [&str; 4] = [
     "url",
     "http-username",
@@ -242,10 +256,49 @@ fn git_request(params: &BTreeMap<&str, &str>, field: &str, errors: &mut Validati
             format!("revision {revision:?} must be a branch, tag or commit (no spaces)"),
         );
     }
+    let token = params.get("gitToken").map(|secret| {
+        let key = params.get("gitTokenKey").copied().unwrap_or("token");
+        secret_key(secret, key, ("gitToken", "gitTokenKey"), field, errors)
+    });
+    if token.is_none() && params.contains_key("gitTokenKey") {
+        errors.push(format!("{field}.params"), "gitTokenKey is given without gitToken");
+    }
     Request::Git {
         url: url.to_string(),
         revision: revision.to_string(),
         path: path.to_string(),
+        token,
+    }
+}
+
+/// A Secret's name and key as resolver params `params` give them, checked.
+fn secret_key(
+    secret: &str,
+    key: &str,
+    params: (&'static str, &'static str),
+    field: &str,
+    errors: &mut ValidationErrors,
+) -> SecretKey {
+    if let Err(why) = check_name(secret) {
+        errors.push(
+            format!("{field}.params"),
+            format!("{}: {}", params.0, why.trim_start_matches("metadata.name: ")),
+        );
+    }
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        errors.push(
+            format!("{field}.params"),
+            format!("{} {key:?} is not a Secret key (A-Z a-z 0-9 - _ .)", params.1),
+        );
+    }
+    SecretKey {
+        secret: secret.to_string(),
+        key: key.to_string(),
+        params,
     }
 }
 
@@ -324,28 +377,25 @@ fn http_login(params: &BTreeMap<&str, &str>, field: &str, errors: &mut Validatio
         return None;
     }
     let [username, secret, key] = HTTP_LOGIN_PARAMS.map(|name| required(params, name, field, errors));
-    if !secret.is_empty()
-        && let Err(why) = check_name(secret)
-    {
-        errors.push(
-            format!("{field}.params"),
-            format!("http-password-secret: {}", why.trim_start_matches("metadata.name: ")),
-        );
-    }
-    if !key.is_empty()
-        && !key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        errors.push(
-            format!("{field}.params"),
-            format!("http-password-secret-key {key:?} is not a Secret key (A-Z a-z 0-9 - _ .)"),
-        );
-    }
+    let password = if secret.is_empty() || key.is_empty() {
+        // Already reported as missing.
+        SecretKey {
+            secret: secret.to_string(),
+            key: key.to_string(),
+            params: ("http-password-secret", "http-password-secret-key"),
+        }
+    } else {
+        secret_key(
+            secret,
+            key,
+            ("http-password-secret", "http-password-secret-key"),
+            field,
+            errors,
+        )
+    };
     Some(HttpLogin {
         username: username.to_string(),
-        secret: secret.to_string(),
-        key: key.to_string(),
+        password,
     })
 }
 
@@ -493,8 +543,37 @@ mod tests {
                 url: "git://10.0.0.1/app.git".into(),
                 revision: "v1".into(),
                 path: "ci/task.yaml".into(),
+                token: None,
             })
         );
+    }
+
+    #[test]
+    fn a_git_token_names_a_secret_and_a_key_that_defaults_to_token() {
+        let git = |extra: &[(&str, &str)]| {
+            let mut params = vec![("url", "https://git.example/app.git"), ("pathInRepo", "task.yaml")];
+            params.extend_from_slice(extra);
+            parse_request(
+                &remote(ResolverName::Git, &params),
+                RefKind::Task,
+                SCOPE,
+                "spec.remoteTask",
+            )
+        };
+        let Ok(Request::Git { token, .. }) = git(&[("gitToken", "repo-token")]) else {
+            panic!("a request")
+        };
+        assert_eq!(
+            token.map(|t| (t.secret, t.key)),
+            Some(("repo-token".to_string(), "token".to_string()))
+        );
+        let error = git(&[("gitToken", "Bad_Name"), ("gitTokenKey", "a/b")]).expect_err("refused");
+        assert!(
+            error.contains("gitToken:") && error.contains("gitTokenKey \"a/b\" is not a Secret key"),
+            "{error}"
+        );
+        let error = git(&[("gitTokenKey", "t")]).expect_err("key alone");
+        assert!(error.contains("gitTokenKey is given without gitToken"), "{error}");
     }
 
     #[test]
@@ -559,8 +638,11 @@ mod tests {
                 url: url.1.into(),
                 login: Some(HttpLogin {
                     username: "ci".into(),
-                    secret: "catalog-login".into(),
-                    key: "token".into(),
+                    password: SecretKey {
+                        secret: "catalog-login".into(),
+                        key: "token".into(),
+                        params: ("http-password-secret", "http-password-secret-key"),
+                    },
                 }),
             })
         );
@@ -578,7 +660,8 @@ mod tests {
         ])
         .expect_err("bad names");
         assert!(
-            error.contains("http-password-secret:") && error.contains("\"../token\" is not a Secret key"),
+            error.contains("http-password-secret:")
+                && error.contains("http-password-secret-key \"../token\" is not a Secret key"),
             "{error}"
         );
     }

@@ -1766,6 +1766,65 @@ fn catalog_repository() -> (GitDaemon, String) {
     (GitDaemon { child, port, base }, commit)
 }
 
+/// The git resolver with Tekton's `gitToken`: a repository served over
+/// smart HTTP that wants a login is cloned with the token from a Secret of
+/// the run's namespace; without it the run fails saying which params give
+/// one, and a token the server refuses fails as an authentication error.
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_the_git_resolver_clones_a_private_repository_with_a_token() {
+    let ns = TestNamespace::new("e2e-tekton-git-token").await;
+    let (daemon, commit) = catalog_repository();
+    let port = serve_git_over_http(daemon.base.path().to_path_buf(), "git", "t0k3n");
+    let run = |name: &str, token: &str| {
+        format!(
+            r#"---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: {name}}}
+spec:
+  params: [{{name: who, value: tenant}}]
+  taskRef:
+    resolver: git
+    params:
+      - {{name: url, value: "http://{BRIDGE_HOST}:{port}/catalog.git"}}
+      - {{name: pathInRepo, value: tasks/greet.yaml}}{token}
+"#
+        )
+    };
+    let yaml = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: repo-token}}\nstringData: {{token: t0k3n, old: expired}}\n{}{}{}",
+        run("with-token", "\n      - {name: gitToken, value: repo-token}"),
+        run("anonymous", ""),
+        run(
+            "old-token",
+            "\n      - {name: gitToken, value: repo-token}\n      - {name: gitTokenKey, value: old}"
+        )
+    );
+    apply_tekton(&ns, &yaml);
+    let run = ns.wait_succeeded::<MyTaskRun>("with-token", LIMIT).await;
+    assert_eq!(run.string_result("greeting").as_deref(), Some("hello tenant from git"));
+    let from = run
+        .status
+        .clone()
+        .unwrap_or_default()
+        .resolved_from
+        .expect("resolvedFrom");
+    assert_eq!(from.commit.as_deref(), Some(commit.as_str()));
+    let message = ns
+        .wait_failed::<MyTaskRun>("anonymous", "TaskRunResolutionFailed", LIMIT)
+        .await;
+    assert!(message.contains("give the git resolver gitToken"), "{message}");
+    let message = ns
+        .wait_failed::<MyTaskRun>("old-token", "TaskRunResolutionFailed", LIMIT)
+        .await;
+    assert!(
+        message.contains("authentication") && !message.contains("expired"),
+        "{message}"
+    );
+    ns.passed();
+}
+
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_resolvers_fetch_from_git_and_the_cluster() {

@@ -54,6 +54,9 @@ pub struct Settings {
     pub ssl_verify: bool,
     pub ssh_directory: Option<PathBuf>,
     pub basic_auth: Option<PathBuf>,
+    /// A user and password given directly (the controller's git resolver
+    /// with a `gitToken`); used when no `basic_auth` directory is given.
+    pub login: Option<(String, String)>,
     /// A git credential store file (`$HOME/.git-credentials`, which the
     /// engine writes from the run's ServiceAccount), read when no
     /// `basic_auth` directory is given. The command line sets it; a library
@@ -95,6 +98,7 @@ impl Args {
             ssl_verify: parse_bool("sslVerify", &self.ssl_verify)?,
             ssh_directory: non_empty_path(&self.ssh_directory),
             basic_auth: non_empty_path(&self.basic_auth),
+            login: None,
             git_credentials: None,
             delete_existing: parse_bool("deleteExisting", &self.delete_existing)?,
             result_commit: self.result_commit.clone(),

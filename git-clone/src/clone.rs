@@ -305,6 +305,8 @@ fn read_secrets(settings: &Settings) -> Result<Secrets, CloneError> {
                 })
         };
         secrets.user_pass = Some((read("username")?, read("password")?));
+    } else if let Some(login) = &settings.login {
+        secrets.user_pass = Some(login.clone());
     } else if let Some(store) = &settings.git_credentials {
         let text = fs::read_to_string(store).map_err(|source| CloneError::BasicAuth {
             path: store.clone(),

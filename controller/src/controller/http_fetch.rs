@@ -16,37 +16,15 @@ use hyper_util::rt::TokioExecutor;
 use tracing::info;
 
 use base64::Engine as _;
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
 
-use crate::remote::{HttpLogin, MAX_FILE_BYTES};
+use crate::remote::MAX_FILE_BYTES;
 
 use super::resolver::FetchedFile;
 
-/// `Basic <base64(user:password)>` for an http resolver login, the
-/// password read from the run's namespace's Secret; the error names the
-/// Secret and key, never the value.
-pub async fn basic_authorization(secrets: &Api<Secret>, login: &HttpLogin) -> Result<String, String> {
-    let (name, key) = (&login.secret, &login.key);
-    let secret = secrets
-        .get_opt(name)
-        .await
-        .map_err(|e| format!("http resolver: reading Secret {name:?} (http-password-secret) failed: {e}"))?
-        .ok_or_else(|| {
-            format!("http resolver: Secret {name:?} (http-password-secret) does not exist in the run's namespace")
-        })?;
-    let password = secret
-        .data
-        .as_ref()
-        .and_then(|data| data.get(key))
-        .ok_or_else(|| format!("http resolver: Secret {name:?} has no key {key:?} (http-password-secret-key)"))?;
-    let password = std::str::from_utf8(&password.0)
-        .map_err(|_| format!("http resolver: Secret {name:?} key {key:?} is not UTF-8 text"))?;
-    let pair = format!("{}:{password}", login.username);
-    Ok(format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    ))
+/// `Basic <base64(user:password)>`, an http resolver login's header.
+pub fn basic_authorization(username: &str, password: &str) -> String {
+    let pair = format!("{username}:{password}");
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
 }
 
 /// The file at `url` (sent with `authorization` when given), or why not.

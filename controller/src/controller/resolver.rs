@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use cicd_git_clone::args::Settings as CloneSettings;
+use cicd_git_clone::clone::CloneError;
 use git2::{ObjectType, Oid, Repository};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -23,7 +24,10 @@ use tracing::{debug, info};
 
 use crate::api::{PipelineSpec, RemoteRef, ResolvedFrom, TaskSpec};
 use crate::error::Result;
-use crate::remote::{MAX_FILE_BYTES, RefKind, Request, Scope, parse_request, pipeline_from_file, task_from_file};
+use crate::remote::{
+    GIT_TOKEN_USER, MAX_FILE_BYTES, RefKind, Request, Scope, SecretKey, parse_request, pipeline_from_file,
+    task_from_file,
+};
 
 use super::context::Context;
 
@@ -207,24 +211,61 @@ async fn resolve(
     match request {
         Request::Cluster { name, namespace } => cluster(ctx, kind, &name, &namespace).await.map(Some),
         Request::Http { url, login } => {
-            // Only the run's own namespace's Secrets, as for its pods.
-            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), run.namespace);
+            let secrets = secrets_of(ctx, run);
             let (target, timeout) = (url.clone(), ctx.resolver.timeout);
             let job = || async move {
                 let authorization = match login {
-                    Some(login) => Some(super::http_fetch::basic_authorization(&secrets, &login).await?),
+                    Some(login) => {
+                        let password = read_secret_key(&secrets, &login.password).await?;
+                        Some(super::http_fetch::basic_authorization(&login.username, &password))
+                    }
                     None => None,
                 };
                 super::http_fetch::fetch_file(target, authorization, timeout).await
             };
             Ok(fetch_in_background(ctx, run, job, ("http", url, None)))
         }
-        Request::Git { url, revision, path } => {
-            let (request, timeout) = ((url.clone(), revision, path.clone()), ctx.resolver.timeout);
-            let job = || fetch_git_file(request, timeout);
+        Request::Git {
+            url,
+            revision,
+            path,
+            token,
+        } => {
+            let secrets = secrets_of(ctx, run);
+            let (target, timeout) = ((url.clone(), revision, path.clone()), ctx.resolver.timeout);
+            let job = || async move {
+                let login = match token {
+                    Some(token) => Some((GIT_TOKEN_USER.to_string(), read_secret_key(&secrets, &token).await?)),
+                    None => None,
+                };
+                fetch_git_file(target, login, timeout).await
+            };
             Ok(fetch_in_background(ctx, run, job, ("git", url, Some(path))))
         }
     }
+}
+
+/// The run's own namespace's Secrets: a resolver reads no other tenant's.
+fn secrets_of(ctx: &Context, run: RunKey<'_>) -> Api<Secret> {
+    Api::namespaced(ctx.client.clone(), run.namespace)
+}
+
+/// A resolver login's Secret key, as text; the error names the Secret, the
+/// key and the params that gave them, never the value.
+async fn read_secret_key(secrets: &Api<Secret>, wanted: &SecretKey) -> std::result::Result<String, String> {
+    let (name, key) = (&wanted.secret, &wanted.key);
+    let (secret_param, key_param) = wanted.params;
+    let secret = secrets
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("reading Secret {name:?} ({secret_param}) failed: {e}"))?
+        .ok_or_else(|| format!("Secret {name:?} ({secret_param}) does not exist in the run's namespace"))?;
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get(key))
+        .ok_or_else(|| format!("Secret {name:?} has no key {key:?} ({key_param})"))?;
+    String::from_utf8(value.0.clone()).map_err(|_| format!("Secret {name:?} key {key:?} is not UTF-8 text"))
 }
 
 /// A git or http fetch for `run`: started by `job` in the background the
@@ -301,6 +342,7 @@ fn origin(from: &ResolvedFrom) -> String {
 /// its directory removed when it ends.
 async fn fetch_git_file(
     (url, revision, path): (String, String, String),
+    login: Option<(String, String)>,
     timeout: Duration,
 ) -> std::result::Result<FetchedFile, String> {
     static SCRATCH: AtomicU64 = AtomicU64::new(0);
@@ -314,7 +356,7 @@ async fn fetch_git_file(
     let job = {
         let (url, what) = (url.clone(), what.clone());
         tokio::task::spawn_blocking(move || {
-            let outcome = read_at_revision(&url, &revision, &path, &dir);
+            let outcome = read_at_revision((&url, &revision, &path), login, &dir);
             let _ = std::fs::remove_dir_all(&dir);
             outcome.map_err(|why| format!("git resolver: {what}: {why}"))
         })
@@ -349,7 +391,11 @@ fn set_git_timeouts() {
 /// reads `path` from the commit's tree, not from the checkout, so a
 /// symlink in the repository cannot make the controller read its own
 /// files.
-fn read_at_revision(url: &str, revision: &str, path: &str, dir: &Path) -> std::result::Result<FetchedFile, String> {
+fn read_at_revision(
+    (url, revision, path): (&str, &str, &str),
+    login: Option<(String, String)>,
+    dir: &Path,
+) -> std::result::Result<FetchedFile, String> {
     set_git_timeouts();
     let settings = CloneSettings {
         url: url.to_string(),
@@ -359,13 +405,22 @@ fn read_at_revision(url: &str, revision: &str, path: &str, dir: &Path) -> std::r
         ssl_verify: true,
         ssh_directory: None,
         basic_auth: None,
+        login,
         git_credentials: None,
         delete_existing: false,
         result_commit: None,
         result_url: None,
     };
-    let cloned = cicd_git_clone::clone::clone_logging(&settings, &|line| debug!(%line, "git resolver"))
-        .map_err(|e| e.to_string())?;
+    let cloned = cicd_git_clone::clone::clone_logging(&settings, &|line| debug!(%line, "git resolver")).map_err(
+        |e| match e {
+            // The tool's own advice (workspaces, ServiceAccount Secrets) is not the resolver's.
+            CloneError::Auth { url, .. } if settings.login.is_none() => format!(
+                "authentication to {url} failed: the repository wants a login; give the git resolver gitToken \
+                 (a Secret of the run's namespace) and gitTokenKey (its key, default \"token\")"
+            ),
+            other => other.to_string(),
+        },
+    )?;
     let repo = Repository::open(dir).map_err(|e| format!("cannot open the clone: {}", e.message()))?;
     let commit = Oid::from_str(&cloned.commit)
         .and_then(|oid| repo.find_commit(oid))
@@ -436,7 +491,8 @@ mod tests {
         let repo = repository();
         let url = repo.path().to_string_lossy().to_string();
         let scratch = tempfile::tempdir().expect("temp dir");
-        let read = |path: &str, n: u32| read_at_revision(&url, "main", path, &scratch.path().join(n.to_string()));
+        let read =
+            |path: &str, n: u32| read_at_revision((&url, "main", path), None, &scratch.path().join(n.to_string()));
 
         let file = read("ci/task.yaml", 1).expect("the file");
         assert_eq!(file.text, "kind: MyTask\n");
@@ -447,8 +503,12 @@ mod tests {
         assert!(directory.contains("is not a file"), "{directory}");
         let missing = read("ci/nope.yaml", 4).expect_err("missing");
         assert!(missing.contains("\"ci/nope.yaml\" is not in commit"), "{missing}");
-        let revision = read_at_revision(&url, "no-such-branch", "ci/task.yaml", &scratch.path().join("5"))
-            .expect_err("unknown revision");
+        let revision = read_at_revision(
+            (&url, "no-such-branch", "ci/task.yaml"),
+            None,
+            &scratch.path().join("5"),
+        )
+        .expect_err("unknown revision");
         assert!(revision.contains("no-such-branch"), "{revision}");
     }
 
@@ -467,7 +527,7 @@ mod tests {
         );
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let started = Instant::now();
-        let outcome = runtime.block_on(fetch_git_file(request, Duration::from_secs(1)));
+        let outcome = runtime.block_on(fetch_git_file(request, None, Duration::from_secs(1)));
         let error = outcome.expect_err("times out");
         assert!(error.contains("no answer within 1s"), "{error}");
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
