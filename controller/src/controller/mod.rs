@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -45,7 +45,10 @@ use crate::reconcile::taskrun::DecideSettings;
 use context::{Context, Events};
 use queue::FairQueue;
 use runner::{Change, feed, key_of, owner_key};
-use stores::{Stores, Versions, node_changed, pod_changed, runs_on_node, slim_node, slim_object, slim_pod, slim_run};
+use stores::{
+    Stores, Versions, node_changed, pod_changed, runs_on_node, slim_node, slim_object, slim_pod, slim_run,
+    slim_service_account,
+};
 
 /// The Lease replicas compete for.
 const LEASE_NAME: &str = "cicd-controller";
@@ -441,6 +444,17 @@ fn start(
         )
     };
 
+    // ServiceAccounts: read when an attempt starts (credentials), never a
+    // reason to reconcile.
+    let accounts: Api<ServiceAccount> = scoped(client, namespace);
+    let accounts = feed(
+        watcher(accounts, watcher::Config::default()).default_backoff(),
+        writers.service_accounts,
+        (),
+        slim_service_account,
+        |_| {},
+    );
+
     let task_resource = ApiResource::erase::<MyTask>(&());
     let tasks = feed(
         stream::watch(client.clone(), &task_resource, namespace, None),
@@ -482,7 +496,7 @@ fn start(
     );
     async move {
         let feeds = async {
-            futures::join!(runs, pipeline_runs, pods, nodes, tasks, pipelines, woken);
+            futures::join!(runs, pipeline_runs, pods, nodes, accounts, tasks, pipelines, woken);
         };
         // The watches never end; the workers end on `stop`.
         tokio::select! {

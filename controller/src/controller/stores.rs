@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Pod, PodSpec, ServiceAccount};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::{Api, Resource};
@@ -57,6 +57,10 @@ pub struct Stores {
     /// node has not been Ready for `--node-lost-after` ends NodeLost. Empty
     /// if the controller may not list nodes (nothing is then judged lost).
     pub nodes: Store<Node>,
+    /// ServiceAccounts with their name and `secrets` list only: which
+    /// Secrets an attempt about to start may take credentials from, read
+    /// here so that a run whose account lists none costs no request.
+    pub service_accounts: Store<ServiceAccount>,
     /// The API resource of MyTask, the key type of `tasks`.
     task_resource: ApiResource,
     /// The API resource of MyPipeline, the key type of `pipelines`.
@@ -69,6 +73,7 @@ pub struct StoreWriters {
     pub pipelines: Writer<DynamicObject>,
     pub pods: Writer<Pod>,
     pub nodes: Writer<Node>,
+    pub service_accounts: Writer<ServiceAccount>,
 }
 
 impl Stores {
@@ -81,12 +86,14 @@ impl Stores {
             pipelines: Writer::new(pipeline_resource.clone()),
             pods: Writer::default(),
             nodes: Writer::default(),
+            service_accounts: Writer::default(),
         };
         let stores = Stores {
             tasks: writers.tasks.as_reader(),
             pipelines: writers.pipelines.as_reader(),
             pods: writers.pods.as_reader(),
             nodes: writers.nodes.as_reader(),
+            service_accounts: writers.service_accounts.as_reader(),
             task_resource,
             pipeline_resource,
         };
@@ -126,6 +133,20 @@ impl Stores {
             return Ok(None);
         }
         Ok(pods.get_opt(name).await?)
+    }
+
+    /// ServiceAccount `name` of `namespace`: from the cache, else from the
+    /// API server (the cache may lag behind an account made with the run).
+    pub async fn service_account(
+        &self,
+        accounts: &Api<ServiceAccount>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ServiceAccount>> {
+        if let Some(account) = self.service_accounts.get(&ObjectRef::new(name).within(namespace)) {
+            return Ok(Some(ServiceAccount::clone(&account)));
+        }
+        Ok(accounts.get_opt(name).await?)
     }
 
     /// The health of the node `pod` is bound to, if it is bound and the node
@@ -260,6 +281,17 @@ pub fn slim_pod(mut pod: Pod) -> Pod {
 
 /// A node as the cache keeps it: its name and Ready condition (a node's
 /// images, addresses and other conditions make up most of its size).
+/// A ServiceAccount as `service_accounts` keeps it: its name, namespace
+/// and the Secrets it lists (no annotations, labels or managed fields).
+pub fn slim_service_account(account: ServiceAccount) -> ServiceAccount {
+    let mut slim = ServiceAccount::default();
+    slim.metadata.name = account.metadata.name;
+    slim.metadata.namespace = account.metadata.namespace;
+    slim.metadata.resource_version = account.metadata.resource_version;
+    slim.secrets = account.secrets;
+    slim
+}
+
 pub fn slim_node(node: Node) -> Node {
     let ready: Vec<NodeCondition> = node
         .status
@@ -501,6 +533,28 @@ mod tests {
         let recorded = stores.pod(&pods, "ci", "made", true).await.expect("no error");
         assert!(recorded.is_some(), "a recorded pod the cache lacks is read");
         assert_eq!(api.requests(), vec!["GET /api/v1/namespaces/ci/pods/made".to_string()]);
+    }
+
+    #[test]
+    fn a_service_account_is_kept_with_its_name_and_listed_secrets_only() {
+        let account: ServiceAccount = serde_json::from_value(json!({
+            "metadata": {
+                "name": "builder", "namespace": "team-a", "resourceVersion": "7",
+                "annotations": { "kubectl.kubernetes.io/last-applied-configuration": "{...}" },
+                "managedFields": [{ "manager": "kubectl" }],
+            },
+            "secrets": [{ "name": "git-login" }],
+            "imagePullSecrets": [{ "name": "pull" }],
+        }))
+        .expect("an account");
+        let slim = slim_service_account(account);
+        assert_eq!(slim.metadata.name.as_deref(), Some("builder"));
+        assert_eq!(slim.metadata.namespace.as_deref(), Some("team-a"));
+        assert_eq!(slim.metadata.resource_version.as_deref(), Some("7"));
+        assert!(slim.metadata.annotations.is_none() && slim.metadata.managed_fields.is_none());
+        assert!(slim.image_pull_secrets.is_none());
+        let listed: Vec<Option<&str>> = slim.secrets.iter().flatten().map(|s| s.name.as_deref()).collect();
+        assert_eq!(listed, [Some("git-login")]);
     }
 
     #[test]

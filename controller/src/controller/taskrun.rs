@@ -69,7 +69,7 @@ async fn step_actions(spec: &TaskSpec, namespace: &str, ctx: &Context) -> Result
 async fn credentials(run: &MyTaskRun, namespace: &str, ctx: &Context) -> Result<Credentials> {
     let account_name = run.spec.service_account_name.as_deref().unwrap_or("default");
     let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(account) = accounts.get_opt(account_name).await? else {
+    let Some(account) = ctx.stores.service_account(&accounts, namespace, account_name).await? else {
         return Ok(Credentials::default());
     };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
