@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use cicd_controller::api::{MyPipelineRun, MyTaskRun, ParamValue};
+use cicd_controller::api::{MyPipelineRun, MyTaskRun, ParamValue, ResolvedFrom};
 use cicd_controller::convert::convert_yaml;
 use cicd_controller::reason;
 use k8s_openapi::api::core::v1::Pod;
@@ -515,6 +515,14 @@ async fn tekton_matrix_fans_out_and_aggregates_results() {
 }
 
 /// Converts Tekton YAML exactly (no losses) and applies it.
+/// Where a resolver fetched the run's task from; the run must record it.
+fn resolved_from(run: &MyTaskRun) -> ResolvedFrom {
+    run.status
+        .as_ref()
+        .and_then(|status| status.resolved_from.clone())
+        .expect("resolvedFrom")
+}
+
 fn apply_tekton(ns: &TestNamespace, yaml: &str) {
     let output = convert_yaml(&[("tekton.yaml".into(), yaml.to_string())], false)
         .unwrap_or_else(|error| panic!("exact conversion: {error}"));
@@ -870,12 +878,7 @@ spec:
     );
     let run = ns.wait_succeeded::<MyTaskRun>("from-http", LIMIT).await;
     assert_eq!(run.string_result("said").as_deref(), Some("bye http"));
-    let from = run
-        .status
-        .clone()
-        .unwrap_or_default()
-        .resolved_from
-        .expect("resolvedFrom");
+    let from = resolved_from(&run);
     assert_eq!((from.resolver.as_str(), from.name.as_str()), ("http", "wave"));
     let message = ns
         .wait_failed::<MyTaskRun>("not-served", "TaskRunResolutionFailed", LIMIT)
@@ -1804,12 +1807,7 @@ spec:
     apply_tekton(&ns, &yaml);
     let run = ns.wait_succeeded::<MyTaskRun>("with-token", LIMIT).await;
     assert_eq!(run.string_result("greeting").as_deref(), Some("hello tenant from git"));
-    let from = run
-        .status
-        .clone()
-        .unwrap_or_default()
-        .resolved_from
-        .expect("resolvedFrom");
+    let from = resolved_from(&run);
     assert_eq!(from.commit.as_deref(), Some(commit.as_str()));
     let message = ns
         .wait_failed::<MyTaskRun>("anonymous", "TaskRunResolutionFailed", LIMIT)
@@ -1897,11 +1895,7 @@ spec:
     );
     let run = ns.wait_succeeded::<MyTaskRun>("from-git", LIMIT).await;
     assert_eq!(run.string_result("greeting").as_deref(), Some("hello tenant from git"));
-    let from = run
-        .status
-        .as_ref()
-        .and_then(|s| s.resolved_from.clone())
-        .expect("resolvedFrom");
+    let from = resolved_from(&run);
     assert_eq!(
         (from.resolver.as_str(), from.name.as_str(), from.uri.as_str()),
         ("git", "greet", url.as_str())

@@ -16,6 +16,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
+use crate::base64;
 use crate::credential::{Credential, Kind, is_space_or_control};
 use crate::fsutil::write_atomic;
 use crate::os::Path;
@@ -234,7 +235,7 @@ fn docker_file(credentials: &[&Credential], read: Reader<'_>) -> Result<HomeFile
                     json_string(&credential.target),
                     json_string(&user),
                     json_string(&password),
-                    base64(pair.as_bytes())
+                    base64::encode(pair.as_bytes())
                 ));
             }
             Kind::DockerConfigJson => {
@@ -367,25 +368,6 @@ fn skip_value(bytes: &[u8], at: usize) -> Result<usize, String> {
     Err("not valid JSON (it ends early)".into())
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,14 +477,5 @@ mod tests {
         let read = secrets(&[("/c/json", ".dockerconfigjson", r#"{"auths": {"a": "#)]);
         let err = home_files(Path::new("/h"), &credentials, read).unwrap_err();
         assert!(err.contains("/c/json/.dockerconfigjson: not valid JSON"), "{err}");
-    }
-
-    #[test]
-    fn base64_pads_as_the_standard_says() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"a"), "YQ==");
-        assert_eq!(base64(b"ab"), "YWI=");
-        assert_eq!(base64(b"abc"), "YWJj");
-        assert_eq!(base64(b"user:pass"), "dXNlcjpwYXNz");
     }
 }

@@ -6,6 +6,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::args::InitArgs;
+use crate::base64;
 use crate::fsutil::write_atomic;
 use crate::os::{OsStr, Path, PathBuf};
 use crate::sys::{self, IoError};
@@ -38,7 +39,7 @@ pub fn run(args: &InitArgs, argv0: Option<&OsStr>) -> Result<(), InitError> {
     // half-installed.
     let mut scripts = Vec::with_capacity(args.scripts.len());
     for (name, b64) in &args.scripts {
-        let text = decode_base64(b64).map_err(|reason| InitError::Base64 {
+        let text = base64::decode(b64).map_err(|reason| InitError::Base64 {
             name: name.clone(),
             reason,
         })?;
@@ -94,68 +95,9 @@ pub fn with_shebang(text: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// Standard base64 (RFC 4648 alphabet), padding optional, ASCII whitespace
-/// ignored (line-wrapped encoders).
-pub fn decode_base64(input: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(input.len() / 4 * 3);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    let mut padding = 0;
-    for (i, c) in input.bytes().enumerate() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                padding += 1;
-                continue;
-            }
-            c if c.is_ascii_whitespace() => continue,
-            _ => {
-                return Err(format!("unexpected character {:?} at offset {i}", c as char));
-            }
-        };
-        if padding > 0 {
-            return Err(format!("data after padding at offset {i}"));
-        }
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // A lone trailing 6-bit group cannot encode a byte; more than two '='
-    // is never valid.
-    if bits >= 6 || padding > 2 {
-        return Err("truncated input".into());
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decodes_base64() {
-        assert_eq!(decode_base64("").unwrap_or_default(), b"");
-        assert_eq!(decode_base64("Zg==").as_deref(), Ok(&b"f"[..]));
-        assert_eq!(decode_base64("Zm8=").as_deref(), Ok(&b"fo"[..]));
-        assert_eq!(decode_base64("Zm9v").as_deref(), Ok(&b"foo"[..]));
-        assert_eq!(decode_base64("Zm9vYg").as_deref(), Ok(&b"foob"[..]));
-        assert_eq!(decode_base64("Zm9v\nYmFy").as_deref(), Ok(&b"foobar"[..]));
-        assert_eq!(
-            decode_base64("ZWNobyAiJChWQVIpIiDDqQo=").as_deref(),
-            Ok("echo \"$(VAR)\" é\n".as_bytes())
-        );
-        assert!(decode_base64("Zm9v!").is_err());
-        assert!(decode_base64("Zg==Zg").is_err());
-        assert!(decode_base64("Z").is_err());
-    }
 
     #[test]
     fn adds_shebang_only_when_missing() {

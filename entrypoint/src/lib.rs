@@ -15,6 +15,7 @@ macro_rules! warn {
     };
 }
 
+pub mod base64;
 pub mod credential;
 pub mod duration;
 pub mod frame;

@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use cicd_entrypoint::base64::encode as base64;
 use cicd_entrypoint::termination::{self, Outcome};
 use common::*;
 

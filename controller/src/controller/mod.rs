@@ -66,6 +66,16 @@ where
     }
 }
 
+/// A comma-separated flag's entries, trimmed, blanks dropped, each
+/// through `normalize`.
+fn list_setting(entries: &[String], normalize: fn(&str) -> String) -> Vec<String> {
+    entries
+        .iter()
+        .map(|entry| normalize(entry.trim()))
+        .filter(|entry| !entry.is_empty())
+        .collect()
+}
+
 /// Runs until a signal arrives or leadership is lost.
 pub async fn run(config: ControllerConfig) -> Result<()> {
     crate::telemetry::init(config.log_json);
@@ -154,18 +164,9 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         },
         resolver: resolver::ResolverSettings {
             timeout: config.resolver_timeout,
-            cluster_namespaces: config
-                .cluster_resolver_namespaces
-                .iter()
-                .map(|n| n.trim().to_string())
-                .filter(|n| !n.is_empty())
-                .collect(),
-            allowed_hosts: config
-                .resolver_allowed_hosts
-                .iter()
-                .map(|h| h.trim().to_ascii_lowercase())
-                .filter(|h| !h.is_empty())
-                .collect(),
+            cluster_namespaces: list_setting(&config.cluster_resolver_namespaces, str::to_string),
+            // Hosts compare case-insensitively (`remote::url_host` lowercases).
+            allowed_hosts: list_setting(&config.resolver_allowed_hosts, str::to_ascii_lowercase),
         },
         resolutions: Default::default(),
     });
