@@ -92,11 +92,24 @@ pub struct ControllerConfig {
         default_value = ""
     )]
     pub cluster_resolver_namespaces: Vec<String>,
-    /// Hosts the git and http resolvers may fetch from (comma-separated;
+    /// Hosts the git, http and bundles resolvers may fetch from (comma-separated;
     /// `host` or `host:port`, `*.example.com` for its subdomains). Empty:
     /// any host a run names.
     #[arg(long, env = "CICD_RESOLVER_ALLOWED_HOSTS", value_delimiter = ',', default_value = "")]
     pub resolver_allowed_hosts: Vec<String>,
+
+    // --- Image lookups (controller/registry.rs), for steps that give no
+    // command and so run their image's own entrypoint.
+    /// Where the controller reaches registries other than at
+    /// `https://<registry>` (comma-separated `registry=url`; e.g.
+    /// `127.0.0.1:5000=http://10.244.0.1:5000` for a plain-HTTP registry the
+    /// nodes reach on their loopback).
+    #[arg(long, env = "CICD_REGISTRY_ENDPOINTS", value_delimiter = ',', value_parser = crate::controller::registry::parse_endpoint)]
+    pub registry_endpoints: Vec<(String, String)>,
+    /// Registries images may be looked up in (comma-separated, as
+    /// `--resolver-allowed-hosts`). Empty: any registry a step names.
+    #[arg(long, env = "CICD_REGISTRY_ALLOWED_HOSTS", value_delimiter = ',', default_value = "")]
+    pub registry_allowed_hosts: Vec<String>,
     /// Bounds on the work one run may cause.
     #[command(flatten)]
     pub limits: LimitFlags,

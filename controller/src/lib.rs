@@ -2,6 +2,7 @@
 //! render a pod, read its status) and the Kubernetes controller around them.
 
 pub mod api;
+pub mod bundle;
 pub mod commands;
 pub mod config;
 pub mod controller;
@@ -9,6 +10,7 @@ pub mod convert;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod image;
 pub mod layout;
 pub mod manifests;
 pub mod metrics;

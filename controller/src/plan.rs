@@ -8,8 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::api::{MyTaskRun, TaskSpec};
 use crate::engine::errors::ValidationErrors;
-use crate::engine::resolve::{ResolvedTaskRun, RunIdentity, resolve_task_run};
+use crate::engine::resolve::{ResolvedStep, ResolvedTaskRun, RunIdentity, resolve_task_run};
 use crate::engine::step_action::{StepActions, inline_step_actions, referenced};
+use crate::image::{ImageLookup, ImageLookups};
 use crate::pod::credentials::Credentials;
 use crate::pod::render::{RenderSettings, claims_to_create, render_pod};
 
@@ -22,6 +23,9 @@ pub struct AttemptInputs {
     pub step_actions: StepActions,
     /// The credential Secrets of the run's ServiceAccount.
     pub credentials: Credentials,
+    /// What the registry said about the images of steps that run their
+    /// image's own entrypoint (see `crate::image`), by image.
+    pub images: ImageLookups,
 }
 
 impl AttemptInputs {
@@ -33,7 +37,16 @@ impl AttemptInputs {
             secrets: Vec::new(),
             warnings: Vec::new(),
         },
+        images: ImageLookups::new(),
     };
+
+    /// An image still being looked up, if any: no attempt can start yet.
+    pub fn pending_image(&self) -> Option<&str> {
+        self.images
+            .iter()
+            .find(|(_, lookup)| **lookup == ImageLookup::Pending)
+            .map(|(image, _)| image.as_str())
+    }
 }
 
 /// Where the run's task came from, for error messages and `context.task.name`.
@@ -125,26 +138,10 @@ pub fn plan_task_run_with(
     (default_timeout, settings): (Duration, &RenderSettings),
     inputs: &AttemptInputs,
 ) -> Result<Plan, ValidationErrors> {
-    let task_field = match source {
-        TaskSource::Named(name) => format!("MyTask {name:?}: spec"),
-        TaskSource::Inline => "spec.taskSpec".to_string(),
-    };
-    let inlined;
-    let task = if referenced(task).is_empty() {
-        task
-    } else {
-        inlined = inline_step_actions(task, &task_field, &inputs.step_actions, &settings.limits)?;
-        &inlined
-    };
-    let identity = identity(run, source, attempt);
-    let mut resolved = resolve_task_run(
-        &identity,
-        &run.spec,
-        task,
-        &task_field,
-        default_timeout,
-        &settings.limits,
-    )?;
+    let task_field = task_field(source);
+    let timing = (default_timeout, settings);
+    let mut resolved = inline_and_resolve(run, task, (source, attempt), timing, &inputs.step_actions)?;
+    run_image_entrypoints(&mut resolved, &inputs.images, &task_field)?;
     let owner = owner_reference(run);
     let labels = run.metadata.labels.clone().unwrap_or_default();
     resolved.warnings.extend(inputs.credentials.warnings.iter().cloned());
@@ -152,4 +149,109 @@ pub fn plan_task_run_with(
     check_pod_size(&pod, settings.limits.max_pod_bytes)?;
     let claims = claims_to_create(&resolved, &owner);
     Ok(Plan { resolved, claims, pod })
+}
+
+/// How the run's task is named in messages.
+fn task_field(source: TaskSource<'_>) -> String {
+    match source {
+        TaskSource::Named(name) => format!("MyTask {name:?}: spec"),
+        TaskSource::Inline => "spec.taskSpec".to_string(),
+    }
+}
+
+/// The task with its step actions inlined, resolved against the run for
+/// attempt `attempt`: what both the plan and the image lookups start from.
+fn inline_and_resolve(
+    run: &MyTaskRun,
+    task: &TaskSpec,
+    (source, attempt): (TaskSource<'_>, u32),
+    (default_timeout, settings): (Duration, &RenderSettings),
+    step_actions: &StepActions,
+) -> Result<ResolvedTaskRun, ValidationErrors> {
+    let task_field = task_field(source);
+    let inlined;
+    let task = if referenced(task).is_empty() {
+        task
+    } else {
+        inlined = inline_step_actions(task, &task_field, step_actions, &settings.limits)?;
+        &inlined
+    };
+    let identity = identity(run, source, attempt);
+    resolve_task_run(
+        &identity,
+        &run.spec,
+        task,
+        &task_field,
+        default_timeout,
+        &settings.limits,
+    )
+}
+
+/// Whether a step runs its image's own entrypoint: it gives neither a
+/// command nor a script (only, perhaps, args).
+fn runs_image_entrypoint(step: &ResolvedStep) -> bool {
+    step.script.is_none() && step.command.is_empty()
+}
+
+/// The images (as substituted) whose entrypoint the attempt needs looked
+/// up before it can start. Empty when the run is invalid: planning it
+/// reports why, and no registry is asked on its behalf.
+pub fn images_to_look_up(
+    run: &MyTaskRun,
+    task: &TaskSpec,
+    source: TaskSource<'_>,
+    attempt: u32,
+    timing: (Duration, &RenderSettings),
+    step_actions: &StepActions,
+) -> Vec<String> {
+    let Ok(resolved) = inline_and_resolve(run, task, (source, attempt), timing, step_actions) else {
+        return Vec::new();
+    };
+    let mut images: Vec<String> = resolved
+        .steps
+        .iter()
+        .filter(|step| runs_image_entrypoint(step))
+        .map(|step| step.image.clone())
+        .collect();
+    images.sort();
+    images.dedup();
+    images
+}
+
+/// Gives each step that runs its image's own entrypoint the command line
+/// the container runtime would have run (see `ImageCommand::command_line`),
+/// so the entrypoint wrapper can run it in its turn.
+fn run_image_entrypoints(
+    resolved: &mut ResolvedTaskRun,
+    images: &ImageLookups,
+    task_field: &str,
+) -> Result<(), ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    for (index, step) in resolved.steps.iter_mut().enumerate() {
+        if !runs_image_entrypoint(step) {
+            continue;
+        }
+        let at = format!("{task_field}.steps[{index}].image");
+        let runs = format!(
+            "step {:?} has no command or script, so it runs image {:?}'s own entrypoint",
+            step.name, step.image
+        );
+        match images.get(&step.image) {
+            Some(ImageLookup::Found(command)) => {
+                let line = command.command_line(&step.args);
+                if line.is_empty() {
+                    errors.push(at, format!("{runs}, and the image sets neither ENTRYPOINT nor CMD"));
+                    continue;
+                }
+                step.command = line;
+                step.args = Vec::new();
+            }
+            Some(ImageLookup::Failed(why)) => errors.push(at, format!("{runs}, which could not be looked up: {why}")),
+            Some(ImageLookup::Pending) | None => errors.push(
+                at,
+                format!("{runs}, which was not looked up (`render` reads no registry: give the step a command)"),
+            ),
+        }
+    }
+    errors.into_result(())
 }

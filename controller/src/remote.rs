@@ -27,7 +27,8 @@ pub enum RefKind {
 }
 
 impl RefKind {
-    fn word(self) -> &'static str {
+    /// `task` or `pipeline`, as resolver params spell kinds.
+    pub fn word(self) -> &'static str {
         match self {
             RefKind::Task => "task",
             RefKind::Pipeline => "pipeline",
@@ -58,6 +59,13 @@ pub enum Request {
     },
     /// The file at `url` (http:// or https://), with a login when given.
     Http { url: String, login: Option<HttpLogin> },
+    /// The layer of image `image` that holds the task or pipeline `name`,
+    /// logged in with pull Secret `secret` when given.
+    Bundle {
+        image: String,
+        name: String,
+        secret: Option<String>,
+    },
 }
 
 /// Tekton's http resolver login: `http-username`, and the password in key
@@ -88,7 +96,7 @@ pub const GIT_TOKEN_USER: &str = "git";
 pub struct Scope<'a> {
     pub run_namespace: &'a str,
     pub allowed_namespaces: &'a [String],
-    /// The hosts the git and http resolvers may fetch from (`host`,
+    /// The hosts the git, http and bundles resolvers may fetch from (`host`,
     /// `host:port`, `*.domain`); empty for any.
     pub allowed_hosts: &'a [String],
 }
@@ -102,6 +110,7 @@ pub const HTTP_PARAMS: [&str; 4] = [
     "http-password-secret",
     "http-password-secret-key",
 ];
+pub const BUNDLES_PARAMS: [&str; 5] = ["bundle", "name", "kind", "secret", "cache"];
 const HTTP_LOGIN_PARAMS: [&str; 3] = ["http-username", "http-password-secret", "http-password-secret-key"];
 
 /// Checks a `remoteTask`/`remotePipeline` (at `field`) and turns it into a
@@ -112,15 +121,27 @@ pub fn parse_request(remote: &RemoteRef, expected: RefKind, scope: Scope<'_>, fi
         ResolverName::Cluster => &CLUSTER_PARAMS,
         ResolverName::Git => &GIT_PARAMS,
         ResolverName::Http => &HTTP_PARAMS,
+        ResolverName::Bundles => &BUNDLES_PARAMS,
     };
     let params = string_params(remote, known, field, &mut errors);
     let request = match remote.resolver {
         ResolverName::Cluster => cluster_request(&params, expected, scope, field, &mut errors),
         ResolverName::Git => git_request(&params, field, &mut errors),
         ResolverName::Http => http_request(&params, field, &mut errors),
+        ResolverName::Bundles => bundle_request(&params, expected, field, &mut errors),
     };
-    if let Request::Git { url, .. } | Request::Http { url, .. } = &request {
-        check_host(url, scope.allowed_hosts, field, &mut errors);
+    match &request {
+        Request::Git { url, .. } | Request::Http { url, .. } => {
+            check_host(url, scope.allowed_hosts, field, &mut errors)
+        }
+        Request::Bundle { image, .. } => {
+            // A bundle's registry is where the resolver fetches from.
+            let registry = crate::image::parse_image_ref(image)
+                .map(|r| r.registry)
+                .unwrap_or_default();
+            check_host(&format!("oci://{registry}"), scope.allowed_hosts, field, &mut errors);
+        }
+        Request::Cluster { .. } => {}
     }
     errors.into_result(request).map_err(|e| e.to_string())
 }
@@ -172,6 +193,7 @@ fn resolver_word(resolver: ResolverName) -> &'static str {
         ResolverName::Cluster => "cluster",
         ResolverName::Git => "git",
         ResolverName::Http => "http",
+        ResolverName::Bundles => "bundles",
     }
 }
 
@@ -312,7 +334,7 @@ fn url_host(url: &str) -> Option<String> {
 
 /// Whether `host` (`name[:port]`) is one an administrator allows: an
 /// entry naming it with its port, or without one (any port), or `*.domain`.
-fn host_allowed(host: &str, allowed: &[String]) -> bool {
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
     // An IPv6 literal (`[::1]:80`) is matched only as written.
     let name = host
         .rsplit_once(':')
@@ -329,7 +351,7 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
     })
 }
 
-/// A git or http url's host must be one the administrator allows
+/// A git or http url's (or a bundle's registry's) host must be one the administrator allows
 /// (`--resolver-allowed-hosts`), when a list is set.
 fn check_host(url: &str, allowed: &[String], field: &str, errors: &mut ValidationErrors) {
     if allowed.is_empty() || url.is_empty() {
@@ -368,6 +390,52 @@ fn http_request(params: &BTreeMap<&str, &str>, field: &str, errors: &mut Validat
     Request::Http {
         url: url.to_string(),
         login: http_login(params, field, errors),
+    }
+}
+
+/// A bundle: an image reference (with a tag or digest), the name and kind
+/// of what to take from it, and perhaps a pull Secret to log in with.
+fn bundle_request(
+    params: &BTreeMap<&str, &str>,
+    expected: RefKind,
+    field: &str,
+    errors: &mut ValidationErrors,
+) -> Request {
+    let image = required(params, "bundle", field, errors).trim();
+    if !image.is_empty()
+        && let Err(why) = crate::image::parse_image_ref(image)
+    {
+        errors.push(format!("{field}.params"), format!("bundle {image:?}: {why}"));
+    }
+    let name = required(params, "name", field, errors).trim();
+    let kind = required(params, "kind", field, errors).trim();
+    if !kind.is_empty() && !kind.eq_ignore_ascii_case(expected.word()) {
+        errors.push(
+            format!("{field}.params"),
+            format!("kind {kind:?}: this reference needs a {:?}", expected.word()),
+        );
+    }
+    let secret = params.get("secret").map(|secret| secret.trim().to_string());
+    if let Some(Err(why)) = secret.as_deref().map(check_name) {
+        errors.push(
+            format!("{field}.params"),
+            format!("secret: {}", why.trim_start_matches("metadata.name: ")),
+        );
+    }
+    if let Some(cache) = params.get("cache")
+        && !["always", "never", "auto"].contains(cache)
+    {
+        errors.push(
+            format!("{field}.params"),
+            format!(
+                "cache {cache:?}: one of always, never, auto (every run reads the bundle once and keeps what it read)"
+            ),
+        );
+    }
+    Request::Bundle {
+        image: image.to_string(),
+        name: name.to_string(),
+        secret,
     }
 }
 
@@ -545,6 +613,66 @@ mod tests {
                 path: "ci/task.yaml".into(),
                 token: None,
             })
+        );
+    }
+
+    #[test]
+    fn a_bundle_request_takes_an_image_a_name_a_kind_and_perhaps_a_secret() {
+        let bundle = |params: &[(&str, &str)], kind: RefKind| {
+            parse_request(&remote(ResolverName::Bundles, params), kind, SCOPE, "spec.remoteTask")
+        };
+        let params = [
+            ("bundle", "127.0.0.1:5000/catalog/tasks:1"),
+            ("name", "build"),
+            ("kind", "task"),
+            ("secret", "pull"),
+            ("cache", "always"),
+        ];
+        assert_eq!(
+            bundle(&params, RefKind::Task),
+            Ok(Request::Bundle {
+                image: "127.0.0.1:5000/catalog/tasks:1".into(),
+                name: "build".into(),
+                secret: Some("pull".into()),
+            })
+        );
+        let error = bundle(&params, RefKind::Pipeline).expect_err("a task is not a pipeline");
+        assert!(
+            error.contains("kind \"task\": this reference needs a \"pipeline\""),
+            "{error}"
+        );
+        let error = bundle(
+            &[
+                ("bundle", "Not/An/Image"),
+                ("kind", "task"),
+                ("secret", "Bad_Name"),
+                ("cache", "sometimes"),
+            ],
+            RefKind::Task,
+        )
+        .expect_err("bad params");
+        for expected in [
+            "bundle \"Not/An/Image\"",
+            "param \"name\" is required",
+            "secret:",
+            "cache \"sometimes\"",
+        ] {
+            assert!(error.contains(expected), "{expected} in {error}");
+        }
+        let scope = Scope {
+            allowed_hosts: &["git.example".to_string()],
+            ..SCOPE
+        };
+        let refused = parse_request(
+            &remote(ResolverName::Bundles, &params),
+            RefKind::Task,
+            scope,
+            "spec.remoteTask",
+        )
+        .expect_err("a registry not allowed");
+        assert!(
+            refused.contains("host \"127.0.0.1:5000\" is not among the hosts"),
+            "{refused}"
         );
     }
 

@@ -216,9 +216,9 @@ spec:
   tasks:
     - name: fetch
       taskRef:
-        resolver: bundles
+        resolver: hub
         params:
-          - {name: bundle, value: "registry.invalid/tasks:1"}
+          - {name: name, value: "git-clone"}
     - name: test
       runAfter: [fetch]
       onError: continue
@@ -322,6 +322,29 @@ fn a_runs_git_or_cluster_reference_becomes_a_remote_reference() {
     let remote = task.remote_task.as_ref().expect("a pipeline task's remoteTask");
     assert_eq!(remote.resolver, cicd_controller::api::ResolverName::Git);
     assert_eq!((task.task_ref.as_ref(), remote.params.len()), (None, 2));
+}
+
+#[test]
+fn a_bundles_reference_becomes_a_remote_reference_with_its_params() {
+    let yaml = r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: from-bundle}
+spec:
+  taskRef:
+    resolver: bundles
+    params:
+      - {name: bundle, value: "registry.example/catalog/tasks:1"}
+      - {name: name, value: build}
+      - {name: kind, value: task}
+      - {name: secret, value: pull}
+"#;
+    let output = convert_yaml(&input(yaml), false).expect("nothing lost");
+    let found = manifests(&output.yaml);
+    let remote = found.task_runs[0].spec.remote_task.as_ref().expect("remoteTask");
+    assert_eq!(remote.resolver, cicd_controller::api::ResolverName::Bundles);
+    let names: Vec<&str> = remote.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["bundle", "name", "kind", "secret"]);
 }
 
 #[test]

@@ -1960,3 +1960,341 @@ spec:
     drop(daemon);
     ns.passed();
 }
+
+/// The local registry's `cicd/bash:5` republished as `cicd/bash:<tag>`
+/// with `entrypoint` and `cmd` in its config (same layers), through the
+/// registry's HTTP API, as a build would push it; the image's name.
+fn publish_bash_with_entrypoint(tag: &str, entrypoint: &[&str], cmd: &[&str]) -> String {
+    let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+    let manifest_text = curl(&[
+        "-H",
+        &format!("Accept: {accept}"),
+        &format!("{REGISTRY_API}/cicd/bash/manifests/5"),
+    ]);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&manifest_text).expect("bash:5's manifest is JSON");
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .expect("a config digest")
+        .to_string();
+    let config_url = format!("{REGISTRY_API}/cicd/bash/blobs/{config_digest}");
+    let mut config: serde_json::Value = serde_json::from_slice(&curl(&[&config_url])).expect("a JSON config");
+    config["config"]["Entrypoint"] = serde_json::json!(entrypoint);
+    config["config"]["Cmd"] = serde_json::json!(cmd);
+    let config = serde_json::to_vec(&config).expect("serializable");
+    manifest["config"]["digest"] = serde_json::json!(push_blob("cicd/bash", &config));
+    manifest["config"]["size"] = serde_json::json!(config.len());
+    let media_type = manifest["mediaType"]
+        .as_str()
+        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
+        .to_string();
+    put_manifest("cicd/bash", tag, &media_type, &manifest);
+    format!("127.0.0.1:5000/cicd/bash:{tag}")
+}
+
+/// The local registry's API, as the test (on the host) reaches it.
+const REGISTRY_API: &str = "http://127.0.0.1:5000/v2";
+
+/// Uploads `content` as a blob of `repository`; its digest.
+fn push_blob(repository: &str, content: &[u8]) -> String {
+    let digest = cicd_controller::image::sha256_digest(content);
+    let upload = format!("{REGISTRY_API}/{repository}/blobs/uploads/");
+    let headers = String::from_utf8(curl(&["-D", "-", "-o", "/dev/null", "-X", "POST", &upload])).expect("text");
+    let location = headers
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("Location: ")
+                .or_else(|| line.strip_prefix("location: "))
+        })
+        .expect("an upload location")
+        .trim()
+        .to_string();
+    let location = match location.starts_with('/') {
+        true => format!("http://127.0.0.1:5000{location}"),
+        false => location,
+    };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(file.path(), content).expect("written");
+    let data = format!("@{}", file.path().display());
+    let target = format!("{location}{separator}digest={digest}");
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &data,
+        &target,
+    ]);
+    digest
+}
+
+/// Tags `manifest` as `repository:tag`.
+fn put_manifest(repository: &str, tag: &str, media_type: &str, manifest: &serde_json::Value) {
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(file.path(), serde_json::to_vec(manifest).expect("serializable")).expect("written");
+    let data = format!("@{}", file.path().display());
+    let target = format!("{REGISTRY_API}/{repository}/manifests/{tag}");
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &format!("Content-Type: {media_type}"),
+        "--data-binary",
+        &data,
+        &target,
+    ]);
+}
+
+/// A Tekton bundle of one Task, `file` (named `name`), pushed as
+/// `cicd/e2e-bundle:<tag>` the way `tkn bundle push` lays one out: one
+/// gzip-compressed tar layer per object, annotated with its kind and name.
+fn publish_task_bundle(tag: &str, name: &str, file: &str) -> String {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join(format!("{name}.yaml")), file).expect("written");
+    let layer_path = dir.path().join("layer.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&layer_path)
+        .arg("-C")
+        .arg(dir.path())
+        .arg(format!("{name}.yaml"))
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "tar failed");
+    let layer = std::fs::read(&layer_path).expect("the layer");
+    let config = b"{}";
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": push_blob("cicd/e2e-bundle", config),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": push_blob("cicd/e2e-bundle", &layer),
+            "size": layer.len(),
+            "annotations": {
+                "dev.tekton.image.apiVersion": "v1",
+                "dev.tekton.image.kind": "task",
+                "dev.tekton.image.name": name,
+            },
+        }],
+    });
+    put_manifest(
+        "cicd/e2e-bundle",
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &manifest,
+    );
+    format!("127.0.0.1:5000/cicd/e2e-bundle:{tag}")
+}
+
+/// `curl -sSf ARGS`'s output; panics with curl's error.
+fn curl(args: &[&str]) -> Vec<u8> {
+    let output = std::process::Command::new("curl")
+        .arg("-sSf")
+        .args(args)
+        .output()
+        .expect("curl runs");
+    assert!(
+        output.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_steps_with_args_only_run_the_image_entrypoint() {
+    let ns = TestNamespace::new("e2e-tekton-image-entrypoint").await;
+    let image = publish_bash_with_entrypoint(
+        "entrypoint-e2e",
+        &[
+            "/bin/bash",
+            "-c",
+            "printf 'entrypoint saw: %s' \"$*\" > \"$OUT\"",
+            "entry",
+        ],
+        &["from", "cmd"],
+    );
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: entrypoint-run}}
+spec:
+  taskSpec:
+    results: [{{name: with-args}}, {{name: with-cmd}}, {{name: cmd-image}}]
+    steps:
+      - name: with-args
+        image: {image}
+        env: [{{name: OUT, value: $(results.with-args.path)}}]
+        args: ["from", "args"]
+      - name: with-cmd
+        image: {image}
+        env: [{{name: OUT, value: $(results.with-cmd.path)}}]
+      - name: cmd-image
+        image: {BASH}
+        args: ["/bin/bash", "-c", "echo -n no-entrypoint > $(results.cmd-image.path)"]
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: missing-image-run}}
+spec:
+  taskSpec:
+    steps:
+      - name: lost
+        image: 127.0.0.1:5000/cicd/no-such-image:1
+        args: ["anything"]
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyTaskRun>("entrypoint-run", LIMIT).await;
+    assert_eq!(
+        run.string_result("with-args").as_deref(),
+        Some("entrypoint saw: from args")
+    );
+    assert_eq!(
+        run.string_result("with-cmd").as_deref(),
+        Some("entrypoint saw: from cmd")
+    );
+    assert_eq!(run.string_result("cmd-image").as_deref(), Some("no-entrypoint"));
+
+    let message = ns
+        .wait_failed::<MyTaskRun>("missing-image-run", reason::VALIDATION_FAILED, LIMIT)
+        .await;
+    for expected in [
+        "steps[0].image",
+        "\"127.0.0.1:5000/cicd/no-such-image:1\"'s own entrypoint",
+        "not found (404)",
+    ] {
+        assert!(message.contains(expected), "{expected:?} in {message}");
+    }
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_the_bundles_resolver_reads_a_task_from_an_oci_bundle() {
+    let ns = TestNamespace::new("e2e-tekton-bundles").await;
+    let task = format!(
+        r#"apiVersion: tekton.dev/v1
+kind: Task
+metadata: {{name: greet}}
+spec:
+  params: [{{name: who}}]
+  results: [{{name: greeting}}]
+  steps:
+    - image: {BASH}
+      script: echo -n "hello $(params.who)" > $(results.greeting.path)
+"#
+    );
+    let bundle = publish_task_bundle("1", "greet", &task);
+    let run = |name: &str, task: &str| {
+        format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: {name}}}
+spec:
+  params: [{{name: who, value: bundles}}]
+  taskRef:
+    resolver: bundles
+    params:
+      - {{name: bundle, value: "{bundle}"}}
+      - {{name: name, value: {task}}}
+      - {{name: kind, value: task}}
+"#
+        )
+    };
+    apply_tekton(
+        &ns,
+        &format!("{}---{}", run("from-bundle", "greet"), run("not-in-bundle", "deploy")),
+    );
+    let done = ns.wait_succeeded::<MyTaskRun>("from-bundle", LIMIT).await;
+    assert_eq!(done.string_result("greeting").as_deref(), Some("hello bundles"));
+    let from = resolved_from(&done);
+    assert_eq!(
+        (from.resolver.as_str(), from.name.as_str(), from.uri.as_str()),
+        ("bundles", "greet", bundle.as_str())
+    );
+    assert!(
+        from.commit
+            .as_deref()
+            .is_some_and(|digest| digest.starts_with("sha256:")),
+        "the manifest digest is recorded: {from:?}"
+    );
+    let message = ns
+        .wait_failed::<MyTaskRun>("not-in-bundle", reason::RESOLUTION_FAILED, LIMIT)
+        .await;
+    assert!(
+        message.contains("the bundle holds no task \"deploy\" (it holds task \"greet\")"),
+        "{message}"
+    );
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_cel_when_expressions_gate_tasks_on_params_and_results() {
+    let ns = TestNamespace::new("e2e-tekton-cel-when").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: cel-run}}
+spec:
+  params: [{{name: branch, value: release-2.1}}]
+  pipelineSpec:
+    params: [{{name: branch}}]
+    results:
+      - {{name: released, value: $(tasks.release.results.done)}}
+    tasks:
+      - name: count
+        taskSpec:
+          results: [{{name: changes}}]
+          steps:
+            - image: {BASH}
+              script: echo -n 7 > $(results.changes.path)
+      - name: release
+        when:
+          - cel: "'$(params.branch)'.startsWith('release-') && int('$(tasks.count.results.changes)') > 5"
+        taskSpec:
+          results: [{{name: done}}]
+          steps:
+            - image: {BASH}
+              script: echo -n "released $(params.branch)" > $(results.done.path)
+      - name: hotfix-only
+        when:
+          - cel: "'$(params.branch)' in ['hotfix', 'urgent']"
+        taskSpec:
+          steps:
+            - image: {BASH}
+              script: exit 1
+"#
+        ),
+    );
+    let run = ns.wait_done::<MyPipelineRun>("cel-run", LIMIT).await;
+    // Succeeded with a task skipped: Tekton's reason for that is Completed.
+    ns.expect_condition(&run, "True", reason::COMPLETED);
+    assert_eq!(run.string_result("released").as_deref(), Some("released release-2.1"));
+    let skipped: Vec<(String, String)> = run
+        .status
+        .iter()
+        .flat_map(|s| &s.skipped_tasks)
+        .map(|s| (s.name.clone(), s.reason.clone()))
+        .collect();
+    assert_eq!(
+        skipped,
+        [("hotfix-only".to_string(), "WhenExpressionsEvaluatedToFalse".to_string())]
+    );
+    ns.passed();
+}

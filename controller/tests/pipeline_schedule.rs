@@ -353,6 +353,49 @@ fn when_can_read_results_and_notin_negates() {
     assert_eq!(skipped(&clean.next()), vec![("fix", skip::WHEN_FALSE)]);
 }
 
+const CEL_WHEN: &str = r#"
+  params:
+    - name: branch
+  tasks:
+    - {name: check, taskRef: t}
+    - name: release
+      taskRef: t
+      when:
+        - cel: "'$(params.branch)'.startsWith('release-') && int('$(tasks.check.results.COUNT)') > 2"
+"#;
+
+#[test]
+fn a_cel_when_reads_params_and_results_after_substitution() {
+    let run = Run::new(CEL_WHEN).param("branch", "release-1.4");
+    assert_eq!(
+        run.dag.parents["release"].get("check"),
+        Some(&Edge::Results),
+        "a result in cel is an edge"
+    );
+    let many = run.with("check", ok(&[("COUNT", "3")]));
+    assert_eq!(started(&many.next()), vec!["release"]);
+    let few = many.with("check", ok(&[("COUNT", "1")]));
+    assert_eq!(skipped(&few.next()), vec![("release", skip::WHEN_FALSE)]);
+    let main = Run::new(CEL_WHEN)
+        .param("branch", "main")
+        .with("check", ok(&[("COUNT", "3")]));
+    assert_eq!(skipped(&main.next()), vec![("release", skip::WHEN_FALSE)]);
+}
+
+#[test]
+fn a_cel_when_that_cannot_be_evaluated_fails_the_run_naming_it() {
+    let run = Run::new(CEL_WHEN)
+        .param("branch", "release-1")
+        .with("check", ok(&[("COUNT", "many")]));
+    let Outcome::Failed { message, .. } = run.next().outcome else {
+        panic!("expected a failure")
+    };
+    assert!(
+        message.contains("spec.tasks[1].when[0].cel") && message.contains("int(\"many\"): not an integer"),
+        "{message}"
+    );
+}
+
 const WITH_FINALLY: &str = r#"
   tasks:
     - {name: build, taskRef: t}

@@ -270,3 +270,43 @@ fn a_remote_task_s_params_and_results_are_taken_on_trust_until_it_is_fetched() {
         "{error}"
     );
 }
+
+#[test]
+fn a_when_expression_is_either_cel_or_input_operator_values() {
+    let with_when = |when: &str| {
+        pipeline(&format!(
+            "  tasks:\n    - name: a\n      taskRef: t\n      params: [{{name: S, value: x}}]\n      when: [{when}]\n"
+        ))
+    };
+    let both = check(
+        &with_when("{input: x, operator: in, values: [x], cel: \"true\"}"),
+        &[],
+        &[],
+    )
+    .expect_err("both");
+    assert!(
+        both.contains("spec.tasks[0].when[0].cel: a when expression is either `cel`"),
+        "{both}"
+    );
+    let no_operator = check(&with_when("{input: x, values: [x]}"), &[], &[]).expect_err("no operator");
+    assert!(
+        no_operator.contains("spec.tasks[0].when[0].operator: a when expression needs an operator"),
+        "{no_operator}"
+    );
+    let empty = check(&with_when("{cel: \" \"}"), &[], &[]).expect_err("empty");
+    assert!(
+        empty.contains("spec.tasks[0].when[0].cel: the expression is empty"),
+        "{empty}"
+    );
+    let bad = check(&with_when("{cel: \"'a' = 'a'\"}"), &[], &[]).expect_err("not CEL");
+    assert!(
+        bad.contains("spec.tasks[0].when[0].cel: \"'a' = 'a'\": unexpected character '=' at column 5"),
+        "{bad}"
+    );
+    check(&with_when("{cel: \"'$(context.pipelineRun.name)' != ''\"}"), &[], &[]).expect("a good cel");
+    let reads_a_result = pipeline(
+        "  tasks:\n    - name: a\n      taskRef: t\n      params: [{name: S, value: x}]\n    - name: b\n      taskRef: t\n      \
+         params: [{name: S, value: x}]\n      when: [{cel: \"int('$(tasks.a.results.R)') > 1\"}]\n",
+    );
+    check(&reads_a_result, &[], &[]).expect("a result is judged when the task is due, not while validating");
+}

@@ -8,6 +8,7 @@ use cicd_controller::api::{
     AttemptStatus, Condition, MyTaskRun, Param, ParamValue, RemoteRef, ResolvedFrom, ResolverName, RunSpecStatus,
     TaskRunSpec, TaskRunStatus, TaskSpec,
 };
+use cicd_controller::image::{ImageLookup, ImageLookups};
 use cicd_controller::manifests::Manifests;
 use cicd_controller::plan::AttemptInputs;
 use cicd_controller::pod::node::NodeHealth;
@@ -885,4 +886,41 @@ fn a_finished_pod_on_a_lost_node_is_read_as_it_finished() {
     );
     let actions = observe_on_node(&run, &done, &unreachable_node(0), 500);
     assert_eq!(condition(&written_status(&actions)).status, "True");
+}
+
+#[test]
+fn a_run_waits_without_a_pod_while_a_steps_image_is_looked_up() {
+    let run = run(good_spec());
+    let task = task();
+    let inputs = AttemptInputs {
+        images: ImageLookups::from([("registry.example/tool:1".to_string(), ImageLookup::Pending)]),
+        ..AttemptInputs::default()
+    };
+    let observed = Observed {
+        run: &run,
+        task: TaskLookup::Found {
+            name: "build",
+            spec: &task,
+        },
+        pod: None,
+        results: &NO_FRAMES,
+        node: None,
+        inputs: &inputs,
+        now: at(0),
+    };
+    let actions = decide(observed, &settings());
+    assert!(created_pods(&actions).is_empty(), "no pod before the registry answers");
+    let status = written_status(&actions);
+    assert_eq!(
+        (condition(&status).status.as_str(), condition(&status).reason.as_str()),
+        ("Unknown", "Pending")
+    );
+    assert!(
+        condition(&status)
+            .message
+            .contains("looking up the entrypoint of image \"registry.example/tool:1\""),
+        "{}",
+        condition(&status).message
+    );
+    assert_eq!(status.start_time, None, "the run's timeout starts with its pod");
 }

@@ -15,8 +15,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use cicd_controller::api::MyTaskRun;
 use cicd_controller::commands::render_yaml;
+use cicd_controller::image::{ImageCommand, ImageLookup, ImageLookups};
 use cicd_controller::manifests::Manifests;
-use cicd_controller::plan::{AttemptInputs, Plan, TaskSource, plan_task_run, plan_task_run_with};
+use cicd_controller::plan::{AttemptInputs, Plan, TaskSource, images_to_look_up, plan_task_run, plan_task_run_with};
 use cicd_controller::pod::credentials::{SecretFacts, credentials_of};
 use cicd_controller::pod::render::RenderSettings;
 use cicd_controller::pod::resources::quantity_value;
@@ -1117,4 +1118,86 @@ fn credentials_reach_the_first_step_only_and_credentials_path_is_the_shared_home
         scripts.iter().any(|(_, text)| text.contains("ls /cicd/home")),
         "{scripts:?}"
     );
+}
+
+#[test]
+fn a_step_without_command_runs_the_looked_up_entrypoint_with_its_args_or_the_images_cmd() {
+    let run: MyTaskRun = serde_json::from_value(json!({
+        "apiVersion": "cicdoperator.ning1875.io/v1", "kind": "MyTaskRun",
+        "metadata": { "name": "entry", "namespace": "ci", "uid": "0c5a3a43-uid" },
+        "spec": { "params": [{ "name": "tool", "value": "tool:1" }], "taskSpec": {
+            "params": [{ "name": "tool" }],
+            "steps": [
+                { "name": "with-args", "image": "registry.example/$(params.tool)", "args": ["build", "."] },
+                { "name": "cmd", "image": "registry.example/tool:1" },
+                { "name": "no-entrypoint", "image": "registry.example/bash:5", "args": ["/bin/bash", "-c", "true"] },
+                { "name": "plain", "image": "registry.example/bash:5", "command": ["true"] },
+            ],
+        }},
+    }))
+    .expect("a run");
+    let task = run.spec.task_spec.clone().expect("inline");
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let settings = settings();
+    let timing = (ONE_HOUR, &settings);
+    assert_eq!(
+        images_to_look_up(&run, &task, TaskSource::Inline, 0, timing, &Default::default()),
+        ["registry.example/bash:5", "registry.example/tool:1"],
+        "substituted, once each, and not for steps with a command"
+    );
+    let found = |entrypoint: &[&str], cmd: &[&str]| {
+        ImageLookup::Found(ImageCommand {
+            entrypoint: strings(entrypoint),
+            cmd: strings(cmd),
+        })
+    };
+    let inputs = AttemptInputs {
+        images: ImageLookups::from([
+            (
+                "registry.example/tool:1".to_string(),
+                found(&["/bin/tool", "-v"], &["help"]),
+            ),
+            ("registry.example/bash:5".to_string(), found(&[], &["/bin/bash"])),
+        ]),
+        ..AttemptInputs::default()
+    };
+    let plan = plan_task_run_with(&run, &task, TaskSource::Inline, 0, timing, &inputs)
+        .unwrap_or_else(|errors| panic!("invalid: {errors}"));
+    let after_dashes = |c: &Container| -> Vec<String> {
+        let args = args(c);
+        let dashes = args.iter().position(|a| *a == "--").expect("a -- separator");
+        args[dashes + 1..].iter().map(|a| a.to_string()).collect()
+    };
+    let containers = &spec(&plan.pod).containers;
+    assert_eq!(after_dashes(&containers[0]), ["/bin/tool", "-v", "build", "."]);
+    assert_eq!(after_dashes(&containers[1]), ["/bin/tool", "-v", "help"]);
+    assert_eq!(after_dashes(&containers[2]), ["/bin/bash", "-c", "true"]);
+    assert_eq!(after_dashes(&containers[3]), ["true"]);
+
+    let failed = AttemptInputs {
+        images: ImageLookups::from([
+            ("registry.example/tool:1".to_string(), found(&[], &[])),
+            (
+                "registry.example/bash:5".to_string(),
+                ImageLookup::Failed("registry \"registry.example\": manifests/5: not found (404)".to_string()),
+            ),
+        ]),
+        ..AttemptInputs::default()
+    };
+    let errors = plan_task_run_with(&run, &task, TaskSource::Inline, 0, timing, &failed)
+        .expect_err("the lookups fail the plan")
+        .to_string();
+    assert!(
+        errors.contains("spec.taskSpec.steps[2].image: step \"no-entrypoint\" has no command or script, so it runs image \"registry.example/bash:5\"'s own entrypoint, which could not be looked up: registry \"registry.example\": manifests/5: not found (404)"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("spec.taskSpec.steps[1].image") && errors.contains("sets neither ENTRYPOINT nor CMD"),
+        "{errors}"
+    );
+    assert!(!errors.contains("steps[0]"), "args alone are a command line: {errors}");
+    let offline = plan_task_run_with(&run, &task, TaskSource::Inline, 0, timing, &AttemptInputs::default())
+        .expect_err("not looked up")
+        .to_string();
+    assert!(offline.contains("`render` reads no registry"), "{offline}");
 }

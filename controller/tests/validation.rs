@@ -983,12 +983,12 @@ fn step_with_both_script_and_command_is_rejected() {
 }
 
 #[test]
-fn step_with_neither_script_nor_command_is_rejected() {
+fn step_with_neither_script_nor_command_needs_its_image_looked_up() {
     let task = json!({ "steps": [{ "name": "build", "image": IMAGE, "args": ["x"] }] });
     assert_error(
         resolve_inline(&inline_run(task, json!({}))),
-        "spec.taskSpec.steps[0].command",
-        &["\"build\"", "script or a command"],
+        "spec.taskSpec.steps[0].image",
+        &["\"build\"", "runs image", "own entrypoint", "was not looked up"],
     );
 }
 

@@ -33,6 +33,7 @@ NODE_NAME="cicd-node"
 APISERVER_PORT=6443
 APISERVER_URL="https://127.0.0.1:${APISERVER_PORT}"
 REGISTRY_ADDR="127.0.0.1:5000"
+REGISTRY_POD_ADDR="10.244.0.1:5000"  # read-only view for pods (the controller)
 
 # --- derived paths ---------------------------------------------------------
 STATE="$CICD_CLUSTER_DIR"
@@ -84,7 +85,7 @@ is_running() {
 # The executable name each component's cmdline contains.
 component_exe() {
   case "$1" in
-    registry) echo docker-registry ;;
+    registry|registry-pods) echo docker-registry ;;
     apiserver-relay) echo socat ;;
     node-*-containerd) echo containerd ;;
     node-*-kubelet) echo kubelet ;;

@@ -372,6 +372,9 @@ pub enum ResolverName {
     Git,
     /// A file at an http:// or https:// `url`, read as the git resolver's.
     Http,
+    /// A Tekton bundle: the layer of OCI image `bundle` that holds the
+    /// `kind` named `name` (see `crate::bundle`).
+    Bundles,
 }
 
 /// A task or pipeline fetched by a resolver when the run starts, instead
@@ -384,7 +387,8 @@ pub struct RemoteRef {
     /// The resolver's inputs, as strings: `cluster`: `name`, and optional
     /// `kind` (`task`/`pipeline`) and `namespace`; `git`: `url`, `pathInRepo`,
     /// and optional `revision` (a branch, tag or commit; default: the
-    /// repository's default branch).
+    /// repository's default branch); `http`: `url`; `bundles`: `bundle`,
+    /// `name`, `kind`, and optional `secret` (a pull Secret).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
 }
@@ -394,14 +398,15 @@ pub struct RemoteRef {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResolvedFrom {
-    /// `cluster` or `git`.
+    /// `cluster`, `git`, `http` or `bundles`.
     pub resolver: String,
     /// The fetched object's `metadata.name`.
     pub name: String,
-    /// `namespace/name` (cluster) or the repository url (git).
+    /// `namespace/name` (cluster), the repository url (git), the url
+    /// (http), or the image with the digest read (bundles).
     pub uri: String,
-    /// The commit the file was read at (git only): the revision as it
-    /// was when the run started.
+    /// The commit the file was read at (git): the revision as it was when
+    /// the run started; for a bundle, the digest of the manifest read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
     /// The file read (git only).

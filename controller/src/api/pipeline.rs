@@ -164,12 +164,20 @@ pub enum WhenOperator {
     NotIn,
 }
 
-/// Runs a task only when `input` is (or is not) one of `values`.
+/// Runs a task only when `input` is (or is not) one of `values`, or when
+/// the CEL expression `cel` holds (one form or the other).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct WhenExpression {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub input: String,
-    pub operator: WhenOperator,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<WhenOperator>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
+    /// A CEL expression over substituted text, e.g.
+    /// `"'$(params.branch)'.startsWith('release-')"` (see `pipeline::cel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cel: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -93,6 +93,10 @@ pub struct Context {
     pub resolver: super::resolver::ResolverSettings,
     /// Git fetches running in the background, by run (see `resolver`).
     pub resolutions: Arc<super::resolver::Resolutions>,
+    /// Where registries are reached, and which may be asked (see `registry`).
+    pub registry: super::registry::RegistrySettings,
+    /// Image entrypoints looked up, by namespace and image (see `registry`).
+    pub images: Arc<super::registry::ImageCache>,
 }
 
 /// Exponential backoff per object: 1 s, 2 s, 4 s ... capped at a minute.

@@ -490,6 +490,8 @@ mod tests {
             history: Default::default(),
             resolver: Default::default(),
             resolutions: Default::default(),
+            registry: Default::default(),
+            images: Default::default(),
         }
     }
 

@@ -42,14 +42,45 @@ pub async fn fetch_file(url: String, authorization: Option<String>, timeout: Dur
 }
 
 async fn get(url: &str, authorization: Option<String>) -> Result<String, String> {
+    let mut headers = Vec::new();
+    if let Some(value) = authorization {
+        headers.push((hyper::header::AUTHORIZATION, value));
+    }
+    let answer = get_bounded(url, headers, MAX_FILE_BYTES).await?;
+    let status = answer.status;
+    if status.is_redirection() {
+        return Err(format!("the server answered {status} (redirects are not followed)"));
+    }
+    if !status.is_success() {
+        return Err(format!("the server answered {status}"));
+    }
+    String::from_utf8(answer.body).map_err(|_| "the file is not UTF-8 text".to_string())
+}
+
+/// What a server answered: any status (the caller judges it), its headers,
+/// and at most the bytes asked for.
+pub struct Answer {
+    pub status: hyper::StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// One GET of `url` with `headers` (an Authorization header is marked
+/// sensitive, so it is never logged), reading at most `max_bytes` of the
+/// body; redirects are answers, not followed.
+pub async fn get_bounded(
+    url: &str,
+    headers: Vec<(hyper::header::HeaderName, String)>,
+    max_bytes: usize,
+) -> Result<Answer, String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("not a valid url: {e}"))?;
     let https = uri.scheme_str() == Some("https");
     let mut request = hyper::Request::get(uri);
-    if let Some(value) = authorization {
+    for (name, value) in headers {
         let mut value = hyper::header::HeaderValue::from_str(&value)
-            .map_err(|_| "the login is not a valid header value".to_string())?;
-        value.set_sensitive(true);
-        request = request.header(hyper::header::AUTHORIZATION, value);
+            .map_err(|_| format!("the {name} header is not a valid header value"))?;
+        value.set_sensitive(name == hyper::header::AUTHORIZATION);
+        request = request.header(name, value);
     }
     let request = request
         .body(Empty::<Bytes>::new())
@@ -77,52 +108,49 @@ async fn get(url: &str, authorization: Option<String>) -> Result<String, String>
             .await
     }
     .map_err(|e| format!("request failed: {e}"))?;
-    let status = response.status();
-    if status.is_redirection() {
-        return Err(format!("the server answered {status} (redirects are not followed)"));
-    }
-    if !status.is_success() {
-        return Err(format!("the server answered {status}"));
-    }
-    let mut body = response.into_body();
+    let (parts, mut body) = response.into_parts();
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| format!("reading the answer failed: {e}"))?;
         if let Some(data) = frame.data_ref() {
-            if bytes.len() + data.len() > MAX_FILE_BYTES {
-                return Err(format!(
-                    "the file is over {MAX_FILE_BYTES} bytes, the most that is read"
-                ));
+            if bytes.len() + data.len() > max_bytes {
+                return Err(format!("the answer is over {max_bytes} bytes, the most that is read"));
             }
             bytes.extend_from_slice(data);
         }
     }
-    String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_string())
+    Ok(Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: bytes,
+    })
 }
 
+/// Loopback HTTP servers for the tests of the I/O that speaks HTTP (this
+/// module's and the registry's).
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_server {
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
-    use super::*;
-
-    /// A loopback server answering every request with `response`; its url.
-    fn serve(response: Vec<u8>) -> String {
+    /// A loopback server answering each request with what `answer` makes
+    /// of its head (as text); its `127.0.0.1:<port>`.
+    pub fn serve(answer: impl Fn(&str) -> Vec<u8> + Send + 'static) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let port = listener.local_addr().expect("its address").port();
         std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut stream = stream;
-                let mut request = [0u8; 4096];
-                let _ = stream.read(&mut request);
-                let _ = stream.write_all(&response);
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0u8; 8192];
+                let read = stream.read(&mut request).unwrap_or(0);
+                let head = String::from_utf8_lossy(&request[..read]).to_string();
+                let _ = stream.write_all(&answer(&head));
             }
         });
-        format!("http://127.0.0.1:{port}/tasks/build.yaml")
+        format!("127.0.0.1:{port}")
     }
 
-    fn answer(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+    /// An HTTP/1.1 response; `headers` are `name: value\r\n` lines.
+    pub fn response(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
         let mut text = format!(
             "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{headers}\r\n",
             body.len()
@@ -130,6 +158,17 @@ mod tests {
         .into_bytes();
         text.extend_from_slice(body);
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_server::{response as answer, serve as serve_with};
+    use super::*;
+
+    /// A loopback server answering every request with `response`; a url on it.
+    fn serve(response: Vec<u8>) -> String {
+        format!("http://{}/tasks/build.yaml", serve_with(move |_| response.clone()))
     }
 
     const LIMIT: Duration = Duration::from_secs(10);
@@ -156,21 +195,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_login_travels_in_the_authorization_header() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-        let url = format!("http://{}/t.yaml", listener.local_addr().expect("address"));
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                let mut request = [0u8; 4096];
-                let read = stream.read(&mut request).unwrap_or(0);
-                let text = String::from_utf8_lossy(&request[..read]).to_ascii_lowercase();
-                let response = if text.contains("authorization: basic y2k6adbrzw4=") {
-                    answer("200 OK", "", b"kind: MyTask\n")
-                } else {
-                    answer("401 Unauthorized", "", b"")
-                };
-                let _ = stream.write_all(&response);
+        let address = serve_with(|head| {
+            if head.to_ascii_lowercase().contains("authorization: basic y2k6adbrzw4=") {
+                answer("200 OK", "", b"kind: MyTask\n")
+            } else {
+                answer("401 Unauthorized", "", b"")
             }
         });
+        let url = format!("http://{address}/t.yaml");
         let error = fetch_file(url.clone(), None, LIMIT).await.expect_err("no login");
         assert!(error.contains("401"), "{error}");
         let login = Some(format!(
@@ -183,7 +215,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_that_never_answers_is_given_up_on_after_the_timeout() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let url = format!("http://{}/t.yaml", listener.local_addr().expect("address"));
         let started = Instant::now();
         let error = fetch_file(url, None, Duration::from_millis(300))

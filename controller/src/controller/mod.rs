@@ -11,6 +11,7 @@ pub mod http_fetch;
 pub mod mock_api;
 pub mod pipelinerun;
 pub mod queue;
+pub mod registry;
 pub mod resolver;
 pub mod results;
 pub mod runner;
@@ -34,7 +35,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::api::{MyPipeline, MyPipelineRun, MyTask, MyTaskRun};
+use crate::api::{MyPipeline, MyPipelineRun, MyStepAction, MyTask, MyTaskRun};
 use crate::config::ControllerConfig;
 use crate::error::Result;
 use crate::http::{self, Probes};
@@ -169,6 +170,12 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
             allowed_hosts: list_setting(&config.resolver_allowed_hosts, str::to_ascii_lowercase),
         },
         resolutions: Default::default(),
+        registry: registry::RegistrySettings {
+            endpoints: config.registry_endpoints.clone(),
+            allowed_hosts: list_setting(&config.registry_allowed_hosts, str::to_ascii_lowercase),
+            timeout: config.resolver_timeout,
+        },
+        images: Default::default(),
     });
     let namespace = config.watch_namespace.as_deref();
     let (stop, stopped) = watch::channel(false);
@@ -473,6 +480,16 @@ fn start(
         |_| {},
     );
 
+    // MyStepActions: read when an attempt starts, never a reason to reconcile.
+    let step_action_resource = ApiResource::erase::<MyStepAction>(&());
+    let step_actions = feed(
+        stream::watch(client.clone(), &step_action_resource, namespace, None),
+        writers.step_actions,
+        step_action_resource.clone(),
+        slim_object,
+        |_| {},
+    );
+
     let woken = futures::future::join(
         wake_into(wakes.task_runs, run_queue.clone()),
         wake_into(wakes.pipeline_runs, pipeline_queue.clone()),
@@ -497,7 +514,17 @@ fn start(
     );
     async move {
         let feeds = async {
-            futures::join!(runs, pipeline_runs, pods, nodes, accounts, tasks, pipelines, woken);
+            futures::join!(
+                runs,
+                pipeline_runs,
+                pods,
+                nodes,
+                accounts,
+                tasks,
+                pipelines,
+                step_actions,
+                woken
+            );
         };
         // The watches never end; the workers end on `stop`.
         tokio::select! {

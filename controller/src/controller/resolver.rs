@@ -76,8 +76,8 @@ pub enum Resolution<S> {
     Fetching(String),
 }
 
-/// A file a resolver read: from a repository at a commit (git), or from
-/// a url (http, no commit).
+/// A file a resolver read: from a repository at a commit (git), from a
+/// url (http, no commit), or from a bundle (its manifest's digest).
 #[derive(Debug, Clone)]
 pub struct FetchedFile {
     pub text: String,
@@ -241,6 +241,19 @@ async fn resolve(
                 fetch_git_file(target, login, timeout).await
             };
             Ok(fetch_in_background(ctx, run, job, ("git", url, Some(path))))
+        }
+        Request::Bundle { image, name, secret } => {
+            let secrets = secrets_of(ctx, run);
+            let (target, settings, timeout) = (image.clone(), ctx.registry.clone(), ctx.resolver.timeout);
+            let job = || async move {
+                let fetch =
+                    super::registry::fetch_bundle_file(&secrets, secret, &target, (kind.word(), &name), &settings);
+                tokio::time::timeout(timeout, fetch)
+                    .await
+                    .unwrap_or_else(|_| Err(format!("no answer within {}s (--resolver-timeout)", timeout.as_secs())))
+                    .map_err(|why| format!("bundles resolver: {target}: {why}"))
+            };
+            Ok(fetch_in_background(ctx, run, job, ("bundles", image, None)))
         }
     }
 }

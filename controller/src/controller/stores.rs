@@ -1,13 +1,14 @@
 //! Watch-fed in-memory indexes (reflector stores) that reconciles read
-//! instead of GETs: MyTasks, MyPipelines, the pods we manage and the
-//! nodes' readiness; and what
+//! instead of GETs: MyTasks, MyPipelines, MyStepActions, ServiceAccounts,
+//! the pods we manage and the nodes' readiness; and what
 //! the caches keep of each object, which is only what decisions need, so
 //! memory stays flat as finished runs pile up.
 //!
 //! A cache can lag behind the API server by a watch event. Every lookup is
 //! therefore used only where a lag cannot cause a wrong decision:
-//! - a task or pipeline missing from the cache is read from the API server
-//!   (it may have been created a moment before its run);
+//! - a task, pipeline, step action or ServiceAccount missing from the
+//!   cache is read from the API server (it may have been created a moment
+//!   before its run);
 //! - a pod missing from the cache is read only if the run's status says it
 //!   was made; otherwise the run creates it, and a pod that exists after
 //!   all is met by the create's conflict handling (adopted only if the run
@@ -27,7 +28,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::api::{MyPipeline, MyTask};
+use crate::api::{MyPipeline, MyStepAction, MyTask};
 use crate::error::Result;
 use crate::pod::node::NodeHealth;
 
@@ -49,6 +50,9 @@ pub struct Stores {
     pub tasks: Store<DynamicObject>,
     /// MyPipelines, untyped for the same reason.
     pub pipelines: Store<DynamicObject>,
+    /// MyStepActions, untyped for the same reason: read when an attempt
+    /// of a task that runs them starts.
+    pub step_actions: Store<DynamicObject>,
     /// The pods we manage (label `app.kubernetes.io/managed-by`), without
     /// their spec but its node name (decisions read metadata and status,
     /// and the node to judge whether it was lost).
@@ -65,12 +69,15 @@ pub struct Stores {
     task_resource: ApiResource,
     /// The API resource of MyPipeline, the key type of `pipelines`.
     pipeline_resource: ApiResource,
+    /// The API resource of MyStepAction, the key type of `step_actions`.
+    step_action_resource: ApiResource,
 }
 
 /// The writers that feed `Stores`, for the watches in `runner`.
 pub struct StoreWriters {
     pub tasks: Writer<DynamicObject>,
     pub pipelines: Writer<DynamicObject>,
+    pub step_actions: Writer<DynamicObject>,
     pub pods: Writer<Pod>,
     pub nodes: Writer<Node>,
     pub service_accounts: Writer<ServiceAccount>,
@@ -81,9 +88,11 @@ impl Stores {
     pub fn new() -> (Stores, StoreWriters) {
         let task_resource = ApiResource::erase::<MyTask>(&());
         let pipeline_resource = ApiResource::erase::<MyPipeline>(&());
+        let step_action_resource = ApiResource::erase::<MyStepAction>(&());
         let writers = StoreWriters {
             tasks: Writer::new(task_resource.clone()),
             pipelines: Writer::new(pipeline_resource.clone()),
+            step_actions: Writer::new(step_action_resource.clone()),
             pods: Writer::default(),
             nodes: Writer::default(),
             service_accounts: Writer::default(),
@@ -91,11 +100,13 @@ impl Stores {
         let stores = Stores {
             tasks: writers.tasks.as_reader(),
             pipelines: writers.pipelines.as_reader(),
+            step_actions: writers.step_actions.as_reader(),
             pods: writers.pods.as_reader(),
             nodes: writers.nodes.as_reader(),
             service_accounts: writers.service_accounts.as_reader(),
             task_resource,
             pipeline_resource,
+            step_action_resource,
         };
         (stores, writers)
     }
@@ -119,6 +130,16 @@ impl Stores {
         name: &str,
     ) -> Result<Option<Result<MyPipeline, String>>> {
         lookup(&self.pipelines, &self.pipeline_resource, client, namespace, name).await
+    }
+
+    /// A MyStepAction of the run's namespace, as `task`.
+    pub async fn step_action(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Result<MyStepAction, String>>> {
+        lookup(&self.step_actions, &self.step_action_resource, client, namespace, name).await
     }
 
     /// The run's pod `name`: from the cache; if the cache has none, read
@@ -187,7 +208,7 @@ fn slim_meta(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMe
     }
 }
 
-/// A MyTask or MyPipeline as the cache keeps it.
+/// A MyTask, MyPipeline or MyStepAction as the cache keeps it.
 pub fn slim_object(mut object: DynamicObject) -> DynamicObject {
     slim_meta(&mut object.metadata);
     object
@@ -279,19 +300,21 @@ pub fn slim_pod(mut pod: Pod) -> Pod {
     pod
 }
 
-/// A node as the cache keeps it: its name and Ready condition (a node's
-/// images, addresses and other conditions make up most of its size).
-/// A ServiceAccount as `service_accounts` keeps it: its name, namespace
-/// and the Secrets it lists (no annotations, labels or managed fields).
+/// A ServiceAccount as `service_accounts` keeps it: its name, namespace,
+/// the Secrets it lists and its pull Secrets (no annotations, labels or
+/// managed fields).
 pub fn slim_service_account(account: ServiceAccount) -> ServiceAccount {
     let mut slim = ServiceAccount::default();
     slim.metadata.name = account.metadata.name;
     slim.metadata.namespace = account.metadata.namespace;
     slim.metadata.resource_version = account.metadata.resource_version;
     slim.secrets = account.secrets;
+    slim.image_pull_secrets = account.image_pull_secrets;
     slim
 }
 
+/// A node as the cache keeps it: its name and Ready condition (a node's
+/// images, addresses and other conditions make up most of its size).
 pub fn slim_node(node: Node) -> Node {
     let ready: Vec<NodeCondition> = node
         .status
@@ -481,6 +504,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn step_actions_come_from_their_own_cache() {
+        let api = MockApi::new(|_| status(404, "NotFound", "not in the API server either"));
+        let (stores, mut writers) = Stores::new();
+        let action: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "cicdoperator.ning1875.io/v1", "kind": "MyStepAction",
+            "metadata": {"name": "sha", "namespace": "ci"},
+            "spec": {"image": "127.0.0.1:5000/cicd/bash:5", "script": "sha256sum"},
+        }))
+        .expect("an object");
+        writers
+            .step_actions
+            .apply_watcher_event(&Event::Apply(slim_object(action)));
+        let found = stores.step_action(&api.client(), "ci", "sha").await.expect("no error");
+        let script = found.and_then(|a| a.ok()).and_then(|a| a.spec.script);
+        assert_eq!(script.as_deref(), Some("sha256sum"));
+        assert!(api.requests().is_empty(), "{:?}", api.requests());
+        let task_of_that_name = stores.task(&api.client(), "ci", "sha").await.expect("no error");
+        assert!(task_of_that_name.is_none(), "the kinds do not share a cache");
+    }
+
+    #[tokio::test]
     async fn a_malformed_cached_task_is_reported_not_retried() {
         let api = MockApi::new(|_| status(500, "InternalError", "must not be asked"));
         let (stores, mut writers) = Stores::new();
@@ -536,7 +580,7 @@ mod tests {
     }
 
     #[test]
-    fn a_service_account_is_kept_with_its_name_and_listed_secrets_only() {
+    fn a_service_account_is_kept_with_its_name_and_secrets_only() {
         let account: ServiceAccount = serde_json::from_value(json!({
             "metadata": {
                 "name": "builder", "namespace": "team-a", "resourceVersion": "7",
@@ -552,9 +596,15 @@ mod tests {
         assert_eq!(slim.metadata.namespace.as_deref(), Some("team-a"));
         assert_eq!(slim.metadata.resource_version.as_deref(), Some("7"));
         assert!(slim.metadata.annotations.is_none() && slim.metadata.managed_fields.is_none());
-        assert!(slim.image_pull_secrets.is_none());
         let listed: Vec<Option<&str>> = slim.secrets.iter().flatten().map(|s| s.name.as_deref()).collect();
         assert_eq!(listed, [Some("git-login")]);
+        let pull: Vec<&str> = slim
+            .image_pull_secrets
+            .iter()
+            .flatten()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(pull, ["pull"]);
     }
 
     #[test]

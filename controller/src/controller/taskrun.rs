@@ -11,25 +11,28 @@ use kube::api::DynamicObject;
 use kube::{Api, ResourceExt};
 use tracing::info;
 
-use crate::api::{Condition, MyStepAction, MyTask, MyTaskRun, TaskRunStatus, TaskSpec};
+use crate::api::{Condition, MyTask, MyTaskRun, TaskRunStatus, TaskSpec};
 use crate::engine::step_action::{StepActions, referenced};
 use crate::error::{Error, Result};
+use crate::image::ImageLookups;
 use crate::metrics::ReasonLabel;
 use crate::names;
-use crate::plan::AttemptInputs;
+use crate::plan::{AttemptInputs, TaskSource, images_to_look_up};
 use crate::pod::credentials::{Credentials, MAX_CREDENTIAL_SECRETS, SecretFacts, credentials_of};
 use crate::reason;
 use crate::reconcile::conditions::is_progress_only;
 use crate::reconcile::taskrun::{Action, Observed, TaskLookup, current_attempt, decide, is_done, succeeded_condition};
 
 use super::context::{Context, Requeue, object_key};
-use super::decode::{Loaded, get_decoded, load_run};
+use super::decode::{Loaded, load_run};
 use super::execute::{RunKind, Work, execute};
+use super::registry::look_up_images;
 use super::resolver::{Resolution, RunKey};
 
 /// What an attempt about to start reads from the run's own namespace
-/// (never another tenant's): the MyStepActions its steps run and the
-/// credential Secrets of its ServiceAccount.
+/// (never another tenant's): the MyStepActions its steps run, the
+/// credential Secrets of its ServiceAccount, and the entrypoints of the
+/// images of steps that give no command (from their registries).
 /// Nothing is read while the task itself is missing or being fetched.
 async fn attempt_inputs(
     run: &MyTaskRun,
@@ -37,24 +40,62 @@ async fn attempt_inputs(
     namespace: &str,
     ctx: &Context,
 ) -> Result<AttemptInputs> {
-    let spec = match task {
-        TaskLookup::Found { spec, .. } | TaskLookup::Inline(spec) | TaskLookup::Resolved { spec, .. } => spec,
+    let (spec, source) = match task {
+        TaskLookup::Found { name, spec } | TaskLookup::Resolved { name, spec, .. } => (*spec, TaskSource::Named(name)),
+        TaskLookup::Inline(spec) => (*spec, TaskSource::Inline),
         _ => return Ok(AttemptInputs::default()),
     };
+    let step_actions = step_actions(spec, namespace, ctx).await?;
+    let account = service_account(run, namespace, ctx).await?;
+    let settings = (ctx.settings.default_timeout, &ctx.settings.render);
+    let wanted = images_to_look_up(run, spec, source, current_attempt(run), settings, &step_actions);
+    let images = if wanted.is_empty() {
+        ImageLookups::new()
+    } else {
+        let key = RunKey {
+            kind: "MyTaskRun",
+            namespace,
+            name: run.metadata.name.as_deref().unwrap_or_default(),
+            uid: run.metadata.uid.as_deref().unwrap_or_default(),
+        };
+        look_up_images(ctx, key, &wanted, &pull_secrets(run, account.as_ref()))
+    };
     Ok(AttemptInputs {
-        step_actions: step_actions(spec, namespace, ctx).await?,
-        credentials: credentials(run, namespace, ctx).await?,
+        step_actions,
+        credentials: credentials(run, account.as_ref(), namespace, ctx).await?,
+        images,
     })
 }
 
-/// The MyStepActions the task's steps run. At most as many as a task may
+/// The run's ServiceAccount (`default` unless named), from the cache; None
+/// if it does not exist (creating the pod then fails naming it).
+async fn service_account(run: &MyTaskRun, namespace: &str, ctx: &Context) -> Result<Option<ServiceAccount>> {
+    let name = run.spec.service_account_name.as_deref().unwrap_or("default");
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
+    ctx.stores.service_account(&accounts, namespace, name).await
+}
+
+/// The pull Secrets the kubelet would use for the run's pod: the run's
+/// podTemplate's, then its ServiceAccount's.
+fn pull_secrets(run: &MyTaskRun, account: Option<&ServiceAccount>) -> Vec<String> {
+    let from_template = run.spec.pod_template.iter().flat_map(|t| t.image_pull_secrets.iter());
+    let from_account = account.into_iter().flat_map(|a| a.image_pull_secrets.iter().flatten());
+    from_template
+        .chain(from_account)
+        .map(|reference| reference.name.clone())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// The MyStepActions the task's steps run, from the watch-fed cache (the
+/// API server when the cache lacks one). At most as many as a task may
 /// have steps: a task over that fails on its step count anyway. One that
 /// does not exist is left out (the run fails naming the step); one that
 /// does not decode is kept with its problem.
 async fn step_actions(spec: &TaskSpec, namespace: &str, ctx: &Context) -> Result<StepActions> {
     let mut found = StepActions::new();
     for name in referenced(spec).into_iter().take(ctx.settings.render.limits.max_steps) {
-        if let Some(action) = get_decoded::<MyStepAction>(&ctx.client, namespace, name).await? {
+        if let Some(action) = ctx.stores.step_action(&ctx.client, namespace, name).await? {
             found.insert(name.to_string(), action.map(|action| action.spec));
         }
     }
@@ -62,21 +103,37 @@ async fn step_actions(spec: &TaskSpec, namespace: &str, ctx: &Context) -> Result
 }
 
 /// The credential Secrets of the run's ServiceAccount (see
-/// `pod::credentials`). A missing account gives none (creating the pod
-/// then fails naming it); a listed Secret that does not exist is skipped,
-/// as the kubelet could not mount it either. Only the first
-/// MAX_CREDENTIAL_SECRETS listed are read.
-async fn credentials(run: &MyTaskRun, namespace: &str, ctx: &Context) -> Result<Credentials> {
+/// `pod::credentials`). A missing account gives none; a listed Secret that
+/// does not exist is skipped, as the kubelet could not mount it either.
+/// Only the first MAX_CREDENTIAL_SECRETS listed are read.
+async fn credentials(
+    run: &MyTaskRun,
+    account: Option<&ServiceAccount>,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Credentials> {
     let account_name = run.spec.service_account_name.as_deref().unwrap_or("default");
-    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(account) = ctx.stores.service_account(&accounts, namespace, account_name).await? else {
+    let Some(account) = account else {
         return Ok(Credentials::default());
     };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let mut found = Vec::new();
+    let mut forbidden = Vec::new();
     for listed in account.secrets.iter().flatten().take(MAX_CREDENTIAL_SECRETS) {
         let Some(name) = listed.name.as_deref() else { continue };
-        if let Some(secret) = secrets.get_opt(name).await? {
+        let secret = match secrets.get_opt(name).await {
+            Ok(secret) => secret,
+            // An install whose RBAC lets the controller read no Secrets here
+            // (a namespace that opted out): the run goes on without them.
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                forbidden.push(format!(
+                    "ServiceAccount {account_name:?} lists Secret {name:?}, which the controller may not read (403 Forbidden): its credentials are not given to the run"
+                ));
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if let Some(secret) = secret {
             // Only the name, type and annotations are kept: the data stays in the Secret.
             found.push((
                 name.to_string(),
@@ -93,7 +150,9 @@ async fn credentials(run: &MyTaskRun, namespace: &str, ctx: &Context) -> Result<
             annotations,
         })
         .collect();
-    Ok(credentials_of(account_name, &facts))
+    let mut credentials = credentials_of(account_name, &facts);
+    credentials.warnings.extend(forbidden);
+    Ok(credentials)
 }
 
 /// The name a resolver found the run's task under (its status records it).

@@ -5,13 +5,14 @@ use serde_json::{Map, Value};
 
 use super::fields::{Fields, Losses, convert_list, copy_only, kind_of};
 
-const REMOTE: &str = "remote resolution is not supported here yet (only taskRef/pipelineRef of a run or a pipeline task, with the git, http or cluster resolver); the reference is dropped";
+const REMOTE: &str = "remote resolution is not supported here yet (only taskRef/pipelineRef of a run or a pipeline task, with the git, http, cluster or bundles resolver); the reference is dropped";
 
 /// The params each resolver we have takes.
-const RESOLVER_PARAMS: [(&str, &[&str]); 3] = [
+const RESOLVER_PARAMS: [(&str, &[&str]); 4] = [
     ("git", &crate::remote::GIT_PARAMS),
     ("cluster", &crate::remote::CLUSTER_PARAMS),
     ("http", &crate::remote::HTTP_PARAMS),
+    ("bundles", &crate::remote::BUNDLES_PARAMS),
 ];
 
 /// Takes `resolver` and `params` out of a run's reference when the
@@ -429,10 +430,9 @@ impl Converter {
     fn when(value: Value, at: &str, losses: &mut Losses) -> Value {
         let mut fields = Fields::of(value, at, losses);
         let mut out = Map::new();
-        for key in ["input", "operator", "values"] {
+        for key in ["input", "operator", "values", "cel"] {
             fields.copy(key, &mut out);
         }
-        fields.unsupported("cel", "CEL when expressions are not supported; dropped", losses);
         fields.finish(losses);
         Value::Object(out)
     }

@@ -629,7 +629,7 @@ fn check_steps(task: &TaskSpec, field: &str, volume_names: Option<&BTreeSet<&str
     }
 }
 
-/// A plain step's image and its script or command.
+/// A plain step's image, and not both a script and a command.
 fn check_container_fields(step: &Step, template: &StepTemplate, at: &str, errors: &mut ValidationErrors) {
     if step
         .image
@@ -642,19 +642,13 @@ fn check_container_fields(step: &Step, template: &StepTemplate, at: &str, errors
             format!("step {:?} has no image (and stepTemplate sets none)", step.name),
         );
     }
-    match (&step.script, step.command.is_empty()) {
-        (Some(_), false) => errors.push(
+    // Neither a script nor a command: the step runs its image's own
+    // entrypoint, looked up in the registry when the attempt starts.
+    if step.script.is_some() && !step.command.is_empty() {
+        errors.push(
             format!("{at}.script"),
             format!("step {:?} sets both script and command; use one", step.name),
-        ),
-        (None, true) => errors.push(
-            format!("{at}.command"),
-            format!(
-                "step {:?} needs a script or a command (an image's own entrypoint cannot be wrapped without a registry lookup)",
-                step.name
-            ),
-        ),
-        _ => {}
+        );
     }
 }
 

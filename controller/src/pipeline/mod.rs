@@ -2,6 +2,7 @@
 //! variables (`$(params.x)`, `$(tasks.X.results.Y)`, `$(tasks.X.status)`)
 //! and the scheduler that says which task runs next. No I/O.
 
+pub mod cel;
 pub mod dag;
 pub mod matrix;
 pub mod propagate;

@@ -114,6 +114,9 @@ pub fn task_texts(task: &PipelineTask) -> Vec<(String, &str)> {
     texts.extend(super::matrix::matrix_texts(task));
     for (index, when) in task.when.iter().enumerate() {
         texts.push((format!("when[{index}].input"), when.input.as_str()));
+        if let Some(cel) = &when.cel {
+            texts.push((format!("when[{index}].cel"), cel.as_str()));
+        }
         for (value_index, value) in when.values.iter().enumerate() {
             texts.push((format!("when[{index}].values[{value_index}]"), value.as_str()));
         }

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::{
-    Param, ParamValue, PipelineSpec, PipelineTask, PipelineTaskRunSpec, PipelineTimeouts, TaskSpec, WorkspaceBinding,
+    Param, ParamValue, PipelineSpec, PipelineTask, PipelineTaskRunSpec, PipelineTimeouts, TaskSpec, WhenExpression,
+    WorkspaceBinding,
 };
 use crate::engine::duration::parse_duration;
 use crate::engine::errors::ValidationErrors;
@@ -93,12 +94,28 @@ fn check_task(task: &PipelineTask, at: &str, seen: &mut BTreeSet<String>, errors
         errors.push(format!("{at}.timeout"), why);
     }
     for (index, when) in task.when.iter().enumerate() {
-        if when.values.is_empty() {
-            errors.push(
-                format!("{at}.when[{index}].values"),
-                "a when expression needs at least one value",
-            );
+        check_when_form(when, &format!("{at}.when[{index}]"), errors);
+    }
+}
+
+/// A when expression is `input` + `operator` + `values`, or `cel` alone.
+fn check_when_form(when: &WhenExpression, at: &str, errors: &mut ValidationErrors) {
+    let listed = !when.input.is_empty() || when.operator.is_some() || !when.values.is_empty();
+    match (&when.cel, listed) {
+        (Some(_), true) => errors.push(
+            format!("{at}.cel"),
+            "a when expression is either `cel` or `input`/`operator`/`values`, not both",
+        ),
+        (Some(cel), false) if cel.trim().is_empty() => errors.push(format!("{at}.cel"), "the expression is empty"),
+        (Some(_), false) => {}
+        (None, _) if when.operator.is_none() => errors.push(
+            format!("{at}.operator"),
+            "a when expression needs an operator (in, notin), or a `cel` expression",
+        ),
+        (None, _) if when.values.is_empty() => {
+            errors.push(format!("{at}.values"), "a when expression needs at least one value")
         }
+        (None, _) => {}
     }
 }
 

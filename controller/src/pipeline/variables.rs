@@ -262,7 +262,9 @@ pub fn substitute_value(
     }
 }
 
-/// True when every expression holds. Inputs and values are substituted.
+/// True when every expression holds. Inputs, values and CEL expressions
+/// are substituted first; a CEL expression that cannot be evaluated is an
+/// error naming it (and does not hold).
 pub fn when_holds(
     expressions: &[WhenExpression],
     vars: &PipelineVariables<'_>,
@@ -272,12 +274,27 @@ pub fn when_holds(
     let mut holds = true;
     for (index, expression) in expressions.iter().enumerate() {
         let at = format!("{field}[{index}]");
+        if let Some(written) = &expression.cel {
+            let cel = substitute_str(written, vars, &format!("{at}.cel"), errors);
+            // While validating, results stand in as empty strings: an
+            // expression reading them is judged when its task is due.
+            let judged = !(matches!(vars.results, KnownResults::Declared(_)) && written.contains("$(tasks."));
+            holds &= super::cel::evaluate(&cel).unwrap_or_else(|why| {
+                if judged {
+                    errors.push(format!("{at}.cel"), format!("{cel:?}: {why}"));
+                }
+                false
+            });
+            continue;
+        }
         let input = substitute_str(&expression.input, vars, &format!("{at}.input"), errors);
         let values = substitute_list(&expression.values, vars, &format!("{at}.values"), errors);
         let found = values.contains(&input);
         holds &= match expression.operator {
-            WhenOperator::In => found,
-            WhenOperator::NotIn => !found,
+            Some(WhenOperator::In) => found,
+            Some(WhenOperator::NotIn) => !found,
+            // Refused by validation before any run.
+            None => false,
         };
     }
     holds
