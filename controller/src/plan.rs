@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use crate::api::{MyTaskRun, TaskSpec};
 use crate::engine::errors::ValidationErrors;
 use crate::engine::resolve::{ResolvedStep, ResolvedTaskRun, RunIdentity, resolve_task_run};
-use crate::engine::step_action::{StepActions, inline_step_actions, referenced};
+use crate::engine::step_action::{StepActions, inline_step_actions, runs_step_actions};
 use crate::image::{ImageLookup, ImageLookups};
 use crate::pod::credentials::Credentials;
 use crate::pod::render::{RenderSettings, claims_to_create, render_pod};
@@ -26,6 +26,9 @@ pub struct AttemptInputs {
     /// What the registry said about the images of steps that run their
     /// image's own entrypoint (see `crate::image`), by image.
     pub images: ImageLookups,
+    /// A step action a resolver is still fetching (the step's `ref`
+    /// field): no attempt can start yet.
+    pub fetching: Option<String>,
 }
 
 impl AttemptInputs {
@@ -38,14 +41,21 @@ impl AttemptInputs {
             warnings: Vec::new(),
         },
         images: ImageLookups::new(),
+        fetching: None,
     };
 
-    /// An image still being looked up, if any: no attempt can start yet.
-    pub fn pending_image(&self) -> Option<&str> {
+    /// What the attempt waits for before it can start (a step action
+    /// being fetched, an image being looked up), as the run's message.
+    pub fn waiting_for(&self) -> Option<String> {
+        if let Some(field) = &self.fetching {
+            return Some(format!("{field}: fetching the step action with its resolver"));
+        }
         self.images
             .iter()
             .find(|(_, lookup)| **lookup == ImageLookup::Pending)
-            .map(|(image, _)| image.as_str())
+            .map(|(image, _)| {
+                format!("looking up the entrypoint of image {image:?} in its registry (a step gives no command)")
+            })
     }
 }
 
@@ -170,7 +180,7 @@ fn inline_and_resolve(
 ) -> Result<ResolvedTaskRun, ValidationErrors> {
     let task_field = task_field(source);
     let inlined;
-    let task = if referenced(task).is_empty() {
+    let task = if !runs_step_actions(task) {
         task
     } else {
         inlined = inline_step_actions(task, &task_field, step_actions, &settings.limits)?;

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::{ParamValue, PipelineSpec, RemoteRef, ResolverName, TaskSpec};
+use crate::api::{ParamValue, PipelineSpec, RemoteRef, ResolverName, StepActionSpec, TaskSpec};
 use crate::engine::errors::ValidationErrors;
 use crate::manifests::{Manifests, check_name};
 
@@ -24,6 +24,8 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 pub enum RefKind {
     Task,
     Pipeline,
+    /// A step's `ref: {resolver, params}`.
+    StepAction,
 }
 
 impl RefKind {
@@ -32,6 +34,7 @@ impl RefKind {
         match self {
             RefKind::Task => "task",
             RefKind::Pipeline => "pipeline",
+            RefKind::StepAction => "stepaction",
         }
     }
 
@@ -40,6 +43,16 @@ impl RefKind {
         match self {
             RefKind::Task => "MyTask",
             RefKind::Pipeline => "MyPipeline",
+            RefKind::StepAction => "MyStepAction",
+        }
+    }
+
+    /// Tekton's kind of this sort.
+    fn tekton_kind(self) -> &'static str {
+        match self {
+            RefKind::Task => "Task",
+            RefKind::Pipeline => "Pipeline",
+            RefKind::StepAction => "StepAction",
         }
     }
 }
@@ -469,26 +482,40 @@ fn http_login(params: &BTreeMap<&str, &str>, field: &str, errors: &mut Validatio
 
 /// The one MyTask (or Tekton Task) of a fetched file, with its name.
 pub fn task_from_file(text: &str, origin: &str) -> Result<(String, TaskSpec), String> {
-    let mut manifests = read_file(text, origin)?;
-    match manifests.tasks.len() {
-        1 => {
-            let task = manifests.tasks.remove(0);
-            Ok((task.metadata.name.unwrap_or_default(), task.spec))
-        }
-        found => Err(one_expected(RefKind::Task, found, &manifests, origin)),
-    }
+    the_one(text, origin, RefKind::Task, |m| {
+        m.tasks.drain(..).map(|t| (t.metadata.name, t.spec)).collect()
+    })
+}
+
+/// The one MyStepAction (or Tekton StepAction) of a fetched file, with its name.
+pub fn step_action_from_file(text: &str, origin: &str) -> Result<(String, StepActionSpec), String> {
+    the_one(text, origin, RefKind::StepAction, |m| {
+        m.step_actions.drain(..).map(|a| (a.metadata.name, a.spec)).collect()
+    })
 }
 
 /// The one MyPipeline (or Tekton Pipeline) of a fetched file, with its name.
 pub fn pipeline_from_file(text: &str, origin: &str) -> Result<(String, PipelineSpec), String> {
+    the_one(text, origin, RefKind::Pipeline, |m| {
+        m.pipelines.drain(..).map(|p| (p.metadata.name, p.spec)).collect()
+    })
+}
+
+/// The one document of `kind` in a fetched file (`take` moves the file's
+/// documents of that kind out, as (name, spec)).
+fn the_one<S>(
+    text: &str,
+    origin: &str,
+    kind: RefKind,
+    take: impl FnOnce(&mut Manifests) -> Vec<(Option<String>, S)>,
+) -> Result<(String, S), String> {
     let mut manifests = read_file(text, origin)?;
-    match manifests.pipelines.len() {
-        1 => {
-            let pipeline = manifests.pipelines.remove(0);
-            Ok((pipeline.metadata.name.unwrap_or_default(), pipeline.spec))
-        }
-        found => Err(one_expected(RefKind::Pipeline, found, &manifests, origin)),
+    let mut found = take(&mut manifests);
+    if found.len() == 1 {
+        let (name, spec) = found.remove(0);
+        return Ok((name.unwrap_or_default(), spec));
     }
+    Err(one_expected(kind, found.len(), &manifests, origin))
 }
 
 /// Every document of the file with the strict decoder; Tekton documents
@@ -511,12 +538,13 @@ fn read_file(text: &str, origin: &str) -> Result<Manifests, String> {
 }
 
 fn one_expected(kind: RefKind, found: usize, manifests: &Manifests, origin: &str) -> String {
+    // The documents of `kind` were taken out: what is left is the others.
     let others = manifests.tasks.len() + manifests.pipelines.len() + manifests.task_runs.len();
-    let others = others + manifests.pipeline_runs.len() - found;
+    let others = others + manifests.pipeline_runs.len() + manifests.step_actions.len();
     format!(
         "{origin}: expected one {} (or Tekton {}) and found {found}{}",
         kind.our_kind(),
-        if kind == RefKind::Task { "Task" } else { "Pipeline" },
+        kind.tekton_kind(),
         if others > 0 {
             format!(" (and {others} document(s) of other kinds)")
         } else {

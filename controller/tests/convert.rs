@@ -474,7 +474,15 @@ spec:
     - name: s
       ref: {resolver: git, params: [{name: url, value: "https://git.example/x"}]}
 "#;
-    let error = convert_yaml(&input(remote), false).expect_err("a remote step action");
+    let output = convert_yaml(&input(remote), false).expect("a remote step action is kept");
+    let reference = manifests(&output.yaml).tasks[0].spec.steps[0]
+        .step_ref
+        .clone()
+        .expect("a ref");
+    assert_eq!(reference.resolver, Some(cicd_controller::api::ResolverName::Git));
+    assert_eq!((reference.name.as_str(), reference.params.len()), ("", 1));
+    let hub = remote.replace("resolver: git", "resolver: hub");
+    let error = convert_yaml(&input(&hub), false).expect_err("a resolver we lack");
     assert!(error.to_string().contains("spec.steps[0].ref.resolver"), "{error}");
 }
 

@@ -639,5 +639,11 @@ async fn a_second_replica_waits_for_the_lease() {
         ],
         None,
     );
-    assert_eq!(holder_after, holder, "the lease stayed with the in-cluster controller");
+    // The in-cluster replica may itself have been replaced meanwhile (the
+    // Lease is then briefly free, or held by its successor): what matters
+    // is that the follower never took it.
+    assert_ne!(
+        holder_after, "e2e-follower",
+        "the follower took the lease from {holder:?}"
+    );
 }

@@ -2298,3 +2298,86 @@ spec:
     );
     ns.passed();
 }
+
+/// Step actions fetched by resolvers (`ref: {resolver, params}`): two steps
+/// each fetch theirs over http (with params and a step result), a third
+/// takes one from the cluster resolver; a url the server lacks fails the
+/// run naming the step's ref.
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_step_actions_are_fetched_by_resolvers() {
+    let ns = TestNamespace::new("e2e-tekton-remote-step-actions").await;
+    let action = |name: &str, script: &str| {
+        format!(
+            r#"apiVersion: tekton.dev/v1beta1
+kind: StepAction
+metadata: {{name: {name}}}
+spec:
+  image: {BASH}
+  params: [{{name: word}}]
+  results: [{{name: said}}]
+  env: [{{name: WORD, value: $(params.word)}}]
+  script: |
+    {script}
+"#
+        )
+    };
+    let base = serve_over_http(vec![
+        (
+            "/actions/shout.yaml",
+            action("shout", r#"echo -n "$WORD!" > $(step.results.said.path)"#),
+        ),
+        (
+            "/actions/whisper.yaml",
+            action("whisper", r#"echo -n "($WORD)" > $(step.results.said.path)"#),
+        ),
+    ]);
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"{}---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: fetched-actions}}
+spec:
+  taskSpec:
+    results:
+      - {{name: loud, value: $(steps.loud.results.said)}}
+      - {{name: soft, value: $(steps.soft.results.said)}}
+      - {{name: local, value: $(steps.local.results.said)}}
+    steps:
+      - name: loud
+        ref: {{resolver: http, params: [{{name: url, value: "{base}/actions/shout.yaml"}}]}}
+        params: [{{name: word, value: hey}}]
+      - name: soft
+        ref: {{resolver: http, params: [{{name: url, value: "{base}/actions/whisper.yaml"}}]}}
+        params: [{{name: word, value: psst}}]
+      - name: local
+        ref: {{resolver: cluster, params: [{{name: kind, value: stepaction}}, {{name: name, value: echo-local}}]}}
+        params: [{{name: word, value: here}}]
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: missing-action}}
+spec:
+  taskSpec:
+    steps:
+      - name: lost
+        ref: {{resolver: http, params: [{{name: url, value: "{base}/actions/nope.yaml"}}]}}
+"#,
+            action("echo-local", r#"echo -n "$WORD" > $(step.results.said.path)"#)
+        ),
+    );
+    let run = ns.wait_succeeded::<MyTaskRun>("fetched-actions", LIMIT).await;
+    assert_eq!(run.string_result("loud").as_deref(), Some("hey!"));
+    assert_eq!(run.string_result("soft").as_deref(), Some("(psst)"));
+    assert_eq!(run.string_result("local").as_deref(), Some("here"));
+    let message = ns
+        .wait_failed::<MyTaskRun>("missing-action", reason::VALIDATION_FAILED, LIMIT)
+        .await;
+    assert!(
+        message.contains("steps[0].ref: the step action cannot be had") && message.contains("404"),
+        "{message}"
+    );
+    ns.passed();
+}

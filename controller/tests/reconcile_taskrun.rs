@@ -100,6 +100,24 @@ fn observe<'a>(run: &'a MyTaskRun, task: &'a TaskSpec, pod: Option<&'a Pod>, now
     decide(observed, &settings())
 }
 
+/// A run without a pod deciding with `inputs` (what the controller read
+/// for the attempt about to start).
+fn observe_with(run: &MyTaskRun, task: &TaskSpec, inputs: &AttemptInputs) -> Vec<Action> {
+    let observed = Observed {
+        run,
+        task: TaskLookup::Found {
+            name: "build",
+            spec: task,
+        },
+        pod: None,
+        results: &NO_FRAMES,
+        node: None,
+        inputs,
+        now: at(0),
+    };
+    decide(observed, &settings())
+}
+
 fn written_status(actions: &[Action]) -> TaskRunStatus {
     actions
         .iter()
@@ -896,19 +914,7 @@ fn a_run_waits_without_a_pod_while_a_steps_image_is_looked_up() {
         images: ImageLookups::from([("registry.example/tool:1".to_string(), ImageLookup::Pending)]),
         ..AttemptInputs::default()
     };
-    let observed = Observed {
-        run: &run,
-        task: TaskLookup::Found {
-            name: "build",
-            spec: &task,
-        },
-        pod: None,
-        results: &NO_FRAMES,
-        node: None,
-        inputs: &inputs,
-        now: at(0),
-    };
-    let actions = decide(observed, &settings());
+    let actions = observe_with(&run, &task, &inputs);
     assert!(created_pods(&actions).is_empty(), "no pod before the registry answers");
     let status = written_status(&actions);
     assert_eq!(
@@ -923,4 +929,22 @@ fn a_run_waits_without_a_pod_while_a_steps_image_is_looked_up() {
         condition(&status).message
     );
     assert_eq!(status.start_time, None, "the run's timeout starts with its pod");
+}
+
+#[test]
+fn a_run_waits_without_a_pod_while_a_step_action_is_fetched() {
+    let run = run(good_spec());
+    let task = task();
+    let inputs = AttemptInputs {
+        fetching: Some("steps[1].ref".to_string()),
+        ..AttemptInputs::default()
+    };
+    let actions = observe_with(&run, &task, &inputs);
+    assert!(created_pods(&actions).is_empty());
+    let status = written_status(&actions);
+    assert_eq!(condition(&status).reason, "Pending");
+    assert_eq!(
+        condition(&status).message,
+        "steps[1].ref: fetching the step action with its resolver"
+    );
 }

@@ -1766,3 +1766,48 @@ fn a_missing_required_field_is_named_in_full() {
         "{message}"
     );
 }
+
+#[test]
+fn a_step_action_a_resolver_fetched_is_found_by_its_step_and_inlined() {
+    let remote =
+        json!({ "resolver": "http", "params": [{ "name": "url", "value": "https://catalog.example/sha.yaml" }] });
+    let task = json!({
+        "workspaces": [{ "name": "source" }],
+        "steps": [{ "name": "hash", "ref": remote, "params": [{ "name": "path", "value": "app.tar" }] }],
+    });
+    let run = inline_run(task, json!({ "workspaces": [{ "name": "source", "emptyDir": {} }] }));
+    let resolved = resolved_ok(resolve_with_actions(&run, &[("steps[0]", digest_action())]));
+    assert_eq!(resolved.steps[0].command, ["sha256sum", "-b", "app.tar"]);
+
+    assert_error(
+        resolve_with_actions(&run, &[]),
+        "spec.taskSpec.steps[0].ref",
+        &["fetched when the run starts"],
+    );
+    let failed = AttemptInputs {
+        step_actions: StepActions::from([(
+            "steps[0]".to_string(),
+            Err("http resolver: the server answered 404".to_string()),
+        )]),
+        ..AttemptInputs::default()
+    };
+    let spec = run.spec.task_spec.clone().expect("inline");
+    let settings = RenderSettings::default();
+    assert_error(
+        plan_task_run_with(&run, &spec, TaskSource::Inline, 0, (ONE_HOUR, &settings), &failed).map(|p| p.resolved),
+        "spec.taskSpec.steps[0].ref",
+        &["the step action cannot be had: http resolver: the server answered 404"],
+    );
+    let both = json!({ "steps": [{ "name": "hash", "ref": { "name": "sha", "resolver": "http" } }] });
+    assert_error(
+        resolve_with_actions(&inline_run(both, json!({})), &[("sha", digest_action())]),
+        "spec.taskSpec.steps[0].ref",
+        &["names \"sha\" and a resolver"],
+    );
+    let neither = json!({ "steps": [{ "name": "hash", "ref": {} }] });
+    assert_error(
+        resolve_with_actions(&inline_run(neither, json!({})), &[]),
+        "spec.taskSpec.steps[0].ref.name",
+        &["needs a name or a resolver"],
+    );
+}

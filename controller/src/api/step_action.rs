@@ -55,8 +55,26 @@ pub struct StepActionSpec {
     pub results: Vec<ResultSpec>,
 }
 
-/// Which MyStepAction a step runs: one of the run's namespace, by name.
+/// Which MyStepAction a step runs: one of the run's namespace by `name`,
+/// or one a resolver fetches (`resolver` + `params`, as a `remoteTask`).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct StepActionRef {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// Fetches the action when the run starts instead (`name` unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<super::ResolverName>,
+    /// The resolver's params (the step's own `params` are the action's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<super::Param>,
+}
+
+impl StepActionRef {
+    /// The reference as a resolver request, when it is one.
+    pub fn remote(&self) -> Option<super::RemoteRef> {
+        self.resolver.map(|resolver| super::RemoteRef {
+            resolver,
+            params: self.params.clone(),
+        })
+    }
 }

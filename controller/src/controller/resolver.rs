@@ -22,11 +22,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use tracing::{debug, info};
 
-use crate::api::{PipelineSpec, RemoteRef, ResolvedFrom, TaskSpec};
+use crate::api::{PipelineSpec, RemoteRef, ResolvedFrom, StepActionSpec, TaskSpec};
 use crate::error::Result;
 use crate::remote::{
     GIT_TOKEN_USER, MAX_FILE_BYTES, RefKind, Request, Scope, SecretKey, parse_request, pipeline_from_file,
-    task_from_file,
+    step_action_from_file, task_from_file,
 };
 
 use super::context::Context;
@@ -89,17 +89,19 @@ enum Slot {
     Done(std::result::Result<FetchedFile, String>),
 }
 
-/// The git fetches started by reconciles, by run uid, until the run's next
-/// reconcile takes the outcome.
+/// The fetches started by reconciles, by run uid (and step, for step
+/// actions), kept once done until the run has used the outcome (`forget`),
+/// or FORGOTTEN_AFTER: a run waiting for several fetches reads each outcome
+/// as often as it needs until the last one is done.
 #[derive(Default)]
 pub struct Resolutions {
     slots: Mutex<HashMap<String, (Instant, Slot)>>,
 }
 
 impl Resolutions {
-    /// The outcome of run `key`'s fetch if it is done (taken out), None
-    /// while it runs; a fetch not yet started is started (`job`), and
-    /// `wake` is called when it ends.
+    /// The outcome of `key`'s fetch if it is done, None while it runs; a
+    /// fetch not yet started is started (`job`), and `wake` is called when
+    /// it ends.
     fn fetch<J>(
         self: &Arc<Self>,
         key: &str,
@@ -110,12 +112,9 @@ impl Resolutions {
         J: std::future::Future<Output = std::result::Result<FetchedFile, String>> + Send + 'static,
     {
         let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match slots.remove(key) {
-            Some((_, Slot::Done(outcome))) => return Some(outcome),
-            Some(fetching) => {
-                slots.insert(key.to_string(), fetching);
-                return None;
-            }
+        match slots.get(key) {
+            Some((_, Slot::Done(outcome))) => return Some(outcome.clone()),
+            Some((_, Slot::Fetching)) => return None,
             None => {}
         }
         slots.retain(|_, (since, _)| since.elapsed() < FORGOTTEN_AFTER);
@@ -137,14 +136,28 @@ impl Resolutions {
     }
 }
 
+impl Resolutions {
+    /// Drops `key`'s outcome: the run has what it needed of it.
+    pub fn forget(&self, key: &str) {
+        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if matches!(slots.get(key), Some((_, Slot::Done(_)))) {
+            slots.remove(key);
+        }
+    }
+}
+
 /// Resolves a MyTaskRun's `remoteTask`.
 pub async fn task(ctx: &Context, run: RunKey<'_>, remote: &RemoteRef) -> Result<Resolution<TaskSpec>> {
     let found = resolve(ctx, run, remote, RefKind::Task, "spec.remoteTask").await?;
+    if found.is_some() {
+        // The run snapshots what was found (or fails) in this reconcile.
+        ctx.resolutions.forget(run.uid);
+    }
     Ok(into_resolution(found.map(|found| {
         found.and_then(|(definition, from)| match definition {
             Definition::Text(text) => task_from_file(&text, &origin(&from)).map(|(name, spec)| (spec, name, from)),
             Definition::Task(spec) => Ok((*spec, from.name.clone(), from)),
-            Definition::Pipeline(_) => Err("the cluster resolver found a MyPipeline".to_string()),
+            _ => Err("the cluster resolver found another kind".to_string()),
         })
     })))
 }
@@ -152,11 +165,35 @@ pub async fn task(ctx: &Context, run: RunKey<'_>, remote: &RemoteRef) -> Result<
 /// Resolves a MyPipelineRun's `remotePipeline`.
 pub async fn pipeline(ctx: &Context, run: RunKey<'_>, remote: &RemoteRef) -> Result<Resolution<PipelineSpec>> {
     let found = resolve(ctx, run, remote, RefKind::Pipeline, "spec.remotePipeline").await?;
+    if found.is_some() {
+        ctx.resolutions.forget(run.uid);
+    }
     Ok(into_resolution(found.map(|found| {
         found.and_then(|(definition, from)| match definition {
             Definition::Text(text) => pipeline_from_file(&text, &origin(&from)).map(|(name, spec)| (spec, name, from)),
             Definition::Pipeline(spec) => Ok((*spec, from.name.clone(), from)),
-            Definition::Task(_) => Err("the cluster resolver found a MyTask".to_string()),
+            _ => Err("the cluster resolver found another kind".to_string()),
+        })
+    })))
+}
+
+/// Resolves the action of a step's `ref: {resolver, params}` (`field`
+/// names the reference). `run.uid` must tell the run's steps apart (a
+/// fetch is kept per key until the caller `forget`s it).
+pub async fn step_action(
+    ctx: &Context,
+    run: RunKey<'_>,
+    remote: &RemoteRef,
+    field: &str,
+) -> Result<Resolution<StepActionSpec>> {
+    let found = resolve(ctx, run, remote, RefKind::StepAction, field).await?;
+    Ok(into_resolution(found.map(|found| {
+        found.and_then(|(definition, from)| match definition {
+            Definition::Text(text) => {
+                step_action_from_file(&text, &origin(&from)).map(|(name, spec)| (spec, name, from))
+            }
+            Definition::StepAction(spec) => Ok((*spec, from.name.clone(), from)),
+            _ => Err("the cluster resolver found another kind".to_string()),
         })
     })))
 }
@@ -175,6 +212,7 @@ enum Definition {
     Text(String),
     Task(Box<TaskSpec>),
     Pipeline(Box<PipelineSpec>),
+    StepAction(Box<StepActionSpec>),
 }
 
 /// Ok(None): a git fetch is running. Inner Err: the reference cannot be
@@ -328,6 +366,11 @@ async fn cluster(ctx: &Context, kind: RefKind, name: &str, namespace: &str) -> R
             .pipeline(&ctx.client, namespace, name)
             .await?
             .map(|p| p.map(|p| Definition::Pipeline(Box::new(p.spec)))),
+        RefKind::StepAction => ctx
+            .stores
+            .step_action(&ctx.client, namespace, name)
+            .await?
+            .map(|a| a.map(|a| Definition::StepAction(Box::new(a.spec)))),
     };
     Ok(match found {
         Some(Ok(definition)) => Ok((definition, from)),

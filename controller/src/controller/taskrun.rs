@@ -12,7 +12,7 @@ use kube::{Api, ResourceExt};
 use tracing::info;
 
 use crate::api::{Condition, MyTask, MyTaskRun, TaskRunStatus, TaskSpec};
-use crate::engine::step_action::{StepActions, referenced};
+use crate::engine::step_action::{StepActions, fetched_action_key, referenced, remote_references};
 use crate::error::{Error, Result};
 use crate::image::ImageLookups;
 use crate::metrics::ReasonLabel;
@@ -45,7 +45,7 @@ async fn attempt_inputs(
         TaskLookup::Inline(spec) => (*spec, TaskSource::Inline),
         _ => return Ok(AttemptInputs::default()),
     };
-    let step_actions = step_actions(spec, namespace, ctx).await?;
+    let (step_actions, fetching) = step_actions(run, spec, namespace, ctx).await?;
     let account = service_account(run, namespace, ctx).await?;
     let settings = (ctx.settings.default_timeout, &ctx.settings.render);
     let wanted = images_to_look_up(run, spec, source, current_attempt(run), settings, &step_actions);
@@ -64,6 +64,7 @@ async fn attempt_inputs(
         step_actions,
         credentials: credentials(run, account.as_ref(), namespace, ctx).await?,
         images,
+        fetching,
     })
 }
 
@@ -87,19 +88,69 @@ fn pull_secrets(run: &MyTaskRun, account: Option<&ServiceAccount>) -> Vec<String
         .collect()
 }
 
-/// The MyStepActions the task's steps run, from the watch-fed cache (the
-/// API server when the cache lacks one). At most as many as a task may
-/// have steps: a task over that fails on its step count anyway. One that
-/// does not exist is left out (the run fails naming the step); one that
-/// does not decode is kept with its problem.
-async fn step_actions(spec: &TaskSpec, namespace: &str, ctx: &Context) -> Result<StepActions> {
+/// The step actions the task's steps run, by `action_key`, and the first
+/// one still being fetched by its resolver (the run is woken when it is).
+/// At most as many as a task may have steps: a task over that fails on its
+/// step count anyway.
+async fn step_actions(
+    run: &MyTaskRun,
+    spec: &TaskSpec,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<(StepActions, Option<String>)> {
     let mut found = StepActions::new();
     for name in referenced(spec).into_iter().take(ctx.settings.render.limits.max_steps) {
+        // From the watch-fed cache (the API server when the cache lacks it).
+        // One that does not exist is left out: the run fails naming the step.
         if let Some(action) = ctx.stores.step_action(&ctx.client, namespace, name).await? {
             found.insert(name.to_string(), action.map(|action| action.spec));
         }
     }
-    Ok(found)
+    let fetching = fetch_step_actions(run, spec, namespace, ctx, &mut found).await?;
+    Ok((found, fetching))
+}
+
+/// The actions of `ref: {resolver, params}` steps, fetched in the
+/// background, one fetch per step, into `found` (one that cannot be had is
+/// kept with why); the first not fetched yet. Once all are, their outcomes
+/// are dropped from the resolver's memory: the plan inlines them now.
+async fn fetch_step_actions(
+    run: &MyTaskRun,
+    spec: &TaskSpec,
+    namespace: &str,
+    ctx: &Context,
+    found: &mut StepActions,
+) -> Result<Option<String>> {
+    let uid = run.metadata.uid.as_deref().unwrap_or_default();
+    let mut fetching = None;
+    let mut keys = Vec::new();
+    for (index, remote) in remote_references(spec)
+        .into_iter()
+        .take(ctx.settings.render.limits.max_steps)
+    {
+        let field = format!("steps[{index}].ref");
+        let fetch_key = format!("{uid}/{field}");
+        let key = RunKey {
+            kind: "MyTaskRun",
+            namespace,
+            name: run.metadata.name.as_deref().unwrap_or_default(),
+            uid: &fetch_key,
+        };
+        let action = match super::resolver::step_action(ctx, key, &remote, &field).await? {
+            Resolution::Found(fetched) => Ok(fetched.spec),
+            Resolution::Failed(why) => Err(why),
+            Resolution::Fetching(_) => {
+                fetching.get_or_insert(field);
+                continue;
+            }
+        };
+        found.insert(fetched_action_key(index), action);
+        keys.push(fetch_key);
+    }
+    if fetching.is_none() {
+        keys.iter().for_each(|key| ctx.resolutions.forget(key));
+    }
+    Ok(fetching)
 }
 
 /// The credential Secrets of the run's ServiceAccount (see

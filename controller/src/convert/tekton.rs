@@ -181,11 +181,19 @@ fn sidecar(value: Value, at: &str, losses: &mut Losses) -> Value {
 
 impl Converter {
     /// `ref: {name: x}` runs MyStepAction `x` (what `convert` makes of
-    /// StepAction `x`), with the step's `params`; a remote reference cannot
-    /// be kept.
+    /// StepAction `x`), with the step's `params`; `ref: {resolver, params}`
+    /// with a resolver we have is kept as it is.
     fn step_action_ref(fields: &mut Fields, out: &mut Map<String, Value>, losses: &mut Losses) {
-        let Some(reference) = fields.take("ref") else { return };
+        let Some(mut reference) = fields.take("ref") else {
+            return;
+        };
         let at = fields.field("ref");
+        if let Some(remote) = remote_reference(&mut reference, &at, losses) {
+            Fields::of(reference, &at, losses).finish(losses);
+            out.insert("ref".into(), remote);
+            fields.copy("params", out);
+            return;
+        }
         let mut reference = Fields::of(reference, &at, losses);
         if let Some(name) = reference.take_str("name", losses) {
             out.insert("ref".into(), serde_json::json!({ "name": name }));

@@ -1,5 +1,6 @@
 //! StepActions: a step with `ref: {name: x}` runs MyStepAction `x` of the
-//! run's namespace. Its container fields (image, command or script, env,
+//! run's namespace (with `ref: {resolver, params}`, the one a resolver
+//! fetches). Its container fields (image, command or script, env,
 //! ...) and step results become the step's, with the action's
 //! `$(params.p)` filled from the step's `params` (else the action's
 //! defaults). This happens before the task is validated and resolved, so
@@ -8,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::{ParamValue, Step, StepActionSpec, TaskSpec};
+use crate::api::{ParamValue, RemoteRef, Step, StepActionRef, StepActionSpec, TaskSpec};
 
 use super::errors::ValidationErrors;
 use super::limits::{Budget, Limits};
@@ -16,18 +17,47 @@ use super::resolve::TaskVariables;
 use super::substitute::{Resolver, Value, substitute_list, substitute_opt, substitute_str};
 use super::validate::resolve_params;
 
-/// The MyStepActions a run's namespace has that its task refers to, by
-/// name: each decoded, or why it cannot be (a malformed one fails the run
-/// naming the field, as a malformed MyTask does).
+/// The step actions a task refers to, by [`action_key`]: each decoded, or
+/// why it cannot be (a malformed one fails the run naming the field, as a
+/// malformed MyTask does).
 pub type StepActions = BTreeMap<String, Result<StepActionSpec, String>>;
 
-/// The MyStepActions the task's steps refer to, by name.
+/// Where step `index`'s action is found in [`StepActions`]: by its name,
+/// or, fetched by a resolver, as `steps[<index>]` (no name has brackets).
+pub fn action_key(index: usize, reference: &StepActionRef) -> String {
+    match reference.resolver {
+        Some(_) => fetched_action_key(index),
+        None => reference.name.clone(),
+    }
+}
+
+/// The key of the action a resolver fetched for step `index`.
+pub fn fetched_action_key(index: usize) -> String {
+    format!("steps[{index}]")
+}
+
+/// The MyStepActions the task's steps refer to by name.
 pub fn referenced(task: &TaskSpec) -> BTreeSet<&str> {
     task.steps
         .iter()
         .filter_map(|step| step.step_ref.as_ref())
+        .filter(|reference| reference.resolver.is_none())
         .map(|reference| reference.name.as_str())
         .collect()
+}
+
+/// The steps whose action a resolver fetches: (step index, request).
+pub fn remote_references(task: &TaskSpec) -> Vec<(usize, RemoteRef)> {
+    task.steps
+        .iter()
+        .enumerate()
+        .filter_map(|(index, step)| Some((index, step.step_ref.as_ref()?.remote()?)))
+        .collect()
+}
+
+/// Whether any step runs a step action (named or fetched).
+pub fn runs_step_actions(task: &TaskSpec) -> bool {
+    task.steps.iter().any(|step| step.step_ref.is_some())
 }
 
 /// A step action's view of references: its own params; anything else
@@ -85,21 +115,36 @@ pub fn inline_step_actions(
         let Some(reference) = step.step_ref.take() else {
             continue;
         };
+        if !check_reference(&reference, &at, &mut errors) {
+            continue;
+        }
+        let what = match reference.resolver {
+            Some(_) => format!("the step action {at}.ref fetched"),
+            None => format!("step action {:?}", reference.name),
+        };
         for own in own_container_fields(step) {
             errors.push(
                 format!("{at}.{own}"),
-                format!(
-                    "the step runs step action {:?}, which sets {own}; remove it from the step",
-                    reference.name
-                ),
+                format!("the step runs {what}, which sets {own}; remove it from the step"),
             );
         }
-        let action = match actions.get(&reference.name) {
+        let action = match actions.get(&action_key(index, &reference)) {
             Some(Ok(action)) => action,
+            Some(Err(problem)) if reference.resolver.is_some() => {
+                errors.push(format!("{at}.ref"), format!("the step action cannot be had: {problem}"));
+                continue;
+            }
             Some(Err(problem)) => {
                 errors.push(
                     format!("{at}.ref.name"),
                     format!("MyStepAction {:?} cannot be read: {problem}", reference.name),
+                );
+                continue;
+            }
+            None if reference.resolver.is_some() => {
+                errors.push(
+                    format!("{at}.ref"),
+                    "the step action is fetched when the run starts (`render` fetches nothing)",
                 );
                 continue;
             }
@@ -112,10 +157,30 @@ pub fn inline_step_actions(
             }
         };
         let params = resolve_params(&action.params, &step.params, &format!("{at}.params"), &mut errors);
-        let action_at = format!("MyStepAction {:?}: spec", reference.name);
+        let action_at = match reference.resolver {
+            Some(_) => format!("{at}.ref (fetched): spec"),
+            None => format!("MyStepAction {:?}: spec", reference.name),
+        };
         apply_action(step, action, &params, &action_at, limits, &mut errors);
     }
     errors.into_result(inlined)
+}
+
+/// A reference names an action or a resolver, not both; false (reported)
+/// when it does not.
+fn check_reference(reference: &StepActionRef, at: &str, errors: &mut ValidationErrors) -> bool {
+    match (reference.name.is_empty(), reference.resolver) {
+        (true, None) => errors.push(
+            format!("{at}.ref.name"),
+            "a step action reference needs a name or a resolver",
+        ),
+        (false, Some(_)) => errors.push(
+            format!("{at}.ref"),
+            format!("ref names {:?} and a resolver: give one", reference.name),
+        ),
+        (true, Some(_)) | (false, None) => return true,
+    }
+    false
 }
 
 /// Writes the action's fields into `step`, its params substituted.

@@ -206,10 +206,8 @@ impl<'a> Decision<'a> {
     fn start_attempt(&mut self, (spec, source): (&TaskSpec, TaskSource<'_>)) {
         let run = self.observed.run;
         let attempt = self.attempt();
-        if let Some(image) = self.observed.inputs.pending_image() {
-            // The lookup wakes the run when the registry answers.
-            let message =
-                format!("looking up the entrypoint of image {image:?} in its registry (a step gives no command)");
+        if let Some(message) = self.observed.inputs.waiting_for() {
+            // The fetch or lookup wakes the run when it ends.
             self.set_condition(Succeeded::Unknown, reason::PENDING, message);
             return;
         }
