@@ -284,17 +284,23 @@ impl Parser {
 
     fn arguments(&mut self) -> Result<Vec<Value>, String> {
         self.expect("(")?;
-        let mut args = Vec::new();
-        if !self.eat(")") {
-            loop {
-                args.push(self.conditional()?);
-                if self.eat(")") {
-                    break;
-                }
-                self.expect(",")?;
-            }
+        self.items_until(")")
+    }
+
+    /// Comma-separated expressions up to and including `close` (the
+    /// opening bracket already read).
+    fn items_until(&mut self, close: &str) -> Result<Vec<Value>, String> {
+        let mut items = Vec::new();
+        if self.eat(close) {
+            return Ok(items);
         }
-        Ok(args)
+        loop {
+            items.push(self.conditional()?);
+            if self.eat(close) {
+                return Ok(items);
+            }
+            self.expect(",")?;
+        }
     }
 
     fn primary(&mut self) -> Result<Value, String> {
@@ -320,19 +326,7 @@ impl Parser {
                 self.expect(")")?;
                 Ok(value)
             }
-            Token::Symbol("[") => {
-                let mut items = Vec::new();
-                if !self.eat("]") {
-                    loop {
-                        items.push(self.conditional()?);
-                        if self.eat("]") {
-                            break;
-                        }
-                        self.expect(",")?;
-                    }
-                }
-                Ok(Value::List(items))
-            }
+            Token::Symbol("[") => self.items_until("]").map(Value::List),
             Token::Symbol(symbol) => Err(format!("unexpected {symbol:?} at {column}")),
         }
     }
@@ -479,6 +473,9 @@ mod tests {
             ("1 && true", "`&&` needs bools, not a int"),
             ("'a' in 'abc'", "`in` needs a list"),
             ("9223372036854775807 + 1 == 0", "integer overflow"),
+            ("['a' 'b'] == []", "expected \",\" at column 6"),
+            ("size('a', 'b') == 1", "no function size(string, string)"),
+            ("[1, 2", "expected \",\" at the end"),
         ] {
             let error = evaluate(expression).expect_err(expression);
             assert!(error.contains(expected), "{expression}: {error}");
