@@ -99,6 +99,14 @@ pub struct Resolutions {
 }
 
 impl Resolutions {
+    /// Drops `key`'s outcome: the run has what it needed of it.
+    pub fn forget(&self, key: &str) {
+        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if matches!(slots.get(key), Some((_, Slot::Done(_)))) {
+            slots.remove(key);
+        }
+    }
+
     /// The outcome of `key`'s fetch if it is done, None while it runs; a
     /// fetch not yet started is started (`job`), and `wake` is called when
     /// it ends.
@@ -133,16 +141,6 @@ impl Resolutions {
             wake();
         });
         None
-    }
-}
-
-impl Resolutions {
-    /// Drops `key`'s outcome: the run has what it needed of it.
-    pub fn forget(&self, key: &str) {
-        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if matches!(slots.get(key), Some((_, Slot::Done(_)))) {
-            slots.remove(key);
-        }
     }
 }
 

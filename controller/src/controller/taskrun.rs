@@ -52,12 +52,7 @@ async fn attempt_inputs(
     let images = if wanted.is_empty() {
         ImageLookups::new()
     } else {
-        let key = RunKey {
-            kind: "MyTaskRun",
-            namespace,
-            name: run.metadata.name.as_deref().unwrap_or_default(),
-            uid: run.metadata.uid.as_deref().unwrap_or_default(),
-        };
+        let key = run_key(run, namespace, run.metadata.uid.as_deref().unwrap_or_default());
         look_up_images(ctx, key, &wanted, &pull_secrets(run, account.as_ref()))
     };
     Ok(AttemptInputs {
@@ -66,6 +61,17 @@ async fn attempt_inputs(
         images,
         fetching,
     })
+}
+
+/// The run as the resolvers and registry lookups know it; `uid` keys
+/// their background work (the run's uid, or it and a step).
+fn run_key<'a>(run: &'a MyTaskRun, namespace: &'a str, uid: &'a str) -> RunKey<'a> {
+    RunKey {
+        kind: "MyTaskRun",
+        namespace,
+        name: run.metadata.name.as_deref().unwrap_or_default(),
+        uid,
+    }
 }
 
 /// The run's ServiceAccount (`default` unless named), from the cache; None
@@ -130,12 +136,7 @@ async fn fetch_step_actions(
     {
         let field = format!("steps[{index}].ref");
         let fetch_key = format!("{uid}/{field}");
-        let key = RunKey {
-            kind: "MyTaskRun",
-            namespace,
-            name: run.metadata.name.as_deref().unwrap_or_default(),
-            uid: &fetch_key,
-        };
+        let key = run_key(run, namespace, &fetch_key);
         let action = match super::resolver::step_action(ctx, key, &remote, &field).await? {
             Resolution::Found(fetched) => Ok(fetched.spec),
             Resolution::Failed(why) => Err(why),
@@ -266,12 +267,7 @@ async fn reconcile_run(run: &MyTaskRun, ctx: &Context) -> Result<Requeue> {
             spec,
         },
         (None, None, Some(remote), None) => {
-            let key = RunKey {
-                kind: "MyTaskRun",
-                namespace: &namespace,
-                name: &name,
-                uid: run.metadata.uid.as_deref().unwrap_or_default(),
-            };
+            let key = run_key(run, &namespace, run.metadata.uid.as_deref().unwrap_or_default());
             resolution = super::resolver::task(ctx, key, remote).await?;
             match &resolution {
                 Resolution::Found(found) => TaskLookup::Resolved {
