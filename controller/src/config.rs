@@ -18,6 +18,12 @@ pub struct ControllerConfig {
     /// Image with the static entrypoint at /cicd-entrypoint.
     #[arg(long, env = "CICD_ENTRYPOINT_IMAGE", default_value = DEFAULT_ENTRYPOINT_IMAGE)]
     pub entrypoint_image: String,
+    /// The same entrypoint as a file the controller can read (its image has
+    /// one at /cicd-entrypoint). Given, the controller puts it in a
+    /// ConfigMap of each namespace that runs tasks and pods mount it with no
+    /// init container; absent, every pod copies it from --entrypoint-image.
+    #[arg(long, env = "CICD_ENTRYPOINT_BINARY")]
+    pub entrypoint_binary: Option<std::path::PathBuf>,
     /// Timeout of runs that set none (e.g. 1h, 30m; 0 = none).
     #[arg(long, env = "CICD_DEFAULT_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
     pub default_timeout: Duration,

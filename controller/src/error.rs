@@ -15,6 +15,8 @@ pub enum Error {
     /// A reconcile panicked (a bug): the object is retried with backoff.
     #[error("the reconcile panicked")]
     Panicked,
+    #[error("cannot use the entrypoint binary {path} (--entrypoint-binary): {reason}")]
+    EntrypointBinary { path: String, reason: String },
     #[error("cannot serve metrics on {address}: {source}")]
     Serve {
         address: std::net::SocketAddr,
@@ -33,6 +35,7 @@ impl Error {
             Error::Lease(_) => "lease",
             Error::ResultsNotReady(_) => "results_not_ready",
             Error::Serve { .. } => "serve",
+            Error::EntrypointBinary { .. } => "entrypoint_binary",
             Error::Panicked => "panicked",
         }
     }

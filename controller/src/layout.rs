@@ -1,7 +1,8 @@
 //! Where things live inside a run's pod. The renderer mounts these paths and
 //! the variable resolver hands them to steps, so they are defined once.
 
-/// The entrypoint binary, copied here by the init container.
+/// The entrypoint binary, copied here by the init container or mounted
+/// here from a ConfigMap.
 pub const TOOLS_DIR: &str = "/cicd/bin";
 pub const ENTRYPOINT_PATH: &str = "/cicd/bin/entrypoint";
 /// Step scripts, written by the init container.
@@ -85,6 +86,17 @@ pub fn script_name(step_index: usize, step_name: &str) -> String {
 pub fn script_path(step_index: usize, step_name: &str) -> String {
     format!("{SCRIPTS_DIR}/{}", script_name(step_index, step_name))
 }
+
+/// Where a step writes its own script when the pod has no init container
+/// to do it: its own hand-off directory, the one place it may write that
+/// the next steps can read.
+pub fn own_script_path(step_index: usize, step_name: &str) -> String {
+    format!("{}/{}", step_run_dir(step_index), script_name(step_index, step_name))
+}
+
+/// The key of the entrypoint binary in its ConfigMap, and its file name
+/// in `TOOLS_DIR`.
+pub const ENTRYPOINT_KEY: &str = "entrypoint";
 
 /// Sidecar scripts share the scripts directory; step scripts start with
 /// their index, so the names never meet.

@@ -12,7 +12,7 @@ use crate::engine::resolve::{ResolvedStep, ResolvedTaskRun, RunIdentity, resolve
 use crate::engine::step_action::{StepActions, inline_step_actions, runs_step_actions};
 use crate::image::{ImageLookup, ImageLookups};
 use crate::pod::credentials::Credentials;
-use crate::pod::render::{RenderSettings, claims_to_create, render_pod};
+use crate::pod::render::{EntrypointSource, PodInputs, RenderSettings, claims_to_create, render_pod};
 
 /// What the controller reads from the run's namespace only when an attempt
 /// is about to start (after that the run's status and pod hold what came
@@ -29,6 +29,10 @@ pub struct AttemptInputs {
     /// A step action a resolver is still fetching (the step's `ref`
     /// field): no attempt can start yet.
     pub fetching: Option<String>,
+    /// The ConfigMap of the run's namespace that holds the entrypoint, when
+    /// the controller made one there: the pod mounts it and needs no init
+    /// container. None: the init container copies it from the image.
+    pub entrypoint_config_map: Option<String>,
 }
 
 impl AttemptInputs {
@@ -42,6 +46,7 @@ impl AttemptInputs {
         },
         images: ImageLookups::new(),
         fetching: None,
+        entrypoint_config_map: None,
     };
 
     /// What the attempt waits for before it can start (a step action
@@ -155,7 +160,14 @@ pub fn plan_task_run_with(
     let owner = owner_reference(run);
     let labels = run.metadata.labels.clone().unwrap_or_default();
     resolved.warnings.extend(inputs.credentials.warnings.iter().cloned());
-    let pod = render_pod(&resolved, &run.spec, (&labels, &owner), settings, &inputs.credentials);
+    let pod_inputs = PodInputs {
+        credentials: &inputs.credentials,
+        entrypoint: match &inputs.entrypoint_config_map {
+            Some(name) => EntrypointSource::ConfigMap(name),
+            None => EntrypointSource::Image,
+        },
+    };
+    let pod = render_pod(&resolved, &run.spec, (&labels, &owner), settings, pod_inputs);
     check_pod_size(&pod, settings.limits.max_pod_bytes)?;
     let claims = claims_to_create(&resolved, &owner);
     Ok(Plan { resolved, claims, pod })

@@ -1,7 +1,8 @@
 //! End-to-end tests of sharing one controller between tenants, on the
 //! real cluster (hack/local-cluster): objects under a run's expected names
 //! that belong to someone else, refusals from the API server, names that
-//! used to collide, and a rolling restart of the controller mid-run.
+//! used to collide, a rolling restart of the controller mid-run, and the
+//! entrypoint's ConfigMap in each tenant's namespace.
 //!
 //! Ignored by default; `hack/e2e` runs them (`hack/e2e tenancy` for these only).
 
@@ -9,9 +10,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use cicd_controller::api::{MyPipelineRun, MyTaskRun};
+use cicd_controller::api::{MyPipelineRun, MyTaskRun, ParamValue};
 use cicd_controller::reconcile::pipelinerun::child_name;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt;
 use kube::api::ListParams;
 use support::{BASH, CONTROLLER_NAMESPACE, Run, TestNamespace, kubectl};
@@ -397,4 +398,120 @@ async fn tenancy_worst_inputs_fail_alone_and_the_controller_stays_within_its_mem
     assert!(!terminated.contains("OOMKilled"), "the controller was OOM-killed");
     bad.passed();
     good.passed();
+}
+
+/// A run whose step runs as another user, with a script, step results and
+/// task results, as the entrypoint's ConfigMap is mounted.
+fn run_as_user_1000(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {{name: {name}}}
+spec:
+  taskSpec:
+    results: [{{name: uid}}, {{name: digest, value: $(steps.build.results.digest)}}]
+    steps:
+      - name: build
+        image: {BASH}
+        securityContext: {{runAsUser: 1000, runAsGroup: 1000}}
+        results: [{{name: digest}}]
+        script: |
+          printf sha256:1f > $(step.results.digest.path)
+          printf "$(id -u)" > $(results.uid.path)
+      - name: check
+        image: {BASH}
+        securityContext: {{runAsUser: 1001}}
+        command: [/bin/sh, -c, 'test "$1" = sha256:1f', sh, $(steps.build.results.digest)]
+"#
+    )
+}
+
+fn result<'a>(run: &'a MyTaskRun, name: &str) -> Option<&'a str> {
+    let found = run.status.as_ref()?.results.iter().find(|r| r.name == name)?;
+    match &found.value {
+        ParamValue::String(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// The tools volume's ConfigMap and the init containers of the run's pod.
+async fn entrypoint_of_pod(ns: &TestNamespace, run: &str) -> (Option<String>, Vec<String>) {
+    let pod = ns.api::<Pod>().get(&format!("{run}-pod")).await.expect("the run's pod");
+    let spec = pod.spec.expect("a pod spec");
+    let tools = spec.volumes.iter().flatten().find(|v| v.name == "cicd-bin");
+    let config_map = tools.and_then(|v| v.config_map.as_ref()).map(|c| c.name.clone());
+    let init = spec.init_containers.iter().flatten().map(|c| c.name.clone()).collect();
+    (config_map, init)
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn tenancy_pods_mount_the_entrypoint_from_our_config_map_and_never_from_a_foreign_one() {
+    let ns = TestNamespace::new("e2e-ten-entrypoint").await;
+    ns.apply(&run_as_user_1000("mine"));
+    let run = ns.wait_succeeded::<MyTaskRun>("mine", Duration::from_secs(90)).await;
+    assert_eq!(result(&run, "uid"), Some("1000"), "{:?}", run.status);
+    assert_eq!(result(&run, "digest"), Some("sha256:1f"));
+    let (config_map, init) = entrypoint_of_pod(&ns, "mine").await;
+    assert_eq!(init, Vec::<String>::new(), "no init container{}", ns.diagnostics());
+    let name = config_map.expect("the tools volume is a ConfigMap");
+    assert!(name.starts_with("cicd-entrypoint-"), "{name}");
+    let ours = ns.api::<ConfigMap>().get(&name).await.expect("our ConfigMap");
+    assert_eq!(ours.immutable, Some(true));
+    assert_eq!(
+        ours.labels().get("app.kubernetes.io/managed-by").map(String::as_str),
+        Some("cicd-operator")
+    );
+    let binary = ours
+        .binary_data
+        .as_ref()
+        .and_then(|d| d.get("entrypoint"))
+        .expect("the binary");
+    assert!(binary.0.starts_with(b"\x7fELF"), "an executable");
+
+    // Deleted by a tenant: made again, so pods still to start can mount it.
+    let first_uid = ours.uid().expect("a uid");
+    kubectl(&["delete", "configmap", &name, "-n", &ns.name], None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let again = ns.api::<ConfigMap>().get_opt(&name).await.expect("a read");
+        if again.as_ref().and_then(|c| c.uid()).is_some_and(|uid| uid != first_uid) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ConfigMap was not made again{}",
+            ns.diagnostics()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Someone else's ConfigMap under that name in another namespace: left
+    // alone; the pod there copies the entrypoint with the init container.
+    let other = TestNamespace::new("e2e-ten-entrypoint-foreign").await;
+    other.apply(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{entrypoint: not-a-binary}}\n"
+    ));
+    other.apply(&run_as_user_1000("theirs"));
+    let run = other
+        .wait_succeeded::<MyTaskRun>("theirs", Duration::from_secs(90))
+        .await;
+    assert_eq!(result(&run, "uid"), Some("1000"));
+    let (config_map, init) = entrypoint_of_pod(&other, "theirs").await;
+    assert_eq!(config_map, None, "the foreign ConfigMap is not mounted");
+    assert_eq!(init, ["prepare"]);
+    let foreign = other.api::<ConfigMap>().get(&name).await.expect("still there");
+    assert_eq!(
+        foreign
+            .data
+            .as_ref()
+            .and_then(|d| d.get("entrypoint"))
+            .map(String::as_str),
+        Some("not-a-binary"),
+        "unchanged"
+    );
+    assert!(foreign.labels().get("app.kubernetes.io/managed-by").is_none());
+    other.passed();
+    ns.passed();
 }

@@ -1201,3 +1201,147 @@ fn a_step_without_command_runs_the_looked_up_entrypoint_with_its_args_or_the_ima
         .to_string();
     assert!(offline.contains("`render` reads no registry"), "{offline}");
 }
+
+// ---------------------------------------------------------------------------
+// The entrypoint from a ConfigMap: no init container
+// ---------------------------------------------------------------------------
+
+/// The pod of an inline run whose namespace has the entrypoint ConfigMap.
+fn pod_with_entrypoint_config_map(spec: serde_json::Value) -> Pod {
+    let run: MyTaskRun = serde_json::from_value(json!({
+        "apiVersion": "cicdoperator.ning1875.io/v1", "kind": "MyTaskRun",
+        "metadata": { "name": "inline", "namespace": "ci", "uid": "0c5a3a43-uid" },
+        "spec": spec,
+    }))
+    .expect("a run");
+    let task = run.spec.task_spec.clone().expect("inline");
+    let inputs = AttemptInputs {
+        entrypoint_config_map: Some("cicd-entrypoint-0123456789ab".to_string()),
+        ..AttemptInputs::default()
+    };
+    plan_task_run_with(&run, &task, TaskSource::Inline, 0, (ONE_HOUR, &settings()), &inputs)
+        .unwrap_or_else(|errors| panic!("invalid: {errors}"))
+        .pod
+}
+
+/// `--script NAME=PART` values of a container, joined per name and decoded.
+fn own_scripts(container: &Container) -> Vec<(String, String)> {
+    let mut joined: Vec<(String, String)> = Vec::new();
+    for pair in args(container).windows(2).filter(|pair| pair[0] == "--script") {
+        let (name, part) = pair[1].split_once('=').expect("NAME=PART");
+        match joined.last_mut() {
+            Some((last, text)) if last == name => text.push_str(part),
+            _ => joined.push((name.to_string(), part.to_string())),
+        }
+    }
+    joined
+        .into_iter()
+        .map(|(name, b64)| {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64");
+            (name, String::from_utf8(bytes).expect("utf-8"))
+        })
+        .collect()
+}
+
+#[test]
+fn with_the_entrypoint_config_map_the_pod_has_no_init_container_and_each_step_writes_its_script() {
+    let image = "127.0.0.1:5000/cicd/bash:5";
+    let pod = pod_with_entrypoint_config_map(json!({
+        "params": [{ "name": "who", "value": "world" }],
+        "taskSpec": {
+            "params": [{ "name": "who" }],
+            "steps": [
+                { "name": "build", "image": image, "results": [{ "name": "digest" }],
+                  "script": "echo hello $(params.who) > $(step.results.digest.path)" },
+                { "name": "push", "image": image, "command": ["push", "now"] },
+            ],
+        },
+    }));
+    let spec = spec(&pod);
+    assert_eq!(spec.init_containers, None, "no prepare container");
+    let tools = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "cicd-bin")
+        .expect("the tools volume");
+    let config_map = tools.config_map.as_ref().expect("a ConfigMap volume");
+    assert_eq!(config_map.name, "cicd-entrypoint-0123456789ab");
+    let item = &config_map.items.as_deref().expect("items")[0];
+    assert_eq!(
+        (item.key.as_str(), item.path.as_str(), item.mode),
+        ("entrypoint", "entrypoint", Some(0o555))
+    );
+    assert!(
+        !spec.volumes.iter().flatten().any(|v| v.name == "cicd-scripts"),
+        "no scripts volume"
+    );
+
+    let [build, push] = &spec.containers[..] else {
+        panic!("two steps")
+    };
+    assert_eq!(build.command, Some(vec!["/cicd/bin/entrypoint".to_string()]));
+    assert_eq!(
+        own_scripts(build),
+        [(
+            "0-build".to_string(),
+            "echo hello world > /cicd/run/0/results/digest".to_string()
+        )]
+    );
+    assert_eq!(flag_value(build, "--scripts-dir"), Some("/cicd/run/0"));
+    assert_eq!(flag_value(build, "--mkdir"), Some("/cicd/run/0/results"));
+    assert_eq!(
+        args(build).last(),
+        Some(&"/cicd/run/0/0-build"),
+        "runs the script it wrote"
+    );
+    assert_eq!(mount_path_of(build, "cicd-scripts"), None);
+    assert_eq!(mount_path_of(build, "cicd-bin").as_deref(), Some("/cicd/bin"));
+
+    // A step with a command and no step results lays out nothing.
+    for flag in ["--script", "--scripts-dir", "--mkdir"] {
+        assert_eq!(flag_value(push, flag), None, "{flag}");
+    }
+    let command = args(push);
+    assert_eq!(command[command.len() - 3..], ["--", "push", "now"]);
+}
+
+#[test]
+fn a_sidecar_script_keeps_the_init_container_even_with_the_entrypoint_config_map() {
+    let pod = pod_with_entrypoint_config_map(json!({ "taskSpec": {
+        "sidecars": [{ "name": "web", "image": "127.0.0.1:5000/cicd/bash:5", "script": "exec serve" }],
+        "steps": [{ "name": "one", "image": "127.0.0.1:5000/cicd/bash:5", "script": "true" }],
+    }}));
+    let spec = spec(&pod);
+    let init = spec.init_containers.as_deref().expect("init containers");
+    assert_eq!(container_names(init), ["prepare", "sidecar-web"]);
+    assert!(
+        spec.volumes
+            .iter()
+            .flatten()
+            .any(|v| v.name == "cicd-bin" && v.empty_dir.is_some()),
+        "the entrypoint is copied as without the ConfigMap"
+    );
+    assert_eq!(flag_value(&spec.containers[0], "--scripts-dir"), None);
+    assert_eq!(args(&spec.containers[0]).last(), Some(&"/cicd/scripts/0-one"));
+}
+
+#[test]
+fn the_report_budget_counts_the_prepare_container_only_when_there_is_one() {
+    // Four steps: with one, both budgets are the per-container cap.
+    let steps: Vec<_> = (0..4)
+        .map(|i| json!({ "name": format!("s{i}"), "image": "127.0.0.1:5000/cicd/bash:5", "script": "true" }))
+        .collect();
+    let task = json!({ "taskSpec": { "steps": steps } });
+    let budget = |pod: &Pod| -> usize {
+        flag_value(&spec(pod).containers[0], "--max-report-bytes")
+            .expect("a budget")
+            .parse()
+            .expect("a number")
+    };
+    let with_prepare = budget(&pod_of_inline_run(task.clone()));
+    let without = budget(&pod_with_entrypoint_config_map(task));
+    assert_eq!(with_prepare, cicd_entrypoint::termination::report_budget(5));
+    assert_eq!(without, cicd_entrypoint::termination::report_budget(4));
+    assert!(without > with_prepare);
+}

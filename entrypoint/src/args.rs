@@ -18,6 +18,7 @@ pub const USAGE: &str = "\
 usage:
   cicd-entrypoint init --tools-dir DIR [--script NAME=BASE64]... [--scripts-dir DIR] [--mkdir DIR]...
   cicd-entrypoint step [--wait-file F] [--wait-nonempty] --post-file F --termination-path F
+    [--script NAME=BASE64]... [--scripts-dir DIR] [--mkdir DIR]...
     --results-dir D [--results a,b] [--results-from D] [--timeout 30s] [--on-error continue|stopAndFail]
     [--max-result-bytes N] [--max-results-bytes N] [--max-report-bytes N]
     [--step-result-ref EXPR=FILE]... [--result-from-step NAME=FILE]...
@@ -36,10 +37,63 @@ pub enum Command {
 #[derive(Debug, PartialEq)]
 pub struct InitArgs {
     pub tools_dir: PathBuf,
+    pub setup: Setup,
+}
+
+/// Files to lay out before the work starts: scripts written into a
+/// directory and directories anyone may write into. The init container
+/// does it for the whole pod; a pod without one (the entrypoint mounted
+/// from a ConfigMap) has each step do it for itself.
+#[derive(Debug, Default, PartialEq)]
+pub struct Setup {
     /// (name, base64 of the script text)
     pub scripts: Vec<(String, String)>,
     pub scripts_dir: Option<PathBuf>,
     pub mkdirs: Vec<PathBuf>,
+}
+
+impl Setup {
+    /// Takes `flag` when it is one of ours (`--script`, `--scripts-dir`,
+    /// `--mkdir`): true if it was.
+    fn take_flag<'a>(&mut self, flags: &mut Flags<'a>, flag: &Flag<'a>) -> Result<bool, ArgsError> {
+        match flag.name.as_str() {
+            "--scripts-dir" => set_once(
+                &mut self.scripts_dir,
+                flags.path(flag, "--scripts-dir")?,
+                "--scripts-dir",
+            )?,
+            "--mkdir" => self.mkdirs.push(flags.path(flag, "--mkdir")?),
+            "--script" => {
+                let value = flags.text(flag, "--script")?;
+                let bad = |reason: String| ArgsError::BadValue {
+                    flag: "--script",
+                    value: value.clone(),
+                    reason,
+                };
+                let (name, b64) = value
+                    .split_once('=')
+                    .ok_or_else(|| bad("expected NAME=BASE64".into()))?;
+                check_name(name).map_err(|r| bad(format!("script name: {r}")))?;
+                // The same name right again continues the script: one
+                // argument is limited to 128 KiB by the kernel, so large
+                // scripts come in parts (whole base64 quads each).
+                match self.scripts.last_mut() {
+                    Some((last, text)) if last == name => text.push_str(b64),
+                    _ => self.scripts.push((name.to_string(), b64.to_string())),
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Scripts need a directory to go to.
+    fn check(&self) -> Result<(), ArgsError> {
+        if !self.scripts.is_empty() && self.scripts_dir.is_none() {
+            return Err(ArgsError::MissingFlag("--scripts-dir"));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +134,9 @@ pub struct StepArgs {
     /// under `credentials_home` before the command starts (the first step).
     pub credentials: Vec<Credential>,
     pub credentials_home: Option<PathBuf>,
+    /// Without an init container: this step's script and directories,
+    /// laid out once the previous step is done.
+    pub setup: Setup,
     pub command: Vec<OsString>,
 }
 
@@ -245,33 +302,13 @@ pub fn check_name(name: &str) -> Result<(), String> {
 fn parse_init(args: &[OsString]) -> Result<InitArgs, ArgsError> {
     let mut flags = Flags::new(args);
     let mut tools_dir = None;
-    let mut scripts_dir = None;
-    let mut scripts: Vec<(String, String)> = Vec::new();
-    let mut mkdirs = Vec::new();
+    let mut setup = Setup::default();
     while let Some(flag) = flags.next_flag()? {
+        if setup.take_flag(&mut flags, &flag)? {
+            continue;
+        }
         match flag.name.as_str() {
             "--tools-dir" => set_once(&mut tools_dir, flags.path(&flag, "--tools-dir")?, "--tools-dir")?,
-            "--scripts-dir" => set_once(&mut scripts_dir, flags.path(&flag, "--scripts-dir")?, "--scripts-dir")?,
-            "--mkdir" => mkdirs.push(flags.path(&flag, "--mkdir")?),
-            "--script" => {
-                let value = flags.text(&flag, "--script")?;
-                let bad = |reason: String| ArgsError::BadValue {
-                    flag: "--script",
-                    value: value.clone(),
-                    reason,
-                };
-                let (name, b64) = value
-                    .split_once('=')
-                    .ok_or_else(|| bad("expected NAME=BASE64".into()))?;
-                check_name(name).map_err(|r| bad(format!("script name: {r}")))?;
-                // The same name right again continues the script: one
-                // argument is limited to 128 KiB by the kernel, so large
-                // scripts come in parts (whole base64 quads each).
-                match scripts.last_mut() {
-                    Some((last, text)) if last == name => text.push_str(b64),
-                    _ => scripts.push((name.to_string(), b64.to_string())),
-                }
-            }
             _ => {
                 return Err(ArgsError::UnknownFlag {
                     sub: "init",
@@ -283,14 +320,10 @@ fn parse_init(args: &[OsString]) -> Result<InitArgs, ArgsError> {
     if let Some(first) = flags.rest().and_then(<[OsString]>::first) {
         return Err(ArgsError::Unexpected(first.to_string_lossy().into_owned()));
     }
-    if !scripts.is_empty() && scripts_dir.is_none() {
-        return Err(ArgsError::MissingFlag("--scripts-dir"));
-    }
+    setup.check()?;
     Ok(InitArgs {
         tools_dir: tools_dir.ok_or(ArgsError::MissingFlag("--tools-dir"))?,
-        scripts,
-        scripts_dir,
-        mkdirs,
+        setup,
     })
 }
 
@@ -312,7 +345,11 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
     let mut results_from_step = Vec::new();
     let mut credentials = Vec::new();
     let mut credentials_home = None;
+    let mut setup = Setup::default();
     while let Some(flag) = flags.next_flag()? {
+        if setup.take_flag(&mut flags, &flag)? {
+            continue;
+        }
         match flag.name.as_str() {
             "--credential" => {
                 let value = flags.text(&flag, "--credential")?;
@@ -426,6 +463,7 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
     if !credentials.is_empty() && credentials_home.is_none() {
         return Err(ArgsError::MissingFlag("--credentials-home"));
     }
+    setup.check()?;
     Ok(StepArgs {
         wait_file,
         wait_nonempty,
@@ -443,6 +481,7 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
         results_from_step,
         credentials,
         credentials_home,
+        setup,
         command,
     })
 }
@@ -739,9 +778,11 @@ mod tests {
             c,
             Command::Init(InitArgs {
                 tools_dir: "/tools".into(),
-                scripts: vec![("s0".into(), "ZWNobyBoaQ==".into())],
-                scripts_dir: Some("/scripts".into()),
-                mkdirs: vec!["/run/0".into(), "/run/1".into()],
+                setup: Setup {
+                    scripts: vec![("s0".into(), "ZWNobyBoaQ==".into())],
+                    scripts_dir: Some("/scripts".into()),
+                    mkdirs: vec!["/run/0".into(), "/run/1".into()],
+                },
             })
         );
         assert_eq!(
@@ -778,13 +819,15 @@ mod tests {
             ])),
             Ok(Command::Init(InitArgs {
                 tools_dir: "/t".into(),
-                scripts: vec![
-                    ("a".into(), "Zm9v".into()),
-                    ("b".into(), "YQ==".into()),
-                    ("a".into(), "YmFy".into())
-                ],
-                scripts_dir: Some("/s".into()),
-                mkdirs: vec![],
+                setup: Setup {
+                    scripts: vec![
+                        ("a".into(), "Zm9v".into()),
+                        ("b".into(), "YQ==".into()),
+                        ("a".into(), "YmFy".into())
+                    ],
+                    scripts_dir: Some("/s".into()),
+                    mkdirs: vec![],
+                },
             }))
         );
     }

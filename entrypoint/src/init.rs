@@ -1,11 +1,13 @@
 //! `init`: run once by the pod's init container (a FROM-scratch image: no
 //! shell, no cp), it installs this binary and the step scripts into the
-//! shared volumes and creates the run directories.
+//! shared volumes and creates the run directories. A pod that mounts the
+//! binary from a ConfigMap has no init container: each step lays out its
+//! own script and directories with [`lay_out`].
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::args::InitArgs;
+use crate::args::{InitArgs, Setup};
 use crate::base64;
 use crate::fsutil::write_atomic;
 use crate::os::{OsStr, Path, PathBuf};
@@ -35,29 +37,43 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(IoError) -> InitErro
 }
 
 pub fn run(args: &InitArgs, argv0: Option<&OsStr>) -> Result<(), InitError> {
-    // Decode every script before touching the disk: a bad one leaves nothing
-    // half-installed.
-    let mut scripts = Vec::with_capacity(args.scripts.len());
-    for (name, b64) in &args.scripts {
+    let scripts = decode_scripts(&args.setup)?;
+    let exe = read_own_executable(argv0)?;
+    let target = args.tools_dir.join("entrypoint");
+    write_atomic(&target, &exe, 0o755).map_err(io_err("write", &target))?;
+    write_scripts_and_dirs(&args.setup, &scripts)
+}
+
+/// Lays out `setup`: its scripts (with a shebang when they have none) and
+/// its directories. What the init container does for the whole pod, and a
+/// step for itself when the pod has no init container.
+pub fn lay_out(setup: &Setup) -> Result<(), InitError> {
+    let scripts = decode_scripts(setup)?;
+    write_scripts_and_dirs(setup, &scripts)
+}
+
+/// Every script decoded before anything touches the disk: a bad one leaves
+/// nothing half-installed.
+fn decode_scripts(setup: &Setup) -> Result<Vec<(&String, Vec<u8>)>, InitError> {
+    let mut scripts = Vec::with_capacity(setup.scripts.len());
+    for (name, b64) in &setup.scripts {
         let text = base64::decode(b64).map_err(|reason| InitError::Base64 {
             name: name.clone(),
             reason,
         })?;
         scripts.push((name, with_shebang(text)));
     }
+    Ok(scripts)
+}
 
-    let exe = read_own_executable(argv0)?;
-    let target = args.tools_dir.join("entrypoint");
-    write_atomic(&target, &exe, 0o755).map_err(io_err("write", &target))?;
-
-    if let Some(dir) = &args.scripts_dir {
-        for (name, text) in &scripts {
+fn write_scripts_and_dirs(setup: &Setup, scripts: &[(&String, Vec<u8>)]) -> Result<(), InitError> {
+    if let Some(dir) = &setup.scripts_dir {
+        for (name, text) in scripts {
             let path = dir.join(name.as_str());
             write_atomic(&path, text, 0o755).map_err(io_err("write script", &path))?;
         }
     }
-
-    for dir in &args.mkdirs {
+    for dir in &setup.mkdirs {
         sys::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         // 0777 explicitly (the umask would drop it) so steps running as any
         // uid can write their post files there.

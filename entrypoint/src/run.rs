@@ -170,6 +170,10 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
         }
     }
 
+    // After the wait: a step that is skipped writes nothing.
+    if let Err(e) = crate::init::lay_out(&args.setup) {
+        return Ending::entrypoint_error(EXIT_ENTRYPOINT_ERROR, format!("setting up the step: {e}"));
+    }
     let limits = Limits {
         max_result_bytes: args.max_result_bytes,
         max_results_bytes: args.max_results_bytes,

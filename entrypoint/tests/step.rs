@@ -625,3 +625,76 @@ fn a_stray_process_cannot_change_a_finished_steps_report() {
     assert_eq!(results_of(&out, &r)["x"], "real");
     assert_eq!(fs::read_to_string(pod.results().join("x")).expect("x"), "real");
 }
+
+/// Without an init container (the entrypoint mounted from a ConfigMap),
+/// a step writes its own script and makes its own directories, once the
+/// previous step is done; a skipped step lays out nothing.
+#[test]
+fn a_step_lays_out_its_own_script_and_directories_when_there_is_no_init_container() {
+    let pod = Pod::new("own-setup");
+    let own_dir = pod.root().join("run/1");
+    let script = own_dir.join("1-build");
+    let results = own_dir.join("results");
+    let text = "echo \"built $(echo by-shell)\" > \"$D/built\"\nls -d \"$D/run/1/results\" > \"$D/made\"\n";
+    let setup = [
+        "--scripts-dir".to_string(),
+        own_dir.display().to_string(),
+        "--script".to_string(),
+        format!("1-build={}", cicd_entrypoint::base64::encode(text.as_bytes())),
+        "--mkdir".to_string(),
+        results.display().to_string(),
+    ];
+    let setup: Vec<&str> = setup.iter().map(String::as_str).collect();
+    let script_path = script.display().to_string();
+    let mut second = spawn_quiet(pod.step(1, &setup, &[script_path.as_str()]));
+    // Nothing is laid out while the previous step runs.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!script.exists(), "the script is written only after the wait");
+    let first = output(pod.step(0, &[], &sh("true")));
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(code(wait_with_limit(&mut second, LIMIT)), 0);
+    assert_eq!(
+        fs::read_to_string(pod.root().join("built")).expect("the script ran"),
+        "built by-shell\n"
+    );
+    assert_eq!(
+        fs::read_to_string(&script).expect("script"),
+        format!("#!/bin/sh -e\n{text}"),
+        "a script without #! gets the default shebang"
+    );
+    assert!(
+        pod.root().join("made").exists(),
+        "the directory was there for the command"
+    );
+    assert_eq!(pod.report(1).outcome, Outcome::Succeeded);
+
+    // A failed step before: the next one is skipped and writes nothing.
+    let pod = Pod::new("own-setup-skip");
+    let skipped_dir = pod.root().join("run/1/results");
+    let mkdir = ["--mkdir".to_string(), skipped_dir.display().to_string()];
+    let mkdir: Vec<&str> = mkdir.iter().map(String::as_str).collect();
+    let mut second = spawn_quiet(pod.step(1, &mkdir, &sh("true")));
+    let first = output(pod.step(0, &[], &sh("exit 3")));
+    assert_eq!(first.status.code(), Some(3));
+    assert_eq!(code(wait_with_limit(&mut second, LIMIT)), 1);
+    assert!(!skipped_dir.exists(), "a skipped step made no directory");
+}
+
+/// A script that is not base64 fails the step naming the script, before
+/// the command could run.
+#[test]
+fn a_bad_script_fails_the_step_naming_it() {
+    let pod = Pod::new("bad-script");
+    let dir = pod.root().join("run/0").display().to_string();
+    let out = output(pod.step(
+        0,
+        &["--scripts-dir", &dir, "--script", "0-x=not*base64"],
+        &sh("touch \"$D/ran\""),
+    ));
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let report = pod.report(0);
+    assert_eq!(report.outcome, Outcome::Failed);
+    let message = report.message.unwrap_or_default();
+    assert!(message.contains("0-x") && message.contains("base64"), "{message}");
+    assert!(!pod.root().join("ran").exists());
+}

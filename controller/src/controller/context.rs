@@ -97,6 +97,9 @@ pub struct Context {
     pub registry: super::registry::RegistrySettings,
     /// Image entrypoints looked up, by namespace and image (see `registry`).
     pub images: Arc<super::registry::ImageCache>,
+    /// The entrypoint's ConfigMaps (see `entrypoint_map`); None without
+    /// `--entrypoint-binary`: every pod copies it with an init container.
+    pub entrypoint_maps: Option<Arc<super::entrypoint_map::EntrypointMaps>>,
 }
 
 /// Exponential backoff per object: 1 s, 2 s, 4 s ... capped at a minute.

@@ -492,6 +492,7 @@ mod tests {
             resolutions: Default::default(),
             registry: Default::default(),
             images: Default::default(),
+            entrypoint_maps: None,
         }
     }
 

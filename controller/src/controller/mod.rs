@@ -4,6 +4,7 @@ pub mod admission;
 pub mod classify;
 pub mod context;
 pub mod decode;
+pub mod entrypoint_map;
 pub mod execute;
 pub mod history;
 pub mod http_fetch;
@@ -142,6 +143,10 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
     let _ = queues.task_runs.set(task_run_wakes);
     let _ = queues.pipeline_runs.set(pipeline_run_wakes);
     let (stores, writers) = Stores::new();
+    let entrypoint_maps = match &config.entrypoint_binary {
+        Some(path) => Some(Arc::new(entrypoint_map::EntrypointMaps::load(path)?)),
+        None => None,
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         events: Events::start(Recorder::new(client.clone(), reporter)),
@@ -176,6 +181,7 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
             timeout: config.resolver_timeout,
         },
         images: Default::default(),
+        entrypoint_maps,
     });
     let namespace = config.watch_namespace.as_deref();
     let (stop, stopped) = watch::channel(false);
@@ -490,6 +496,21 @@ fn start(
         |_| {},
     );
 
+    // Our entrypoint ConfigMaps: known without reads, made again if deleted.
+    let entrypoint_maps = {
+        let (maps, client, namespace) = (
+            ctx.entrypoint_maps.clone(),
+            client.clone(),
+            namespace.map(str::to_string),
+        );
+        async move {
+            match maps {
+                Some(maps) => maps.watch(client, namespace).await,
+                None => futures::future::pending().await,
+            }
+        }
+    };
+
     let woken = futures::future::join(
         wake_into(wakes.task_runs, run_queue.clone()),
         wake_into(wakes.pipeline_runs, pipeline_queue.clone()),
@@ -523,6 +544,7 @@ fn start(
                 tasks,
                 pipelines,
                 step_actions,
+                entrypoint_maps,
                 woken
             );
         };

@@ -31,8 +31,9 @@ use super::resolver::{Resolution, RunKey};
 
 /// What an attempt about to start reads from the run's own namespace
 /// (never another tenant's): the MyStepActions its steps run, the
-/// credential Secrets of its ServiceAccount, and the entrypoints of the
-/// images of steps that give no command (from their registries).
+/// credential Secrets of its ServiceAccount, the entrypoints of the
+/// images of steps that give no command (from their registries), and our
+/// entrypoint ConfigMap there (made if missing).
 /// Nothing is read while the task itself is missing or being fetched.
 async fn attempt_inputs(
     run: &MyTaskRun,
@@ -55,11 +56,16 @@ async fn attempt_inputs(
         let key = run_key(run, namespace, run.metadata.uid.as_deref().unwrap_or_default());
         look_up_images(ctx, key, &wanted, &pull_secrets(run, account.as_ref()))
     };
+    let entrypoint_config_map = match &ctx.entrypoint_maps {
+        Some(maps) => maps.config_map(&ctx.client, namespace).await,
+        None => None,
+    };
     Ok(AttemptInputs {
         step_actions,
         credentials: credentials(run, account.as_ref(), namespace, ctx).await?,
         images,
         fetching,
+        entrypoint_config_map,
     })
 }
 

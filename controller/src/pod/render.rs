@@ -2,7 +2,11 @@
 //!
 //! Layout (see `layout`): an init container copies the entrypoint and the
 //! step scripts into shared volumes and makes one hand-off and one results
-//! directory per step; each step is a container whose command is the
+//! directory per step. Where the run's namespace has the entrypoint in a
+//! ConfigMap of ours, the pod mounts it instead and has no init container
+//! (the kubelet makes the directories, each step writes its own script):
+//! a container fewer, which is most of what a run's pod costs the node over
+//! a plain one. Each step is a container whose command is the
 //! entrypoint, which waits for the previous step's post file, runs the step,
 //! prints its results as a frame to its log and reports through the
 //! termination message. A step can write only its own directories: it sees
@@ -14,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
-    Volume, VolumeMount,
+    ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, KeyToPath, PersistentVolumeClaim,
+    PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
@@ -59,6 +63,53 @@ pub struct RenderSettings {
     pub results: ResultLimits,
     /// Bounds on what one run may make the controller build (see `engine::limits`).
     pub limits: crate::engine::limits::Limits,
+}
+
+/// Where a run's pod gets the entrypoint from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EntrypointSource<'a> {
+    /// An init container (`prepare`) copies it out of the entrypoint image
+    /// and writes every script: works in any namespace.
+    #[default]
+    Image,
+    /// This ConfigMap of the pod's namespace, made by the controller, holds
+    /// it (key `layout::ENTRYPOINT_KEY`): mounted read-only, no init
+    /// container. Not for a pod with a sidecar script: sidecars start before
+    /// any step, so only an init container could write their scripts.
+    ConfigMap(&'a str),
+}
+
+impl<'a> EntrypointSource<'a> {
+    /// The ConfigMap a pod with these sidecars mounts, if it can do
+    /// without the init container.
+    fn config_map_for(self, sidecars: &[Sidecar]) -> Option<&'a str> {
+        match self {
+            EntrypointSource::ConfigMap(name) if sidecars.iter().all(|s| s.script.is_none()) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// The tools volume: the entrypoint's ConfigMap (read and executable by
+/// every user), or an emptyDir the init container copies it into.
+fn tools_volume(config_map: Option<&str>) -> Volume {
+    let Some(name) = config_map else {
+        return empty_dir(VOLUME_TOOLS);
+    };
+    Volume {
+        name: VOLUME_TOOLS.to_string(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: name.to_string(),
+            items: Some(vec![KeyToPath {
+                key: layout::ENTRYPOINT_KEY.to_string(),
+                path: layout::ENTRYPOINT_KEY.to_string(),
+                mode: Some(0o555),
+            }]),
+            default_mode: Some(0o555),
+            optional: Some(false),
+        }),
+        ..Default::default()
+    }
 }
 
 pub fn step_container_name(step: &str) -> String {
@@ -177,16 +228,19 @@ pub fn claims_to_create(resolved: &ResolvedTaskRun, owner: &OwnerReference) -> V
         .collect()
 }
 
-/// The mounts every step gets: tools, scripts, the default working
-/// directory and the workspaces no step or sidecar isolates (each step adds
-/// its own, `step_own_mounts`, and its isolated workspaces).
-fn common_step_mounts(workspaces: &PodWorkspaces<'_>) -> Vec<VolumeMount> {
-    let mut mounts = vec![
-        mount(VOLUME_TOOLS, layout::TOOLS_DIR, true),
-        mount(VOLUME_SCRIPTS, layout::SCRIPTS_DIR, true),
+/// The mounts every step gets: tools, scripts (when the init container
+/// writes them), the default working directory and the workspaces no step
+/// or sidecar isolates (each step adds its own, `step_own_mounts`, and its
+/// isolated workspaces).
+fn common_step_mounts(workspaces: &PodWorkspaces<'_>, init_writes_scripts: bool) -> Vec<VolumeMount> {
+    let mut mounts = vec![mount(VOLUME_TOOLS, layout::TOOLS_DIR, true)];
+    if init_writes_scripts {
+        mounts.push(mount(VOLUME_SCRIPTS, layout::SCRIPTS_DIR, true));
+    }
+    mounts.extend([
         mount(VOLUME_WORKSPACE, layout::WORKSPACE_ROOT, false),
         mount(VOLUME_HOME, layout::HOME_DIR, false),
-    ];
+    ]);
     mounts.extend(workspaces.shared_mounts());
     mounts
 }
@@ -275,6 +329,9 @@ struct StepContext<'a> {
     report_budget: usize,
     /// Given to the first step only.
     credentials: &'a Credentials,
+    /// No init container: each step writes its own script and makes its
+    /// own step-results directory.
+    own_setup: bool,
 }
 
 /// The entrypoint's arguments for step `index`: wait for the previous
@@ -322,14 +379,43 @@ fn entrypoint_args(index: usize, step: &ResolvedStep, context: &StepContext<'_>)
     if index == 0 {
         args.extend(credentials::entrypoint_args(context.credentials));
     }
+    if context.own_setup {
+        args.extend(own_setup_args(index, step));
+    }
     args.push("--".to_string());
-    if step.script.is_some() {
-        args.push(layout::script_path(index, &step.name));
-    } else {
-        args.extend(step.command.iter().cloned());
+    match &step.script {
+        Some(_) if context.own_setup => args.push(layout::own_script_path(index, &step.name)),
+        Some(_) => args.push(layout::script_path(index, &step.name)),
+        None => args.extend(step.command.iter().cloned()),
     }
     args.extend(step.args.iter().cloned());
     args
+}
+
+/// What step `index` lays out for itself in a pod without an init
+/// container: its script, in its own hand-off directory, and its
+/// step-results directory. The kubelet makes the hand-off and results
+/// directories (subPath mounts of emptyDirs, writable by every user).
+fn own_setup_args(index: usize, step: &ResolvedStep) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(script) = &step.script {
+        args.extend(["--scripts-dir".to_string(), layout::step_run_dir(index)]);
+        args.extend(script_args(&layout::script_name(index, &step.name), script));
+    }
+    if !step.step_results.is_empty() {
+        args.extend(["--mkdir".to_string(), layout::step_results_dir(index)]);
+    }
+    args
+}
+
+/// `--script NAME=PART` for each part of `script`, base64-encoded: the
+/// kubelet expands `$(VAR)` in args, which would mangle shell code.
+fn script_args(name: &str, script: &str) -> Vec<String> {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(script.as_bytes());
+    script_parts(&encoded)
+        .into_iter()
+        .flat_map(|part| ["--script".to_string(), format!("{name}={part}")])
+        .collect()
 }
 
 /// The kernel refuses to start a program with any one argument over 128 KiB
@@ -374,10 +460,7 @@ fn prepare_container(settings: &RenderSettings, steps: &[ResolvedStep], sidecars
         ))
     });
     for (name, script) in step_scripts.chain(sidecar_scripts) {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(script.as_bytes());
-        for part in script_parts(&encoded) {
-            args.extend(["--script".to_string(), format!("{name}={part}")]);
-        }
+        args.extend(script_args(&name, script));
     }
     for (index, step) in steps.iter().enumerate() {
         args.extend([
@@ -503,28 +586,41 @@ pub fn pod_labels(resolved: &ResolvedTaskRun, run_labels: &BTreeMap<String, Stri
     labels
 }
 
-/// Renders the pod of one attempt of a run; `credentials` are those of
-/// its ServiceAccount.
+/// What a pod takes from the run's namespace besides the run: the
+/// credentials of its ServiceAccount and where the entrypoint is.
+#[derive(Debug, Clone, Copy)]
+pub struct PodInputs<'a> {
+    pub credentials: &'a Credentials,
+    pub entrypoint: EntrypointSource<'a>,
+}
+
+/// Renders the pod of one attempt of a run.
 pub fn render_pod(
     resolved: &ResolvedTaskRun,
     run: &TaskRunSpec,
     (run_labels, owner): (&BTreeMap<String, String>, &OwnerReference),
     settings: &RenderSettings,
-    credentials: &Credentials,
+    PodInputs {
+        credentials,
+        entrypoint,
+    }: PodInputs<'_>,
 ) -> Pod {
     let identity = &resolved.identity;
     let result_names: Vec<&str> = resolved.task.results.iter().map(|r| r.name.as_str()).collect();
     let workspaces = PodWorkspaces::new(resolved);
-    let common_mounts = common_step_mounts(&workspaces);
+    let config_map = entrypoint.config_map_for(&resolved.sidecars);
+    let common_mounts = common_step_mounts(&workspaces, config_map.is_none());
 
     // The kubelet shares 12 KiB of termination messages among all containers:
-    // the steps, the prepare container and the sidecars.
+    // the steps, the prepare container (if any) and the sidecars.
+    let prepare = usize::from(config_map.is_none());
     let context = StepContext {
         result_names: &result_names,
         workspaces: &workspaces,
         limits: settings.results,
-        report_budget: report_budget(resolved.steps.len() + 1 + resolved.sidecars.len()),
+        report_budget: report_budget(resolved.steps.len() + prepare + resolved.sidecars.len()),
         credentials,
+        own_setup: config_map.is_some(),
     };
     let mut resources: Vec<_> = resolved.steps.iter().map(|s| s.resources.clone()).collect();
     requests_of_largest_step(&mut resources);
@@ -536,17 +632,19 @@ pub fn render_pod(
         .map(|(index, (step, resources))| step_container(index, step, &context, &common_mounts, resources))
         .collect();
 
-    let mut init_containers = vec![prepare_container(settings, &resolved.steps, &resolved.sidecars)];
+    let mut init_containers = Vec::new();
+    let mut volumes = vec![tools_volume(config_map)];
+    if config_map.is_none() {
+        init_containers.push(prepare_container(settings, &resolved.steps, &resolved.sidecars));
+        volumes.push(empty_dir(VOLUME_SCRIPTS));
+    }
     init_containers.extend(sidecar_containers(&resolved.sidecars, &common_mounts, &workspaces));
-
-    let mut volumes = vec![
-        empty_dir(VOLUME_TOOLS),
-        empty_dir(VOLUME_SCRIPTS),
+    volumes.extend([
         empty_dir(VOLUME_RUN),
         empty_dir(VOLUME_RESULTS),
         empty_dir(VOLUME_WORKSPACE),
         empty_dir(VOLUME_HOME),
-    ];
+    ]);
     for (index, (workspace, volume)) in resolved.workspaces.iter().zip(&workspaces.volumes).enumerate() {
         // A workspace sharing an earlier one's claim adds no volume.
         if let Some(binding) = &workspace.binding
@@ -578,7 +676,7 @@ pub fn render_pod(
             ..Default::default()
         },
         spec: Some(PodSpec {
-            init_containers: Some(init_containers),
+            init_containers: (!init_containers.is_empty()).then_some(init_containers),
             containers,
             volumes: Some(volumes),
             restart_policy: Some("Never".to_string()),
