@@ -73,12 +73,24 @@ pub enum Request {
     /// The file at `url` (http:// or https://), with a login when given.
     Http { url: String, login: Option<HttpLogin> },
     /// The layer of image `image` that holds the task or pipeline `name`,
-    /// logged in with pull Secret `secret` when given.
+    /// logged in as `login` says.
     Bundle {
         image: String,
         name: String,
-        secret: Option<String>,
+        login: BundleLogin,
     },
+}
+
+/// How the bundles resolver logs in to the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleLogin {
+    /// `secret`: this dockerconfigjson Secret, which must hold a login for
+    /// the registry.
+    Secret(String),
+    /// `serviceAccount` (Tekton's older param; `default` when neither is
+    /// given): the pull Secrets this ServiceAccount lists, as the kubelet
+    /// would use them; none that fits means no login.
+    ServiceAccount(String),
 }
 
 /// Tekton's http resolver login: `http-username`, and the password in key
@@ -123,7 +135,7 @@ pub const HTTP_PARAMS: [&str; 4] = [
     "http-password-secret",
     "http-password-secret-key",
 ];
-pub const BUNDLES_PARAMS: [&str; 5] = ["bundle", "name", "kind", "secret", "cache"];
+pub const BUNDLES_PARAMS: [&str; 6] = ["bundle", "name", "kind", "secret", "serviceAccount", "cache"];
 const HTTP_LOGIN_PARAMS: [&str; 3] = ["http-username", "http-password-secret", "http-password-secret-key"];
 
 /// Checks a `remoteTask`/`remotePipeline` (at `field`) and turns it into a
@@ -428,13 +440,7 @@ fn bundle_request(
             format!("kind {kind:?}: this reference needs a {:?}", expected.word()),
         );
     }
-    let secret = params.get("secret").map(|secret| secret.trim().to_string());
-    if let Some(Err(why)) = secret.as_deref().map(check_name) {
-        errors.push(
-            format!("{field}.params"),
-            format!("secret: {}", why.trim_start_matches("metadata.name: ")),
-        );
-    }
+    let login = bundle_login(params, field, errors);
     if let Some(cache) = params.get("cache")
         && !["always", "never", "auto"].contains(cache)
     {
@@ -448,8 +454,35 @@ fn bundle_request(
     Request::Bundle {
         image: image.to_string(),
         name: name.to_string(),
-        secret,
+        login,
     }
+}
+
+/// `secret` or `serviceAccount` (not both), each a valid object name.
+fn bundle_login(params: &BTreeMap<&str, &str>, field: &str, errors: &mut ValidationErrors) -> BundleLogin {
+    let named = |param: &str| params.get(param).map(|value| value.trim().to_string());
+    let login = match (named("secret"), named("serviceAccount")) {
+        (Some(secret), Some(account)) => {
+            errors.push(
+                format!("{field}.params"),
+                format!("secret {secret:?} and serviceAccount {account:?}: give one of them"),
+            );
+            BundleLogin::Secret(secret)
+        }
+        (Some(secret), None) => BundleLogin::Secret(secret),
+        (None, account) => BundleLogin::ServiceAccount(account.unwrap_or_else(|| "default".to_string())),
+    };
+    let (param, name) = match &login {
+        BundleLogin::Secret(name) => ("secret", name),
+        BundleLogin::ServiceAccount(name) => ("serviceAccount", name),
+    };
+    if let Err(why) = check_name(name) {
+        errors.push(
+            format!("{field}.params"),
+            format!("{param}: {}", why.trim_start_matches("metadata.name: ")),
+        );
+    }
+    login
 }
 
 /// The login, when any of its params is given: then all three must be.
@@ -661,8 +694,46 @@ mod tests {
             Ok(Request::Bundle {
                 image: "127.0.0.1:5000/catalog/tasks:1".into(),
                 name: "build".into(),
-                secret: Some("pull".into()),
+                login: BundleLogin::Secret("pull".into()),
             })
+        );
+        let with_account = |account: Option<&str>| {
+            let mut params = vec![
+                ("bundle", "127.0.0.1:5000/catalog/tasks:1"),
+                ("name", "build"),
+                ("kind", "task"),
+            ];
+            params.extend(account.map(|account| ("serviceAccount", account)));
+            match bundle(&params, RefKind::Task) {
+                Ok(Request::Bundle { login, .. }) => Ok(login),
+                other => Err(format!("{other:?}")),
+            }
+        };
+        assert_eq!(
+            with_account(Some("builder")),
+            Ok(BundleLogin::ServiceAccount("builder".into()))
+        );
+        assert_eq!(
+            with_account(None),
+            Ok(BundleLogin::ServiceAccount("default".into())),
+            "Tekton's default"
+        );
+        let both = bundle(
+            &[
+                ("bundle", "127.0.0.1:5000/catalog/tasks:1"),
+                ("name", "build"),
+                ("kind", "task"),
+                ("secret", "pull"),
+                ("serviceAccount", "Bad_Account"),
+            ],
+            RefKind::Task,
+        )
+        .expect_err("both");
+        assert!(
+            both.contains(
+                "spec.remoteTask.params: secret \"pull\" and serviceAccount \"Bad_Account\": give one of them"
+            ),
+            "{both}"
         );
         let error = bundle(&params, RefKind::Pipeline).expect_err("a task is not a pipeline");
         assert!(

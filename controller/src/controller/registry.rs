@@ -283,20 +283,30 @@ async fn image_command(
     decode_config(&blob)
 }
 
+/// What the bundles resolver logs in with (see `remote::BundleLogin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleCredentials {
+    /// A Secret the run names: it must exist and hold a login for the registry.
+    Secret(String),
+    /// A ServiceAccount's pull Secrets: the first with a login for the
+    /// registry is used; none means no login, as for the kubelet's pulls.
+    PullSecrets(Vec<String>),
+}
+
 /// The file of the layer of bundle `image` that holds `kind` `name`, with
 /// the digest of the manifest read (as the "commit" the run records). A
 /// `secret` the run names must exist and hold a login for the registry.
 pub async fn fetch_bundle_file(
     secrets: &Api<Secret>,
-    secret: Option<String>,
+    credentials: BundleCredentials,
     image: &str,
     (kind, name): (&str, &str),
     settings: &RegistrySettings,
 ) -> Result<FetchedFile, String> {
     let image = parse_image_ref(image)?;
-    let login = match secret {
-        Some(secret) => Some(bundle_login(secrets, &secret, &image.registry).await?),
-        None => None,
+    let login = match credentials {
+        BundleCredentials::Secret(secret) => Some(bundle_login(secrets, &secret, &image.registry).await?),
+        BundleCredentials::PullSecrets(names) => registry_login(secrets, &names, &image.registry).await,
     };
     let mut session = Session::new(&image, login, settings);
     let manifest = session
@@ -596,17 +606,27 @@ mod tests {
         assert!(error.contains("does not match its digest"), "{error}");
     }
 
-    #[tokio::test]
-    async fn a_bundle_layer_is_found_by_its_annotations_and_read() {
-        let task = b"apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: build}\n";
-        let layer = crate::bundle::gzip(&crate::bundle::tar(&[("build.yaml", task, b'0')]));
+    const BUNDLED_TASK: &[u8] = b"apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: build}\n";
+
+    /// A registry holding bundle `catalog:1` with task `build`; with
+    /// `login`, it asks for Basic `ci:pw` first. Its address and the
+    /// manifest's digest.
+    fn bundle_registry(login: bool) -> (String, String) {
+        let layer = crate::bundle::gzip(&crate::bundle::tar(&[("build.yaml", BUNDLED_TASK, b'0')]));
         let layer_digest = sha256_digest(&layer);
         let manifest = format!(
             r#"{{"schemaVersion":2,"config":{{"digest":"{}"}},"layers":[{{"digest":"{layer_digest}","annotations":{{"dev.tekton.image.kind":"task","dev.tekton.image.name":"build"}}}}]}}"#,
             sha256_digest(b"{}")
         );
         let manifest_digest = sha256_digest(manifest.as_bytes());
+        let expected = format!(
+            "authorization: {}",
+            basic_authorization("ci", "pw").to_ascii_lowercase()
+        );
         let address = serve(move |head| {
+            if login && !head.to_ascii_lowercase().contains(&expected) {
+                return response("401 Unauthorized", "www-authenticate: Basic realm=\"bundles\"\r\n", b"");
+            }
             let path = head.split(' ').nth(1).unwrap_or_default().to_string();
             if path.starts_with("/v2/catalog/manifests/") {
                 response("200 OK", "", manifest.as_bytes())
@@ -616,13 +636,21 @@ mod tests {
                 response("404 Not Found", "", b"")
             }
         });
+        (address, manifest_digest)
+    }
+
+    #[tokio::test]
+    async fn a_bundle_layer_is_found_by_its_annotations_and_read() {
+        let task = BUNDLED_TASK;
+        let (address, manifest_digest) = bundle_registry(false);
         let api = crate::controller::mock_api::MockApi::new(|_| {
             crate::controller::mock_api::status(404, "NotFound", "secrets \"pull\" not found")
         });
         let secrets: Api<Secret> = Api::namespaced(api.client(), "ci");
         let settings = settings_for(&address);
         let image = format!("{address}/catalog:1");
-        let file = fetch_bundle_file(&secrets, None, &image, ("task", "build"), &settings)
+        let anonymous = || BundleCredentials::PullSecrets(Vec::new());
+        let file = fetch_bundle_file(&secrets, anonymous(), &image, ("task", "build"), &settings)
             .await
             .expect("the task");
         assert_eq!(file.text.as_bytes(), task);
@@ -632,7 +660,7 @@ mod tests {
             "the manifest's digest is kept"
         );
 
-        let error = fetch_bundle_file(&secrets, None, &image, ("pipeline", "build"), &settings)
+        let error = fetch_bundle_file(&secrets, anonymous(), &image, ("pipeline", "build"), &settings)
             .await
             .expect_err("no such pipeline");
         assert_eq!(
@@ -640,14 +668,49 @@ mod tests {
             "the bundle holds no pipeline \"build\" (it holds task \"build\")"
         );
         let pinned = format!("{address}/catalog@{}", sha256_digest(b"another manifest"));
-        let error = fetch_bundle_file(&secrets, None, &pinned, ("task", "build"), &settings)
+        let error = fetch_bundle_file(&secrets, anonymous(), &pinned, ("task", "build"), &settings)
             .await
             .expect_err("a digest that does not match");
         assert!(error.contains("does not match the digest"), "{error}");
-        let error = fetch_bundle_file(&secrets, Some("pull".into()), &image, ("task", "build"), &settings)
+        let named = BundleCredentials::Secret("pull".into());
+        let error = fetch_bundle_file(&secrets, named, &image, ("task", "build"), &settings)
             .await
             .expect_err("a missing Secret");
         assert_eq!(error, "Secret \"pull\" (secret) does not exist in the run's namespace");
+    }
+
+    /// The `serviceAccount` param: the account's pull Secrets are tried in
+    /// order, one missing is passed over, and without one that fits the
+    /// resolver goes without a login (and the registry refuses).
+    #[tokio::test]
+    async fn a_bundle_is_read_with_the_pull_secret_of_a_service_account() {
+        let (address, _) = bundle_registry(true);
+        let auths = serde_json::json!({ "auths": { address.clone(): { "auth": "Y2k6cHc=" } } });
+        let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, auths.to_string());
+        let api = crate::controller::mock_api::MockApi::new(move |seen| {
+            if seen.path.ends_with("/secrets/pull") {
+                let secret = serde_json::json!({
+                    "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "pull", "namespace": "ci" },
+                    "type": "kubernetes.io/dockerconfigjson", "data": { ".dockerconfigjson": data },
+                });
+                (200, secret)
+            } else {
+                crate::controller::mock_api::status(404, "NotFound", "secrets not found")
+            }
+        });
+        let secrets: Api<Secret> = Api::namespaced(api.client(), "ci");
+        let settings = settings_for(&address);
+        let image = format!("{address}/catalog:1");
+        let account = BundleCredentials::PullSecrets(vec!["gone".into(), "pull".into()]);
+        let file = fetch_bundle_file(&secrets, account, &image, ("task", "build"), &settings)
+            .await
+            .expect("logged in with the second pull Secret");
+        assert_eq!(file.text.as_bytes(), BUNDLED_TASK);
+        let none = BundleCredentials::PullSecrets(vec!["gone".into()]);
+        let refused = fetch_bundle_file(&secrets, none, &image, ("task", "build"), &settings)
+            .await
+            .expect_err("no login");
+        assert_eq!(refused, "the registry wants a login and the run has no imagePullSecret for it");
     }
 
     #[test]

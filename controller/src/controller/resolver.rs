@@ -18,18 +18,19 @@ use std::time::{Duration, Instant};
 use cicd_git_clone::args::Settings as CloneSettings;
 use cicd_git_clone::clone::CloneError;
 use git2::{ObjectType, Oid, Repository};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::Api;
 use tracing::{debug, info};
 
 use crate::api::{PipelineSpec, RemoteRef, ResolvedFrom, StepActionSpec, TaskSpec};
 use crate::error::Result;
 use crate::remote::{
-    GIT_TOKEN_USER, MAX_FILE_BYTES, RefKind, Request, Scope, SecretKey, parse_request, pipeline_from_file,
+    BundleLogin, GIT_TOKEN_USER, MAX_FILE_BYTES, RefKind, Request, Scope, SecretKey, parse_request, pipeline_from_file,
     step_action_from_file, task_from_file,
 };
 
 use super::context::Context;
+use super::registry::BundleCredentials;
 
 /// An outcome kept this long for a run that never came back for it (it
 /// was deleted meanwhile) is dropped.
@@ -278,12 +279,18 @@ async fn resolve(
             };
             Ok(fetch_in_background(ctx, run, job, ("git", url, Some(path))))
         }
-        Request::Bundle { image, name, secret } => {
+        Request::Bundle { image, name, login } => {
             let secrets = secrets_of(ctx, run);
+            let credentials = bundle_credentials(ctx, run, login).await;
             let (target, settings, timeout) = (image.clone(), ctx.registry.clone(), ctx.resolver.timeout);
             let job = || async move {
-                let fetch =
-                    super::registry::fetch_bundle_file(&secrets, secret, &target, (kind.word(), &name), &settings);
+                let fetch = super::registry::fetch_bundle_file(
+                    &secrets,
+                    credentials?,
+                    &target,
+                    (kind.word(), &name),
+                    &settings,
+                );
                 tokio::time::timeout(timeout, fetch)
                     .await
                     .unwrap_or_else(|_| Err(format!("no answer within {}s (--resolver-timeout)", timeout.as_secs())))
@@ -292,6 +299,35 @@ async fn resolve(
             Ok(fetch_in_background(ctx, run, job, ("bundles", image, None)))
         }
     }
+}
+
+/// Where the bundles resolver's login comes from: the named Secret, or the
+/// pull Secrets of the named ServiceAccount of the run's namespace (from
+/// the watch-fed cache), which must exist.
+async fn bundle_credentials(
+    ctx: &Context,
+    run: RunKey<'_>,
+    login: BundleLogin,
+) -> std::result::Result<BundleCredentials, String> {
+    let account = match login {
+        BundleLogin::Secret(secret) => return Ok(BundleCredentials::Secret(secret)),
+        BundleLogin::ServiceAccount(account) => account,
+    };
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), run.namespace);
+    let found = ctx
+        .stores
+        .service_account(&accounts, run.namespace, &account)
+        .await
+        .map_err(|e| format!("reading ServiceAccount {account:?} (serviceAccount) failed: {e}"))?
+        .ok_or_else(|| format!("ServiceAccount {account:?} (serviceAccount) does not exist in the run's namespace"))?;
+    let names = found
+        .image_pull_secrets
+        .into_iter()
+        .flatten()
+        .map(|reference| reference.name);
+    Ok(BundleCredentials::PullSecrets(
+        names.filter(|name| !name.is_empty()).collect(),
+    ))
 }
 
 /// The run's own namespace's Secrets: a resolver reads no other tenant's.
