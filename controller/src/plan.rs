@@ -49,6 +49,14 @@ impl AttemptInputs {
         entrypoint_config_map: None,
     };
 
+    /// Whether a step action a resolver fetched could not be had: the run
+    /// then fails `TaskRunResolutionFailed`, as for a remote task.
+    pub fn a_fetch_failed(&self) -> bool {
+        self.step_actions
+            .iter()
+            .any(|(key, action)| key.starts_with("steps[") && action.is_err())
+    }
+
     /// What the attempt waits for before it can start (a step action
     /// being fetched, an image being looked up), as the run's message.
     pub fn waiting_for(&self) -> Option<String> {

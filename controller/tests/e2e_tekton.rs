@@ -2373,7 +2373,7 @@ spec:
     assert_eq!(run.string_result("soft").as_deref(), Some("(psst)"));
     assert_eq!(run.string_result("local").as_deref(), Some("here"));
     let message = ns
-        .wait_failed::<MyTaskRun>("missing-action", reason::VALIDATION_FAILED, LIMIT)
+        .wait_failed::<MyTaskRun>("missing-action", reason::RESOLUTION_FAILED, LIMIT)
         .await;
     assert!(
         message.contains("steps[0].ref: the step action cannot be had") && message.contains("404"),

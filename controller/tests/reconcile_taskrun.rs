@@ -948,3 +948,36 @@ fn a_run_waits_without_a_pod_while_a_step_action_is_fetched() {
         "steps[1].ref: fetching the step action with its resolver"
     );
 }
+
+#[test]
+fn a_step_action_its_resolver_could_not_fetch_fails_the_run_as_a_resolution() {
+    let run = run(good_spec());
+    let mut task = task();
+    task.steps[0] = serde_json::from_value(serde_json::json!({
+        "name": "fetched",
+        "ref": { "resolver": "http", "params": [{ "name": "url", "value": "http://git.example/a.yaml" }] },
+    }))
+    .expect("a step with a remote ref");
+    let inputs = AttemptInputs {
+        step_actions: [(
+            "steps[0]".to_string(),
+            Err("http resolver: the server answered 404".to_string()),
+        )]
+        .into(),
+        ..AttemptInputs::default()
+    };
+    let actions = observe_with(&run, &task, &inputs);
+    assert!(created_pods(&actions).is_empty());
+    let status = written_status(&actions);
+    assert_eq!(
+        (condition(&status).status.as_str(), condition(&status).reason.as_str()),
+        ("False", "TaskRunResolutionFailed")
+    );
+    assert!(
+        condition(&status)
+            .message
+            .contains("steps[0].ref: the step action cannot be had: http resolver: the server answered 404"),
+        "{}",
+        condition(&status).message
+    );
+}

@@ -221,8 +221,12 @@ impl<'a> Decision<'a> {
         ) {
             Err(errors) => {
                 let message = errors.to_string();
-                self.notice(true, reason::VALIDATION_FAILED, message.clone());
-                self.finish(Succeeded::False, reason::VALIDATION_FAILED, message, None);
+                let why = match self.observed.inputs.a_fetch_failed() {
+                    true => reason::RESOLUTION_FAILED,
+                    false => reason::VALIDATION_FAILED,
+                };
+                self.notice(true, why, message.clone());
+                self.finish(Succeeded::False, why, message, None);
             }
             Ok(plan) => {
                 if attempt == 0 {
