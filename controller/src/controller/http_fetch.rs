@@ -27,14 +27,20 @@ pub fn basic_authorization(username: &str, password: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
 }
 
+/// `work`'s outcome, or why not once `timeout` (the controller's
+/// `--resolver-timeout`, which bounds every fetch and registry lookup) has
+/// passed without one.
+pub async fn within<T>(timeout: Duration, work: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {}s (--resolver-timeout)", timeout.as_secs())))
+}
+
 /// The file at `url` (sent with `authorization` when given), or why not.
 /// Never longer than `timeout`.
 pub async fn fetch_file(url: String, authorization: Option<String>, timeout: Duration) -> Result<FetchedFile, String> {
     let started = Instant::now();
-    let outcome = match tokio::time::timeout(timeout, get(&url, authorization)).await {
-        Err(_) => Err(format!("no answer within {}s (--resolver-timeout)", timeout.as_secs())),
-        Ok(outcome) => outcome,
-    };
+    let outcome = within(timeout, get(&url, authorization)).await;
     info!(%url, ok = outcome.is_ok(), seconds = started.elapsed().as_secs_f64(), "http resolver fetch ended");
     outcome
         .map(|text| FetchedFile { text, commit: None })

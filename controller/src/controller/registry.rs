@@ -25,7 +25,7 @@ use crate::bundle::{bundle_layers, find_layer, layer_file};
 use crate::remote::MAX_FILE_BYTES;
 
 use super::context::Context;
-use super::http_fetch::{Answer, basic_authorization, get_bounded};
+use super::http_fetch::{Answer, basic_authorization, get_bounded, within};
 use super::resolver::{FetchedFile, RunKey};
 
 /// At most this many pull Secrets are read for one lookup.
@@ -218,9 +218,8 @@ pub fn look_up_images(ctx: &Context, run: RunKey<'_>, images: &[String], pull_se
         let job = || async move {
             let started = Instant::now();
             let login = registry_login(&secrets, &pull_secrets, &reference.registry).await;
-            let outcome = tokio::time::timeout(settings.timeout, image_command(&reference, login, &settings))
+            let outcome = within(settings.timeout, image_command(&reference, login, &settings))
                 .await
-                .unwrap_or_else(|_| Err(format!("no answer within {}s", settings.timeout.as_secs())))
                 .map_err(|why| format!("registry {:?}: {why}", reference.registry));
             info!(image = %name, ok = outcome.is_ok(), seconds = started.elapsed().as_secs_f64(), "image lookup ended");
             outcome
@@ -710,7 +709,10 @@ mod tests {
         let refused = fetch_bundle_file(&secrets, none, &image, ("task", "build"), &settings)
             .await
             .expect_err("no login");
-        assert_eq!(refused, "the registry wants a login and the run has no imagePullSecret for it");
+        assert_eq!(
+            refused,
+            "the registry wants a login and the run has no imagePullSecret for it"
+        );
     }
 
     #[test]

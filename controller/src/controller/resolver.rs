@@ -291,9 +291,8 @@ async fn resolve(
                     (kind.word(), &name),
                     &settings,
                 );
-                tokio::time::timeout(timeout, fetch)
+                super::http_fetch::within(timeout, fetch)
                     .await
-                    .unwrap_or_else(|_| Err(format!("no answer within {}s (--resolver-timeout)", timeout.as_secs())))
                     .map_err(|why| format!("bundles resolver: {target}: {why}"))
             };
             Ok(fetch_in_background(ctx, run, job, ("bundles", image, None)))
@@ -451,13 +450,10 @@ async fn fetch_git_file(
             outcome.map_err(|why| format!("git resolver: {what}: {why}"))
         })
     };
-    let outcome = match tokio::time::timeout(timeout, job).await {
-        Err(_) => Err(format!(
-            "git resolver: {what}: no answer within {}s (--resolver-timeout)",
-            timeout.as_secs()
-        )),
-        Ok(Err(join)) => Err(format!("git resolver: {what}: the fetch stopped: {join}")),
-        Ok(Ok(outcome)) => outcome,
+    let joined = async { job.await.map_err(|join| format!("the fetch stopped: {join}")) };
+    let outcome = match super::http_fetch::within(timeout, joined).await {
+        Err(why) => Err(format!("git resolver: {what}: {why}")),
+        Ok(outcome) => outcome,
     };
     info!(%url, ok = outcome.is_ok(), seconds = started.elapsed().as_secs_f64(), "git resolver fetch ended");
     outcome
