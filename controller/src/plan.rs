@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use crate::api::{MyTaskRun, TaskSpec};
+use crate::api::{MyTaskRun, ResolvedFrom, TaskSpec};
 use crate::engine::errors::ValidationErrors;
 use crate::engine::resolve::{ResolvedStep, ResolvedTaskRun, RunIdentity, resolve_task_run};
 use crate::engine::step_action::{StepActions, inline_step_actions, runs_step_actions};
@@ -29,6 +29,9 @@ pub struct AttemptInputs {
     /// A step action a resolver is still fetching (the step's `ref`
     /// field): no attempt can start yet.
     pub fetching: Option<String>,
+    /// Where the step actions resolvers fetched came from, by step index,
+    /// for the run's status.
+    pub fetched_from: Vec<(usize, ResolvedFrom)>,
     /// The ConfigMap of the run's namespace that holds the entrypoint, when
     /// the controller made one there: the pod mounts it and needs no init
     /// container. None: the init container copies it from the image.
@@ -46,6 +49,7 @@ impl AttemptInputs {
         },
         images: ImageLookups::new(),
         fetching: None,
+        fetched_from: Vec::new(),
         entrypoint_config_map: None,
     };
 

@@ -2372,6 +2372,41 @@ spec:
     assert_eq!(run.string_result("loud").as_deref(), Some("hey!"));
     assert_eq!(run.string_result("soft").as_deref(), Some("(psst)"));
     assert_eq!(run.string_result("local").as_deref(), Some("here"));
+    // Where each fetched action came from, by step.
+    let sources: Vec<(String, String, String)> = run
+        .status
+        .as_ref()
+        .map(|status| status.step_actions_resolved_from.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            (
+                s.step.clone(),
+                s.resolved_from.resolver.clone(),
+                s.resolved_from.uri.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            (
+                "loud".to_string(),
+                "http".to_string(),
+                format!("{base}/actions/shout.yaml")
+            ),
+            (
+                "soft".to_string(),
+                "http".to_string(),
+                format!("{base}/actions/whisper.yaml")
+            ),
+            (
+                "local".to_string(),
+                "cluster".to_string(),
+                format!("{}/echo-local", ns.name)
+            ),
+        ]
+    );
     let message = ns
         .wait_failed::<MyTaskRun>("missing-action", reason::RESOLUTION_FAILED, LIMIT)
         .await;

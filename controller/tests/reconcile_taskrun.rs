@@ -981,3 +981,38 @@ fn a_step_action_its_resolver_could_not_fetch_fails_the_run_as_a_resolution() {
         condition(&status).message
     );
 }
+
+#[test]
+fn where_a_fetched_step_action_came_from_is_recorded_with_its_step() {
+    let run = run(good_spec());
+    let mut task = task();
+    task.steps[0] = serde_json::from_value(serde_json::json!({
+        "name": "fetched",
+        "ref": { "resolver": "http", "params": [{ "name": "url", "value": "http://git.example/a.yaml" }] },
+    }))
+    .expect("a step with a remote ref");
+    let action = serde_json::from_value(serde_json::json!({ "image": "127.0.0.1:5000/cicd/bash:5", "script": "true" }))
+        .expect("an action");
+    let from = cicd_controller::api::ResolvedFrom {
+        resolver: "http".into(),
+        name: "say".into(),
+        uri: "http://git.example/a.yaml".into(),
+        commit: None,
+        path: None,
+    };
+    let inputs = AttemptInputs {
+        step_actions: [("steps[0]".to_string(), Ok(action))].into(),
+        fetched_from: vec![(0, from.clone())],
+        ..AttemptInputs::default()
+    };
+    let actions = observe_with(&run, &task, &inputs);
+    assert_eq!(created_pods(&actions).len(), 1);
+    let status = written_status(&actions);
+    assert_eq!(
+        status.step_actions_resolved_from,
+        [cicd_controller::api::StepActionSource {
+            step: "fetched".into(),
+            resolved_from: from,
+        }]
+    );
+}

@@ -144,8 +144,22 @@ pub struct TaskRunStatus {
     /// taskSpec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_from: Option<ResolvedFrom>,
+    /// Where each step action a resolver fetched (`steps[].ref: {resolver,
+    /// params}`) came from, for the current attempt: what ran, as
+    /// `resolvedFrom` says for a remote task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_actions_resolved_from: Vec<StepActionSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// Where the step action of one step was fetched from.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepActionSource {
+    /// The step's name in the task (as inlined: `unnamed-<i>` if it had none).
+    pub step: String,
+    pub resolved_from: ResolvedFrom,
 }
 
 /// What one step did, as read from its container and the entrypoint's report.

@@ -11,7 +11,7 @@ use kube::api::DynamicObject;
 use kube::{Api, ResourceExt};
 use tracing::info;
 
-use crate::api::{Condition, MyTask, MyTaskRun, TaskRunStatus, TaskSpec};
+use crate::api::{Condition, MyTask, MyTaskRun, ResolvedFrom, TaskRunStatus, TaskSpec};
 use crate::engine::step_action::{StepActions, fetched_action_key, referenced, remote_references};
 use crate::error::{Error, Result};
 use crate::image::ImageLookups;
@@ -46,7 +46,7 @@ async fn attempt_inputs(
         TaskLookup::Inline(spec) => (*spec, TaskSource::Inline),
         _ => return Ok(AttemptInputs::default()),
     };
-    let (step_actions, fetching) = step_actions(run, spec, namespace, ctx).await?;
+    let (step_actions, fetched) = step_actions(run, spec, namespace, ctx).await?;
     let account = service_account(run, namespace, ctx).await?;
     let settings = (ctx.settings.default_timeout, &ctx.settings.render);
     let wanted = images_to_look_up(run, spec, source, current_attempt(run), settings, &step_actions);
@@ -64,7 +64,8 @@ async fn attempt_inputs(
         step_actions,
         credentials: credentials(run, account.as_ref(), namespace, ctx).await?,
         images,
-        fetching,
+        fetching: fetched.fetching,
+        fetched_from: fetched.from,
         entrypoint_config_map,
     })
 }
@@ -100,16 +101,15 @@ fn pull_secrets(run: &MyTaskRun, account: Option<&ServiceAccount>) -> Vec<String
         .collect()
 }
 
-/// The step actions the task's steps run, by `action_key`, and the first
-/// one still being fetched by its resolver (the run is woken when it is).
-/// At most as many as a task may have steps: a task over that fails on its
-/// step count anyway.
+/// The step actions the task's steps run, by `action_key`, and how the
+/// fetches of the remote ones are going. At most as many as a task may
+/// have steps: a task over that fails on its step count anyway.
 async fn step_actions(
     run: &MyTaskRun,
     spec: &TaskSpec,
     namespace: &str,
     ctx: &Context,
-) -> Result<(StepActions, Option<String>)> {
+) -> Result<(StepActions, Fetches)> {
     let mut found = StepActions::new();
     for name in referenced(spec).into_iter().take(ctx.settings.render.limits.max_steps) {
         // From the watch-fed cache (the API server when the cache lacks it).
@@ -118,8 +118,18 @@ async fn step_actions(
             found.insert(name.to_string(), action.map(|action| action.spec));
         }
     }
-    let fetching = fetch_step_actions(run, spec, namespace, ctx, &mut found).await?;
-    Ok((found, fetching))
+    let fetches = fetch_step_actions(run, spec, namespace, ctx, &mut found).await?;
+    Ok((found, fetches))
+}
+
+/// How the fetches of a run's remote step actions are going.
+#[derive(Default)]
+struct Fetches {
+    /// The `ref` field of the first one not fetched yet (the run is woken
+    /// when it is).
+    fetching: Option<String>,
+    /// Where each one fetched came from, by step index.
+    from: Vec<(usize, ResolvedFrom)>,
 }
 
 /// The actions of `ref: {resolver, params}` steps, fetched in the
@@ -132,9 +142,9 @@ async fn fetch_step_actions(
     namespace: &str,
     ctx: &Context,
     found: &mut StepActions,
-) -> Result<Option<String>> {
+) -> Result<Fetches> {
     let uid = run.metadata.uid.as_deref().unwrap_or_default();
-    let mut fetching = None;
+    let mut fetches = Fetches::default();
     let mut keys = Vec::new();
     for (index, remote) in remote_references(spec)
         .into_iter()
@@ -144,20 +154,23 @@ async fn fetch_step_actions(
         let fetch_key = format!("{uid}/{field}");
         let key = run_key(run, namespace, &fetch_key);
         let action = match super::resolver::step_action(ctx, key, &remote, &field).await? {
-            Resolution::Found(fetched) => Ok(fetched.spec),
+            Resolution::Found(fetched) => {
+                fetches.from.push((index, fetched.from));
+                Ok(fetched.spec)
+            }
             Resolution::Failed(why) => Err(why),
             Resolution::Fetching(_) => {
-                fetching.get_or_insert(field);
+                fetches.fetching.get_or_insert(field);
                 continue;
             }
         };
         found.insert(fetched_action_key(index), action);
         keys.push(fetch_key);
     }
-    if fetching.is_none() {
+    if fetches.fetching.is_none() {
         keys.iter().for_each(|key| ctx.resolutions.forget(key));
     }
-    Ok(fetching)
+    Ok(fetches)
 }
 
 /// The credential Secrets of the run's ServiceAccount (see

@@ -7,7 +7,9 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{AttemptStatus, Condition, MyTaskRun, ResolvedFrom, RunSpecStatus, TaskRunStatus, TaskSpec};
+use crate::api::{
+    AttemptStatus, Condition, MyTaskRun, ResolvedFrom, RunSpecStatus, StepActionSource, TaskRunStatus, TaskSpec,
+};
 use crate::engine::duration::parse_duration;
 use crate::names;
 use crate::plan::{AttemptInputs, TaskSource, plan_task_run_with};
@@ -109,6 +111,21 @@ pub fn is_done(status: Option<&TaskRunStatus>) -> bool {
 
 pub fn succeeded_condition(status: Option<&TaskRunStatus>) -> Option<&Condition> {
     succeeded(&status?.conditions)
+}
+
+/// Where each fetched step action came from, named by its step in the
+/// task as inlined.
+fn step_action_sources(task: &TaskSpec, inputs: &AttemptInputs) -> Vec<StepActionSource> {
+    inputs
+        .fetched_from
+        .iter()
+        .filter_map(|(index, from)| {
+            Some(StepActionSource {
+                step: task.steps.get(*index)?.name.clone(),
+                resolved_from: from.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Why the run was cancelled: by a person, or replaced by a newer run of
@@ -253,6 +270,7 @@ impl<'a> Decision<'a> {
                 }
                 // With its step actions inlined: what the run means from now on.
                 self.status.task_spec = Some(plan.resolved.task.clone());
+                self.status.step_actions_resolved_from = step_action_sources(&plan.resolved.task, self.observed.inputs);
                 self.status.pod_name = Some(pod_name);
                 self.status.steps = reading.steps;
                 self.status.results = reading.results;
