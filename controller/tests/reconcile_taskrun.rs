@@ -949,15 +949,22 @@ fn a_run_waits_without_a_pod_while_a_step_action_is_fetched() {
     );
 }
 
-#[test]
-fn a_step_action_its_resolver_could_not_fetch_fails_the_run_as_a_resolution() {
-    let run = run(good_spec());
+/// The task with its first step, `fetched`, running an action the http
+/// resolver fetches.
+fn task_with_a_fetched_step_action() -> TaskSpec {
     let mut task = task();
     task.steps[0] = serde_json::from_value(serde_json::json!({
         "name": "fetched",
         "ref": { "resolver": "http", "params": [{ "name": "url", "value": "http://git.example/a.yaml" }] },
     }))
     .expect("a step with a remote ref");
+    task
+}
+
+#[test]
+fn a_step_action_its_resolver_could_not_fetch_fails_the_run_as_a_resolution() {
+    let run = run(good_spec());
+    let task = task_with_a_fetched_step_action();
     let inputs = AttemptInputs {
         step_actions: [(
             "steps[0]".to_string(),
@@ -985,12 +992,7 @@ fn a_step_action_its_resolver_could_not_fetch_fails_the_run_as_a_resolution() {
 #[test]
 fn where_a_fetched_step_action_came_from_is_recorded_with_its_step() {
     let run = run(good_spec());
-    let mut task = task();
-    task.steps[0] = serde_json::from_value(serde_json::json!({
-        "name": "fetched",
-        "ref": { "resolver": "http", "params": [{ "name": "url", "value": "http://git.example/a.yaml" }] },
-    }))
-    .expect("a step with a remote ref");
+    let task = task_with_a_fetched_step_action();
     let action = serde_json::from_value(serde_json::json!({ "image": "127.0.0.1:5000/cicd/bash:5", "script": "true" }))
         .expect("an action");
     let from = cicd_controller::api::ResolvedFrom {

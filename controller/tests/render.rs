@@ -532,6 +532,11 @@ fn config_map_and_secret_workspaces_are_mounted_read_only() {
 
 /// The pod of an inline run in namespace `ci` given as JSON `spec`.
 fn pod_of_inline_run(spec: serde_json::Value) -> Pod {
+    pod_of_inline_run_with(spec, &AttemptInputs::default())
+}
+
+/// The pod of a run with an inline `taskSpec`, given what its namespace has.
+fn pod_of_inline_run_with(spec: serde_json::Value, inputs: &AttemptInputs) -> Pod {
     let run: MyTaskRun = serde_json::from_value(json!({
         "apiVersion": "cicdoperator.ning1875.io/v1", "kind": "MyTaskRun",
         "metadata": { "name": "inline", "namespace": "ci", "uid": "0c5a3a43-uid" },
@@ -539,7 +544,7 @@ fn pod_of_inline_run(spec: serde_json::Value) -> Pod {
     }))
     .expect("a run");
     let task = run.spec.task_spec.clone().expect("inline");
-    plan_task_run(&run, &task, TaskSource::Inline, 0, ONE_HOUR, &settings())
+    plan_task_run_with(&run, &task, TaskSource::Inline, 0, (ONE_HOUR, &settings()), inputs)
         .unwrap_or_else(|errors| panic!("invalid: {errors}"))
         .pod
 }
@@ -1208,20 +1213,11 @@ fn a_step_without_command_runs_the_looked_up_entrypoint_with_its_args_or_the_ima
 
 /// The pod of an inline run whose namespace has the entrypoint ConfigMap.
 fn pod_with_entrypoint_config_map(spec: serde_json::Value) -> Pod {
-    let run: MyTaskRun = serde_json::from_value(json!({
-        "apiVersion": "cicdoperator.ning1875.io/v1", "kind": "MyTaskRun",
-        "metadata": { "name": "inline", "namespace": "ci", "uid": "0c5a3a43-uid" },
-        "spec": spec,
-    }))
-    .expect("a run");
-    let task = run.spec.task_spec.clone().expect("inline");
     let inputs = AttemptInputs {
         entrypoint_config_map: Some("cicd-entrypoint-0123456789ab".to_string()),
         ..AttemptInputs::default()
     };
-    plan_task_run_with(&run, &task, TaskSource::Inline, 0, (ONE_HOUR, &settings()), &inputs)
-        .unwrap_or_else(|errors| panic!("invalid: {errors}"))
-        .pod
+    pod_of_inline_run_with(spec, &inputs)
 }
 
 /// `--script NAME=PART` values of a container, joined per name and decoded.
