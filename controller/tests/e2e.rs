@@ -569,18 +569,29 @@ fn http_status_line(address: &str, path: &str) -> Option<String> {
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn a_second_replica_waits_for_the_lease() {
     let _controller = CONTROLLER_LOCK.lock().await;
-    let holder = kubectl(
-        &[
-            "get",
-            "lease",
-            "cicd-controller",
-            "-n",
-            CONTROLLER_NAMESPACE,
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ],
-        None,
-    );
+    // Right after another test restarted the controller, the old pod has
+    // released the Lease and the new one (ready as a follower first) takes
+    // it within a few seconds: wait for that rather than read it once.
+    let lease_holder = || {
+        kubectl(
+            &[
+                "get",
+                "lease",
+                "cicd-controller",
+                "-n",
+                CONTROLLER_NAMESPACE,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut holder = lease_holder();
+    while !holder.starts_with("cicd-controller-") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        holder = lease_holder();
+    }
     assert!(
         holder.starts_with("cicd-controller-"),
         "the in-cluster controller holds the lease: {holder:?}"
