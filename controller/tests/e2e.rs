@@ -638,18 +638,7 @@ async fn a_second_replica_waits_for_the_lease() {
         log.contains("waiting to become leader") && !log.contains("became leader"),
         "{log}"
     );
-    let holder_after = kubectl(
-        &[
-            "get",
-            "lease",
-            "cicd-controller",
-            "-n",
-            CONTROLLER_NAMESPACE,
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ],
-        None,
-    );
+    let holder_after = lease_holder();
     // The in-cluster replica may itself have been replaced meanwhile (the
     // Lease is then briefly free, or held by its successor): what matters
     // is that the follower never took it.

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::header::{ACCEPT, AUTHORIZATION, HeaderName, LOCATION, WWW_AUTHENTICATE};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{LocalObjectReference, Secret};
 use kube::Api;
 use tracing::info;
 
@@ -280,6 +280,15 @@ async fn image_command(
         return Err(format!("the config blob does not match its digest {config}"));
     }
     decode_config(&blob)
+}
+
+/// The names of the pull Secrets `references` list, in order, without
+/// empty ones: what the kubelet would try for a pull.
+pub fn pull_secret_names<'a>(references: impl Iterator<Item = &'a LocalObjectReference>) -> Vec<String> {
+    references
+        .map(|reference| reference.name.clone())
+        .filter(|name| !name.is_empty())
+        .collect()
 }
 
 /// What the bundles resolver logs in with (see `remote::BundleLogin`).

@@ -319,14 +319,8 @@ async fn bundle_credentials(
         .await
         .map_err(|e| format!("reading ServiceAccount {account:?} (serviceAccount) failed: {e}"))?
         .ok_or_else(|| format!("ServiceAccount {account:?} (serviceAccount) does not exist in the run's namespace"))?;
-    let names = found
-        .image_pull_secrets
-        .into_iter()
-        .flatten()
-        .map(|reference| reference.name);
-    Ok(BundleCredentials::PullSecrets(
-        names.filter(|name| !name.is_empty()).collect(),
-    ))
+    let names = super::registry::pull_secret_names(found.image_pull_secrets.iter().flatten());
+    Ok(BundleCredentials::PullSecrets(names))
 }
 
 /// The run's own namespace's Secrets: a resolver reads no other tenant's.

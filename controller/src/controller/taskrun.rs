@@ -94,11 +94,7 @@ async fn service_account(run: &MyTaskRun, namespace: &str, ctx: &Context) -> Res
 fn pull_secrets(run: &MyTaskRun, account: Option<&ServiceAccount>) -> Vec<String> {
     let from_template = run.spec.pod_template.iter().flat_map(|t| t.image_pull_secrets.iter());
     let from_account = account.into_iter().flat_map(|a| a.image_pull_secrets.iter().flatten());
-    from_template
-        .chain(from_account)
-        .map(|reference| reference.name.clone())
-        .filter(|name| !name.is_empty())
-        .collect()
+    super::registry::pull_secret_names(from_template.chain(from_account))
 }
 
 /// The step actions the task's steps run, by `action_key`, and how the
