@@ -676,6 +676,102 @@ spec:
         run.string_result("seen").as_deref(),
         Some("12 at-sha256:5e1f sha256:5e1f")
     );
+    let status = serde_json::to_value(&run).expect("json")["status"]["steps"].clone();
+    assert_eq!(
+        status[0]["results"],
+        serde_json::json!([
+            { "name": "digest", "type": "string", "value": "sha256:5e1f" },
+            { "name": "size", "type": "string", "value": "12" },
+        ]),
+        "{status:#}"
+    );
+    assert!(status[1].get("results").is_none(), "{status:#}");
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_array_and_object_step_results_reach_later_steps_and_the_status() {
+    let ns = TestNamespace::new("e2e-tekton-typed-step-results").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: typed-step-results}}
+spec:
+  taskSpec:
+    results:
+      - {{name: tags, type: array, value: $(steps.build.results.tags)}}
+      - name: seen
+    steps:
+      - name: build
+        image: {BASH}
+        results:
+          - {{name: tags, type: array}}
+          - name: image
+            type: object
+            properties: {{url: {{type: string}}, digest: {{type: string}}}}
+        script: |
+          printf '["v1", "with space"]' > $(step.results.tags.path)
+          printf '{{"url": "registry.local/app", "digest": "sha256:77"}}' > $(step.results.image.path)
+      - name: push
+        image: {BASH}
+        env:
+          - {{name: URL, value: "$(steps.build.results.image.url)"}}
+        command: [bash, -c, 'printf "%s|" "$@" "$URL" > $(results.seen.path)', push]
+        args: ["$(steps.build.results.tags[*])", "first=$(steps.build.results.tags[0])"]
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyTaskRun>("typed-step-results", LIMIT).await;
+    assert_eq!(
+        run.string_result("seen").as_deref(),
+        Some("v1|with space|first=v1|registry.local/app|")
+    );
+    let json = serde_json::to_value(&run).expect("json");
+    let tags = json["status"]["results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "tags"))
+        .cloned();
+    assert_eq!(
+        tags,
+        Some(serde_json::json!({ "name": "tags", "type": "array", "value": ["v1", "with space"] }))
+    );
+    assert_eq!(
+        json["status"]["steps"][0]["results"][1],
+        serde_json::json!({ "name": "image", "type": "object",
+                            "value": { "url": "registry.local/app", "digest": "sha256:77" } }),
+        "{:#}",
+        json["status"]["steps"]
+    );
+
+    // A step result not of its declared type fails the run, naming it.
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: mistyped-step-result}}
+spec:
+  taskSpec:
+    steps:
+      - name: build
+        image: {BASH}
+        results: [{{name: tags, type: array}}]
+        script: printf 'v1,v2' > $(step.results.tags.path)
+"#
+        ),
+    );
+    let message = ns
+        .wait_failed::<MyTaskRun>("mistyped-step-result", "TaskRunInvalidResults", LIMIT)
+        .await;
+    assert!(
+        message.contains("step \"build\"'s step result \"tags\" is declared as array"),
+        "{message}"
+    );
     ns.passed();
 }
 

@@ -180,6 +180,7 @@ fn report(outcome: Outcome, exit_code: i32, results: &[(&str, &str)]) -> String 
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
+            step_results: BTreeMap::new(),
             frame: None,
             too_large: None,
         },

@@ -577,6 +577,12 @@ fn step_results_get_a_directory_and_their_readers_and_task_result_reach_the_entr
         Some("image-digest=/cicd/run/0/results/digest")
     );
     assert_eq!(flag_value(build, "--step-result-ref"), None);
+    // The step reports its own step results (for status.steps[].results).
+    assert_eq!(
+        flag_value(build, "--step-result"),
+        Some("digest=/cicd/run/0/results/digest")
+    );
+    assert_eq!(flag_value(push, "--step-result"), None);
     assert_eq!(
         flag_value(push, "--step-result-ref"),
         Some("steps.build.results.digest=/cicd/run/0/results/digest")

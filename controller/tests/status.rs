@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use cicd_controller::api::{ParamType, ParamValue, TaskSpec};
-use cicd_controller::pod::results::{Fetched, FetchedResults, ResultLimits};
+use cicd_controller::pod::results::{Fetched, FetchedResults, FrameValues, ResultLimits};
 use cicd_controller::pod::status::{PodReading, Succeeded, read_pod};
 use cicd_controller::reason;
 use cicd_entrypoint::frame::FrameRef;
@@ -61,6 +61,7 @@ fn report(outcome: Outcome, exit_code: i32, start_s: i64, end_s: i64) -> StepRep
         finished_at_ms: Some(T0_MS + end_s * 1000),
         message: None,
         results: BTreeMap::new(),
+        step_results: BTreeMap::new(),
         frame: None,
         too_large: None,
     }
@@ -87,7 +88,10 @@ fn with_frame(mut report: StepReport) -> StepReport {
 fn fetched(frames: &[(&str, &[(&str, &str)])]) -> FetchedResults {
     let mut fetched = FetchedResults::default();
     for (step, results) in frames {
-        let values = results.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let values = FrameValues {
+            results: results.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            step_results: BTreeMap::new(),
+        };
         fetched.frames.insert(format!("step-{step}"), Fetched::Results(values));
     }
     fetched
@@ -698,6 +702,103 @@ fn results_come_from_each_steps_own_frame_later_steps_winning() {
     let tags = reading.results.iter().find(|r| r.name == "tags").expect("tags");
     assert_eq!(tags.value, ParamValue::Array(vec!["a".into()]));
     assert_eq!(tags.result_type, ParamType::Array);
+}
+
+/// `task()` whose build step declares a string, an array and an object
+/// step result.
+fn task_with_step_results() -> TaskSpec {
+    let mut task = task_without_results();
+    task.steps[0].results = serde_json::from_value(json!([
+        { "name": "digest" },
+        { "name": "tags", "type": "array" },
+        { "name": "image", "type": "object", "properties": { "url": { "type": "string" } } },
+    ]))
+    .expect("step results");
+    task
+}
+
+fn with_step_results(frames: &mut FetchedResults, step: &str, values: &[(&str, &str)]) {
+    let Some(Fetched::Results(frame)) = frames.frames.get_mut(&format!("step-{step}")) else {
+        panic!("no frame for {step}")
+    };
+    frame.step_results = values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+}
+
+#[test]
+fn step_results_are_listed_typed_under_their_step() {
+    let pod = three_steps_succeeded(with_frame(done()), with_frame(done()), done());
+    let mut frames = fetched(&[("build", &[]), ("test", &[]), ("push", &[])]);
+    let written = [
+        ("digest", "sha256:1"),
+        ("tags", r#"["v1","v2"]"#),
+        ("image", r#"{"url":"r/a"}"#),
+    ];
+    with_step_results(&mut frames, "build", &written);
+    // Not named by push's report: not its step results.
+    with_step_results(&mut frames, "push", &[("digest", "forged")]);
+    let reading = read_pod(&task_with_step_results(), &pod, false, &frames);
+    assert_eq!(reading.succeeded, Succeeded::True, "{}", reading.message);
+    let build: Vec<(&str, ParamType, &ParamValue)> = reading.steps[0]
+        .results
+        .iter()
+        .map(|r| (r.name.as_str(), r.result_type, &r.value))
+        .collect();
+    assert_eq!(
+        build,
+        [
+            ("digest", ParamType::String, &ParamValue::String("sha256:1".into())),
+            (
+                "tags",
+                ParamType::Array,
+                &ParamValue::Array(vec!["v1".into(), "v2".into()])
+            ),
+            (
+                "image",
+                ParamType::Object,
+                &ParamValue::Object([("url".to_string(), "r/a".to_string())].into())
+            ),
+        ]
+    );
+    assert!(reading.steps[1].results.is_empty() && reading.steps[2].results.is_empty());
+    let status = serde_json::to_value(&reading.steps[0]).expect("json");
+    assert_eq!(
+        status["results"][1],
+        json!({ "name": "tags", "type": "array", "value": ["v1", "v2"] })
+    );
+}
+
+#[test]
+fn a_step_result_not_of_its_declared_type_fails_the_run_naming_it() {
+    let pod = three_steps_succeeded(with_frame(done()), done(), done());
+    for (written, needle) in [
+        (
+            ("tags", "v1,v2"),
+            "step \"build\"'s step result \"tags\" is declared as array",
+        ),
+        (
+            ("image", r#"{"digest":"d"}"#),
+            "step \"build\"'s step result \"image\" is an object that lacks the declared key(s) url",
+        ),
+    ] {
+        let mut frames = fetched(&[("build", &[])]);
+        with_step_results(&mut frames, "build", &[written]);
+        let reading = read_pod(&task_with_step_results(), &pod, false, &frames);
+        assert_failed(&reading, reason::INVALID_RESULTS, &[needle]);
+    }
+}
+
+#[test]
+fn step_results_count_towards_the_runs_results_limit() {
+    let pod = three_steps_succeeded(with_frame(done()), done(), done());
+    let mut frames = fetched(&[("build", &[])]);
+    frames.limits.max_run_results_bytes = 10;
+    with_step_results(&mut frames, "build", &[("digest", "0123456789ab")]);
+    let reading = read_pod(&task_with_step_results(), &pod, false, &frames);
+    assert_failed(
+        &reading,
+        reason::RESULT_TOO_LARGE,
+        &["total 12 bytes", "limit of 10 bytes"],
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ usage:
     [--script NAME=BASE64]... [--scripts-dir DIR] [--mkdir DIR]...
     --results-dir D [--results a,b] [--results-from D] [--timeout 30s] [--on-error continue|stopAndFail]
     [--max-result-bytes N] [--max-results-bytes N] [--max-report-bytes N]
-    [--step-result-ref EXPR=FILE]... [--result-from-step NAME=FILE]...
+    [--step-result NAME=FILE]... [--step-result-ref EXPR=FILE]... [--result-from-step NAME=FILE]...
     [--credentials-home DIR --credential KIND:SECRET_DIR[=URL_OR_HOST]...] -- CMD [ARGS...]
 ";
 
@@ -130,6 +130,9 @@ pub struct StepArgs {
     /// `(NAME, FILE)`: once the command ended, FILE (one of this step's
     /// own step results) becomes the task result NAME (`results[].value`).
     pub results_from_step: Vec<(String, PathBuf)>,
+    /// `(NAME, FILE)`: this step's own step results, reported in its
+    /// results frame once the command ended (for `status.steps[].results`).
+    pub step_results: Vec<(String, PathBuf)>,
     /// Credential Secrets (mounted directories) whose files are written
     /// under `credentials_home` before the command starts (the first step).
     pub credentials: Vec<Credential>,
@@ -343,6 +346,7 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
     let mut on_error = None;
     let mut step_result_refs = Vec::new();
     let mut results_from_step = Vec::new();
+    let mut step_results = Vec::new();
     let mut credentials = Vec::new();
     let mut credentials_home = None;
     let mut setup = Setup::default();
@@ -366,14 +370,9 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
                 "--credentials-home",
             )?,
             "--step-result-ref" => step_result_refs.push(name_and_file(&mut flags, &flag, "--step-result-ref")?),
+            "--step-result" => step_results.push(named_file(&mut flags, &flag, "--step-result", "step result")?),
             "--result-from-step" => {
-                let (name, file) = name_and_file(&mut flags, &flag, "--result-from-step")?;
-                check_name(&name).map_err(|reason| ArgsError::BadValue {
-                    flag: "--result-from-step",
-                    value: name.clone(),
-                    reason: format!("result name: {reason}"),
-                })?;
-                results_from_step.push((name, file));
+                results_from_step.push(named_file(&mut flags, &flag, "--result-from-step", "result")?);
             }
             "--wait-file" => set_once(&mut wait_file, flags.path(&flag, "--wait-file")?, "--wait-file")?,
             "--wait-nonempty" => {
@@ -479,11 +478,28 @@ fn parse_step(args: &[OsString]) -> Result<StepArgs, ArgsError> {
         on_error: on_error.unwrap_or(OnError::StopAndFail),
         step_result_refs,
         results_from_step,
+        step_results,
         credentials,
         credentials_home,
         setup,
         command,
     })
+}
+
+/// `NAME=FILE` whose NAME must be a valid result name (`what` says which).
+fn named_file<'a>(
+    flags: &mut Flags<'a>,
+    flag: &Flag<'a>,
+    name: &'static str,
+    what: &str,
+) -> Result<(String, PathBuf), ArgsError> {
+    let (key, file) = name_and_file(flags, flag, name)?;
+    check_name(&key).map_err(|reason| ArgsError::BadValue {
+        flag: name,
+        value: key.clone(),
+        reason: format!("{what} name: {reason}"),
+    })?;
+    Ok((key, file))
 }
 
 /// `NAME=FILE`, split at the first `=` (names never hold one); both parts
@@ -658,10 +674,16 @@ mod tests {
             "--step-result-ref=steps.step-a.results.digest=/r/0/results/digest",
             "--result-from-step",
             "image-digest=/r/1/results/digest",
+            "--step-result",
+            "tags=/r/1/results/tags",
             "--",
             "true",
         ])
         .expect("parses");
+        assert_eq!(
+            s.step_results,
+            [("tags".to_string(), PathBuf::from("/r/1/results/tags"))]
+        );
         assert_eq!(
             s.step_result_refs,
             [
@@ -684,6 +706,8 @@ mod tests {
             ["--step-result-ref", "=/r/0/results/r"],
             ["--result-from-step", "x="],
             ["--result-from-step", "../x=/r/0/results/r"],
+            ["--step-result", "a/b=/r/0/results/r"],
+            ["--step-result", "r"],
         ] {
             let e = step(&[bad[0], bad[1], "--", "true"]).expect_err(bad[1]);
             assert!(

@@ -145,9 +145,18 @@ fn parse_after_marker<'a>(rest: &'a str, frame: &FrameRef) -> Option<(usize, &'a
     (total == frame.lines && index >= 1 && index <= total as usize).then_some((index - 1, chunk))
 }
 
+/// What a step's frame carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameValues {
+    /// Task results this step wrote, by name.
+    pub results: BTreeMap<String, String>,
+    /// The step's own step results, by name.
+    pub step_results: BTreeMap<String, String>,
+}
+
 /// Reads `frame` back out of a log tail. Later copies of a line win, as the
 /// entrypoint prints the real frame last.
-pub fn decode(log: &str, frame: &FrameRef) -> Result<BTreeMap<String, String>, FrameError> {
+pub fn decode(log: &str, frame: &FrameRef) -> Result<FrameValues, FrameError> {
     let lines = frame.lines as usize;
     let mut pieces: Vec<Option<&str>> = alloc::vec![None; lines];
     for line in log.lines() {
@@ -177,7 +186,10 @@ pub fn decode(log: &str, frame: &FrameRef) -> Result<BTreeMap<String, String>, F
         });
     }
     serde_json::from_str::<StepReport>(&payload)
-        .map(|report| report.results)
+        .map(|report| FrameValues {
+            results: report.results,
+            step_results: report.step_results,
+        })
         .map_err(|e| FrameError::Json(e.to_string()))
 }
 
@@ -198,6 +210,7 @@ mod tests {
             finished_at_ms: Some(2),
             message: None,
             results: results.clone(),
+            step_results: BTreeMap::new(),
             frame: None,
             too_large: None,
         })
@@ -218,8 +231,19 @@ mod tests {
                 "bounded lines"
             );
             assert_eq!(text.lines().count() as u32, frame.lines);
-            assert_eq!(decode(&text, &frame), Ok(r));
+            assert_eq!(decode(&text, &frame).map(|v| v.results), Ok(r));
         }
+    }
+
+    #[test]
+    fn carries_step_results_apart_from_task_results() {
+        let mut report: StepReport =
+            serde_json::from_str(&payload(&results(&[("digest", "sha256:1")]))).expect("payload");
+        report.step_results = results(&[("digest", "[\"a\",\"b\"]"), ("only-step", "x")]);
+        let (text, frame) = encode(&super::payload(&report));
+        let values = decode(&text, &frame).expect("decodes");
+        assert_eq!(values.results, results(&[("digest", "sha256:1")]));
+        assert_eq!(values.step_results, report.step_results);
     }
 
     #[test]
@@ -234,7 +258,7 @@ mod tests {
                 mixed.push_str("stderr: interleaved\n");
             }
         }
-        assert_eq!(decode(&mixed, &frame), Ok(r));
+        assert_eq!(decode(&mixed, &frame).map(|v| v.results), Ok(r));
     }
 
     #[test]
@@ -244,7 +268,7 @@ mod tests {
         let (fake_text, _) = encode(&payload(&fake));
         let (real_text, frame) = encode(&payload(&real));
         let log = format!("{fake_text}{real_text}");
-        assert_eq!(decode(&log, &frame), Ok(real));
+        assert_eq!(decode(&log, &frame).map(|v| v.results), Ok(real));
     }
 
     #[test]

@@ -34,6 +34,8 @@ mod fsutil;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod init;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod json_strings;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod os;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod results;

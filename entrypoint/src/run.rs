@@ -74,6 +74,8 @@ struct Ending {
     /// Whether the command itself ran and failed (so onError applies).
     command_failed: bool,
     results: BTreeMap<String, String>,
+    /// This step's own step results, for its frame.
+    step_results: BTreeMap<String, String>,
     /// The result over a limit, when that failed the step.
     too_large: Option<TooLarge>,
 }
@@ -91,6 +93,7 @@ impl Ending {
             message: Some(message),
             command_failed: false,
             results: Default::default(),
+            step_results: Default::default(),
             too_large: None,
         }
     }
@@ -144,6 +147,7 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
                     reason,
                     command_failed: false,
                     results: Default::default(),
+                    step_results: Default::default(),
                     too_large: None,
                 };
             }
@@ -164,6 +168,7 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
                     message: Some(message),
                     command_failed: false,
                     results: Default::default(),
+                    step_results: Default::default(),
                     too_large: None,
                 };
             }
@@ -255,11 +260,18 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
         reason,
         command_failed: outcome != Outcome::Succeeded,
         results: Default::default(),
+        step_results: Default::default(),
         too_large: None,
     };
     let promoted = step_results::promote(&args.results_from_step, &args.results_dir, limits);
-    match promoted.and_then(|()| snapshot.changed()) {
-        Ok(results) => ending.results = results,
+    let collected = promoted
+        .and_then(|()| snapshot.changed())
+        .and_then(|results| Ok((results, step_results::collect(&args.step_results, limits)?)));
+    match collected {
+        Ok((results, own)) => {
+            ending.results = results;
+            ending.step_results = own;
+        }
         Err(e) => fail_on_results(&mut ending, &e),
     }
     ending
@@ -269,6 +281,7 @@ fn run_step(args: &StepArgs, env: &[OsString]) -> Ending {
 fn fail_on_results(ending: &mut Ending, error: &ResultsError) {
     let text = error.to_string();
     ending.results.clear();
+    ending.step_results.clear();
     if let ResultsError::TooLarge(too_large) = error {
         ending.too_large = Some(too_large.clone());
     }
@@ -298,6 +311,7 @@ fn finish(out: &Outputs<'_>, on_error: OnError, mut ending: Ending) -> i32 {
             let text = format!("cannot print the results to stdout: {e}");
             warn!("{text}");
             ending.results.clear();
+            ending.step_results.clear();
             ending.message = Some(text.clone());
             if ending.outcome == Outcome::Succeeded {
                 ending.outcome = Outcome::Failed;
@@ -362,11 +376,12 @@ fn write_exit_code(post_file: &Path, exit_code: i32) {
 /// Prints the full report with its results as a frame on stdout; None
 /// when there are no results.
 fn print_frame(ending: &Ending) -> Result<Option<FrameRef>, IoError> {
-    if ending.results.is_empty() {
+    if ending.results.is_empty() && ending.step_results.is_empty() {
         return Ok(None);
     }
     let mut full = to_report(ending, None);
     full.results = ending.results.clone();
+    full.step_results = ending.step_results.clone();
     let (text, frame) = frame::encode(&frame::payload(&full));
     sys::write_all(1, text.as_bytes())?;
     Ok(Some(frame))
@@ -382,6 +397,7 @@ fn to_report(ending: &Ending, frame: Option<FrameRef>) -> StepReport {
         // `encode` shortens it to the report's budget.
         message: ending.message.clone(),
         results: BTreeMap::new(),
+        step_results: BTreeMap::new(),
         frame,
         too_large: ending.too_large.clone(),
     }

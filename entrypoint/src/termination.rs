@@ -100,6 +100,10 @@ pub struct StepReport {
     /// and print the results as a frame in the log instead.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub results: BTreeMap<String, String>,
+    /// The step's own step results; only ever in the frame (like version 2
+    /// results), for `status.steps[].results`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub step_results: BTreeMap<String, String>,
     /// The results frame this step printed to its log, if it wrote results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame: Option<FrameRef>,
@@ -232,6 +236,7 @@ mod tests {
             finished_at_ms: Some(1_700_000_000_250),
             message: message.map(str::to_string),
             results: BTreeMap::new(),
+            step_results: BTreeMap::new(),
             frame: None,
             too_large: None,
         }

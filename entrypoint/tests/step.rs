@@ -291,6 +291,89 @@ fn a_task_result_takes_its_value_from_a_step_result() {
 }
 
 #[test]
+fn a_step_reports_its_own_step_results_in_its_frame() {
+    let pod = Pod::new("step-results-reported");
+    let own = pod.root().join("run/0/results");
+    fs::create_dir_all(&own).expect("step results dir");
+    let tags = format!("tags={}", own.join("tags").display());
+    let unwritten = format!("never={}", own.join("never").display());
+    let flags = ["--step-result", &tags, "--step-result", &unwritten];
+    let out = output(pod.step(
+        0,
+        &flags,
+        &sh("printf '[\"v1\",\"latest\"]' > \"$D/run/0/results/tags\""),
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let values = frame_of(&out, &pod.report(0));
+    assert!(values.results.is_empty());
+    assert_eq!(
+        values.step_results,
+        BTreeMap::from([("tags".to_string(), r#"["v1","latest"]"#.to_string())])
+    );
+    // Over the per-result limit: the step fails naming the step result.
+    let big = format!("big={}", pod.root().join("run/1/results/big").display());
+    fs::create_dir_all(pod.root().join("run/1/results")).expect("dir");
+    let flags = ["--step-result", &big, "--max-result-bytes", "8"];
+    let out = output(pod.step(1, &flags, &sh("printf '0123456789' > \"$D/run/1/results/big\"")));
+    assert_eq!(out.status.code(), Some(1));
+    let report = pod.report(1);
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert_eq!(report.too_large.map(|t| t.result), Some("big".to_string()));
+}
+
+#[test]
+fn array_and_object_step_results_are_taken_apart_for_a_later_step() {
+    let pod = Pod::new("step-results-typed");
+    let dir = pod.root().join("run/0/results");
+    fs::create_dir_all(&dir).expect("step results dir");
+    fs::write(dir.join("tags"), r#"["v1","with space"]"#).expect("tags");
+    fs::write(dir.join("image"), r#"{"url":"reg/app","digest":"sha256:9"}"#).expect("image");
+    fs::write(pod.post(0), "").expect("step 0 is done");
+    let refs = [
+        format!("steps.build.results.tags[*]={}", dir.join("tags").display()),
+        format!("steps.build.results.tags[1]={}", dir.join("tags").display()),
+        format!("steps.build.results.image.url={}", dir.join("image").display()),
+    ];
+    let flags: Vec<&str> = refs.iter().flat_map(|r| ["--step-result-ref", r.as_str()]).collect();
+    let mut cmd = pod.step(1, &flags, &sh("printf '%s|' \"$@\" \"$URL\" > \"$D/seen\""));
+    cmd.arg("x")
+        .arg("$(steps.build.results.tags[*])")
+        .arg("second=$(steps.build.results.tags[1])")
+        .env("URL", "$(steps.build.results.image.url)");
+    let out = output(cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        fs::read_to_string(pod.root().join("seen")).expect("seen"),
+        "v1|with space|second=with space|reg/app|"
+    );
+    // A key the object lacks and an index past the end fail the step, naming them.
+    for (reference, arg, expected) in [
+        (
+            "steps.build.results.image.tag",
+            "$(steps.build.results.image.tag)",
+            "no key \"tag\"",
+        ),
+        (
+            "steps.build.results.tags[5]",
+            "$(steps.build.results.tags[5])",
+            "no element 5",
+        ),
+    ] {
+        let flag = format!(
+            "{reference}={}",
+            dir.join(if arg.contains("image") { "image" } else { "tags" }).display()
+        );
+        let mut cmd = pod.step(2, &["--step-result-ref", &flag], &sh("touch \"$D/ran\""));
+        cmd.arg("x").arg(arg);
+        let out = output(cmd);
+        assert_eq!(out.status.code(), Some(125));
+        let message = pod.report(2).message.unwrap_or_default();
+        assert!(message.contains(reference) && message.contains(expected), "{message}");
+        assert!(!pod.root().join("ran").exists(), "the command must not start");
+    }
+}
+
+#[test]
 fn on_error_continue_also_covers_timeouts() {
     let pod = Pod::new("continue-timeout");
     let out = output(pod.step(0, &["--on-error=continue", "--timeout=100ms"], &sh("sleep 10")));

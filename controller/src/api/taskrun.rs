@@ -180,6 +180,10 @@ pub struct StepState {
     pub started_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
+    /// The step results this step wrote (Tekton's `status.steps[].results`),
+    /// typed as the step declares them; read once the pod has finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<RunResult>,
 }
 
 /// A failed attempt kept when the run is retried.

@@ -67,9 +67,9 @@ async fn read_frame(pods: &Api<Pod>, pod: &str, status: &ContainerStatus, frame:
     for slack in [SLACK_LINES, WIDE_SLACK_LINES] {
         let log = log_tail(pods, pod, &status.name, frame, slack).await?;
         match decode_frame(&log, frame) {
-            Ok(results) => {
+            Ok(values) => {
                 debug!(%pod, container = %status.name, bytes = frame.bytes, "read results frame");
-                return Ok(Fetched::Results(results));
+                return Ok(Fetched::Results(values));
             }
             Err(problem) => last_problem = problem,
         }

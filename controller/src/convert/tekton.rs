@@ -139,7 +139,7 @@ fn result_spec(value: Value, at: &str, losses: &mut Losses) -> Value {
         Some(other) => losses.push(
             format!("{at}.value"),
             format!(
-                "a result takes its value from one string step result here, not {}; dropped",
+                "a result takes its value from one $(steps.<s>.results.<r>) reference here, not {}; dropped",
                 kind_of(&other)
             ),
         ),

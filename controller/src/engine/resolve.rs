@@ -9,7 +9,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, ResourceRequirements, SecurityContext, Volume, VolumeMount};
 
 use crate::api::{
-    OnError, ParamValue, ResourcesOverride, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding, WorkspaceUsage,
+    OnError, ParamValue, ResourcesOverride, ResultSpec, Sidecar, TaskRunSpec, TaskSpec, WorkspaceBinding,
+    WorkspaceUsage,
 };
 use crate::layout;
 
@@ -19,8 +20,9 @@ use super::limits::{Budget, Limits};
 use super::propagate::with_propagated;
 use super::substitute::{Resolver, Value, substitute_list, substitute_opt, substitute_str};
 use super::validate::{
-    RunVolumes, check_declared_step_result, check_known_names, check_volume_names, find_step, list_or_none,
-    parse_step_result_ref, resolve_params, result_value_source, validate_run_spec, validate_task,
+    RunVolumes, check_declared_step_result, check_known_names, check_step_result_selector, check_volume_names,
+    find_step, list_or_none, parse_step_result_part, resolve_params, result_value_source, validate_run_spec,
+    validate_task,
 };
 
 /// Who the run is; feeds `$(context.*)` and the pod's metadata.
@@ -99,13 +101,18 @@ pub struct TaskVariables<'a> {
     /// The task's step names in order, for `$(steps.<s>...)`.
     pub steps: Vec<&'a str>,
     /// The step results each step declares, in step order.
-    pub step_results: Vec<Vec<&'a str>>,
+    pub step_results: Vec<Vec<&'a ResultSpec>>,
     pub context: BTreeMap<&'static str, String>,
     /// What substitution may still produce for this run.
     pub budget: Budget,
 }
 
 impl TaskVariables<'_> {
+    /// The names of the step results step `index` declares.
+    fn step_result_names(&self, index: usize) -> Vec<&str> {
+        self.step_results[index].iter().map(|r| r.name.as_str()).collect()
+    }
+
     fn param(&self, rest: &str) -> Result<Value, String> {
         let name_len = rest.find(['.', '[']).unwrap_or(rest.len());
         let (name, selector) = rest.split_at(name_len);
@@ -439,17 +446,20 @@ impl StepVariables<'_> {
             .strip_prefix("results.")
             .and_then(|field| field.strip_suffix(".path"))
             .ok_or("use $(step.results.<name>.path)")?;
-        let declared = &self.container.task.step_results[self.index];
+        let declared = self.container.task.step_result_names(self.index);
         if !declared.contains(&name) {
             return Err(format!(
                 "this step declares no step result {name:?} (declared: {})",
-                list_or_none(declared)
+                list_or_none(&declared)
             ));
         }
         Ok(Value::Str(layout::step_result_path(self.index, name)))
     }
 
-    fn earlier_result(&self, expr: &str, step: &str, result: &str) -> Result<Value, String> {
+    /// `$(steps.<step>.results.<result><selector>)`: left as written for
+    /// the entrypoint; `[*]` of an array as a one-item array, so that only a
+    /// whole item of command or args can take it.
+    fn earlier_result(&self, expr: &str, (step, result, selector): (&str, &str, &str)) -> Result<Value, String> {
         let task = self.container.task;
         let index = find_step(&task.steps, step)?;
         if index >= self.index {
@@ -457,7 +467,12 @@ impl StepVariables<'_> {
                 "step {step:?} does not run before this step; a step reads the results of earlier steps only"
             ));
         }
-        check_declared_step_result(step, &task.step_results[index], result)?;
+        check_declared_step_result(step, &task.step_result_names(index), result)?;
+        let declared = task.step_results[index].iter().find(|r| r.name == result);
+        let spread = match declared {
+            Some(declared) => check_step_result_selector(declared, selector)?,
+            None => false,
+        };
         let Some(live) = self.live else {
             return Err(format!(
                 "a step result is known only once step {step:?} ends, after this field is fixed: use it in command, args or env"
@@ -465,7 +480,12 @@ impl StepVariables<'_> {
         };
         live.borrow_mut()
             .insert((expr.to_string(), layout::step_result_path(index, result)));
-        Ok(Value::Str(format!("$({expr})")))
+        let literal = format!("$({expr})");
+        Ok(if spread {
+            Value::Array(vec![literal])
+        } else {
+            Value::Str(literal)
+        })
     }
 }
 
@@ -474,8 +494,8 @@ impl Resolver for StepVariables<'_> {
         if let Some(rest) = expr.strip_prefix("step.") {
             return self.own_result(rest);
         }
-        match parse_step_result_ref(expr) {
-            Some((step, result)) => self.earlier_result(expr, step, result),
+        match parse_step_result_part(expr) {
+            Some(part) => self.earlier_result(expr, part),
             None => self.container.lookup(expr),
         }
     }
@@ -635,11 +655,7 @@ pub fn resolve_task_run(
         results: task.results.iter().map(|r| r.name.as_str()).collect(),
         workspaces: &workspaces,
         steps: task.steps.iter().map(|step| step.name.as_str()).collect(),
-        step_results: task
-            .steps
-            .iter()
-            .map(|step| step.results.iter().map(|r| r.name.as_str()).collect())
-            .collect(),
+        step_results: task.steps.iter().map(|step| step.results.iter().collect()).collect(),
         context: context_variables(identity),
         budget: Budget::new(limits),
     };

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 
 use crate::api::{
-    Param, ParamSpec, ParamType, ParamValue, PropertySpec, Sidecar, Step, StepTemplate, TaskRunSpec, TaskSpec,
-    WorkspaceBinding, WorkspaceUsage,
+    Param, ParamSpec, ParamType, ParamValue, PropertySpec, ResultSpec, Sidecar, Step, StepTemplate, TaskRunSpec,
+    TaskSpec, WorkspaceBinding, WorkspaceUsage,
 };
 
 use super::duration::parse_duration;
@@ -177,9 +177,53 @@ pub fn check_declared_step_result(step: &str, declared: &[&str], result: &str) -
 
 /// `steps.<s>.results.<r>` as (`<s>`, `<r>`).
 pub fn parse_step_result_ref(expr: &str) -> Option<(&str, &str)> {
-    let (step, result) = expr.strip_prefix("steps.")?.split_once(".results.")?;
+    match parse_step_result_part(expr)? {
+        (step, result, "") => Some((step, result)),
+        _ => None,
+    }
+}
+
+/// `steps.<s>.results.<r><selector>` as (`<s>`, `<r>`, `<selector>`): the
+/// selector is empty, `[*]`, `[i]` or `.key` (checked by
+/// `check_step_result_selector`). A step result's name ends at the first
+/// `.` or `[`.
+pub fn parse_step_result_part(expr: &str) -> Option<(&str, &str, &str)> {
+    let (step, named) = expr.strip_prefix("steps.")?.split_once(".results.")?;
+    let end = named.find(['.', '[']).unwrap_or(named.len());
+    let (result, selector) = named.split_at(end);
     let plain = |part: &str| !part.is_empty() && !part.contains(['.', '[', ']', '*']);
-    (plain(step) && plain(result)).then_some((step, result))
+    (plain(step) && plain(result)).then_some((step, result, selector))
+}
+
+/// Whether `selector` fits the declared step result's type: Ok(true) for
+/// `[*]` (every element, a whole item of command or args), Ok(false) for
+/// one value, else an error saying how to refer to it.
+pub fn check_step_result_selector(declared: &ResultSpec, selector: &str) -> Result<bool, String> {
+    let name = &declared.name;
+    let index = selector
+        .strip_prefix('[')
+        .and_then(|i| i.strip_suffix(']'))
+        .filter(|i| *i == "*" || i.parse::<usize>().is_ok());
+    let key = selector.strip_prefix('.').filter(|k| !k.is_empty());
+    match (declared.result_type, selector, index, key) {
+        (ParamType::String, "", _, _) => Ok(false),
+        (ParamType::Array, _, Some("*"), _) => Ok(true),
+        (ParamType::Array, _, Some(_), _) => Ok(false),
+        (ParamType::Object, _, _, Some(key)) => match &declared.properties {
+            Some(properties) if !properties.contains_key(key) => Err(format!(
+                "step result {name:?} declares no key {key:?} (properties: {})",
+                list_or_none(&properties.keys().map(String::as_str).collect::<Vec<_>>())
+            )),
+            _ => Ok(false),
+        },
+        (ParamType::Array, _, _, _) => Err(format!(
+            "step result {name:?} is an array: take every element with [*] (as a whole item of command or args) or one with [<index>]"
+        )),
+        (ParamType::Object, _, _, _) => Err(format!("step result {name:?} is an object: take one key with .<key>")),
+        (ParamType::String, _, _, _) => Err(format!(
+            "step result {name:?} is a string: refer to it whole, without {selector:?}"
+        )),
+    }
 }
 
 /// Where a task result's `value` comes from: (the step's index, its step
@@ -202,22 +246,13 @@ pub fn result_value_source<'a>(task: &TaskSpec, value: &'a str) -> Result<(usize
     Ok((index, result))
 }
 
-/// Step results: valid, unique names of strings without a `value`; and a
-/// task result's `value` names a step result that exists.
+/// Step results: valid, unique names without a `value`; and a task
+/// result's `value` names a step result that exists, of the same type.
 fn check_step_results(task: &TaskSpec, field: &str, errors: &mut ValidationErrors) {
     for (index, step) in task.steps.iter().enumerate() {
         let at = format!("{field}.steps[{index}].results");
         check_names(step.results.iter().map(|r| r.name.as_str()), &at, "step result", errors);
         for (result_index, result) in step.results.iter().enumerate() {
-            if result.result_type != ParamType::String {
-                errors.push(
-                    format!("{at}[{result_index}].type"),
-                    format!(
-                        "step result {:?} is of type {}; only string step results are supported here",
-                        result.name, result.result_type
-                    ),
-                );
-            }
             if result.value.is_some() {
                 errors.push(
                     format!("{at}[{result_index}].value"),
@@ -232,17 +267,20 @@ fn check_step_results(task: &TaskSpec, field: &str, errors: &mut ValidationError
     for (index, result) in task.results.iter().enumerate() {
         let Some(value) = &result.value else { continue };
         let at = format!("{field}.results[{index}].value");
-        if result.result_type != ParamType::String {
-            errors.push(
-                &at,
-                format!(
-                    "result {:?} is of type {}; only string results take their value from a step result",
-                    result.name, result.result_type
-                ),
-            );
-        }
-        if let Err(why) = result_value_source(task, value) {
-            errors.push(&at, why);
+        match result_value_source(task, value) {
+            Ok((step, source)) => {
+                let declared = task.steps[step].results.iter().find(|r| r.name == source);
+                if let Some(declared) = declared.filter(|d| d.result_type != result.result_type) {
+                    errors.push(
+                        &at,
+                        format!(
+                            "result {:?} is of type {} but step result {source:?} is of type {}",
+                            result.name, result.result_type, declared.result_type
+                        ),
+                    );
+                }
+            }
+            Err(why) => errors.push(&at, why),
         }
     }
 }

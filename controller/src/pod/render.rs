@@ -376,6 +376,10 @@ fn entrypoint_args(index: usize, step: &ResolvedStep, context: &StepContext<'_>)
     for (result, file) in &step.results_from_step {
         args.extend(["--result-from-step".to_string(), format!("{result}={file}")]);
     }
+    for result in &step.step_results {
+        let file = layout::step_result_path(index, result);
+        args.extend(["--step-result".to_string(), format!("{result}={file}")]);
+    }
     if index == 0 {
         args.extend(credentials::entrypoint_args(context.credentials));
     }

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+pub use cicd_entrypoint::frame::FrameValues;
 use cicd_entrypoint::frame::{self, FrameRef};
 pub use cicd_entrypoint::frame::{DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_RUN_RESULTS_BYTES, RESULTS_CEILING_BYTES};
 
@@ -66,8 +67,9 @@ const FRAME_OVERHEAD_BYTES: u64 = 64 * 1024;
 /// One step's frame as the controller fetched it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fetched {
-    /// The step's results, decoded and checked against the report's digest.
-    Results(BTreeMap<String, String>),
+    /// The step's task and step results, decoded and checked against the
+    /// report's digest.
+    Results(FrameValues),
     /// The frame could not be read; the text says why (for the condition).
     Unreadable(String),
     /// The report names a frame larger than any within the limits; it was
@@ -94,7 +96,7 @@ impl FetchedResults {
 }
 
 /// Decodes `frame` out of a log tail (pure; the I/O layer fetches the tail).
-pub fn decode_frame(log: &str, frame: &FrameRef) -> Result<BTreeMap<String, String>, String> {
+pub fn decode_frame(log: &str, frame: &FrameRef) -> Result<FrameValues, String> {
     frame::decode(log, frame).map_err(|error| error.to_string())
 }
 

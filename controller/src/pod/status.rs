@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{OnError, ParamType, ParamValue, RunResult, StepState, TaskSpec};
+use crate::api::{OnError, ParamType, ParamValue, ResultSpec, RunResult, StepState, TaskSpec};
 use crate::engine::validate::{list_or_none, missing_keys};
 use crate::reason;
 
@@ -133,6 +133,10 @@ struct ResultsReading {
     unreadable: Vec<String>,
     /// Steps whose frames were not fetched yet.
     unfetched: Vec<String>,
+    /// Each step's own step results: (the step's index, its typed values).
+    step_results: Vec<(usize, Vec<RunResult>)>,
+    /// Bytes of all step results as written.
+    step_results_bytes: u64,
 }
 
 fn too_large_message(step: &str, too_large: &TooLarge) -> String {
@@ -170,7 +174,7 @@ fn raw_results(
             continue;
         }
         match fetched.frames.get(&step_container_name(step)) {
-            Some(Fetched::Results(values)) => raw.extend(values.clone()),
+            Some(Fetched::Results(values)) => raw.extend(values.results.clone()),
             Some(Fetched::Unreadable(why)) => reading.unreadable.push(format!(
                 "the results of step {step:?} could not be read from its log: {why}"
             )),
@@ -188,8 +192,9 @@ fn raw_results(
     raw
 }
 
-/// The first value over a limit, as a condition message.
-fn over_limit(raw: &BTreeMap<String, String>, limits: &ResultLimits) -> Option<String> {
+/// The first value over a limit, as a condition message. The steps' own
+/// step results count towards the run's total: they are in its status too.
+fn over_limit(raw: &BTreeMap<String, String>, step_results_bytes: u64, limits: &ResultLimits) -> Option<String> {
     if let Some((name, value)) = raw.iter().find(|(_, v)| v.len() as u64 > limits.max_result_bytes) {
         return Some(format!(
             "result {name:?} is {} bytes, over the limit of {} bytes per result",
@@ -197,7 +202,7 @@ fn over_limit(raw: &BTreeMap<String, String>, limits: &ResultLimits) -> Option<S
             limits.max_result_bytes
         ));
     }
-    let total: u64 = raw.values().map(|v| v.len() as u64).sum();
+    let total: u64 = raw.values().map(|v| v.len() as u64).sum::<u64>() + step_results_bytes;
     if total <= limits.max_run_results_bytes {
         return None;
     }
@@ -206,53 +211,91 @@ fn over_limit(raw: &BTreeMap<String, String>, limits: &ResultLimits) -> Option<S
         .max_by_key(|(_, v)| v.len())
         .map_or((String::new(), 0), |(k, v)| (k.clone(), v.len()));
     Some(format!(
-        "the run's results total {total} bytes, over the limit of {} bytes for all results of a run (largest: result {name:?}, {size} bytes)",
+        "the run's results and step results total {total} bytes, over the limit of {} bytes for all results of a run (largest result: {name:?}, {size} bytes)",
         limits.max_run_results_bytes
     ))
 }
 
 /// Typed results, in step order (a later step's value of the same result
-/// wins). Array and object results are JSON in the file.
+/// wins). Array and object results are JSON in the file. Each step's own
+/// step results are typed by what it declares, for `status.steps[]`.
 fn read_results(task: &TaskSpec, steps: &[(String, Option<StepReport>)], fetched: &FetchedResults) -> ResultsReading {
     let mut reading = ResultsReading::default();
     let raw = raw_results(steps, fetched, &mut reading);
-    if reading.too_large.is_none() {
-        reading.too_large = over_limit(&raw, &fetched.limits);
+    for (index, (step, (_, report))) in task.steps.iter().zip(steps).enumerate() {
+        // As for task results: only from a frame the step's own report names.
+        if report.as_ref().and_then(|r| r.frame.as_ref()).is_none() {
+            continue;
+        }
+        let written = match fetched.frames.get(&step_container_name(&step.name)) {
+            Some(Fetched::Results(values)) => &values.step_results,
+            _ => continue,
+        };
+        let typed = typed_results(
+            &step.results,
+            written,
+            &mut reading.invalid,
+            &format!("step {:?}'s step ", step.name),
+        );
+        reading.step_results_bytes += written.values().map(|v| v.len() as u64).sum::<u64>();
+        reading.step_results.push((index, typed));
     }
-    for declared in &task.results {
+    if reading.too_large.is_none() {
+        reading.too_large = over_limit(&raw, reading.step_results_bytes, &fetched.limits);
+    }
+    reading.results = typed_results(&task.results, &raw, &mut reading.invalid, "");
+    reading
+}
+
+/// The `declared` results found in `raw`, typed; a value that is not of
+/// its declared type goes to `invalid` (`whose` prefixes "result").
+fn typed_results(
+    declared: &[ResultSpec],
+    raw: &BTreeMap<String, String>,
+    invalid: &mut Vec<String>,
+    whose: &str,
+) -> Vec<RunResult> {
+    let mut typed = Vec::new();
+    for declared in declared {
         let Some(raw) = raw.get(&declared.name) else {
             continue;
         };
-        let value = match declared.result_type {
-            ParamType::String => Ok(ParamValue::String(raw.clone())),
-            ParamType::Array => serde_json::from_str::<Vec<String>>(raw).map(ParamValue::Array),
-            ParamType::Object => serde_json::from_str(raw).map(ParamValue::Object),
-        };
-        if let (Ok(ParamValue::Object(object)), Some(properties)) = (&value, &declared.properties) {
-            let missing = missing_keys(properties, object);
-            if !missing.is_empty() {
-                reading.invalid.push(format!(
-                    "object result {:?} lacks the declared key(s) {} (it has: {})",
-                    declared.name,
-                    missing.join(", "),
-                    list_or_none(&object.keys().map(String::as_str).collect::<Vec<_>>())
-                ));
-                continue;
-            }
-        }
-        match value {
-            Ok(value) => reading.results.push(RunResult {
-                name: declared.name.clone(),
-                result_type: declared.result_type,
-                value,
-            }),
-            Err(error) => reading.invalid.push(format!(
-                "result {:?} is declared as {} but its value is not a JSON {}: {error}",
-                declared.name, declared.result_type, declared.result_type
-            )),
+        match typed_result(declared, raw) {
+            Ok(result) => typed.push(result),
+            Err(why) => invalid.push(format!("{whose}result {:?} {why}", declared.name)),
         }
     }
-    reading
+    typed
+}
+
+/// `raw` as a value of the declared type, with an object's declared keys.
+fn typed_result(declared: &ResultSpec, raw: &str) -> Result<RunResult, String> {
+    let value = match declared.result_type {
+        ParamType::String => Ok(ParamValue::String(raw.to_string())),
+        ParamType::Array => serde_json::from_str::<Vec<String>>(raw).map(ParamValue::Array),
+        ParamType::Object => serde_json::from_str(raw).map(ParamValue::Object),
+    }
+    .map_err(|error| {
+        format!(
+            "is declared as {} but its value is not a JSON {}: {error}",
+            declared.result_type, declared.result_type
+        )
+    })?;
+    if let (ParamValue::Object(object), Some(properties)) = (&value, &declared.properties) {
+        let missing = missing_keys(properties, object);
+        if !missing.is_empty() {
+            return Err(format!(
+                "is an object that lacks the declared key(s) {} (it has: {})",
+                missing.join(", "),
+                list_or_none(&object.keys().map(String::as_str).collect::<Vec<_>>())
+            ));
+        }
+    }
+    Ok(RunResult {
+        name: declared.name.clone(),
+        result_type: declared.result_type,
+        value,
+    })
 }
 
 fn waiting_failure(pod: &Pod) -> Option<(String, String)> {
@@ -337,6 +380,11 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool, fetched: &FetchedRe
         reports.push((step.name.clone(), report));
     }
     let results = read_results(task, &reports, fetched);
+    for (index, typed) in &results.step_results {
+        if let Some(step) = steps.get_mut(*index) {
+            step.results = typed.clone();
+        }
+    }
     let finished_at = steps.iter().filter_map(|s| s.finished_at.clone()).max_by_key(|t| t.0);
     let mut reading = PodReading {
         succeeded: Succeeded::Unknown,

@@ -103,8 +103,13 @@ impl Pod {
 /// The results step `i` printed on stdout, read back as the controller does:
 /// the frame its report names, out of the captured output.
 pub fn results_of(out: &Output, report: &StepReport) -> BTreeMap<String, String> {
+    frame_of(out, report).results
+}
+
+/// Everything the frame step `i` printed carries (task and step results).
+pub fn frame_of(out: &Output, report: &StepReport) -> frame::FrameValues {
     let Some(frame_ref) = &report.frame else {
-        return BTreeMap::new();
+        return frame::FrameValues::default();
     };
     let log = String::from_utf8_lossy(&out.stdout);
     frame::decode(&log, frame_ref).unwrap_or_else(|e| panic!("frame {frame_ref:?}: {e}\n{log}"))
