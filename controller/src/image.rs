@@ -143,11 +143,16 @@ pub struct ImageCommand {
 }
 
 impl ImageCommand {
-    /// The command line of a container given `args` and no command, as the
-    /// container runtime builds it: the ENTRYPOINT followed by the args
-    /// (the CMD when there are none); without an ENTRYPOINT the args (or the
-    /// CMD) are the whole command line. Empty when the image runs nothing.
+    /// The command line of a step given `args` and no command, as Tekton
+    /// builds it: the ENTRYPOINT followed by the args (the CMD when there
+    /// are none, as the container runtime does); without an ENTRYPOINT the
+    /// CMD is the command and the args follow it (so `args: [-c, ...]` on an
+    /// image whose CMD is a shell runs that shell). Empty when the image
+    /// runs nothing.
     pub fn command_line(&self, args: &[String]) -> Vec<String> {
+        if self.entrypoint.is_empty() {
+            return self.cmd.iter().chain(args).cloned().collect();
+        }
         let args = if args.is_empty() { &self.cmd } else { args };
         self.entrypoint.iter().chain(args).cloned().collect()
     }
@@ -472,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn a_config_gives_entrypoint_and_cmd_and_the_command_line_follows_the_runtime() {
+    fn a_config_gives_entrypoint_and_cmd_and_the_command_line_follows_tekton() {
         let config =
             br#"{"architecture":"amd64","config":{"Entrypoint":["/bin/tool","--quiet"],"Cmd":["help"],"Env":["A=1"]}}"#;
         let command = decode_config(config).expect("a config");
@@ -485,8 +490,8 @@ mod tests {
         let cmd_only = decode_config(br#"{"config":{"Entrypoint":null,"Cmd":["/bin/bash"]}}"#).expect("cmd only");
         assert_eq!(cmd_only.command_line(&[]), strings(&["/bin/bash"]));
         assert_eq!(
-            cmd_only.command_line(&strings(&["/bin/sh", "-c", "x"])),
-            strings(&["/bin/sh", "-c", "x"])
+            cmd_only.command_line(&strings(&["-c", "x"])),
+            strings(&["/bin/bash", "-c", "x"])
         );
         let nothing = decode_config(br#"{"rootfs":{}}"#).expect("no config section");
         assert!(nothing.command_line(&[]).is_empty());

@@ -894,3 +894,61 @@ fn a_matrix_converts_field_for_field_and_fans_out_in_render() {
         "{rendered}"
     );
 }
+
+/// Go's JSON decoding, and so Tekton, matches field names regardless of
+/// case; written that way they mean the same here.
+const ODD_CASE: &str = r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: odd-case}
+spec:
+  workspaces: [{name: creds, emptyDir: {}}]
+  TaskSpec:
+    workspaces: [{name: creds}]
+    sidecars:
+      - image: 127.0.0.1:5000/cicd/bash:5
+        command: [sleep, "60"]
+    steps:
+      - image: 127.0.0.1:5000/cicd/bash:5
+        script: ls /creds
+        workspaces: [{name: creds, mountpath: /creds}]
+"#;
+
+#[test]
+fn field_names_match_regardless_of_case_as_in_tekton() {
+    let output = convert_yaml(&input(ODD_CASE), false).expect("converts exactly");
+    let yaml = our_documents(&output.yaml);
+    assert!(
+        yaml.contains("mountPath: /creds") && !yaml.contains("mountpath"),
+        "{yaml}"
+    );
+    let manifests = manifests(&yaml);
+    let run = &manifests.task_runs[0];
+    let task = run.spec.task_spec.as_ref().expect("the TaskSpec became taskSpec");
+    assert_eq!(task.steps[0].workspaces[0].mount_path.as_deref(), Some("/creds"));
+    // An unnamed sidecar is named as an unnamed step is.
+    assert_eq!(task.sidecars[0].container.name, "unnamed-0");
+}
+
+#[test]
+fn a_field_inside_a_part_passed_on_whole_is_never_dropped_silently() {
+    let text = ODD_CASE.replace("mountpath: /creds", "mountPath: /creds, readonly: true, colour: red");
+    let error = convert_yaml(&input(&text), false).expect_err("lossy");
+    let ConvertError::Lossy(losses) = &error else {
+        panic!("expected losses, got {error}");
+    };
+    let found: Vec<(&str, &str)> = losses.iter().map(|l| (l.field.as_str(), l.why.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "spec.taskSpec.steps[0].workspaces[0].colour",
+                "unknown field (known: mountPath, name); dropped"
+            ),
+            (
+                "spec.taskSpec.steps[0].workspaces[0].readonly",
+                "unknown field (known: mountPath, name); dropped"
+            ),
+        ]
+    );
+}

@@ -2237,7 +2237,7 @@ spec:
         env: [{{name: OUT, value: $(results.with-cmd.path)}}]
       - name: cmd-image
         image: {BASH}
-        args: ["/bin/bash", "-c", "echo -n no-entrypoint > $(results.cmd-image.path)"]
+        args: ["-c", "echo -n no-entrypoint > $(results.cmd-image.path)"]
 ---
 apiVersion: tekton.dev/v1
 kind: TaskRun

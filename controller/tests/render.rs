@@ -1141,7 +1141,7 @@ fn a_step_without_command_runs_the_looked_up_entrypoint_with_its_args_or_the_ima
             "steps": [
                 { "name": "with-args", "image": "registry.example/$(params.tool)", "args": ["build", "."] },
                 { "name": "cmd", "image": "registry.example/tool:1" },
-                { "name": "no-entrypoint", "image": "registry.example/bash:5", "args": ["/bin/bash", "-c", "true"] },
+                { "name": "no-entrypoint", "image": "registry.example/bash:5", "args": ["-c", "true"] },
                 { "name": "plain", "image": "registry.example/bash:5", "command": ["true"] },
             ],
         }},

@@ -516,6 +516,67 @@ fn items_schema<'s>(schema: &'s Value, root: &'s Value) -> Option<&'s Value> {
         .find_map(|alternative| alternative.get("items").filter(|items| items.is_object()))
 }
 
+/// The fields of `value` that `K`'s schema does not know (at most
+/// [`MAX_REPORTED`]), without decoding it: for `convert`, which reports
+/// them as losses rather than failing.
+pub fn unknown_fields_of<K: JsonSchema + 'static>(value: &Value) -> Vec<FieldProblem> {
+    if let Some(problem) = value_too_deep(value, MAX_DEPTH) {
+        return vec![problem];
+    }
+    unknown_fields(value, &full_schema::<K>())
+}
+
+/// Renames every key that `K`'s schema does not know but that matches one
+/// of its fields regardless of case (`mountpath` → `mountPath`), as Go's
+/// JSON decoding, and so Tekton, reads them. Returns how many it renamed.
+/// For `convert` only: our own kinds are decoded by exact name.
+pub fn match_field_case<K: JsonSchema + 'static>(value: &mut Value) -> usize {
+    let schema = full_schema::<K>();
+    let mut renamed = 0;
+    fix_case(value, &schema, &schema, 0, &mut renamed);
+    renamed
+}
+
+/// One level of [`match_field_case`]; bounded by `MAX_DEPTH`.
+fn fix_case(value: &mut Value, schema: &Value, root: &Value, depth: usize, renamed: &mut usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    match value {
+        Value::Object(members) => {
+            let rules = object_rules(schema, root);
+            let keys: Vec<String> = members.keys().cloned().collect();
+            for key in keys {
+                let mut name = key.clone();
+                let known = |name: &str| rules.properties.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
+                if known(&key).is_none()
+                    && let Some((field, _)) = rules
+                        .properties
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(&key) && !members.contains_key(*n))
+                    && let Some(child) = members.remove(&key)
+                {
+                    name = field.to_string();
+                    members.insert(name.clone(), child);
+                    *renamed += 1;
+                }
+                let child_schema = known(&name).or(rules.additional);
+                if let (Some(child_schema), Some(child)) = (child_schema, members.get_mut(&name)) {
+                    fix_case(child, child_schema, root, depth + 1, renamed);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = items_schema(schema, root) {
+                for item in items {
+                    fix_case(item, item_schema, root, depth + 1, renamed);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Every key of `value` (outside `status`) its schema does not know.
 fn unknown_fields(value: &Value, root: &Value) -> Vec<FieldProblem> {
     let mut problems = Vec::new();

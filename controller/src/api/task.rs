@@ -55,7 +55,7 @@ pub struct TaskSpec {
     /// Containers that run beside the steps for the whole run (a database,
     /// a docker daemon). They run as native sidecars: started, and ready,
     /// before the first step, and stopped when the last step ends.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "named_sidecars")]
     #[schemars(schema_with = "any_object_list::<Sidecar>")]
     pub sidecars: Vec<Sidecar>,
     /// Extra pod volumes the steps can mount.
@@ -152,6 +152,18 @@ fn named_steps<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
         }
     }
     Ok(steps)
+}
+
+/// Decodes the sidecars and names the unnamed ones as steps are named
+/// (their containers are `sidecar-unnamed-<i>`).
+fn named_sidecars<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Sidecar>, D::Error> {
+    let mut sidecars = Vec::<Sidecar>::deserialize(deserializer)?;
+    for (index, sidecar) in sidecars.iter_mut().enumerate() {
+        if sidecar.container.name.is_empty() {
+            sidecar.container.name = unnamed_step_name(index);
+        }
+    }
+    Ok(sidecars)
 }
 
 /// One step: a container image and either a script or a command.

@@ -73,8 +73,16 @@ impl Fields {
         }
     }
 
+    /// The field `key`; Tekton decodes with Go's JSON, which matches field
+    /// names regardless of case, so `TaskSpec` is `taskSpec` to it (and
+    /// here) when no field of the exact name is there.
     pub fn take(&mut self, key: &str) -> Option<Value> {
-        self.map.remove(key).filter(|v| !v.is_null())
+        let exact = self.map.remove(key);
+        let value = exact.or_else(|| {
+            let same = self.map.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned()?;
+            self.map.remove(&same)
+        });
+        value.filter(|v| !v.is_null())
     }
 
     /// A string field; a non-string is reported and dropped.

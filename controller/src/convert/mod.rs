@@ -14,7 +14,7 @@ mod tekton;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::api::{API_VERSION, MyPipeline, MyPipelineRun, MyStepAction, MyTask, MyTaskRun};
+use crate::api::{API_VERSION, MyPipeline, MyPipelineRun, MyStepAction, MyTask, MyTaskRun, strict};
 
 pub use fields::Loss;
 use fields::{Fields, Losses};
@@ -112,8 +112,18 @@ fn to_yaml<T: Serialize>(value: &T) -> Result<String, ConvertError> {
 
 /// Decodes a converted document into our typed kind and prints it, so the
 /// output is known to decode (and its fields come out in our order).
-fn typed_yaml(kind: &str, document: Value, name: &str) -> Result<String, ConvertError> {
-    fn check<T: serde::de::DeserializeOwned + Serialize>(document: Value, name: &str) -> Result<String, ConvertError> {
+fn typed_yaml(kind: &str, document: Value, name: &str, losses: &mut Losses) -> Result<String, ConvertError> {
+    /// Fields passed on whole keep Tekton's spelling: a field whose name
+    /// differs from ours only in case is ours (Tekton reads it so); any
+    /// other field we do not know is reported, never dropped silently.
+    fn check<T>(mut document: Value, name: &str, losses: &mut Losses) -> Result<String, ConvertError>
+    where
+        T: serde::de::DeserializeOwned + Serialize + schemars::JsonSchema + 'static,
+    {
+        strict::match_field_case::<T>(&mut document);
+        for problem in strict::unknown_fields_of::<T>(&document) {
+            losses.push(problem.path, format!("{}; dropped", problem.message));
+        }
         let typed: T = serde_path_to_error::deserialize(document).map_err(|error| ConvertError::Invalid {
             document: name.to_string(),
             message: format!("{}: {}", error.path(), error.inner()),
@@ -121,11 +131,11 @@ fn typed_yaml(kind: &str, document: Value, name: &str) -> Result<String, Convert
         to_yaml(&typed)
     }
     match kind {
-        "MyTask" => check::<MyTask>(document, name),
-        "MyTaskRun" => check::<MyTaskRun>(document, name),
-        "MyPipeline" => check::<MyPipeline>(document, name),
-        "MyStepAction" => check::<MyStepAction>(document, name),
-        _ => check::<MyPipelineRun>(document, name),
+        "MyTask" => check::<MyTask>(document, name, losses),
+        "MyTaskRun" => check::<MyTaskRun>(document, name, losses),
+        "MyPipeline" => check::<MyPipeline>(document, name, losses),
+        "MyStepAction" => check::<MyStepAction>(document, name, losses),
+        _ => check::<MyPipelineRun>(document, name, losses),
     }
 }
 
@@ -192,7 +202,7 @@ fn convert_document(
         "metadata": metadata,
         "spec": spec,
     });
-    typed_yaml(kind, converted, label)
+    typed_yaml(kind, converted, label, losses)
 }
 
 /// Converts every document of the inputs (`(source name, YAML text)`

@@ -482,14 +482,14 @@ put("shape-duplicate-keys.yaml", dump(BASES["task"]) + "---\napiVersion: x\napiV
 # Mutations that turned out to be valid input (an optional field set to
 # null, a number where an int-or-string is allowed, a duration with
 # surrounding spaces trimmed by YAML, text that is not one of our
-# references; since Tekton compatibility, a step without a name and an
+# references; since Tekton compatibility, a step or sidecar without a name and an
 # unknown $(context.*) inside a script, left to the shell): kept, as inputs
 # that must render.
 ACCEPTED = """missing-00-spec-steps-0-name ref-script-09 bytes-bom-twice duration-pipeline-07 duration-run-07 duration-run-08 duration-step-07
 duration-step-08 missing-04-spec-steps-0-env-0-name ref-image-11 ref-script-11
 type-07-sidecars-0-ports-0-containerport-0 type-07-sidecars-0-ports-0-containerport-4 type-10-timeout-4
 type-11-podtemplate-nodeselector-3 type-11-podtemplate-nodeselector-4 type-12-tasks-1-runafter-2
-type-13-timeouts-4""".split()
+type-13-timeouts-4 missing-05-spec-sidecars-0-name""".split()
 for name in ACCEPTED:
     files["ok-" + name + ".yaml"] = files.pop(name + ".yaml")
 
