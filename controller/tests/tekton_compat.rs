@@ -321,3 +321,91 @@ fn the_outcome_does_not_wait_for_a_stopping_sidecar() {
     );
     assert_eq!(running.succeeded, Succeeded::Unknown, "a step still runs");
 }
+
+#[test]
+fn a_partial_object_param_takes_the_missing_keys_from_its_default() {
+    let spec = pipeline(
+        r#"
+  tasks:
+    - name: t
+      params:
+        - name: repo
+          value: {url: "git://example/app"}
+      taskSpec:
+        params:
+          - name: repo
+            type: object
+            properties: {url: {}, branch: {}}
+            default: {url: "git://example/default", branch: main}
+        steps:
+          - {name: s, image: bash, script: 'echo $(params.repo.url) $(params.repo.branch)'}
+"#,
+    );
+    let valid = validate(&spec, "spec.pipelineSpec", &[]).expect("the default fills in branch");
+    let started = started_params(&spec, &valid);
+    let repo = started["t"]
+        .iter()
+        .find(|(name, _)| name == "repo")
+        .map(|(_, v)| v.clone());
+    let merged = ParamValue::Object(BTreeMap::from([
+        ("branch".to_string(), "main".to_string()),
+        ("url".to_string(), "git://example/app".to_string()),
+    ]));
+    // The child gets the value as given; its own resolution merges again.
+    assert!(repo.is_some(), "{started:?}");
+    let task: TaskSpec = spec.tasks[0].task_spec.clone().expect("inline");
+    let given = [Param {
+        name: "repo".into(),
+        value: ParamValue::Object(BTreeMap::from([("url".to_string(), "git://example/app".to_string())])),
+    }];
+    let mut errors = cicd_controller::engine::errors::ValidationErrors::default();
+    let resolved = cicd_controller::engine::validate::resolve_params(&task.params, &given, "spec.params", &mut errors);
+    assert!(errors.is_empty(), "{errors}");
+    assert_eq!(resolved["repo"], merged);
+}
+
+#[test]
+fn a_whole_object_result_passed_on_is_taken_to_have_its_declared_keys() {
+    let spec = pipeline(
+        r#"
+  tasks:
+    - name: make
+      taskSpec:
+        results:
+          - {name: repo, type: object, properties: {url: {}, commit: {}}}
+        steps:
+          - {name: s, image: bash, script: 'echo -n "{}" > $(results.repo.path)'}
+    - name: use
+      params:
+        - {name: repo, value: "$(tasks.make.results.repo[*])"}
+      taskSpec:
+        params:
+          - {name: repo, type: object, properties: {url: {}, commit: {}}}
+        steps:
+          - {name: s, image: bash, script: 'echo $(params.repo.url)'}
+"#,
+    );
+    validate(&spec, "spec.pipelineSpec", &[]).expect("the result's declared keys are the param's");
+    // A key the result does not declare is still refused.
+    let missing = pipeline(
+        r#"
+  tasks:
+    - name: make
+      taskSpec:
+        results:
+          - {name: repo, type: object, properties: {url: {}}}
+        steps:
+          - {name: s, image: bash, script: 'true'}
+    - name: use
+      params:
+        - {name: repo, value: "$(tasks.make.results.repo[*])"}
+      taskSpec:
+        params:
+          - {name: repo, type: object, properties: {url: {}, commit: {}}}
+        steps:
+          - {name: s, image: bash, script: 'echo $(params.repo.url)'}
+"#,
+    );
+    let error = validate(&missing, "spec.pipelineSpec", &[]).expect_err("commit is not declared");
+    assert!(error.contains("missing key(s) commit"), "{error}");
+}

@@ -107,6 +107,19 @@ pub fn missing_keys<'a>(
         .collect()
 }
 
+/// An object value with the keys it lacks taken from the param's object
+/// default, as Tekton merges a partial object param; any other value as
+/// given.
+fn with_default_keys(spec: &ParamSpec, value: &ParamValue) -> ParamValue {
+    match (value, declared_default(spec)) {
+        (ParamValue::Object(given), Some(ParamValue::Object(mut merged))) => {
+            merged.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+            ParamValue::Object(merged)
+        }
+        _ => value.clone(),
+    }
+}
+
 fn check_object_keys(spec: &ParamSpec, value: &ParamValue, field: &str, errors: &mut ValidationErrors) {
     if let (Some(properties), ParamValue::Object(object)) = (&spec.properties, value) {
         let missing = missing_keys(properties, object);
@@ -733,8 +746,9 @@ pub fn resolve_params(
             values.insert(param.name.clone(), ParamValue::empty(spec.param_type));
             continue;
         }
-        check_object_keys(spec, &param.value, &format!("{at}.value"), errors);
-        values.insert(param.name.clone(), param.value.clone());
+        let value = with_default_keys(spec, &param.value);
+        check_object_keys(spec, &value, &format!("{at}.value"), errors);
+        values.insert(param.name.clone(), value);
     }
     for spec in declared {
         if values.contains_key(&spec.name) || given.iter().any(|p| p.name == spec.name) {

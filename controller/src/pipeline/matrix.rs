@@ -24,7 +24,7 @@ use crate::engine::validate::list_or_none;
 
 use super::refs::value_texts;
 use super::schedule::ChildState;
-use super::variables::{PipelineVariables, substitute_value};
+use super::variables::{DeclaredResult, PipelineVariables, substitute_value};
 
 /// The params one child of a matrixed task gets from the matrix.
 pub type Combination = Vec<Param>;
@@ -331,11 +331,17 @@ pub fn child_params(task_params: &[Param], combination: &Combination) -> Vec<Par
 /// The result types consumers of a matrixed task see: each string result
 /// as an array. Array and object results are not aggregated (and so
 /// cannot be read).
-pub fn aggregated_types(declared: &BTreeMap<String, ParamType>) -> BTreeMap<String, ParamType> {
+pub fn aggregated_types(declared: &BTreeMap<String, DeclaredResult>) -> BTreeMap<String, DeclaredResult> {
     declared
         .iter()
-        .filter(|(_, kind)| **kind == ParamType::String)
-        .map(|(name, _)| (name.clone(), ParamType::Array))
+        .filter(|(_, result)| result.result_type == ParamType::String)
+        .map(|(name, _)| {
+            let aggregated = DeclaredResult {
+                result_type: ParamType::Array,
+                keys: Vec::new(),
+            };
+            (name.clone(), aggregated)
+        })
         .collect()
 }
 

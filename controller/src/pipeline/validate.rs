@@ -17,7 +17,8 @@ use crate::engine::validate::{
 use super::dag::{Dag, build_dag};
 use super::propagate::{propagated_params, referenced_params};
 use super::variables::{
-    DeclaredResults, FinallyStatus, KnownResults, PipelineVariables, substitute_value, task_context, when_holds,
+    DeclaredResult, DeclaredResults, FinallyStatus, KnownResults, PipelineVariables, substitute_value, task_context,
+    when_holds,
 };
 use crate::engine::propagate::with_propagated;
 
@@ -130,7 +131,14 @@ fn declared_results(spec: &PipelineSpec, task_specs: &BTreeMap<String, TaskSpec>
             let declared = task_spec
                 .results
                 .iter()
-                .map(|r| (r.name.clone(), r.result_type))
+                .map(|r| {
+                    let keys = r.properties.iter().flat_map(|p| p.keys().cloned()).collect();
+                    let declared = DeclaredResult {
+                        result_type: r.result_type,
+                        keys,
+                    };
+                    (r.name.clone(), declared)
+                })
                 .collect();
             if matrixed.contains_key(name) {
                 (name.clone(), Some(super::matrix::aggregated_types(&declared)))

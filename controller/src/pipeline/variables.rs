@@ -12,10 +12,19 @@ use crate::engine::validate::list_or_none;
 
 use super::refs::{TaskVariable, parse_task_variable};
 
-/// The result types each pipeline task declares; None for a task whose
+/// The results each pipeline task declares; None for a task whose
 /// definition a resolver fetches when it runs (any result is taken on
 /// trust until then).
-pub type DeclaredResults = BTreeMap<String, Option<BTreeMap<String, ParamType>>>;
+pub type DeclaredResults = BTreeMap<String, Option<BTreeMap<String, DeclaredResult>>>;
+
+/// What validation knows of a result before it exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredResult {
+    pub result_type: ParamType,
+    /// An object result's declared `properties`: a whole object passed on
+    /// is taken to have them (the run checks the written object).
+    pub keys: Vec<String>,
+}
 
 /// What is known about task results.
 #[derive(Debug, Clone, Copy)]
@@ -82,10 +91,13 @@ fn select(value: &ParamValue, selector: &str, what: &str) -> Result<ParamValue, 
 }
 
 /// A value standing in for a result of a declared type, during validation.
-fn placeholder(result_type: ParamType, selector: &str) -> Result<ParamValue, String> {
-    match (result_type, selector) {
+fn placeholder(declared: &DeclaredResult, selector: &str) -> Result<ParamValue, String> {
+    match (declared.result_type, selector) {
         (ParamType::String, "") => Ok(ParamValue::String(String::new())),
-        (ParamType::Array | ParamType::Object, "" | "[*]") => Ok(ParamValue::empty(result_type)),
+        (ParamType::Object, "" | "[*]") => Ok(ParamValue::Object(
+            declared.keys.iter().map(|key| (key.clone(), String::new())).collect(),
+        )),
+        (ParamType::Array, "" | "[*]") => Ok(ParamValue::empty(ParamType::Array)),
         (ParamType::Array, index) if index.starts_with('[') => Ok(ParamValue::String(String::new())),
         (ParamType::Object, key) if key.starts_with('.') => Ok(ParamValue::String(String::new())),
         (result_type, selector) => Err(format!("{selector:?} does not apply to a result of type {result_type}")),
@@ -165,14 +177,14 @@ impl PipelineVariables<'_> {
                     else {
                         return Ok(unknown_placeholder(selector));
                     };
-                    let result_type = results.get(result).ok_or_else(|| {
+                    let declared = results.get(result).ok_or_else(|| {
                         let known: Vec<&str> = results.keys().map(String::as_str).collect();
                         format!(
                             "task {task:?} declares no result {result:?} (declared: {})",
                             list_or_none(&known)
                         )
                     })?;
-                    placeholder(*result_type, selector)
+                    placeholder(declared, selector)
                 }
                 KnownResults::Produced(produced) => {
                     let results = produced
