@@ -2512,3 +2512,70 @@ spec:
     );
     ns.passed();
 }
+
+/// What Tekton's own examples do that first failed here: field names in
+/// another case, an unnamed sidecar, an object param given in part, a whole
+/// object result passed on.
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_odd_case_unnamed_sidecars_and_partial_objects_run() {
+    let ns = TestNamespace::new("e2e-tekton-odd-shapes").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: odd-shapes}}
+spec:
+  params:
+    - name: repo
+      value: {{url: "git://example/app"}}
+  Workspaces:
+    - {{name: shared, emptyDir: {{}}}}
+  pipelineSpec:
+    params:
+      - name: repo
+        type: object
+        properties: {{url: {{}}, branch: {{}}}}
+        default: {{url: "git://example/default", branch: main}}
+    workspaces: [{{name: shared}}]
+    results:
+      - {{name: seen, value: $(tasks.use.results.seen)}}
+    tasks:
+      - name: make
+        params:
+          - {{name: repo, value: "$(params.repo[*])"}}
+        workspaces: [{{name: shared, workspace: shared}}]
+        TaskSpec:
+          params:
+            - {{name: repo, type: object, properties: {{url: {{}}, branch: {{}}}}}}
+          workspaces: [{{name: shared}}]
+          results:
+            - {{name: repo, type: object, properties: {{url: {{}}, branch: {{}}}}}}
+          sidecars:
+            - image: {BASH}
+              command: [sleep, "30"]
+          steps:
+            - image: {BASH}
+              workspaces: [{{name: shared, mountpath: /shared-here}}]
+              script: |
+                echo -n "$(params.repo.branch)" > /shared-here/branch
+                printf '{{"url":"%s","branch":"%s"}}' "$(params.repo.url)" "$(params.repo.branch)" > $(results.repo.path)
+      - name: use
+        params:
+          - {{name: repo, value: "$(tasks.make.results.repo[*])"}}
+        taskSpec:
+          params:
+            - {{name: repo, type: object, properties: {{url: {{}}, branch: {{}}}}}}
+          results: [{{name: seen}}]
+          steps:
+            - image: {BASH}
+              args: ["-c", "echo -n '$(params.repo.url)@$(params.repo.branch)' > $(results.seen.path)"]
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyPipelineRun>("odd-shapes", LIMIT).await;
+    assert_eq!(run.string_result("seen").as_deref(), Some("git://example/app@main"));
+    ns.passed();
+}
