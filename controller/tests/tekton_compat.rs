@@ -341,18 +341,11 @@ fn a_partial_object_param_takes_the_missing_keys_from_its_default() {
           - {name: s, image: bash, script: 'echo $(params.repo.url) $(params.repo.branch)'}
 "#,
     );
-    let valid = validate(&spec, "spec.pipelineSpec", &[]).expect("the default fills in branch");
-    let started = started_params(&spec, &valid);
-    let repo = started["t"]
-        .iter()
-        .find(|(name, _)| name == "repo")
-        .map(|(_, v)| v.clone());
+    validate(&spec, "spec.pipelineSpec", &[]).expect("the default fills in branch");
     let merged = ParamValue::Object(BTreeMap::from([
         ("branch".to_string(), "main".to_string()),
         ("url".to_string(), "git://example/app".to_string()),
     ]));
-    // The child gets the value as given; its own resolution merges again.
-    assert!(repo.is_some(), "{started:?}");
     let task: TaskSpec = spec.tasks[0].task_spec.clone().expect("inline");
     let given = [Param {
         name: "repo".into(),
@@ -364,48 +357,36 @@ fn a_partial_object_param_takes_the_missing_keys_from_its_default() {
     assert_eq!(resolved["repo"], merged);
 }
 
+/// Task `make` declares an object result with `result_keys`; task `use`
+/// passes it whole to an object param that needs `url` and `commit`.
+fn object_result_passed_whole(result_keys: &str) -> PipelineSpec {
+    pipeline(&format!(
+        r#"
+  tasks:
+    - name: make
+      taskSpec:
+        results:
+          - {{name: repo, type: object, properties: {result_keys}}}
+        steps:
+          - {{name: s, image: bash, script: 'true'}}
+    - name: use
+      params:
+        - {{name: repo, value: "$(tasks.make.results.repo[*])"}}
+      taskSpec:
+        params:
+          - {{name: repo, type: object, properties: {{url: {{}}, commit: {{}}}}}}
+        steps:
+          - {{name: s, image: bash, script: 'echo $(params.repo.url)'}}
+"#
+    ))
+}
+
 #[test]
 fn a_whole_object_result_passed_on_is_taken_to_have_its_declared_keys() {
-    let spec = pipeline(
-        r#"
-  tasks:
-    - name: make
-      taskSpec:
-        results:
-          - {name: repo, type: object, properties: {url: {}, commit: {}}}
-        steps:
-          - {name: s, image: bash, script: 'echo -n "{}" > $(results.repo.path)'}
-    - name: use
-      params:
-        - {name: repo, value: "$(tasks.make.results.repo[*])"}
-      taskSpec:
-        params:
-          - {name: repo, type: object, properties: {url: {}, commit: {}}}
-        steps:
-          - {name: s, image: bash, script: 'echo $(params.repo.url)'}
-"#,
-    );
+    let spec = object_result_passed_whole("{url: {}, commit: {}}");
     validate(&spec, "spec.pipelineSpec", &[]).expect("the result's declared keys are the param's");
     // A key the result does not declare is still refused.
-    let missing = pipeline(
-        r#"
-  tasks:
-    - name: make
-      taskSpec:
-        results:
-          - {name: repo, type: object, properties: {url: {}}}
-        steps:
-          - {name: s, image: bash, script: 'true'}
-    - name: use
-      params:
-        - {name: repo, value: "$(tasks.make.results.repo[*])"}
-      taskSpec:
-        params:
-          - {name: repo, type: object, properties: {url: {}, commit: {}}}
-        steps:
-          - {name: s, image: bash, script: 'echo $(params.repo.url)'}
-"#,
-    );
+    let missing = object_result_passed_whole("{url: {}}");
     let error = validate(&missing, "spec.pipelineSpec", &[]).expect_err("commit is not declared");
     assert!(error.contains("missing key(s) commit"), "{error}");
 }
