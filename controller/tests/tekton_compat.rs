@@ -390,3 +390,48 @@ fn a_whole_object_result_passed_on_is_taken_to_have_its_declared_keys() {
     let error = validate(&missing, "spec.pipelineSpec", &[]).expect_err("commit is not declared");
     assert!(error.contains("missing key(s) commit"), "{error}");
 }
+
+#[test]
+fn a_sidecar_mounts_a_workspace_by_its_volume_variable() {
+    let pod = render(&format!(
+        r#"{HEAD}
+kind: MyTaskRun
+metadata: {{name: r}}
+spec:
+  workspaces: [{{name: signals, emptyDir: {{}}}}]
+  taskSpec:
+    workspaces: [{{name: signals}}]
+    steps:
+      - {{name: s, image: bash, script: 'ls $(workspaces.signals.path)'}}
+    sidecars:
+      - name: side
+        image: bash
+        command: [sleep, "10"]
+        volumeMounts:
+          - {{name: $(workspaces.signals.volume), mountPath: $(workspaces.signals.path)}}
+"#
+    ))
+    .expect("renders");
+    let pod: Pod = serde_saphyr::from_str(pod.trim_start_matches("---\n").split("\n---").last().unwrap_or(&pod))
+        .unwrap_or_else(|e| panic!("{e}\n{pod}"));
+    let spec = pod.spec.expect("spec");
+    let sidecar = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .find(|c| c.name == "sidecar-side")
+        .expect("the sidecar");
+    let mount = sidecar
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == "/workspace/signals")
+        .expect("the workspace's mount");
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .expect("a pod volume of that name");
+    assert!(volume.empty_dir.is_some(), "{volume:?}");
+}

@@ -959,6 +959,32 @@ fn object_value_missing_a_declared_property_names_the_key() {
     );
 }
 
+#[test]
+fn an_object_default_may_lack_keys_the_run_gives() {
+    let task = task(json!({
+        "params": [{ "name": "repo", "type": "object", "properties": { "url": {}, "commit": {} },
+                     "default": { "url": "git://example/app" } }],
+    }));
+    let given = inline_run(
+        task.clone(),
+        json!({ "params": [{ "name": "repo", "value": { "commit": "c1" } }] }),
+    );
+    let resolved = resolved_ok(resolve_inline(&given));
+    assert_eq!(
+        resolved.params["repo"],
+        ParamValue::Object(
+            [("commit", "c1"), ("url", "git://example/app")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into()
+        )
+    );
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.params",
+        &["object param \"repo\" is not given and its default is missing key(s) commit"],
+    );
+}
+
 // ---------------------------------------------------------------------------
 // The task on its own.
 // ---------------------------------------------------------------------------

@@ -699,6 +699,7 @@ pub fn resolve_task_run(
         env_from.extend(step.env_from.iter().cloned());
         let mut volume_mounts = template.volume_mounts.clone();
         volume_mounts.extend(step.volume_mounts.iter().cloned());
+        substitute_mounts(&mut volume_mounts, &vars, &at, &mut errors);
         let mut script = step.script.clone();
         substitute_opt(
             &mut script,
@@ -772,6 +773,9 @@ pub fn resolve_task_run(
         if let Some(env) = sidecar.env.as_mut() {
             substitute_env(env, &vars, &at, &mut errors);
         }
+        if let Some(mounts) = sidecar.volume_mounts.as_mut() {
+            substitute_mounts(mounts, &vars, &at, &mut errors);
+        }
         if let Some(resources) = overridden(&run.sidecar_specs, &sidecar.name) {
             sidecar.resources = Some(resources);
         }
@@ -802,6 +806,18 @@ pub fn resolve_task_run(
         warnings,
         timeout,
     })
+}
+
+/// `$(...)` in a container's mounts (Tekton mounts a workspace's volume in
+/// a sidecar as `name: $(workspaces.w.volume)`, `mountPath:
+/// $(workspaces.w.path)`).
+fn substitute_mounts(mounts: &mut [VolumeMount], vars: &dyn Resolver, at: &str, errors: &mut ValidationErrors) {
+    for (index, mount) in mounts.iter_mut().enumerate() {
+        let at = format!("{at}.volumeMounts[{index}]");
+        mount.name = substitute_str(&mount.name, vars, &format!("{at}.name"), errors);
+        mount.mount_path = substitute_str(&mount.mount_path, vars, &format!("{at}.mountPath"), errors);
+        substitute_opt(&mut mount.sub_path, vars, &format!("{at}.subPath"), errors);
+    }
 }
 
 /// The resources the run's `stepSpecs`/`sidecarSpecs` give container `name`.

@@ -333,20 +333,20 @@ fn check_param_specs(task: &TaskSpec, field: &str, errors: &mut ValidationErrors
                 ),
             );
         }
-        if let Some(default) = &param.default {
-            if default.param_type() != param.param_type {
-                errors.push(
-                    format!("{at}.default"),
-                    format!(
-                        "param {:?} is of type {} but its default is {}",
-                        param.name,
-                        param.param_type,
-                        default.param_type()
-                    ),
-                );
-            } else {
-                check_object_keys(param, default, &format!("{at}.default"), errors);
-            }
+        // An object default may lack keys that the run's value gives
+        // (Tekton merges the two): those are checked when a run resolves it.
+        if let Some(default) = &param.default
+            && default.param_type() != param.param_type
+        {
+            errors.push(
+                format!("{at}.default"),
+                format!(
+                    "param {:?} is of type {} but its default is {}",
+                    param.name,
+                    param.param_type,
+                    default.param_type()
+                ),
+            );
         }
         if param.properties.is_some() && param.param_type != ParamType::Object {
             errors.push(
@@ -756,6 +756,20 @@ pub fn resolve_params(
         }
         match declared_default(spec) {
             Some(default) => {
+                let missing = match (&spec.properties, &default) {
+                    (Some(properties), ParamValue::Object(object)) => missing_keys(properties, object),
+                    _ => Vec::new(),
+                };
+                if !missing.is_empty() {
+                    errors.push(
+                        field,
+                        format!(
+                            "object param {:?} is not given and its default is missing key(s) {}",
+                            spec.name,
+                            missing.join(", ")
+                        ),
+                    );
+                }
                 values.insert(spec.name.clone(), default);
             }
             None => errors.push(
