@@ -82,6 +82,7 @@ impl Run {
             tasks_timed_out: self.tasks_timed_out,
             matrix_sizes: &BTreeMap::new(),
             max_matrix_combinations: 256,
+            workspaces: &BTreeMap::new(),
         })
     }
 }

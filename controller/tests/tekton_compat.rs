@@ -200,6 +200,7 @@ fn started_params(spec: &PipelineSpec, valid: &ValidPipeline) -> BTreeMap<String
         tasks_timed_out: false,
         matrix_sizes: &BTreeMap::new(),
         max_matrix_combinations: 256,
+        workspaces: &valid.workspaces,
     });
     planned
         .start
@@ -434,4 +435,62 @@ spec:
         .find(|v| v.name == mount.name)
         .expect("a pod volume of that name");
     assert!(volume.empty_dir.is_some(), "{volume:?}");
+}
+
+#[test]
+fn a_pipeline_knows_whether_its_workspaces_are_bound_and_leaves_their_path_to_the_task() {
+    let spec = pipeline(
+        r#"
+  workspaces:
+    - {name: cache, optional: true}
+    - {name: source, optional: true}
+  tasks:
+    - name: warm
+      when:
+        - {input: "$(workspaces.cache.bound)", operator: in, values: ["true"]}
+      taskSpec:
+        steps:
+          - {name: s, image: bash, script: 'true'}
+    - name: build
+      params:
+        - {name: cached, value: "$(workspaces.cache.bound)"}
+        - {name: dockerfile, value: "$(workspaces.source.path)/Dockerfile"}
+      workspaces: [{name: source, workspace: source}]
+      taskSpec:
+        params: [{name: cached}, {name: dockerfile}]
+        workspaces: [{name: source, optional: true}]
+        steps:
+          - {name: s, image: bash, script: 'echo $(params.cached) $(params.dockerfile)'}
+"#,
+    );
+    let valid = validate(&spec, "spec.pipelineSpec", &[]).expect("valid");
+    assert_eq!(
+        valid.workspaces,
+        BTreeMap::from([("cache".to_string(), false), ("source".to_string(), false)])
+    );
+    let started = started_params(&spec, &valid);
+    assert!(!started.contains_key("warm"), "the cache is not bound: {started:?}");
+    assert_eq!(
+        started["build"],
+        [
+            ("cached".to_string(), text("false")),
+            ("dockerfile".to_string(), text("$(workspaces.source.path)/Dockerfile")),
+        ]
+    );
+    let unknown = pipeline(
+        r#"
+  tasks:
+    - name: t
+      params: [{name: p, value: "$(workspaces.nope.bound)"}]
+      taskSpec:
+        params: [{name: p}]
+        steps:
+          - {name: s, image: bash, script: 'true'}
+"#,
+    );
+    let error = validate(&unknown, "spec.pipelineSpec", &[]).expect_err("no such workspace");
+    assert!(
+        error.contains("the pipeline declares no workspace \"nope\" (declared: none)"),
+        "{error}"
+    );
 }

@@ -429,6 +429,7 @@ mod tests {
         context: BTreeMap<&'static str, String>,
         produced: BTreeMap<String, BTreeMap<String, ParamValue>>,
         sizes: BTreeMap<String, usize>,
+        workspaces: BTreeMap<String, bool>,
     }
 
     impl Vars {
@@ -444,6 +445,7 @@ mod tests {
                     BTreeMap::from([("items".to_string(), ParamValue::Array(vec!["a".into(), "b".into()]))]),
                 )]),
                 sizes: BTreeMap::new(),
+                workspaces: BTreeMap::new(),
             }
         }
 
@@ -454,6 +456,7 @@ mod tests {
                 status: None,
                 context: &self.context,
                 matrix_sizes: &self.sizes,
+                workspaces: &self.workspaces,
             }
         }
     }

@@ -110,6 +110,8 @@ pub struct ScheduleInput<'a> {
     pub matrix_sizes: &'a BTreeMap<String, usize>,
     /// Most combinations a matrixed task may have.
     pub max_matrix_combinations: usize,
+    /// The pipeline's workspaces, each with whether the run binds it.
+    pub workspaces: &'a BTreeMap<String, bool>,
 }
 
 /// Where a task stands this time round.
@@ -365,6 +367,7 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
         status: None,
         context: input.context,
         matrix_sizes: input.matrix_sizes,
+        workspaces: input.workspaces,
     };
     let mut errors = ValidationErrors::default();
     let mut to_start = Vec::new();

@@ -58,6 +58,19 @@ pub struct ValidPipeline {
     pub dag: Dag,
     /// The pipeline's params: the run's values, else the defaults.
     pub params: BTreeMap<String, ParamValue>,
+    /// The pipeline's workspaces, each with whether the run binds it.
+    pub workspaces: BTreeMap<String, bool>,
+}
+
+/// Each workspace the pipeline declares, with whether the run binds it.
+fn bound_workspaces(inputs: &PipelineInputs<'_>) -> BTreeMap<String, bool> {
+    let bound = |name: &str| inputs.run_workspaces.iter().any(|b| b.name == name);
+    inputs
+        .spec
+        .workspaces
+        .iter()
+        .map(|w| (w.name.clone(), bound(&w.name)))
+        .collect()
 }
 
 fn check_task(task: &PipelineTask, at: &str, seen: &mut BTreeSet<String>, errors: &mut ValidationErrors) {
@@ -312,10 +325,15 @@ pub fn validate_pipeline(inputs: &PipelineInputs<'_>) -> Result<ValidPipeline, V
             None
         }
     };
-    check_references(inputs, &params, &mut errors);
+    let workspaces = bound_workspaces(inputs);
+    check_references(inputs, (&params, &workspaces), &mut errors);
     drop_repeated_reference_errors(&mut errors);
     match (errors.is_empty(), dag) {
-        (true, Some(dag)) => Ok(ValidPipeline { dag, params }),
+        (true, Some(dag)) => Ok(ValidPipeline {
+            dag,
+            params,
+            workspaces,
+        }),
         _ => Err(errors),
     }
 }
@@ -402,7 +420,11 @@ fn check_timeouts(inputs: &PipelineInputs<'_>, errors: &mut ValidationErrors) {
 
 /// Every `$(...)` in the tasks' params and the pipeline's results, and the
 /// param types, against what each task declares.
-fn check_references(inputs: &PipelineInputs<'_>, params: &BTreeMap<String, ParamValue>, errors: &mut ValidationErrors) {
+fn check_references(
+    inputs: &PipelineInputs<'_>,
+    (params, workspaces): (&BTreeMap<String, ParamValue>, &BTreeMap<String, bool>),
+    errors: &mut ValidationErrors,
+) {
     let (spec, field) = (inputs.spec, inputs.field);
     let results = declared_results(spec, inputs.task_specs);
     let matrix_sizes = matrixed_tasks(spec);
@@ -424,6 +446,7 @@ fn check_references(inputs: &PipelineInputs<'_>, params: &BTreeMap<String, Param
         status: None,
         context: inputs.context,
         matrix_sizes: &matrix_sizes,
+        workspaces,
     };
     let finally_vars = PipelineVariables {
         status: Some(&finally_status),

@@ -56,6 +56,9 @@ pub struct PipelineVariables<'a> {
     /// The matrixed tasks, with how many combinations each ran (while
     /// validating, 0: not known yet), for `$(tasks.X.matrix.length)`.
     pub matrix_sizes: &'a BTreeMap<String, usize>,
+    /// The pipeline's workspaces, each with whether the run binds it, for
+    /// `$(workspaces.w.bound)`.
+    pub workspaces: &'a BTreeMap<String, bool>,
 }
 
 /// Applies a selector (`""`, `[*]`, `[N]`, `.KEY`) to a value; `what`
@@ -135,9 +138,29 @@ impl PipelineVariables<'_> {
                 let known: Vec<&str> = self.context.keys().copied().collect();
                 format!("unknown context variable (known: {})", known.join(", "))
             }),
+            "workspaces" => self.workspace_value(rest),
             _ => Err(format!(
-                "$({namespace}...) is not available in a pipeline task; use params, tasks or context"
+                "$({namespace}...) is not available in a pipeline task; use params, tasks, workspaces or context"
             )),
+        }
+    }
+
+    /// `$(workspaces.w.bound)`: whether the run binds pipeline workspace
+    /// `w`. `$(workspaces.w.path)` is left as written for the task, whose
+    /// own workspace `w` it then names (as in Tekton).
+    fn workspace_value(&self, rest: &str) -> Result<ParamValue, String> {
+        let (name, field) = rest.rsplit_once('.').unwrap_or((rest, ""));
+        let bound = self.workspaces.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.workspaces.keys().map(String::as_str).collect();
+            format!(
+                "the pipeline declares no workspace {name:?} (declared: {})",
+                list_or_none(&known)
+            )
+        })?;
+        match field {
+            "bound" => Ok(ParamValue::String(bound.to_string())),
+            "path" => Ok(ParamValue::String(format!("$(workspaces.{name}.path)"))),
+            other => Err(format!("a pipeline knows a workspace's bound and path, not {other:?}")),
         }
     }
 

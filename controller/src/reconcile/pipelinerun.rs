@@ -824,6 +824,7 @@ fn schedule_children(
         tasks_timed_out,
         matrix_sizes: &children.matrix_sizes,
         max_matrix_combinations: decision.limits.max_matrix_combinations,
+        workspaces: &valid.workspaces,
     });
     record_children(decision, spec, &children.runs, &schedule.start);
     decision.apply(spec, schedule, pipeline_name, children);
