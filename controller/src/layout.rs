@@ -28,6 +28,12 @@ pub const HOME_DIR: &str = "/cicd/home";
 pub const CREDENTIAL_SECRETS_DIR: &str = "/cicd/creds";
 /// The default working directory and parent of workspace mounts.
 pub const WORKSPACE_ROOT: &str = "/workspace";
+/// Tekton's fixed paths of the home and of a step's results: some Tekton
+/// tasks write to them by name instead of `$HOME` and
+/// `$(results.x.path)`. A step whose command, script or env mentions one
+/// gets it as a second mount of ours.
+pub const TEKTON_HOME_DIR: &str = "/tekton/home";
+pub const TEKTON_RESULTS_DIR: &str = "/tekton/results";
 /// The path the entrypoint image keeps its binary at.
 pub const ENTRYPOINT_IN_IMAGE: &str = "/cicd-entrypoint";
 

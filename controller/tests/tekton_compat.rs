@@ -494,3 +494,48 @@ fn a_pipeline_knows_whether_its_workspaces_are_bound_and_leaves_their_path_to_th
         "{error}"
     );
 }
+
+#[test]
+fn a_step_naming_tektons_home_or_results_path_gets_them_as_ours() {
+    let pod = render(&format!(
+        r#"{HEAD}
+kind: MyTaskRun
+metadata: {{name: r}}
+spec:
+  taskSpec:
+    results: [{{name: exists}}]
+    steps:
+      - {{name: plain, image: bash, script: 'true'}}
+      - name: tekton-paths
+        image: bash
+        script: |
+          echo hi > /tekton/home/note
+          echo -n yes | tee /tekton/results/exists
+"#
+    ))
+    .expect("renders");
+    let pod: Pod = serde_saphyr::from_str(pod.trim_start_matches("---\n").split("\n---").last().unwrap_or(&pod))
+        .unwrap_or_else(|e| panic!("{e}\n{pod}"));
+    let spec = pod.spec.expect("spec");
+    let mounts_at = |container: &str, path: &str| {
+        let container = spec.containers.iter().find(|c| c.name == container).expect("the step");
+        container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.mount_path == path)
+            .map(|m| (m.name.clone(), m.sub_path.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert!(mounts_at("step-plain", "/tekton/home").is_empty());
+    assert!(mounts_at("step-plain", "/tekton/results").is_empty());
+    assert_eq!(
+        mounts_at("step-tekton-paths", "/tekton/home"),
+        mounts_at("step-tekton-paths", "/cicd/home")
+    );
+    assert_eq!(
+        mounts_at("step-tekton-paths", "/tekton/results"),
+        mounts_at("step-tekton-paths", "/cicd/results")
+    );
+    assert_eq!(mounts_at("step-tekton-paths", "/tekton/results").len(), 1);
+}

@@ -502,6 +502,7 @@ fn step_container(
     let mut implicit = common_mounts.to_vec();
     implicit.extend(context.workspaces.isolated_mounts(&step.workspaces));
     implicit.extend(step_own_mounts(index));
+    implicit.extend(tekton_path_mounts(index, step));
     if index == 0 {
         implicit.extend(credentials::mounts(context.credentials));
     }
@@ -522,6 +523,24 @@ fn step_container(
         termination_message_policy: Some("File".to_string()),
         ..Default::default()
     }
+}
+
+/// Tekton's `/tekton/home` and `/tekton/results`, for a step that names
+/// them: the same directories as ours (so results written there are this
+/// step's results). Only then: every mount adds to a pod's start.
+fn tekton_path_mounts(index: usize, step: &ResolvedStep) -> Vec<VolumeMount> {
+    let texts = step.script.iter().chain(step.command.iter()).chain(step.args.iter());
+    let env_values = step.env.iter().filter_map(|var| var.value.as_ref());
+    let mentions = |path: &str| texts.clone().chain(env_values.clone()).any(|text| text.contains(path));
+    let mut mounts = Vec::new();
+    if mentions(layout::TEKTON_HOME_DIR) {
+        mounts.push(mount(VOLUME_HOME, layout::TEKTON_HOME_DIR, false));
+    }
+    if mentions(layout::TEKTON_RESULTS_DIR) {
+        let own = layout::step_sub_path(index);
+        mounts.push(sub_mount(VOLUME_RESULTS, own, layout::TEKTON_RESULTS_DIR, false));
+    }
+    mounts
 }
 
 /// A step's env with `HOME` set to the shared home, unless the step sets
