@@ -539,6 +539,48 @@ fn a_step_result_given_as_a_step_action_param_reaches_its_command_at_run_time() 
 }
 
 #[test]
+fn whole_array_and_object_references_given_as_step_action_params_keep_their_parts() {
+    let action = json!({
+        "image": IMAGE,
+        "params": [{ "name": "tags", "type": "array" },
+                   { "name": "image", "type": "object", "properties": { "url": {}, "digest": {} } }],
+        "command": ["push", "$(params.tags[*])", "--first=$(params.tags[0])", "--url=$(params.image.url)"],
+    });
+    let task = json!({
+        "params": [{ "name": "tags", "type": "array" }],
+        "steps": [
+            { "name": "build", "image": IMAGE, "command": ["build"],
+              "results": [{ "name": "image", "type": "object", "properties": { "url": {}, "digest": {} } }] },
+            { "name": "push", "ref": { "name": "pusher" },
+              "params": [{ "name": "tags", "value": "$(params.tags[*])" },
+                         { "name": "image", "value": "$(steps.build.results.image[*])" }] },
+        ],
+    });
+    let run = inline_run(task, json!({ "params": [{ "name": "tags", "value": ["v1", "v2"] }] }));
+    let resolved = resolved_ok(resolve_with_actions(&run, &[("pusher", action)]));
+    let step = &resolved.steps[1];
+    // The task's array is spread now; the step result's key is read by
+    // the entrypoint when the step starts.
+    assert_eq!(
+        step.command,
+        [
+            "push",
+            "v1",
+            "v2",
+            "--first=v1",
+            "--url=$(steps.build.results.image.url)"
+        ]
+    );
+    assert_eq!(
+        step.step_result_refs,
+        [(
+            "steps.build.results.image.url".to_string(),
+            "/cicd/run/0/results/image".to_string()
+        )]
+    );
+}
+
+#[test]
 fn before_its_action_is_inlined_a_step_s_results_are_taken_on_trust() {
     // How a pipeline sees an inline taskSpec: no MyStepAction is read yet.
     let spec: TaskSpec = serde_json::from_value(json!({

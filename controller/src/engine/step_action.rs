@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::{ParamValue, RemoteRef, Step, StepActionRef, StepActionSpec, TaskSpec};
+use crate::api::{Param, ParamSpec, ParamType, ParamValue, RemoteRef, Step, StepActionRef, StepActionSpec, TaskSpec};
 
 use super::errors::ValidationErrors;
 use super::limits::{Budget, Limits};
@@ -64,18 +64,29 @@ pub fn runs_step_actions(task: &TaskSpec) -> bool {
 /// (`$(params...)` of the task given through the step's params,
 /// `$(step.results...)`, `$(workspaces...)`) is left for the task's
 /// resolution.
-struct ActionVariables<'a>(TaskVariables<'a>);
+struct ActionVariables<'a> {
+    task: TaskVariables<'a>,
+    /// Params given as one whole array or object reference: name -> the
+    /// reference's expression without `[*]`. `$(params.p[i])`, `.key` and
+    /// `[*]` of such a param become that reference's.
+    references: &'a BTreeMap<String, String>,
+}
 
 impl Resolver for ActionVariables<'_> {
     fn lookup(&self, expr: &str) -> Result<Value, String> {
-        match expr.strip_prefix("params.") {
-            Some(_) => self.0.lookup(expr),
-            None => Ok(Value::Str(format!("$({expr})"))),
+        let Some(rest) = expr.strip_prefix("params.") else {
+            return Ok(Value::Str(format!("$({expr})")));
+        };
+        let (name, selector) = rest.split_at(rest.find(['.', '[']).unwrap_or(rest.len()));
+        match (self.references.get(name), selector) {
+            (Some(inner), "[*]") => Ok(Value::Array(vec![format!("$({inner}[*])")])),
+            (Some(inner), selector) if !selector.is_empty() => Ok(Value::Str(format!("$({inner}{selector})"))),
+            _ => self.task.lookup(expr),
         }
     }
 
     fn budget(&self) -> Option<&Budget> {
-        self.0.budget()
+        self.task.budget()
     }
 }
 
@@ -156,14 +167,58 @@ pub fn inline_step_actions(
                 continue;
             }
         };
-        let params = resolve_params(&action.params, &step.params, &format!("{at}.params"), &mut errors);
+        let mut references = BTreeMap::new();
+        let given: Vec<Param> = step
+            .params
+            .iter()
+            .map(|param| match whole_reference(&action.params, param) {
+                Some(inner) => {
+                    references.insert(param.name.clone(), inner.to_string());
+                    let spec = action.params.iter().find(|p| p.name == param.name);
+                    Param {
+                        name: param.name.clone(),
+                        value: spec.map_or_else(|| param.value.clone(), stand_in),
+                    }
+                }
+                None => param.clone(),
+            })
+            .collect();
+        let params = resolve_params(&action.params, &given, &format!("{at}.params"), &mut errors);
         let action_at = match reference.resolver {
             Some(_) => format!("{at}.ref (fetched): spec"),
             None => format!("MyStepAction {:?}: spec", reference.name),
         };
-        apply_action(step, action, &params, &action_at, limits, &mut errors);
+        apply_action(step, action, (&params, &references), &action_at, limits, &mut errors);
     }
     errors.into_result(inlined)
+}
+
+/// The inner expression of a step's param value that is exactly one whole
+/// array or object reference (`$(params.a[*])`, `$(steps.s.results.r[*])`)
+/// given to a param of that type: a value only the task's resolution or
+/// the entrypoint knows.
+fn whole_reference<'a>(declared: &[ParamSpec], given: &'a Param) -> Option<&'a str> {
+    let ParamValue::String(text) = &given.value else {
+        return None;
+    };
+    let spec = declared.iter().find(|p| p.name == given.name)?;
+    if spec.param_type == ParamType::String {
+        return None;
+    }
+    text.strip_prefix("$(")?
+        .strip_suffix("[*])")
+        .filter(|inner| !inner.contains(['$', '(', ')']))
+}
+
+/// What stands in for such a param while its declaration is checked: the
+/// empty value of its type, with an object's declared keys.
+fn stand_in(spec: &ParamSpec) -> ParamValue {
+    match (spec.param_type, &spec.properties) {
+        (ParamType::Object, Some(properties)) => {
+            ParamValue::Object(properties.keys().map(|key| (key.clone(), String::new())).collect())
+        }
+        (param_type, _) => ParamValue::empty(param_type),
+    }
 }
 
 /// A reference names an action or a resolver, not both; false (reported)
@@ -187,12 +242,12 @@ fn check_reference(reference: &StepActionRef, at: &str, errors: &mut ValidationE
 fn apply_action(
     step: &mut Step,
     action: &StepActionSpec,
-    params: &BTreeMap<String, ParamValue>,
+    (params, references): (&BTreeMap<String, ParamValue>, &BTreeMap<String, String>),
     at: &str,
     limits: &Limits,
     errors: &mut ValidationErrors,
 ) {
-    let vars = ActionVariables(TaskVariables {
+    let task = TaskVariables {
         params,
         results: Vec::new(),
         workspaces: &[],
@@ -200,7 +255,8 @@ fn apply_action(
         step_results: Vec::new(),
         context: BTreeMap::new(),
         budget: Budget::new(limits),
-    });
+    };
+    let vars = ActionVariables { task, references };
     step.params.clear();
     step.image = Some(substitute_str(&action.image, &vars, &format!("{at}.image"), errors));
     step.script = action.script.clone();
