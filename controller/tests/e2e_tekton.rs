@@ -2579,3 +2579,89 @@ spec:
     assert_eq!(run.string_result("seen").as_deref(), Some("git://example/app@main"));
     ns.passed();
 }
+
+/// More of what Tekton's own examples do: a pipeline asking whether an
+/// optional workspace is bound, a step writing a result to
+/// `/tekton/results`, a sidecar mounting a workspace by its volume
+/// variable, a step action given a whole array.
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_bound_workspaces_tekton_paths_sidecar_mounts_and_whole_array_params_run() {
+    let ns = TestNamespace::new("e2e-tekton-more-shapes").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1beta1
+kind: StepAction
+metadata: {{name: joiner}}
+spec:
+  image: {BASH}
+  params: [{{name: words, type: array}}]
+  results: [{{name: joined}}]
+  args: ["-c", "echo -n \"$*\" > $(step.results.joined.path)", "joiner", "$(params.words[*])"]
+---
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: more-shapes}}
+spec:
+  params:
+    - {{name: words, value: [a, b, c]}}
+  workspaces:
+    - {{name: signals, emptyDir: {{}}}}
+  pipelineSpec:
+    params: [{{name: words, type: array}}]
+    workspaces:
+      - {{name: signals}}
+      - {{name: cache, optional: true}}
+    results:
+      - {{name: seen, value: $(tasks.run.results.seen)}}
+    tasks:
+      - name: warm-cache
+        when:
+          - {{input: "$(workspaces.cache.bound)", operator: in, values: ["true"]}}
+        taskSpec:
+          steps:
+            - {{image: {BASH}, script: "exit 1"}}
+      - name: run
+        params:
+          - {{name: words, value: ["$(params.words[*])"]}}
+          - {{name: cached, value: "$(workspaces.cache.bound)"}}
+        workspaces: [{{name: signals, workspace: signals}}]
+        taskSpec:
+          params: [{{name: words, type: array}}, {{name: cached}}]
+          workspaces: [{{name: signals}}]
+          results: [{{name: seen}}, {{name: joined, value: $(steps.join.results.joined)}}]
+          sidecars:
+            - name: greeter
+              image: {BASH}
+              volumeMounts:
+                - {{name: $(workspaces.signals.volume), mountPath: /signals}}
+              script: |
+                echo -n hello > /signals/greeting.tmp && mv /signals/greeting.tmp /signals/greeting
+                sleep 60
+          steps:
+            - name: join
+              ref: {{name: joiner}}
+              params:
+                - {{name: words, value: "$(params.words[*])"}}
+            - name: report
+              image: {BASH}
+              env: [{{name: JOINED, value: $(steps.join.results.joined)}}]
+              script: |
+                while [ ! -f $(workspaces.signals.path)/greeting ]; do sleep 0.2; done
+                echo -n "$(cat $(workspaces.signals.path)/greeting) cached=$(params.cached) joined=$JOINED" | tee /tekton/results/seen
+"#
+        ),
+    );
+    // Succeeded with a task skipped: reason Completed, as in Tekton.
+    let run = ns.wait_done::<MyPipelineRun>("more-shapes", LIMIT).await;
+    let (status, reason, message) = run.condition().unwrap_or_default();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Completed"), "{message}");
+    assert!(message.contains("Skipped: 1"), "{message}");
+    assert_eq!(
+        run.string_result("seen").as_deref(),
+        Some("hello cached=false joined=a b c")
+    );
+    ns.passed();
+}
