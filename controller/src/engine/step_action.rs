@@ -167,22 +167,7 @@ pub fn inline_step_actions(
                 continue;
             }
         };
-        let mut references = BTreeMap::new();
-        let given: Vec<Param> = step
-            .params
-            .iter()
-            .map(|param| match whole_reference(&action.params, param) {
-                Some(inner) => {
-                    references.insert(param.name.clone(), inner.to_string());
-                    let spec = action.params.iter().find(|p| p.name == param.name);
-                    Param {
-                        name: param.name.clone(),
-                        value: spec.map_or_else(|| param.value.clone(), stand_in),
-                    }
-                }
-                None => param.clone(),
-            })
-            .collect();
+        let (given, references) = split_whole_references(&action.params, &step.params);
         let params = resolve_params(&action.params, &given, &format!("{at}.params"), &mut errors);
         let action_at = match reference.resolver {
             Some(_) => format!("{at}.ref (fetched): spec"),
@@ -208,6 +193,27 @@ fn whole_reference<'a>(declared: &[ParamSpec], given: &'a Param) -> Option<&'a s
     text.strip_prefix("$(")?
         .strip_suffix("[*])")
         .filter(|inner| !inner.contains(['$', '(', ')']))
+}
+
+/// The step's params with each whole array or object reference replaced
+/// by a stand-in of its type, and those references by param name.
+fn split_whole_references(declared: &[ParamSpec], given: &[Param]) -> (Vec<Param>, BTreeMap<String, String>) {
+    let mut references = BTreeMap::new();
+    let params = given
+        .iter()
+        .map(|param| {
+            let Some(inner) = whole_reference(declared, param) else {
+                return param.clone();
+            };
+            references.insert(param.name.clone(), inner.to_string());
+            let spec = declared.iter().find(|p| p.name == param.name);
+            Param {
+                name: param.name.clone(),
+                value: spec.map_or_else(|| param.value.clone(), stand_in),
+            }
+        })
+        .collect();
+    (params, references)
 }
 
 /// What stands in for such a param while its declaration is checked: the
