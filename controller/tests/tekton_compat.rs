@@ -481,9 +481,9 @@ fn a_pipeline_knows_whether_its_workspaces_are_bound_and_leaves_their_path_to_th
         r#"
   tasks:
     - name: t
-      params: [{name: p, value: "$(workspaces.nope.bound)"}]
+      params: [{name: p, value: "$(workspaces.nope.bound)"}, {name: q, value: "$(workspaces.source.path)"}]
       taskSpec:
-        params: [{name: p}]
+        params: [{name: p}, {name: q}]
         steps:
           - {name: s, image: bash, script: 'true'}
 "#,

@@ -147,9 +147,13 @@ impl PipelineVariables<'_> {
 
     /// `$(workspaces.w.bound)`: whether the run binds pipeline workspace
     /// `w`. `$(workspaces.w.path)` is left as written for the task, whose
-    /// own workspace `w` it then names (as in Tekton).
+    /// own workspace `w` it then names (as in Tekton; the pipeline need
+    /// not declare `w`, the task must).
     fn workspace_value(&self, rest: &str) -> Result<ParamValue, String> {
         let (name, field) = rest.rsplit_once('.').unwrap_or((rest, ""));
+        if field == "path" {
+            return Ok(ParamValue::String(format!("$(workspaces.{name}.path)")));
+        }
         let bound = self.workspaces.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.workspaces.keys().map(String::as_str).collect();
             format!(
@@ -159,7 +163,6 @@ impl PipelineVariables<'_> {
         })?;
         match field {
             "bound" => Ok(ParamValue::String(bound.to_string())),
-            "path" => Ok(ParamValue::String(format!("$(workspaces.{name}.path)"))),
             other => Err(format!("a pipeline knows a workspace's bound and path, not {other:?}")),
         }
     }
