@@ -539,3 +539,43 @@ spec:
     );
     assert_eq!(mounts_at("step-tekton-paths", "/tekton/results").len(), 1);
 }
+
+#[test]
+fn a_child_runs_own_context_passes_through_a_pipeline_task_param() {
+    let spec = pipeline(
+        r#"
+  tasks:
+    - name: t
+      retries: 2
+      params:
+        - {name: attempt, value: "$(context.task.retry-count)"}
+        - {name: run, value: "$(context.taskRun.name)"}
+      taskSpec:
+        params: [{name: attempt}, {name: run}]
+        steps:
+          - {name: s, image: bash, script: 'echo $(params.attempt) $(params.run)'}
+"#,
+    );
+    let valid = validate(&spec, "spec.pipelineSpec", &[]).expect("left for the child");
+    let started = started_params(&spec, &valid);
+    assert_eq!(
+        started["t"],
+        [
+            ("attempt".to_string(), text("$(context.task.retry-count)")),
+            ("run".to_string(), text("$(context.taskRun.name)")),
+        ]
+    );
+    let unknown = pipeline(
+        r#"
+  tasks:
+    - name: t
+      params: [{name: p, value: "$(context.nope)"}]
+      taskSpec:
+        params: [{name: p}]
+        steps:
+          - {name: s, image: bash, script: 'true'}
+"#,
+    );
+    let error = validate(&unknown, "spec.pipelineSpec", &[]).expect_err("unknown");
+    assert!(error.contains("unknown context variable"), "{error}");
+}

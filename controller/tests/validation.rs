@@ -809,8 +809,18 @@ fn array_param_used_as_a_string_in_a_script_is_rejected() {
     assert_error(
         resolve_inline(&inline_run(task, json!({}))),
         "spec.taskSpec.steps[0].script",
-        &["$(params.files)", "\"files\" is an array", "$(params.files[*])"],
+        &["$(params.files) is an array and can only stand alone as one item of command or args"],
     );
+}
+
+#[test]
+fn an_array_param_standing_alone_in_args_is_spread_with_or_without_star() {
+    let task = task(json!({
+        "params": [{ "name": "files", "type": "array", "default": ["a", "b c"] }],
+        "steps": [{ "name": "s", "image": IMAGE, "command": ["ls"], "args": ["$(params.files)", "-l", "$(params.files[*])"] }],
+    }));
+    let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
+    assert_eq!(resolved.steps[0].args, ["a", "b c", "-l", "a", "b c"]);
 }
 
 #[test]
@@ -1975,5 +1985,23 @@ fn a_step_action_a_resolver_fetched_is_found_by_its_step_and_inlined() {
         resolve_with_actions(&inline_run(neither, json!({})), &[]),
         "spec.taskSpec.steps[0].ref.name",
         &["needs a name or a resolver"],
+    );
+}
+
+#[test]
+fn a_param_value_passing_on_the_runs_context_is_filled_in() {
+    let task = task(json!({
+        "params": [{ "name": "attempt" }],
+        "steps": [{ "name": "s", "image": IMAGE, "command": ["echo", "$(params.attempt)"] }],
+    }));
+    let run = inline_run(
+        task,
+        json!({ "params": [{ "name": "attempt", "value": "try $(context.task.retry-count) of $(context.taskRun.name), $(context.other)" }] }),
+    );
+    let resolved = resolved_ok(resolve_inline(&run));
+    let name = run.metadata.name.clone().unwrap_or_default();
+    assert_eq!(
+        resolved.steps[0].command,
+        ["echo".to_string(), format!("try 0 of {name}, $(context.other)")]
     );
 }

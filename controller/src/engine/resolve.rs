@@ -125,7 +125,9 @@ impl TaskVariables<'_> {
         };
         match (value, selector) {
             (ParamValue::String(text), "") => Ok(Value::Str(text.clone())),
-            (ParamValue::Array(items), "[*]") => Ok(Value::Array(items.clone())),
+            // Tekton also takes an array param whole without `[*]`, where an
+            // array may stand: as a whole item of command or args.
+            (ParamValue::Array(items), "" | "[*]") => Ok(Value::Array(items.clone())),
             (ParamValue::Array(items), index) if index.starts_with('[') && index.ends_with(']') => {
                 let position: usize = index[1..index.len() - 1]
                     .parse()
@@ -515,6 +517,32 @@ fn context_variables(identity: &RunIdentity) -> BTreeMap<&'static str, String> {
     ])
 }
 
+/// The params with this run's own `$(context...)` replaced in their values:
+/// a pipeline passes `$(context.task.retry-count)` on for the child to
+/// fill in (as Tekton applies contexts after params). Other text is kept.
+/// At most [`MAX_CONTEXTS_PER_VALUE`] references per value are filled, so
+/// a value cannot grow without bound (a run's name is up to 253 bytes).
+fn with_context(mut params: BTreeMap<String, ParamValue>, identity: &RunIdentity) -> BTreeMap<String, ParamValue> {
+    const MAX_CONTEXTS_PER_VALUE: usize = 16;
+    let context = context_variables(identity);
+    let fill = |text: &mut String| {
+        let count = text.matches("$(context.").count();
+        if count > 0 && count <= MAX_CONTEXTS_PER_VALUE {
+            for (key, value) in &context {
+                *text = text.replace(&format!("$(context.{key})"), value);
+            }
+        }
+    };
+    for value in params.values_mut() {
+        match value {
+            ParamValue::String(text) => fill(text),
+            ParamValue::Array(items) => items.iter_mut().for_each(fill),
+            ParamValue::Object(object) => object.values_mut().for_each(fill),
+        }
+    }
+    params
+}
+
 /// Binds every declared workspace, and mounts bindings the task does not
 /// declare (accepted, with a warning: the original design's runs do this).
 fn resolve_workspaces(
@@ -648,7 +676,10 @@ pub fn resolve_task_run(
         Some(_) => with_propagated(&task.params, &run.params),
         None => task.params.clone(),
     };
-    let params = resolve_params(&declared, &run.params, "spec.params", &mut errors);
+    let params = with_context(
+        resolve_params(&declared, &run.params, "spec.params", &mut errors),
+        identity,
+    );
     let workspaces = resolve_workspaces(task, &identity.task_name, &run.workspaces, &mut errors, &mut warnings);
     let vars = TaskVariables {
         params: &params,

@@ -134,10 +134,18 @@ impl PipelineVariables<'_> {
                 select(value, selector, &format!("param {name:?}"))
             }
             "tasks" => self.task_value(parse_task_variable(rest)?),
-            "context" => self.context.get(rest).cloned().map(ParamValue::String).ok_or_else(|| {
-                let known: Vec<&str> = self.context.keys().copied().collect();
-                format!("unknown context variable (known: {})", known.join(", "))
-            }),
+            "context" => match self.context.get(rest) {
+                Some(value) => Ok(ParamValue::String(value.clone())),
+                // The child run's own context (`task.retry-count`,
+                // `taskRun.name`): left for it to resolve, as in Tekton.
+                None if rest.starts_with("task.") || rest.starts_with("taskRun.") => {
+                    Ok(ParamValue::String(format!("$(context.{rest})")))
+                }
+                None => {
+                    let known: Vec<&str> = self.context.keys().copied().collect();
+                    Err(format!("unknown context variable (known: {})", known.join(", ")))
+                }
+            },
             "workspaces" => self.workspace_value(rest),
             _ => Err(format!(
                 "$({namespace}...) is not available in a pipeline task; use params, tasks, workspaces or context"
