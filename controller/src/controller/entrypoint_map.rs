@@ -34,6 +34,9 @@ use crate::error::{Error, Result};
 use crate::layout;
 use crate::pod::render::{LABEL_MANAGED_BY, MANAGED_BY};
 
+/// Watch events handled at once (see [`EntrypointMaps::watch`]).
+const MAX_CONCURRENT_EVENTS: usize = 16;
+
 /// Marks our entrypoint ConfigMaps; its value is the digest in the name.
 pub const LABEL_ENTRYPOINT: &str = concat!(crate::api_group!(), "/entrypoint");
 /// ConfigMaps hold at most 1 MiB; the entrypoint is under 100 KiB.
@@ -199,8 +202,11 @@ impl EntrypointMaps {
         };
         let selector = format!("{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_ENTRYPOINT}={}", self.digest);
         let events = watcher::watcher(maps, watcher::Config::default().labels(&selector)).default_backoff();
+        // Concurrently: each deletion costs a create call, and namespaces
+        // being deleted in numbers (each one's ConfigMap goes with it) must
+        // not hold up the one a tenant deleted in a namespace still in use.
         events
-            .for_each(|event| {
+            .for_each_concurrent(MAX_CONCURRENT_EVENTS, |event| {
                 let (client, maps) = (client.clone(), self.clone());
                 async move {
                     match event {
