@@ -34,6 +34,17 @@ fn render(yaml: &str) -> Result<String, String> {
     .map_err(|e| e.to_string())
 }
 
+/// The spec of the (last) pod `render` printed.
+fn pod_spec_of(rendered: &str) -> k8s_openapi::api::core::v1::PodSpec {
+    let last = rendered
+        .trim_start_matches("---\n")
+        .split("\n---")
+        .last()
+        .unwrap_or(rendered);
+    let pod: Pod = serde_saphyr::from_str(last).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+    pod.spec.expect("spec")
+}
+
 fn text(value: &str) -> ParamValue {
     ParamValue::String(value.into())
 }
@@ -413,9 +424,7 @@ spec:
 "#
     ))
     .expect("renders");
-    let pod: Pod = serde_saphyr::from_str(pod.trim_start_matches("---\n").split("\n---").last().unwrap_or(&pod))
-        .unwrap_or_else(|e| panic!("{e}\n{pod}"));
-    let spec = pod.spec.expect("spec");
+    let spec = pod_spec_of(&pod);
     let sidecar = spec
         .init_containers
         .iter()
@@ -514,9 +523,7 @@ spec:
 "#
     ))
     .expect("renders");
-    let pod: Pod = serde_saphyr::from_str(pod.trim_start_matches("---\n").split("\n---").last().unwrap_or(&pod))
-        .unwrap_or_else(|e| panic!("{e}\n{pod}"));
-    let spec = pod.spec.expect("spec");
+    let spec = pod_spec_of(&pod);
     let mounts_at = |container: &str, path: &str| {
         let container = spec.containers.iter().find(|c| c.name == container).expect("the step");
         container

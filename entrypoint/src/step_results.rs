@@ -173,6 +173,15 @@ fn spread(command: Vec<OsString>, needle: &[u8], elements: &[Vec<u8>], expr: &st
     Ok(out)
 }
 
+/// Whether the value of `entry` (`NAME=value`) holds `needle`.
+fn value_contains(entry: &OsString, needle: &[u8]) -> bool {
+    let bytes = entry.as_bytes();
+    bytes
+        .iter()
+        .position(|&b| b == b'=')
+        .is_some_and(|eq| bytes[eq + 1..].windows(needle.len()).any(|w| w == needle))
+}
+
 /// `entry` (`NAME=value`) with `needle` replaced in its value only.
 fn replace_in_env(entry: &OsString, needle: &[u8], value: &[u8]) -> Option<OsString> {
     let bytes = entry.as_bytes();
@@ -199,7 +208,7 @@ pub fn expand(
         let value = match replacement(expr, read_step_result(expr, file, max_bytes)?)? {
             Replacement::One(value) => value,
             Replacement::Many(elements) => {
-                if env.iter().any(|entry| replace_in_env(entry, &needle, b"").is_some()) {
+                if env.iter().any(|entry| value_contains(entry, &needle)) {
                     return Err(format!("$({expr}) is an array and cannot be used in env"));
                 }
                 command = spread(command, &needle, &elements, expr)?;

@@ -182,7 +182,7 @@ pub fn inline_step_actions(
 /// array or object reference (`$(params.a[*])`, `$(steps.s.results.r[*])`)
 /// given to a param of that type: a value only the task's resolution or
 /// the entrypoint knows.
-fn whole_reference<'a>(declared: &[ParamSpec], given: &'a Param) -> Option<&'a str> {
+fn whole_reference<'a, 's>(declared: &'s [ParamSpec], given: &'a Param) -> Option<(&'a str, &'s ParamSpec)> {
     let ParamValue::String(text) = &given.value else {
         return None;
     };
@@ -190,9 +190,11 @@ fn whole_reference<'a>(declared: &[ParamSpec], given: &'a Param) -> Option<&'a s
     if spec.param_type == ParamType::String {
         return None;
     }
-    text.strip_prefix("$(")?
+    let inner = text
+        .strip_prefix("$(")?
         .strip_suffix("[*])")
-        .filter(|inner| !inner.contains(['$', '(', ')']))
+        .filter(|inner| !inner.contains(['$', '(', ')']))?;
+    Some((inner, spec))
 }
 
 /// The step's params with each whole array or object reference replaced
@@ -202,14 +204,13 @@ fn split_whole_references(declared: &[ParamSpec], given: &[Param]) -> (Vec<Param
     let params = given
         .iter()
         .map(|param| {
-            let Some(inner) = whole_reference(declared, param) else {
+            let Some((inner, spec)) = whole_reference(declared, param) else {
                 return param.clone();
             };
             references.insert(param.name.clone(), inner.to_string());
-            let spec = declared.iter().find(|p| p.name == param.name);
             Param {
                 name: param.name.clone(),
-                value: spec.map_or_else(|| param.value.clone(), stand_in),
+                value: stand_in(spec),
             }
         })
         .collect();
