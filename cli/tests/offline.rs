@@ -16,7 +16,7 @@ spec:
       script: echo "hello $(params.who)"
 "#;
 
-/// A pipeline task's `onError` has no equivalent here yet, so it cannot be carried over.
+/// A pipeline task's `description` is not kept here, so it cannot be carried over.
 const TEKTON_LOSSY: &str = r#"
 apiVersion: tekton.dev/v1
 kind: Pipeline
@@ -24,7 +24,7 @@ metadata: {name: fan}
 spec:
   tasks:
     - name: each
-      onError: continue
+      description: says hello
       taskRef: {name: hello}
 "#;
 
@@ -63,9 +63,9 @@ fn convert_writes_a_tekton_task_as_a_my_task() {
 #[test]
 fn convert_refuses_what_it_cannot_carry_over_naming_the_field() {
     let (ok, stdout, stderr) = cicd(&["convert", "-f", "-"], TEKTON_LOSSY);
-    assert!(!ok, "a pipeline task's onError cannot be converted exactly");
+    assert!(!ok, "a pipeline task's description is not kept");
     assert!(stdout.is_empty(), "nothing written on refusal: {stdout}");
-    assert!(stderr.contains("spec.tasks[0].onError"), "{stderr}");
+    assert!(stderr.contains("spec.tasks[0].description"), "{stderr}");
 }
 
 #[test]

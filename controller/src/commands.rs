@@ -9,7 +9,7 @@ use crate::api::{
     Condition, MyPipelineRun, MyTaskRun, ParamType, ParamValue, PipelineSpec, RunResult, TaskRunStatus, TaskSpec, crds,
 };
 use crate::manifests::{ManifestErrors, Manifests};
-use crate::pipeline::propagate::with_propagated_workspaces;
+use crate::pipeline::propagate::{with_declared_workspaces_propagated, with_propagated_workspaces};
 use crate::plan::{AttemptInputs, TaskSource, plan_task_run_with};
 use crate::pod::render::RenderSettings;
 use crate::reconcile::pipelinerun::{Action, Observed, PipelineLookup, decide};
@@ -379,10 +379,13 @@ fn render_pipeline_run(
             propagated = with_propagated_workspaces(inline, &run.spec.workspaces);
             PipelineLookup::Inline(&propagated)
         }
-        (Some(_), None, Some((name, Some(found)))) => PipelineLookup::Found {
-            name,
-            spec: &found.spec,
-        },
+        (Some(_), None, Some((name, Some(found)))) => {
+            propagated = with_declared_workspaces_propagated(&found.spec);
+            PipelineLookup::Found {
+                name,
+                spec: &propagated,
+            }
+        }
         (Some(name), None, _) => PipelineLookup::Missing { name },
     };
     let tasks: BTreeMap<String, TaskSpec> = manifests

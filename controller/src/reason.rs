@@ -13,10 +13,10 @@ pub const CANCELLED: &str = "TaskRunCancelled";
 pub const IMAGE_PULL_FAILED: &str = "ImagePullFailed";
 pub const CREATE_CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
 pub const RESOLUTION_FAILED: &str = "TaskRunResolutionFailed";
-/// A `remoteTask`/`remotePipeline` is being fetched (Succeeded=Unknown).
+/// A `remoteTask`/`remotePipeline` is being fetched, or a named MyTask or
+/// MyPipeline not created yet is waited for (Succeeded=Unknown).
 pub const RESOLVING: &str = "Resolving";
 pub const VALIDATION_FAILED: &str = "TaskRunValidationFailed";
-pub const MISSING_RESULTS: &str = "TaskRunMissingResults";
 pub const INVALID_RESULTS: &str = "TaskRunInvalidResults";
 /// A result, or all of a run's results together, over its limit
 /// (`--max-result-bytes`, `--max-run-results-bytes`); the message names the

@@ -221,7 +221,7 @@ spec:
           - {name: name, value: "git-clone"}
     - name: test
       runAfter: [fetch]
-      onError: continue
+      description: runs the tests
       matrix:
         params:
           - name: os
@@ -247,7 +247,7 @@ fn what_cannot_be_mapped_is_refused_naming_each_field() {
             "spec.tasks[0].taskRef.resolver",
             "spec.tasks[0].taskRef.params",
             "spec.tasks[1].taskSpec.steps[0].ports",
-            "spec.tasks[1].onError",
+            "spec.tasks[1].description",
         ]
     );
     let text = error.to_string();
@@ -545,7 +545,10 @@ spec:
     let spec = run.spec.pipeline_spec.as_ref().expect("inline pipeline");
     assert_eq!(spec.tasks[0].task_ref.as_deref(), Some("lister"));
     assert_eq!(spec.tasks[0].workspaces[0].sub_path.as_deref(), Some("one"));
-    assert_eq!(spec.results[0].value, "$(tasks.one.results.done)");
+    assert_eq!(
+        spec.results[0].value,
+        ParamValue::String("$(tasks.one.results.done)".into())
+    );
 }
 
 #[test]
@@ -748,7 +751,7 @@ fn the_command_reads_stdin_and_fails_on_losses_unless_allowed() {
     assert!(!ok, "losses make it fail");
     assert!(stdout.is_empty(), "nothing is written: {stdout}");
     assert!(
-        stderr.contains("stdin: Pipeline \"ship\": spec.tasks[1].onError"),
+        stderr.contains("stdin: Pipeline \"ship\": spec.tasks[1].description"),
         "{stderr}"
     );
 
@@ -882,8 +885,8 @@ fn a_matrix_converts_field_for_field_and_fans_out_in_render() {
         headers,
         [
             "goos=linux, goarch=amd64, tags=-netgo)",
-            "goos=linux, goarch=arm64, tags=-netgo)",
             "goos=darwin, goarch=amd64)",
+            "goos=linux, goarch=arm64, tags=-netgo)",
             "goos=darwin, goarch=arm64)",
             "goos=linux, goarch=s390x)",
         ],

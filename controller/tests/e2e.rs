@@ -11,7 +11,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cicd_controller::api::{MyTaskRun, ParamValue};
+use cicd_controller::api::{MyPipelineRun, MyTaskRun, ParamValue};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
 use support::{BASH, CONTROLLER_NAMESPACE, Run, TestNamespace, kubectl, repo_root, restart_controller};
@@ -372,6 +372,64 @@ spec:
     );
     let pods = ns.api::<Pod>().list(&ListParams::default()).await.expect("list pods");
     assert!(pods.items.is_empty(), "no pod for an invalid run");
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: hack/e2e"]
+async fn runs_created_before_their_task_or_pipeline_wait_for_it() {
+    let ns = TestNamespace::new("e2e-order").await;
+    // The order a directory of files may be applied in: the runs first.
+    ns.apply(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTaskRun
+metadata: {name: early-task-run}
+spec:
+  taskRef: late-task
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipelineRun
+metadata: {name: early-pipeline-run}
+spec:
+  pipelineRef: late-pipeline
+"#,
+    );
+    let waiting = ns
+        .wait_until(
+            "early-task-run",
+            Duration::from_secs(30),
+            "Resolving",
+            |r: &MyTaskRun| r.condition().is_some_and(|(_, reason, _)| reason == "Resolving"),
+        )
+        .await;
+    let message = ns.expect_condition(&waiting, "Unknown", "Resolving");
+    assert!(message.contains("\"late-task\" not found"), "{message}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ns.apply(&format!(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyTask
+metadata: {{name: late-task}}
+spec:
+  steps:
+    - name: echo
+      image: {BASH}
+      script: echo late but here
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipeline
+metadata: {{name: late-pipeline}}
+spec:
+  tasks:
+    - name: only
+      taskRef: late-task
+"#
+    ));
+    ns.wait_succeeded::<MyTaskRun>("early-task-run", Duration::from_secs(90))
+        .await;
+    ns.wait_succeeded::<MyPipelineRun>("early-pipeline-run", Duration::from_secs(90))
+        .await;
     ns.passed();
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use cicd_controller::api::{ParamValue, PipelineSpec, SkippedTask};
+use cicd_controller::api::{ParamType, ParamValue, PipelineSpec, SkippedTask};
 use cicd_controller::manifests::Manifests;
 use cicd_controller::pipeline::dag::{Dag, Edge, build_dag};
 use cicd_controller::pipeline::schedule::{ChildState, Outcome, Schedule, ScheduleInput, Stop, schedule, stop_all};
@@ -487,6 +487,103 @@ fn finally_sees_success_and_a_failing_finally_fails_the_run() {
 }
 
 #[test]
+fn a_finally_task_reading_a_result_its_task_did_not_write_is_skipped() {
+    // build succeeded without writing SHA (a task may write a result only
+    // sometimes): notify is skipped, as in Tekton, and the run succeeds.
+    let run = Run::new(WITH_FINALLY)
+        .with("build", ok(&[]))
+        .with("slow", ok(&[]))
+        .with("deploy", ok(&[]));
+    let next = run.next();
+    assert_eq!(started(&next), vec!["report"]);
+    assert!(
+        skipped(&next).contains(&("notify", skip::RESULTS_MISSING)),
+        "{:?}",
+        next.skipped
+    );
+    let done = run.with("report", ok(&[])).next();
+    assert!(matches!(done.outcome, Outcome::Succeeded { .. }), "{:?}", done.outcome);
+}
+
+#[test]
+fn a_task_reading_a_result_its_parent_did_not_write_fails_the_run_naming_both() {
+    let run = Run::new(
+        r#"
+  tasks:
+    - {name: build, taskRef: t}
+    - name: deploy
+      taskRef: t
+      params:
+        - {name: SHA, value: "$(tasks.build.results.SHA)"}
+"#,
+    )
+    .with("build", ok(&[]));
+    match run.next().outcome {
+        Outcome::Failed { message, .. } => assert!(
+            message.contains("task \"build\" succeeded but did not produce result \"SHA\""),
+            "{message}"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+const IGNORING_A_FAILURE: &str = r#"
+  tasks:
+    - {name: lint, taskRef: t, onError: continue}
+    - {name: test, taskRef: t, runAfter: [lint]}
+    - name: report-lint
+      taskRef: t
+      params:
+        - {name: FINDINGS, value: "$(tasks.lint.results.findings)"}
+  finally:
+    - name: summary
+      taskRef: t
+      params:
+        - {name: LINT, value: "$(tasks.lint.status)"}
+        - {name: ALL, value: "$(tasks.status)"}
+"#;
+
+#[test]
+fn a_task_with_on_error_continue_fails_without_failing_the_run() {
+    let run = Run::new(IGNORING_A_FAILURE).with("lint", failed());
+    let next = run.next();
+    assert_eq!(
+        started(&next),
+        vec!["test"],
+        "runAfter still runs after an ignored failure"
+    );
+    assert_eq!(
+        skipped(&next),
+        vec![("report-lint", skip::RESULTS_MISSING)],
+        "the failed task's results are missing"
+    );
+    assert_eq!(next.outcome, Outcome::Running { stopping: false });
+
+    let run = run.with("test", ok(&[]));
+    let next = run.next();
+    assert_eq!(started(&next), vec!["summary"]);
+    assert_eq!(param_of(&next, "summary", "LINT"), string("Failed"));
+    assert_eq!(param_of(&next, "summary", "ALL"), string("Completed"));
+
+    let done = run.with("summary", ok(&[])).next();
+    assert_eq!(done.outcome, Outcome::Succeeded { skipped: 1 });
+    assert_eq!(
+        done.counts.message(),
+        "Tasks Completed: 3 (Failed: 1 (Ignored: 1)), Skipped: 1, Incomplete: 0"
+    );
+}
+
+#[test]
+fn without_on_error_the_same_failure_stops_the_run() {
+    let run = Run::new(&IGNORING_A_FAILURE.replace(", onError: continue", "")).with("lint", failed());
+    let next = run.next();
+    assert_eq!(started(&next), vec!["summary"], "only finally runs after a failure");
+    assert_eq!(param_of(&next, "summary", "ALL"), string("Failed"));
+    assert!(skipped(&next).contains(&("test", skip::STOPPING)), "{:?}", next.skipped);
+    assert_eq!(next.outcome, Outcome::Running { stopping: true });
+}
+
+#[test]
 fn a_retrying_child_is_waited_for() {
     // Retries happen inside the child run: while it retries it is not
     // finished, so the pipeline neither fails nor moves on.
@@ -602,6 +699,37 @@ fn pipeline_results_come_from_task_results() {
         vec![("IMAGE", &string("repo/app:v2"))],
         "a result of a skipped task is left out"
     );
+}
+
+#[test]
+fn pipeline_results_may_be_lists_and_maps_of_references() {
+    let run = Run::new(
+        r#"
+  tasks:
+    - {name: a, taskRef: t}
+  results:
+    - name: TAGS
+      value: ["$(tasks.a.results.TAG)", "latest"]
+    - name: IMAGE
+      value: {repo: "$(tasks.a.results.REPO)", tag: "$(tasks.a.results.TAG)"}
+"#,
+    )
+    .with("a", ok(&[("TAG", "v2"), ("REPO", "registry/app")]));
+    let done = run.next();
+    let results: Vec<(&str, &ParamValue)> = done.results.iter().map(|r| (r.name.as_str(), &r.value)).collect();
+    let image = ParamValue::Object(BTreeMap::from([
+        ("repo".to_string(), "registry/app".to_string()),
+        ("tag".to_string(), "v2".to_string()),
+    ]));
+    assert_eq!(
+        results,
+        vec![
+            ("TAGS", &ParamValue::Array(vec!["v2".into(), "latest".into()])),
+            ("IMAGE", &image)
+        ]
+    );
+    assert_eq!(done.results[0].result_type, ParamType::Array);
+    assert_eq!(done.results[1].result_type, ParamType::Object);
 }
 
 #[test]

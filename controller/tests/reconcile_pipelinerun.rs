@@ -493,6 +493,55 @@ fn a_missing_pipeline_is_a_resolution_failure_naming_it_and_the_namespace() {
     assert!(created(&actions).is_empty());
 }
 
+#[test]
+fn a_young_run_waits_for_its_missing_pipeline() {
+    let mut world = world();
+    world.run.metadata.creation_timestamp = Some(Time(at(0)));
+    let observed = Observed {
+        run: &world.run,
+        pipeline: PipelineLookup::Missing { name: "release" },
+        tasks: &world.tasks,
+        children: &[],
+        problems: &[],
+        now: at(29),
+    };
+    let actions = decide(observed, Duration::from_secs(3600), &Limits::default());
+    let (state, reason, message) = condition(&written_status(&actions));
+    assert_eq!((state.as_str(), reason.as_str()), ("Unknown", "Resolving"));
+    assert!(message.contains("MyPipeline \"release\" not found"), "{message}");
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::RequeueAfter(d) if *d == Duration::from_secs(1)))
+    );
+}
+
+#[test]
+fn a_young_run_waits_for_a_missing_task_and_starts_once_it_is_there() {
+    let mut world = world();
+    world.run.metadata.creation_timestamp = Some(Time(at(0)));
+    let push = world.tasks.remove("push").expect("the manifests have a push task");
+    let waiting = world.decide(2);
+    assert!(created(&waiting).is_empty());
+    let (state, reason, message) = condition(&written_status(&waiting));
+    assert_eq!((state.as_str(), reason.as_str()), ("Unknown", "Resolving"), "{message}");
+    assert!(message.contains("MyTask \"push\""), "{message}");
+
+    world.tasks.insert("push".into(), push);
+    assert!(
+        !created(&world.decide(3)).is_empty(),
+        "the first tasks start once every task is there"
+    );
+
+    world.tasks.remove("push");
+    let (state, reason, message) = condition(&written_status(&world.decide(31)));
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("False", "PipelineRunResolutionFailed"),
+        "{message}"
+    );
+}
+
 fn decide_remote(world: &World, pipeline: PipelineLookup<'_>) -> Vec<Action> {
     let observed = Observed {
         run: &world.run,

@@ -481,6 +481,78 @@ fn a_missing_task_fails_naming_task_and_namespace() {
     );
 }
 
+fn decide_missing_at(run: &MyTaskRun, now: i64) -> Vec<Action> {
+    let observed = Observed {
+        run,
+        task: TaskLookup::Missing { name: "nope" },
+        pod: None,
+        results: &NO_FRAMES,
+        node: None,
+        inputs: &NO_INPUTS,
+        now: at(now),
+    };
+    decide(observed, &settings())
+}
+
+fn created_at_zero(spec: TaskRunSpec) -> MyTaskRun {
+    let mut run = run(spec);
+    run.metadata.creation_timestamp = Some(Time(at(0)));
+    run
+}
+
+#[test]
+fn a_young_run_waits_for_its_missing_task_then_fails_after_the_grace() {
+    let run = created_at_zero(TaskRunSpec {
+        task_ref: Some("nope".into()),
+        ..Default::default()
+    });
+    let waiting = decide_missing_at(&run, 5);
+    assert!(created_pods(&waiting).is_empty());
+    assert!(
+        waiting.contains(&Action::RequeueAfter(Duration::from_secs(1))),
+        "{waiting:?}"
+    );
+    let status = written_status(&waiting);
+    let found = condition(&status);
+    assert_eq!((found.status.as_str(), found.reason.as_str()), ("Unknown", "Resolving"));
+    assert!(
+        found
+            .message
+            .contains("MyTask \"nope\" not found in namespace \"ci\" yet"),
+        "{}",
+        found.message
+    );
+
+    let failed = decide_missing_at(&run, 30);
+    assert!(
+        !failed.iter().any(|a| matches!(a, Action::RequeueAfter(_))),
+        "{failed:?}"
+    );
+    let status = written_status(&failed);
+    let found = condition(&status);
+    assert_eq!(
+        (found.status.as_str(), found.reason.as_str()),
+        ("False", "TaskRunResolutionFailed")
+    );
+    assert!(found.message.contains("within 30s"), "{}", found.message);
+}
+
+#[test]
+fn a_run_cancelled_while_waiting_for_its_task_ends_cancelled() {
+    let run = created_at_zero(TaskRunSpec {
+        task_ref: Some("nope".into()),
+        status: Some(RunSpecStatus::Cancelled),
+        ..Default::default()
+    });
+    let actions = decide_missing_at(&run, 1);
+    let status = written_status(&actions);
+    let condition = condition(&status);
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("False", "TaskRunCancelled")
+    );
+}
+
 fn remote_run() -> MyTaskRun {
     let mut spec = good_spec();
     spec.task_ref = None;

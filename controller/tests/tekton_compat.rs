@@ -586,3 +586,46 @@ fn a_child_runs_own_context_passes_through_a_pipeline_task_param() {
     let error = validate(&unknown, "spec.pipelineSpec", &[]).expect_err("unknown");
     assert!(error.contains("unknown context variable"), "{error}");
 }
+
+#[test]
+fn a_named_pipeline_s_inline_task_gets_the_pipeline_workspace_it_reads() {
+    let rendered = render(
+        r#"
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipeline
+metadata: {name: lister}
+spec:
+  workspaces: [{name: shared-data}]
+  tasks:
+    - name: list
+      taskSpec:
+        steps:
+          - {name: ls, image: bash, command: [ls], args: ["$(workspaces.shared-data.path)"]}
+---
+apiVersion: cicdoperator.ning1875.io/v1
+kind: MyPipelineRun
+metadata: {name: lister-run}
+spec:
+  pipelineRef: lister
+  workspaces:
+    - {name: shared-data, emptyDir: {}}
+"#,
+    )
+    .unwrap_or_else(|error| panic!("propagated: {error}"));
+    let pod = pod_spec_of(&rendered);
+    let step = &pod.containers[0];
+    assert!(
+        step.args
+            .iter()
+            .flatten()
+            .any(|arg| arg.contains("/workspace/shared-data")),
+        "{rendered}"
+    );
+    let mounted: Vec<&str> = step
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert!(mounted.contains(&"/workspace/shared-data"), "{mounted:?}");
+}

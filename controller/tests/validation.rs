@@ -515,6 +515,36 @@ fn a_step_action_s_fields_and_results_become_the_step_s_with_its_params() {
 }
 
 #[test]
+fn a_step_action_default_may_name_another_of_its_params() {
+    let action = json!({
+        "image": IMAGE,
+        "params": [
+            { "name": "message", "default": "hello" },
+            { "name": "greeting", "default": "$(params.message) world" },
+            { "name": "words", "type": "array", "default": ["$(params.message)", "there"] },
+        ],
+        "command": ["echo", "$(params.greeting)", "$(params.words[*])", "$(context.taskRun.name)"],
+    });
+    let given = |params: Value| {
+        let task = json!({ "steps": [{ "name": "say", "ref": { "name": "greet" }, "params": params }] });
+        let run = inline_run(task, json!({}));
+        resolved_ok(resolve_with_actions(&run, &[("greet", action.clone())])).steps[0]
+            .command
+            .clone()
+    };
+    assert_eq!(
+        given(json!([{ "name": "message", "value": "hi" }]))[..4],
+        ["echo", "hi world", "hi", "there"]
+    );
+    assert_eq!(given(json!([]))[..4], ["echo", "hello world", "hello", "there"]);
+    assert_eq!(
+        given(json!([{ "name": "message", "value": "hi" }, { "name": "greeting", "value": "hey" }]))[1],
+        "hey",
+        "a value the step gives wins over the default"
+    );
+}
+
+#[test]
 fn a_step_result_given_as_a_step_action_param_reaches_its_command_at_run_time() {
     let task = json!({
         "workspaces": [{ "name": "source" }],

@@ -8,7 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    Condition, Param, ParamSpec, RemoteRef, ResolvedFrom, RunResult, RunSpecStatus, WorkspaceBinding, any_object,
+    Condition, Param, ParamSpec, ParamValue, RemoteRef, ResolvedFrom, RunResult, RunSpecStatus, WorkspaceBinding,
+    any_object,
 };
 use super::task::TaskSpec;
 use super::taskrun::PodTemplate;
@@ -113,6 +114,19 @@ pub struct PipelineTask {
     /// Fans the task out: one child run per combination of these params.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix: Option<Matrix>,
+    /// What the task's failure does to the pipeline run: `stopAndFail` (the
+    /// default) starts no new task and fails the run; `continue` ignores it,
+    /// so the tasks after it still run and the run can succeed (Tekton's
+    /// pipeline task `onError`). The task's results are then missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<super::task::OnError>,
+}
+
+impl PipelineTask {
+    /// Whether the pipeline run goes on when this task fails.
+    pub fn failure_ignored(&self) -> bool {
+        self.on_error == Some(super::task::OnError::Continue)
+    }
 }
 
 /// The params a matrixed pipeline task is run with, one child run per
@@ -180,14 +194,16 @@ pub struct WhenExpression {
     pub cel: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineResultSpec {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Usually `$(tasks.<task>.results.<result>)`.
-    pub value: String,
+    /// Usually `$(tasks.<task>.results.<result>)`; a list or a map of
+    /// such strings makes an array or object result (Tekton's form), and a
+    /// whole array or object reference (`...results.r[*]`) one of its type.
+    pub value: ParamValue,
 }
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -79,7 +79,8 @@ pub struct TaskSpec {
     pub failed_runs_history_limit: Option<u32>,
 }
 
-/// What a step does when its command fails.
+/// What a failure does to what comes after it: a step's, to the rest of its
+/// task run; a pipeline task's, to the rest of its pipeline run.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum OnError {

@@ -15,7 +15,7 @@ use crate::api::{Condition, MyPipeline, MyPipelineRun, MyTaskRun, PipelineRunSta
 use crate::error::{Error, Result};
 use crate::metrics::ReasonLabel;
 use crate::pipeline::LABEL_PIPELINE_RUN;
-use crate::pipeline::propagate::with_propagated_workspaces;
+use crate::pipeline::propagate::{with_declared_workspaces_propagated, with_propagated_workspaces};
 use crate::reconcile::owner::is_controlled_by;
 use crate::reconcile::pipelinerun::{
     Action, Observed, PipelineLookup, decide, is_done, run_label, succeeded_condition,
@@ -65,10 +65,13 @@ async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {
             PipelineLookup::Inline(&propagated)
         }
         (Some(name), None, None) => match &fetched {
-            Some(Ok(found)) => PipelineLookup::Found {
-                name,
-                spec: &found.spec,
-            },
+            Some(Ok(found)) => {
+                propagated = with_declared_workspaces_propagated(&found.spec);
+                PipelineLookup::Found {
+                    name,
+                    spec: &propagated,
+                }
+            }
             Some(Err(problem)) => PipelineLookup::Malformed { name, problem },
             // Not found, or not fetched because the snapshot in the status is used.
             None => PipelineLookup::Missing { name },
@@ -92,11 +95,14 @@ async fn reconcile_run(run: &MyPipelineRun, ctx: &Context) -> Result<Requeue> {
                 };
                 resolution = super::resolver::pipeline(ctx, key, remote).await?;
                 match &resolution {
-                    Resolution::Found(found) => PipelineLookup::Resolved {
-                        name: &found.from.name,
-                        spec: &found.spec,
-                        from: &found.from,
-                    },
+                    Resolution::Found(found) => {
+                        propagated = with_declared_workspaces_propagated(&found.spec);
+                        PipelineLookup::Resolved {
+                            name: &found.from.name,
+                            spec: &propagated,
+                            from: &found.from,
+                        }
+                    }
                     Resolution::Fetching(what) => PipelineLookup::Resolving { what },
                     Resolution::Failed(problem) => PipelineLookup::Unresolved { problem },
                 }

@@ -501,7 +501,7 @@ impl Converter {
             "pipeline task descriptions are not kept; dropped",
             losses,
         );
-        fields.unsupported("onError", "a pipeline task's onError is not supported; dropped", losses);
+        fields.copy("onError", &mut out);
         fields.unsupported(
             "resources",
             "PipelineResources (v1beta1) have no equivalent; dropped",
@@ -521,21 +521,17 @@ impl Converter {
         let mut out = Map::new();
         fields.copy("name", &mut out);
         fields.copy("description", &mut out);
-        match fields.take("value") {
-            Some(Value::String(text)) => {
-                out.insert("value".into(), Value::String(text));
-            }
-            Some(other) => losses.push(
-                fields.field("value"),
-                format!("pipeline results are strings here, not {}; dropped", kind_of(&other)),
-            ),
-            None => {}
-        }
+        // A string, a list of strings (an array result) or a map of strings
+        // (an object result), as ours; the decoder checks the shape.
+        fields.copy("value", &mut out);
+        // Our result's type follows from its value (a list, a map, or a
+        // whole array or object reference), so a `type` saying the same
+        // thing has nothing to add.
         match fields.take_str("type", losses).as_deref() {
-            None | Some("string") => {}
+            None | Some("string" | "array" | "object") => {}
             Some(other) => losses.push(
                 fields.field("type"),
-                format!("{other} pipeline results are not supported yet"),
+                format!("{other:?} is not a result type (string, array or object); dropped"),
             ),
         }
         fields.finish(losses);

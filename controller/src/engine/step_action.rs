@@ -90,6 +90,73 @@ impl Resolver for ActionVariables<'_> {
     }
 }
 
+/// Only the action's own params, for filling its defaults; any other
+/// reference is left for later.
+struct SiblingParams<'a>(TaskVariables<'a>);
+
+impl Resolver for SiblingParams<'_> {
+    fn lookup(&self, expr: &str) -> Result<Value, String> {
+        let own = expr
+            .strip_prefix("params.")
+            .map(|rest| &rest[..rest.find(['.', '[']).unwrap_or(rest.len())])
+            .is_some_and(|name| self.0.params.contains_key(name));
+        if own {
+            self.0.lookup(expr)
+        } else {
+            Ok(Value::Str(format!("$({expr})")))
+        }
+    }
+
+    fn budget(&self) -> Option<&Budget> {
+        self.0.budget()
+    }
+}
+
+/// A default that names another param of the action (`default:
+/// "$(params.message) world"`) takes that param's value, as in Tekton. One
+/// pass over the values as given or defaulted, so defaults naming each
+/// other are never followed round in a loop.
+fn fill_defaults_from_params(
+    (declared, given): (&[ParamSpec], &[Param]),
+    params: &mut BTreeMap<String, ParamValue>,
+    at: &str,
+    limits: &Limits,
+    errors: &mut ValidationErrors,
+) {
+    let before = params.clone();
+    let vars = SiblingParams(TaskVariables {
+        params: &before,
+        results: Vec::new(),
+        workspaces: &[],
+        steps: Vec::new(),
+        step_results: Vec::new(),
+        context: BTreeMap::new(),
+        budget: Budget::new(limits),
+    });
+    for (index, spec) in declared.iter().enumerate() {
+        if given.iter().any(|param| param.name == spec.name) {
+            continue;
+        }
+        let Some(value) = params.get_mut(&spec.name) else {
+            continue;
+        };
+        let field = format!("{at}.params[{index}].default");
+        match value {
+            ParamValue::String(text) => *text = substitute_str(text, &vars, &field, errors),
+            ParamValue::Array(items) => {
+                for (item_index, item) in items.iter_mut().enumerate() {
+                    *item = substitute_str(item, &vars, &format!("{field}[{item_index}]"), errors);
+                }
+            }
+            ParamValue::Object(map) => {
+                for (key, item) in map.iter_mut() {
+                    *item = substitute_str(item, &vars, &format!("{field}.{key}"), errors);
+                }
+            }
+        }
+    }
+}
+
 /// Container fields a step that refers to a step action takes from it;
 /// setting one on the step as well is an error (which one would win?).
 fn own_container_fields(step: &Step) -> Vec<&'static str> {
@@ -168,11 +235,13 @@ pub fn inline_step_actions(
             }
         };
         let (given, references) = split_whole_references(&action.params, &step.params);
-        let params = resolve_params(&action.params, &given, &format!("{at}.params"), &mut errors);
+        let mut params = resolve_params(&action.params, &given, &format!("{at}.params"), &mut errors);
         let action_at = match reference.resolver {
             Some(_) => format!("{at}.ref (fetched): spec"),
             None => format!("MyStepAction {:?}: spec", reference.name),
         };
+        let defaults = (action.params.as_slice(), given.as_slice());
+        fill_defaults_from_params(defaults, &mut params, &action_at, limits, &mut errors);
         apply_action(step, action, (&params, &references), &action_at, limits, &mut errors);
     }
     errors.into_result(inlined)

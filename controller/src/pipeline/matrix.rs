@@ -3,8 +3,8 @@
 //!
 //! How the combinations are formed:
 //! - `matrix.params` (each a list of strings) give their cartesian product,
-//!   the first param changing slowest: `a: [1, 2]`, `b: [x, y]` gives
-//!   `1x, 1y, 2x, 2y`;
+//!   the first param changing fastest, as in Tekton: `a: [1, 2]`,
+//!   `b: [x, y]` gives `1x, 2x, 1y, 2y`;
 //! - then each `matrix.include` entry, in order: its params that are also
 //!   matrix params select the product's combinations with exactly those
 //!   values (none selects them all), and its other params are added to the
@@ -161,18 +161,20 @@ fn include_values(
     entries
 }
 
-/// The cartesian product, first param slowest. No params, no combinations.
+/// The cartesian product, first param fastest (Tekton's order, so a
+/// matrixed task's aggregated results line up with what its users expect).
+/// No params, no combinations.
 fn cartesian(values: &[(String, Vec<String>)]) -> Vec<Combination> {
     if values.is_empty() {
         return Vec::new();
     }
     let mut out: Vec<Combination> = vec![Vec::new()];
     for (name, items) in values {
-        out = out
+        out = items
             .iter()
-            .flat_map(|prefix| {
-                items.iter().map(move |item| {
-                    let mut next = prefix.clone();
+            .flat_map(|item| {
+                out.iter().map(move |earlier| {
+                    let mut next = earlier.clone();
                     next.push(string_param(name, item));
                     next
                 })
@@ -485,9 +487,13 @@ mod tests {
     }
 
     #[test]
-    fn the_product_varies_the_last_param_fastest() {
+    fn the_product_varies_the_first_param_fastest() {
         let matrix = Matrix {
-            params: vec![list("os", &["linux", "mac"]), list("arch", &["amd64", "arm64"])],
+            params: vec![
+                list("os", &["linux", "mac"]),
+                list("arch", &["amd64", "arm64"]),
+                list("tier", &["a", "b"]),
+            ],
             include: vec![],
         };
         let (out, errors) = expand(&matrix, 256);
@@ -495,10 +501,14 @@ mod tests {
         assert_eq!(
             out,
             [
-                "os=linux,arch=amd64",
-                "os=linux,arch=arm64",
-                "os=mac,arch=amd64",
-                "os=mac,arch=arm64"
+                "os=linux,arch=amd64,tier=a",
+                "os=mac,arch=amd64,tier=a",
+                "os=linux,arch=arm64,tier=a",
+                "os=mac,arch=arm64,tier=a",
+                "os=linux,arch=amd64,tier=b",
+                "os=mac,arch=amd64,tier=b",
+                "os=linux,arch=arm64,tier=b",
+                "os=mac,arch=arm64,tier=b"
             ]
         );
     }
@@ -521,8 +531,8 @@ mod tests {
             out,
             [
                 "os=linux,arch=amd64,flags=-v",
-                "os=linux,arch=arm64,flags=-race",
                 "os=mac,arch=amd64,flags=-v,sdk=14",
+                "os=linux,arch=arm64,flags=-race",
                 "os=mac,arch=arm64,flags=-race,sdk=14",
                 "os=windows",
                 "os=linux,arch=s390x",
@@ -557,7 +567,7 @@ mod tests {
         assert!(errors.is_empty(), "{errors}");
         assert_eq!(
             out,
-            ["os=linux,item=a", "os=linux,item=b", "os=mac,item=a", "os=mac,item=b"]
+            ["os=linux,item=a", "os=mac,item=a", "os=linux,item=b", "os=mac,item=b"]
         );
     }
 

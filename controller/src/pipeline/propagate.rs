@@ -75,6 +75,14 @@ pub fn with_propagated_workspaces(spec: &PipelineSpec, bound: &[WorkspaceBinding
     spec
 }
 
+/// A pipeline named by reference (or fetched): as Tekton does, its inline
+/// taskSpecs get the workspaces the pipeline itself declares when they read
+/// them without declaring them; a workspace the run binds beyond those is
+/// not the pipeline's and stays out.
+pub fn with_declared_workspaces_propagated(spec: &PipelineSpec) -> PipelineSpec {
+    with_propagated_workspaces(spec, &[])
+}
+
 /// The params propagated to `task`: for an inline taskSpec, every pipeline
 /// param it reads or declares that the task does not pass itself. None for
 /// a task referenced by name, which gets only what the task passes.

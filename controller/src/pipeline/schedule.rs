@@ -10,6 +10,7 @@ use crate::engine::validate::sub_path_escapes;
 use super::dag::{Dag, Edge};
 use super::matrix::{Combination, combinations};
 use super::propagate::propagated_params;
+use super::refs::{TaskVariable, task_texts, task_variables};
 use super::skip;
 use super::variables::{FinallyStatus, KnownResults, PipelineVariables, substitute_value, task_context, when_holds};
 
@@ -80,16 +81,23 @@ pub struct Schedule {
 pub struct Counts {
     pub succeeded: usize,
     pub failed: usize,
+    /// Failed tasks whose `onError: continue` let the run go on.
+    pub ignored: usize,
     pub skipped: usize,
     pub incomplete: usize,
 }
 
 impl Counts {
     pub fn message(&self) -> String {
+        let failed = self.failed + self.ignored;
+        let ignored = if self.ignored > 0 {
+            format!(" (Ignored: {})", self.ignored)
+        } else {
+            String::new()
+        };
         format!(
-            "Tasks Completed: {} (Failed: {}), Skipped: {}, Incomplete: {}",
-            self.succeeded + self.failed,
-            self.failed,
+            "Tasks Completed: {} (Failed: {failed}{ignored}), Skipped: {}, Incomplete: {}",
+            self.succeeded + failed,
             self.skipped,
             self.incomplete
         )
@@ -124,27 +132,33 @@ enum State {
     Running,
     Succeeded,
     Failed,
+    /// Failed, but its `onError: continue` lets the run go on.
+    FailureIgnored,
     Skipped(&'static str),
 }
 
 impl State {
-    fn of(child: &ChildState) -> State {
+    fn of(task: &PipelineTask, child: &ChildState) -> State {
         match child {
             ChildState::Running | ChildState::Partial => State::Running,
             ChildState::Succeeded { .. } => State::Succeeded,
+            ChildState::Failed { .. } if task.failure_ignored() => State::FailureIgnored,
             ChildState::Failed { .. } => State::Failed,
         }
     }
 
     fn is_final(&self) -> bool {
-        matches!(self, State::Succeeded | State::Failed | State::Skipped(_))
+        matches!(
+            self,
+            State::Succeeded | State::Failed | State::FailureIgnored | State::Skipped(_)
+        )
     }
 
     /// `$(tasks.X.status)`: Succeeded, Failed, or None when it did not run.
     fn status_word(&self) -> &'static str {
         match self {
             State::Succeeded => "Succeeded",
-            State::Failed => "Failed",
+            State::Failed | State::FailureIgnored => "Failed",
             _ => "None",
         }
     }
@@ -333,7 +347,7 @@ fn finally_status(
 ) -> FinallyStatus {
     let state_of = |name: &str| states.get(name).unwrap_or(&State::Pending);
     let reason_of = |name: &str| match (state_of(name), children.get(name)) {
-        (State::Failed, Some(ChildState::Failed { reason, .. })) => reason.clone(),
+        (State::Failed | State::FailureIgnored, Some(ChildState::Failed { reason, .. })) => reason.clone(),
         (State::Succeeded, _) => crate::reason::SUCCEEDED.to_string(),
         _ => String::new(),
     };
@@ -374,7 +388,7 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
     let failed = spec
         .tasks
         .iter()
-        .any(|t| matches!(input.children.get(&t.name), Some(ChildState::Failed { .. })));
+        .any(|t| !t.failure_ignored() && matches!(input.children.get(&t.name), Some(ChildState::Failed { .. })));
 
     let mut states: BTreeMap<&str, State> = BTreeMap::new();
     for name in &input.dag.order {
@@ -389,7 +403,7 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
         };
         let state = if let Some(child) = input.children.get(name) {
             resume_partial(task, child, &placement, &vars, &mut to_start, &mut errors);
-            State::of(child)
+            State::of(task, child)
         } else if failed {
             State::Skipped(skip::STOPPING)
         } else if input.tasks_timed_out {
@@ -407,10 +421,15 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
                 State::Skipped(why) => *edge == Edge::Results || !matches!(*why, skip::WHEN_FALSE | skip::MATRIX_EMPTY),
                 _ => false,
             };
+            // A parent whose failure was ignored has no results to give.
+            let results_lost =
+                |(state, edge): &(&State, Edge)| **state == State::FailureIgnored && *edge == Edge::Results;
             if parents.iter().any(|(state, _)| !state.is_final()) {
                 State::Pending
             } else if parents.iter().any(parent_skipped) {
                 State::Skipped(skip::PARENT_SKIPPED)
+            } else if parents.iter().any(results_lost) {
+                State::Skipped(skip::RESULTS_MISSING)
             } else {
                 if when_holds(&task.when, &vars, &format!("{field}.when"), &mut errors) {
                     begin(task, &placement, &vars, &mut to_start, &mut errors)
@@ -440,7 +459,7 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
         };
         let state = if let Some(child) = input.children.get(&task.name) {
             resume_partial(task, child, &placement, &finally_vars, &mut to_start, &mut errors);
-            State::of(child)
+            State::of(task, child)
         } else if !regular_done {
             State::Pending
         } else {
@@ -451,7 +470,7 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
                 .into_iter()
                 .flatten()
                 .any(|parent| states.get(parent.as_str()) != Some(&State::Succeeded));
-            if missing {
+            if missing || reads_unwritten_result(task, &finally_vars) {
                 State::Skipped(skip::RESULTS_MISSING)
             } else if when_holds(&task.when, &finally_vars, &format!("{field}.when"), &mut errors) {
                 begin(task, &placement, &finally_vars, &mut to_start, &mut errors)
@@ -481,6 +500,7 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
                     reason: why.to_string(),
                 });
             }
+            State::FailureIgnored => counts.ignored += 1,
             State::Pending | State::Starting | State::Running => counts.incomplete += 1,
         }
     }
@@ -543,6 +563,24 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
     }
 }
 
+/// Whether a task reads a result that its task succeeded without writing:
+/// such a finally task is skipped (`ResultsMissing`), as Tekton does, rather
+/// than failing the run after the fact.
+fn reads_unwritten_result(task: &PipelineTask, vars: &PipelineVariables<'_>) -> bool {
+    let KnownResults::Produced(produced) = vars.results else {
+        return false;
+    };
+    task_texts(task)
+        .iter()
+        .flat_map(|(_, text)| task_variables(text))
+        .any(|(_, variable)| match variable {
+            Ok(TaskVariable::Result { task, result, .. }) => {
+                produced.get(task).is_some_and(|results| !results.contains_key(result))
+            }
+            _ => false,
+        })
+}
+
 /// The pipeline's results, from its tasks' results. A result whose task
 /// did not produce what it references is left out, not an error: the
 /// run's outcome already tells why.
@@ -551,7 +589,7 @@ pub fn pipeline_results(spec: &PipelineSpec, vars: &PipelineVariables<'_>) -> Ve
         .iter()
         .filter_map(|result| {
             let mut errors = ValidationErrors::default();
-            let value = substitute_value(&ParamValue::String(result.value.clone()), vars, "", &mut errors);
+            let value = substitute_value(&result.value, vars, "", &mut errors);
             errors.is_empty().then(|| RunResult {
                 name: result.name.clone(),
                 result_type: match &value {

@@ -474,7 +474,7 @@ fn check_references(
     };
     for (index, result) in spec.results.iter().enumerate() {
         substitute_value(
-            &ParamValue::String(result.value.clone()),
+            &result.value,
             &all_vars,
             &format!("{field}.results[{index}].value"),
             errors,

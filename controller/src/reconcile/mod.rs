@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod conditions;
+pub mod grace;
 pub mod history;
 pub mod owner;
 pub mod pipelinerun;

@@ -25,6 +25,7 @@ use crate::pipeline::{ANNOTATION_MATRIX_COMBINATIONS, LABEL_PIPELINE, LABEL_PIPE
 use crate::pod::render::{LABEL_MANAGED_BY, MANAGED_BY};
 use crate::reason;
 use crate::reconcile::conditions::{is_final, set_succeeded, succeeded};
+use crate::reconcile::grace;
 use crate::reconcile::taskrun::Notice;
 
 /// The run's pipeline, as the controller found it.
@@ -529,11 +530,22 @@ fn followed_spec<'a>(decision: &mut Decision<'a>) -> Option<Followed<'a>> {
         ) => Some((spec, named(name), Some(name))),
         (Some(spec), _) | (None, PipelineLookup::Inline(spec)) => Some((spec, "spec.pipelineSpec".to_string(), None)),
         (None, PipelineLookup::Found { name, spec }) => Some((spec, named(name), Some(name))),
-        (None, PipelineLookup::Missing { name }) => {
-            let message = format!(
-                "MyPipeline {name:?} was not found in namespace {namespace:?} (pipelineRef must name a MyPipeline in the run's own namespace)"
+        (None, PipelineLookup::Missing { .. }) if run.spec.status == Some(RunSpecStatus::Cancelled) => {
+            decision.finish(
+                false,
+                reason::PIPELINE_CANCELLED,
+                "the pipeline run was cancelled".to_string(),
             );
-            decision.finish(false, reason::PIPELINE_RESOLUTION_FAILED, message);
+            None
+        }
+        (None, PipelineLookup::Missing { name }) => {
+            if !wait_for_missing(decision, &format!("MyPipeline {name:?}")) {
+                let message = format!(
+                    "MyPipeline {name:?} was not found in namespace {namespace:?} (pipelineRef must name a MyPipeline in the run's own namespace){}",
+                    grace::waited_note()
+                );
+                decision.finish(false, reason::PIPELINE_RESOLUTION_FAILED, message);
+            }
             None
         }
         (None, PipelineLookup::Malformed { name, problem }) => {
@@ -737,6 +749,19 @@ fn fail_before_scheduling(
     decision.fail_early(why, message, children);
 }
 
+/// While the run is young, waits for a MyPipeline or MyTask it names that
+/// is not in the cluster yet (see `grace`); true if it waits.
+fn wait_for_missing(decision: &mut Decision<'_>, missing: &str) -> bool {
+    let created = decision.run().metadata.creation_timestamp.as_ref();
+    let Some(again) = grace::look_again_in(created, decision.observed.now) else {
+        return false;
+    };
+    let message = grace::waiting_message(missing, &decision.namespace());
+    decision.set_condition("Unknown", reason::RESOLVING, message);
+    decision.actions.push(Action::RequeueAfter(again));
+    true
+}
+
 fn decide_into(decision: &mut Decision<'_>) {
     let Some((spec, field, pipeline_name)) = followed_spec(decision) else {
         return;
@@ -758,10 +783,15 @@ fn decide_into(decision: &mut Decision<'_>) {
     let task_specs = match task_specs(decision, spec, &children) {
         Ok(task_specs) => task_specs,
         Err(missing) => {
+            let missing = missing.join(", ");
+            if wait_for_missing(decision, &missing) {
+                record_children(decision, spec, &children.runs, &[]);
+                return;
+            }
             let message = format!(
-                "{} not found in namespace {:?} (taskRef must name a MyTask in the run's own namespace)",
-                missing.join(", "),
-                decision.namespace()
+                "{missing} not found in namespace {:?} (taskRef must name a MyTask in the run's own namespace){}",
+                decision.namespace(),
+                grace::waited_note()
             );
             fail_before_scheduling(decision, spec, &children, reason::PIPELINE_RESOLUTION_FAILED, message);
             return;

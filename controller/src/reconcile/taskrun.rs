@@ -21,6 +21,7 @@ use crate::reason;
 
 pub use super::conditions::CONDITION_SUCCEEDED;
 use super::conditions::{is_final, set_succeeded, succeeded};
+use super::grace;
 use super::owner::{is_controlled_by, name_taken};
 
 /// The run's task, as the controller found it.
@@ -427,6 +428,33 @@ impl<'a> Decision<'a> {
     }
 }
 
+impl Decision<'_> {
+    /// The named MyTask is not in the cluster: the run waits for it while
+    /// it is young (see `grace`), then fails.
+    fn missing_task(&mut self, name: &str, namespace: &str, cancelled: bool) {
+        let run = self.observed.run;
+        if cancelled {
+            let message = cancel_message(run);
+            self.notice(true, reason::CANCELLED, message.clone());
+            self.finish(Succeeded::False, reason::CANCELLED, message, None);
+            return;
+        }
+        let missing = format!("MyTask {name:?}");
+        if let Some(again) = grace::look_again_in(run.metadata.creation_timestamp.as_ref(), self.observed.now) {
+            let message = grace::waiting_message(&missing, namespace);
+            self.set_condition(Succeeded::Unknown, reason::RESOLVING, message);
+            self.actions.push(Action::RequeueAfter(again));
+            return;
+        }
+        let message = format!(
+            "{missing} was not found in namespace {namespace:?} (taskRef must name a MyTask in the run's own namespace){}",
+            grace::waited_note()
+        );
+        self.notice(true, reason::RESOLUTION_FAILED, message.clone());
+        self.finish(Succeeded::False, reason::RESOLUTION_FAILED, message, None);
+    }
+}
+
 /// Decides what to do about a run. Returns no actions for a finished run.
 pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> {
     let run = observed.run;
@@ -448,11 +476,7 @@ pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> 
         TaskLookup::Found { name, spec } => Some((spec, TaskSource::Named(name))),
         TaskLookup::Inline(spec) => Some((spec, TaskSource::Inline)),
         TaskLookup::Missing { name } => {
-            let message = format!(
-                "MyTask {name:?} was not found in namespace {namespace:?} (taskRef must name a MyTask in the run's own namespace)"
-            );
-            decision.notice(true, reason::RESOLUTION_FAILED, message.clone());
-            decision.finish(Succeeded::False, reason::RESOLUTION_FAILED, message, None);
+            decision.missing_task(name, &namespace, cancelled);
             None
         }
         TaskLookup::Malformed { name, problem } => {
