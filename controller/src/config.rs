@@ -40,6 +40,12 @@ pub struct ControllerConfig {
     /// "Benchmarks" for the measurements behind the default.
     #[arg(long, env = "CICD_WORKERS", default_value_t = 16)]
     pub workers: u16,
+    /// Most of those workers one namespace's runs may hold at once (0: no
+    /// cap). The rest stay free for other tenants, and the API server's
+    /// queue never holds more than this many of one tenant's requests
+    /// ahead of another's; see README "Benchmarks" for the measurements.
+    #[arg(long, env = "CICD_WORKERS_PER_NAMESPACE", default_value_t = 8)]
+    pub workers_per_namespace: u16,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "CICD_METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
     pub metrics_address: SocketAddr,

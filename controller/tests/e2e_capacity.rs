@@ -2,7 +2,9 @@
 //! while one tenant's burst of runs is being worked through, runs of
 //! another tenant still get their pods at once (issue 11).
 //!
-//! Ignored by default; `hack/e2e` runs it (`hack/e2e capacity` for this only).
+//! Ignored by default; `hack/e2e` runs it on its own after the other suites
+//! (`hack/e2e capacity` for this only), since it times pods to the
+//! millisecond.
 
 mod support;
 

@@ -194,12 +194,16 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         namespace,
         writers,
         ctx,
-        usize::from(config.workers),
+        Workers {
+            per_kind: usize::from(config.workers),
+            per_namespace: usize::from(config.workers_per_namespace),
+        },
         stopped,
         wakes,
     );
     info!(
         workers = config.workers,
+        workers_per_namespace = config.workers_per_namespace,
         namespace = namespace.unwrap_or("<all>"),
         "controller started"
     );
@@ -339,17 +343,26 @@ async fn wake_into(woken: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Dy
         .await;
 }
 
+/// How many reconciles run at once.
+#[derive(Debug, Clone, Copy)]
+struct Workers {
+    /// For each kind (task runs, pipeline runs).
+    per_kind: usize,
+    /// Of one namespace, per kind (0: no cap); see `FairQueue`.
+    per_namespace: usize,
+}
+
 fn start(
     client: &Client,
     namespace: Option<&str>,
     writers: stores::StoreWriters,
     ctx: Arc<Context>,
-    workers: usize,
+    workers: Workers,
     stopped: watch::Receiver<bool>,
     wakes: Wakes,
 ) -> impl std::future::Future<Output = ()> + Send + use<> {
-    let run_queue = Arc::new(FairQueue::default());
-    let pipeline_queue = Arc::new(FairQueue::default());
+    let run_queue = Arc::new(FairQueue::with_namespace_cap(workers.per_namespace));
+    let pipeline_queue = Arc::new(FairQueue::with_namespace_cap(workers.per_namespace));
 
     let run_resource = ApiResource::erase::<MyTaskRun>(&());
     let run_writer = Writer::new(run_resource.clone());
@@ -516,7 +529,7 @@ fn start(
         wake_into(wakes.pipeline_runs, pipeline_queue.clone()),
     );
     let run_workers = runner::work(
-        workers,
+        workers.per_kind,
         run_queue,
         run_store,
         run_resource,
@@ -525,7 +538,7 @@ fn start(
         stopped.clone(),
     );
     let pipeline_workers = runner::work(
-        workers,
+        workers.per_kind,
         pipeline_queue,
         pipeline_store,
         pipeline_resource,

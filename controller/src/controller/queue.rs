@@ -63,6 +63,13 @@ struct Inner {
     /// The same deadlines, soonest first; an entry whose deadline is no
     /// longer the key's `due` is stale and dropped when it comes up.
     timers: BinaryHeap<Reverse<(Instant, Key)>>,
+    /// How many keys of each namespace are active, for the cap below.
+    active_in: HashMap<String, usize>,
+    /// Most keys of one namespace reconciled at once (0: no cap). A
+    /// namespace at its cap keeps its turn in the rotation but is passed
+    /// over, so one tenant's burst never holds every worker, nor fills the
+    /// API server's queue with its requests ahead of another tenant's.
+    namespace_cap: usize,
 }
 
 impl Inner {
@@ -113,9 +120,15 @@ impl Inner {
         None
     }
 
-    /// The next namespace's oldest key, which becomes active.
+    fn at_cap(&self, namespace: &str) -> bool {
+        self.namespace_cap > 0 && self.active_in.get(namespace).copied().unwrap_or(0) >= self.namespace_cap
+    }
+
+    /// The oldest key of the next namespace below its cap, which becomes
+    /// active; namespaces at their cap keep their place.
     fn take(&mut self) -> Option<Key> {
-        let namespace = self.rotation.pop_front()?;
+        let position = self.rotation.iter().position(|namespace| !self.at_cap(namespace))?;
+        let namespace = self.rotation.remove(position)?;
         let keys = self.ready.get_mut(&namespace)?;
         let key = keys.pop_front()?;
         if keys.is_empty() {
@@ -125,7 +138,19 @@ impl Inner {
         }
         self.queued.remove(&key);
         self.active.insert(key.clone(), false);
+        *self.active_in.entry(key.namespace.clone()).or_default() += 1;
         Some(key)
+    }
+
+    /// Ends `key`'s activity; whether it was triggered meanwhile.
+    fn finish(&mut self, key: &Key) -> bool {
+        if let Some(count) = self.active_in.get_mut(&key.namespace) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.active_in.remove(&key.namespace);
+            }
+        }
+        self.active.remove(key).unwrap_or(false)
     }
 }
 
@@ -150,6 +175,18 @@ pub struct Depth {
 }
 
 impl FairQueue {
+    /// A queue that reconciles at most `cap` keys of one namespace at once
+    /// (0: no cap).
+    pub fn with_namespace_cap(cap: usize) -> Self {
+        FairQueue {
+            inner: Mutex::new(Inner {
+                namespace_cap: cap,
+                ..Inner::default()
+            }),
+            wake: Notify::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -209,7 +246,7 @@ impl FairQueue {
     /// triggered meanwhile, else after `requeue` if given.
     pub fn done(&self, key: Key, requeue: Option<Duration>) {
         let mut inner = self.lock();
-        let dirty = inner.active.remove(&key).unwrap_or(false);
+        let dirty = inner.finish(&key);
         if dirty {
             inner.make_ready(key);
         } else if let Some(after) = requeue {
@@ -264,6 +301,28 @@ mod tests {
                 key("a", "run-2"),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_namespace_at_its_cap_is_passed_over_until_one_of_its_keys_is_done() {
+        let queue = FairQueue::with_namespace_cap(2);
+        for i in 0..10 {
+            queue.push(key("a", &format!("run-{i}")));
+        }
+        let first = take(&queue).await;
+        let second = take(&queue).await;
+        assert_eq!((first.name.as_str(), second.name.as_str()), ("run-0", "run-1"));
+        let nothing = tokio::time::timeout(Duration::from_millis(50), queue.next()).await;
+        assert!(nothing.is_err(), "a holds its two: nothing more of a");
+        queue.push(key("b", "probe"));
+        assert_eq!(
+            take(&queue).await,
+            key("b", "probe"),
+            "another tenant is served at once"
+        );
+        queue.done(first, None);
+        assert_eq!(take(&queue).await, key("a", "run-2"), "a's place is back");
+        assert_eq!(queue.depth().active, 3);
     }
 
     #[tokio::test]
