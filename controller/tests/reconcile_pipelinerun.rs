@@ -469,18 +469,22 @@ fn tasks_timeout_bounds_the_child_timeout() {
     );
 }
 
-#[test]
-fn a_missing_pipeline_is_a_resolution_failure_naming_it_and_the_namespace() {
-    let world = world();
+/// Decides at `now` for a run whose MyPipeline "release" is not there.
+fn decide_without_pipeline(world: &World, now: i64) -> Vec<Action> {
     let observed = Observed {
         run: &world.run,
         pipeline: PipelineLookup::Missing { name: "release" },
         tasks: &world.tasks,
         children: &[],
         problems: &[],
-        now: at(0),
+        now: at(now),
     };
-    let actions = decide(observed, Duration::from_secs(3600), &Limits::default());
+    decide(observed, Duration::from_secs(3600), &Limits::default())
+}
+
+#[test]
+fn a_missing_pipeline_is_a_resolution_failure_naming_it_and_the_namespace() {
+    let actions = decide_without_pipeline(&world(), 0);
     let (state, reason, message) = condition(&written_status(&actions));
     assert_eq!(
         (state.as_str(), reason.as_str()),
@@ -497,15 +501,7 @@ fn a_missing_pipeline_is_a_resolution_failure_naming_it_and_the_namespace() {
 fn a_young_run_waits_for_its_missing_pipeline() {
     let mut world = world();
     world.run.metadata.creation_timestamp = Some(Time(at(0)));
-    let observed = Observed {
-        run: &world.run,
-        pipeline: PipelineLookup::Missing { name: "release" },
-        tasks: &world.tasks,
-        children: &[],
-        problems: &[],
-        now: at(29),
-    };
-    let actions = decide(observed, Duration::from_secs(3600), &Limits::default());
+    let actions = decide_without_pipeline(&world, 29);
     let (state, reason, message) = condition(&written_status(&actions));
     assert_eq!((state.as_str(), reason.as_str()), ("Unknown", "Resolving"));
     assert!(message.contains("MyPipeline \"release\" not found"), "{message}");

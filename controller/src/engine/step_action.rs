@@ -90,6 +90,19 @@ impl Resolver for ActionVariables<'_> {
     }
 }
 
+/// A step action's variables: its params and nothing else of a task's.
+fn params_only<'a>(params: &'a BTreeMap<String, ParamValue>, limits: &Limits) -> TaskVariables<'a> {
+    TaskVariables {
+        params,
+        results: Vec::new(),
+        workspaces: &[],
+        steps: Vec::new(),
+        step_results: Vec::new(),
+        context: BTreeMap::new(),
+        budget: Budget::new(limits),
+    }
+}
+
 /// Only the action's own params, for filling its defaults; any other
 /// reference is left for later.
 struct SiblingParams<'a>(TaskVariables<'a>);
@@ -124,15 +137,7 @@ fn fill_defaults_from_params(
     errors: &mut ValidationErrors,
 ) {
     let before = params.clone();
-    let vars = SiblingParams(TaskVariables {
-        params: &before,
-        results: Vec::new(),
-        workspaces: &[],
-        steps: Vec::new(),
-        step_results: Vec::new(),
-        context: BTreeMap::new(),
-        budget: Budget::new(limits),
-    });
+    let vars = SiblingParams(params_only(&before, limits));
     for (index, spec) in declared.iter().enumerate() {
         if given.iter().any(|param| param.name == spec.name) {
             continue;
@@ -323,16 +328,10 @@ fn apply_action(
     limits: &Limits,
     errors: &mut ValidationErrors,
 ) {
-    let task = TaskVariables {
-        params,
-        results: Vec::new(),
-        workspaces: &[],
-        steps: Vec::new(),
-        step_results: Vec::new(),
-        context: BTreeMap::new(),
-        budget: Budget::new(limits),
+    let vars = ActionVariables {
+        task: params_only(params, limits),
+        references,
     };
-    let vars = ActionVariables { task, references };
     step.params.clear();
     step.image = Some(substitute_str(&action.image, &vars, &format!("{at}.image"), errors));
     step.script = action.script.clone();
