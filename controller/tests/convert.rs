@@ -590,6 +590,7 @@ spec:
   taskRunSpecs:
     - pipelineTaskName: deploy
       serviceAccountName: deployer
+      timeout: 2h
       podTemplate:
         nodeSelector: {pool: deploy}
       computeResources:
@@ -611,6 +612,7 @@ spec:
     assert_eq!(requests.and_then(|r| r.get("cpu")).map(|q| q.0.as_str()), Some("1"));
     assert_eq!(entry.pipeline_task_name, "deploy");
     assert_eq!(entry.service_account_name.as_deref(), Some("deployer"));
+    assert_eq!(entry.timeout.as_deref(), Some("2h"));
     assert!(
         entry
             .pod_template

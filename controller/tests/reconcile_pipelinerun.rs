@@ -689,6 +689,33 @@ fn a_task_run_spec_gives_its_task_s_child_the_account_and_pod_settings() {
 }
 
 #[test]
+fn a_task_run_spec_timeout_replaces_the_task_s_and_a_bad_one_is_named() {
+    let mut world = world();
+    world.run.spec.timeouts = Some(cicd_controller::api::PipelineTimeouts {
+        tasks: Some("10m".into()),
+        ..Default::default()
+    });
+    world.run.spec.task_run_specs = vec![cicd_controller::api::PipelineTaskRunSpec {
+        pipeline_task_name: "tag".into(),
+        timeout: Some("90m".into()),
+        ..Default::default()
+    }];
+    let actions = world.decide(0);
+    assert_eq!(created(&actions)[0].spec.timeout.as_deref(), Some("90m"));
+
+    world.run.spec.task_run_specs[0].timeout = Some("soon".into());
+    let actions = world.decide(0);
+    assert!(created(&actions).is_empty());
+    let (state, reason, message) = condition(&written_status(&actions));
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("False", "PipelineRunValidationFailed")
+    );
+    assert!(message.contains("spec.taskRunSpecs[0].timeout"), "{message}");
+    assert!(message.contains("soon"), "{message}");
+}
+
+#[test]
 fn an_inline_pipeline_needs_no_lookup() {
     let mut world = world();
     world.run.spec.pipeline_ref = None;

@@ -282,6 +282,10 @@ pub struct PipelineTaskRunSpec {
     /// The child run's `sidecarSpecs` (see MyTaskRun).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sidecar_specs: Vec<super::common::ResourcesOverride>,
+    /// Replaces the pipeline task's `timeout` for this run (`"0"`: none), so
+    /// one run can give a slow task more time without editing the pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

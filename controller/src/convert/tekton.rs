@@ -320,7 +320,7 @@ impl Converter {
     fn pipeline_task_run_spec(value: Value, at: &str, losses: &mut Losses) -> Value {
         let mut fields = Fields::of(value, at, losses);
         let mut out = Map::new();
-        for key in ["pipelineTaskName", "serviceAccountName"] {
+        for key in ["pipelineTaskName", "serviceAccountName", "timeout"] {
             fields.copy(key, &mut out);
         }
         if let Some(template) = fields.take("podTemplate") {

@@ -6,6 +6,7 @@
 use k8s_openapi::api::core::v1::ResourceRequirements;
 
 use crate::api::{PipelineSpec, PipelineTaskRunSpec, PodTemplate, ResourcesOverride};
+use crate::engine::duration::parse_duration;
 use crate::engine::errors::ValidationErrors;
 use crate::engine::validate::check_known_names;
 
@@ -19,6 +20,13 @@ pub fn check_task_run_specs(spec: &PipelineSpec, given: &[PipelineTaskRunSpec], 
         )
     });
     check_known_names(names, ("pipeline", "task"), &tasks, errors);
+    for (index, entry) in given.iter().enumerate() {
+        if let Some(timeout) = &entry.timeout
+            && let Err(why) = parse_duration(timeout)
+        {
+            errors.push(format!("spec.taskRunSpecs[{index}].timeout"), why);
+        }
+    }
 }
 
 /// The service account and pod template of `task`'s child run: the run's,
@@ -41,6 +49,14 @@ pub fn child_run_settings(
         (base, over) => over.clone().or_else(|| base.cloned()),
     };
     (service_account, template)
+}
+
+/// The timeout `task`'s entry gives its child runs, over the task's own.
+pub fn child_timeout_override<'a>(task: &str, given: &'a [PipelineTaskRunSpec]) -> Option<&'a String> {
+    given
+        .iter()
+        .find(|entry| entry.pipeline_task_name == task)
+        .and_then(|entry| entry.timeout.as_ref())
 }
 
 /// The `computeResources` of `task`'s child run, from its entry.

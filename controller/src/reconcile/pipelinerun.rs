@@ -18,7 +18,9 @@ use crate::engine::limits::Limits;
 use crate::names;
 use crate::pipeline::matrix::{Combination, aggregate, child_params};
 use crate::pipeline::schedule::{ChildState, Outcome, Schedule, ScheduleInput, Stop, TaskToStart, schedule, stop_all};
-use crate::pipeline::task_run_specs::{child_compute_resources, child_resource_overrides, child_run_settings};
+use crate::pipeline::task_run_specs::{
+    child_compute_resources, child_resource_overrides, child_run_settings, child_timeout_override,
+};
 use crate::pipeline::validate::{PipelineInputs, validate_pipeline};
 use crate::pipeline::variables::context_variables;
 use crate::pipeline::{ANNOTATION_MATRIX_COMBINATIONS, LABEL_PIPELINE, LABEL_PIPELINE_RUN, LABEL_PIPELINE_TASK};
@@ -240,10 +242,12 @@ impl<'a> Decision<'a> {
         self.timeout_of(|t| &t.pipeline).unwrap_or(Some(self.default_timeout))
     }
 
-    /// The timeout a child gets: its pipeline task's own, else what is left
-    /// of `timeouts.tasks` (or `timeouts.finally`), else the pipeline's.
+    /// The timeout a child gets: its `taskRunSpecs` entry's, else its
+    /// pipeline task's own, else what is left of `timeouts.tasks` (or
+    /// `timeouts.finally`), else the pipeline's.
     fn child_timeout(&self, task: &PipelineTask, finally: bool) -> Option<String> {
-        if let Some(timeout) = &task.timeout {
+        let given = child_timeout_override(&task.name, &self.run().spec.task_run_specs);
+        if let Some(timeout) = given.or(task.timeout.as_ref()) {
             return Some(timeout.clone());
         }
         let seconds = |d: Duration| format!("{}s", d.as_secs().max(1));
