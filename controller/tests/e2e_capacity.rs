@@ -2,9 +2,10 @@
 //! while one tenant's burst of runs is being worked through, runs of
 //! another tenant still get their pods at once (issue 11).
 //!
-//! Ignored by default; `hack/e2e` runs it on its own after the other suites
-//! (`hack/e2e capacity` for this only), since it times pods to the
-//! millisecond.
+//! Ignored by default and left out of `hack/e2e` (it times pods to the
+//! millisecond, and its bound holds by too small a margin to gate CI on);
+//! run it with `cargo test -p cicd-controller --test e2e_capacity --
+//! --ignored --nocapture` on a quiet cluster.
 
 mod support;
 

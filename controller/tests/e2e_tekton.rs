@@ -2780,3 +2780,44 @@ spec:
     assert!(measured.contains("never were not written"), "{measured}");
     ns.passed();
 }
+
+/// An inline taskSpec reading an earlier task's result itself, without a
+/// param for it (Tekton's implicit result reference): the task waits for
+/// that task and gets the value.
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_an_inline_task_reads_an_earlier_task_s_result_directly() {
+    let ns = TestNamespace::new("e2e-tekton-implicit-result").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: implicit-result}}
+spec:
+  pipelineSpec:
+    results:
+      - {{name: shown, value: $(tasks.show.results.shown)}}
+    tasks:
+      - name: pick
+        taskSpec:
+          results: [{{name: uid}}, {{name: groups, type: array}}]
+          steps:
+            - image: {BASH}
+              script: |
+                echo -n 4242 > $(results.uid.path)
+                echo -n '["wheel","staff"]' > $(results.groups.path)
+      - name: show
+        taskSpec:
+          results: [{{name: shown}}]
+          steps:
+            - image: {BASH}
+              script: echo -n "uid=$(tasks.pick.results.uid) first=$(tasks.pick.results.groups[0])" > $(results.shown.path)
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyPipelineRun>("implicit-result", LIMIT).await;
+    assert_eq!(run.string_result("shown").as_deref(), Some("uid=4242 first=wheel"));
+    ns.passed();
+}

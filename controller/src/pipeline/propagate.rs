@@ -5,18 +5,24 @@
 //! itself, then the pipeline's value (the run's, else the pipeline's
 //! default), then the taskSpec's own default.
 //!
-//! Workspaces, for a run's embedded `pipelineSpec` only: a workspace the
-//! run binds is the pipeline's even when undeclared, and an inline taskSpec
-//! that reads `$(workspaces.NAME...)` of a pipeline workspace it neither
-//! declares nor is given gets it, under the same name.
+//! Workspaces: for a run's embedded `pipelineSpec`, a workspace the run
+//! binds is the pipeline's even when undeclared; in any pipeline, an inline
+//! taskSpec that reads `$(workspaces.NAME...)` of a pipeline workspace it
+//! neither declares nor is given gets it, under the same name.
+//!
+//! Results: an inline taskSpec that reads `$(tasks.T.results.R)` (or `[*]`,
+//! `[i]`) itself gets it as a param the pipeline task passes, so the
+//! scheduler orders, checks and substitutes it as any other param.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::{
-    Param, ParamValue, PipelineSpec, PipelineTask, PipelineTaskWorkspace, PipelineWorkspaceDeclaration, TaskSpec,
-    WorkspaceBinding, WorkspaceDeclaration,
+    Param, ParamSpec, ParamType, ParamValue, PipelineSpec, PipelineTask, PipelineTaskWorkspace,
+    PipelineWorkspaceDeclaration, TaskSpec, WorkspaceBinding, WorkspaceDeclaration,
 };
 use crate::engine::refs::scan;
+
+use super::refs::{TaskVariable, parse_task_variable};
 
 /// The names a task spec reads as `$(params.NAME...)` anywhere in its text.
 pub fn referenced_params(spec: &TaskSpec) -> BTreeSet<String> {
@@ -37,9 +43,8 @@ fn referenced(spec: &TaskSpec, prefix: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// A run's embedded pipelineSpec with the workspaces propagated (see the
-/// module comment). A pipeline named by reference gets nothing implicitly,
-/// so this is never applied to one.
+/// A run's embedded pipelineSpec with the workspaces its run binds and the
+/// results its inline taskSpecs read propagated (see the module comment).
 pub fn with_propagated_workspaces(spec: &PipelineSpec, bound: &[WorkspaceBinding]) -> PipelineSpec {
     let mut spec = spec.clone();
     for binding in bound {
@@ -52,6 +57,7 @@ pub fn with_propagated_workspaces(spec: &PipelineSpec, bound: &[WorkspaceBinding
     }
     let pipeline_workspaces: BTreeSet<String> = spec.workspaces.iter().map(|w| w.name.clone()).collect();
     for task in spec.tasks.iter_mut().chain(spec.finally.iter_mut()) {
+        with_implicit_result_params(task);
         let Some(task_spec) = task.task_spec.as_mut() else {
             continue;
         };
@@ -81,6 +87,86 @@ pub fn with_propagated_workspaces(spec: &PipelineSpec, bound: &[WorkspaceBinding
 /// not the pipeline's and stays out.
 pub fn with_declared_workspaces_propagated(spec: &PipelineSpec) -> PipelineSpec {
     with_propagated_workspaces(spec, &[])
+}
+
+/// Each `$(tasks.T.results.R...)` an inline taskSpec reads (but `.key` of
+/// an object, which stays an error) becomes `$(params.P...)`, P a param
+/// the taskSpec declares (an array when read with `[*]` or `[i]`) and the
+/// pipeline task passes as `$(tasks.T.results.R)`.
+fn with_implicit_result_params(task: &mut PipelineTask) {
+    let Some(spec) = task.task_spec.as_ref() else {
+        return;
+    };
+    // The references' characters need no JSON escaping, so the JSON text
+    // of the spec is rewritten in place and read back.
+    let Ok(text) = serde_json::to_string(spec) else {
+        return;
+    };
+    let mut taken: BTreeSet<String> = spec.params.iter().map(|p| p.name.clone()).collect();
+    taken.extend(task.params.iter().map(|p| p.name.clone()));
+    let mut implicit: BTreeMap<(String, String), (String, bool)> = BTreeMap::new();
+    let mut rewritten = String::with_capacity(text.len());
+    let mut last = 0;
+    for found in scan(&text) {
+        let Some(Ok(TaskVariable::Result {
+            task: from,
+            result,
+            selector,
+        })) = found.expr.strip_prefix("tasks.").map(parse_task_variable)
+        else {
+            continue;
+        };
+        if selector.starts_with('.') {
+            continue;
+        }
+        let (name, array) = implicit
+            .entry((from.to_string(), result.to_string()))
+            .or_insert_with(|| (fresh_name(&format!("tasks-{from}-results-{result}"), &mut taken), false));
+        *array |= !selector.is_empty();
+        rewritten.push_str(&text[last..found.start]);
+        rewritten.push_str(&format!("$(params.{name}{selector})"));
+        last = found.end;
+    }
+    if implicit.is_empty() {
+        return;
+    }
+    rewritten.push_str(&text[last..]);
+    let Ok(mut spec) = serde_json::from_str::<TaskSpec>(&rewritten) else {
+        return;
+    };
+    for ((from, result), (name, array)) in implicit {
+        let (param_type, whole) = if array {
+            (ParamType::Array, "[*]")
+        } else {
+            (ParamType::String, "")
+        };
+        spec.params.push(ParamSpec {
+            name: name.clone(),
+            param_type,
+            ..Default::default()
+        });
+        task.params.push(Param {
+            name,
+            value: ParamValue::String(format!("$(tasks.{from}.results.{result}{whole})")),
+        });
+    }
+    task.task_spec = Some(spec);
+}
+
+/// `base`, or `base-2`, `base-3`, ... if taken; the name is then taken.
+fn fresh_name(base: &str, taken: &mut BTreeSet<String>) -> String {
+    let name = (1..)
+        .map(|n| {
+            if n == 1 {
+                base.to_string()
+            } else {
+                format!("{base}-{n}")
+            }
+        })
+        .find(|name| !taken.contains(name))
+        .unwrap_or_else(|| base.to_string());
+    taken.insert(name.clone());
+    name
 }
 
 /// The params propagated to `task`: for an inline taskSpec, every pipeline
@@ -147,6 +233,52 @@ mod tests {
         let propagated = propagated_params(&task, &pipeline);
         let names: Vec<(&str, &ParamValue)> = propagated.iter().map(|p| (p.name.as_str(), &p.value)).collect();
         assert_eq!(names, vec![("declared", &text("d")), ("read", &text("r"))]);
+    }
+
+    #[test]
+    fn results_an_inline_task_reads_become_params_it_is_passed() {
+        let mut task = inline_task(
+            "echo $(tasks.make.results.uid) $(tasks.make.results.uid) $(tasks.list.results.files[0]) $(tasks.o.results.obj.key)",
+            &["tasks-make-results-uid"],
+        );
+        task.params.push(Param {
+            name: "tasks-list-results-files".into(),
+            value: text("taken by the author"),
+        });
+        let spec = PipelineSpec {
+            tasks: vec![task],
+            ..PipelineSpec::default()
+        };
+        let propagated = with_declared_workspaces_propagated(&spec);
+        let task = &propagated.tasks[0];
+        let task_spec = task.task_spec.as_ref().expect("inline");
+        assert_eq!(
+            task_spec.steps[0].script.as_deref(),
+            Some(
+                "echo $(params.tasks-make-results-uid-2) $(params.tasks-make-results-uid-2) \
+                 $(params.tasks-list-results-files-2[0]) $(tasks.o.results.obj.key)"
+            ),
+            "names already taken get a suffix; an object key stays as written"
+        );
+        let passed: Vec<(&str, &ParamValue)> = task.params.iter().map(|p| (p.name.as_str(), &p.value)).collect();
+        assert_eq!(
+            passed[1..],
+            [
+                ("tasks-list-results-files-2", &text("$(tasks.list.results.files[*])")),
+                ("tasks-make-results-uid-2", &text("$(tasks.make.results.uid)")),
+            ]
+        );
+        let declared: Vec<(&str, ParamType)> = task_spec.params[1..]
+            .iter()
+            .map(|p| (p.name.as_str(), p.param_type))
+            .collect();
+        assert_eq!(
+            declared,
+            [
+                ("tasks-list-results-files-2", ParamType::Array),
+                ("tasks-make-results-uid-2", ParamType::String)
+            ]
+        );
     }
 
     #[test]
