@@ -21,9 +21,28 @@ pub const MISSING_REFERENCE_GRACE: Duration = Duration::from_secs(30);
 /// first, so a look costs at most one GET).
 pub const MISSING_REFERENCE_RETRY: Duration = Duration::from_secs(1);
 
+/// A run waiting for what it names: its message, and when to look again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub message: String,
+    pub look_again_in: Duration,
+}
+
+/// While the run is within its grace, how it waits for `missing` (`MyTask
+/// "x"`) of `namespace`; None once it should fail.
+pub fn waiting(created: Option<&Time>, now: Timestamp, missing: &str, namespace: &str) -> Option<Waiting> {
+    Some(Waiting {
+        look_again_in: look_again_in(created, now)?,
+        message: format!(
+            "{missing} not found in namespace {namespace:?} yet: waiting up to {}s from the run's creation for it to be created",
+            MISSING_REFERENCE_GRACE.as_secs()
+        ),
+    })
+}
+
 /// While the run is within its grace: when to look again. None once the
 /// grace is over (or the creation time is unknown: no grace then).
-pub fn look_again_in(created: Option<&Time>, now: Timestamp) -> Option<Duration> {
+fn look_again_in(created: Option<&Time>, now: Timestamp) -> Option<Duration> {
     let created = created?.0;
     let age_ms = now.as_millisecond().saturating_sub(created.as_millisecond());
     let grace_ms = MISSING_REFERENCE_GRACE.as_millis() as i64;
@@ -32,14 +51,6 @@ pub fn look_again_in(created: Option<&Time>, now: Timestamp) -> Option<Duration>
     }
     let left = Duration::from_millis((grace_ms - age_ms.max(0)) as u64);
     Some(left.min(MISSING_REFERENCE_RETRY))
-}
-
-/// The run's message while it waits.
-pub fn waiting_message(missing: &str, namespace: &str) -> String {
-    format!(
-        "{missing} not found in namespace {namespace:?} yet: waiting up to {}s from the run's creation for it to be created",
-        MISSING_REFERENCE_GRACE.as_secs()
-    )
 }
 
 /// What the failure message adds once the grace is over.

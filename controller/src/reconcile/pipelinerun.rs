@@ -534,7 +534,10 @@ fn followed_spec<'a>(decision: &mut Decision<'a>) -> Option<Followed<'a>> {
         ) => Some((spec, named(name), Some(name))),
         (Some(spec), _) | (None, PipelineLookup::Inline(spec)) => Some((spec, "spec.pipelineSpec".to_string(), None)),
         (None, PipelineLookup::Found { name, spec }) => Some((spec, named(name), Some(name))),
-        (None, PipelineLookup::Missing { .. }) if run.spec.status == Some(RunSpecStatus::Cancelled) => {
+        // Cancelled while waiting for its pipeline (fetched or not created yet).
+        (None, PipelineLookup::Resolving { .. } | PipelineLookup::Missing { .. })
+            if run.spec.status == Some(RunSpecStatus::Cancelled) =>
+        {
             decision.finish(
                 false,
                 reason::PIPELINE_CANCELLED,
@@ -560,14 +563,6 @@ fn followed_spec<'a>(decision: &mut Decision<'a>) -> Option<Followed<'a>> {
         (None, PipelineLookup::Resolved { name, spec, from }) => {
             decision.status.resolved_from = Some(from.clone());
             Some((spec, named(name), Some(name)))
-        }
-        (None, PipelineLookup::Resolving { .. }) if run.spec.status == Some(RunSpecStatus::Cancelled) => {
-            decision.finish(
-                false,
-                reason::PIPELINE_CANCELLED,
-                "the pipeline run was cancelled".to_string(),
-            );
-            None
         }
         (None, PipelineLookup::Resolving { what }) => {
             decision.set_condition("Unknown", reason::RESOLVING, format!("spec.remotePipeline: {what}"));
@@ -757,12 +752,11 @@ fn fail_before_scheduling(
 /// is not in the cluster yet (see `grace`); true if it waits.
 fn wait_for_missing(decision: &mut Decision<'_>, missing: &str) -> bool {
     let created = decision.run().metadata.creation_timestamp.as_ref();
-    let Some(again) = grace::look_again_in(created, decision.observed.now) else {
+    let Some(waiting) = grace::waiting(created, decision.observed.now, missing, &decision.namespace()) else {
         return false;
     };
-    let message = grace::waiting_message(missing, &decision.namespace());
-    decision.set_condition("Unknown", reason::RESOLVING, message);
-    decision.actions.push(Action::RequeueAfter(again));
+    decision.set_condition("Unknown", reason::RESOLVING, waiting.message);
+    decision.actions.push(Action::RequeueAfter(waiting.look_again_in));
     true
 }
 

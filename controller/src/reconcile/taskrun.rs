@@ -426,24 +426,27 @@ impl<'a> Decision<'a> {
         }
         self.set_condition(Succeeded::Unknown, &reading.reason, reading.message);
     }
-}
 
-impl Decision<'_> {
+    /// Ends a run cancelled before it had a pod, with an Event saying so.
+    fn end_cancelled(&mut self) {
+        let message = cancel_message(self.observed.run);
+        self.notice(true, reason::CANCELLED, message.clone());
+        self.finish(Succeeded::False, reason::CANCELLED, message, None);
+    }
+
     /// The named MyTask is not in the cluster: the run waits for it while
     /// it is young (see `grace`), then fails.
     fn missing_task(&mut self, name: &str, namespace: &str, cancelled: bool) {
         let run = self.observed.run;
         if cancelled {
-            let message = cancel_message(run);
-            self.notice(true, reason::CANCELLED, message.clone());
-            self.finish(Succeeded::False, reason::CANCELLED, message, None);
+            self.end_cancelled();
             return;
         }
         let missing = format!("MyTask {name:?}");
-        if let Some(again) = grace::look_again_in(run.metadata.creation_timestamp.as_ref(), self.observed.now) {
-            let message = grace::waiting_message(&missing, namespace);
-            self.set_condition(Succeeded::Unknown, reason::RESOLVING, message);
-            self.actions.push(Action::RequeueAfter(again));
+        let created = run.metadata.creation_timestamp.as_ref();
+        if let Some(waiting) = grace::waiting(created, self.observed.now, &missing, namespace) {
+            self.set_condition(Succeeded::Unknown, reason::RESOLVING, waiting.message);
+            self.actions.push(Action::RequeueAfter(waiting.look_again_in));
             return;
         }
         let message = format!(
@@ -516,11 +519,7 @@ pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> 
         match observed.pod {
             Some(pod) if !is_controlled_by(&pod.metadata, &uid) => decision.refuse_foreign_pod(&expected_pod),
             Some(pod) => decision.follow_pod(task, pod, cancelled),
-            None if cancelled => {
-                let message = cancel_message(run);
-                decision.notice(true, reason::CANCELLED, message.clone());
-                decision.finish(Succeeded::False, reason::CANCELLED, message, None);
-            }
+            None if cancelled => decision.end_cancelled(),
             None if decision.status.pod_name.as_deref() == Some(expected_pod.as_str()) => {
                 let message = format!("pod {expected_pod} was deleted before the run finished");
                 decision.attempt_failed(task, reason::POD_DELETED, message, None);
