@@ -225,6 +225,10 @@ evictionHard:
   nodefs.available: "2%"
   nodefs.inodesFree: "2%"
   imagefs.available: "2%"
+# A pressure condition (and its NoSchedule taint) lasts this long after the
+# signal clears (default 5m): a build's burst of disk use must not keep the
+# node unschedulable for minutes after it ended.
+evictionPressureTransitionPeriod: 30s
 # Images preloaded under foreign names (see hack/images/build) cannot be pulled
 # again, so image GC must practically never run.
 imageGCHighThresholdPercent: 99
