@@ -34,6 +34,15 @@ pub const WORKSPACE_ROOT: &str = "/workspace";
 /// gets it as a second mount of ours.
 pub const TEKTON_HOME_DIR: &str = "/tekton/home";
 pub const TEKTON_RESULTS_DIR: &str = "/tekton/results";
+/// Tekton's per-step directories (`step-<name>/exitCode`,
+/// `step-<name>/results/<r>`), given as our hand-off directories.
+pub const TEKTON_STEPS_DIR: &str = "/tekton/steps";
+
+/// Step `name`'s directory under Tekton's `/tekton/steps` (`name` is the
+/// container's name, `step-<s>`, or the step's index).
+pub fn tekton_step_dir(name: &str) -> String {
+    format!("{TEKTON_STEPS_DIR}/{name}")
+}
 /// The path the entrypoint image keeps its binary at.
 pub const ENTRYPOINT_IN_IMAGE: &str = "/cicd-entrypoint";
 

@@ -27,9 +27,11 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
-    /// Print the pod each MyTaskRun in the files would get, or every validation error.
+    /// Print the pod each MyTaskRun in the files would get, and every child (with its pod) of each
+    /// MyPipelineRun, or every validation error.
     Render {
-        /// A YAML file with MyTask and MyTaskRun documents (repeatable).
+        /// A YAML file with MyTask, MyTaskRun, MyPipeline, MyPipelineRun and MyStepAction documents
+        /// (repeatable).
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
         #[arg(long, env = "CICD_ENTRYPOINT_IMAGE", default_value = cicd_controller::config::DEFAULT_ENTRYPOINT_IMAGE)]

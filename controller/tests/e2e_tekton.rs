@@ -514,6 +514,113 @@ async fn tekton_matrix_fans_out_and_aggregates_results() {
     ns.passed();
 }
 
+/// A pipeline task passing some keys of an object param the pipeline run
+/// also gives: its own keys win, the run's fill the rest.
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_a_partial_object_param_takes_the_run_s_other_keys() {
+    let ns = TestNamespace::new("e2e-tekton-object-merge").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: object-merge}}
+spec:
+  params:
+    - name: repo
+      value: {{url: outer.example, commit: abc123}}
+  pipelineSpec:
+    results:
+      - {{name: seen, value: $(tasks.show.results.seen)}}
+    tasks:
+      - name: show
+        params:
+          - name: repo
+            value: {{branch: main, url: inner.example}}
+        taskSpec:
+          results: [{{name: seen}}]
+          steps:
+            - image: {BASH}
+              script: |
+                echo -n "$(params.repo.url) $(params.repo.commit) $(params.repo.branch)" > $(results.seen.path)
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyPipelineRun>("object-merge", LIMIT).await;
+    assert_eq!(run.string_result("seen").as_deref(), Some("inner.example abc123 main"));
+    ns.passed();
+}
+
+/// Matrix include entries switched on and off by their own `when`: a list
+/// param names the platforms to build; the entries for the others are left
+/// out, and the ones kept run in their listed order.
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_matrix_include_entries_run_only_when_their_when_holds() {
+    let ns = TestNamespace::new("e2e-tekton-matrix-when").await;
+    let entry = |platform: &str| {
+        format!(
+            r#"
+            - name: {platform}
+              params:
+                - {{name: image, value: "$(params.image)-{platform}"}}
+              when:
+                - {{input: {platform}, operator: in, values: ["$(params.enabled[*])"]}}"#
+        )
+    };
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: platforms}}
+spec:
+  params:
+    - {{name: enabled, value: [arm64, amd64]}}
+    - {{name: image, value: app}}
+  pipelineSpec:
+    params:
+      - {{name: enabled, type: array}}
+      - {{name: image}}
+    results:
+      - {{name: built, value: "$(tasks.build.results.built[*])"}}
+    tasks:
+      - name: build
+        matrix:
+          include:{}{}{}
+        taskSpec:
+          params: [{{name: image}}]
+          results: [{{name: built}}]
+          steps:
+            - image: {BASH}
+              script: echo -n "$(params.image)" > $(results.built.path)
+"#,
+            entry("amd64"),
+            entry("s390x"),
+            entry("arm64"),
+        ),
+    );
+    let run = ns.wait_succeeded::<MyPipelineRun>("platforms", LIMIT).await;
+    let built = run.status.iter().flat_map(|s| &s.results).find(|r| r.name == "built");
+    assert_eq!(
+        built.map(|r| &r.value),
+        Some(&ParamValue::Array(vec!["app-amd64".into(), "app-arm64".into()])),
+        "{}",
+        ns.diagnostics()
+    );
+    let children = run
+        .status
+        .iter()
+        .flat_map(|s| &s.child_references)
+        .filter(|c| c.pipeline_task_name == "build")
+        .count();
+    assert_eq!(children, 2, "s390x is not enabled: no child for it");
+    ns.passed();
+}
+
 /// Converts Tekton YAML exactly (no losses) and applies it.
 /// Where a resolver fetched the run's task from; the run must record it.
 fn resolved_from(run: &MyTaskRun) -> ResolvedFrom {
@@ -557,6 +664,53 @@ spec:
         run.string_result("seen").as_deref(),
         Some("/cicd/home: written by the first step")
     );
+    ns.passed();
+}
+
+/// Tasks written for Tekton that read and write its per-step directories by
+/// path: a step's exit code at `/tekton/steps/step-<s>/exitCode` (and its
+/// alias by index), a step result written at
+/// `/tekton/steps/step-<own>/results/<r>`; another step's directory is
+/// read-only.
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_steps_read_and_write_tektons_per_step_directories() {
+    let ns = TestNamespace::new("e2e-tekton-step-dirs").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: step-dirs}}
+spec:
+  taskSpec:
+    results:
+      - {{name: seen}}
+      - {{name: version, value: $(steps.probe.results.version)}}
+    steps:
+      - name: lint
+        image: {BASH}
+        onError: continue
+        script: exit 3
+      - name: probe
+        image: {BASH}
+        results: [{{name: version}}]
+        script: |
+          echo -n "v1.2" > /tekton/steps/step-probe/results/version
+      - name: report
+        image: {BASH}
+        script: |
+          if echo tampered > /tekton/steps/step-lint/exitCode 2>/dev/null; then
+            echo "another step's directory is writable"; exit 1
+          fi
+          echo -n "lint=$(cat /tekton/steps/step-lint/exitCode) by-index=$(cat /tekton/steps/0/exitCode)" > $(results.seen.path)
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyTaskRun>("step-dirs", LIMIT).await;
+    assert_eq!(run.string_result("seen").as_deref(), Some("lint=3 by-index=3"));
+    assert_eq!(run.string_result("version").as_deref(), Some("v1.2"));
     ns.passed();
 }
 
@@ -2667,7 +2821,8 @@ spec:
 }
 
 /// Failure and absence as Tekton treats them: a task with `onError:
-/// continue` fails without failing the run, a result a task leaves unwritten
+/// continue` fails without failing the run (the results it wrote before
+/// failing are still passed on), a result a task leaves unwritten
 /// does not fail it either (its readers are skipped or left out), a matrix
 /// varies its first param fastest, and pipeline results built as a list or
 /// a map.
@@ -2688,10 +2843,10 @@ spec:
       - name: lint
         onError: continue
         taskSpec:
-          results: [{{name: findings}}]
+          results: [{{name: findings}}, {{name: score}}]
           steps:
             - image: {BASH}
-              script: exit 3
+              script: echo -n 7 > $(results.score.path); exit 3
       - name: measure
         runAfter: [lint]
         taskSpec:
@@ -2729,6 +2884,8 @@ spec:
             - image: {BASH}
               script: echo $(params.unwritten)
     results:
+      - name: lint-score
+        value: $(tasks.lint.results.score)
       - name: pairs
         type: array
         value: $(tasks.pick.results.pair)
@@ -2771,6 +2928,11 @@ spec:
         "first param fastest, q2 unwritten"
     );
     assert_eq!(result("sizes"), strings(&["42", "3"]));
+    assert_eq!(
+        result("lint-score"),
+        ParamValue::String("7".into()),
+        "written before the ignored failure"
+    );
     assert_eq!(
         result("about"),
         ParamValue::Object([("size".to_string(), "42".to_string())].into())

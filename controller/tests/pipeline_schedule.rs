@@ -36,6 +36,7 @@ fn failed() -> ChildState {
     ChildState::Failed {
         reason: "Failed".into(),
         message: "step \"x\" failed with exit code 1".into(),
+        results: BTreeMap::new(),
     }
 }
 
@@ -429,6 +430,7 @@ fn a_failure_stops_new_tasks_and_finally_runs_after_the_rest() {
             ChildState::Failed {
                 reason: "TaskRunTimeout".into(),
                 message: "the task run did not finish within 1m".into(),
+                results: BTreeMap::new(),
             },
         )
         .with("slow", ChildState::Running);
@@ -571,6 +573,21 @@ fn a_task_with_on_error_continue_fails_without_failing_the_run() {
         done.counts.message(),
         "Tasks Completed: 3 (Failed: 1 (Ignored: 1)), Skipped: 1, Incomplete: 0"
     );
+}
+
+#[test]
+fn an_ignored_failure_passes_on_the_results_written_before_it() {
+    let lint_failed_after_writing = ChildState::Failed {
+        reason: "Failed".into(),
+        message: "step \"x\" failed with exit code 1".into(),
+        results: BTreeMap::from([("findings".to_string(), string("3 warnings"))]),
+    };
+    let next = Run::new(IGNORING_A_FAILURE)
+        .with("lint", lint_failed_after_writing)
+        .next();
+    assert_eq!(started(&next), vec!["test", "report-lint"]);
+    assert!(skipped(&next).is_empty(), "{:?}", next.skipped);
+    assert_eq!(param_of(&next, "report-lint", "FINDINGS"), string("3 warnings"));
 }
 
 #[test]

@@ -548,6 +548,73 @@ spec:
 }
 
 #[test]
+fn a_step_naming_tektons_steps_dir_sees_every_steps_hand_off_directory_writable_only_its_own() {
+    let pod = render(&format!(
+        r#"{HEAD}
+kind: MyTaskRun
+metadata: {{name: r}}
+spec:
+  taskSpec:
+    steps:
+      - {{name: build, image: bash, script: 'exit 3', onError: continue}}
+      - name: report
+        image: bash
+        script: |
+          cat /tekton/steps/step-build/exitCode
+          echo -n ok > /tekton/steps/step-report/results/note
+"#
+    ))
+    .expect("renders");
+    let spec = pod_spec_of(&pod);
+    let mounts_of = |container: &str| {
+        let container = spec.containers.iter().find(|c| c.name == container).expect("the step");
+        container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.mount_path.starts_with("/tekton/steps/"))
+            .map(|m| (m.mount_path.clone(), m.sub_path.clone(), m.read_only.unwrap_or(false)))
+            .collect::<Vec<_>>()
+    };
+    assert!(mounts_of("step-build").is_empty(), "build does not name /tekton/steps");
+    let own_run_dir = |container: &str, path: &str| {
+        let container = spec.containers.iter().find(|c| c.name == container).expect("the step");
+        container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == path)
+            .map(|m| (m.name.clone(), m.sub_path.clone()))
+            .expect("the step's own hand-off mount")
+    };
+    let (run_volume, build_sub_path) = own_run_dir("step-build", "/cicd/run/0");
+    let (_, report_sub_path) = own_run_dir("step-report", "/cicd/run/1");
+    assert_eq!(
+        mounts_of("step-report"),
+        vec![
+            ("/tekton/steps/step-build".to_string(), build_sub_path.clone(), true),
+            ("/tekton/steps/0".to_string(), build_sub_path, true),
+            ("/tekton/steps/step-report".to_string(), report_sub_path.clone(), false),
+            ("/tekton/steps/1".to_string(), report_sub_path, false),
+        ]
+    );
+    let report = spec
+        .containers
+        .iter()
+        .find(|c| c.name == "step-report")
+        .expect("the step");
+    assert!(
+        report
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.mount_path.starts_with("/tekton/steps/"))
+            .all(|m| m.name == run_volume),
+        "every /tekton/steps mount is of the hand-off volume"
+    );
+}
+
+#[test]
 fn a_child_runs_own_context_passes_through_a_pipeline_task_param() {
     let spec = pipeline(
         r#"

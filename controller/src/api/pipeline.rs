@@ -155,6 +155,10 @@ pub struct MatrixInclude {
     /// Each a string value.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
+    /// Conditions on the entry itself: when one does not hold, the entry is
+    /// left out (so a list param can switch platforms of a build on or off).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<WhenExpression>,
 }
 
 /// Binds a pipeline workspace to a workspace of one task.

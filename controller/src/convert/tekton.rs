@@ -446,7 +446,7 @@ impl Converter {
     }
 
     /// `matrix` maps field for field: `params` (lists), `include` entries
-    /// (`name`, string `params`).
+    /// (`name`, string `params`, `when`).
     fn matrix(value: Value, at: &str, losses: &mut Losses) -> Value {
         let mut fields = Fields::of(value, at, losses);
         let mut out = Map::new();
@@ -456,6 +456,7 @@ impl Converter {
             let mut out = Map::new();
             fields.copy("name", &mut out);
             convert_list(&mut fields, "params", &mut out, losses, param);
+            convert_list(&mut fields, "when", &mut out, losses, Self::when);
             fields.finish(losses);
             Value::Object(out)
         });

@@ -11,7 +11,8 @@
 //!   selected combinations (replacing what an earlier entry added, never a
 //!   matrix value). An entry that selects nothing, because its values
 //!   appear in no combination or because there is no product, becomes a
-//!   combination of its own.
+//!   combination of its own. An entry whose `when` expressions do not all
+//!   hold is left out.
 //!
 //! A matrixed task's string results reach later tasks as arrays, one item
 //! per combination that wrote the result, in combination order.
@@ -22,9 +23,9 @@ use crate::api::{Matrix, Param, ParamSpec, ParamType, ParamValue, PipelineTask, 
 use crate::engine::errors::ValidationErrors;
 use crate::engine::validate::list_or_none;
 
-use super::refs::value_texts;
+use super::refs::{value_texts, when_texts};
 use super::schedule::ChildState;
-use super::variables::{DeclaredResult, PipelineVariables, substitute_value};
+use super::variables::{DeclaredResult, PipelineVariables, substitute_value, when_holds};
 
 /// The params one child of a matrixed task gets from the matrix.
 pub type Combination = Vec<Param>;
@@ -56,6 +57,7 @@ pub fn matrix_texts(task: &PipelineTask) -> Vec<(String, &str)> {
                 texts.push((format!("matrix.include[{entry}].params[{index}].value{suffix}"), text));
             }
         }
+        texts.extend(when_texts(&format!("matrix.include[{entry}].when"), &include.when));
     }
     texts
 }
@@ -132,6 +134,7 @@ fn article(kind: ParamType) -> &'static str {
 }
 
 /// Each include entry's params after substitution; each must be a string.
+/// An entry whose `when` does not hold is left out.
 fn include_values(
     matrix: &Matrix,
     vars: &PipelineVariables<'_>,
@@ -140,6 +143,10 @@ fn include_values(
 ) -> Vec<Vec<(String, String)>> {
     let mut entries = Vec::new();
     for (entry, include) in matrix.include.iter().enumerate() {
+        let when_field = format!("{field}.matrix.include[{entry}].when");
+        if !when_holds(&include.when, vars, &when_field, errors) {
+            continue;
+        }
         let mut params = Vec::new();
         for (index, param) in include.params.iter().enumerate() {
             let at = format!("{field}.matrix.include[{entry}].params[{index}].value");
@@ -365,7 +372,7 @@ pub fn aggregate(children: &[Option<ChildState>]) -> ChildState {
         .iter()
         .enumerate()
         .filter_map(|(index, state)| match state {
-            ChildState::Failed { reason, message } => Some((index, reason.as_str(), message.as_str())),
+            ChildState::Failed { reason, message, .. } => Some((index, reason.as_str(), message.as_str())),
             _ => None,
         })
         .collect();
@@ -377,6 +384,7 @@ pub fn aggregate(children: &[Option<ChildState>]) -> ChildState {
                 failed.len(),
                 states.len()
             ),
+            results: aggregated_results(&states),
         };
     }
     ChildState::Succeeded {
@@ -384,11 +392,12 @@ pub fn aggregate(children: &[Option<ChildState>]) -> ChildState {
     }
 }
 
-/// Each string result as the array of its values, in combination order.
+/// Each string result as the array of its values, in combination order
+/// (a failed child's too: what it wrote before failing).
 fn aggregated_results(states: &[&ChildState]) -> BTreeMap<String, ParamValue> {
     let mut arrays: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for state in states {
-        let ChildState::Succeeded { results } = state else {
+        let (ChildState::Succeeded { results } | ChildState::Failed { results, .. }) = state else {
             continue;
         };
         for (name, value) in results {
@@ -406,7 +415,7 @@ fn aggregated_results(states: &[&ChildState]) -> BTreeMap<String, ParamValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::MatrixInclude;
+    use crate::api::{MatrixInclude, WhenExpression, WhenOperator};
 
     fn list(name: &str, items: &[&str]) -> Param {
         Param {
@@ -423,6 +432,7 @@ mod tests {
         MatrixInclude {
             name: None,
             params: params.iter().map(|(n, v)| text(n, v)).collect(),
+            when: vec![],
         }
     }
 
@@ -555,6 +565,27 @@ mod tests {
     }
 
     #[test]
+    fn an_include_whose_when_does_not_hold_is_left_out() {
+        let only_if_listed = |os: &str| WhenExpression {
+            input: os.to_string(),
+            operator: Some(WhenOperator::In),
+            values: vec!["$(params.oses[*])".to_string()],
+            cel: None,
+        };
+        let entry = |os: &str| MatrixInclude {
+            when: vec![only_if_listed(os)],
+            ..include(&[("os", os), ("image", &format!("img-{os}"))])
+        };
+        let matrix = Matrix {
+            params: vec![],
+            include: vec![entry("linux"), entry("windows"), entry("mac")],
+        };
+        let (out, errors) = expand(&matrix, 256);
+        assert!(errors.is_empty(), "{errors}");
+        assert_eq!(out, ["os=linux,image=img-linux", "os=mac,image=img-mac"]);
+    }
+
+    #[test]
     fn values_come_from_array_params_and_results() {
         let matrix = Matrix {
             params: vec![
@@ -597,6 +628,7 @@ mod tests {
             include: vec![MatrixInclude {
                 name: Some("x".into()),
                 params: vec![list("flags", &["-v"])],
+                when: vec![],
             }],
         };
         let (_, errors) = expand(&matrix, 256);
@@ -703,6 +735,7 @@ mod tests {
         let failed = Some(ChildState::Failed {
             reason: "Failed".into(),
             message: "step \"test\" exited with code 1".into(),
+            results: BTreeMap::from([("digest".to_string(), ParamValue::String("partial".into()))]),
         });
         assert_eq!(aggregate(&[succeeded("a"), None]), ChildState::Partial);
         assert_eq!(
@@ -713,7 +746,11 @@ mod tests {
             aggregate(&[succeeded("a"), failed]),
             ChildState::Failed {
                 reason: "Failed".into(),
-                message: "1 of 2 combinations failed; combination 1: step \"test\" exited with code 1".into()
+                message: "1 of 2 combinations failed; combination 1: step \"test\" exited with code 1".into(),
+                results: BTreeMap::from([(
+                    "digest".to_string(),
+                    ParamValue::Array(vec!["a".into(), "partial".into()])
+                )]),
             }
         );
     }

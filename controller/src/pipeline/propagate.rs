@@ -3,7 +3,8 @@
 //!
 //! Params: precedence, inner scope first: a param the pipeline task passes
 //! itself, then the pipeline's value (the run's, else the pipeline's
-//! default), then the taskSpec's own default.
+//! default), then the taskSpec's own default. An object param is taken key
+//! by key in that order, so a task may pass only the keys it changes.
 //!
 //! Workspaces: for a run's embedded `pipelineSpec`, a workspace the run
 //! binds is the pipeline's even when undeclared; in any pipeline, an inline
@@ -169,10 +170,45 @@ fn fresh_name(base: &str, taken: &mut BTreeSet<String>) -> String {
     name
 }
 
+/// The params `task` gives its child: `given` (its own, substituted) with
+/// what propagates to an inline taskSpec (see the module comment). An object
+/// the task gives that has fewer keys than the pipeline's object of the same
+/// name gets the others from it, the task's own keys winning (inner scope
+/// first, key by key); when the taskSpec declares the object's properties,
+/// only those.
+pub fn with_propagated_params(
+    task: &PipelineTask,
+    mut given: Vec<Param>,
+    pipeline_params: &BTreeMap<String, ParamValue>,
+) -> Vec<Param> {
+    let Some(spec) = &task.task_spec else {
+        return given;
+    };
+    for param in &mut given {
+        let (ParamValue::Object(own), Some(ParamValue::Object(outer))) =
+            (&mut param.value, pipeline_params.get(&param.name))
+        else {
+            continue;
+        };
+        let properties = spec
+            .params
+            .iter()
+            .find(|declared| declared.name == param.name)
+            .and_then(|declared| declared.properties.as_ref());
+        for (key, value) in outer {
+            if properties.is_none_or(|properties| properties.contains_key(key)) {
+                own.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+    }
+    given.extend(propagated_params(task, pipeline_params));
+    given
+}
+
 /// The params propagated to `task`: for an inline taskSpec, every pipeline
 /// param it reads or declares that the task does not pass itself. None for
 /// a task referenced by name, which gets only what the task passes.
-pub fn propagated_params(task: &PipelineTask, pipeline_params: &BTreeMap<String, ParamValue>) -> Vec<Param> {
+fn propagated_params(task: &PipelineTask, pipeline_params: &BTreeMap<String, ParamValue>) -> Vec<Param> {
     let Some(spec) = &task.task_spec else {
         return Vec::new();
     };
@@ -230,7 +266,7 @@ mod tests {
             ("unused".to_string(), text("u")),
         ]);
         let task = inline_task("echo $(params.read) $(params.missing)", &["declared"]);
-        let propagated = propagated_params(&task, &pipeline);
+        let propagated = with_propagated_params(&task, Vec::new(), &pipeline);
         let names: Vec<(&str, &ParamValue)> = propagated.iter().map(|p| (p.name.as_str(), &p.value)).collect();
         assert_eq!(names, vec![("declared", &text("d")), ("read", &text("r"))]);
     }
@@ -282,6 +318,34 @@ mod tests {
     }
 
     #[test]
+    fn an_object_the_task_passes_gets_the_pipeline_object_s_other_keys() {
+        let object = |pairs: &[(&str, &str)]| {
+            ParamValue::Object(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        };
+        let pipeline = BTreeMap::from([(
+            "repo".to_string(),
+            object(&[("url", "outer.example"), ("commit", "abc123")]),
+        )]);
+        let mut task = inline_task(
+            "echo $(params.repo.url) $(params.repo.commit) $(params.repo.branch)",
+            &[],
+        );
+        task.params.push(Param {
+            name: "repo".into(),
+            value: object(&[("url", "inner.example"), ("branch", "main")]),
+        });
+        let params = with_propagated_params(&task, task.params.clone(), &pipeline);
+        assert_eq!(
+            params,
+            vec![Param {
+                name: "repo".into(),
+                value: object(&[("url", "inner.example"), ("branch", "main"), ("commit", "abc123")]),
+            }],
+            "the task's own keys win; the pipeline's fill the rest"
+        );
+    }
+
+    #[test]
     fn a_param_the_task_passes_itself_is_not_overridden() {
         let pipeline = BTreeMap::from([("who".to_string(), text("pipeline"))]);
         let mut task = inline_task("echo $(params.who)", &[]);
@@ -289,7 +353,7 @@ mod tests {
             name: "who".into(),
             value: text("task"),
         });
-        assert!(propagated_params(&task, &pipeline).is_empty());
+        assert!(with_propagated_params(&task, Vec::new(), &pipeline).is_empty());
     }
 
     #[test]
@@ -342,6 +406,6 @@ mod tests {
             task_ref: Some("named".into()),
             ..PipelineTask::default()
         };
-        assert!(propagated_params(&task, &pipeline).is_empty());
+        assert!(with_propagated_params(&task, Vec::new(), &pipeline).is_empty());
     }
 }

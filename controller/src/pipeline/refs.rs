@@ -1,6 +1,6 @@
 //! `$(tasks...)` references: which task (and result) a text points at.
 
-use crate::api::{ParamValue, PipelineTask};
+use crate::api::{ParamValue, PipelineTask, WhenExpression};
 use crate::engine::refs::scan;
 
 /// What a `$(tasks...)` expression names.
@@ -112,13 +112,21 @@ pub fn task_texts(task: &PipelineTask) -> Vec<(String, &str)> {
         }
     }
     texts.extend(super::matrix::matrix_texts(task));
-    for (index, when) in task.when.iter().enumerate() {
-        texts.push((format!("when[{index}].input"), when.input.as_str()));
+    texts.extend(when_texts("when", &task.when));
+    texts
+}
+
+/// The texts of the when expressions at `field` (`when`,
+/// `matrix.include[0].when`), each with its field.
+pub fn when_texts<'a>(field: &str, whens: &'a [WhenExpression]) -> Vec<(String, &'a str)> {
+    let mut texts = Vec::new();
+    for (index, when) in whens.iter().enumerate() {
+        texts.push((format!("{field}[{index}].input"), when.input.as_str()));
         if let Some(cel) = &when.cel {
-            texts.push((format!("when[{index}].cel"), cel.as_str()));
+            texts.push((format!("{field}[{index}].cel"), cel.as_str()));
         }
         for (value_index, value) in when.values.iter().enumerate() {
-            texts.push((format!("when[{index}].values[{value_index}]"), value.as_str()));
+            texts.push((format!("{field}[{index}].values[{value_index}]"), value.as_str()));
         }
     }
     texts

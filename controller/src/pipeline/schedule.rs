@@ -9,7 +9,7 @@ use crate::engine::validate::sub_path_escapes;
 
 use super::dag::{Dag, Edge};
 use super::matrix::{Combination, combinations};
-use super::propagate::propagated_params;
+use super::propagate::with_propagated_params;
 use super::refs::{TaskVariable, task_texts, task_variables};
 use super::skip;
 use super::variables::{FinallyStatus, KnownResults, PipelineVariables, substitute_value, task_context, when_holds};
@@ -25,6 +25,9 @@ pub enum ChildState {
     Failed {
         reason: String,
         message: String,
+        /// What the child wrote before it failed: a task whose failure is
+        /// ignored (`onError: continue`) passes these on.
+        results: BTreeMap<String, ParamValue>,
     },
     /// A matrixed task some of whose children are still to be created
     /// (a creation failed, or the controller stopped in between): it is
@@ -164,11 +167,23 @@ impl State {
     }
 }
 
-fn produced_results(children: &BTreeMap<String, ChildState>) -> BTreeMap<String, BTreeMap<String, ParamValue>> {
+/// The results each finished task gives later tasks: a succeeded one's, and
+/// those a task whose failure is ignored wrote before it failed.
+fn produced_results(
+    spec: &PipelineSpec,
+    children: &BTreeMap<String, ChildState>,
+) -> BTreeMap<String, BTreeMap<String, ParamValue>> {
+    let failure_ignored = |name: &str| {
+        spec.tasks
+            .iter()
+            .chain(&spec.finally)
+            .any(|task| task.name == name && task.failure_ignored())
+    };
     children
         .iter()
         .filter_map(|(name, child)| match child {
             ChildState::Succeeded { results } => Some((name.clone(), results.clone())),
+            ChildState::Failed { results, .. } if failure_ignored(name) => Some((name.clone(), results.clone())),
             _ => None,
         })
         .collect()
@@ -213,7 +228,7 @@ fn start(
         context: &context,
         ..*vars
     };
-    let mut params: Vec<Param> = task
+    let given: Vec<Param> = task
         .params
         .iter()
         .enumerate()
@@ -222,7 +237,7 @@ fn start(
             value: substitute_value(&param.value, vars, &format!("{field}.params[{index}].value"), errors),
         })
         .collect();
-    params.extend(propagated_params(task, vars.params));
+    let params = with_propagated_params(task, given, vars.params);
     let combinations = task
         .matrix
         .as_ref()
@@ -374,7 +389,7 @@ fn finally_status(
 /// finally tasks finish.
 pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
     let spec = input.spec;
-    let produced = produced_results(input.children);
+    let produced = produced_results(spec, input.children);
     let vars = PipelineVariables {
         params: input.params,
         results: KnownResults::Produced(&produced),
@@ -421,9 +436,11 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
                 State::Skipped(why) => *edge == Edge::Results || !matches!(*why, skip::WHEN_FALSE | skip::MATRIX_EMPTY),
                 _ => false,
             };
-            // A parent whose failure was ignored has no results to give.
-            let results_lost =
-                |(state, edge): &(&State, Edge)| **state == State::FailureIgnored && *edge == Edge::Results;
+            // A parent whose failure was ignored gives the results it wrote
+            // before failing; a task reading one it did not write is skipped.
+            let results_lost = |(state, edge): &(&State, Edge)| {
+                **state == State::FailureIgnored && *edge == Edge::Results && reads_unwritten_result(task, &vars)
+            };
             if parents.iter().any(|(state, _)| !state.is_final()) {
                 State::Pending
             } else if parents.iter().any(parent_skipped) {
@@ -469,7 +486,12 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
                 .get(&task.name)
                 .into_iter()
                 .flatten()
-                .any(|parent| states.get(parent.as_str()) != Some(&State::Succeeded));
+                .any(|parent| {
+                    !matches!(
+                        states.get(parent.as_str()),
+                        Some(State::Succeeded | State::FailureIgnored)
+                    )
+                });
             if missing || reads_unwritten_result(task, &finally_vars) {
                 State::Skipped(skip::RESULTS_MISSING)
             } else if when_holds(&task.when, &finally_vars, &format!("{field}.when"), &mut errors) {
@@ -489,7 +511,7 @@ pub fn schedule(input: &ScheduleInput<'_>) -> Schedule {
             State::Succeeded => counts.succeeded += 1,
             State::Failed => {
                 counts.failed += 1;
-                if let Some(ChildState::Failed { reason, message }) = input.children.get(&task.name) {
+                if let Some(ChildState::Failed { reason, message, .. }) = input.children.get(&task.name) {
                     failures.push(format!("task {:?} failed ({reason}: {message})", task.name));
                 }
             }

@@ -15,7 +15,7 @@ use crate::engine::validate::{
 };
 
 use super::dag::{Dag, build_dag};
-use super::propagate::{propagated_params, referenced_params};
+use super::propagate::{referenced_params, with_propagated_params};
 use super::variables::{
     DeclaredResult, DeclaredResults, FinallyStatus, KnownResults, PipelineVariables, substitute_value, task_context,
     when_holds,
@@ -110,6 +110,12 @@ fn check_task(task: &PipelineTask, at: &str, seen: &mut BTreeSet<String>, errors
     for (index, when) in task.when.iter().enumerate() {
         check_when_form(when, &format!("{at}.when[{index}]"), errors);
     }
+    let includes = task.matrix.iter().flat_map(|matrix| matrix.include.iter().enumerate());
+    for (entry, include) in includes {
+        for (index, when) in include.when.iter().enumerate() {
+            check_when_form(when, &format!("{at}.matrix.include[{entry}].when[{index}]"), errors);
+        }
+    }
 }
 
 /// A when expression is `input` + `operator` + `values`, or `cel` alone.
@@ -189,7 +195,7 @@ fn check_task_params(
         context: &context,
         ..*vars
     };
-    let mut substituted: Vec<Param> = task
+    let given: Vec<Param> = task
         .params
         .iter()
         .enumerate()
@@ -198,7 +204,7 @@ fn check_task_params(
             value: substitute_value(&param.value, vars, &format!("{at}.params[{index}].value"), errors),
         })
         .collect();
-    substituted.extend(propagated_params(task, vars.params));
+    let mut substituted = with_propagated_params(task, given, vars.params);
     check_matrix_values(task, (at, max_combinations), task_spec, vars, errors);
     substituted.extend(super::matrix::placeholder_params(task, &task_spec.params));
     // An inline taskSpec receives what it is given without declaring it.

@@ -332,6 +332,9 @@ struct StepContext<'a> {
     /// No init container: each step writes its own script and makes its
     /// own step-results directory.
     own_setup: bool,
+    /// Every step of the run: a step naming Tekton's `/tekton/steps` sees
+    /// the directories of all of them there.
+    steps: &'a [ResolvedStep],
 }
 
 /// The entrypoint's arguments for step `index`: wait for the previous
@@ -502,7 +505,7 @@ fn step_container(
     let mut implicit = common_mounts.to_vec();
     implicit.extend(context.workspaces.isolated_mounts(&step.workspaces));
     implicit.extend(step_own_mounts(index));
-    implicit.extend(tekton_path_mounts(index, step));
+    implicit.extend(tekton_path_mounts(index, context.steps));
     if index == 0 {
         implicit.extend(credentials::mounts(context.credentials));
     }
@@ -525,10 +528,12 @@ fn step_container(
     }
 }
 
-/// Tekton's `/tekton/home` and `/tekton/results`, for a step that names
-/// them: the same directories as ours (so results written there are this
-/// step's results). Only then: every mount adds to a pod's start.
-fn tekton_path_mounts(index: usize, step: &ResolvedStep) -> Vec<VolumeMount> {
+/// Tekton's `/tekton/home`, `/tekton/results` and `/tekton/steps`, for a
+/// step that names them: the same directories as ours (so results written
+/// there are this step's results, and `/tekton/steps/step-<s>/exitCode` is
+/// step `s`'s exit code). Only then: every mount adds to a pod's start.
+fn tekton_path_mounts(index: usize, steps: &[ResolvedStep]) -> Vec<VolumeMount> {
+    let step = &steps[index];
     let texts = step.script.iter().chain(step.command.iter()).chain(step.args.iter());
     let env_values = step.env.iter().filter_map(|var| var.value.as_ref());
     let mentions = |path: &str| texts.clone().chain(env_values.clone()).any(|text| text.contains(path));
@@ -540,7 +545,29 @@ fn tekton_path_mounts(index: usize, step: &ResolvedStep) -> Vec<VolumeMount> {
         let own = layout::step_sub_path(index);
         mounts.push(sub_mount(VOLUME_RESULTS, own, layout::TEKTON_RESULTS_DIR, false));
     }
+    if mentions(layout::TEKTON_STEPS_DIR) {
+        mounts.extend(tekton_steps_mounts(index, steps));
+    }
     mounts
+}
+
+/// Tekton's per-step directories, `/tekton/steps/step-<name>` and its alias
+/// `/tekton/steps/<index>`: each is that step's hand-off directory (exit code,
+/// step results), writable only by the step itself, as ours are.
+fn tekton_steps_mounts(index: usize, steps: &[ResolvedStep]) -> Vec<VolumeMount> {
+    steps
+        .iter()
+        .enumerate()
+        .flat_map(|(other, step)| {
+            let sub_path = layout::step_sub_path(other);
+            let read_only = other != index;
+            [
+                layout::tekton_step_dir(&step_container_name(&step.name)),
+                layout::tekton_step_dir(&other.to_string()),
+            ]
+            .map(|path| sub_mount(VOLUME_RUN, sub_path.clone(), &path, read_only))
+        })
+        .collect()
 }
 
 /// A step's env with `HOME` set to the shared home, unless the step sets
@@ -644,6 +671,7 @@ pub fn render_pod(
         report_budget: report_budget(resolved.steps.len() + prepare + resolved.sidecars.len()),
         credentials,
         own_setup: config_map.is_some(),
+        steps: &resolved.steps,
     };
     let mut resources: Vec<_> = resolved.steps.iter().map(|s| s.resources.clone()).collect();
     requests_of_largest_step(&mut resources);

@@ -114,20 +114,22 @@ pub fn run_label(run_name: &str) -> String {
 /// What scheduling needs to know about a child run.
 pub fn child_state(child: &MyTaskRun) -> ChildState {
     let condition = child.status.as_ref().and_then(|s| succeeded(&s.conditions));
+    let results = || {
+        child
+            .status
+            .iter()
+            .flat_map(|s| &s.results)
+            .map(|r| (r.name.clone(), r.value.clone()))
+            .collect()
+    };
     match condition.map(|c| c.status.as_str()) {
-        Some("True") => ChildState::Succeeded {
-            results: child
-                .status
-                .iter()
-                .flat_map(|s| &s.results)
-                .map(|r| (r.name.clone(), r.value.clone()))
-                .collect(),
-        },
+        Some("True") => ChildState::Succeeded { results: results() },
         Some("False") => {
             let condition = condition.cloned();
             ChildState::Failed {
                 reason: condition.as_ref().map(|c| c.reason.clone()).unwrap_or_default(),
                 message: condition.map(|c| c.message).unwrap_or_default(),
+                results: results(),
             }
         }
         _ => ChildState::Running,
