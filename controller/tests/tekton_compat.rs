@@ -16,7 +16,7 @@ use cicd_controller::pipeline::variables::context_variables;
 use cicd_controller::pod::render::RenderSettings;
 use cicd_controller::pod::results::FetchedResults;
 use cicd_controller::pod::status::{Succeeded, read_pod};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, VolumeMount};
 use serde_json::json;
 
 const HEAD: &str = "apiVersion: cicdoperator.ning1875.io/v1";
@@ -35,6 +35,12 @@ fn render(yaml: &str) -> Result<String, String> {
 }
 
 /// The spec of the (last) pod `render` printed.
+/// The volume mounts of container `name` of `spec`.
+fn mounts_of<'a>(spec: &'a k8s_openapi::api::core::v1::PodSpec, name: &str) -> Vec<&'a VolumeMount> {
+    let container = spec.containers.iter().find(|c| c.name == name).expect("the container");
+    container.volume_mounts.iter().flatten().collect()
+}
+
 fn pod_spec_of(rendered: &str) -> k8s_openapi::api::core::v1::PodSpec {
     let last = rendered
         .trim_start_matches("---\n")
@@ -525,11 +531,8 @@ spec:
     .expect("renders");
     let spec = pod_spec_of(&pod);
     let mounts_at = |container: &str, path: &str| {
-        let container = spec.containers.iter().find(|c| c.name == container).expect("the step");
-        container
-            .volume_mounts
-            .iter()
-            .flatten()
+        mounts_of(&spec, container)
+            .into_iter()
             .filter(|m| m.mount_path == path)
             .map(|m| (m.name.clone(), m.sub_path.clone()))
             .collect::<Vec<_>>()
@@ -566,51 +569,43 @@ spec:
     ))
     .expect("renders");
     let spec = pod_spec_of(&pod);
-    let mounts_of = |container: &str| {
-        let container = spec.containers.iter().find(|c| c.name == container).expect("the step");
-        container
-            .volume_mounts
-            .iter()
-            .flatten()
+    // (path, volume, subPath, read-only) of a step's mounts under /tekton/steps.
+    let tekton_steps_mounts = |container: &str| {
+        mounts_of(&spec, container)
+            .into_iter()
             .filter(|m| m.mount_path.starts_with("/tekton/steps/"))
-            .map(|m| (m.mount_path.clone(), m.sub_path.clone(), m.read_only.unwrap_or(false)))
+            .map(|m| {
+                (
+                    m.mount_path.clone(),
+                    m.name.clone(),
+                    m.sub_path.clone(),
+                    m.read_only == Some(true),
+                )
+            })
             .collect::<Vec<_>>()
     };
-    assert!(mounts_of("step-build").is_empty(), "build does not name /tekton/steps");
-    let own_run_dir = |container: &str, path: &str| {
-        let container = spec.containers.iter().find(|c| c.name == container).expect("the step");
-        container
-            .volume_mounts
-            .iter()
-            .flatten()
-            .find(|m| m.mount_path == path)
-            .map(|m| (m.name.clone(), m.sub_path.clone()))
-            .expect("the step's own hand-off mount")
-    };
-    let (run_volume, build_sub_path) = own_run_dir("step-build", "/cicd/run/0");
-    let (_, report_sub_path) = own_run_dir("step-report", "/cicd/run/1");
-    assert_eq!(
-        mounts_of("step-report"),
-        vec![
-            ("/tekton/steps/step-build".to_string(), build_sub_path.clone(), true),
-            ("/tekton/steps/0".to_string(), build_sub_path, true),
-            ("/tekton/steps/step-report".to_string(), report_sub_path.clone(), false),
-            ("/tekton/steps/1".to_string(), report_sub_path, false),
-        ]
-    );
-    let report = spec
-        .containers
-        .iter()
-        .find(|c| c.name == "step-report")
-        .expect("the step");
     assert!(
-        report
-            .volume_mounts
-            .iter()
-            .flatten()
-            .filter(|m| m.mount_path.starts_with("/tekton/steps/"))
-            .all(|m| m.name == run_volume),
-        "every /tekton/steps mount is of the hand-off volume"
+        tekton_steps_mounts("step-build").is_empty(),
+        "build does not name /tekton/steps"
+    );
+    let own = |container: &str, path: &str| {
+        let found = mounts_of(&spec, container).into_iter().find(|m| m.mount_path == path);
+        let found = found.expect("the step's own hand-off mount");
+        (found.name.clone(), found.sub_path.clone())
+    };
+    let (run_volume, build) = own("step-build", "/cicd/run/0");
+    let (_, report) = own("step-report", "/cicd/run/1");
+    let at = |path: &str, sub_path: &Option<String>, read_only: bool| {
+        (path.to_string(), run_volume.clone(), sub_path.clone(), read_only)
+    };
+    assert_eq!(
+        tekton_steps_mounts("step-report"),
+        vec![
+            at("/tekton/steps/step-build", &build, true),
+            at("/tekton/steps/0", &build, true),
+            at("/tekton/steps/step-report", &report, false),
+            at("/tekton/steps/1", &report, false),
+        ]
     );
 }
 
