@@ -37,6 +37,8 @@ pub const TEKTON_RESULTS_DIR: &str = "/tekton/results";
 /// Tekton's per-step directories (`step-<name>/exitCode`,
 /// `step-<name>/results/<r>`), given as our hand-off directories.
 pub const TEKTON_STEPS_DIR: &str = "/tekton/steps";
+/// Tekton's scripts directory, given as our scripts directory (read-only).
+pub const TEKTON_SCRIPTS_DIR: &str = "/tekton/scripts";
 
 /// Step `name`'s directory under Tekton's `/tekton/steps` (`name` is the
 /// container's name, `step-<s>`, or the step's index).

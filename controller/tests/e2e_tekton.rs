@@ -671,7 +671,7 @@ spec:
 /// path: a step's exit code at `/tekton/steps/step-<s>/exitCode` (and its
 /// alias by index), a step result written at
 /// `/tekton/steps/step-<own>/results/<r>`; another step's directory is
-/// read-only.
+/// read-only; every step's script is in `/tekton/scripts`.
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_steps_read_and_write_tektons_per_step_directories() {
@@ -704,12 +704,16 @@ spec:
           if echo tampered > /tekton/steps/step-lint/exitCode 2>/dev/null; then
             echo "another step's directory is writable"; exit 1
           fi
-          echo -n "lint=$(cat /tekton/steps/step-lint/exitCode) by-index=$(cat /tekton/steps/0/exitCode)" > $(results.seen.path)
+          scripts=$(ls /tekton/scripts | tr '\n' ' ')
+          echo -n "lint=$(cat /tekton/steps/step-lint/exitCode) by-index=$(cat /tekton/steps/0/exitCode) scripts=$scripts" > $(results.seen.path)
 "#
         ),
     );
     let run = ns.wait_succeeded::<MyTaskRun>("step-dirs", LIMIT).await;
-    assert_eq!(run.string_result("seen").as_deref(), Some("lint=3 by-index=3"));
+    assert_eq!(
+        run.string_result("seen").as_deref(),
+        Some("lint=3 by-index=3 scripts=0-lint 1-probe 2-report ")
+    );
     assert_eq!(run.string_result("version").as_deref(), Some("v1.2"));
     ns.passed();
 }

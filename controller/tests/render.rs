@@ -1329,6 +1329,32 @@ fn a_sidecar_script_keeps_the_init_container_even_with_the_entrypoint_config_map
 }
 
 #[test]
+fn a_step_reading_tektons_scripts_dir_keeps_the_init_container_and_sees_every_script() {
+    let pod = pod_with_entrypoint_config_map(json!({ "taskSpec": {
+        "steps": [
+            { "name": "one", "image": "127.0.0.1:5000/cicd/bash:5", "script": "true" },
+            { "name": "two", "image": "127.0.0.1:5000/cicd/bash:5", "script": "cat /tekton/scripts/*" },
+        ],
+    }}));
+    let spec = spec(&pod);
+    let init = spec.init_containers.as_deref().expect("init containers");
+    assert_eq!(container_names(init), ["prepare"], "it writes every script");
+    let [one, two] = &spec.containers[..] else {
+        panic!("two steps")
+    };
+    let tekton_scripts = |container: &Container| {
+        container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == "/tekton/scripts")
+            .map(|m| (m.name.clone(), m.read_only))
+    };
+    assert_eq!(tekton_scripts(two), Some(("cicd-scripts".to_string(), Some(true))));
+    assert_eq!(tekton_scripts(one), None, "only the step that names it");
+}
+
+#[test]
 fn the_report_budget_counts_the_prepare_container_only_when_there_is_one() {
     // Four steps: with one, both budgets are the per-container cap.
     let steps: Vec<_> = (0..4)

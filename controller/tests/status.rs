@@ -820,6 +820,34 @@ fn a_frame_is_read_only_from_its_own_steps_container() {
 }
 
 #[test]
+fn a_failed_step_s_results_are_read_before_the_run_ends() {
+    // test wrote results and failed; push was skipped. The pod has not yet
+    // turned Failed, so its logs are not fetched: the run waits for them.
+    let containers = || {
+        vec![
+            ended("build", &done()),
+            ended("test", &with_frame(report(Outcome::Failed, 2, 1, 2))),
+            ended("push", &skipped()),
+        ]
+    };
+    let still_running = pod("Running", containers(), json!({}));
+    let reading = read_pod(&task(), &still_running, false, &FetchedResults::default());
+    assert_eq!(reading.succeeded, Succeeded::Unknown, "{reading:#?}");
+    assert!(
+        reading.message.contains("reading the results of step(s) test"),
+        "{}",
+        reading.message
+    );
+
+    let failed = pod("Failed", containers(), json!({}));
+    let frames = fetched(&[("test", &[("url", "written-before-failing")])]);
+    let reading = read_pod(&task(), &failed, false, &frames);
+    assert_failed(&reading, reason::FAILED, &["step \"test\" failed with exit code 2"]);
+    let results: Vec<(&str, &ParamValue)> = reading.results.iter().map(|r| (r.name.as_str(), &r.value)).collect();
+    assert_eq!(results, [("url", &ParamValue::String("written-before-failing".into()))]);
+}
+
+#[test]
 fn an_unreadable_frame_fails_with_its_own_reason_and_says_why() {
     let pod = three_steps_succeeded(with_frame(done()), done(), done());
     let mut frames = FetchedResults::default();

@@ -80,11 +80,15 @@ pub enum EntrypointSource<'a> {
 }
 
 impl<'a> EntrypointSource<'a> {
-    /// The ConfigMap a pod with these sidecars mounts, if it can do
-    /// without the init container.
-    fn config_map_for(self, sidecars: &[Sidecar]) -> Option<&'a str> {
+    /// The ConfigMap a pod with these steps and sidecars mounts, if it can
+    /// do without the init container: not when a sidecar has a script (it
+    /// cannot write its own) or a step reads Tekton's `/tekton/scripts`
+    /// (every script is there only when the init container writes them).
+    fn config_map_for(self, steps: &[ResolvedStep], sidecars: &[Sidecar]) -> Option<&'a str> {
+        let needs_scripts_volume = sidecars.iter().any(|s| s.script.is_some())
+            || steps.iter().any(|step| mentions(step, layout::TEKTON_SCRIPTS_DIR));
         match self {
-            EntrypointSource::ConfigMap(name) if sidecars.iter().all(|s| s.script.is_none()) => Some(name),
+            EntrypointSource::ConfigMap(name) if !needs_scripts_volume => Some(name),
             _ => None,
         }
     }
@@ -528,16 +532,26 @@ fn step_container(
     }
 }
 
-/// Tekton's `/tekton/home`, `/tekton/results` and `/tekton/steps`, for a
-/// step that names them: the same directories as ours (so results written
-/// there are this step's results, and `/tekton/steps/step-<s>/exitCode` is
-/// step `s`'s exit code). Only then: every mount adds to a pod's start.
-fn tekton_path_mounts(index: usize, steps: &[ResolvedStep]) -> Vec<VolumeMount> {
-    let step = &steps[index];
+/// Whether the step's script, command, args or env name `path`.
+fn mentions(step: &ResolvedStep, path: &str) -> bool {
     let texts = step.script.iter().chain(step.command.iter()).chain(step.args.iter());
     let env_values = step.env.iter().filter_map(|var| var.value.as_ref());
-    let mentions = |path: &str| texts.clone().chain(env_values.clone()).any(|text| text.contains(path));
+    texts.chain(env_values).any(|text| text.contains(path))
+}
+
+/// Tekton's `/tekton/home`, `/tekton/results`, `/tekton/steps` and
+/// `/tekton/scripts`, for a step that names them: the same directories as
+/// ours (so results written there are this step's results, and
+/// `/tekton/steps/step-<s>/exitCode` is step `s`'s exit code). Only then:
+/// every mount adds to a pod's start.
+fn tekton_path_mounts(index: usize, steps: &[ResolvedStep]) -> Vec<VolumeMount> {
+    let step = &steps[index];
+    let mentions = |path: &str| mentions(step, path);
     let mut mounts = Vec::new();
+    if mentions(layout::TEKTON_SCRIPTS_DIR) {
+        // The pod then has the scripts volume (see `config_map_for`).
+        mounts.push(mount(VOLUME_SCRIPTS, layout::TEKTON_SCRIPTS_DIR, true));
+    }
     if mentions(layout::TEKTON_HOME_DIR) {
         mounts.push(mount(VOLUME_HOME, layout::TEKTON_HOME_DIR, false));
     }
@@ -658,7 +672,7 @@ pub fn render_pod(
     let identity = &resolved.identity;
     let result_names: Vec<&str> = resolved.task.results.iter().map(|r| r.name.as_str()).collect();
     let workspaces = PodWorkspaces::new(resolved);
-    let config_map = entrypoint.config_map_for(&resolved.sidecars);
+    let config_map = entrypoint.config_map_for(&resolved.steps, &resolved.sidecars);
     let common_mounts = common_step_mounts(&workspaces, config_map.is_none());
 
     // The kubelet shares 12 KiB of termination messages among all containers:

@@ -394,7 +394,8 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool, fetched: &FetchedRe
         results: results.results.clone(),
         finished_at: None,
     };
-    let phase = match status.phase.as_deref().unwrap_or("Pending") {
+    let pod_phase = status.phase.as_deref().unwrap_or("Pending");
+    let phase = match pod_phase {
         "Running" => phase_from_steps(task, &status.container_statuses).unwrap_or("Running"),
         phase => phase,
     };
@@ -407,6 +408,16 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool, fetched: &FetchedRe
             if reading.is_done() {
                 reading.finished_at = finished_at;
             }
+        }
+        // Every step ended, one failed, and the pod has not yet said so:
+        // the results the steps wrote are read from their logs once it has
+        // (the controller fetches them then), so the run ends with them.
+        "Failed" if pod_phase == "Running" && !cancelled && !results.unfetched.is_empty() => {
+            reading.reason = reason::RUNNING.to_string();
+            reading.message = format!(
+                "a step failed; reading the results of step(s) {} from their logs",
+                results.unfetched.join(", ")
+            );
         }
         "Failed" => {
             let (why, message) = if cancelled {
