@@ -107,6 +107,21 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
         Err(error) => return Err(error.into()),
     }
 
+    // Our entrypoint ConfigMaps are watched (and made again when deleted)
+    // from start-up, leader or not: in a rolling update the old leader is
+    // gone for a lease's length before the new one takes over, and a
+    // ConfigMap deleted then would otherwise stay missing for the pods
+    // waiting to mount it. Making one again is idempotent (a second
+    // replica's attempt gets a conflict).
+    let entrypoint_maps = match &config.entrypoint_binary {
+        Some(path) => Some(Arc::new(entrypoint_map::EntrypointMaps::load(path)?)),
+        None => None,
+    };
+    if let Some(maps) = &entrypoint_maps {
+        let (maps, client, namespace) = (maps.clone(), client.clone(), config.watch_namespace.clone());
+        tokio::spawn(async move { maps.watch(client, namespace).await });
+    }
+
     let identity = config
         .identity
         .clone()
@@ -143,10 +158,6 @@ pub async fn run(config: ControllerConfig) -> Result<()> {
     let _ = queues.task_runs.set(task_run_wakes);
     let _ = queues.pipeline_runs.set(pipeline_run_wakes);
     let (stores, writers) = Stores::new();
-    let entrypoint_maps = match &config.entrypoint_binary {
-        Some(path) => Some(Arc::new(entrypoint_map::EntrypointMaps::load(path)?)),
-        None => None,
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         events: Events::start(Recorder::new(client.clone(), reporter)),
@@ -509,21 +520,6 @@ fn start(
         |_| {},
     );
 
-    // Our entrypoint ConfigMaps: known without reads, made again if deleted.
-    let entrypoint_maps = {
-        let (maps, client, namespace) = (
-            ctx.entrypoint_maps.clone(),
-            client.clone(),
-            namespace.map(str::to_string),
-        );
-        async move {
-            match maps {
-                Some(maps) => maps.watch(client, namespace).await,
-                None => futures::future::pending().await,
-            }
-        }
-    };
-
     let woken = futures::future::join(
         wake_into(wakes.task_runs, run_queue.clone()),
         wake_into(wakes.pipeline_runs, pipeline_queue.clone()),
@@ -557,7 +553,6 @@ fn start(
                 tasks,
                 pipelines,
                 step_actions,
-                entrypoint_maps,
                 woken
             );
         };
