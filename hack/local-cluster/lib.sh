@@ -204,6 +204,20 @@ new_cert() {
   rm -f "$PKI/$name.csr" "$ext"
 }
 
+# write_if_changed FILE: writes standard input to FILE only when it differs
+# from what FILE holds (or FILE is missing), so a daemon that restarts when
+# its config file changes (kube-proxy does) is left alone by a re-run of `up`.
+write_if_changed() {
+  local file="$1" new
+  new="$(mktemp "$file.XXXXXX")"
+  cat >"$new"
+  if [[ -f "$file" ]] && cmp -s "$new" "$file"; then
+    rm -f "$new"
+  else
+    mv -f "$new" "$file"
+  fi
+}
+
 # write_kubeconfig NAME CERT: kubeconfig using client cert CERT, server 127.0.0.1.
 write_kubeconfig() {
   local name="$1" cert="$2"
