@@ -18,8 +18,9 @@ use crate::api::strict;
 use crate::error::{Error, Result};
 
 use super::context::{Context, Requeue, object_key};
+use super::stand_in::is_finished_stand_in;
 use super::status_writer::replace_status_at;
-use super::stores::{AWAIT_OWN_WRITE, Freshness, is_finished_stand_in};
+use super::stores::{AWAIT_OWN_WRITE, Freshness};
 use super::stream::{self, UNREADABLE};
 
 /// Decodes an untyped object strictly (see `api::strict`), naming each

@@ -25,6 +25,7 @@ use crate::reconcile::history::{FinishedRun, Ttl, beyond_limits, effective_ttl, 
 use super::classify::{Verdict, classify};
 use super::context::Context;
 use super::execute::RunKind;
+use super::stand_in::{FinishedFacts, finished_facts};
 
 /// A run that finished less than this long ago wakes its group and has its
 /// definition's history kept; older ones were handled when they finished.
@@ -40,46 +41,19 @@ pub struct HistorySettings {
     pub default_ttl_seconds: u32,
 }
 
-/// What history needs to know about a finished run, read from its
-/// untyped object (so a run that no longer decodes is still collected).
+/// A finished run as history sees it, read from its untyped object (so a
+/// run that no longer decodes is still collected), whole or a stand-in.
 #[derive(Debug, Clone)]
 struct Finished<'a> {
     kind: &'a str,
-    /// The definition's field in the status snapshot: `taskSpec` or `pipelineSpec`.
-    snapshot: &'a Value,
-    spec: &'a Value,
+    facts: FinishedFacts,
     completed: Timestamp,
-    succeeded: bool,
 }
 
-fn finished_of<'a>(object: &'a DynamicObject, kind: &'a str) -> Option<Finished<'a>> {
-    let condition = object
-        .data
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == "Succeeded")?;
-    let state = condition["status"].as_str()?;
-    if state == "Unknown" {
-        return None;
-    }
-    let completed = object.data.pointer("/status/completionTime")?.as_str()?.parse().ok()?;
-    let snapshot_field = if kind == "MyPipelineRun" {
-        "/status/pipelineSpec"
-    } else {
-        "/status/taskSpec"
-    };
-    Some(Finished {
-        kind,
-        snapshot: object.data.pointer(snapshot_field).unwrap_or(&Value::Null),
-        spec: object.data.get("spec").unwrap_or(&Value::Null),
-        completed,
-        succeeded: state == "True",
-    })
-}
-
-fn number(value: &Value, field: &str) -> Option<u32> {
-    value.get(field)?.as_u64().map(|n| n.min(u64::from(u32::MAX)) as u32)
+fn finished_of<'a>(object: &DynamicObject, kind: &'a str) -> Option<Finished<'a>> {
+    let facts = finished_facts(object)?;
+    let completed = facts.completion_time.as_deref()?.parse().ok()?;
+    Some(Finished { kind, facts, completed })
 }
 
 /// True if another object controls the run (a pipeline run its child).
@@ -121,8 +95,8 @@ pub async fn after_finish<R: RunKind>(object: &DynamicObject, requeue: Requeue, 
         return Ok(requeue);
     }
     let ttl = effective_ttl(
-        number(finished.spec, "ttlSecondsAfterFinished"),
-        number(finished.snapshot, "ttlSecondsAfterFinished"),
+        finished.facts.ttl_seconds_after_finished,
+        finished.facts.definition_ttl_seconds_after_finished,
         ctx.history.default_ttl_seconds,
     );
     let Some(ttl) = ttl else {
@@ -176,11 +150,11 @@ async fn keep_history(object: &DynamicObject, finished: &Finished<'_>, ctx: &Con
     } else {
         "taskRef"
     };
-    let Some(definition) = finished.spec.get(reference).and_then(Value::as_str) else {
+    let Some(definition) = finished.facts.definition.as_deref() else {
         return Ok(());
     };
-    let keep_succeeded = number(finished.snapshot, "successfulRunsHistoryLimit");
-    let keep_failed = number(finished.snapshot, "failedRunsHistoryLimit");
+    let keep_succeeded = finished.facts.successful_runs_history_limit;
+    let keep_failed = finished.facts.failed_runs_history_limit;
     if keep_succeeded.is_none() && keep_failed.is_none() {
         return Ok(());
     }
@@ -193,7 +167,7 @@ async fn keep_history(object: &DynamicObject, finished: &Finished<'_>, ctx: &Con
             Some(FinishedRun {
                 name: run.name_any(),
                 uid: run.metadata.uid.clone().unwrap_or_default(),
-                succeeded: done.succeeded,
+                succeeded: done.facts.succeeded,
                 completed: done.completed,
             })
         })

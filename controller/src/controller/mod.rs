@@ -16,6 +16,7 @@ pub mod registry;
 pub mod resolver;
 pub mod results;
 pub mod runner;
+pub mod stand_in;
 pub mod status_writer;
 pub mod stores;
 pub mod stream;
@@ -47,9 +48,9 @@ use crate::reconcile::taskrun::DecideSettings;
 use context::{Context, Events};
 use queue::FairQueue;
 use runner::{Change, feed, key_of, owner_key};
+use stand_in::slim_run;
 use stores::{
-    Stores, Versions, node_changed, pod_changed, runs_on_node, slim_node, slim_object, slim_pod, slim_run,
-    slim_service_account,
+    Stores, Versions, node_changed, pod_changed, runs_on_node, slim_node, slim_object, slim_pod, slim_service_account,
 };
 
 /// The Lease replicas compete for.

@@ -26,7 +26,6 @@ use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::{Api, Resource};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use crate::api::{MyPipeline, MyStepAction, MyTask};
 use crate::error::Result;
@@ -36,9 +35,6 @@ use super::decode::{decode, get_decoded};
 use super::queue::Key;
 use super::runner::owner_key;
 
-/// Data key of a finished run's stand-in in the run caches: its reconcile
-/// has nothing left to do, and the run's spec and bulky status are not kept.
-pub const FINISHED: &str = "cicdFinished";
 /// kubectl's copy of the whole object, as large as the object itself.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -198,7 +194,7 @@ where
 /// Drops what no decision reads from an object's metadata: the managed
 /// fields and kubectl's last-applied copy (together often larger than the
 /// object).
-fn slim_meta(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+pub(super) fn slim_meta(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(LAST_APPLIED);
@@ -212,79 +208,6 @@ fn slim_meta(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMe
 pub fn slim_object(mut object: DynamicObject) -> DynamicObject {
     slim_meta(&mut object.metadata);
     object
-}
-
-/// Whether a run's `Succeeded` condition is final (True or False).
-fn is_finished(object: &DynamicObject) -> bool {
-    succeeded(object).is_some_and(|condition| condition.get("status").is_some_and(|s| s != "Unknown"))
-}
-
-fn succeeded(object: &DynamicObject) -> Option<&serde_json::Value> {
-    object
-        .data
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").is_some_and(|t| t == "Succeeded"))
-}
-
-/// A run as the cache keeps it: whole while it is going; once finished, a
-/// stand-in with its metadata, completion time and final condition's status
-/// and reason only (marked [`FINISHED`]). A finished run is never decided
-/// on again, so its spec and status (task snapshot, steps, results, often
-/// tens of kB) need not stay in memory.
-pub fn slim_run(mut object: DynamicObject) -> DynamicObject {
-    slim_meta(&mut object.metadata);
-    if !is_finished(&object) {
-        return object;
-    }
-    let condition = succeeded(&object).map(|c| {
-        json!({
-            "type": "Succeeded",
-            "status": c.get("status").cloned().unwrap_or_default(),
-            "reason": c.get("reason").cloned().unwrap_or_default(),
-        })
-    });
-    let completion = object.data.pointer("/status/completionTime").cloned();
-    let mut status = json!({ "conditions": condition.into_iter().collect::<Vec<_>>(), "completionTime": completion });
-    // What `history` decides on: the definition's limits and TTL from the
-    // snapshot, the run's own TTL and definition reference.
-    for snapshot in ["taskSpec", "pipelineSpec"] {
-        if let Some(kept) = kept_fields(object.data.pointer(&format!("/status/{snapshot}")), HISTORY_FIELDS) {
-            status[snapshot] = kept;
-        }
-    }
-    let mut data = json!({ FINISHED: true, "status": status });
-    if let Some(kept) = kept_fields(object.data.get("spec"), RUN_HISTORY_FIELDS) {
-        data["spec"] = kept;
-    }
-    object.data = data;
-    object
-}
-
-/// The fields of a definition's snapshot that a finished run still needs.
-const HISTORY_FIELDS: &[&str] = &[
-    "ttlSecondsAfterFinished",
-    "successfulRunsHistoryLimit",
-    "failedRunsHistoryLimit",
-];
-/// The fields of a finished run's spec that it still needs.
-const RUN_HISTORY_FIELDS: &[&str] = &["ttlSecondsAfterFinished", "taskRef", "pipelineRef"];
-
-/// An object of just `fields` of `value` (small scalars), if it has any.
-fn kept_fields(value: Option<&serde_json::Value>, fields: &[&str]) -> Option<serde_json::Value> {
-    let value = value?;
-    let kept: serde_json::Map<String, serde_json::Value> = fields
-        .iter()
-        .filter_map(|field| Some((field.to_string(), value.get(*field)?.clone())))
-        .filter(|(_, v)| v.is_number() || v.is_string())
-        .collect();
-    (!kept.is_empty()).then_some(serde_json::Value::Object(kept))
-}
-
-/// Whether a cached run is a finished run's stand-in.
-pub fn is_finished_stand_in(object: &DynamicObject) -> bool {
-    object.data.get(FINISHED).is_some_and(|v| v == true)
 }
 
 /// A pod as the cache keeps it: metadata, status and of its spec only the
@@ -442,7 +365,7 @@ impl Versions {
 #[cfg(test)]
 mod tests {
     use kube::runtime::watcher::Event;
-    use serde_json::Value;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::controller::mock_api::{MockApi, status};
@@ -617,62 +540,6 @@ mod tests {
         let slim = slim_pod(pod("Running"));
         assert!(slim.spec.is_none() && slim.metadata.managed_fields.is_none());
         assert_eq!(slim.status.and_then(|s| s.phase).as_deref(), Some("Running"));
-    }
-
-    fn run(state: &str) -> DynamicObject {
-        serde_json::from_value(json!({
-            "apiVersion": "cicdoperator.ning1875.io/v1",
-            "kind": "MyTaskRun",
-            "metadata": {"name": "tr", "namespace": "ci", "uid": "u", "labels": {"team": "a"}},
-            "spec": {"taskRef": "t"},
-            "status": {
-                "conditions": [{"type": "Succeeded", "status": state, "reason": "Why", "message": "long text"}],
-                "completionTime": "2026-01-01T00:00:00Z",
-                "taskSpec": {"steps": [{"name": "one", "image": "x", "script": "a long script"}]},
-                "steps": [{"name": "one"}]
-            }
-        }))
-        .expect("a run")
-    }
-
-    #[test]
-    fn a_finished_run_is_cached_as_a_small_stand_in_and_a_going_one_whole() {
-        let going = slim_run(run("Unknown"));
-        assert!(!is_finished_stand_in(&going));
-        assert_eq!(going.data["spec"]["taskRef"], "t");
-
-        let done = slim_run(run("True"));
-        assert!(is_finished_stand_in(&done));
-        assert_eq!(done.metadata.labels.as_ref().map(|l| l.len()), Some(1));
-        assert_eq!(
-            done.data,
-            json!({
-                FINISHED: true,
-                "spec": {"taskRef": "t"},
-                "status": {
-                    "conditions": [{"type": "Succeeded", "status": "True", "reason": "Why"}],
-                    "completionTime": "2026-01-01T00:00:00Z"
-                }
-            })
-        );
-        assert!(slim_run(run("False")).data.get(FINISHED).is_some());
-    }
-
-    #[test]
-    fn a_finished_stand_in_keeps_what_history_decides_on() {
-        let mut finished = run("True");
-        finished.data["spec"]["ttlSecondsAfterFinished"] = json!(30);
-        finished.data["status"]["taskSpec"]["successfulRunsHistoryLimit"] = json!(2);
-        finished.data["status"]["taskSpec"]["failedRunsHistoryLimit"] = json!(1);
-        let done = slim_run(finished);
-        assert_eq!(
-            done.data["spec"],
-            json!({"taskRef": "t", "ttlSecondsAfterFinished": 30})
-        );
-        assert_eq!(
-            done.data["status"]["taskSpec"],
-            json!({"successfulRunsHistoryLimit": 2, "failedRunsHistoryLimit": 1})
-        );
     }
 
     #[test]
