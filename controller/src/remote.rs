@@ -289,11 +289,13 @@ fn git_request(params: &BTreeMap<&str, &str>, field: &str, errors: &mut Validati
             ),
         );
     }
-    let path = required(params, "pathInRepo", field, errors).trim();
-    if !path.is_empty() && (path.starts_with('/') || path.split('/').any(|part| part == "..")) {
+    let given = required(params, "pathInRepo", field, errors).trim();
+    // A leading `/` means the repository's root, as in Tekton's git resolver.
+    let path = given.trim_start_matches('/');
+    if !given.is_empty() && (path.is_empty() || path.split('/').any(|part| part == "..")) {
         errors.push(
             format!("{field}.params"),
-            format!("pathInRepo {path:?} must be a path inside the repository (relative, no \"..\")"),
+            format!("pathInRepo {given:?} must name a file inside the repository (no \"..\")"),
         );
     }
     let revision = params.get("revision").copied().unwrap_or_default().trim();
@@ -678,6 +680,30 @@ mod tests {
     }
 
     #[test]
+    fn a_leading_slash_in_path_in_repo_means_the_repository_root() {
+        let request = |path: &str| {
+            let git = remote(
+                ResolverName::Git,
+                &[("url", "git://10.0.0.1/app.git"), ("pathInRepo", path)],
+            );
+            parse_request(&git, RefKind::Task, SCOPE, "f")
+        };
+        let Ok(Request::Git { path, .. }) = request("/ci/task.yaml") else {
+            panic!("a leading slash is accepted: {:?}", request("/ci/task.yaml"));
+        };
+        assert_eq!(path, "ci/task.yaml");
+        for escaping in ["/", "/../etc/passwd", "ci/../../x"] {
+            let error = request(escaping).expect_err(escaping);
+            assert!(
+                error.contains(&format!(
+                    "pathInRepo {escaping:?} must name a file inside the repository"
+                )),
+                "{escaping}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn a_bundle_request_takes_an_image_a_name_a_kind_and_perhaps_a_secret() {
         let bundle = |params: &[(&str, &str)], kind: RefKind| {
             parse_request(&remote(ResolverName::Bundles, params), kind, SCOPE, "spec.remoteTask")
@@ -909,7 +935,7 @@ mod tests {
             "{error}"
         );
         assert!(
-            error.contains("pathInRepo \"../token\" must be a path inside"),
+            error.contains("pathInRepo \"../token\" must name a file inside"),
             "{error}"
         );
         assert!(

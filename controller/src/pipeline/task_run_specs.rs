@@ -5,9 +5,11 @@
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 
-use crate::api::{PipelineSpec, PipelineTaskRunSpec, PodTemplate, ResourcesOverride};
+use crate::api::{Param, ParamValue, PipelineSpec, PipelineTask, PipelineTaskRunSpec, PodTemplate, ResourcesOverride};
 use crate::engine::duration::parse_duration;
 use crate::engine::errors::ValidationErrors;
+use crate::engine::refs::scan;
+use crate::engine::substitute::{Resolver, Value as Substituted, substitute_str};
 use crate::engine::validate::check_known_names;
 
 /// Every entry names a task of the pipeline, once.
@@ -26,13 +28,133 @@ pub fn check_task_run_specs(spec: &PipelineSpec, given: &[PipelineTaskRunSpec], 
         {
             errors.push(format!("spec.taskRunSpecs[{index}].timeout"), why);
         }
+        if let (Some(template), Some(task)) = (
+            &entry.pod_template,
+            spec.all_tasks().find(|t| t.name == entry.pipeline_task_name),
+        ) {
+            check_template_references(
+                template,
+                task,
+                &format!("spec.taskRunSpecs[{index}].podTemplate"),
+                errors,
+            );
+        }
     }
 }
 
-/// The service account and pod template of `task`'s child run: the run's,
-/// with the task's entry over them.
+/// The string params a pipeline task passes its child runs, by name: its
+/// own, its matrix's and its matrix includes' (a list param is one string
+/// per child).
+fn passed_string_params(task: &PipelineTask) -> Vec<&str> {
+    let own = task
+        .params
+        .iter()
+        .filter(|p| matches!(p.value, ParamValue::String(_)))
+        .map(|p| p.name.as_str());
+    let matrix = task.matrix.iter().flat_map(|m| {
+        let includes = m.include.iter().flat_map(|i| i.params.iter());
+        m.params.iter().chain(includes).map(|p| p.name.as_str())
+    });
+    own.chain(matrix).collect()
+}
+
+/// A taskRunSpecs pod template may read `$(params.<name>)` of the string
+/// params its task passes (Tekton places each child of a matrix this way),
+/// and nothing else: any other reference would reach the pod literally.
+fn check_template_references(template: &PodTemplate, task: &PipelineTask, field: &str, errors: &mut ValidationErrors) {
+    let passed = passed_string_params(task);
+    for text in template_strings(template) {
+        for found in scan(&text) {
+            let known = found
+                .expr
+                .strip_prefix("params.")
+                .is_some_and(|name| passed.contains(&name));
+            if !known {
+                errors.push(
+                    field,
+                    format!(
+                        "$({}): a taskRunSpecs pod template can read only $(params.<name>) of the string params \
+                         task {:?} passes (passed: {})",
+                        found.expr,
+                        task.name,
+                        if passed.is_empty() {
+                            "none".to_string()
+                        } else {
+                            passed.join(", ")
+                        }
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Every string in a pod template (keys and values), as JSON gives them.
+fn template_strings(template: &PodTemplate) -> Vec<String> {
+    fn collect(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(text) => out.push(text.clone()),
+            serde_json::Value::Array(items) => items.iter().for_each(|item| collect(item, out)),
+            serde_json::Value::Object(fields) => fields.iter().for_each(|(key, item)| {
+                out.push(key.clone());
+                collect(item, out);
+            }),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    // A typed PodTemplate always serializes; its depth is fixed by its type.
+    if let Ok(value) = serde_json::to_value(template) {
+        collect(&value, &mut out);
+    }
+    out
+}
+
+/// The child's string params, as references in its pod template see them.
+struct ChildParams<'a>(&'a [Param]);
+
+impl Resolver for ChildParams<'_> {
+    fn lookup(&self, expr: &str) -> Result<Substituted, String> {
+        let name = expr.strip_prefix("params.").ok_or("not a param")?;
+        match self.0.iter().find(|p| p.name == name).map(|p| &p.value) {
+            Some(ParamValue::String(value)) => Ok(Substituted::Str(value.clone())),
+            _ => Err(format!("no string param {name:?}")),
+        }
+    }
+}
+
+/// `template` with `$(params.<name>)` in its strings (keys and values)
+/// replaced by the child's own param values (`check_task_run_specs`
+/// allowed only those).
+fn with_child_params(template: &PodTemplate, params: &[Param]) -> PodTemplate {
+    fn substitute(value: &mut serde_json::Value, params: &ChildParams<'_>) {
+        let mut ignored = ValidationErrors::default();
+        match value {
+            serde_json::Value::String(text) => *text = substitute_str(text, params, "", &mut ignored),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|item| substitute(item, params)),
+            serde_json::Value::Object(fields) => {
+                let entries = std::mem::take(fields);
+                for (key, mut item) in entries {
+                    substitute(&mut item, params);
+                    fields.insert(substitute_str(&key, params, "", &mut ignored), item);
+                }
+            }
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::to_value(template) else {
+        return template.clone();
+    };
+    substitute(&mut value, &ChildParams(params));
+    serde_json::from_value(value).unwrap_or_else(|_| template.clone())
+}
+
+/// The service account and pod template of `task`'s child run with
+/// `params`: the run's, with the task's entry over them (its pod template's
+/// `$(params.<name>)` replaced by the child's values).
 pub fn child_run_settings(
     task: &str,
+    params: &[Param],
     run_service_account: Option<&String>,
     run_template: Option<&PodTemplate>,
     given: &[PipelineTaskRunSpec],
@@ -44,9 +166,10 @@ pub fn child_run_settings(
         .service_account_name
         .clone()
         .or_else(|| run_service_account.cloned());
-    let template = match (run_template, &entry.pod_template) {
-        (Some(base), Some(over)) => Some(merged(base, over)),
-        (base, over) => over.clone().or_else(|| base.cloned()),
+    let over = entry.pod_template.as_ref().map(|over| with_child_params(over, params));
+    let template = match (run_template, over) {
+        (Some(base), Some(over)) => Some(merged(base, &over)),
+        (base, over) => over.or_else(|| base.cloned()),
     };
     (service_account, template)
 }
@@ -176,18 +299,65 @@ mod tests {
         deploy_template.host_network = Some(true);
         let given = [entry("deploy", Some("deployer"), Some(deploy_template))];
 
-        let (account, template) = child_run_settings("deploy", Some(&run_account), Some(&run_template), &given);
+        let (account, template) = child_run_settings("deploy", &[], Some(&run_account), Some(&run_template), &given);
         assert_eq!(account.as_deref(), Some("deployer"));
         let template = template.expect("a template");
         assert_eq!(template.node_selector, on_nodes("deploy").node_selector);
         assert_eq!(template.host_network, Some(true));
         assert_eq!(template.priority_class_name.as_deref(), Some("ci"), "kept from the run");
 
-        let (account, template) = child_run_settings("build", Some(&run_account), Some(&run_template), &given);
+        let (account, template) = child_run_settings("build", &[], Some(&run_account), Some(&run_template), &given);
         assert_eq!((account.as_deref(), template), (Some("builder"), Some(run_template)));
 
         let only_account = [entry("deploy", Some("deployer"), None)];
-        let (account, template) = child_run_settings("deploy", None, None, &only_account);
+        let (account, template) = child_run_settings("deploy", &[], None, None, &only_account);
         assert_eq!((account.as_deref(), template), (Some("deployer"), None));
+    }
+
+    fn param(name: &str, value: &str) -> Param {
+        Param {
+            name: name.into(),
+            value: ParamValue::String(value.into()),
+        }
+    }
+
+    #[test]
+    fn an_entry_s_pod_template_reads_the_child_s_params() {
+        let mut template = on_nodes("$(params.pool)");
+        template.priority_class_name = Some("ci-$(params.tier)".into());
+        let given = [entry("build", None, Some(template))];
+        let params = [param("pool", "arm64"), param("tier", "low")];
+        let (_, template) = child_run_settings("build", &params, None, None, &given);
+        let template = template.expect("a template");
+        assert_eq!(template.node_selector, on_nodes("arm64").node_selector);
+        assert_eq!(template.priority_class_name.as_deref(), Some("ci-low"));
+    }
+
+    #[test]
+    fn an_entry_s_pod_template_may_read_only_params_its_task_passes() {
+        let mut spec = pipeline(&["build"], &[]);
+        spec.tasks[0].params = vec![param("tier", "low")];
+        spec.tasks[0].matrix = Some(crate::api::Matrix {
+            params: vec![Param {
+                name: "pool".into(),
+                value: ParamValue::Array(vec!["a".into(), "b".into()]),
+            }],
+            include: Vec::new(),
+        });
+        let mut template = on_nodes("$(params.pool)");
+        template.priority_class_name = Some("$(params.tier)-$(params.zone)-$(tasks.x.results.y)".into());
+        let mut errors = ValidationErrors::default();
+        check_task_run_specs(&spec, &[entry("build", None, Some(template))], &mut errors);
+        let found: Vec<(String, String)> = errors.0.iter().map(|e| (e.field.clone(), e.message.clone())).collect();
+        let expected = |expr: &str| {
+            (
+                "spec.taskRunSpecs[0].podTemplate".to_string(),
+                format!(
+                    "$({expr}): a taskRunSpecs pod template can read only $(params.<name>) of the string params \
+                     task \"build\" passes (passed: tier, pool)"
+                ),
+            )
+        };
+        assert_eq!(found, [expected("params.zone"), expected("tasks.x.results.y")]);
     }
 }

@@ -10,13 +10,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{
-    ChildReference, Condition, MyPipelineRun, MyTaskRun, PipelineRunStatus, PipelineSpec, PipelineTask, ResolvedFrom,
-    RunSpecStatus, TaskRunSpec, TaskSpec, WorkspaceBinding,
+    ChildReference, Condition, MyPipelineRun, MyTaskRun, Param, PipelineRunStatus, PipelineSpec, PipelineTask,
+    ResolvedFrom, RunSpecStatus, TaskRunSpec, TaskSpec, WorkspaceBinding,
 };
 use crate::engine::duration::parse_duration;
 use crate::engine::limits::Limits;
 use crate::names;
-use crate::pipeline::matrix::{Combination, aggregate, child_params};
+use crate::pipeline::matrix::{aggregate, child_params};
 use crate::pipeline::schedule::{ChildState, Outcome, Schedule, ScheduleInput, Stop, TaskToStart, schedule, stop_all};
 use crate::pipeline::task_run_specs::{
     child_compute_resources, child_resource_overrides, child_run_settings, child_timeout_override,
@@ -318,9 +318,8 @@ impl<'a> Decision<'a> {
         let Some(task) = spec.all_tasks().find(|t| t.name == start.name) else {
             return Vec::new();
         };
-        let child = self.child(task, start, pipeline_name);
         let Some(combinations) = &start.combinations else {
-            return vec![child];
+            return vec![self.child(task, start, start.params.clone(), pipeline_name)];
         };
         let run_name = self.run_name();
         combinations
@@ -332,12 +331,21 @@ impl<'a> Decision<'a> {
                     index,
                     count: combinations.len(),
                 };
-                matrix_child(child.clone(), &at, combination)
+                let params = child_params(&start.params, combination);
+                matrix_child(self.child(task, start, params, pipeline_name), &at)
             })
             .collect()
     }
 
-    fn child(&self, task: &PipelineTask, start: &TaskToStart, pipeline_name: Option<&str>) -> MyTaskRun {
+    /// The child run of `task` with `params` (the task's, and for a
+    /// matrixed task its combination's).
+    fn child(
+        &self,
+        task: &PipelineTask,
+        start: &TaskToStart,
+        params: Vec<Param>,
+        pipeline_name: Option<&str>,
+    ) -> MyTaskRun {
         let run = self.run();
         let run_name = self.run_name();
         let mut labels = run.metadata.labels.clone().unwrap_or_default();
@@ -352,6 +360,7 @@ impl<'a> Decision<'a> {
         }
         let (service_account_name, pod_template) = child_run_settings(
             &task.name,
+            &params,
             run.spec.service_account_name.as_ref(),
             run.spec.pod_template.as_ref(),
             &run.spec.task_run_specs,
@@ -369,7 +378,7 @@ impl<'a> Decision<'a> {
                 task_ref: task.task_ref.clone(),
                 task_spec: task.task_spec.clone(),
                 remote_task: task.remote_task.clone(),
-                params: start.params.clone(),
+                params,
                 workspaces: self.child_workspaces(task, start),
                 service_account_name,
                 timeout: self.child_timeout(task, start.finally),
@@ -453,9 +462,10 @@ struct MatrixSlot<'a> {
     count: usize,
 }
 
-/// The child of one combination: the task's child with its own name, the
-/// combination's params and the combination count (for `our_children`).
-fn matrix_child(mut child: MyTaskRun, at: &MatrixSlot<'_>, combination: &Combination) -> MyTaskRun {
+/// The child of one combination: the task's child (with the combination's
+/// params) under its own name, with the combination count (for
+/// `our_children`).
+fn matrix_child(mut child: MyTaskRun, at: &MatrixSlot<'_>) -> MyTaskRun {
     let task = child
         .metadata
         .labels
@@ -468,7 +478,6 @@ fn matrix_child(mut child: MyTaskRun, at: &MatrixSlot<'_>, combination: &Combina
         ANNOTATION_MATRIX_COMBINATIONS.to_string(),
         at.count.to_string(),
     )]));
-    child.spec.params = child_params(&child.spec.params, combination);
     child
 }
 
