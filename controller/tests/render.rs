@@ -842,9 +842,28 @@ fn a_sidecar_script_is_written_by_prepare_and_run_as_the_sidecar_s_command() {
         "{scripts:?}"
     );
     let sidecar = &spec(&pod).init_containers.as_deref().expect("init containers")[1];
-    assert_eq!(sidecar.command, Some(vec!["/cicd/scripts/sidecar-web".to_string()]));
+    // Under the entrypoint's `hold`, so a script that ends at once does not
+    // make the kubelet restart the sidecar before any step starts.
+    let held = ["/cicd/bin/entrypoint", "hold", "--", "/cicd/scripts/sidecar-web"];
+    assert_eq!(sidecar.command, Some(held.map(String::from).to_vec()));
     assert_eq!(args(sidecar), ["-v"]);
     assert_eq!(mount_path_of(sidecar, "cicd-scripts").as_deref(), Some("/cicd/scripts"));
+    assert_eq!(mount_path_of(sidecar, "cicd-bin").as_deref(), Some("/cicd/bin"));
+}
+
+#[test]
+fn a_sidecar_on_its_image_s_entrypoint_is_left_unwrapped() {
+    let pod = pod_of_inline_run(json!({
+        "taskSpec": {
+            "sidecars": [{ "name": "daemon", "image": "127.0.0.1:5000/cicd/bash:5", "args": ["--serve"] }],
+            "steps": [{ "name": "one", "image": "127.0.0.1:5000/cicd/bash:5", "script": "true" }],
+        },
+    }));
+    let init = spec(&pod).init_containers.as_deref().expect("init containers");
+    let sidecar = init.iter().find(|c| c.name == "sidecar-daemon").expect("the sidecar");
+    assert_eq!(sidecar.command, None);
+    assert_eq!(args(sidecar), ["--serve"]);
+    assert_eq!(mount_path_of(sidecar, "cicd-bin"), None);
 }
 
 #[test]

@@ -23,6 +23,8 @@ usage:
     [--max-result-bytes N] [--max-results-bytes N] [--max-report-bytes N]
     [--step-result NAME=FILE]... [--step-result-ref EXPR=FILE]... [--result-from-step NAME=FILE]...
     [--credentials-home DIR --credential KIND:SECRET_DIR[=URL_OR_HOST]...] -- CMD [ARGS...]
+  cicd-entrypoint hold -- CMD [ARGS...]
+    (a sidecar: runs CMD; if it ends first, stays up until SIGTERM, then exits with its code)
 ";
 
 #[derive(Debug, PartialEq)]
@@ -30,6 +32,8 @@ pub enum Command {
     Init(InitArgs),
     /// Boxed: it is several times the size of the others.
     Step(Box<StepArgs>),
+    /// A sidecar's command, run so that its container outlives it.
+    Hold(Vec<OsString>),
     Help,
     Version,
 }
@@ -145,9 +149,9 @@ pub struct StepArgs {
 
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum ArgsError {
-    #[error("missing subcommand: expected `init` or `step`")]
+    #[error("missing subcommand: expected `init`, `step` or `hold`")]
     NoSubcommand,
-    #[error("unknown subcommand {0:?}: expected `init` or `step`")]
+    #[error("unknown subcommand {0:?}: expected `init`, `step` or `hold`")]
     UnknownSubcommand(String),
     #[error("unknown flag {flag} for `{sub}`")]
     UnknownFlag { sub: &'static str, flag: String },
@@ -178,9 +182,22 @@ pub fn parse(args: &[OsString]) -> Result<Command, ArgsError> {
     match sub.to_string_lossy().as_ref() {
         "init" => parse_init(&args[1..]).map(Command::Init),
         "step" => parse_step(&args[1..]).map(|step| Command::Step(Box::new(step))),
+        "hold" => parse_hold(&args[1..]).map(Command::Hold),
         "-h" | "--help" | "help" => Ok(Command::Help),
         "-V" | "--version" | "version" => Ok(Command::Version),
         other => Err(ArgsError::UnknownSubcommand(other.to_string())),
+    }
+}
+
+/// `hold` takes no flags: `--` and the command.
+fn parse_hold(args: &[OsString]) -> Result<Vec<OsString>, ArgsError> {
+    match args.split_first() {
+        Some((first, command)) if first == "--" => match command.first() {
+            Some(program) if !program.is_empty() => Ok(command.to_vec()),
+            _ => Err(ArgsError::NoCommand),
+        },
+        Some((first, _)) => Err(ArgsError::Unexpected(first.to_string_lossy().to_string())),
+        None => Err(ArgsError::NoCommand),
     }
 }
 
@@ -591,6 +608,21 @@ mod tests {
             Command::Step(s) => Ok(*s),
             other => panic!("not a step: {other:?}"),
         }
+    }
+
+    #[test]
+    fn hold_takes_the_command_after_dashes_and_nothing_else() {
+        assert_eq!(
+            parse(&os(&["hold", "--", "/bin/sh", "-c", "x"])),
+            Ok(Command::Hold(os(&["/bin/sh", "-c", "x"])))
+        );
+        assert_eq!(parse(&os(&["hold", "--"])), Err(ArgsError::NoCommand));
+        assert_eq!(parse(&os(&["hold", "--", ""])), Err(ArgsError::NoCommand));
+        assert_eq!(parse(&os(&["hold"])), Err(ArgsError::NoCommand));
+        assert_eq!(
+            parse(&os(&["hold", "--timeout", "1s", "--", "x"])),
+            Err(ArgsError::Unexpected("--timeout".into()))
+        );
     }
 
     #[test]

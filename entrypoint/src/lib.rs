@@ -74,6 +74,7 @@ fn main(argv0: Option<OsString>, args: &[OsString], env: &[OsString]) -> u8 {
     sys::set_disposition(sys::SIGPIPE, true);
     let code = match args::parse(args) {
         Ok(args::Command::Step(step)) => run::step(&step, env),
+        Ok(args::Command::Hold(command)) => run::hold(&command, env),
         Ok(args::Command::Init(init)) => match init::run(&init, argv0.as_deref()) {
             Ok(()) => 0,
             Err(e) => {

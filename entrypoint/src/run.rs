@@ -459,6 +459,69 @@ fn signal_name(signo: i32) -> String {
         .map_or_else(|| format!("signal {signo}"), |s| format!("SIG{s}"))
 }
 
+/// `hold`: runs a sidecar's command as a step runs its own (signals
+/// forwarded to its process group) but, if the command ends by itself,
+/// keeps the container up until the kubelet stops it (SIGTERM once the
+/// steps are done), then exits with the command's code. A native sidecar
+/// whose container exits is restarted with a growing back-off, and until it
+/// has been seen running the kubelet starts no step: a sidecar that only
+/// writes a file and exits could hold the pod in `PodInitializing` for good.
+pub fn hold(command: &[OsString], env: &[OsString]) -> i32 {
+    let mask = handled_signals();
+    let signals = match sys::block_signals(&mask).and_then(|()| sys::signalfd(&mask)) {
+        Ok(fd) => fd,
+        Err(e) => {
+            warn!("hold: cannot set up signal handling: {e}");
+            return EXIT_ENTRYPOINT_ERROR;
+        }
+    };
+    sys::set_child_subreaper();
+    let program = command
+        .first()
+        .map(|c| c.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let code = match sys::spawn(command, env) {
+        Ok(child) => {
+            let ended = supervise(child, None, &signals);
+            let code = match ended.status {
+                Exit::Code(c) => c,
+                Exit::Signal(s) => 128 + s,
+            };
+            if ended.forwarded.is_some() {
+                kill_strays(&signals);
+                return code;
+            }
+            warn!(
+                "the sidecar's command {program} ended (exit code {code}); its container stays up until the steps are done"
+            );
+            code
+        }
+        Err(e) => {
+            warn!("the sidecar's command {program} cannot run: {e}; its container stays up until the steps are done");
+            EXIT_NOT_FOUND
+        }
+    };
+    wait_for_stop(&signals);
+    kill_strays(&signals);
+    code
+}
+
+/// Waits for SIGTERM or SIGINT, reaping whatever the command left behind.
+fn wait_for_stop(signals: &Fd) {
+    loop {
+        wait::reap_orphans();
+        match poll_signals(signals, -1) {
+            Ok(_) | Err(IoError::Os(sys::EINTR)) => {}
+            Err(_) => sys::sleep(Duration::from_millis(100)),
+        }
+        while let Some(sig) = sys::read_signal(signals) {
+            if sig == sys::SIGTERM || sig == sys::SIGINT {
+                return;
+            }
+        }
+    }
+}
+
 fn poll_signals(signals: &Fd, timeout_ms: i32) -> Result<usize, IoError> {
     let mut fds = [PollFd {
         fd: signals.raw(),

@@ -603,6 +603,11 @@ fn env_with_home(env: &[EnvVar]) -> Vec<EnvVar> {
 /// kubelet when the last step ends, so the pod completes.
 /// A sidecar with a script runs the file `prepare` wrote (so Kubernetes'
 /// `$(VAR)` expansion of commands never touches the script).
+/// A script or command runs under the entrypoint's `hold`, which keeps the
+/// container up if it ends first: the kubelet restarts a native sidecar
+/// that exits, with a growing back-off, and starts no step until it has
+/// seen it running (one that writes a file and exits could block the pod).
+/// A sidecar that runs its image's own entrypoint is left as it is.
 fn sidecar_containers(
     sidecars: &[Sidecar],
     common_mounts: &[VolumeMount],
@@ -628,6 +633,11 @@ fn sidecar_containers(
                 if script.is_some() {
                     container.command = Some(vec![layout::sidecar_script_path(&sidecar.name)]);
                     implicit.push(mount(VOLUME_SCRIPTS, layout::SCRIPTS_DIR, true));
+                }
+                if let Some(command) = container.command.take() {
+                    let hold = [layout::ENTRYPOINT_PATH, "hold", "--"].map(String::from);
+                    container.command = Some(hold.into_iter().chain(command).collect());
+                    implicit.push(mount(VOLUME_TOOLS, layout::TOOLS_DIR, true));
                 }
                 let own = sidecar.volume_mounts.as_deref().unwrap_or_default();
                 container.volume_mounts = Some(with_own_mounts(implicit, own));
