@@ -86,12 +86,7 @@ spec:
         .await;
     ns.expect_condition(&run, "True", "Succeeded");
     assert_eq!(run.string_result("JOINED").as_deref(), Some("L(s)+R(s)"));
-    let children: Vec<String> = run
-        .status
-        .iter()
-        .flat_map(|s| &s.child_references)
-        .map(|c| c.name.clone())
-        .collect();
+    let children = support::child_names(&run, None);
     assert_eq!(
         children,
         vec![

@@ -13,7 +13,7 @@ use cicd_controller::api::{MyPipelineRun, MyTaskRun, ParamValue, ResolvedFrom};
 use cicd_controller::convert::convert_yaml;
 use cicd_controller::reason;
 use k8s_openapi::api::core::v1::Pod;
-use support::{BASH, Run, TestNamespace};
+use support::{BASH, Run, TestNamespace, child_names};
 
 const LIMIT: Duration = Duration::from_secs(240);
 
@@ -487,13 +487,7 @@ async fn tekton_matrix_fans_out_and_aggregates_results() {
         ns.diagnostics()
     );
 
-    let fanned: Vec<String> = run
-        .status
-        .iter()
-        .flat_map(|s| &s.child_references)
-        .filter(|c| c.pipeline_task_name == "say")
-        .map(|c| c.name.clone())
-        .collect();
+    let fanned = child_names(&run, Some("say"));
     let expected: Vec<String> = (0..3)
         .map(|index| cicd_controller::names::matrix_child_name("fan-out-run", "say", index))
         .collect();
@@ -611,12 +605,7 @@ spec:
         "{}",
         ns.diagnostics()
     );
-    let children = run
-        .status
-        .iter()
-        .flat_map(|s| &s.child_references)
-        .filter(|c| c.pipeline_task_name == "build")
-        .count();
+    let children = child_names(&run, Some("build")).len();
     assert_eq!(children, 2, "s390x is not enabled: no child for it");
     ns.passed();
 }
@@ -657,12 +646,7 @@ spec:
         ),
     );
     let run = ns.wait_succeeded::<MyPipelineRun>("placed", LIMIT).await;
-    let children: Vec<String> = run
-        .status
-        .iter()
-        .flat_map(|s| &s.child_references)
-        .map(|c| c.name.clone())
-        .collect();
+    let children = child_names(&run, None);
     assert_eq!(children.len(), 2, "{children:?}");
     for name in &children {
         let child = ns.get::<MyTaskRun>(name).await;

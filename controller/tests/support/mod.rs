@@ -192,6 +192,17 @@ impl Run for MyPipelineRun {
     }
 }
 
+/// The names of a pipeline run's child runs of `task` (of every task if
+/// None), in the order its status lists them.
+pub fn child_names(run: &MyPipelineRun, task: Option<&str>) -> Vec<String> {
+    run.status
+        .iter()
+        .flat_map(|s| &s.child_references)
+        .filter(|c| task.is_none_or(|task| c.pipeline_task_name == task))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
 /// A namespace for one test, deleted when the test passes (kept, for a
 /// look, when it fails).
 pub struct TestNamespace {
