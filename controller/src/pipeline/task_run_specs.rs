@@ -91,23 +91,28 @@ fn check_template_references(template: &PodTemplate, task: &PipelineTask, field:
 
 /// Every string in a pod template (keys and values), as JSON gives them.
 fn template_strings(template: &PodTemplate) -> Vec<String> {
-    fn collect(value: &serde_json::Value, out: &mut Vec<String>) {
-        match value {
-            serde_json::Value::String(text) => out.push(text.clone()),
-            serde_json::Value::Array(items) => items.iter().for_each(|item| collect(item, out)),
-            serde_json::Value::Object(fields) => fields.iter().for_each(|(key, item)| {
-                out.push(key.clone());
-                collect(item, out);
-            }),
-            _ => {}
-        }
-    }
     let mut out = Vec::new();
     // A typed PodTemplate always serializes; its depth is fixed by its type.
-    if let Ok(value) = serde_json::to_value(template) {
-        collect(&value, &mut out);
+    if let Ok(mut value) = serde_json::to_value(template) {
+        for_each_string(&mut value, &mut |text| out.push(text.clone()));
     }
     out
+}
+
+/// Calls `each` on every string of a JSON value, object keys included.
+fn for_each_string(value: &mut serde_json::Value, each: &mut dyn FnMut(&mut String)) {
+    match value {
+        serde_json::Value::String(text) => each(text),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| for_each_string(item, each)),
+        serde_json::Value::Object(fields) => {
+            for (mut key, mut item) in std::mem::take(fields) {
+                each(&mut key);
+                for_each_string(&mut item, each);
+                fields.insert(key, item);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The child's string params, as references in its pod template see them.
@@ -127,25 +132,13 @@ impl Resolver for ChildParams<'_> {
 /// replaced by the child's own param values (`check_task_run_specs`
 /// allowed only those).
 fn with_child_params(template: &PodTemplate, params: &[Param]) -> PodTemplate {
-    fn substitute(value: &mut serde_json::Value, params: &ChildParams<'_>) {
-        let mut ignored = ValidationErrors::default();
-        match value {
-            serde_json::Value::String(text) => *text = substitute_str(text, params, "", &mut ignored),
-            serde_json::Value::Array(items) => items.iter_mut().for_each(|item| substitute(item, params)),
-            serde_json::Value::Object(fields) => {
-                let entries = std::mem::take(fields);
-                for (key, mut item) in entries {
-                    substitute(&mut item, params);
-                    fields.insert(substitute_str(&key, params, "", &mut ignored), item);
-                }
-            }
-            _ => {}
-        }
-    }
     let Ok(mut value) = serde_json::to_value(template) else {
         return template.clone();
     };
-    substitute(&mut value, &ChildParams(params));
+    let mut ignored = ValidationErrors::default();
+    for_each_string(&mut value, &mut |text| {
+        *text = substitute_str(text, &ChildParams(params), "", &mut ignored);
+    });
     serde_json::from_value(value).unwrap_or_else(|_| template.clone())
 }
 
