@@ -3,9 +3,10 @@
 //! another tenant still get their pods at once (issue 11).
 //!
 //! Ignored by default and left out of `hack/e2e` (it times pods to the
-//! millisecond, and its bound holds by too small a margin to gate CI on);
-//! run it with `cargo test -p cicd-controller --test e2e_capacity --
-//! --ignored --nocapture` on a quiet cluster.
+//! millisecond on two cores shared with the API server, and its bound holds
+//! by too small a margin to gate CI on: slowest probes 433-470 ms in three
+//! runs on 2026-12-07); run it with `cargo test -p cicd-controller --test
+//! e2e_capacity -- --ignored --nocapture` on a quiet cluster.
 
 mod support;
 
@@ -88,7 +89,10 @@ impl PodsSeen {
     }
 }
 
-#[tokio::test]
+// Several threads, as `hack/bench` has: on one, the watch that notes each
+// probe's pod waits behind the burst's 32 requests, and that wait was
+// counted as the controller's.
+#[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the local cluster: hack/e2e"]
 async fn capacity_a_tenants_burst_does_not_delay_another_tenants_runs() {
     let busy = TestNamespace::new("e2e-cap-busy").await;
@@ -98,6 +102,22 @@ async fn capacity_a_tenants_burst_does_not_delay_another_tenants_runs() {
     busy_pods.watch(&client, &busy.name);
     quiet_pods.watch(&client, &quiet.name);
     tokio::time::sleep(Duration::from_millis(500)).await; // the watches' first list
+    // One untimed run first: a controller just installed may still be
+    // waiting for its lease or filling its caches.
+    let warm_up = PROBES; // an id no probe uses
+    runs(&client, &quiet.name)
+        .create(&PostParams::default(), &unschedulable_run(warm_up))
+        .await
+        .expect("warm-up run created");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while quiet_pods.get(warm_up).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the warm-up run got no pod in 120 s{}",
+            quiet.diagnostics()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let started = Instant::now();
     let busy_runs = runs(&client, &busy.name);
@@ -136,7 +156,7 @@ async fn capacity_a_tenants_burst_does_not_delay_another_tenants_runs() {
         .collect();
 
     let deadline = Instant::now() + Duration::from_secs(60);
-    while quiet_pods.count() < PROBES && Instant::now() < deadline {
+    while quiet_pods.count() < PROBES + 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut waits: Vec<Duration> = created
