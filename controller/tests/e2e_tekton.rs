@@ -1860,9 +1860,10 @@ spec:
 
 /// A sidecar whose script writes a file and ends at once (Tekton's
 /// `sidecar-ready-script` shape). As a bare native sidecar the kubelet
-/// restarted it with a growing back-off and, in 3 of 6 runs tried by hand,
-/// never started the step; under the entrypoint's `hold` its container stays
-/// up, is never restarted, and every run succeeds.
+/// restarted it with a growing back-off, 2 or 3 times in each of 6 runs tried
+/// by hand, and 2 of those pods were still in `PodInitializing` 45 s on, the
+/// step not started; under the entrypoint's `hold` its container stays up, is
+/// never restarted, and every run succeeds.
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_a_sidecar_that_ends_at_once_lets_the_steps_run() {
