@@ -100,13 +100,6 @@ pub fn is_finished_stand_in(object: &DynamicObject) -> bool {
     object.data.get(FINISHED).is_some_and(|v| v == true)
 }
 
-/// Whether a run's `Succeeded` condition is final (True or False).
-pub fn is_finished(data: &Value) -> bool {
-    succeeded_condition(data)
-        .and_then(|c| c.get("status"))
-        .is_some_and(|s| s != "Unknown")
-}
-
 fn succeeded_condition(data: &Value) -> Option<&Value> {
     data.pointer("/status/conditions")?
         .as_array()?
