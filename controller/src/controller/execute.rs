@@ -349,7 +349,8 @@ impl<R: RunKind> Executor<'_, R> {
     }
 
     /// How long to hold back a write that only reports progress, if the
-    /// run's status was written less than a second ago (see `Pacing`).
+    /// run's status was written too recently (a second ago, longer while
+    /// many runs are in progress; see `Pacing`).
     fn hold_back(&self, status: &R::Status) -> Option<Duration> {
         let stored = self.run.status()?;
         let progress_only = self.setback.is_none() && R::is_progress_only(stored, status);
