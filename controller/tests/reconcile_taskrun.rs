@@ -742,6 +742,26 @@ fn a_failed_step_is_announced_once() {
 }
 
 #[test]
+fn a_run_that_failed_after_all_its_containers_ended_leaves_the_pod_to_the_kubelet() {
+    let run = started(good_spec());
+    let task = task();
+    // The kubelet has not given the pod its final phase yet, but nothing in
+    // it runs: stopping it would be one more write for nothing.
+    let containers = || {
+        vec![
+            terminated("step-one", 2, Some(report(Outcome::Failed, 2, &[]))),
+            terminated("step-two", 0, Some(report(Outcome::Skipped, 0, &[]))),
+        ]
+    };
+    for phase in ["Pending", "Running"] {
+        let pod = pod("tr-pod", phase, 0, containers());
+        let actions = observe(&run, &task, Some(&pod), 5);
+        assert_eq!(condition(&written_status(&actions)).status, "False", "{phase}");
+        assert!(stopped_pods(&actions).is_empty(), "{phase}: {actions:?}");
+    }
+}
+
+#[test]
 fn a_run_that_failed_while_its_pod_still_runs_stops_the_pod() {
     let run = started(good_spec());
     let task = task();

@@ -280,6 +280,46 @@ fn succeeded_pod_with_every_result_succeeds_with_typed_results() {
 }
 
 #[test]
+fn steps_that_all_ended_decide_the_run_before_the_kubelet_gives_the_pod_its_final_phase() {
+    // On a busy node the kubelet reports the ended containers while the pod
+    // is still Pending (they ran between two of its reports) and marks it
+    // Succeeded only after tearing it down, seconds later.
+    let containers = || {
+        vec![
+            ended("build", &with_result(report(Outcome::Succeeded, 0, 0, 5), "url", "u")),
+            ended("test", &report(Outcome::Succeeded, 0, 5, 8)),
+            ended("push", &with_result(report(Outcome::Succeeded, 0, 8, 12), "tags", "[]")),
+        ]
+    };
+    for phase in ["Pending", "Running"] {
+        let reading = read(&task(), &pod(phase, containers(), json!({})));
+        assert_eq!(reading.succeeded, Succeeded::True, "{phase}: {reading:#?}");
+        assert_eq!(reading.results.len(), 2, "{phase}");
+    }
+
+    let mut one_left = containers();
+    one_left[2] = running("push");
+    let reading = read(&task(), &pod("Pending", one_left, json!({})));
+    assert_eq!(reading.succeeded, Succeeded::Unknown, "{reading:#?}");
+}
+
+#[test]
+fn a_failed_step_in_a_pod_still_pending_waits_for_its_results_from_the_logs() {
+    let containers = vec![
+        ended("build", &done()),
+        ended("test", &with_frame(report(Outcome::Failed, 2, 1, 2))),
+        ended("push", &skipped()),
+    ];
+    let reading = read(&task(), &pod("Pending", containers, json!({})));
+    assert_eq!(reading.succeeded, Succeeded::Unknown, "{reading:#?}");
+    assert!(
+        reading.message.contains("reading the results of step(s) test"),
+        "{}",
+        reading.message
+    );
+}
+
+#[test]
 fn a_later_steps_value_of_a_result_wins() {
     let containers = vec![
         ended(

@@ -1,8 +1,9 @@
 //! Reading the steps' results frames from their container logs (`pods/log`,
 //! which the controller's ServiceAccount may read; the run's own needs no
-//! permission at all). Called once the pod has finished: logs stay readable
-//! for as long as the pod exists, so a controller restarted between the pod
-//! finishing and the status being written simply reads them again.
+//! permission at all). Called once every step has ended (see
+//! `is_finished`): logs stay readable for as long as the pod exists, so a
+//! controller restarted between the steps ending and the status being
+//! written simply reads them again.
 //!
 //! Each step's frame is read only from that step's own container, with
 //! `tailLines`/`limitBytes` sized from the frame its report names, and is
@@ -19,13 +20,14 @@ use cicd_entrypoint::frame::FrameRef;
 use cicd_entrypoint::termination;
 
 use crate::error::Result;
+use crate::pod::render::STEP_PREFIX;
 use crate::pod::results::{Fetched, FetchedResults, ResultLimits, SLACK_LINES, WIDE_SLACK_LINES, decode_frame};
 
 /// For this long after a step finished, a frame that does not check out is
 /// retried (the runtime may still be writing the log) rather than reported.
 const SETTLE_SECONDS: i64 = 30;
 
-/// The frames of a finished pod's steps; nothing while it still runs.
+/// The frames of a finished pod's steps; nothing while a step still runs.
 /// Returns an error (the reconcile is retried) when the API server cannot
 /// serve a log, or a frame is not whole yet shortly after its step ended.
 pub async fn fetch(pods: &Api<Pod>, pod: Option<&Pod>, limits: ResultLimits) -> Result<FetchedResults> {
@@ -47,11 +49,23 @@ pub async fn fetch(pods: &Api<Pod>, pod: Option<&Pod>, limits: ResultLimits) -> 
     Ok(fetched)
 }
 
+/// The pod has finished, or every step container of it has ended: the
+/// steps' logs are whole then, and the outcome waits on nothing else (the
+/// kubelet gives the pod its final phase seconds later on a busy node).
 fn is_finished(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded") | Some("Failed")
-    )
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    if matches!(status.phase.as_deref(), Some("Succeeded") | Some("Failed")) {
+        return true;
+    }
+    let mut steps = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter(|c| c.name.starts_with(STEP_PREFIX))
+        .peekable();
+    steps.peek().is_some() && steps.all(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
 }
 
 /// The frame a terminated step's report names, if any.
@@ -109,4 +123,50 @@ fn recently_finished(status: &ContainerStatus) -> bool {
         .and_then(|s| s.terminated.as_ref())
         .and_then(|t| t.finished_at.as_ref());
     finished.is_none_or(|t| Timestamp::now().as_second() - t.0.as_second() < SETTLE_SECONDS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(phase: &str, containers: &[(&str, &str)]) -> Pod {
+        let statuses: Vec<_> = containers
+            .iter()
+            .map(|(name, state)| {
+                let state = match *state {
+                    "ended" => json!({ "terminated": { "exitCode": 0 } }),
+                    "running" => json!({ "running": {} }),
+                    _ => json!({ "waiting": { "reason": "ContainerCreating" } }),
+                };
+                json!({ "name": name, "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": state })
+            })
+            .collect();
+        serde_json::from_value(json!({ "status": { "phase": phase, "containerStatuses": statuses } }))
+            .expect("a decodable pod")
+    }
+
+    #[test]
+    fn a_pod_is_finished_once_its_phase_is_final_or_every_step_has_ended() {
+        assert!(is_finished(&pod("Succeeded", &[])));
+        assert!(is_finished(&pod("Failed", &[("step-a", "running")])));
+        assert!(is_finished(&pod(
+            "Pending",
+            &[("step-a", "ended"), ("step-b", "ended")]
+        )));
+        // A sidecar still running does not hold the logs back.
+        assert!(is_finished(&pod(
+            "Running",
+            &[("step-a", "ended"), ("sidecar-db", "running")]
+        )));
+
+        assert!(!is_finished(&pod(
+            "Running",
+            &[("step-a", "ended"), ("step-b", "running")]
+        )));
+        assert!(!is_finished(&pod("Pending", &[("step-a", "waiting")])));
+        // Before the kubelet's first report there is nothing to go by.
+        assert!(!is_finished(&pod("Pending", &[])));
+        assert!(!is_finished(&pod("Running", &[("sidecar-db", "ended")])));
+    }
 }

@@ -395,8 +395,13 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool, fetched: &FetchedRe
         finished_at: None,
     };
     let pod_phase = status.phase.as_deref().unwrap_or("Pending");
+    // The kubelet gives the pod its final phase only once it has torn the
+    // pod down, seconds after the last step ended on a busy node, and a
+    // pod whose steps ran between two of its status reports is still
+    // Pending then: the steps' own ends decide the outcome first.
+    let pod_unfinished = matches!(pod_phase, "Pending" | "Running");
     let phase = match pod_phase {
-        "Running" => phase_from_steps(task, &status.container_statuses).unwrap_or("Running"),
+        "Pending" | "Running" => phase_from_steps(task, &status.container_statuses).unwrap_or(pod_phase),
         phase => phase,
     };
     let pod_reason = status.reason.as_deref().unwrap_or_default();
@@ -410,9 +415,10 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool, fetched: &FetchedRe
             }
         }
         // Every step ended, one failed, and the pod has not yet said so:
-        // the results the steps wrote are read from their logs once it has
-        // (the controller fetches them then), so the run ends with them.
-        "Failed" if pod_phase == "Running" && !cancelled && !results.unfetched.is_empty() => {
+        // the results the steps wrote are not in `fetched` yet (the
+        // controller reads them from the logs once every step has ended),
+        // so the run waits for them and ends with them.
+        "Failed" if pod_unfinished && !cancelled && !results.unfetched.is_empty() => {
             reading.reason = reason::RUNNING.to_string();
             reading.message = format!(
                 "a step failed; reading the results of step(s) {} from their logs",
@@ -564,7 +570,7 @@ impl PodReading {
         } else if !results.unreadable.is_empty() {
             self.fail(reason::RESULTS_UNREADABLE, results.unreadable.join("; "));
         } else if !results.unfetched.is_empty() {
-            // The controller reads the frames once the pod has finished.
+            // The controller reads the frames once every step has ended.
             self.reason = reason::RUNNING.to_string();
             self.message = format!(
                 "all steps completed; reading the results of step(s) {} from their logs",

@@ -369,11 +369,7 @@ impl<'a> Decision<'a> {
             return;
         }
         if reading.is_done() {
-            let pod_still_running = !matches!(
-                pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-                Some("Succeeded") | Some("Failed")
-            );
-            if reading.succeeded == Succeeded::False && pod_still_running {
+            if reading.succeeded == Succeeded::False && has_live_containers(pod) {
                 // A step died without a report or an image cannot be pulled:
                 // the later steps would wait for a hand-off that never comes.
                 self.actions.push(Action::StopPod(pod_name.clone()));
@@ -536,4 +532,18 @@ pub fn decide(observed: Observed<'_>, settings: &DecideSettings) -> Vec<Action> 
         actions.push(Action::WriteStatus(Box::new(status)));
     }
     actions
+}
+
+/// True while a container of the pod may still run: its phase is not final
+/// and some container (a later step, a sidecar) has not ended. A pod whose
+/// containers all ended needs no stopping, only the kubelet's tidying up.
+fn has_live_containers(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref() else { return true };
+    if matches!(status.phase.as_deref(), Some("Succeeded") | Some("Failed")) {
+        return false;
+    }
+    let containers = status.container_statuses.iter().flatten();
+    let init_containers = status.init_container_statuses.iter().flatten();
+    let mut all = containers.chain(init_containers).peekable();
+    all.peek().is_none() || all.any(|c| c.state.as_ref().is_none_or(|s| s.terminated.is_none()))
 }
