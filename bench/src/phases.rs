@@ -136,12 +136,13 @@ impl Bench {
         Ok(report)
     }
 
-    /// A fresh namespace with the one-step task in it, watched by a tracker.
-    async fn namespace(&self, phase: &str) -> anyhow::Result<(String, Tracker)> {
+    /// A fresh namespace with the one-step task in it, watched by a tracker
+    /// (of runs if `runs`: they finish when the run says so, not the pod).
+    async fn namespace(&self, phase: &str, runs: bool) -> anyhow::Result<(String, Tracker)> {
         let namespace = format!("bench-{phase}-{}", self.tag);
         objects::create_namespace(&self.client, &namespace).await?;
         objects::create_task(&self.client, &namespace, &self.options.image).await?;
-        let tracker = Tracker::default();
+        let tracker = if runs { Tracker::of_runs() } else { Tracker::default() };
         tracker.watch(&self.client, &namespace);
         // Let the watch's initial list finish before the clock starts.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -296,7 +297,7 @@ impl Bench {
             }
         );
         self.say(&format!("{name}: burst of {count}"));
-        let (namespace, tracker) = self.namespace(&slug).await?;
+        let (namespace, tracker) = self.namespace(&slug, subject == Subject::Runs).await?;
         let _ = self.controller.reset_peak();
         let before = self.usage();
         self.create_all(&namespace, &tracker, subject, 0..count, placement)
@@ -318,7 +319,7 @@ impl Bench {
             o.steady_rate, o.steady_seconds
         );
         self.say(&name);
-        let (namespace, tracker) = self.namespace("steady").await?;
+        let (namespace, tracker) = self.namespace("steady", false).await?;
         let _ = self.controller.reset_peak();
         let before = self.usage();
         let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / o.steady_rate as f64));
@@ -348,8 +349,8 @@ impl Bench {
             "fair share: burst of {} runs in A, {} probes in B",
             o.fairness_burst, o.fairness_probes
         ));
-        let (busy, busy_tracker) = self.namespace("tenant-a").await?;
-        let (probe, probe_tracker) = self.namespace("tenant-b").await?;
+        let (busy, busy_tracker) = self.namespace("tenant-a", false).await?;
+        let (probe, probe_tracker) = self.namespace("tenant-b", false).await?;
         let burst = self.create_all(
             &busy,
             &busy_tracker,
@@ -393,7 +394,7 @@ impl Bench {
     async fn history(&self) -> anyhow::Result<History> {
         let count = self.options.history;
         self.say(&format!("history: {count} finished runs"));
-        let (namespace, _tracker) = self.namespace("history").await?;
+        let (namespace, _tracker) = self.namespace("history", false).await?;
         let runs =
             Api::<DynamicObject>::namespaced_with(self.client.clone(), &namespace, &objects::task_run_resource());
         let _ = self.controller.reset_peak();

@@ -1,6 +1,13 @@
-//! Watches a namespace's pods and notes, per benchmark id, when the pod
-//! was first seen and when it finished: the client-side clock on both ends
-//! of every measurement (creation timestamps only have whole seconds).
+//! Watches a namespace's pods (and runs) and notes, per benchmark id, when
+//! the pod was first seen and when the work finished: the client-side clock
+//! on both ends of every measurement (creation timestamps only have whole
+//! seconds).
+//!
+//! "Finished" is the first moment the creator can know the outcome from
+//! what it created: for a raw pod, its container has ended (the kubelet
+//! marks the pod's phase some seconds later under load, while it tears the
+//! pod down); for a run, its `Succeeded` condition is True or False (the
+//! controller's report, however soon after the steps it comes).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,11 +15,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::DynamicObject;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::task::JoinHandle;
 
-use crate::objects::LABEL_ID;
+use crate::objects::{LABEL_ID, task_run_resource};
 
 #[derive(Debug, Default)]
 struct Seen {
@@ -27,6 +35,9 @@ struct Seen {
 #[derive(Clone, Default)]
 pub struct Tracker {
     seen: Arc<Mutex<Seen>>,
+    /// True if the work is runs, finished when the run says so; false if
+    /// it is pods, finished when their containers have ended.
+    runs: bool,
 }
 
 /// Per-object durations of a phase, in creation order of their ids.
@@ -40,15 +51,35 @@ pub struct Timings {
     pub span_to_finish: Duration,
 }
 
-fn pod_id(pod: &Pod) -> Option<usize> {
-    pod.metadata.labels.as_ref()?.get(LABEL_ID)?.parse().ok()
+fn id_of(meta: &kube::api::ObjectMeta) -> Option<usize> {
+    meta.labels.as_ref()?.get(LABEL_ID)?.parse().ok()
 }
 
-fn is_finished(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded") | Some("Failed")
-    )
+/// The pod's phase is final, or every container of it has ended.
+fn pod_is_finished(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    if matches!(status.phase.as_deref(), Some("Succeeded") | Some("Failed")) {
+        return true;
+    }
+    let containers = status.container_statuses.as_deref().unwrap_or_default();
+    !containers.is_empty()
+        && containers
+            .iter()
+            .all(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+}
+
+/// The run's `Succeeded` condition is True or False.
+fn run_is_finished(run: &DynamicObject) -> bool {
+    let conditions = run.data.pointer("/status/conditions").and_then(|c| c.as_array());
+    conditions.into_iter().flatten().any(|condition| {
+        condition.get("type").and_then(|t| t.as_str()) == Some("Succeeded")
+            && matches!(
+                condition.get("status").and_then(|s| s.as_str()),
+                Some("True") | Some("False")
+            )
+    })
 }
 
 impl Tracker {
@@ -56,30 +87,64 @@ impl Tracker {
         f(&mut self.seen.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Starts watching `namespace`; the handle ends with the process.
-    pub fn watch(&self, client: &Client, namespace: &str) -> JoinHandle<()> {
-        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    /// A tracker of runs: their pods are seen, the runs finish.
+    pub fn of_runs() -> Self {
+        Tracker {
+            runs: true,
+            ..Tracker::default()
+        }
+    }
+
+    /// Starts watching `namespace`'s pods, and its runs if this tracks
+    /// runs; the tasks end with the process.
+    pub fn watch(&self, client: &Client, namespace: &str) {
         let config = watcher::Config::default().labels(LABEL_ID);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
         let tracker = self.clone();
-        tokio::spawn(async move {
+        let _pods: JoinHandle<()> = tokio::spawn(async move {
             let mut events = watcher::watcher(pods, config).boxed();
             while let Some(event) = events.next().await {
                 if let Ok(Event::Apply(pod) | Event::InitApply(pod)) = event {
-                    tracker.saw(&pod);
+                    tracker.saw_pod(&pod);
                 }
             }
-        })
+        });
+        if !self.runs {
+            return;
+        }
+        let config = watcher::Config::default().labels(LABEL_ID);
+        let runs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &task_run_resource());
+        let tracker = self.clone();
+        let _runs: JoinHandle<()> = tokio::spawn(async move {
+            let mut events = watcher::watcher(runs, config).boxed();
+            while let Some(event) = events.next().await {
+                if let Ok(Event::Apply(run) | Event::InitApply(run)) = event {
+                    tracker.saw_run(&run);
+                }
+            }
+        });
     }
 
-    fn saw(&self, pod: &Pod) {
-        let Some(id) = pod_id(pod) else { return };
+    fn saw_pod(&self, pod: &Pod) {
+        let Some(id) = id_of(&pod.metadata) else { return };
         let now = Instant::now();
+        let finished = !self.runs && pod_is_finished(pod);
         self.with(|seen| {
             seen.first_seen.entry(id).or_insert(now);
-            if is_finished(pod) {
+            if finished {
                 seen.finished.entry(id).or_insert(now);
             }
         });
+    }
+
+    fn saw_run(&self, run: &DynamicObject) {
+        let Some(id) = id_of(&run.metadata) else { return };
+        if run_is_finished(run) {
+            let now = Instant::now();
+            self.with(|seen| {
+                seen.finished.entry(id).or_insert(now);
+            });
+        }
     }
 
     /// Notes that the create request of object `id` is about to be sent.
