@@ -1416,6 +1416,29 @@ fn neither_task_ref_nor_task_spec_is_rejected() {
 }
 
 #[test]
+fn an_empty_service_account_name_means_the_default_and_a_malformed_one_is_a_field_error() {
+    let spec = |name: &str| TaskRunSpec {
+        task_ref: Some("build".into()),
+        service_account_name: Some(name.into()),
+        ..TaskRunSpec::default()
+    };
+    for fine in ["", "default", "builder", "ci.builder-2"] {
+        let mut errors = ValidationErrors::default();
+        validate_run_spec(&spec(fine), &mut errors);
+        assert!(errors.0.is_empty(), "{fine:?}: {errors}");
+    }
+    assert_eq!(spec("").service_account(), "default");
+
+    for bad in ["Builder", "a/b", "-x", &"a".repeat(254)] {
+        let mut errors = ValidationErrors::default();
+        validate_run_spec(&spec(bad), &mut errors);
+        assert_eq!(errors.0.len(), 1, "{bad:?}: {errors}");
+        assert_eq!(errors.0[0].field, "spec.serviceAccountName");
+        assert!(errors.0[0].message.contains("not a ServiceAccount name"), "{errors}");
+    }
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let task = json!({
         "params": [{ "name": "A" }],

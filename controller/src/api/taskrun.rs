@@ -83,6 +83,18 @@ pub struct TaskRunSpec {
     pub ttl_seconds_after_finished: Option<u32>,
 }
 
+impl TaskRunSpec {
+    /// The ServiceAccount the run's pod runs as: `default` when none is
+    /// named, and when the name is empty (Tekton's examples write
+    /// `serviceAccountName: ""` for the default).
+    pub fn service_account(&self) -> &str {
+        match self.service_account_name.as_deref() {
+            None | Some("") => "default",
+            Some(name) => name,
+        }
+    }
+}
+
 /// Pod-level settings a run passes through to its pod.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

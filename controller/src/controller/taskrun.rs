@@ -13,6 +13,7 @@ use tracing::info;
 
 use crate::api::{Condition, MyTask, MyTaskRun, ResolvedFrom, TaskRunStatus, TaskSpec};
 use crate::engine::step_action::{StepActions, fetched_action_key, referenced, remote_references};
+use crate::engine::validate::is_dns_subdomain;
 use crate::error::{Error, Result};
 use crate::image::ImageLookups;
 use crate::metrics::ReasonLabel;
@@ -84,7 +85,12 @@ fn run_key<'a>(run: &'a MyTaskRun, namespace: &'a str, uid: &'a str) -> RunKey<'
 /// The run's ServiceAccount (`default` unless named), from the cache; None
 /// if it does not exist (creating the pod then fails naming it).
 async fn service_account(run: &MyTaskRun, namespace: &str, ctx: &Context) -> Result<Option<ServiceAccount>> {
-    let name = run.spec.service_account_name.as_deref().unwrap_or("default");
+    let name = run.spec.service_account();
+    if !is_dns_subdomain(name) {
+        // Not a name an object can have (validation fails the run naming
+        // it); asking the API server for it would only be refused.
+        return Ok(None);
+    }
     let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
     ctx.stores.service_account(&accounts, namespace, name).await
 }
@@ -179,7 +185,7 @@ async fn credentials(
     namespace: &str,
     ctx: &Context,
 ) -> Result<Credentials> {
-    let account_name = run.spec.service_account_name.as_deref().unwrap_or("default");
+    let account_name = run.spec.service_account();
     let Some(account) = account else {
         return Ok(Credentials::default());
     };

@@ -34,6 +34,12 @@ pub fn is_dns_label(name: &str, max_len: usize) -> bool {
         && !name.ends_with('-')
 }
 
+/// True for a DNS-1123 subdomain, the form of most object names: labels
+/// as above joined by dots, at most 253 bytes in all.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(|label| is_dns_label(label, 63))
+}
+
 /// Param, result and workspace names: letters, digits, `_` and `-`,
 /// not starting with a digit or `-` (dots would be ambiguous in `$(...)`).
 pub fn is_variable_name(name: &str) -> bool {
@@ -851,6 +857,13 @@ pub fn validate_run_spec(spec: &TaskRunSpec, errors: &mut ValidationErrors) {
         && let Err(why) = parse_duration(timeout)
     {
         errors.push("spec.timeout", why);
+    }
+    let account = spec.service_account();
+    if !is_dns_subdomain(account) {
+        errors.push(
+            "spec.serviceAccountName",
+            format!("{account:?} is not a ServiceAccount name (lowercase letters, digits, '-' and '.')"),
+        );
     }
     let mut seen = BTreeSet::new();
     for (index, binding) in spec.workspaces.iter().enumerate() {
