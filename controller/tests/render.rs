@@ -867,6 +867,52 @@ fn a_sidecar_on_its_image_s_entrypoint_is_left_unwrapped() {
 }
 
 #[test]
+fn a_sidecar_s_readiness_probe_also_holds_the_steps_back_until_it_passes() {
+    let probe =
+        json!({ "exec": { "command": ["test", "-e", "/shared/ready"] }, "periodSeconds": 2, "successThreshold": 2 });
+    let pod = pod_of_inline_run(json!({
+        "timeout": "10m",
+        "taskSpec": {
+            "sidecars": [
+                { "name": "db", "image": "127.0.0.1:5000/cicd/bash:5", "args": ["--serve"], "readinessProbe": probe },
+                { "name": "own", "image": "127.0.0.1:5000/cicd/bash:5", "args": ["--serve"], "readinessProbe": probe,
+                  "startupProbe": { "tcpSocket": { "port": 80 } } },
+                { "name": "plain", "image": "127.0.0.1:5000/cicd/bash:5", "args": ["--serve"] },
+            ],
+            "steps": [{ "name": "one", "image": "127.0.0.1:5000/cicd/bash:5", "script": "true" }],
+        },
+    }));
+    let init = spec(&pod).init_containers.as_deref().expect("init containers");
+    let sidecar = |name: &str| init.iter().find(|c| c.name == name).expect("the sidecar");
+
+    let startup = sidecar("sidecar-db").startup_probe.as_ref().expect("a startup probe");
+    let command = startup.exec.as_ref().and_then(|e| e.command.clone());
+    assert_eq!(command, Some(vec!["test".into(), "-e".into(), "/shared/ready".into()]));
+    assert_eq!(startup.period_seconds, Some(2));
+    assert_eq!(
+        startup.success_threshold,
+        Some(1),
+        "the only value a startup probe may have"
+    );
+    // It gives up only at the run's timeout: 600 s / 2 s + 1.
+    assert_eq!(startup.failure_threshold, Some(301));
+    assert!(
+        sidecar("sidecar-db").readiness_probe.is_some(),
+        "the readiness probe stays"
+    );
+
+    let own = sidecar("sidecar-own")
+        .startup_probe
+        .as_ref()
+        .expect("its own startup probe");
+    assert!(
+        own.tcp_socket.is_some() && own.exec.is_none(),
+        "a startup probe given is kept"
+    );
+    assert!(sidecar("sidecar-plain").startup_probe.is_none());
+}
+
+#[test]
 fn sidecars_start_before_the_steps_as_native_sidecars() {
     let pod = plan_example("sidecar", 0, |_| {}).pod;
     let init = spec(&pod).init_containers.as_deref().expect("init containers");

@@ -647,6 +647,35 @@ fn sidecar_containers(
         .collect()
 }
 
+/// The failure threshold of a sidecar's startup probe made from its
+/// readiness probe when the run has no timeout: about a day at the default
+/// period, which no CI sidecar should need.
+const UNBOUNDED_READY_PROBES: i32 = 10_000;
+
+/// Steps start once a sidecar is ready, as in Tekton: the kubelet starts a
+/// pod's next container after a native sidecar's startup probe passes (its
+/// readiness probe only marks the pod ready), so a sidecar with a readiness
+/// probe and no startup probe gets a copy as its startup probe. A startup
+/// probe that keeps failing restarts the container, so the copy fails only
+/// after the run's timeout (a readiness probe never restarts anything).
+fn wait_until_ready(sidecar: &mut Container, timeout: Option<std::time::Duration>) {
+    if sidecar.startup_probe.is_some() {
+        return;
+    }
+    let Some(mut probe) = sidecar.readiness_probe.clone() else {
+        return;
+    };
+    let period = probe.period_seconds.unwrap_or(10).max(1);
+    let until_timeout = match timeout {
+        Some(timeout) => i32::try_from(timeout.as_secs() / period as u64 + 1).unwrap_or(i32::MAX),
+        None => UNBOUNDED_READY_PROBES,
+    };
+    probe.failure_threshold = Some(probe.failure_threshold.unwrap_or(3).max(until_timeout));
+    // The API server takes no other success threshold for a startup probe.
+    probe.success_threshold = Some(1);
+    sidecar.startup_probe = Some(probe);
+}
+
 /// Labels of the run's pod: the run's own labels plus ours.
 pub fn pod_labels(resolved: &ResolvedTaskRun, run_labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut labels = run_labels.clone();
@@ -713,7 +742,11 @@ pub fn render_pod(
         init_containers.push(prepare_container(settings, &resolved.steps, &resolved.sidecars));
         volumes.push(empty_dir(VOLUME_SCRIPTS));
     }
-    init_containers.extend(sidecar_containers(&resolved.sidecars, &common_mounts, &workspaces));
+    let mut sidecars = sidecar_containers(&resolved.sidecars, &common_mounts, &workspaces);
+    for sidecar in &mut sidecars {
+        wait_until_ready(sidecar, resolved.timeout);
+    }
+    init_containers.extend(sidecars);
     volumes.extend([
         empty_dir(VOLUME_RUN),
         empty_dir(VOLUME_RESULTS),
@@ -755,7 +788,7 @@ pub fn render_pod(
             containers,
             volumes: Some(volumes),
             restart_policy: Some("Never".to_string()),
-            service_account_name: run.service_account_name.clone(),
+            service_account_name: run.service_account_name.clone().filter(|name| !name.is_empty()),
             active_deadline_seconds: resolved.timeout.map(|t| t.as_secs().max(1) as i64),
             // Service links add an env var per Service to every step: noise,
             // and more names for Kubernetes' own $(VAR) expansion to hit.
