@@ -8,6 +8,8 @@ pub const QUEUED: &str = "Queued";
 pub const RUNNING: &str = "Running";
 pub const SUCCEEDED: &str = "Succeeded";
 pub const FAILED: &str = "Failed";
+/// `$(tasks.t.reason)` of a pipeline task with `onError: continue` that failed.
+pub const FAILURE_IGNORED: &str = "FailureIgnored";
 pub const TIMEOUT: &str = "TaskRunTimeout";
 pub const CANCELLED: &str = "TaskRunCancelled";
 pub const IMAGE_PULL_FAILED: &str = "ImagePullFailed";

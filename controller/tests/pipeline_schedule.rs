@@ -542,6 +542,7 @@ const IGNORING_A_FAILURE: &str = r#"
       taskRef: t
       params:
         - {name: LINT, value: "$(tasks.lint.status)"}
+        - {name: LINT_WHY, value: "$(tasks.lint.reason)"}
         - {name: ALL, value: "$(tasks.status)"}
 "#;
 
@@ -565,6 +566,11 @@ fn a_task_with_on_error_continue_fails_without_failing_the_run() {
     let next = run.next();
     assert_eq!(started(&next), vec!["summary"]);
     assert_eq!(param_of(&next, "summary", "LINT"), string("Failed"));
+    assert_eq!(
+        param_of(&next, "summary", "LINT_WHY"),
+        string("FailureIgnored"),
+        "as in Tekton"
+    );
     assert_eq!(param_of(&next, "summary", "ALL"), string("Completed"));
 
     let done = run.with("summary", ok(&[])).next();
@@ -596,6 +602,11 @@ fn without_on_error_the_same_failure_stops_the_run() {
     let next = run.next();
     assert_eq!(started(&next), vec!["summary"], "only finally runs after a failure");
     assert_eq!(param_of(&next, "summary", "ALL"), string("Failed"));
+    assert_eq!(
+        param_of(&next, "summary", "LINT_WHY"),
+        string("Failed"),
+        "the child's own reason"
+    );
     assert!(skipped(&next).contains(&("test", skip::STOPPING)), "{:?}", next.skipped);
     assert_eq!(next.outcome, Outcome::Running { stopping: true });
 }

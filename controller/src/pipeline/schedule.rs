@@ -362,7 +362,10 @@ fn finally_status(
 ) -> FinallyStatus {
     let state_of = |name: &str| states.get(name).unwrap_or(&State::Pending);
     let reason_of = |name: &str| match (state_of(name), children.get(name)) {
-        (State::Failed | State::FailureIgnored, Some(ChildState::Failed { reason, .. })) => reason.clone(),
+        // As in Tekton: the failure of an `onError: continue` task reads
+        // as ignored, whatever failed it.
+        (State::FailureIgnored, _) => crate::reason::FAILURE_IGNORED.to_string(),
+        (State::Failed, Some(ChildState::Failed { reason, .. })) => reason.clone(),
         (State::Succeeded, _) => crate::reason::SUCCEEDED.to_string(),
         _ => String::new(),
     };
