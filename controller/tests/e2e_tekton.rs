@@ -1920,6 +1920,71 @@ spec:
     ns.passed();
 }
 
+/// Tekton starts the steps once every sidecar is ready: a sidecar that
+/// becomes ready only after it has prepared something holds the steps back
+/// until then, not just until its container started.
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_steps_wait_for_a_sidecar_s_readiness_probe() {
+    let ns = TestNamespace::new("e2e-tekton-sidecar-ready").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: ready-sidecar}}
+spec:
+  taskSpec:
+    sidecars:
+      - name: seeder
+        image: {BASH}
+        command: [sleep, "3600"]
+        readinessProbe:
+          exec: {{command: [sh, -c, "sleep 4; echo seeded > /shared/seed"]}}
+          timeoutSeconds: 10
+        volumeMounts: [{{name: shared, mountPath: /shared}}]
+    steps:
+      - name: use-seed
+        image: {BASH}
+        script: grep -x seeded /shared/seed
+        volumeMounts: [{{name: shared, mountPath: /shared}}]
+    volumes:
+      - {{name: shared, emptyDir: {{}}}}
+"#
+        ),
+    );
+    ns.wait_succeeded::<MyTaskRun>("ready-sidecar", LIMIT).await;
+    ns.passed();
+}
+
+/// Tekton's examples write `serviceAccountName: ""` for the default
+/// account; the controller once retried such a run forever without a status.
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_an_empty_service_account_name_runs_as_the_default() {
+    let ns = TestNamespace::new("e2e-tekton-empty-account").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: default-account}}
+spec:
+  serviceAccountName: ""
+  taskSpec:
+    steps:
+      - name: who
+        image: {BASH}
+        script: test -s /var/run/secrets/kubernetes.io/serviceaccount/namespace
+"#
+        ),
+    );
+    ns.wait_succeeded::<MyTaskRun>("default-account", LIMIT).await;
+    ns.passed();
+}
+
 /// A `git daemon` on the pod bridge's host address, where the controller's
 /// pod reaches it, serving the catalog repository of `base`; killed on drop.
 struct GitDaemon {
@@ -2930,8 +2995,9 @@ spec:
 /// continue` fails without failing the run (the results it wrote before
 /// failing are still passed on), a result a task leaves unwritten
 /// does not fail it either (its readers are skipped or left out), a matrix
-/// varies its first param fastest, and pipeline results built as a list or
-/// a map.
+/// varies its first param fastest, pipeline results built as a list or
+/// a map, and finally tasks read the ignored failure's reason as
+/// `FailureIgnored`.
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_ignored_failures_unwritten_results_and_list_pipeline_results() {
@@ -2989,6 +3055,13 @@ spec:
           steps:
             - image: {BASH}
               script: echo $(params.unwritten)
+      - name: lint-reason
+        params: [{{name: why, value: $(tasks.lint.reason)}}]
+        taskSpec:
+          params: [{{name: why}}]
+          steps:
+            - image: {BASH}
+              script: test "$(params.why)" = FailureIgnored
     results:
       - name: lint-score
         value: $(tasks.lint.results.score)
@@ -3043,6 +3116,10 @@ spec:
         result("about"),
         ParamValue::Object([("size".to_string(), "42".to_string())].into())
     );
+    let lint_reason = child_names(&run, Some("lint-reason"));
+    assert_eq!(lint_reason.len(), 1, "{lint_reason:?}");
+    let lint_reason = ns.get::<MyTaskRun>(&lint_reason[0]).await;
+    ns.expect_condition(&lint_reason, "True", "Succeeded");
     let measure = ns.get::<MyTaskRun>("tolerant-measure").await;
     let measured = ns.expect_condition(&measure, "True", "Succeeded");
     assert!(measured.contains("never were not written"), "{measured}");
