@@ -408,6 +408,51 @@ spec:
 }
 
 #[test]
+fn v1beta1_task_run_specs_names_of_the_account_and_pod_template_convert() {
+    let text = r#"
+apiVersion: tekton.dev/v1beta1
+kind: PipelineRun
+metadata: {name: old}
+spec:
+  pipelineRef: {name: ship}
+  taskRunSpecs:
+    - pipelineTaskName: build
+      taskServiceAccountName: builder
+      taskPodTemplate:
+        nodeSelector: {kubernetes.io/os: linux}
+"#;
+    let output = convert_yaml(&input(text), false).expect("exact");
+    let found = manifests(&output.yaml);
+    let entry = &found.pipeline_runs[0].spec.task_run_specs[0];
+    assert_eq!(entry.service_account_name.as_deref(), Some("builder"));
+    let selector = entry.pod_template.as_ref().and_then(|t| t.node_selector.as_ref());
+    assert_eq!(
+        selector.and_then(|s| s.get("kubernetes.io/os")).map(String::as_str),
+        Some("linux")
+    );
+}
+
+#[test]
+fn a_task_run_spec_with_both_names_of_its_pod_template_reports_the_old_one() {
+    let text = r#"
+apiVersion: tekton.dev/v1beta1
+kind: PipelineRun
+metadata: {name: old}
+spec:
+  pipelineRef: {name: ship}
+  taskRunSpecs:
+    - pipelineTaskName: build
+      podTemplate: {nodeSelector: {a: b}}
+      taskPodTemplate: {nodeSelector: {c: d}}
+"#;
+    let error = convert_yaml(&input(text), false).expect_err("a loss");
+    assert!(
+        format!("{error}").contains("taskRunSpecs[0].taskPodTemplate"),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_step_action_becomes_a_my_step_action_and_the_step_keeps_its_ref() {
     let text = r#"
 apiVersion: tekton.dev/v1beta1

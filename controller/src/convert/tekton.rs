@@ -316,18 +316,27 @@ impl Converter {
         Value::Object(out)
     }
 
-    /// One entry of a PipelineRun's `taskRunSpecs`.
+    /// One entry of a PipelineRun's `taskRunSpecs`; v1beta1 names two of
+    /// its fields `taskServiceAccountName` and `taskPodTemplate`.
     fn pipeline_task_run_spec(value: Value, at: &str, losses: &mut Losses) -> Value {
         let mut fields = Fields::of(value, at, losses);
         let mut out = Map::new();
         for key in ["pipelineTaskName", "serviceAccountName", "timeout"] {
             fields.copy(key, &mut out);
         }
-        if let Some(template) = fields.take("podTemplate") {
-            out.insert(
-                "podTemplate".into(),
-                Self::pod_template(template, &fields.field("podTemplate"), losses),
-            );
+        if !out.contains_key("serviceAccountName") {
+            fields.copy_as("taskServiceAccountName", "serviceAccountName", &mut out);
+        }
+        for key in ["podTemplate", "taskPodTemplate"] {
+            if out.contains_key("podTemplate") {
+                break;
+            }
+            if let Some(template) = fields.take(key) {
+                out.insert(
+                    "podTemplate".into(),
+                    Self::pod_template(template, &fields.field(key), losses),
+                );
+            }
         }
         fields.copy("computeResources", &mut out);
         resource_overrides(&mut fields, &mut out, losses);
