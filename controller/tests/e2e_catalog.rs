@@ -276,9 +276,11 @@ spec:
         None,
     );
     assert_eq!(image, format!("{image_url}@{digest}"));
+    // The old pod may still be Running for a moment while it stops: the
+    // pod to look into is the ready one running the digest.
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ids = kubectl(
+    let pod = loop {
+        let pods = kubectl(
             &[
                 "get",
                 "pods",
@@ -287,35 +289,25 @@ spec:
                 "-l",
                 "app=sample-app",
                 "-o",
-                "jsonpath={range .items[*]}{.status.containerStatuses[0].ready} {.status.containerStatuses[0].imageID}{\"\\n\"}{end}",
+                "jsonpath={range .items[*]}{.status.containerStatuses[0].ready} {.status.containerStatuses[0].imageID} {.metadata.name}{\"\\n\"}{end}",
             ],
             None,
         );
-        if ids.lines().any(|l| l.starts_with("true ") && l.contains(&digest)) {
-            break;
+        let running_digest = pods
+            .lines()
+            .find(|l| l.starts_with("true ") && l.contains(&digest))
+            .and_then(|l| l.split_whitespace().nth(2));
+        if let Some(name) = running_digest {
+            break name.to_string();
         }
         assert!(
             Instant::now() < deadline,
-            "no ready pod runs {digest}: {ids}{}",
+            "no ready pod runs {digest}: {pods}{}",
             ns.diagnostics()
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    };
     // The built image holds what the Dockerfile's RUN wrote.
-    let pod = kubectl(
-        &[
-            "get",
-            "pods",
-            "-n",
-            &ns.name,
-            "-l",
-            "app=sample-app",
-            "--field-selector=status.phase=Running",
-            "-o",
-            "jsonpath={.items[0].metadata.name}",
-        ],
-        None,
-    );
     let built = kubectl(&["exec", "-n", &ns.name, &pod, "--", "cat", "/app/BUILT"], None);
     assert_eq!(built.trim(), "built by kaniko");
     ns.passed();
