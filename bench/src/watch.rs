@@ -55,6 +55,23 @@ fn id_of(meta: &kube::api::ObjectMeta) -> Option<usize> {
     meta.labels.as_ref()?.get(LABEL_ID)?.parse().ok()
 }
 
+/// Watches the benchmark's objects of `api`, handing each version seen to
+/// `saw`, until the process ends.
+fn spawn_watch<K>(api: Api<K>, mut saw: impl FnMut(K) + Send + 'static) -> JoinHandle<()>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + k8s_openapi::serde::de::DeserializeOwned + Send + 'static,
+{
+    let config = watcher::Config::default().labels(LABEL_ID);
+    tokio::spawn(async move {
+        let mut events = watcher::watcher(api, config).boxed();
+        while let Some(event) = events.next().await {
+            if let Ok(Event::Apply(object) | Event::InitApply(object)) = event {
+                saw(object);
+            }
+        }
+    })
+}
+
 /// The pod's phase is final, or every container of it has ended.
 fn pod_is_finished(pod: &Pod) -> bool {
     let Some(status) = pod.status.as_ref() else {
@@ -98,31 +115,14 @@ impl Tracker {
     /// Starts watching `namespace`'s pods, and its runs if this tracks
     /// runs; the tasks end with the process.
     pub fn watch(&self, client: &Client, namespace: &str) {
-        let config = watcher::Config::default().labels(LABEL_ID);
         let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
         let tracker = self.clone();
-        let _pods: JoinHandle<()> = tokio::spawn(async move {
-            let mut events = watcher::watcher(pods, config).boxed();
-            while let Some(event) = events.next().await {
-                if let Ok(Event::Apply(pod) | Event::InitApply(pod)) = event {
-                    tracker.saw_pod(&pod);
-                }
-            }
-        });
-        if !self.runs {
-            return;
+        spawn_watch(pods, move |pod| tracker.saw_pod(&pod));
+        if self.runs {
+            let runs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &task_run_resource());
+            let tracker = self.clone();
+            spawn_watch(runs, move |run| tracker.saw_run(&run));
         }
-        let config = watcher::Config::default().labels(LABEL_ID);
-        let runs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &task_run_resource());
-        let tracker = self.clone();
-        let _runs: JoinHandle<()> = tokio::spawn(async move {
-            let mut events = watcher::watcher(runs, config).boxed();
-            while let Some(event) = events.next().await {
-                if let Ok(Event::Apply(run) | Event::InitApply(run)) = event {
-                    tracker.saw_run(&run);
-                }
-            }
-        });
     }
 
     fn saw_pod(&self, pod: &Pod) {
