@@ -1429,12 +1429,13 @@ fn an_empty_service_account_name_means_the_default_and_a_malformed_one_is_a_fiel
     }
     assert_eq!(spec("").service_account(), "default");
 
-    for bad in ["Builder", "a/b", "-x", &"a".repeat(254)] {
+    for bad in ["Builder", "a/b", "-x", &"a".repeat(254), &"x.".repeat(5000)] {
         let mut errors = ValidationErrors::default();
         validate_run_spec(&spec(bad), &mut errors);
         assert_eq!(errors.0.len(), 1, "{bad:?}: {errors}");
         assert_eq!(errors.0[0].field, "spec.serviceAccountName");
         assert!(errors.0[0].message.contains("not a ServiceAccount name"), "{errors}");
+        assert!(errors.0[0].message.len() < 400, "the name is quoted cut short");
     }
 }
 

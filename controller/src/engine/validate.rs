@@ -860,9 +860,14 @@ pub fn validate_run_spec(spec: &TaskRunSpec, errors: &mut ValidationErrors) {
     }
     let account = spec.service_account();
     if !is_dns_subdomain(account) {
+        // Quoted at most 253 characters long: the longest name there is.
+        let shown: String = account.chars().take(253).collect();
+        let cut = if shown.len() < account.len() { "..." } else { "" };
         errors.push(
             "spec.serviceAccountName",
-            format!("{account:?} is not a ServiceAccount name (lowercase letters, digits, '-' and '.')"),
+            format!(
+                "{shown:?}{cut} is not a ServiceAccount name (lowercase letters, digits, '-' and '.', at most 253)"
+            ),
         );
     }
     let mut seen = BTreeSet::new();
