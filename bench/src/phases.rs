@@ -13,7 +13,7 @@ use kube::{Api, Client};
 use crate::objects::{self, Placement};
 use crate::process::{Controller, Usage};
 use crate::stats::{Sample, ms};
-use crate::watch::Tracker;
+use crate::watch::{Tracker, run_is_finished};
 use crate::{Options, Which};
 
 /// What a phase creates.
@@ -438,23 +438,12 @@ async fn count_finished(runs: &Api<DynamicObject>) -> anyhow::Result<usize> {
     let mut params = ListParams::default().limit(500);
     loop {
         let page = runs.list(&params).await?;
-        done += page.items.iter().filter(|run| is_finished_run(run)).count();
+        done += page.items.iter().filter(|run| run_is_finished(run)).count();
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
             None => return Ok(done),
         }
     }
-}
-
-fn is_finished_run(run: &DynamicObject) -> bool {
-    run.data
-        .pointer("/status/conditions")
-        .and_then(|c| c.as_array())
-        .is_some_and(|conditions| {
-            conditions
-                .iter()
-                .any(|c| c["type"] == "Succeeded" && c["status"].as_str().is_some_and(|s| s != "Unknown"))
-        })
 }
 
 fn ratio(numerator: f64, denominator: f64) -> String {

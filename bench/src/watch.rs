@@ -88,7 +88,7 @@ fn pod_is_finished(pod: &Pod) -> bool {
 }
 
 /// The run's `Succeeded` condition is True or False.
-fn run_is_finished(run: &DynamicObject) -> bool {
+pub fn run_is_finished(run: &DynamicObject) -> bool {
     let conditions = run.data.pointer("/status/conditions").and_then(|c| c.as_array());
     conditions.into_iter().flatten().any(|condition| {
         condition.get("type").and_then(|t| t.as_str()) == Some("Succeeded")
