@@ -40,6 +40,7 @@ use crate::reconcile::taskrun::TaskLookup;
 
 use super::context::Context;
 use super::execute::RunKind;
+use super::stand_in::succeeded_status;
 use super::status_writer::replace_status;
 
 /// A queued run looks again this often even if nothing woke it, in case a
@@ -449,14 +450,7 @@ pub async fn group_members<R: RunKind>(ctx: &Context, namespace: &str, group: &G
 pub fn member_of(object: &DynamicObject) -> Option<Member> {
     let created = object.metadata.creation_timestamp.as_ref()?.0;
     let data = &object.data;
-    let finished = data
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|conditions| {
-            conditions
-                .iter()
-                .any(|c| c["type"] == "Succeeded" && c["status"].as_str().is_some_and(|s| s != "Unknown"))
-        });
+    let finished = succeeded_status(data).is_some_and(|status| status != "Unknown");
     let started = data.pointer("/status/startTime").is_some_and(|t| !t.is_null());
     let cancelled = data.pointer("/spec/status") == Some(&json!("Cancelled"));
     let state = match (finished, started, cancelled) {

@@ -18,7 +18,7 @@ use crate::api::strict;
 use crate::error::{Error, Result};
 
 use super::context::{Context, Requeue, object_key};
-use super::stand_in::is_finished_stand_in;
+use super::stand_in::{is_finished_stand_in, succeeded_status};
 use super::status_writer::replace_status_at;
 use super::stores::{AWAIT_OWN_WRITE, Freshness};
 use super::stream::{self, UNREADABLE};
@@ -151,15 +151,7 @@ where
 }
 
 fn already_failed(object: &DynamicObject) -> bool {
-    object
-        .data
-        .pointer("/status/conditions")
-        .and_then(|c| c.as_array())
-        .is_some_and(|conditions| {
-            conditions
-                .iter()
-                .any(|c| c.get("type") == Some(&json!("Succeeded")) && c.get("status") == Some(&json!("False")))
-        })
+    succeeded_status(&object.data) == Some("False")
 }
 
 /// Ends a run that cannot be decoded: condition False with `reason` and the

@@ -59,7 +59,7 @@ impl FinishedFacts {
     /// The facts of a whole run, if it is finished (its `Succeeded`
     /// condition is True or False).
     fn of_whole(data: &Value) -> Option<FinishedFacts> {
-        let state = succeeded_condition(data)?.get("status")?.as_str()?;
+        let state = succeeded_status(data)?;
         if state == "Unknown" {
             return None;
         }
@@ -100,11 +100,16 @@ pub fn is_finished_stand_in(object: &DynamicObject) -> bool {
     object.data.get(FINISHED).is_some_and(|v| v == true)
 }
 
-fn succeeded_condition(data: &Value) -> Option<&Value> {
+/// The status (`True`, `False`, `Unknown`) of the `Succeeded` condition of
+/// a run read as untyped JSON: the one reader for the places that must
+/// see a run that cannot be decoded (the cache, the queues, the decoder).
+pub fn succeeded_status(data: &Value) -> Option<&str> {
     data.pointer("/status/conditions")?
         .as_array()?
         .iter()
-        .find(|c| c.get("type").is_some_and(|t| t == "Succeeded"))
+        .find(|c| c.get("type").is_some_and(|t| t == "Succeeded"))?
+        .get("status")?
+        .as_str()
 }
 
 /// A non-negative integer field, capped at `u32::MAX`.
