@@ -91,6 +91,15 @@ pub fn step_result_path(step_index: usize, result: &str) -> String {
     format!("{}/{result}", step_results_dir(step_index))
 }
 
+/// The step result that carries what a step writes at
+/// `$(step.artifacts.path)`: a name no user's result can have (those hold
+/// no dot), so it travels with the step's results without colliding.
+pub const STEP_ARTIFACTS: &str = "cicd.step-artifacts";
+
+/// The same for `$(artifacts.path)`: the task's artifacts, as that step
+/// reports them.
+pub const TASK_ARTIFACTS: &str = "cicd.task-artifacts";
+
 /// Step `step_index`'s directory inside the run and results volumes.
 pub fn step_sub_path(step_index: usize) -> String {
     step_index.to_string()

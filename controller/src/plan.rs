@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::api::{MyTaskRun, ResolvedFrom, TaskSpec};
 use crate::engine::errors::ValidationErrors;
-use crate::engine::resolve::{ResolvedStep, ResolvedTaskRun, RunIdentity, resolve_task_run};
+use crate::engine::resolve::{ResolvedStep, ResolvedTaskRun, RunIdentity, resolve_task_run, run_param_values};
 use crate::engine::step_action::{StepActions, inline_step_actions, runs_step_actions};
 use crate::image::{ImageLookup, ImageLookups};
 use crate::pod::credentials::Credentials;
@@ -207,7 +207,10 @@ fn inline_and_resolve(
     let task = if !runs_step_actions(task) {
         task
     } else {
-        inlined = inline_step_actions(task, &task_field, step_actions, &settings.limits)?;
+        // Problems with the run's params are reported by the resolution.
+        let task_params = run_param_values(&run.spec, task, &mut ValidationErrors::default());
+        let inputs = (step_actions, &task_params);
+        inlined = inline_step_actions(task, &task_field, inputs, &settings.limits)?;
         &inlined
     };
     let identity = identity(run, source, attempt);

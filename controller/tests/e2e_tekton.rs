@@ -1052,6 +1052,156 @@ spec:
 
 #[tokio::test]
 #[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_step_action_object_params_take_the_action_s_defaults_for_missing_keys() {
+    let ns = TestNamespace::new("e2e-tekton-step-action-objects").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1beta1
+kind: StepAction
+metadata: {{name: publish}}
+spec:
+  image: {BASH}
+  params:
+    - name: target
+      type: object
+      properties: {{host: {{type: string}}, repo: {{type: string}}, tag: {{type: string}}}}
+      default: {{host: action-host, repo: action-repo, tag: action-tag}}
+    - name: style
+      type: object
+      properties: {{level: {{type: string}}}}
+      default: {{level: quiet}}
+  env:
+    - {{name: HOST, value: $(params.target.host)}}
+    - {{name: REPO, value: $(params.target.repo)}}
+    - {{name: TAG, value: $(params.target.tag)}}
+    - {{name: LEVEL, value: $(params.style.level)}}
+  script: printf '%s/%s:%s %s' "$HOST" "$REPO" "$TAG" "$LEVEL" > $(step.results.ref.path)
+  results: [{{name: ref}}]
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: publish-run}}
+spec:
+  params:
+    - name: where
+      value: {{repo: run-repo}}
+    - name: loud
+      value: "yes"
+  taskSpec:
+    params:
+      - name: where
+        properties: {{host: {{type: string}}, repo: {{type: string}}}}
+        default: {{host: task-host, repo: task-repo}}
+    results:
+      - name: ref
+        value: $(steps.publish.results.ref)
+    steps:
+      - name: publish
+        ref: {{name: publish}}
+        params:
+          - {{name: target, value: "$(params.where[*])"}}
+          - {{name: style, value: "$(params.loud[*])"}}
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyTaskRun>("publish-run", LIMIT).await;
+    // host: the task's default; repo: the run's; tag: the action's
+    // default; style: a string given whole, so all of the action's default.
+    assert_eq!(
+        run.string_result("ref").as_deref(),
+        Some("task-host/run-repo:action-tag quiet")
+    );
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
+async fn tekton_artifacts_reach_the_status_and_the_next_task() {
+    let ns = TestNamespace::new("e2e-tekton-artifacts").await;
+    apply_tekton(
+        &ns,
+        &format!(
+            r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {{name: artifacts-run}}
+spec:
+  pipelineSpec:
+    tasks:
+      - name: build
+        taskSpec:
+          steps:
+            - name: fetch
+              image: {BASH}
+              script: |
+                cat > $(step.artifacts.path) <<'EOF'
+                {{"inputs": [{{"name": "source", "values": [{{"uri": "git:app@c0ffee", "digest": "sha1:c0ffee"}}]}}]}}
+                EOF
+            - name: push
+              image: {BASH}
+              script: |
+                cat > $(artifacts.path) <<'EOF'
+                {{"outputs": [{{"name": "image", "buildOutput": true,
+                  "values": [{{"uri": "pkg:oci/app@sha256:ab12", "digest": {{"sha256": "ab12"}}}}]}}]}}
+                EOF
+      - name: deploy
+        params:
+          - name: built
+            value: $(tasks.build.outputs.image)
+        taskSpec:
+          params: [{{name: built}}]
+          results: [{{name: seen}}]
+          steps:
+            - name: check
+              image: {BASH}
+              script: |
+                case '$(params.built)' in
+                  *'"uri":"pkg:oci/app@sha256:ab12"'*) printf ok > $(results.seen.path) ;;
+                  *) echo "unexpected: $(params.built)"; exit 1 ;;
+                esac
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: bad-artifacts-run}}
+spec:
+  taskSpec:
+    steps:
+      - name: write
+        image: {BASH}
+        script: |
+          echo '{{"outputs": [{{"nam": "x"}}]}}' > $(step.artifacts.path)
+"#
+        ),
+    );
+    let run = ns.wait_succeeded::<MyPipelineRun>("artifacts-run", LIMIT).await;
+    let build = ns.get::<MyTaskRun>(&child_names(&run, Some("build"))[0]).await;
+    let status = serde_json::to_value(build.status.clone().unwrap_or_default()).expect("json");
+    assert_eq!(
+        status["steps"][0]["inputs"][0]["values"][0]["digest"],
+        serde_json::json!({"sha1": "c0ffee"})
+    );
+    assert!(
+        status["steps"][1].get("outputs").is_none(),
+        "$(artifacts.path) is the task's: {status}"
+    );
+    assert_eq!(status["artifacts"]["inputs"][0]["name"], "source");
+    assert_eq!(status["artifacts"]["outputs"][0]["buildOutput"], true);
+    let deploy = ns.get::<MyTaskRun>(&child_names(&run, Some("deploy"))[0]).await;
+    assert_eq!(deploy.string_result("seen").as_deref(), Some("ok"));
+    let message = ns
+        .wait_failed::<MyTaskRun>("bad-artifacts-run", reason::INVALID_RESULTS, LIMIT)
+        .await;
+    assert!(
+        message.contains("step \"write\" wrote artifacts at $(step.artifacts.path)") && message.contains("`nam`"),
+        "{message}"
+    );
+    ns.passed();
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the operator installed"]
 async fn tekton_steps_mount_pod_template_volumes() {
     let ns = TestNamespace::new("e2e-tekton-pod-template-volumes").await;
     apply_tekton(

@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cicd_controller::api::{
-    Condition, MyPipelineRun, MyTaskRun, ParamValue, PipelineRunStatus, PipelineSpec, ResolvedFrom, RunResult,
-    RunSpecStatus, TaskRunStatus, TaskSpec,
+    Artifacts, Condition, MyPipelineRun, MyTaskRun, ParamValue, PipelineRunStatus, PipelineSpec, ResolvedFrom,
+    RunResult, RunSpecStatus, TaskRunStatus, TaskSpec,
 };
 use cicd_controller::engine::limits::Limits;
 use cicd_controller::manifests::Manifests;
 use cicd_controller::reconcile::pipelinerun::{Action, Observed, PipelineLookup, decide, owner_reference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use serde_json::{Value, json};
 
 const MANIFESTS: &str = r#"
 apiVersion: cicdoperator.ning1875.io/v1
@@ -376,6 +377,63 @@ fn results_pass_into_the_next_child_and_make_the_pipeline_results() {
 
     world.store(&done);
     assert!(world.decide(50).is_empty(), "a finished run is left alone");
+}
+
+/// The world with push's IMAGE given as `expr`, and tag finished having
+/// written an image artifact, twice in two of its steps.
+fn world_reading_tag_artifacts(expr: &str) -> (World, Vec<Action>) {
+    let mut world = world();
+    world.pipeline.tasks[1].params[0].value = ParamValue::String(expr.into());
+    let first = world.decide(0);
+    world.create_children(&first);
+    world.store(&first);
+    world.finish_child("rel-1-tag", "True", "Succeeded", &[("TAG", "v9-1")]);
+    let written: Artifacts = serde_json::from_value(json!({
+        "inputs": [{ "name": "source", "values": [{ "uri": "git:app@1" }] }],
+        "outputs": [{ "name": "image", "values": [{ "uri": "pkg:oci/app", "digest": { "sha256": "ab" } }] },
+                    { "name": "image", "values": [{ "uri": "pkg:oci/app-debug" }] }],
+    }))
+    .expect("artifacts");
+    let tag = world
+        .children
+        .iter_mut()
+        .find(|c| c.metadata.name.as_deref() == Some("rel-1-tag"))
+        .expect("tag");
+    tag.status.as_mut().expect("finished").artifacts = Some(written);
+    let second = world.decide(10);
+    (world, second)
+}
+
+#[test]
+fn a_task_s_artifacts_pass_to_the_next_task_as_json() {
+    let (_, second) = world_reading_tag_artifacts("$(tasks.tag.outputs.image)");
+    let push = created(&second)[0];
+    let ParamValue::String(given) = &push.spec.params[0].value else {
+        panic!("a string: {:?}", push.spec.params[0].value)
+    };
+    let given: Value = serde_json::from_str(given).expect("JSON");
+    assert_eq!(
+        given,
+        json!([{ "uri": "pkg:oci/app", "digest": { "sha256": "ab" } }, { "uri": "pkg:oci/app-debug", "digest": {} }]),
+        "both steps' values of the category, in order"
+    );
+    let (_, second) = world_reading_tag_artifacts("$(tasks.tag.inputs.source)");
+    assert_eq!(
+        created(&second)[0].spec.params[0].value,
+        ParamValue::String(r#"[{"uri":"git:app@1","digest":{}}]"#.into())
+    );
+}
+
+#[test]
+fn an_artifact_category_the_task_did_not_write_fails_the_run_naming_it() {
+    let (_, second) = world_reading_tag_artifacts("$(tasks.tag.outputs.chart)");
+    assert!(created(&second).is_empty());
+    let (status, _, message) = final_condition(&second);
+    assert_eq!(status, "False");
+    assert!(
+        message.contains("task \"tag\" succeeded but wrote no outputs artifacts of category \"chart\""),
+        "{message}"
+    );
 }
 
 #[test]

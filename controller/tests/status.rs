@@ -830,6 +830,57 @@ fn a_step_result_not_of_its_declared_type_fails_the_run_naming_it() {
 }
 
 #[test]
+fn artifacts_go_under_their_step_and_all_of_them_to_the_run() {
+    let pod = three_steps_succeeded(with_frame(done()), with_frame(done()), done());
+    let mut frames = fetched(&[("build", &[]), ("test", &[])]);
+    let source = r#"{"inputs": [{"name": "source", "values": [{"uri": "git:repo@1", "digest": "sha1:ab"}]}]}"#;
+    let image = r#"{"outputs": [{"name": "image", "buildOutput": true,
+                                 "values": [{"uri": "pkg:oci/app", "digest": {"sha256": "cd"}}]}]}"#;
+    with_step_results(&mut frames, "build", &[("cicd.step-artifacts", source)]);
+    // The task's artifacts, written at $(artifacts.path): not the step's own.
+    with_step_results(&mut frames, "test", &[("cicd.task-artifacts", image)]);
+    let reading = read_pod(&task_without_results(), &pod, false, &frames);
+    assert_eq!(reading.succeeded, Succeeded::True, "{}", reading.message);
+    let build = serde_json::to_value(&reading.steps[0]).expect("json");
+    assert_eq!(
+        build["inputs"],
+        json!([{ "name": "source", "values": [{ "uri": "git:repo@1", "digest": { "sha1": "ab" } }] }])
+    );
+    assert!(
+        build.get("outputs").is_none() && build.get("results").is_none(),
+        "{build}"
+    );
+    assert!(reading.steps[1].outputs.is_empty());
+    let run = serde_json::to_value(&reading.artifacts).expect("json");
+    assert_eq!(run["inputs"][0]["name"], "source");
+    assert_eq!(
+        run["outputs"],
+        json!([{ "name": "image", "buildOutput": true,
+                 "values": [{ "uri": "pkg:oci/app", "digest": { "sha256": "cd" } }] }])
+    );
+}
+
+#[test]
+fn artifacts_that_cannot_be_read_fail_the_run_naming_the_step() {
+    let pod = three_steps_succeeded(with_frame(done()), done(), done());
+    let mut frames = fetched(&[("build", &[])]);
+    with_step_results(
+        &mut frames,
+        "build",
+        &[("cicd.step-artifacts", r#"{"outputs": [{"nme": "x"}]}"#)],
+    );
+    let reading = read_pod(&task_without_results(), &pod, false, &frames);
+    assert_failed(
+        &reading,
+        reason::INVALID_RESULTS,
+        &[
+            "step \"build\" wrote artifacts at $(step.artifacts.path)",
+            "unknown field `nme`",
+        ],
+    );
+}
+
+#[test]
 fn step_results_count_towards_the_runs_results_limit() {
     let pod = three_steps_succeeded(with_frame(done()), done(), done());
     let mut frames = fetched(&[("build", &[])]);

@@ -611,6 +611,77 @@ fn whole_array_and_object_references_given_as_step_action_params_keep_their_part
 }
 
 #[test]
+fn an_object_given_whole_to_a_step_action_takes_the_action_s_defaults_for_keys_it_lacks() {
+    let action = json!({
+        "image": IMAGE,
+        "params": [
+            { "name": "target", "type": "object", "properties": { "host": {}, "repo": {}, "tag": {} },
+              "default": { "host": "action-host", "repo": "action-repo", "tag": "action-tag" } },
+            { "name": "mode", "type": "object", "properties": { "level": {} },
+              "default": { "level": "action-level" } },
+        ],
+        "command": ["push", "$(params.target.host)", "$(params.target.repo)", "$(params.target.tag)",
+                    "$(params.mode.level)"],
+    });
+    let task = json!({
+        "params": [{ "name": "where", "type": "object", "properties": { "host": {}, "repo": {} },
+                     "default": { "host": "task-host", "repo": "task-repo" } }],
+        "steps": [{ "name": "push", "ref": { "name": "pusher" },
+                    "params": [{ "name": "target", "value": "$(params.where[*])" },
+                               { "name": "mode", "value": "$(params.loud[*])" }] }],
+    });
+    // `loud` is not declared: it reaches the inline taskSpec by propagation,
+    // a string where the action wants an object.
+    let run = inline_run(
+        task,
+        json!({ "params": [{ "name": "where", "value": { "repo": "run-repo" } },
+                           { "name": "loud", "value": "yes" }] }),
+    );
+    let resolved = resolved_ok(resolve_with_actions(&run, &[("pusher", action)]));
+    assert_eq!(
+        resolved.steps[0].command,
+        ["push", "task-host", "run-repo", "action-tag", "action-level"],
+        "the run's key, then the task's default, then the action's"
+    );
+}
+
+#[test]
+fn artifact_paths_are_files_the_step_reports_with_its_results() {
+    let task = json!({
+        "steps": [
+            { "name": "build", "image": IMAGE,
+              "script": "write > $(step.artifacts.path)\nwrite > $(artifacts.path)" },
+            { "name": "test", "image": IMAGE, "command": ["test"] },
+        ],
+    });
+    let resolved = resolved_ok(resolve_inline(&inline_run(task, json!({}))));
+    assert_eq!(
+        resolved.steps[0].script.as_deref(),
+        Some("write > /cicd/run/0/results/cicd.step-artifacts\nwrite > /cicd/run/0/results/cicd.task-artifacts")
+    );
+    assert_eq!(
+        resolved.steps[0].step_results,
+        ["cicd.step-artifacts", "cicd.task-artifacts"]
+    );
+    assert!(resolved.steps[1].step_results.is_empty(), "only a step that names them");
+}
+
+#[test]
+fn a_step_s_artifacts_cannot_be_read_by_a_later_step_yet() {
+    let task = json!({
+        "steps": [
+            { "name": "build", "image": IMAGE, "script": "write > $(step.artifacts.path)" },
+            { "name": "test", "image": IMAGE, "command": ["test", "$(steps.build.outputs.image)"] },
+        ],
+    });
+    assert_error(
+        resolve_inline(&inline_run(task, json!({}))),
+        "spec.taskSpec.steps[1].command[1]",
+        &["$(steps.build.outputs.image)"],
+    );
+}
+
+#[test]
 fn before_its_action_is_inlined_a_step_s_results_are_taken_on_trust() {
     // How a pipeline sees an inline taskSpec: no MyStepAction is read yet.
     let spec: TaskSpec = serde_json::from_value(json!({

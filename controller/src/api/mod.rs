@@ -1,6 +1,7 @@
 //! The custom resources of group `cicdoperator.ning1875.io/v1`, as plain
 //! serde types. Nothing here talks to a cluster.
 
+pub mod artifacts;
 pub mod common;
 pub mod pipeline;
 pub mod step_action;
@@ -8,6 +9,7 @@ pub mod strict;
 pub mod task;
 pub mod taskrun;
 
+pub use artifacts::{Artifact, ArtifactValue, Artifacts};
 pub use common::*;
 pub use pipeline::*;
 pub use step_action::*;

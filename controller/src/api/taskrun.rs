@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::artifacts::{Artifact, Artifacts};
 use super::common::{
     Condition, Param, RemoteRef, ResolvedFrom, RunResult, RunSpecStatus, WorkspaceBinding, any_object, any_object_list,
 };
@@ -140,6 +141,10 @@ pub struct TaskRunStatus {
     pub steps: Vec<StepState>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<RunResult>,
+    /// What the steps wrote at `$(artifacts.path)` and
+    /// `$(step.artifacts.path)`, in step order: the run's provenance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<Artifacts>,
     /// Problems that did not stop the run, e.g. a workspace binding the
     /// task does not declare.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -196,6 +201,13 @@ pub struct StepState {
     /// typed as the step declares them; read once the pod has finished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<RunResult>,
+    /// What the step wrote at `$(step.artifacts.path)`: the artifacts it
+    /// read...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Artifact>,
+    /// ...and those it made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<Artifact>,
 }
 
 /// A failed attempt kept when the run is retried.

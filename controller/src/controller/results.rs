@@ -20,7 +20,7 @@ use cicd_entrypoint::frame::FrameRef;
 use cicd_entrypoint::termination;
 
 use crate::error::Result;
-use crate::pod::render::STEP_PREFIX;
+use crate::pod::status::ended_steps;
 use crate::pod::results::{Fetched, FetchedResults, ResultLimits, SLACK_LINES, WIDE_SLACK_LINES, decode_frame};
 
 /// For this long after a step finished, a frame that does not check out is
@@ -56,16 +56,8 @@ fn is_finished(pod: &Pod) -> bool {
     let Some(status) = pod.status.as_ref() else {
         return false;
     };
-    if matches!(status.phase.as_deref(), Some("Succeeded") | Some("Failed")) {
-        return true;
-    }
-    let mut steps = status
-        .container_statuses
-        .iter()
-        .flatten()
-        .filter(|c| c.name.starts_with(STEP_PREFIX))
-        .peekable();
-    steps.peek().is_some() && steps.all(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+    matches!(status.phase.as_deref(), Some("Succeeded") | Some("Failed"))
+        || ended_steps(status.container_statuses.as_deref().unwrap_or_default()).is_some()
 }
 
 /// The frame a terminated step's report names, if any.

@@ -13,6 +13,7 @@ pub const NAMESPACES: &[&str] = &[
     "steps",
     "step",
     "credentials",
+    "artifacts",
 ];
 
 /// A reference found in a text: byte range of the whole `$(...)` and the

@@ -440,9 +440,19 @@ struct StepVariables<'a> {
     index: usize,
     /// The step result references found: (expression, file).
     live: Option<&'a RefCell<BTreeSet<(String, String)>>>,
+    /// The artifact files the step's fields name (`layout::STEP_ARTIFACTS`,
+    /// `layout::TASK_ARTIFACTS`): only those are collected from it.
+    artifacts: &'a RefCell<BTreeSet<&'static str>>,
 }
 
 impl StepVariables<'_> {
+    /// `$(step.artifacts.path)` and `$(artifacts.path)`: a file of the
+    /// step's own results directory, reported with its step results.
+    fn artifacts_path(&self, which: &'static str) -> Value {
+        self.artifacts.borrow_mut().insert(which);
+        Value::Str(layout::step_result_path(self.index, which))
+    }
+
     fn own_result(&self, rest: &str) -> Result<Value, String> {
         let name = rest
             .strip_prefix("results.")
@@ -493,6 +503,11 @@ impl StepVariables<'_> {
 
 impl Resolver for StepVariables<'_> {
     fn lookup(&self, expr: &str) -> Result<Value, String> {
+        match expr {
+            "step.artifacts.path" => return Ok(self.artifacts_path(layout::STEP_ARTIFACTS)),
+            "artifacts.path" => return Ok(self.artifacts_path(layout::TASK_ARTIFACTS)),
+            _ => {}
+        }
         if let Some(rest) = expr.strip_prefix("step.") {
             return self.own_result(rest);
         }
@@ -646,6 +661,21 @@ fn substitute_volume(volume: &Volume, vars: &dyn Resolver, field: &str, errors: 
     }
 }
 
+/// The values of the task's params in this run: given, else defaulted (a
+/// partial object merged with its default). An inline taskSpec receives
+/// every param of the run, declared or not (propagation).
+pub fn run_param_values(
+    run: &TaskRunSpec,
+    task: &TaskSpec,
+    errors: &mut ValidationErrors,
+) -> BTreeMap<String, ParamValue> {
+    let declared = match run.task_spec {
+        Some(_) => with_propagated(&task.params, &run.params),
+        None => task.params.clone(),
+    };
+    resolve_params(&declared, &run.params, "spec.params", errors)
+}
+
 /// Validates the run against its task and resolves everything.
 /// `task_field` names where the task came from in errors, e.g.
 /// `spec.taskSpec` or `MyTask t1: spec`.
@@ -671,15 +701,7 @@ pub fn resolve_task_run(
     check_run_volumes(task, run_volumes, &mut errors);
     check_resource_overrides(run, task, &mut errors);
 
-    // An inline taskSpec receives every param of the run (propagation).
-    let declared = match run.task_spec {
-        Some(_) => with_propagated(&task.params, &run.params),
-        None => task.params.clone(),
-    };
-    let params = with_context(
-        resolve_params(&declared, &run.params, "spec.params", &mut errors),
-        identity,
-    );
+    let params = with_context(run_param_values(run, task, &mut errors), identity);
     let workspaces = resolve_workspaces(task, &identity.task_name, &run.workspaces, &mut errors, &mut warnings);
     let vars = TaskVariables {
         params: &params,
@@ -704,15 +726,18 @@ pub fn resolve_task_run(
         }
         let container = ContainerVariables::new(&vars, &step.workspaces);
         let found = RefCell::new(BTreeSet::new());
+        let artifacts = RefCell::new(BTreeSet::new());
         let live = StepVariables {
             container: &container,
             index,
             live: Some(&found),
+            artifacts: &artifacts,
         };
         let vars = StepVariables {
             container: &container,
             index,
             live: None,
+            artifacts: &artifacts,
         };
         let mut env = merge_env(&template.env, &step.env);
         substitute_env(&mut env, &live, &at, &mut errors);
@@ -767,7 +792,12 @@ pub fn resolve_task_run(
             timeout: step.timeout.clone(),
             on_error: resolve_on_error(step.on_error.as_deref(), &vars, &format!("{at}.onError"), &mut errors),
             workspaces: step.workspaces.clone(),
-            step_results: step.results.iter().map(|r| r.name.clone()).collect(),
+            step_results: step
+                .results
+                .iter()
+                .map(|r| r.name.clone())
+                .chain(artifacts.into_inner().into_iter().map(String::from))
+                .collect(),
             step_result_refs: found.into_inner().into_iter().collect(),
             results_from_step: Vec::new(),
         });

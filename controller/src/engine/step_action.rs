@@ -70,6 +70,9 @@ struct ActionVariables<'a> {
     /// reference's expression without `[*]`. `$(params.p[i])`, `.key` and
     /// `[*]` of such a param become that reference's.
     references: &'a BTreeMap<String, String>,
+    /// Keys of such object params that the referenced object lacks, with
+    /// the action's defaults for them: `$(params.p.key)` takes the default.
+    missing_keys: &'a BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Resolver for ActionVariables<'_> {
@@ -78,6 +81,10 @@ impl Resolver for ActionVariables<'_> {
             return Ok(Value::Str(format!("$({expr})")));
         };
         let (name, selector) = rest.split_at(rest.find(['.', '[']).unwrap_or(rest.len()));
+        let missing = |key| self.missing_keys.get(name).and_then(|keys| keys.get(key));
+        if let Some(default) = selector.strip_prefix('.').and_then(missing) {
+            return Ok(Value::Str(default.clone()));
+        }
         match (self.references.get(name), selector) {
             (Some(inner), "[*]") => Ok(Value::Array(vec![format!("$({inner}[*])")])),
             (Some(inner), selector) if !selector.is_empty() => Ok(Value::Str(format!("$({inner}{selector})"))),
@@ -184,11 +191,12 @@ fn own_container_fields(step: &Step) -> Vec<&'static str> {
 
 /// `task` with every step that refers to a step action replaced by the
 /// action's fields. `actions` holds the actions found by name; a missing
-/// one is an error naming the step's `ref.name`.
+/// one is an error naming the step's `ref.name`. `task_params` are the
+/// run's values of the task's params (see `resolve::run_param_values`).
 pub fn inline_step_actions(
     task: &TaskSpec,
     field: &str,
-    actions: &StepActions,
+    (actions, task_params): (&StepActions, &BTreeMap<String, ParamValue>),
     limits: &Limits,
 ) -> Result<TaskSpec, ValidationErrors> {
     let mut errors = ValidationErrors::default();
@@ -247,7 +255,12 @@ pub fn inline_step_actions(
         };
         let defaults = (action.params.as_slice(), given.as_slice());
         fill_defaults_from_params(defaults, &mut params, &action_at, limits, &mut errors);
-        apply_action(step, action, (&params, &references), &action_at, limits, &mut errors);
+        let missing_keys = missing_object_keys(&action.params, &references, task_params);
+        let whole = WholeReferences {
+            references: &references,
+            missing_keys: &missing_keys,
+        };
+        apply_action(step, action, (&params, whole), &action_at, limits, &mut errors);
     }
     errors.into_result(inlined)
 }
@@ -291,6 +304,51 @@ fn split_whole_references(declared: &[ParamSpec], given: &[Param]) -> (Vec<Param
     (params, references)
 }
 
+/// For each object param given whole as a task param (`$(params.o[*])`),
+/// the keys of the action's default that the task's value of `o` lacks,
+/// with their defaults: as in Tekton, the action's default fills the keys
+/// the task's object does not have (and all of them when the task's param
+/// is not an object). A reference to a param the task does not have, or
+/// to a step's result (known only when the step has run), fills nothing.
+fn missing_object_keys(
+    declared: &[ParamSpec],
+    references: &BTreeMap<String, String>,
+    task_params: &BTreeMap<String, ParamValue>,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut missing = BTreeMap::new();
+    for spec in declared {
+        let Some(ParamValue::Object(defaults)) = &spec.default else {
+            continue;
+        };
+        let Some(task_value) = references
+            .get(&spec.name)
+            .and_then(|inner| inner.strip_prefix("params."))
+            .and_then(|name| task_params.get(name))
+        else {
+            continue;
+        };
+        let has = |key: &String| matches!(task_value, ParamValue::Object(given) if given.contains_key(key));
+        let filled: BTreeMap<String, String> = defaults
+            .iter()
+            .filter(|(key, _)| !has(key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        if !filled.is_empty() {
+            missing.insert(spec.name.clone(), filled);
+        }
+    }
+    missing
+}
+
+/// A step's params given as one whole array or object reference.
+#[derive(Clone, Copy)]
+struct WholeReferences<'a> {
+    /// Param name -> the reference's expression without `[*]`.
+    references: &'a BTreeMap<String, String>,
+    /// See [`missing_object_keys`].
+    missing_keys: &'a BTreeMap<String, BTreeMap<String, String>>,
+}
+
 /// What stands in for such a param while its declaration is checked: the
 /// empty value of its type, with an object's declared keys.
 fn stand_in(spec: &ParamSpec) -> ParamValue {
@@ -323,14 +381,15 @@ fn check_reference(reference: &StepActionRef, at: &str, errors: &mut ValidationE
 fn apply_action(
     step: &mut Step,
     action: &StepActionSpec,
-    (params, references): (&BTreeMap<String, ParamValue>, &BTreeMap<String, String>),
+    (params, whole): (&BTreeMap<String, ParamValue>, WholeReferences<'_>),
     at: &str,
     limits: &Limits,
     errors: &mut ValidationErrors,
 ) {
     let vars = ActionVariables {
         task: params_only(params, limits),
-        references,
+        references: whole.references,
+        missing_keys: whole.missing_keys,
     };
     step.params.clear();
     step.image = Some(substitute_str(&action.image, &vars, &format!("{at}.image"), errors));

@@ -23,7 +23,7 @@ use crate::api::{
 };
 use crate::engine::refs::scan;
 
-use super::refs::{TaskVariable, parse_task_variable};
+use super::refs::{TaskVariable, is_artifact_category, parse_task_variable};
 
 /// The names a task spec reads as `$(params.NAME...)` anywhere in its text.
 pub fn referenced_params(spec: &TaskSpec) -> BTreeSet<String> {
@@ -122,7 +122,7 @@ fn with_implicit_result_params(task: &mut PipelineTask) {
         }
         let (name, array) = implicit
             .entry((from.to_string(), result.to_string()))
-            .or_insert_with(|| (fresh_name(&format!("tasks-{from}-results-{result}"), &mut taken), false));
+            .or_insert_with(|| (fresh_name(&implicit_param_base(from, result), &mut taken), false));
         *array |= !selector.is_empty();
         rewritten.push_str(&text[last..found.start]);
         rewritten.push_str(&format!("$(params.{name}{selector})"));
@@ -146,12 +146,25 @@ fn with_implicit_result_params(task: &mut PipelineTask) {
             param_type,
             ..Default::default()
         });
+        let reference = match is_artifact_category(&result) {
+            true => format!("$(tasks.{from}.{result})"),
+            false => format!("$(tasks.{from}.results.{result}{whole})"),
+        };
         task.params.push(Param {
             name,
-            value: ParamValue::String(format!("$(tasks.{from}.results.{result}{whole})")),
+            value: ParamValue::String(reference),
         });
     }
     task.task_spec = Some(spec);
+}
+
+/// The name of the param standing for task `from`'s result `result` (or
+/// artifact category `outputs.C` / `inputs.C`, whose dot a name cannot hold).
+fn implicit_param_base(from: &str, result: &str) -> String {
+    match is_artifact_category(result) {
+        true => format!("tasks-{from}-{}", result.replace('.', "-")),
+        false => format!("tasks-{from}-results-{result}"),
+    }
 }
 
 /// `base`, or `base-2`, `base-3`, ... if taken; the name is then taken.
@@ -269,6 +282,25 @@ mod tests {
         let propagated = with_propagated_params(&task, Vec::new(), &pipeline);
         let names: Vec<(&str, &ParamValue)> = propagated.iter().map(|p| (p.name.as_str(), &p.value)).collect();
         assert_eq!(names, vec![("declared", &text("d")), ("read", &text("r"))]);
+    }
+
+    #[test]
+    fn artifacts_an_inline_task_reads_become_params_it_is_passed() {
+        let task = inline_task("check '$(tasks.build.outputs.image)'", &[]);
+        let spec = PipelineSpec {
+            tasks: vec![task],
+            ..PipelineSpec::default()
+        };
+        let propagated = with_declared_workspaces_propagated(&spec);
+        let task = &propagated.tasks[0];
+        let task_spec = task.task_spec.as_ref().expect("inline");
+        assert_eq!(
+            task_spec.steps[0].script.as_deref(),
+            Some("check '$(params.tasks-build-outputs-image)'")
+        );
+        assert_eq!(task.params[0].name, "tasks-build-outputs-image");
+        assert_eq!(task.params[0].value, text("$(tasks.build.outputs.image)"));
+        assert_eq!(task_spec.params[0].param_type, ParamType::String);
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub enum TaskVariable<'a> {
     /// `$(tasks.X.reason)`: the reason of the child's condition (empty
     /// when X did not run).
     Reason { task: &'a str },
-    /// `$(tasks.X.results.Y)`, with an optional selector: `[*]`, `[N]` or `.KEY`.
+    /// `$(tasks.X.results.Y)`, with an optional selector: `[*]`, `[N]` or
+    /// `.KEY`; also `$(tasks.X.outputs.C)` and `$(tasks.X.inputs.C)`, the
+    /// values of X's artifacts of category C (see [`is_artifact_category`]).
     Result {
         task: &'a str,
         result: &'a str,
@@ -45,13 +47,21 @@ pub fn parse_task_variable(rest: &str) -> Result<TaskVariable<'_>, String> {
     }
     let bad = || {
         "use $(tasks.TASK.results.RESULT), $(tasks.TASK.status), $(tasks.TASK.reason), \
-         $(tasks.TASK.matrix.length), $(tasks.TASK.matrix.RESULT.length) or $(tasks.status)"
+         $(tasks.TASK.matrix.length), $(tasks.TASK.matrix.RESULT.length), \
+         $(tasks.TASK.outputs.CATEGORY), $(tasks.TASK.inputs.CATEGORY) or $(tasks.status)"
             .to_string()
     };
     let (task, field) = rest.split_once('.').ok_or_else(bad)?;
     match field {
         "status" => return Ok(TaskVariable::Status { task }),
         "reason" => return Ok(TaskVariable::Reason { task }),
+        _ if is_artifact_category(field) => {
+            return Ok(TaskVariable::Result {
+                task,
+                result: field,
+                selector: "",
+            });
+        }
         _ => {}
     }
     if let Some(matrix) = field.strip_prefix("matrix.") {
@@ -73,6 +83,16 @@ pub fn parse_task_variable(rest: &str) -> Result<TaskVariable<'_>, String> {
         return Err(bad());
     }
     Ok(TaskVariable::Result { task, result, selector })
+}
+
+/// Whether a result name stands for a task's artifacts of one category,
+/// `outputs.C` or `inputs.C`: the child's status gives them under these
+/// names, which no result declared by a task can have (no dots).
+pub fn is_artifact_category(result: &str) -> bool {
+    let category = result
+        .strip_prefix("outputs.")
+        .or_else(|| result.strip_prefix("inputs."));
+    category.is_some_and(|c| !c.is_empty() && !c.contains(['.', '[', ']']))
 }
 
 /// Every `$(tasks...)` reference in a text, with its parse result.
@@ -173,7 +193,19 @@ mod tests {
         );
         assert!(parse_task_variable("a.matrix.R").is_err());
         assert!(parse_task_variable("a.matrix.R[0].length").is_err());
-        assert!(parse_task_variable("a.outputs.R").is_err());
+        assert_eq!(
+            parse_task_variable("a.outputs.image"),
+            Ok(TaskVariable::Result {
+                task: "a",
+                result: "outputs.image",
+                selector: ""
+            }),
+            "an artifact category, under the name the child's status gives it"
+        );
+        assert!(parse_task_variable("a.inputs.src").is_ok());
+        assert!(parse_task_variable("a.outputs.R[0]").is_err());
+        assert!(parse_task_variable("a.outputs.").is_err());
+        assert!(parse_task_variable("a.output.R").is_err());
         assert!(parse_task_variable("a").is_err());
     }
 

@@ -10,7 +10,7 @@ use crate::engine::refs::scan;
 use crate::engine::substitute::{Resolver, Value, substitute_list, substitute_str};
 use crate::engine::validate::list_or_none;
 
-use super::refs::{TaskVariable, parse_task_variable};
+use super::refs::{TaskVariable, is_artifact_category, parse_task_variable};
 
 /// The results each pipeline task declares; None for a task whose
 /// definition a resolver fetches when it runs (any result is taken on
@@ -211,6 +211,10 @@ impl PipelineVariables<'_> {
                     else {
                         return Ok(unknown_placeholder(selector));
                     };
+                    // A task does not declare its artifacts: known when it ran.
+                    if is_artifact_category(result) {
+                        return Ok(ParamValue::String(String::new()));
+                    }
                     let declared = results.get(result).ok_or_else(|| {
                         let known: Vec<&str> = results.keys().map(String::as_str).collect();
                         format!(
@@ -224,9 +228,12 @@ impl PipelineVariables<'_> {
                     let results = produced
                         .get(task)
                         .ok_or_else(|| format!("task {task:?} has no results: it did not succeed"))?;
-                    let value = results
-                        .get(result)
-                        .ok_or_else(|| format!("task {task:?} succeeded but did not produce result {result:?}"))?;
+                    let value = results.get(result).ok_or_else(|| match result.split_once('.') {
+                        Some((kind, category)) if is_artifact_category(result) => {
+                            format!("task {task:?} succeeded but wrote no {kind} artifacts of category {category:?}")
+                        }
+                        _ => format!("task {task:?} succeeded but did not produce result {result:?}"),
+                    })?;
                     select(value, selector, &format!("result {result:?} of task {task:?}"))
                 }
             },

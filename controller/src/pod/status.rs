@@ -12,11 +12,13 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use crate::api::artifacts::{self, Artifacts};
 use crate::api::{OnError, ParamType, ParamValue, ResultSpec, RunResult, StepState, TaskSpec};
 use crate::engine::validate::{list_or_none, missing_keys};
+use crate::layout::{STEP_ARTIFACTS, TASK_ARTIFACTS};
 use crate::reason;
 
-use super::render::step_container_name;
+use super::render::{STEP_PREFIX, step_container_name};
 use super::results::{Fetched, FetchedResults, ResultLimits};
 
 /// The `Succeeded` condition's status.
@@ -45,6 +47,8 @@ pub struct PodReading {
     pub message: String,
     pub steps: Vec<StepState>,
     pub results: Vec<RunResult>,
+    /// Every step's artifacts, its own and the task's, in step order.
+    pub artifacts: Artifacts,
     /// When the last step finished, if the pod is done.
     pub finished_at: Option<Time>,
 }
@@ -135,6 +139,10 @@ struct ResultsReading {
     unfetched: Vec<String>,
     /// Each step's own step results: (the step's index, its typed values).
     step_results: Vec<(usize, Vec<RunResult>)>,
+    /// What each step wrote at `$(step.artifacts.path)`, by step index.
+    step_artifacts: Vec<(usize, Artifacts)>,
+    /// Those and what the steps wrote at `$(artifacts.path)`, in step order.
+    artifacts: Artifacts,
     /// Bytes of all step results as written.
     step_results_bytes: u64,
 }
@@ -239,12 +247,35 @@ fn read_results(task: &TaskSpec, steps: &[(String, Option<StepReport>)], fetched
         );
         reading.step_results_bytes += written.values().map(|v| v.len() as u64).sum::<u64>();
         reading.step_results.push((index, typed));
+        read_artifacts(index, &step.name, written, &mut reading);
     }
     if reading.too_large.is_none() {
         reading.too_large = over_limit(&raw, reading.step_results_bytes, &fetched.limits);
     }
     reading.results = typed_results(&task.results, &raw, &mut reading.invalid, "");
     reading
+}
+
+/// The artifacts step `index` wrote (see `layout::STEP_ARTIFACTS`); ones
+/// that cannot be read fail the run as invalid results do.
+fn read_artifacts(index: usize, step: &str, written: &BTreeMap<String, String>, reading: &mut ResultsReading) {
+    for (file, path) in [
+        (STEP_ARTIFACTS, "$(step.artifacts.path)"),
+        (TASK_ARTIFACTS, "$(artifacts.path)"),
+    ] {
+        let Some(text) = written.get(file) else { continue };
+        match artifacts::parse(text) {
+            Ok(parsed) => {
+                if file == STEP_ARTIFACTS {
+                    reading.step_artifacts.push((index, parsed.clone()));
+                }
+                reading.artifacts.extend(parsed);
+            }
+            Err(why) => reading.invalid.push(format!(
+                "step {step:?} wrote artifacts at {path} that cannot be read: {why}"
+            )),
+        }
+    }
 }
 
 /// The `declared` results found in `raw`, typed; a value that is not of
@@ -346,14 +377,28 @@ fn unschedulable_message(pod: &Pod) -> Option<String> {
 /// SIGTERM holds the pod Running for its whole grace period) does not
 /// delay the outcome; the kubelet is already stopping it.
 fn phase_from_steps(task: &TaskSpec, containers: &Option<Vec<ContainerStatus>>) -> Option<&'static str> {
-    let containers = containers.as_deref()?;
-    let mut all_zero = true;
-    for step in &task.steps {
-        let container = containers.iter().find(|c| c.name == step_container_name(&step.name))?;
-        let ended = container.state.as_ref()?.terminated.as_ref()?;
-        all_zero &= ended.exit_code == 0;
+    let exit_codes = ended_steps(containers.as_deref().unwrap_or_default())?;
+    if exit_codes.len() < task.steps.len() {
+        return None;
     }
-    Some(if all_zero { "Succeeded" } else { "Failed" })
+    Some(if exit_codes.iter().all(|code| *code == 0) {
+        "Succeeded"
+    } else {
+        "Failed"
+    })
+}
+
+/// The exit codes of the pod's step containers once every one of them has
+/// ended; None while one has not (or before the kubelet reports any).
+/// Sidecars are init containers and not among them. The one test of "the
+/// steps are done", for the outcome and for reading the results frames.
+pub fn ended_steps(containers: &[ContainerStatus]) -> Option<Vec<i32>> {
+    let codes: Option<Vec<i32>> = containers
+        .iter()
+        .filter(|c| c.name.starts_with(STEP_PREFIX))
+        .map(|c| Some(c.state.as_ref()?.terminated.as_ref()?.exit_code))
+        .collect();
+    codes.filter(|codes| !codes.is_empty())
 }
 
 /// Reads the pod of a run. `cancelled` says the user asked to stop the run,
@@ -385,6 +430,12 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool, fetched: &FetchedRe
             step.results = typed.clone();
         }
     }
+    for (index, own) in &results.step_artifacts {
+        if let Some(step) = steps.get_mut(*index) {
+            step.inputs = own.inputs.clone();
+            step.outputs = own.outputs.clone();
+        }
+    }
     let finished_at = steps.iter().filter_map(|s| s.finished_at.clone()).max_by_key(|t| t.0);
     let mut reading = PodReading {
         succeeded: Succeeded::Unknown,
@@ -392,6 +443,7 @@ pub fn read_pod(task: &TaskSpec, pod: &Pod, cancelled: bool, fetched: &FetchedRe
         message: String::new(),
         steps,
         results: results.results.clone(),
+        artifacts: results.artifacts.clone(),
         finished_at: None,
     };
     let pod_phase = status.phase.as_deref().unwrap_or("Pending");

@@ -10,8 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{
-    ChildReference, Condition, MyPipelineRun, MyTaskRun, Param, PipelineRunStatus, PipelineSpec, PipelineTask,
-    ResolvedFrom, RunSpecStatus, TaskRunSpec, TaskSpec, WorkspaceBinding,
+    ArtifactValue, Artifacts, ChildReference, Condition, MyPipelineRun, MyTaskRun, Param, ParamValue,
+    PipelineRunStatus, PipelineSpec, PipelineTask, ResolvedFrom, RunSpecStatus, TaskRunSpec, TaskSpec,
+    WorkspaceBinding,
 };
 use crate::engine::duration::parse_duration;
 use crate::engine::limits::Limits;
@@ -111,16 +112,43 @@ pub fn run_label(run_name: &str) -> String {
     names::dns_label(&[run_name])
 }
 
+/// A child's artifacts as later tasks read them, `$(tasks.t.outputs.c)`:
+/// under the names `outputs.c` and `inputs.c` (a result's name has no dot),
+/// each the JSON array of the category's values, gathered across the
+/// child's steps.
+fn artifact_values(artifacts: &Artifacts) -> BTreeMap<String, ParamValue> {
+    let mut values: BTreeMap<String, Vec<&ArtifactValue>> = BTreeMap::new();
+    for (kind, categories) in [("inputs", &artifacts.inputs), ("outputs", &artifacts.outputs)] {
+        for category in categories {
+            values
+                .entry(format!("{kind}.{}", category.name))
+                .or_default()
+                .extend(&category.values);
+        }
+    }
+    values
+        .into_iter()
+        .map(|(name, values)| {
+            let json = serde_json::to_string(&values).unwrap_or_default();
+            (name, ParamValue::String(json))
+        })
+        .collect()
+}
+
 /// What scheduling needs to know about a child run.
 pub fn child_state(child: &MyTaskRun) -> ChildState {
     let condition = child.status.as_ref().and_then(|s| succeeded(&s.conditions));
     let results = || {
-        child
+        let mut results: BTreeMap<String, ParamValue> = child
             .status
             .iter()
             .flat_map(|s| &s.results)
             .map(|r| (r.name.clone(), r.value.clone()))
-            .collect()
+            .collect();
+        if let Some(artifacts) = child.status.as_ref().and_then(|s| s.artifacts.as_ref()) {
+            results.extend(artifact_values(artifacts));
+        }
+        results
     };
     match condition.map(|c| c.status.as_str()) {
         Some("True") => ChildState::Succeeded { results: results() },

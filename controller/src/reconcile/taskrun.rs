@@ -275,6 +275,7 @@ impl<'a> Decision<'a> {
                 self.status.pod_name = Some(pod_name);
                 self.status.steps = reading.steps;
                 self.status.results = reading.results;
+                self.status.artifacts = Some(reading.artifacts).filter(|a| !a.is_empty());
                 self.set_condition(Succeeded::Unknown, &reading.reason, reading.message);
                 if let Some(timeout) = plan.resolved.timeout {
                     self.actions.push(Action::RequeueAfter(timeout));
@@ -359,6 +360,7 @@ impl<'a> Decision<'a> {
         self.step_notices(&reading);
         self.status.steps = reading.steps.clone();
         self.status.results = reading.results.clone();
+        self.status.artifacts = Some(reading.artifacts.clone()).filter(|a| !a.is_empty());
         self.status.pod_name = Some(pod_name.clone());
 
         if cancelled && !reading.is_done() {
