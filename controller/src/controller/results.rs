@@ -20,8 +20,8 @@ use cicd_entrypoint::frame::FrameRef;
 use cicd_entrypoint::termination;
 
 use crate::error::Result;
-use crate::pod::status::ended_steps;
 use crate::pod::results::{Fetched, FetchedResults, ResultLimits, SLACK_LINES, WIDE_SLACK_LINES, decode_frame};
+use crate::pod::status::ended_steps;
 
 /// For this long after a step finished, a frame that does not check out is
 /// retried (the runtime may still be writing the log) rather than reported.
