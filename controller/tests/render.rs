@@ -1373,6 +1373,54 @@ fn with_the_entrypoint_config_map_the_pod_has_no_init_container_and_each_step_wr
     assert_eq!(command[command.len() - 3..], ["--", "push", "now"]);
 }
 
+/// Each step's mounts of the hand-off and results volumes: (path, subPath,
+/// read only).
+fn run_and_results_mounts(container: &Container) -> Vec<(String, Option<String>, bool)> {
+    container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.name == "cicd-run" || m.name == "cicd-results")
+        .map(|m| (m.mount_path.clone(), m.sub_path.clone(), m.read_only == Some(true)))
+        .collect()
+}
+
+#[test]
+fn the_only_step_mounts_the_hand_off_and_results_volumes_whole() {
+    let image = "127.0.0.1:5000/cicd/bash:5";
+    let step = |name: &str| json!({ "name": name, "image": image, "script": "true" });
+    let one = pod_with_entrypoint_config_map(json!({ "taskSpec": { "steps": [step("only")] } }));
+    let only = &spec(&one).containers[0];
+    assert_eq!(
+        run_and_results_mounts(only),
+        [
+            ("/cicd/run".to_string(), None, false),
+            ("/cicd/results".to_string(), None, false)
+        ],
+        "no subPath: no other step to keep apart from"
+    );
+    assert_eq!(
+        flag_value(only, "--mkdir"),
+        Some("/cicd/run/0"),
+        "it makes its own directory"
+    );
+    assert_eq!(flag_value(only, "--scripts-dir"), Some("/cicd/run/0"));
+
+    let two = pod_with_entrypoint_config_map(json!({ "taskSpec": { "steps": [step("a"), step("b")] } }));
+    let second = &spec(&two).containers[1];
+    assert_eq!(
+        run_and_results_mounts(second),
+        [
+            ("/cicd/run".to_string(), None, true),
+            ("/cicd/run/1".to_string(), Some("1".to_string()), false),
+            ("/cicd/results".to_string(), Some("1".to_string()), false),
+            ("/cicd/results-previous".to_string(), Some("0".to_string()), true),
+        ],
+        "with two steps each writes only its own directories"
+    );
+    assert_eq!(flag_value(second, "--mkdir"), None);
+}
+
 #[test]
 fn a_sidecar_script_keeps_the_init_container_even_with_the_entrypoint_config_map() {
     let pod = pod_with_entrypoint_config_map(json!({ "taskSpec": {

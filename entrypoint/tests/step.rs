@@ -763,6 +763,31 @@ fn a_step_lays_out_its_own_script_and_directories_when_there_is_no_init_containe
     assert!(!skipped_dir.exists(), "a skipped step made no directory");
 }
 
+/// The only step of a pod mounts the hand-off volume whole and makes its
+/// own directory, then writes its script into it.
+#[test]
+fn a_step_makes_the_directory_its_script_is_written_to() {
+    let pod = Pod::new("own-dir");
+    let own_dir = pod.root().join("whole/0");
+    let text = "echo made > \"$D/made\"\n";
+    let setup = [
+        "--mkdir".to_string(),
+        own_dir.display().to_string(),
+        "--scripts-dir".to_string(),
+        own_dir.display().to_string(),
+        "--script".to_string(),
+        format!("0-only={}", cicd_entrypoint::base64::encode(text.as_bytes())),
+    ];
+    let setup: Vec<&str> = setup.iter().map(String::as_str).collect();
+    let script = own_dir.join("0-only").display().to_string();
+    let only = output(pod.step(0, &setup, &[script.as_str()]));
+    assert_eq!(only.status.code(), Some(0), "{}", String::from_utf8_lossy(&only.stderr));
+    assert_eq!(
+        fs::read_to_string(pod.root().join("made")).expect("the script ran"),
+        "made\n"
+    );
+}
+
 /// A script that is not base64 fails the step naming the script, before
 /// the command could run.
 #[test]

@@ -139,8 +139,15 @@ fn sub_mount(name: &str, sub_path: String, path: &str, read_only: bool) -> Volum
 
 /// Step `index`'s own mounts: the hand-off directory read-only except its
 /// own subdirectory, its own results directory, and the previous step's
-/// results read-only.
-fn step_own_mounts(index: usize) -> Vec<VolumeMount> {
+/// results read-only. The only step of a pod has no other step to keep
+/// apart from, so it mounts both volumes whole (see [`own_results_mount`]).
+fn step_own_mounts(index: usize, only_step: bool) -> Vec<VolumeMount> {
+    if only_step {
+        return vec![
+            mount(VOLUME_RUN, layout::RUN_DIR, false),
+            own_results_mount(index, only_step, layout::RESULTS_DIR),
+        ];
+    }
     let mut mounts = vec![
         mount(VOLUME_RUN, layout::RUN_DIR, true),
         sub_mount(
@@ -149,7 +156,7 @@ fn step_own_mounts(index: usize) -> Vec<VolumeMount> {
             &layout::step_run_dir(index),
             false,
         ),
-        sub_mount(VOLUME_RESULTS, layout::step_sub_path(index), layout::RESULTS_DIR, false),
+        own_results_mount(index, only_step, layout::RESULTS_DIR),
     ];
     if index > 0 {
         mounts.push(sub_mount(
@@ -160,6 +167,18 @@ fn step_own_mounts(index: usize) -> Vec<VolumeMount> {
         ));
     }
     mounts
+}
+
+/// Step `index`'s own results directory at `path`: its subdirectory of the
+/// results volume, or the whole volume for the only step of a pod. A
+/// subPath mount is a bind mount of its own that the kubelet makes before
+/// the container starts and tears down after it, so the only step, which
+/// has no other step to keep apart from, mounts the volumes whole.
+fn own_results_mount(index: usize, only_step: bool, path: &str) -> VolumeMount {
+    match only_step {
+        true => mount(VOLUME_RESULTS, path, false),
+        false => sub_mount(VOLUME_RESULTS, layout::step_sub_path(index), path, false),
+    }
 }
 
 fn empty_dir(name: &str) -> Volume {
@@ -391,7 +410,7 @@ fn entrypoint_args(index: usize, step: &ResolvedStep, context: &StepContext<'_>)
         args.extend(credentials::entrypoint_args(context.credentials));
     }
     if context.own_setup {
-        args.extend(own_setup_args(index, step));
+        args.extend(own_setup_args(index, step, context.steps.len() == 1));
     }
     args.push("--".to_string());
     match &step.script {
@@ -406,9 +425,14 @@ fn entrypoint_args(index: usize, step: &ResolvedStep, context: &StepContext<'_>)
 /// What step `index` lays out for itself in a pod without an init
 /// container: its script, in its own hand-off directory, and its
 /// step-results directory. The kubelet makes the hand-off and results
-/// directories (subPath mounts of emptyDirs, writable by every user).
-fn own_setup_args(index: usize, step: &ResolvedStep) -> Vec<String> {
+/// directories (subPath mounts of emptyDirs, writable by every user); the
+/// only step of a pod mounts the volumes whole and makes its hand-off
+/// directory itself.
+fn own_setup_args(index: usize, step: &ResolvedStep, only_step: bool) -> Vec<String> {
     let mut args = Vec::new();
+    if only_step {
+        args.extend(["--mkdir".to_string(), layout::step_run_dir(index)]);
+    }
     if let Some(script) = &step.script {
         args.extend(["--scripts-dir".to_string(), layout::step_run_dir(index)]);
         args.extend(script_args(&layout::script_name(index, &step.name), script));
@@ -474,12 +498,14 @@ fn prepare_container(settings: &RenderSettings, steps: &[ResolvedStep], sidecars
         args.extend(script_args(&name, script));
     }
     for (index, step) in steps.iter().enumerate() {
-        args.extend([
-            "--mkdir".to_string(),
-            layout::step_run_dir(index),
-            "--mkdir".to_string(),
-            format!("{}/{}", layout::RESULTS_DIR, layout::step_sub_path(index)),
-        ]);
+        args.extend(["--mkdir".to_string(), layout::step_run_dir(index)]);
+        // The only step has the whole results volume (`own_results_mount`).
+        if steps.len() > 1 {
+            args.extend([
+                "--mkdir".to_string(),
+                format!("{}/{}", layout::RESULTS_DIR, layout::step_sub_path(index)),
+            ]);
+        }
         if !step.step_results.is_empty() {
             args.extend(["--mkdir".to_string(), layout::step_results_dir(index)]);
         }
@@ -508,7 +534,7 @@ fn step_container(
 ) -> Container {
     let mut implicit = common_mounts.to_vec();
     implicit.extend(context.workspaces.isolated_mounts(&step.workspaces));
-    implicit.extend(step_own_mounts(index));
+    implicit.extend(step_own_mounts(index, context.steps.len() == 1));
     implicit.extend(tekton_path_mounts(index, context.steps));
     if index == 0 {
         implicit.extend(credentials::mounts(context.credentials));
@@ -556,8 +582,7 @@ fn tekton_path_mounts(index: usize, steps: &[ResolvedStep]) -> Vec<VolumeMount> 
         mounts.push(mount(VOLUME_HOME, layout::TEKTON_HOME_DIR, false));
     }
     if mentions(layout::TEKTON_RESULTS_DIR) {
-        let own = layout::step_sub_path(index);
-        mounts.push(sub_mount(VOLUME_RESULTS, own, layout::TEKTON_RESULTS_DIR, false));
+        mounts.push(own_results_mount(index, steps.len() == 1, layout::TEKTON_RESULTS_DIR));
     }
     if mentions(layout::TEKTON_STEPS_DIR) {
         mounts.extend(tekton_steps_mounts(index, steps));
