@@ -2,7 +2,8 @@
 //! and its runs. Runs are untyped (`DynamicObject`), so the benchmark does
 //! not depend on the controller's Rust types and measures any build of it.
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -107,6 +108,68 @@ pub async fn create_raw_pod(
     Ok(())
 }
 
+/// A pod shaped as a run's pod is (its volumes, mounts, entrypoint and
+/// script), made by a client: `template` is the pod the controller made
+/// for one run, renamed for `id` and freed of what ties it to that run
+/// (owner, labels, node) and of the API token volume the API server adds
+/// again. Running these beside raw pods and runs separates what the pod's
+/// shape costs the kubelet from what the controller costs.
+pub fn run_shaped_pod(template: &Pod, id: usize) -> Pod {
+    let mut spec = template.spec.clone().unwrap_or_default();
+    spec.node_name = None;
+    let api_token = |name: &str| name.starts_with("kube-api-access-");
+    if let Some(volumes) = spec.volumes.as_mut() {
+        volumes.retain(|volume| !api_token(&volume.name));
+    }
+    for container in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
+        if let Some(mounts) = container.volume_mounts.as_mut() {
+            mounts.retain(|mount| !api_token(&mount.name));
+        }
+    }
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(format!("shaped-{id}")),
+            labels: Some([(LABEL_ID.to_string(), id.to_string())].into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+/// The ConfigMaps a pod mounts, copied for another namespace (name, labels
+/// and data only).
+pub async fn copy_config_maps(client: &Client, pod: &Pod, from: &str, to: &str) -> anyhow::Result<()> {
+    let names = pod
+        .spec
+        .iter()
+        .flat_map(|spec| spec.volumes.iter().flatten())
+        .filter_map(|volume| Some(volume.config_map.as_ref()?.name.clone()));
+    let (source, target) = (
+        Api::<ConfigMap>::namespaced(client.clone(), from),
+        Api::<ConfigMap>::namespaced(client.clone(), to),
+    );
+    for name in names {
+        let found = source.get(&name).await?;
+        let copy = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name),
+                labels: found.metadata.labels,
+                ..ObjectMeta::default()
+            },
+            data: found.data,
+            binary_data: found.binary_data,
+            immutable: found.immutable,
+        };
+        target.create(&PostParams::default(), &copy).await?;
+    }
+    Ok(())
+}
+
 /// The MyTask of every run: one step that does nothing.
 pub async fn create_task(client: &Client, namespace: &str, image: &str) -> anyhow::Result<()> {
     create_named_task(client, namespace, TASK, image).await
@@ -148,4 +211,47 @@ pub fn task_run(id: usize, placement: Placement, cancelled: bool) -> anyhow::Res
         "metadata": { "name": format!("run-{id}"), "labels": { LABEL_ID: id.to_string() } },
         "spec": spec,
     }))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_shaped_pod_keeps_the_shape_and_drops_what_ties_it_to_the_run() {
+        let template: Pod = serde_json::from_value(json!({
+            "metadata": { "name": "run-0-pod", "labels": { "cicdoperator.ning1875.io/taskRun": "run-0" },
+                          "ownerReferences": [{ "apiVersion": "v1", "kind": "X", "name": "run-0", "uid": "u" }] },
+            "spec": {
+                "nodeName": "node-1",
+                "containers": [{ "name": "step-noop", "image": "i", "volumeMounts": [
+                    { "name": "cicd-bin", "mountPath": "/cicd/bin" },
+                    { "name": "kube-api-access-x1", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount" },
+                ] }],
+                "volumes": [
+                    { "name": "cicd-bin", "configMap": { "name": "cicd-entrypoint-1" } },
+                    { "name": "kube-api-access-x1", "projected": { "sources": [] } },
+                ],
+            },
+        }))
+        .expect("a pod");
+        let copy = run_shaped_pod(&template, 7);
+        assert_eq!(copy.metadata.name.as_deref(), Some("shaped-7"));
+        assert!(copy.metadata.owner_references.is_none());
+        assert_eq!(
+            copy.metadata.labels,
+            Some([(LABEL_ID.to_string(), "7".to_string())].into())
+        );
+        let spec = copy.spec.expect("a spec");
+        assert_eq!(spec.node_name, None);
+        let volumes: Vec<&str> = spec.volumes.iter().flatten().map(|v| v.name.as_str()).collect();
+        assert_eq!(volumes, ["cicd-bin"]);
+        let mounts: Vec<&str> = spec.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(mounts, ["cicd-bin"]);
+    }
 }

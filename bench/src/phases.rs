@@ -6,7 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DynamicObject, ListParams, PostParams};
 use kube::{Api, Client};
 
@@ -25,6 +27,10 @@ pub enum Subject {
     /// and its pod's), without a controller in between. Its rate bounds
     /// what the runs can reach on this cluster.
     ObjectAndPod,
+    /// Raw pods shaped as a run's pod (copied from one the controller
+    /// made; see `objects::run_shaped_pod`): what the runs' pods cost the
+    /// node, without the controller.
+    RunShapedPods,
     Runs,
 }
 
@@ -121,7 +127,7 @@ impl Bench {
             report.phases.push(self.steady().await?);
         }
         if wanted(Which::Running) && o.running > 0 {
-            for subject in [Subject::RawPods, Subject::Runs] {
+            for subject in [Subject::RawPods, Subject::RunShapedPods, Subject::Runs] {
                 report
                     .phases
                     .push(self.burst(subject, Placement::Runs, o.running).await?);
@@ -174,7 +180,7 @@ impl Bench {
 
     async fn create_one(
         client: &Client,
-        namespace: &str,
+        (namespace, template): (&str, Option<&Pod>),
         subject: Subject,
         id: usize,
         placement: Placement,
@@ -182,6 +188,12 @@ impl Bench {
     ) -> anyhow::Result<()> {
         match subject {
             Subject::RawPods => objects::create_raw_pod(client, namespace, id, image, placement).await?,
+            Subject::RunShapedPods => {
+                let template = template.context("no run's pod to copy")?;
+                Api::<Pod>::namespaced(client.clone(), namespace)
+                    .create(&PostParams::default(), &objects::run_shaped_pod(template, id))
+                    .await?;
+            }
             Subject::ObjectAndPod => {
                 objects::create_floor_task(client, namespace, id, image).await?;
                 objects::create_raw_pod(client, namespace, id, image, placement).await?;
@@ -199,7 +211,7 @@ impl Bench {
     /// Creates `ids` as fast as `concurrency` allows, noting each start.
     async fn create_all(
         &self,
-        namespace: &str,
+        (namespace, template): (&str, Option<&Pod>),
         tracker: &Tracker,
         subject: Subject,
         ids: std::ops::Range<usize>,
@@ -208,7 +220,14 @@ impl Bench {
         let failures: Vec<anyhow::Error> = futures::stream::iter(ids)
             .map(|id| {
                 tracker.created(id);
-                Self::create_one(&self.client, namespace, subject, id, placement, &self.options.image)
+                Self::create_one(
+                    &self.client,
+                    (namespace, template),
+                    subject,
+                    id,
+                    placement,
+                    &self.options.image,
+                )
             })
             .buffer_unordered(self.options.concurrency)
             .filter_map(|result| async move { result.err() })
@@ -276,6 +295,7 @@ impl Bench {
             match subject {
                 Subject::RawPods => "raw pods",
                 Subject::ObjectAndPod => "floor: object + pod",
+                Subject::RunShapedPods => "run-shaped pods",
                 Subject::Runs => "runs",
             },
             match placement {
@@ -288,6 +308,7 @@ impl Bench {
             match subject {
                 Subject::RawPods => "raw",
                 Subject::ObjectAndPod => "floor",
+                Subject::RunShapedPods => "shaped",
                 Subject::Runs => "runs",
             },
             if placement == Placement::Runs {
@@ -298,9 +319,13 @@ impl Bench {
         );
         self.say(&format!("{name}: burst of {count}"));
         let (namespace, tracker) = self.namespace(&slug, subject == Subject::Runs).await?;
+        let template = match subject {
+            Subject::RunShapedPods => Some(self.run_pod_copied_to(&namespace).await?),
+            _ => None,
+        };
         let _ = self.controller.reset_peak();
         let before = self.usage();
-        self.create_all(&namespace, &tracker, subject, 0..count, placement)
+        self.create_all((&namespace, template.as_ref()), &tracker, subject, 0..count, placement)
             .await?;
         let finished = placement == Placement::Runs;
         self.wait_for(&tracker, count, finished, &name).await;
@@ -308,6 +333,29 @@ impl Bench {
         self.say(&format!("{}: done in {:.1}s", phase.name, phase.span.as_secs_f64()));
         self.cleanup(&namespace).await;
         Ok(phase)
+    }
+
+    /// The pod the controller makes for one run of the one-step task (in a
+    /// namespace of its own, deleted once copied), with the ConfigMaps it
+    /// mounts copied into `namespace` for the copies to mount.
+    async fn run_pod_copied_to(&self, namespace: &str) -> anyhow::Result<Pod> {
+        self.say("run-shaped pods: copying the pod of one run");
+        let (source, tracker) = self.namespace("template", true).await?;
+        let run = objects::task_run(0, Placement::Runs, false)?;
+        Api::<DynamicObject>::namespaced_with(self.client.clone(), &source, &objects::task_run_resource())
+            .create(&PostParams::default(), &run)
+            .await?;
+        self.wait_for(&tracker, 1, false, "the run whose pod is copied").await;
+        let pod = Api::<Pod>::namespaced(self.client.clone(), &source)
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .next()
+            .with_context(|| format!("the run in {source} made no pod"))?;
+        objects::copy_config_maps(&self.client, &pod, &source, namespace).await?;
+        self.cleanup(&source).await;
+        Ok(pod)
     }
 
     /// Runs at a steady rate, controller only: time to pod under load.
@@ -330,7 +378,15 @@ impl Bench {
             tracker.created(id);
             let (client, namespace, image) = (self.client.clone(), namespace.clone(), o.image.clone());
             pending.push(tokio::spawn(async move {
-                Self::create_one(&client, &namespace, Subject::Runs, id, Placement::Unschedulable, &image).await
+                Self::create_one(
+                    &client,
+                    (&namespace, None),
+                    Subject::Runs,
+                    id,
+                    Placement::Unschedulable,
+                    &image,
+                )
+                .await
             }));
         }
         for handle in pending {
@@ -352,7 +408,7 @@ impl Bench {
         let (busy, busy_tracker) = self.namespace("tenant-a", false).await?;
         let (probe, probe_tracker) = self.namespace("tenant-b", false).await?;
         let burst = self.create_all(
-            &busy,
+            (&busy, None),
             &busy_tracker,
             Subject::Runs,
             0..o.fairness_burst,
@@ -364,7 +420,7 @@ impl Bench {
                 probe_tracker.created(id);
                 Self::create_one(
                     &self.client,
-                    &probe,
+                    (&probe, None),
                     Subject::Runs,
                     id,
                     Placement::Unschedulable,
@@ -532,6 +588,15 @@ impl Report {
                 "pods that run: runs take {} x the time of raw pods in total (goal <= 1.10)",
                 ratio(runs.span.as_secs_f64(), raw.span.as_secs_f64())
             )?;
+            if let Some(shaped) = self.find("run-shaped pods (pods run") {
+                writeln!(
+                    f,
+                    "pods that run: raw pods shaped as a run's take {} x the time of raw pods (the pod's shape, \
+                     no controller); runs take {} x the time of those",
+                    ratio(shaped.span.as_secs_f64(), raw.span.as_secs_f64()),
+                    ratio(runs.span.as_secs_f64(), shaped.span.as_secs_f64())
+                )?;
+            }
         }
         Ok(())
     }
